@@ -1,0 +1,26 @@
+//! argent's domain model. Pure: no I/O, no clocks, no randomness that is not seeded.
+//!
+//! Money is integer minor units with a currency ([`money::Money`]); calendar dates are
+//! `NaiveDate` (an invoice is due on a day, not an instant); instants are `DateTime<Utc>`;
+//! a customer's local time zone is an explicit `chrono_tz::Tz`.
+
+pub mod case;
+pub mod customer;
+pub mod demo;
+pub mod import;
+pub mod invoice;
+pub mod ledger;
+pub mod money;
+pub mod plan;
+pub mod promise;
+pub mod risk;
+
+pub use case::{Case, CaseKind, CaseStatus};
+pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
+pub use import::{ImportError, Portfolio};
+pub use invoice::{Invoice, Payment};
+pub use ledger::{AgingBucket, AgingReport};
+pub use money::{Currency, Money};
+pub use plan::{Installment, PaymentPlan, PlanStatus};
+pub use promise::{PromiseStatus, PromiseToPay};
+pub use risk::{RiskAssessment, RiskSegment};

@@ -4,8 +4,10 @@
 //! `NaiveDate` (an invoice is due on a day, not an instant); instants are `DateTime<Utc>`;
 //! a customer's local time zone is an explicit `chrono_tz::Tz`.
 
+pub mod action;
 pub mod case;
 pub mod customer;
+pub mod decision;
 pub mod demo;
 pub mod import;
 pub mod invoice;
@@ -15,8 +17,13 @@ pub mod plan;
 pub mod promise;
 pub mod risk;
 
+pub use action::{
+    Action, ArgProblem, DecimalAmount, EscalateArgs, InstallmentArg, LogPromiseArgs, MoneyArg,
+    OpenCaseArgs, ProposePlanArgs, ReadAgingArgs, SendEmailArgs, ToolName, Urgency,
+};
 pub use case::{Case, CaseKind, CaseStatus};
 pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
+pub use decision::{Decision, FiredRule, Outcome, Role};
 pub use import::{ImportError, Portfolio};
 pub use invoice::{Invoice, Payment};
 pub use ledger::{AgingBucket, AgingReport};

@@ -97,7 +97,7 @@
 //!     {
 //!       "error": { "kind": "timeout", "message": "model request to ... timed out: ..." },
 //!       "index": 1,
-//!       "request": { "messages": [ "..." ] }
+//!       "request": { "messages": ["... abbreviated ..."] }
 //!     }
 //!   ]
 //! }

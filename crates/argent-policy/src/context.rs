@@ -1,0 +1,134 @@
+//! The account facts a policy rule may look at. Built by the caller (the agent loads them
+//! from the store); the engine itself does no I/O.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use argent_core::ledger::invoice_states;
+use argent_core::{Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment};
+
+/// One invoice with what is still open on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenInvoice {
+    pub number: String,
+    pub currency: Currency,
+    /// The invoiced amount, minor units.
+    pub amount_minor: i64,
+    /// What is still owed on it, minor units.
+    pub open_minor: i64,
+    pub due_date: NaiveDate,
+    /// Disputed and not yet verified: collection on it is paused.
+    #[serde(default)]
+    pub disputed: bool,
+}
+
+impl OpenInvoice {
+    pub fn amount(&self) -> Money {
+        Money::new(self.amount_minor, self.currency)
+    }
+    pub fn open(&self) -> Money {
+        Money::new(self.open_minor, self.currency)
+    }
+}
+
+/// A past outbound contact attempt with the debtor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorContact {
+    pub at: DateTime<Utc>,
+    pub channel: Channel,
+}
+
+/// Everything a rule may consult about the account, as of `now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    pub customer: Customer,
+    /// Open invoices (open_minor > 0), from the ledger.
+    #[serde(default)]
+    pub invoices: Vec<OpenInvoice>,
+    /// Open cases; an open dispute case pauses collection on the invoices it names.
+    #[serde(default)]
+    pub open_cases: Vec<Case>,
+    /// Outbound contact attempts, any order.
+    #[serde(default)]
+    pub prior_contacts: Vec<PriorContact>,
+    /// Whether the initial communication (US: with the validation notice) was already sent.
+    #[serde(default)]
+    pub initial_communication_sent: bool,
+    /// The current instant. Quiet hours are judged in the customer's time zone.
+    pub now: DateTime<Utc>,
+    pub segment: RiskSegment,
+    /// Reference (central bank base) rate in basis points, for statutory late-payment
+    /// interest in B2B packs.
+    #[serde(default)]
+    pub base_rate_bps: u32,
+}
+
+impl Context {
+    /// A context with no ledger, cases or contact history.
+    pub fn new(customer: Customer, now: DateTime<Utc>, segment: RiskSegment) -> Context {
+        Context {
+            customer,
+            invoices: Vec::new(),
+            open_cases: Vec::new(),
+            prior_contacts: Vec::new(),
+            initial_communication_sent: false,
+            now,
+            segment,
+            base_rate_bps: 0,
+        }
+    }
+
+    /// Fills `invoices` with the customer's open invoices as of `now`'s date (UTC),
+    /// applying `payments` with the core ledger rules.
+    pub fn with_ledger(mut self, invoices: &[Invoice], payments: &[Payment]) -> Context {
+        let as_of = self.now.date_naive();
+        self.invoices = invoice_states(invoices, payments, as_of)
+            .into_iter()
+            .filter(|s| s.is_open() && s.invoice.customer_id == self.customer.id)
+            .map(|s| OpenInvoice {
+                number: s.invoice.number.clone(),
+                currency: s.invoice.amount.currency,
+                amount_minor: s.invoice.amount.minor,
+                open_minor: s.open_minor,
+                due_date: s.invoice.due_date,
+                disputed: s.invoice.disputed,
+            })
+            .collect();
+        self
+    }
+
+    /// Whether collection on `number` is paused: the invoice is marked disputed, an open
+    /// dispute case covers it, or the whole account is disputed.
+    pub fn invoice_paused(&self, number: &str) -> bool {
+        self.customer.flags.disputed
+            || self
+                .invoices
+                .iter()
+                .any(|i| i.number == number && i.disputed)
+            || self.open_cases.iter().any(|c| c.pauses(number))
+    }
+
+    /// Total open balance in `currency`, minor units.
+    pub fn open_balance(&self, currency: Currency) -> i64 {
+        self.invoices
+            .iter()
+            .filter(|i| i.currency == currency)
+            .fold(0_i64, |acc, i| acc.saturating_add(i.open_minor))
+    }
+
+    /// Open balance in `currency` on invoices whose collection is not paused.
+    pub fn collectible_balance(&self, currency: Currency) -> i64 {
+        self.invoices
+            .iter()
+            .filter(|i| i.currency == currency && !self.invoice_paused(&i.number))
+            .fold(0_i64, |acc, i| acc.saturating_add(i.open_minor))
+    }
+
+    /// The customer's local date today.
+    pub fn local_today(&self) -> NaiveDate {
+        self.now.with_timezone(&self.customer.time_zone).date_naive()
+    }
+}

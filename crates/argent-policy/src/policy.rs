@@ -1,0 +1,834 @@
+//! Policy documents: the TOML form, its validation (JSON Schema, then semantic checks) and
+//! the compiled [`Policy`] the engine evaluates (regexes compiled once, at load).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::NaiveTime;
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+
+use argent_core::{Channel, Currency, Jurisdiction, Money, RiskSegment, Role, Tier, ToolName};
+
+use crate::error::{KeyProblem, PolicyError, line_col, pointer_to_key};
+
+/// The JSON Schema every policy document must satisfy (policies/policy.schema.json).
+pub const POLICY_SCHEMA: &str = include_str!("../../../policies/policy.schema.json");
+
+fn schema_validator() -> Result<&'static jsonschema::Validator, String> {
+    static V: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(POLICY_SCHEMA).map_err(|e| format!("policy.schema.json: {e}"))?;
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| format!("policy.schema.json: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// What a rule does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    NeedsApproval,
+    Deny,
+}
+
+impl Effect {
+    pub fn outcome(self) -> argent_core::Outcome {
+        match self {
+            Effect::NeedsApproval => argent_core::Outcome::NeedsApproval,
+            Effect::Deny => argent_core::Outcome::Deny,
+        }
+    }
+}
+
+/// The fields every rule has: what it is, why, and what happens when it fires.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RuleMeta {
+    pub id: String,
+    pub effect: Effect,
+    pub message: String,
+    pub citation: String,
+    /// Who may approve, for `needs_approval` rules.
+    #[serde(default)]
+    pub approvers: Vec<Role>,
+}
+
+/// The account condition a contact stop looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopCondition {
+    CeaseContact,
+    Bankrupt,
+    AttorneyRepresented,
+    /// The customer disputes the debt as a whole.
+    AccountDisputed,
+    /// The action names an invoice whose collection is paused (disputed, or under an open
+    /// dispute case).
+    InvoiceDisputed,
+    /// The recipient opted out of the action's channel.
+    ChannelOptedOut,
+    /// The recipient is not a contact on file (third-party disclosure risk).
+    RecipientNotOnFile,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct StopDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    when: StopCondition,
+    actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct QuietHoursDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    earliest: String,
+    latest: String,
+    #[serde(default = "contact_actions")]
+    actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct FrequencyDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    channels: Vec<Channel>,
+    max: u32,
+    window_days: u32,
+    #[serde(default = "contact_actions")]
+    actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct PatternDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    pattern: String,
+}
+
+/// Which communications a required disclosure applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// The first communication with the debtor about the debt.
+    Initial,
+    /// Every later communication.
+    Subsequent,
+    Any,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct RequiredDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    pattern: String,
+    kind: MessageKind,
+    #[serde(default = "email_only")]
+    channels: Vec<Channel>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct AmountsDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    balance_context: String,
+    #[serde(default = "default_context_chars")]
+    context_chars: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct CeilingDoc {
+    id: String,
+    message: String,
+    citation: String,
+    max_discount_percent: f64,
+    max_installments: u32,
+    min_down_payment_percent: f64,
+    max_plan_days: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct RangeDoc {
+    id: String,
+    message: String,
+    citation: String,
+    approvers: Vec<Role>,
+    #[serde(default)]
+    segments: Vec<RiskSegment>,
+    #[serde(default)]
+    tiers: Vec<Tier>,
+    max_discount_percent: f64,
+    max_installments: u32,
+    min_down_payment_percent: f64,
+    max_plan_days: u32,
+    ceiling: CeilingDoc,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct ApprovalDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    actions: Vec<ToolName>,
+    #[serde(default)]
+    tiers: Vec<Tier>,
+    #[serde(default)]
+    segments: Vec<RiskSegment>,
+    #[serde(default)]
+    amount_over: Option<String>,
+    #[serde(default)]
+    currency: Option<Currency>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct PromiseDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    max_days_ahead: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct BandDoc {
+    #[serde(default)]
+    below: Option<String>,
+    amount: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct CompensationDoc {
+    currency: Currency,
+    bands: Vec<BandDoc>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct LatePaymentDoc {
+    interest_over_base_percent: f64,
+    compensation: Vec<CompensationDoc>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct PolicyDoc {
+    id: String,
+    title: String,
+    version: String,
+    jurisdiction: Jurisdiction,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    stop: Vec<StopDoc>,
+    #[serde(default)]
+    quiet_hours: Vec<QuietHoursDoc>,
+    #[serde(default)]
+    frequency: Vec<FrequencyDoc>,
+    #[serde(default)]
+    prohibited: Vec<PatternDoc>,
+    #[serde(default)]
+    required: Vec<RequiredDoc>,
+    #[serde(default)]
+    amounts: Option<AmountsDoc>,
+    #[serde(default)]
+    negotiation: Vec<RangeDoc>,
+    #[serde(default)]
+    approval: Vec<ApprovalDoc>,
+    #[serde(default)]
+    promise: Option<PromiseDoc>,
+    #[serde(default)]
+    late_payment: Option<LatePaymentDoc>,
+}
+
+fn contact_actions() -> Vec<ToolName> {
+    vec![ToolName::SendEmail]
+}
+fn email_only() -> Vec<Channel> {
+    vec![Channel::Email]
+}
+fn default_context_chars() -> usize {
+    48
+}
+
+// ---------------------------------------------------------------------------------------
+// Compiled form.
+
+#[derive(Clone, Debug)]
+pub(crate) struct Stop {
+    pub meta: RuleMeta,
+    pub when: StopCondition,
+    pub actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct QuietHours {
+    pub meta: RuleMeta,
+    pub earliest: NaiveTime,
+    pub latest: NaiveTime,
+    pub actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Frequency {
+    pub meta: RuleMeta,
+    pub channels: Vec<Channel>,
+    pub max: u32,
+    pub window_days: u32,
+    pub actions: Vec<ToolName>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Required {
+    pub meta: RuleMeta,
+    pub regex: Regex,
+    pub kind: MessageKind,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Amounts {
+    pub meta: RuleMeta,
+    pub balance_context: Regex,
+    pub context_chars: usize,
+}
+
+/// Plan terms in basis points and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Terms {
+    pub max_discount_bps: i64,
+    pub max_installments: u32,
+    pub min_down_payment_bps: i64,
+    pub max_plan_days: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Range {
+    pub id: String,
+    pub message: String,
+    pub citation: String,
+    pub approvers: Vec<Role>,
+    pub segments: Vec<RiskSegment>,
+    pub tiers: Vec<Tier>,
+    pub within: Terms,
+    pub ceiling_id: String,
+    pub ceiling_message: String,
+    pub ceiling_citation: String,
+    pub ceiling: Terms,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Approval {
+    pub meta: RuleMeta,
+    pub actions: Vec<ToolName>,
+    pub tiers: Vec<Tier>,
+    pub segments: Vec<RiskSegment>,
+    pub amount_over: Option<Money>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PromiseRule {
+    pub meta: RuleMeta,
+    pub max_days_ahead: u32,
+}
+
+/// Fixed compensation bands for one currency: (exclusive upper bound of the debt, sum).
+#[derive(Clone, Debug)]
+pub(crate) struct Compensation {
+    pub currency: Currency,
+    pub bands: Vec<(Option<i64>, i64)>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct LatePayment {
+    pub interest_over_base_bps: i64,
+    pub compensation: Vec<Compensation>,
+}
+
+/// A validated, compiled policy document. Cheap to share; evaluation never allocates
+/// regexes.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub id: String,
+    pub title: String,
+    pub version: String,
+    pub jurisdiction: Jurisdiction,
+    pub(crate) stops: Vec<Stop>,
+    pub(crate) quiet_hours: Vec<QuietHours>,
+    pub(crate) frequency: Vec<Frequency>,
+    pub(crate) prohibited: Vec<RuleMeta>,
+    pub(crate) prohibited_set: RegexSet,
+    pub(crate) required: Vec<Required>,
+    pub(crate) amounts: Option<Amounts>,
+    pub(crate) money_mention: Regex,
+    pub(crate) negotiation: Vec<Range>,
+    pub(crate) approval: Vec<Approval>,
+    pub(crate) promise: Option<PromiseRule>,
+    pub(crate) late_payment: Option<LatePayment>,
+}
+
+/// Finds money mentions: `$1,234.56`, `£40`, `€ 40.00`, `USD 1234.56`, `1,234.56 GBP`.
+const MONEY_MENTION: &str = r"(?:(?P<sym>[$£€])\s?|\b(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\s?)(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]{1,3}))?|\b(?P<num2>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac2>[0-9]{1,3}))?\s?(?P<code2>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b";
+
+impl Policy {
+    /// Parses and validates a policy document. `file` is only used to name the source in
+    /// errors.
+    pub fn from_toml_str(text: &str, file: &Path) -> Result<Policy, PolicyError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|s| {
+                    let (l, c) = line_col(text, s.start);
+                    format!("(line {l}, column {c})")
+                })
+                .unwrap_or_default();
+            PolicyError::invalid(file, key, format!("not valid TOML: {}", e.message()))
+        })?;
+        let json = serde_json::to_value(&table)
+            .map_err(|e| PolicyError::invalid(file, "", format!("cannot convert: {e}")))?;
+        let validator = schema_validator().map_err(|e| PolicyError::invalid(file, "", e))?;
+        let problems: Vec<KeyProblem> = validator
+            .iter_errors(&json)
+            .map(|e| KeyProblem {
+                key: pointer_to_key(e.instance_path().as_str()),
+                problem: e.to_string(),
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid {
+                file: file.to_path_buf(),
+                problems,
+            });
+        }
+        let doc: PolicyDoc = serde_json::from_value(json)
+            .map_err(|e| PolicyError::invalid(file, "", e.to_string()))?;
+        compile(doc).map_err(|problems| PolicyError::Invalid {
+            file: file.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// Reads and validates one policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Policy::from_toml_str(&text, path)
+    }
+
+    /// Ids of every rule in the document.
+    pub fn rule_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::new();
+        ids.extend(self.stops.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.quiet_hours.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.frequency.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.prohibited.iter().map(|r| r.id.as_str()));
+        ids.extend(self.required.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.amounts.iter().map(|r| r.meta.id.as_str()));
+        for r in &self.negotiation {
+            ids.push(&r.id);
+            ids.push(&r.ceiling_id);
+        }
+        ids.extend(self.approval.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.promise.iter().map(|r| r.meta.id.as_str()));
+        ids
+    }
+}
+
+/// Collects semantic problems with key paths.
+struct Checker {
+    problems: Vec<KeyProblem>,
+    ids: HashSet<String>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: String, problem: impl Into<String>) {
+        self.problems.push(KeyProblem {
+            key,
+            problem: problem.into(),
+        });
+    }
+
+    fn id(&mut self, key: String, id: &str) {
+        if !self.ids.insert(id.to_string()) {
+            self.problem(key, format!("rule id '{id}' is used more than once"));
+        }
+    }
+
+    fn meta(&mut self, key: &str, meta: &RuleMeta) {
+        self.id(format!("{key}.id"), &meta.id);
+        match meta.effect {
+            Effect::NeedsApproval if meta.approvers.is_empty() => self.problem(
+                format!("{key}.approvers"),
+                "a needs_approval rule must name at least one role that may approve",
+            ),
+            Effect::Deny if !meta.approvers.is_empty() => self.problem(
+                format!("{key}.approvers"),
+                "a deny rule cannot have approvers: a deny is final",
+            ),
+            _ => {}
+        }
+    }
+
+    fn regex(&mut self, key: String, pattern: &str) -> Option<Regex> {
+        match regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 22)
+            .build()
+        {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.problem(key, format!("pattern does not compile: {e}"));
+                None
+            }
+        }
+    }
+
+    fn percent(&mut self, key: String, v: f64) -> i64 {
+        let bps = (v * 100.0).round();
+        if !(0.0..=100.0).contains(&v) || (v * 100.0 - bps).abs() > 1e-6 {
+            self.problem(
+                key,
+                format!("{v} is not a percentage between 0 and 100 with at most 2 decimals"),
+            );
+            return 0;
+        }
+        bps as i64
+    }
+
+    fn time(&mut self, key: String, s: &str) -> NaiveTime {
+        match NaiveTime::parse_from_str(s, "%H:%M") {
+            Ok(t) => t,
+            Err(_) => {
+                self.problem(key, format!("'{s}' is not a time of day HH:MM"));
+                NaiveTime::MIN
+            }
+        }
+    }
+
+    fn money(&mut self, key: String, s: &str, currency: Currency) -> i64 {
+        match Money::parse(s, currency) {
+            Ok(m) if m.minor >= 0 => m.minor,
+            Ok(_) => {
+                self.problem(key, "an amount must not be negative");
+                0
+            }
+            Err(e) => {
+                self.problem(key, e.to_string());
+                0
+            }
+        }
+    }
+
+    fn terms(
+        &mut self,
+        key: &str,
+        disc: f64,
+        inst: u32,
+        down: f64,
+        days: u32,
+    ) -> Terms {
+        let t = Terms {
+            max_discount_bps: self.percent(format!("{key}max_discount_percent"), disc),
+            max_installments: inst,
+            min_down_payment_bps: self.percent(format!("{key}min_down_payment_percent"), down),
+            max_plan_days: days,
+        };
+        if inst == 0 {
+            self.problem(format!("{key}max_installments"), "must be at least 1");
+        }
+        if days == 0 {
+            self.problem(format!("{key}max_plan_days"), "must be at least 1");
+        }
+        t
+    }
+}
+
+fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
+    let mut ck = Checker {
+        problems: Vec::new(),
+        ids: HashSet::new(),
+    };
+
+    let mut stops = Vec::new();
+    for (i, s) in doc.stop.into_iter().enumerate() {
+        ck.meta(&format!("stop[{i}]"), &s.meta);
+        if s.actions.is_empty() {
+            ck.problem(format!("stop[{i}].actions"), "must name at least one tool");
+        }
+        stops.push(Stop {
+            meta: s.meta,
+            when: s.when,
+            actions: s.actions,
+        });
+    }
+
+    let mut quiet_hours = Vec::new();
+    for (i, q) in doc.quiet_hours.into_iter().enumerate() {
+        let key = format!("quiet_hours[{i}]");
+        ck.meta(&key, &q.meta);
+        let earliest = ck.time(format!("{key}.earliest"), &q.earliest);
+        let latest = ck.time(format!("{key}.latest"), &q.latest);
+        if earliest >= latest {
+            ck.problem(
+                format!("{key}.latest"),
+                format!("latest ({}) must be after earliest ({})", q.latest, q.earliest),
+            );
+        }
+        quiet_hours.push(QuietHours {
+            meta: q.meta,
+            earliest,
+            latest,
+            actions: q.actions,
+        });
+    }
+
+    let mut frequency = Vec::new();
+    for (i, f) in doc.frequency.into_iter().enumerate() {
+        let key = format!("frequency[{i}]");
+        ck.meta(&key, &f.meta);
+        if f.max == 0 {
+            ck.problem(format!("{key}.max"), "must be at least 1 (use a stop rule to forbid contact)");
+        }
+        if f.window_days == 0 || f.window_days > 366 {
+            ck.problem(format!("{key}.window_days"), format!("{} is not between 1 and 366", f.window_days));
+        }
+        if f.channels.is_empty() {
+            ck.problem(format!("{key}.channels"), "must name at least one channel");
+        }
+        frequency.push(Frequency {
+            meta: f.meta,
+            channels: f.channels,
+            max: f.max,
+            window_days: f.window_days,
+            actions: f.actions,
+        });
+    }
+
+    let mut prohibited = Vec::new();
+    let mut patterns = Vec::new();
+    for (i, p) in doc.prohibited.into_iter().enumerate() {
+        let key = format!("prohibited[{i}]");
+        ck.meta(&key, &p.meta);
+        if ck.regex(format!("{key}.pattern"), &p.pattern).is_some() {
+            patterns.push(p.pattern);
+            prohibited.push(p.meta);
+        }
+    }
+    let prohibited_set = match RegexSet::new(&patterns) {
+        Ok(s) => s,
+        Err(e) => {
+            ck.problem("prohibited".into(), format!("patterns do not compile together: {e}"));
+            RegexSet::empty()
+        }
+    };
+
+    let mut required = Vec::new();
+    for (i, r) in doc.required.into_iter().enumerate() {
+        let key = format!("required[{i}]");
+        ck.meta(&key, &r.meta);
+        if let Some(regex) = ck.regex(format!("{key}.pattern"), &r.pattern) {
+            required.push(Required {
+                meta: r.meta,
+                regex,
+                kind: r.kind,
+                channels: r.channels,
+            });
+        }
+    }
+
+    let amounts = match doc.amounts {
+        Some(a) => {
+            ck.meta("amounts", &a.meta);
+            if a.context_chars == 0 || a.context_chars > 400 {
+                ck.problem("amounts.context_chars".into(), "must be between 1 and 400");
+            }
+            ck.regex("amounts.balance_context".into(), &a.balance_context)
+                .map(|balance_context| Amounts {
+                    meta: a.meta,
+                    balance_context,
+                    context_chars: a.context_chars,
+                })
+        }
+        None => None,
+    };
+
+    let mut negotiation = Vec::new();
+    let n_ranges = doc.negotiation.len();
+    for (i, r) in doc.negotiation.into_iter().enumerate() {
+        let key = format!("negotiation[{i}]");
+        ck.id(format!("{key}.id"), &r.id);
+        ck.id(format!("{key}.ceiling.id"), &r.ceiling.id);
+        if r.approvers.is_empty() {
+            ck.problem(format!("{key}.approvers"), "must name at least one role that may approve");
+        }
+        let within = ck.terms(
+            &format!("{key}."),
+            r.max_discount_percent,
+            r.max_installments,
+            r.min_down_payment_percent,
+            r.max_plan_days,
+        );
+        let c = &r.ceiling;
+        let ceiling = ck.terms(
+            &format!("{key}.ceiling."),
+            c.max_discount_percent,
+            c.max_installments,
+            c.min_down_payment_percent,
+            c.max_plan_days,
+        );
+        let ck_key = |f: &str| format!("{key}.ceiling.{f}");
+        if ceiling.max_discount_bps < within.max_discount_bps {
+            ck.problem(ck_key("max_discount_percent"), "the hard ceiling is below the range it caps");
+        }
+        if ceiling.max_installments < within.max_installments {
+            ck.problem(ck_key("max_installments"), "the hard ceiling is below the range it caps");
+        }
+        if ceiling.min_down_payment_bps > within.min_down_payment_bps {
+            ck.problem(
+                ck_key("min_down_payment_percent"),
+                "the hard floor is above the range it bounds",
+            );
+        }
+        if ceiling.max_plan_days < within.max_plan_days {
+            ck.problem(ck_key("max_plan_days"), "the hard ceiling is below the range it caps");
+        }
+        if i + 1 == n_ranges && !(r.segments.is_empty() && r.tiers.is_empty()) {
+            ck.problem(
+                key.clone(),
+                "the last negotiation range must be a catch-all (no segments, no tiers) so every plan is judged",
+            );
+        }
+        negotiation.push(Range {
+            id: r.id,
+            message: r.message,
+            citation: r.citation,
+            approvers: r.approvers,
+            segments: r.segments,
+            tiers: r.tiers,
+            within,
+            ceiling_id: r.ceiling.id,
+            ceiling_message: r.ceiling.message,
+            ceiling_citation: r.ceiling.citation,
+            ceiling,
+        });
+    }
+
+    let mut approval = Vec::new();
+    for (i, a) in doc.approval.into_iter().enumerate() {
+        let key = format!("approval[{i}]");
+        ck.meta(&key, &a.meta);
+        if a.actions.is_empty() {
+            ck.problem(format!("{key}.actions"), "must name at least one tool");
+        }
+        let amount_over = match (&a.amount_over, a.currency) {
+            (Some(s), Some(c)) => Some(Money::new(ck.money(format!("{key}.amount_over"), s, c), c)),
+            (None, None) => None,
+            (Some(_), None) => {
+                ck.problem(format!("{key}.currency"), "amount_over needs a currency");
+                None
+            }
+            (None, Some(_)) => {
+                ck.problem(format!("{key}.amount_over"), "currency is given without amount_over");
+                None
+            }
+        };
+        approval.push(Approval {
+            meta: a.meta,
+            actions: a.actions,
+            tiers: a.tiers,
+            segments: a.segments,
+            amount_over,
+        });
+    }
+
+    let promise = doc.promise.map(|p| {
+        ck.meta("promise", &p.meta);
+        if p.max_days_ahead == 0 {
+            ck.problem("promise.max_days_ahead".into(), "must be at least 1");
+        }
+        PromiseRule {
+            meta: p.meta,
+            max_days_ahead: p.max_days_ahead,
+        }
+    });
+
+    let late_payment = doc.late_payment.map(|lp| {
+        let interest_over_base_bps =
+            ck.percent("late_payment.interest_over_base_percent".into(), lp.interest_over_base_percent);
+        let mut compensation = Vec::new();
+        for (i, c) in lp.compensation.iter().enumerate() {
+            let key = format!("late_payment.compensation[{i}]");
+            let mut bands = Vec::new();
+            let mut prev: Option<i64> = None;
+            for (j, b) in c.bands.iter().enumerate() {
+                let bkey = format!("{key}.bands[{j}]");
+                let amount = ck.money(format!("{bkey}.amount"), &b.amount, c.currency);
+                let below = b
+                    .below
+                    .as_ref()
+                    .map(|s| ck.money(format!("{bkey}.below"), s, c.currency));
+                match (below, prev) {
+                    (Some(b), Some(p)) if b <= p => ck.problem(
+                        format!("{bkey}.below"),
+                        "bands must be in increasing order of 'below'",
+                    ),
+                    (None, _) if j + 1 != c.bands.len() => ck.problem(
+                        format!("{bkey}.below"),
+                        "only the last band may omit 'below'",
+                    ),
+                    (Some(_), _) if j + 1 == c.bands.len() => ck.problem(
+                        format!("{bkey}.below"),
+                        "the last band must omit 'below' so every debt has a band",
+                    ),
+                    _ => {}
+                }
+                prev = below;
+                bands.push((below, amount));
+            }
+            if bands.is_empty() {
+                ck.problem(format!("{key}.bands"), "must have at least one band");
+            }
+            compensation.push(Compensation {
+                currency: c.currency,
+                bands,
+            });
+        }
+        LatePayment {
+            interest_over_base_bps,
+            compensation,
+        }
+    });
+
+    let money_mention = match Regex::new(MONEY_MENTION) {
+        Ok(r) => r,
+        Err(e) => {
+            ck.problem(String::new(), format!("internal money pattern: {e}"));
+            return Err(ck.problems);
+        }
+    };
+
+    if !ck.problems.is_empty() {
+        return Err(ck.problems);
+    }
+    Ok(Policy {
+        id: doc.id,
+        title: doc.title,
+        version: doc.version,
+        jurisdiction: doc.jurisdiction,
+        stops,
+        quiet_hours,
+        frequency,
+        prohibited,
+        prohibited_set,
+        required,
+        amounts,
+        money_mention,
+        negotiation,
+        approval,
+        promise,
+        late_payment,
+    })
+}

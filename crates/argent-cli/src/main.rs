@@ -1,0 +1,246 @@
+//! `argent`: glue between the command line and argent's library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use argent_core::demo::{DemoConfig, generate};
+use argent_core::import::{parse_aging_csv, to_csv};
+use argent_core::ledger::aging_report;
+use argent_store::Store;
+
+mod render;
+
+/// argent: an LLM agent for accounts-receivable collections, kept inside policy.
+#[derive(Parser, Debug)]
+#[command(name = "argent", version, about, long_about = None)]
+struct Cli {
+    /// Database URL: a SQLite file path or sqlite:PATH (the embedded default), or postgres://…
+    #[arg(
+        long,
+        short = 'd',
+        global = true,
+        env = "ARGENT_DATABASE_URL",
+        default_value = "argent.db"
+    )]
+    database: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import an AR aging export (CSV): customers, invoices and payments, all or nothing.
+    Import {
+        /// The CSV file (columns: see README "Import format").
+        file: PathBuf,
+    },
+    /// Write a realistic sample portfolio as an aging-export CSV.
+    DemoData {
+        /// How many customers (about 20 invoices each).
+        #[arg(long, default_value_t = 200)]
+        customers: usize,
+        /// Seed for the generator; the same seed gives the same portfolio.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// The export date (YYYY-MM-DD); invoices span the year before it. Default: today (UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Print the aging report (current, 1-30, 31-60, 61-90, 90+) and DSO per currency.
+    Aging {
+        /// Age as of this date (YYYY-MM-DD). Default: today (UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Days of credit sales DSO is measured over.
+        #[arg(long, default_value_t = 90)]
+        dso_days: u32,
+        /// Show at most this many customers (largest balance first); 0 shows none.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print each customer's risk segment (low / medium / high / in_review) and why.
+    Segments {
+        /// Assess as of this date (YYYY-MM-DD). Default: today (UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run the whole product on a fresh embedded database with a sample portfolio; needs no
+    /// network and no key.
+    Demo {
+        /// Where the demo database goes (replaced if it exists).
+        #[arg(long, default_value = "argent-demo.db")]
+        db: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        customers: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ARGENT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Import { file } => {
+            let data =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let portfolio = parse_aging_csv(&data)
+                .with_context(|| format!("{} is not imported", file.display()))?;
+            let store = open(&cli.database).await?;
+            let stats = store
+                .import_portfolio(&portfolio, &file.display().to_string())
+                .await
+                .with_context(|| {
+                    format!(
+                        "{} is not imported; the database is unchanged",
+                        file.display()
+                    )
+                })?;
+            println!(
+                "imported {}: {} customers, {} invoices, {} payments",
+                file.display(),
+                stats.customers,
+                stats.invoices,
+                stats.payments
+            );
+        }
+        Command::DemoData {
+            customers,
+            seed,
+            as_of,
+            out,
+        } => {
+            let cfg = DemoConfig {
+                customers,
+                seed,
+                as_of: as_of.unwrap_or_else(today),
+                ..Default::default()
+            };
+            let csv = to_csv(&generate(&cfg));
+            match out {
+                Some(path) => std::fs::write(&path, csv)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&csv)?;
+                }
+            }
+        }
+        Command::Aging {
+            as_of,
+            dso_days,
+            top,
+            format,
+        } => {
+            let store = open(&cli.database).await?;
+            let ledger = store.ledger().await?;
+            let report = aging_report(
+                &ledger.invoices,
+                &ledger.payments,
+                as_of.unwrap_or_else(today),
+                dso_days,
+            );
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", render::aging(&report, &ledger.customers, top)),
+            }
+        }
+        Command::Segments { as_of, format } => {
+            let store = open(&cli.database).await?;
+            let ledger = store.ledger().await?;
+            let rows = render::assess_all(&ledger, as_of.unwrap_or_else(today));
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Table => print!("{}", render::segments(&rows)),
+            }
+        }
+        Command::Demo { db, customers } => demo(&db, customers).await?,
+    }
+    Ok(())
+}
+
+async fn open(url: &str) -> Result<Store> {
+    Store::open(url)
+        .await
+        .with_context(|| format!("opening database {url}"))
+}
+
+async fn demo(db: &std::path::Path, customers: usize) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing old demo database {}", db.display()));
+            }
+        }
+    }
+    let as_of = today();
+    let portfolio = generate(&DemoConfig {
+        customers,
+        as_of,
+        ..Default::default()
+    });
+    let store = open(&db.display().to_string()).await?;
+    let stats = store.import_portfolio(&portfolio, "argent demo").await?;
+    println!(
+        "argent demo: database {} with a sample portfolio of {} customers, {} invoices, {} payments",
+        db.display(),
+        stats.customers,
+        stats.invoices,
+        stats.payments
+    );
+    let ledger = store.ledger().await?;
+    println!();
+    print!(
+        "{}",
+        render::aging(
+            &aging_report(&ledger.invoices, &ledger.payments, as_of, 90),
+            &ledger.customers,
+            10
+        )
+    );
+    println!();
+    let rows = render::assess_all(&ledger, as_of);
+    print!("{}", render::segment_summary(&rows));
+    println!();
+    println!("Explore it: argent -d {} aging | segments", db.display());
+    Ok(())
+}

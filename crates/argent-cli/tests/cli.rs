@@ -1,0 +1,174 @@
+//! End-to-end tests of the `argent` binary on the embedded SQLite store.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn argent(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_argent"))
+        .arg("--database")
+        .arg(db)
+        .args(args)
+        .env_remove("ARGENT_DATABASE_URL")
+        .output()
+        .expect("run argent")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "argent failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let top = ok(argent(&db, &["--help"]));
+    let subcommands = ["import", "demo-data", "aging", "segments", "demo"];
+    for sub in subcommands {
+        assert!(top.contains(sub), "top-level help lists {sub}");
+        let help = ok(argent(&db, &[sub, "--help"]));
+        assert!(
+            help.contains(&format!("Usage: argent {sub}")),
+            "{sub} --help:\n{help}"
+        );
+    }
+    assert!(!db.exists(), "help must not create a database");
+}
+
+#[test]
+fn a_broken_csv_leaves_the_database_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let good = dir.path().join("good.csv");
+    ok(argent(
+        &db,
+        &[
+            "demo-data",
+            "--customers",
+            "50",
+            "--as-of",
+            "2026-11-01",
+            "--out",
+            good.to_str().unwrap(),
+        ],
+    ));
+    ok(argent(&db, &["import", good.to_str().unwrap()]));
+    let snapshot = |db: &Path| {
+        (
+            ok(argent(
+                db,
+                &["aging", "--as-of", "2026-11-01", "--format", "json"],
+            )),
+            ok(argent(
+                db,
+                &["segments", "--as-of", "2026-11-01", "--format", "json"],
+            )),
+        )
+    };
+    let before = snapshot(&db);
+
+    // A newer export of a larger ledger, valid for 800 rows, then a bad due date.
+    let newer = dir.path().join("newer.csv");
+    ok(argent(
+        &db,
+        &[
+            "demo-data",
+            "--customers",
+            "80",
+            "--seed",
+            "3",
+            "--as-of",
+            "2026-11-01",
+            "--out",
+            newer.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&newer).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells: Vec<String> = lines[800].split(',').map(str::to_string).collect();
+    cells[12] = "2026-02-30".into(); // due_date
+    lines[800] = cells.join(",");
+    let broken = dir.path().join("broken.csv");
+    std::fs::write(&broken, lines.join("\n")).unwrap();
+
+    let out = argent(&db, &["import", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "line 801, column 13 (due_date): '2026-02-30' is not a date (expected YYYY-MM-DD)"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&db),
+        before,
+        "nothing of the broken file was imported"
+    );
+
+    // The same file, fixed, imports.
+    ok(argent(&db, &["import", newer.to_str().unwrap()]));
+    assert_ne!(snapshot(&db), before);
+}
+
+#[test]
+fn aging_prints_buckets_and_dso() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let csv = dir.path().join("g.csv");
+    std::fs::write(
+        &csv,
+        "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-08-01,2026-08-31,GBP,1000.00,400.00,2026-09-10\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I2,2026-10-01,2026-10-31,GBP,500.00,,\n\
+         C2,Bolt Inc,small,us-consumer,America/Chicago,bo@bolt.example,I3,2026-10-20,2026-11-10,USD,80.00,,\n",
+    )
+    .unwrap();
+    ok(argent(&db, &["import", csv.to_str().unwrap()]));
+    let out = ok(argent(
+        &db,
+        &["aging", "--as-of", "2026-11-15", "--dso-days", "90"],
+    ));
+    // GBP: I1 76 days past due (600.00 in 61-90), I2 15 days (500.00 in 1-30).
+    assert!(out.contains("C1 Acme Ltd"), "{out}");
+    let gbp = out
+        .lines()
+        .find(|l| l.starts_with("all customers") && l.contains("GBP"))
+        .unwrap();
+    let cols: Vec<&str> = gbp.split_whitespace().collect();
+    assert_eq!(
+        &cols[3..],
+        ["0.00", "500.00", "0.00", "600.00", "0.00", "1100.00"],
+        "{gbp}"
+    );
+    // Credit sales in the 90 days to 2026-11-15: I1 (Aug 1 is 106 days back) is out, I2 in.
+    assert!(
+        out.contains("DSO GBP: 198.0 days (open AR 1100.00 / credit sales 500.00 over 90 days)"),
+        "{out}"
+    );
+    assert!(out.contains("DSO USD: 90.0 days"), "{out}");
+}
+
+#[test]
+fn demo_runs_offline_on_a_fresh_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_db = dir.path().join("demo.db");
+    let out = ok(Command::new(env!("CARGO_BIN_EXE_argent"))
+        .args([
+            "demo",
+            "--customers",
+            "30",
+            "--db",
+            demo_db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    assert!(out.contains("sample portfolio of 30 customers"), "{out}");
+    assert!(out.contains("risk segments (30 customers)"), "{out}");
+    assert!(demo_db.exists());
+}

@@ -1,0 +1,295 @@
+//! Customers, invoices and payments: the transactional import and the reads behind aging.
+
+use chrono::{NaiveDate, Utc};
+use sqlx::{QueryBuilder, Row};
+
+use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
+
+use crate::{Result, Store, StoreError, dispatch, from_json, parse_col, to_json};
+
+/// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
+const CHUNK: usize = 500;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    pub customers: usize,
+    pub invoices: usize,
+    pub payments: usize,
+}
+
+/// The whole ledger, as read for aging and segmentation.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerSnapshot {
+    pub customers: Vec<Customer>,
+    pub invoices: Vec<Invoice>,
+    pub payments: Vec<Payment>,
+}
+
+macro_rules! import_body {
+    ($pool:expr, $portfolio:expr, $source:expr) => {{
+        let p: &Portfolio = $portfolio;
+        let now = Utc::now();
+        let mut tx = $pool.begin().await?;
+        for chunk in p.customers.chunks(CHUNK) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO customers (id, name, tier, jurisdiction, time_zone, contacts, cease_contact, \
+                 disputed, bankrupt, attorney_represented, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.id.as_str())
+                    .push_bind(c.name.as_str())
+                    .push_bind(c.tier.as_str())
+                    .push_bind(c.jurisdiction.as_str())
+                    .push_bind(c.time_zone.name())
+                    .push_bind(to_json(&c.contacts))
+                    .push_bind(c.flags.cease_contact)
+                    .push_bind(c.flags.disputed)
+                    .push_bind(c.flags.bankrupt)
+                    .push_bind(c.flags.attorney_represented)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, tier = excluded.tier, \
+                 jurisdiction = excluded.jurisdiction, time_zone = excluded.time_zone, \
+                 contacts = excluded.contacts, cease_contact = excluded.cease_contact, \
+                 disputed = excluded.disputed, bankrupt = excluded.bankrupt, \
+                 attorney_represented = excluded.attorney_represented, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in p.invoices.chunks(CHUNK) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO invoices (number, customer_id, issue_date, due_date, currency, amount_minor, disputed) ",
+            );
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(i.number.as_str())
+                    .push_bind(i.customer_id.as_str())
+                    .push_bind(i.issue_date)
+                    .push_bind(i.due_date)
+                    .push_bind(i.amount.currency.as_str())
+                    .push_bind(i.amount.minor)
+                    .push_bind(i.disputed);
+            });
+            q.push(
+                " ON CONFLICT (number) DO UPDATE SET customer_id = excluded.customer_id, \
+                 issue_date = excluded.issue_date, due_date = excluded.due_date, currency = excluded.currency, \
+                 amount_minor = excluded.amount_minor, disputed = excluded.disputed",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in p.payments.chunks(CHUNK) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO payments (id, customer_id, invoice_number, currency, amount_minor, received_on) ",
+            );
+            q.push_values(chunk, |mut b, pay| {
+                b.push_bind(pay.id.as_str())
+                    .push_bind(pay.customer_id.as_str())
+                    .push_bind(pay.invoice_number.as_str())
+                    .push_bind(pay.amount.currency.as_str())
+                    .push_bind(pay.amount.minor)
+                    .push_bind(pay.received_on);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
+                 invoice_number = excluded.invoice_number, currency = excluded.currency, \
+                 amount_minor = excluded.amount_minor, received_on = excluded.received_on",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO imports (source, customers, invoices, payments, imported_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($source)
+        .bind(p.customers.len() as i64)
+        .bind(p.invoices.len() as i64)
+        .bind(p.payments.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }};
+}
+
+struct CustomerRow {
+    id: String,
+    name: String,
+    tier: String,
+    jurisdiction: String,
+    time_zone: String,
+    contacts: String,
+    flags: CustomerFlags,
+}
+
+impl CustomerRow {
+    fn into_customer(self) -> Result<Customer> {
+        let id = self.id;
+        let contacts: Vec<Contact> = from_json("customer contacts", &id, &self.contacts)?;
+        Ok(Customer {
+            tier: parse_col("customer tier", &id, &self.tier)?,
+            jurisdiction: parse_col("customer jurisdiction", &id, &self.jurisdiction)?,
+            time_zone: parse_col("customer time zone", &id, &self.time_zone)?,
+            name: self.name,
+            contacts,
+            flags: self.flags,
+            id,
+        })
+    }
+}
+
+macro_rules! customer_row {
+    ($r:expr) => {
+        CustomerRow {
+            id: $r.try_get("id")?,
+            name: $r.try_get("name")?,
+            tier: $r.try_get("tier")?,
+            jurisdiction: $r.try_get("jurisdiction")?,
+            time_zone: $r.try_get("time_zone")?,
+            contacts: $r.try_get("contacts")?,
+            flags: CustomerFlags {
+                cease_contact: $r.try_get("cease_contact")?,
+                disputed: $r.try_get("disputed")?,
+                bankrupt: $r.try_get("bankrupt")?,
+                attorney_represented: $r.try_get("attorney_represented")?,
+            },
+        }
+    };
+}
+
+const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, cease_contact, disputed, \
+                             bankrupt, attorney_represented";
+
+fn money(what: &'static str, id: &str, currency: &str, minor: i64) -> Result<Money> {
+    let c: Currency = parse_col(what, id, currency)?;
+    Ok(Money::new(minor, c))
+}
+
+impl Store {
+    /// Writes a parsed portfolio in one transaction: every row or none. Customers,
+    /// invoices and payments are upserted by their ids, so re-importing a newer export
+    /// of the same ledger updates it in place.
+    pub async fn import_portfolio(
+        &self,
+        portfolio: &Portfolio,
+        source: &str,
+    ) -> Result<ImportStats> {
+        dispatch!(self, |pool| import_body!(pool, portfolio, source));
+        Ok(ImportStats {
+            customers: portfolio.customers.len(),
+            invoices: portfolio.invoices.len(),
+            payments: portfolio.payments.len(),
+        })
+    }
+
+    pub async fn customers(&self) -> Result<Vec<Customer>> {
+        let sql = format!("SELECT {CUSTOMER_COLS} FROM customers ORDER BY id");
+        let rows: Vec<CustomerRow> = dispatch!(self, |p| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql).fetch_all(p).await? {
+                out.push(customer_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(CustomerRow::into_customer).collect()
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Customer> {
+        let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
+        let row: Option<CustomerRow> = dispatch!(self, |p| {
+            match sqlx::query(&sql).bind(id).fetch_optional(p).await? {
+                Some(r) => Some(customer_row!(r)),
+                None => None,
+            }
+        });
+        row.ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?
+            .into_customer()
+    }
+
+    /// Invoices, all or of one customer, ordered by due date then number.
+    pub async fn invoices(&self, customer_id: Option<&str>) -> Result<Vec<Invoice>> {
+        let sql = "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, disputed \
+                   FROM invoices WHERE ($1 IS NULL OR customer_id = $1) ORDER BY due_date, number";
+        let rows: Vec<(String, String, NaiveDate, NaiveDate, String, i64, bool)> =
+            dispatch!(self, |p| {
+                let mut out = Vec::new();
+                for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
+                    out.push((
+                        r.try_get("number")?,
+                        r.try_get("customer_id")?,
+                        r.try_get("issue_date")?,
+                        r.try_get("due_date")?,
+                        r.try_get("currency")?,
+                        r.try_get("amount_minor")?,
+                        r.try_get("disputed")?,
+                    ));
+                }
+                out
+            });
+        rows.into_iter()
+            .map(
+                |(number, customer_id, issue_date, due_date, cur, minor, disputed)| {
+                    let amount = money("invoice currency", &number, &cur, minor)?;
+                    Ok(Invoice {
+                        number,
+                        customer_id,
+                        issue_date,
+                        due_date,
+                        amount,
+                        disputed,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Payments, all or of one customer, ordered by date then id.
+    pub async fn payments(&self, customer_id: Option<&str>) -> Result<Vec<Payment>> {
+        let sql = "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
+                   FROM payments WHERE ($1 IS NULL OR customer_id = $1) ORDER BY received_on, id";
+        let rows: Vec<(String, String, String, String, i64, NaiveDate)> = dispatch!(self, |p| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("customer_id")?,
+                    r.try_get("invoice_number")?,
+                    r.try_get("currency")?,
+                    r.try_get("amount_minor")?,
+                    r.try_get("received_on")?,
+                ));
+            }
+            out
+        });
+        rows.into_iter()
+            .map(
+                |(id, customer_id, invoice_number, cur, minor, received_on)| {
+                    let amount = money("payment currency", &id, &cur, minor)?;
+                    Ok(Payment {
+                        id,
+                        customer_id,
+                        invoice_number,
+                        amount,
+                        received_on,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    pub async fn ledger(&self) -> Result<LedgerSnapshot> {
+        Ok(LedgerSnapshot {
+            customers: self.customers().await?,
+            invoices: self.invoices(None).await?,
+            payments: self.payments(None).await?,
+        })
+    }
+
+    /// Row counts of the ledger tables: (customers, invoices, payments).
+    pub async fn counts(&self) -> Result<(i64, i64, i64)> {
+        let sql = "SELECT (SELECT COUNT(*) FROM customers) AS c, (SELECT COUNT(*) FROM invoices) AS i, \
+                   (SELECT COUNT(*) FROM payments) AS p";
+        Ok(dispatch!(self, |p| {
+            let r = sqlx::query(sql).fetch_one(p).await?;
+            (r.try_get("c")?, r.try_get("i")?, r.try_get("p")?)
+        }))
+    }
+}

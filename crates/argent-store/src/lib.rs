@@ -1,0 +1,273 @@
+//! argent's store: the only crate that knows SQL.
+//!
+//! One [`Store`] over either SQLite (the embedded default: one file, WAL) or PostgreSQL.
+//! Queries are written once, as runtime sqlx queries with `$N` placeholders (which both
+//! backends accept), and run against whichever pool the store holds; the few statements
+//! that differ between backends branch explicitly. Each backend has its own migrations
+//! under `migrations/sqlite` and `migrations/postgres`, embedded at compile time.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+mod ledger;
+mod records;
+pub mod testkit;
+
+pub use ledger::{ImportStats, LedgerSnapshot};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("'{0}' is not a database URL (expected sqlite:PATH, a file path, or postgres://...)")]
+    BadUrl(String),
+    /// A stored value that the domain cannot read back: a bug or a hand-edited row.
+    #[error("stored {what} '{id}' is unreadable: {why}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        why: String,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool. The body is compiled once per
+/// backend, so a query is written once and type-checked against both drivers.
+macro_rules! dispatch {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>>
+                + Send
+                + 's,
+        >,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "ledger",
+    include_str!("../../../migrations/sqlite/0001_ledger.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "ledger",
+    include_str!("../../../migrations/postgres/0001_ledger.sql"),
+)];
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`:
+    /// `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite:PATH`, `sqlite://PATH` or a
+    /// bare file path for SQLite, `sqlite::memory:` for a throwaway in-memory database.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?;
+            Store::open_postgres(opts).await?
+        } else {
+            let opts = if url.starts_with("sqlite:") {
+                SqliteConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?
+            } else if url.contains("://") {
+                return Err(StoreError::BadUrl(url.into()));
+            } else {
+                SqliteConnectOptions::new().filename(url)
+            };
+            Store::open_sqlite(opts).await?
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(opts: SqliteConnectOptions) -> Result<Store> {
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = opts.get_filename().as_os_str() == ":memory:";
+        // An in-memory database lives in one connection; keep exactly one.
+        let max = if in_memory { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if in_memory { 1 } else { 0 });
+        let pool = pool
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    async fn open_postgres(opts: PgConnectOptions) -> Result<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(opts)
+            .await?;
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// Opens a PostgreSQL store whose tables live in `schema` (created if missing), so
+    /// several isolated stores can share one database: the conformance tests use one schema
+    /// per test.
+    pub async fn open_postgres_schema(url: &str, schema: &str) -> Result<Store> {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::BadUrl(format!("{url} (schema '{schema}')")));
+        }
+        let base = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?;
+        {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(base.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+        }
+        let store = Store::open_postgres(base.options([("search_path", schema)])).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Drops a schema made by [`Store::open_postgres_schema`].
+    pub async fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
+        let base = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(base)
+            .await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                Migrator::new(Embedded(SQLITE_MIGRATIONS))
+                    .await?
+                    .run(p)
+                    .await?
+            }
+            Pool::Postgres(p) => {
+                Migrator::new(Embedded(POSTGRES_MIGRATIONS))
+                    .await?
+                    .run(p)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, |p| p.close().await)
+    }
+}
+
+/// Maps a stored text column back to a domain value, naming the row if it cannot.
+pub(crate) fn parse_col<T: FromStr>(what: &'static str, id: &str, v: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        what,
+        id: id.to_string(),
+        why: e.to_string(),
+    })
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    v: &str,
+) -> Result<T> {
+    serde_json::from_str(v).map_err(|e| StoreError::Corrupt {
+        what,
+        id: id.to_string(),
+        why: e.to_string(),
+    })
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain domain structs to a string cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}

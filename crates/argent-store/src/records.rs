@@ -1,0 +1,238 @@
+//! Promises to pay, cases and payment plans: the records the agent's tools create.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+
+use argent_core::{Case, Installment, Money, PaymentPlan, PromiseToPay};
+
+use crate::{Result, Store, dispatch, from_json, parse_col, to_json};
+
+impl Store {
+    pub async fn insert_promise(&self, p: &PromiseToPay) -> Result<()> {
+        let sql = "INSERT INTO promises (id, customer_id, invoice_numbers, currency, amount_minor, promised_date, \
+                   created_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        dispatch!(self, |pool| {
+            sqlx::query(sql)
+                .bind(p.id.as_str())
+                .bind(p.customer_id.as_str())
+                .bind(to_json(&p.invoice_numbers))
+                .bind(p.amount.currency.as_str())
+                .bind(p.amount.minor)
+                .bind(p.promised_date)
+                .bind(p.created_at)
+                .bind(p.status.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_promise_status(
+        &self,
+        id: &str,
+        status: argent_core::PromiseStatus,
+    ) -> Result<bool> {
+        let n = dispatch!(self, |pool| {
+            sqlx::query("UPDATE promises SET status = $1 WHERE id = $2")
+                .bind(status.as_str())
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn promises(&self, customer_id: Option<&str>) -> Result<Vec<PromiseToPay>> {
+        let sql = "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
+                   FROM promises WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id";
+        type R = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            NaiveDate,
+            DateTime<Utc>,
+            String,
+        );
+        let rows: Vec<R> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("customer_id")?,
+                    r.try_get("invoice_numbers")?,
+                    r.try_get("currency")?,
+                    r.try_get("amount_minor")?,
+                    r.try_get("promised_date")?,
+                    r.try_get("created_at")?,
+                    r.try_get("status")?,
+                ));
+            }
+            out
+        });
+        rows.into_iter()
+            .map(
+                |(id, customer_id, inv, cur, minor, promised_date, created_at, status)| {
+                    Ok(PromiseToPay {
+                        invoice_numbers: from_json("promise invoices", &id, &inv)?,
+                        amount: Money::new(minor, parse_col("promise currency", &id, &cur)?),
+                        status: parse_col("promise status", &id, &status)?,
+                        customer_id,
+                        promised_date,
+                        created_at,
+                        id,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    pub async fn insert_case(&self, c: &Case) -> Result<()> {
+        let sql = "INSERT INTO cases (id, customer_id, kind, status, invoice_numbers, disputed_currency, \
+                   disputed_minor, summary, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        dispatch!(self, |pool| {
+            sqlx::query(sql)
+                .bind(c.id.as_str())
+                .bind(c.customer_id.as_str())
+                .bind(c.kind.as_str())
+                .bind(c.status.as_str())
+                .bind(to_json(&c.invoice_numbers))
+                .bind(c.disputed_amount.map(|m| m.currency.as_str().to_string()))
+                .bind(c.disputed_amount.map(|m| m.minor))
+                .bind(c.summary.as_str())
+                .bind(c.opened_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cases(&self, customer_id: Option<&str>) -> Result<Vec<Case>> {
+        let sql = "SELECT id, customer_id, kind, status, invoice_numbers, disputed_currency, disputed_minor, \
+                   summary, opened_at FROM cases WHERE ($1 IS NULL OR customer_id = $1) ORDER BY opened_at, id";
+        type R = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            String,
+            DateTime<Utc>,
+        );
+        let rows: Vec<R> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("customer_id")?,
+                    r.try_get("kind")?,
+                    r.try_get("status")?,
+                    r.try_get("invoice_numbers")?,
+                    r.try_get("disputed_currency")?,
+                    r.try_get("disputed_minor")?,
+                    r.try_get("summary")?,
+                    r.try_get("opened_at")?,
+                ));
+            }
+            out
+        });
+        rows.into_iter()
+            .map(
+                |(id, customer_id, kind, status, inv, cur, minor, summary, opened_at)| {
+                    let disputed_amount = match (cur, minor) {
+                        (Some(c), Some(m)) => {
+                            Some(Money::new(m, parse_col("case currency", &id, &c)?))
+                        }
+                        _ => None,
+                    };
+                    Ok(Case {
+                        kind: parse_col("case kind", &id, &kind)?,
+                        status: parse_col("case status", &id, &status)?,
+                        invoice_numbers: from_json("case invoices", &id, &inv)?,
+                        disputed_amount,
+                        customer_id,
+                        summary,
+                        opened_at,
+                        id,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    pub async fn insert_plan(&self, p: &PaymentPlan) -> Result<()> {
+        let sql = "INSERT INTO payment_plans (id, customer_id, currency, balance_minor, discount_minor, \
+                   down_payment_minor, start_date, installments, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        dispatch!(self, |pool| {
+            sqlx::query(sql)
+                .bind(p.id.as_str())
+                .bind(p.customer_id.as_str())
+                .bind(p.currency.as_str())
+                .bind(p.balance_minor)
+                .bind(p.discount_minor)
+                .bind(p.down_payment_minor)
+                .bind(p.start_date)
+                .bind(to_json(&p.installments))
+                .bind(p.status.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn plans(&self, customer_id: Option<&str>) -> Result<Vec<PaymentPlan>> {
+        let sql = "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
+                   installments, status FROM payment_plans WHERE ($1 IS NULL OR customer_id = $1) ORDER BY start_date, id";
+        type R = (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            NaiveDate,
+            String,
+            String,
+        );
+        let rows: Vec<R> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("customer_id")?,
+                    r.try_get("currency")?,
+                    r.try_get("balance_minor")?,
+                    r.try_get("discount_minor")?,
+                    r.try_get("down_payment_minor")?,
+                    r.try_get("start_date")?,
+                    r.try_get("installments")?,
+                    r.try_get("status")?,
+                ));
+            }
+            out
+        });
+        rows.into_iter()
+            .map(
+                |(id, customer_id, cur, balance, discount, down, start_date, inst, status)| {
+                    let installments: Vec<Installment> =
+                        from_json("plan installments", &id, &inst)?;
+                    Ok(PaymentPlan {
+                        currency: parse_col("plan currency", &id, &cur)?,
+                        status: parse_col("plan status", &id, &status)?,
+                        balance_minor: balance,
+                        discount_minor: discount,
+                        down_payment_minor: down,
+                        customer_id,
+                        start_date,
+                        installments,
+                        id,
+                    })
+                },
+            )
+            .collect()
+    }
+}

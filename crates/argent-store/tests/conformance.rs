@@ -1,0 +1,270 @@
+//! The store conformance suite: every test runs on SQLite and, when
+//! ARGENT_TEST_POSTGRES_URL is set, on PostgreSQL too.
+
+use argent_core::demo::{DemoConfig, generate};
+use argent_core::ledger::aging_report;
+use argent_core::{
+    Case, CaseKind, CaseStatus, Currency, Installment, Invoice, Money, PaymentPlan, PlanStatus,
+    Portfolio, PromiseStatus, PromiseToPay,
+};
+use argent_store::testkit::TestStore;
+use argent_store::{Store, StoreError};
+
+async fn on_every_backend<F, Fut>(test: F)
+where
+    F: Fn(Store, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for ts in TestStore::all().await.expect("open test stores") {
+        test(ts.store.clone(), ts.label).await;
+        ts.cleanup().await;
+    }
+}
+
+fn sample(customers: usize) -> Portfolio {
+    generate(&DemoConfig {
+        customers,
+        ..Default::default()
+    })
+}
+
+fn sorted(mut p: Portfolio) -> Portfolio {
+    p.customers.sort_by(|a, b| a.id.cmp(&b.id));
+    p.invoices
+        .sort_by(|a, b| (a.due_date, &a.number).cmp(&(b.due_date, &b.number)));
+    p.payments
+        .sort_by(|a, b| (a.received_on, &a.id).cmp(&(b.received_on, &b.id)));
+    p
+}
+
+#[tokio::test]
+async fn import_round_trips_the_ledger() {
+    on_every_backend(|store, label| async move {
+        let p = sample(30);
+        let stats = store.import_portfolio(&p, "test").await.unwrap();
+        assert_eq!(stats.invoices, p.invoices.len());
+        let want = sorted(p);
+        let got = store.ledger().await.unwrap();
+        assert_eq!(got.customers, want.customers, "{label}");
+        assert_eq!(got.invoices, want.invoices, "{label}");
+        assert_eq!(got.payments, want.payments, "{label}");
+        let one = store.customer(&want.customers[3].id).await.unwrap();
+        assert_eq!(one, want.customers[3], "{label}");
+        let theirs = store.invoices(Some(&one.id)).await.unwrap();
+        assert!(
+            !theirs.is_empty() && theirs.iter().all(|i| i.customer_id == one.id),
+            "{label}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reimport_updates_in_place() {
+    on_every_backend(|store, label| async move {
+        let mut p = sample(10);
+        store.import_portfolio(&p, "first").await.unwrap();
+        let before = store.counts().await.unwrap();
+        p.invoices[0].amount = Money::new(
+            p.invoices[0].amount.minor + 1,
+            p.invoices[0].amount.currency,
+        );
+        p.customers[0].flags.cease_contact = true;
+        store.import_portfolio(&p, "second").await.unwrap();
+        assert_eq!(
+            store.counts().await.unwrap(),
+            before,
+            "{label}: re-import must not duplicate"
+        );
+        let inv = store
+            .invoices(Some(&p.invoices[0].customer_id))
+            .await
+            .unwrap();
+        assert!(inv.contains(&p.invoices[0]), "{label}");
+        assert!(
+            store
+                .customer(&p.customers[0].id)
+                .await
+                .unwrap()
+                .flags
+                .cease_contact,
+            "{label}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_import_leaves_nothing_behind() {
+    on_every_backend(|store, label| async move {
+        let good = sample(5);
+        store.import_portfolio(&good, "good").await.unwrap();
+        let before = store.ledger().await.unwrap();
+        // 40 new customers write fine; the 1001st invoice names a customer that does not
+        // exist, so the database rejects it after thousands of rows were already sent.
+        let mut bad = generate(&DemoConfig {
+            customers: 60,
+            seed: 99,
+            ..Default::default()
+        });
+        for c in &mut bad.customers {
+            c.id = format!("N{}", c.id);
+        }
+        for i in &mut bad.invoices {
+            i.customer_id = format!("N{}", i.customer_id);
+            i.number = format!("N{}", i.number);
+        }
+        bad.payments.clear();
+        bad.invoices[1000].customer_id = "NOBODY".into();
+        let err = store.import_portfolio(&bad, "bad").await.unwrap_err();
+        assert!(matches!(err, StoreError::Db(_)), "{label}: {err}");
+        let after = store.ledger().await.unwrap();
+        assert_eq!(after.customers, before.customers, "{label}");
+        assert_eq!(after.invoices, before.invoices, "{label}");
+        assert_eq!(after.payments, before.payments, "{label}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn aging_from_the_store_matches_aging_from_the_file() {
+    on_every_backend(|store, label| async move {
+        let cfg = DemoConfig {
+            customers: 40,
+            ..Default::default()
+        };
+        let p = generate(&cfg);
+        store.import_portfolio(&p, "t").await.unwrap();
+        let l = store.ledger().await.unwrap();
+        let from_store = aging_report(&l.invoices, &l.payments, cfg.as_of, 90);
+        let from_file = aging_report(&p.invoices, &p.payments, cfg.as_of, 90);
+        assert_eq!(from_store, from_file, "{label}");
+        assert!(
+            from_store.totals.iter().any(|t| t.buckets[4] > 0),
+            "{label}: sample has 90+ debt"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn promises_cases_and_plans_round_trip() {
+    on_every_backend(|store, label| async move {
+        let p = sample(3);
+        store.import_portfolio(&p, "t").await.unwrap();
+        let cust = p.customers[0].id.clone();
+        let inv: Vec<&Invoice> = p
+            .invoices
+            .iter()
+            .filter(|i| i.customer_id == cust)
+            .collect();
+        let promise = PromiseToPay {
+            id: "PTP-1".into(),
+            customer_id: cust.clone(),
+            invoice_numbers: vec![inv[0].number.clone()],
+            amount: Money::new(250_00, Currency::USD),
+            promised_date: "2026-12-01".parse().unwrap(),
+            created_at: "2026-11-20T14:03:07Z".parse().unwrap(),
+            status: PromiseStatus::Open,
+        };
+        store.insert_promise(&promise).await.unwrap();
+        assert_eq!(
+            store.promises(Some(&cust)).await.unwrap(),
+            vec![promise.clone()],
+            "{label}"
+        );
+        assert!(
+            store
+                .set_promise_status("PTP-1", PromiseStatus::Broken)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_promise_status("PTP-404", PromiseStatus::Broken)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.promises(None).await.unwrap()[0].status,
+            PromiseStatus::Broken,
+            "{label}"
+        );
+
+        let case = Case {
+            id: "CASE-1".into(),
+            customer_id: cust.clone(),
+            kind: CaseKind::Dispute,
+            status: CaseStatus::Open,
+            invoice_numbers: vec![inv[0].number.clone()],
+            disputed_amount: Some(Money::new(99_95, Currency::GBP)),
+            summary: "Goods arrived damaged".into(),
+            opened_at: "2026-11-21T09:00:00Z".parse().unwrap(),
+        };
+        store.insert_case(&case).await.unwrap();
+        assert_eq!(
+            store.cases(Some(&cust)).await.unwrap(),
+            vec![case],
+            "{label}"
+        );
+        assert!(
+            store.cases(Some("C99999")).await.unwrap().is_empty(),
+            "{label}"
+        );
+
+        let plan = PaymentPlan {
+            id: "PLAN-1".into(),
+            customer_id: cust.clone(),
+            currency: Currency::USD,
+            balance_minor: 900_00,
+            discount_minor: 0,
+            down_payment_minor: 300_00,
+            start_date: "2026-12-01".parse().unwrap(),
+            installments: vec![
+                Installment {
+                    due_date: "2027-01-01".parse().unwrap(),
+                    amount_minor: 300_00,
+                },
+                Installment {
+                    due_date: "2027-02-01".parse().unwrap(),
+                    amount_minor: 300_00,
+                },
+            ],
+            status: PlanStatus::Proposed,
+        };
+        store.insert_plan(&plan).await.unwrap();
+        assert_eq!(store.plans(None).await.unwrap(), vec![plan], "{label}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_rows_and_bad_urls_are_named() {
+    on_every_backend(|store, label| async move {
+        let err = store.customer("C404").await.unwrap_err();
+        assert_eq!(err.to_string(), "customer C404 not found", "{label}");
+    })
+    .await;
+    let err = Store::open("mysql://localhost/x").await.unwrap_err();
+    assert!(err.to_string().contains("mysql://localhost/x"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_database_is_one_file_in_wal_mode() {
+    let ts = TestStore::sqlite().await.unwrap();
+    let path = ts.sqlite_path().unwrap().to_path_buf();
+    ts.store.import_portfolio(&sample(2), "t").await.unwrap();
+    assert!(path.exists());
+    // Reopening an existing database migrates nothing and keeps the rows.
+    let again = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.counts().await.unwrap(),
+        ts.store.counts().await.unwrap()
+    );
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    assert!(wal.exists(), "journal mode is WAL");
+    again.close().await;
+    ts.cleanup().await;
+}

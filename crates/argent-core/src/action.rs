@@ -113,9 +113,8 @@ impl DecimalAmount {
             && whole.len() <= 15
             && whole.bytes().all(|b| b.is_ascii_digit())
             && (whole == "0" || !whole.starts_with('0'));
-        let frac_ok = frac.is_none_or(|f| {
-            !f.is_empty() && f.len() <= 3 && f.bytes().all(|b| b.is_ascii_digit())
-        });
+        let frac_ok = frac
+            .is_none_or(|f| !f.is_empty() && f.len() <= 3 && f.bytes().all(|b| b.is_ascii_digit()));
         if whole_ok && frac_ok {
             Ok(DecimalAmount(s.to_string()))
         } else {
@@ -348,7 +347,12 @@ pub struct EscalateArgs {
 ///
 /// Serialized as `{"tool": "send_email", "args": {...}}` (also the form policy tests use).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "tool", content = "args", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "tool",
+    content = "args",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum Action {
     ReadAging(ReadAgingArgs),
     SendEmail(SendEmailArgs),
@@ -384,8 +388,14 @@ fn problem(pointer: impl Into<String>, problem: impl Into<String>) -> ArgProblem
     }
 }
 
-fn money_at(amount: &DecimalAmount, currency: Currency, pointer: &str) -> Result<Money, ArgProblem> {
-    amount.to_money(currency).map_err(|e| problem(pointer, e.to_string()))
+fn money_at(
+    amount: &DecimalAmount,
+    currency: Currency,
+    pointer: &str,
+) -> Result<Money, ArgProblem> {
+    amount
+        .to_money(currency)
+        .map_err(|e| problem(pointer, e.to_string()))
 }
 
 impl Action {
@@ -480,7 +490,10 @@ impl ProposePlanArgs {
         let down = money_at(&self.down_payment, c, "/down_payment")?;
         let mut installments = Vec::with_capacity(self.installments.len());
         for (i, inst) in self.installments.iter().enumerate() {
-            let m = money_at(&inst.amount, c, &format!("/installments/{i}/amount"))?;
+            let m = inst
+                .amount
+                .to_money(c)
+                .map_err(|e| problem(format!("/installments/{i}/amount"), e.to_string()))?;
             installments.push(Installment {
                 due_date: inst.due_date,
                 amount_minor: m.minor,
@@ -554,7 +567,18 @@ mod tests {
             assert!(DecimalAmount::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-1", "+1", "1.", ".5", "01", "1e3", "1,000", "1.2345", "NaN", " 1", "$5",
+            "",
+            "-1",
+            "+1",
+            "1.",
+            ".5",
+            "01",
+            "1e3",
+            "1,000",
+            "1.2345",
+            "NaN",
+            " 1",
+            "$5",
             "1000000000000000",
         ] {
             assert!(DecimalAmount::new(bad).is_err(), "{bad:?} accepted");
@@ -601,7 +625,11 @@ mod tests {
         let args: ProposePlanArgs = serde_json::from_value(v).unwrap();
         let errs = Action::ProposePlan(args).check().unwrap_err();
         assert_eq!(errs[0].pointer, "/installments");
-        assert!(errs[0].problem.contains("balance less discount"), "{}", errs[0]);
+        assert!(
+            errs[0].problem.contains("balance less discount"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
@@ -625,7 +653,12 @@ mod tests {
         let back = serde_json::to_value(&a).unwrap();
         assert_eq!(back["tool"], "read_aging");
         assert_eq!("send_email".parse::<ToolName>(), Ok(ToolName::SendEmail));
-        assert!("rm_rf".parse::<ToolName>().unwrap_err().contains("escalate"));
+        assert!(
+            "rm_rf"
+                .parse::<ToolName>()
+                .unwrap_err()
+                .contains("escalate")
+        );
     }
 
     #[test]
@@ -634,7 +667,10 @@ mod tests {
             "customer_id": "C1", "amount": "0", "currency": "USD", "promised_date": "2026-03-20"
         }))
         .unwrap();
-        assert_eq!(Action::LogPromise(a).check().unwrap_err()[0].pointer, "/amount");
+        assert_eq!(
+            Action::LogPromise(a).check().unwrap_err()[0].pointer,
+            "/amount"
+        );
         let a: LogPromiseArgs = serde_json::from_value(json!({
             "customer_id": "C1", "amount": "10.125", "currency": "USD", "promised_date": "2026-03-20"
         }))

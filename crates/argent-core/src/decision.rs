@@ -124,7 +124,11 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.outcome)?;
         for r in &self.rules {
-            write!(f, "\n  [{}] {}: {} ({})", r.outcome, r.id, r.message, r.citation)?;
+            write!(
+                f,
+                "\n  [{}] {}: {} ({})",
+                r.outcome, r.id, r.message, r.citation
+            )?;
         }
         Ok(())
     }
@@ -164,8 +168,16 @@ mod tests {
     #[test]
     fn approvers_are_the_roles_every_approval_rule_accepts() {
         let mut d = Decision::allow();
-        d.fire(rule("x", Outcome::NeedsApproval, &[Role::Collector, Role::Manager, Role::Admin]));
-        d.fire(rule("y", Outcome::NeedsApproval, &[Role::Manager, Role::Compliance, Role::Admin]));
+        d.fire(rule(
+            "x",
+            Outcome::NeedsApproval,
+            &[Role::Collector, Role::Manager, Role::Admin],
+        ));
+        d.fire(rule(
+            "y",
+            Outcome::NeedsApproval,
+            &[Role::Manager, Role::Compliance, Role::Admin],
+        ));
         assert_eq!(d.approvers(), [Role::Manager, Role::Admin]);
         assert!(!d.may_approve(Role::Collector));
         assert!(!Decision::allow().may_approve(Role::Admin));

@@ -1,1 +1,90 @@
-fn main() {}
+//! One send_email decision with the us-consumer pack on a ~2 KB body (target: < 20 µs median).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use argent_core::{
+    Action, Contact, Currency, Customer, CustomerFlags, Jurisdiction, RiskSegment, SendEmailArgs,
+    Tier,
+};
+use argent_policy::{Context, OpenInvoice, Policy, PriorContact, evaluate};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn setup() -> (Policy, Action, Context) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let policy = Policy::load(&dir.join("us-consumer.toml")).expect("us-consumer loads");
+    let para = "We are writing about your account with Acme Services. This message is from a debt collector. \
+        Our records show that invoices INV-1 and INV-2 remain unpaid; your balance is $1,500.50. \
+        If you would like to set up a payment plan that fits your budget, reply to this email and a member of our team will help. ";
+    let mut body = String::new();
+    while body.len() < 2000 {
+        body.push_str(para);
+    }
+    body.push_str("To stop receiving these emails, reply STOP or click unsubscribe.");
+    assert!(
+        body.len() >= 2048 - 100 && body.len() <= 2300,
+        "{}",
+        body.len()
+    );
+    let action = Action::SendEmail(SendEmailArgs {
+        customer_id: "C1".into(),
+        to: "dana@example.com".into(),
+        subject: "Your account with Acme Services".into(),
+        body,
+        invoice_numbers: vec!["INV-1".into(), "INV-2".into()],
+    });
+    let customer = Customer {
+        id: "C1".into(),
+        name: "Dana Reyes".into(),
+        tier: Tier::Standard,
+        jurisdiction: Jurisdiction::UsConsumer,
+        time_zone: chrono_tz::America::New_York,
+        contacts: vec![Contact {
+            name: "Dana".into(),
+            email: Some("dana@example.com".into()),
+            phone: None,
+            opted_out: vec![],
+        }],
+        flags: CustomerFlags::default(),
+    };
+    let now = "2026-03-10T15:00:00Z".parse().expect("instant");
+    let mut ctx = Context::new(customer, now, RiskSegment::Medium);
+    ctx.initial_communication_sent = true;
+    ctx.invoices = vec![
+        OpenInvoice {
+            number: "INV-1".into(),
+            currency: Currency::USD,
+            amount_minor: 1200_00,
+            open_minor: 1200_00,
+            due_date: "2026-01-15".parse().expect("date"),
+            disputed: false,
+        },
+        OpenInvoice {
+            number: "INV-2".into(),
+            currency: Currency::USD,
+            amount_minor: 450_50,
+            open_minor: 300_50,
+            due_date: "2026-02-01".parse().expect("date"),
+            disputed: false,
+        },
+    ];
+    ctx.prior_contacts = (1..=4)
+        .map(|d| PriorContact {
+            at: format!("2026-03-0{d}T14:00:00Z").parse().expect("instant"),
+            channel: argent_core::Channel::Email,
+        })
+        .collect();
+    (policy, action, ctx)
+}
+
+fn bench(c: &mut Criterion) {
+    let (policy, action, ctx) = setup();
+    let d = evaluate(&policy, &action, &ctx);
+    assert!(d.is_allowed(), "{d}");
+    c.bench_function("evaluate send_email us-consumer 2KB", |b| {
+        b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -129,6 +129,8 @@ impl Context {
 
     /// The customer's local date today.
     pub fn local_today(&self) -> NaiveDate {
-        self.now.with_timezone(&self.customer.time_zone).date_naive()
+        self.now
+            .with_timezone(&self.customer.time_zone)
+            .date_naive()
     }
 }

@@ -103,7 +103,14 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         Action::ProposePlan(p) => {
             if let Ok(plan) = p.to_plan("proposed") {
                 check_negotiation(policy, &plan, ctx, &mut d);
-                check_overclaim(policy, plan.currency, plan.balance_minor, "plan balance", ctx, &mut d);
+                check_overclaim(
+                    policy,
+                    plan.currency,
+                    plan.balance_minor,
+                    "plan balance",
+                    ctx,
+                    &mut d,
+                );
             }
         }
         Action::LogPromise(p) => check_promise(policy, p.promised_date, ctx, &mut d),
@@ -136,17 +143,21 @@ fn check_stops(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision
                     .customer
                     .contacts
                     .iter()
-                    .find(|c| c.email.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&e.to)))
+                    .find(|c| {
+                        c.email
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(&e.to))
+                    })
                     .filter(|c| !c.allows(Channel::Email))
                     .map(|c| Some(format!("{} opted out of email", c.name))),
                 _ => None,
             },
             StopCondition::RecipientNotOnFile => match action {
-                Action::SendEmail(e) => (!ctx
-                    .customer
-                    .contacts
-                    .iter()
-                    .any(|c| c.email.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&e.to))))
+                Action::SendEmail(e) => (!ctx.customer.contacts.iter().any(|c| {
+                    c.email
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(&e.to))
+                }))
                 .then(|| Some(format!("{} is not a contact on file", e.to))),
                 _ => None,
             },
@@ -160,7 +171,11 @@ fn check_stops(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision
 fn check_quiet_hours(policy: &Policy, tool: ToolName, ctx: &Context, d: &mut Decision) {
     let local = ctx.now.with_timezone(&ctx.customer.time_zone);
     let t = local.time();
-    for q in policy.quiet_hours.iter().filter(|q| q.actions.contains(&tool)) {
+    for q in policy
+        .quiet_hours
+        .iter()
+        .filter(|q| q.actions.contains(&tool))
+    {
         if t < q.earliest || t >= q.latest {
             fire(
                 d,
@@ -210,26 +225,25 @@ fn check_frequency(
 }
 
 fn check_language(policy: &Policy, email: &SendEmailArgs, ctx: &Context, d: &mut Decision) {
-    // Prohibited patterns: one pass per field over all patterns.
-    if !policy.prohibited.is_empty() {
-        let subject = policy.prohibited_set.matches(&email.subject);
-        let body = policy.prohibited_set.matches(&email.body);
-        for (i, meta) in policy.prohibited.iter().enumerate() {
-            if subject.matched(i) || body.matched(i) {
-                fire(d, meta, None);
-            }
+    // Prohibited and required patterns: one pass per field over all of them.
+    let n = policy.prohibited.len();
+    let subject = policy.text_set.matches(&email.subject);
+    let body = policy.text_set.matches(&email.body);
+    for (i, meta) in policy.prohibited.iter().enumerate() {
+        if subject.matched(i) || body.matched(i) {
+            fire(d, meta, None);
         }
     }
-    // Required disclosures by message kind and channel.
+    // Required disclosures by message kind and channel, in the body.
     let kind = if ctx.initial_communication_sent {
         MessageKind::Subsequent
     } else {
         MessageKind::Initial
     };
-    for r in &policy.required {
-        let applies = (r.kind == MessageKind::Any || r.kind == kind)
-            && r.channels.contains(&Channel::Email);
-        if applies && !r.regex.is_match(&email.body) {
+    for (j, r) in policy.required.iter().enumerate() {
+        let applies =
+            (r.kind == MessageKind::Any || r.kind == kind) && r.channels.contains(&Channel::Email);
+        if applies && !body.matched(n + j) {
             fire(d, &r.meta, None);
         }
     }
@@ -393,7 +407,11 @@ fn breaches(plan: &argent_core::PaymentPlan, t: &Terms) -> Vec<String> {
     let mut out = Vec::new();
     let disc = plan.discount_bps();
     if disc > t.max_discount_bps {
-        out.push(format!("discount {} > {}", pct(disc), pct(t.max_discount_bps)));
+        out.push(format!(
+            "discount {} > {}",
+            pct(disc),
+            pct(t.max_discount_bps)
+        ));
     }
     let n = plan.installments.len();
     if n > t.max_installments as usize {
@@ -401,7 +419,11 @@ fn breaches(plan: &argent_core::PaymentPlan, t: &Terms) -> Vec<String> {
     }
     let down = plan.down_payment_bps();
     if down < t.min_down_payment_bps {
-        out.push(format!("down payment {} < {}", pct(down), pct(t.min_down_payment_bps)));
+        out.push(format!(
+            "down payment {} < {}",
+            pct(down),
+            pct(t.min_down_payment_bps)
+        ));
     }
     let days = plan.length_days();
     if days > i64::from(t.max_plan_days) {
@@ -456,7 +478,11 @@ fn check_promise(policy: &Policy, date: chrono::NaiveDate, ctx: &Context, d: &mu
     let Some(p) = &policy.promise else { return };
     let today = ctx.local_today();
     if date < today {
-        fire(d, &p.meta, Some(format!("promised date {date} is in the past")));
+        fire(
+            d,
+            &p.meta,
+            Some(format!("promised date {date} is in the past")),
+        );
     } else if (date - today).num_days() > i64::from(p.max_days_ahead) {
         fire(
             d,

@@ -283,7 +283,6 @@ pub(crate) struct Frequency {
 #[derive(Clone, Debug)]
 pub(crate) struct Required {
     pub meta: RuleMeta,
-    pub regex: Regex,
     pub kind: MessageKind,
     pub channels: Vec<Channel>,
 }
@@ -359,7 +358,8 @@ pub struct Policy {
     pub(crate) quiet_hours: Vec<QuietHours>,
     pub(crate) frequency: Vec<Frequency>,
     pub(crate) prohibited: Vec<RuleMeta>,
-    pub(crate) prohibited_set: RegexSet,
+    /// Prohibited patterns followed by required-disclosure patterns, matched in one pass.
+    pub(crate) text_set: RegexSet,
     pub(crate) required: Vec<Required>,
     pub(crate) amounts: Option<Amounts>,
     pub(crate) money_mention: Regex,
@@ -522,14 +522,7 @@ impl Checker {
         }
     }
 
-    fn terms(
-        &mut self,
-        key: &str,
-        disc: f64,
-        inst: u32,
-        down: f64,
-        days: u32,
-    ) -> Terms {
+    fn terms(&mut self, key: &str, disc: f64, inst: u32, down: f64, days: u32) -> Terms {
         let t = Terms {
             max_discount_bps: self.percent(format!("{key}max_discount_percent"), disc),
             max_installments: inst,
@@ -574,7 +567,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         if earliest >= latest {
             ck.problem(
                 format!("{key}.latest"),
-                format!("latest ({}) must be after earliest ({})", q.latest, q.earliest),
+                format!(
+                    "latest ({}) must be after earliest ({})",
+                    q.latest, q.earliest
+                ),
             );
         }
         quiet_hours.push(QuietHours {
@@ -590,10 +586,16 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         let key = format!("frequency[{i}]");
         ck.meta(&key, &f.meta);
         if f.max == 0 {
-            ck.problem(format!("{key}.max"), "must be at least 1 (use a stop rule to forbid contact)");
+            ck.problem(
+                format!("{key}.max"),
+                "must be at least 1 (use a stop rule to forbid contact)",
+            );
         }
         if f.window_days == 0 || f.window_days > 366 {
-            ck.problem(format!("{key}.window_days"), format!("{} is not between 1 and 366", f.window_days));
+            ck.problem(
+                format!("{key}.window_days"),
+                format!("{} is not between 1 and 366", f.window_days),
+            );
         }
         if f.channels.is_empty() {
             ck.problem(format!("{key}.channels"), "must name at least one channel");
@@ -617,27 +619,34 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
             prohibited.push(p.meta);
         }
     }
-    let prohibited_set = match RegexSet::new(&patterns) {
-        Ok(s) => s,
-        Err(e) => {
-            ck.problem("prohibited".into(), format!("patterns do not compile together: {e}"));
-            RegexSet::empty()
-        }
-    };
 
     let mut required = Vec::new();
     for (i, r) in doc.required.into_iter().enumerate() {
         let key = format!("required[{i}]");
         ck.meta(&key, &r.meta);
-        if let Some(regex) = ck.regex(format!("{key}.pattern"), &r.pattern) {
+        if ck.regex(format!("{key}.pattern"), &r.pattern).is_some() {
+            patterns.push(r.pattern);
             required.push(Required {
                 meta: r.meta,
-                regex,
                 kind: r.kind,
                 channels: r.channels,
             });
         }
     }
+
+    let text_set = match regex::RegexSetBuilder::new(&patterns)
+        .size_limit(1 << 24)
+        .build()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            ck.problem(
+                "prohibited".into(),
+                format!("language patterns do not compile together: {e}"),
+            );
+            RegexSet::empty()
+        }
+    };
 
     let amounts = match doc.amounts {
         Some(a) => {
@@ -662,7 +671,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         ck.id(format!("{key}.id"), &r.id);
         ck.id(format!("{key}.ceiling.id"), &r.ceiling.id);
         if r.approvers.is_empty() {
-            ck.problem(format!("{key}.approvers"), "must name at least one role that may approve");
+            ck.problem(
+                format!("{key}.approvers"),
+                "must name at least one role that may approve",
+            );
         }
         let within = ck.terms(
             &format!("{key}."),
@@ -681,10 +693,16 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         );
         let ck_key = |f: &str| format!("{key}.ceiling.{f}");
         if ceiling.max_discount_bps < within.max_discount_bps {
-            ck.problem(ck_key("max_discount_percent"), "the hard ceiling is below the range it caps");
+            ck.problem(
+                ck_key("max_discount_percent"),
+                "the hard ceiling is below the range it caps",
+            );
         }
         if ceiling.max_installments < within.max_installments {
-            ck.problem(ck_key("max_installments"), "the hard ceiling is below the range it caps");
+            ck.problem(
+                ck_key("max_installments"),
+                "the hard ceiling is below the range it caps",
+            );
         }
         if ceiling.min_down_payment_bps > within.min_down_payment_bps {
             ck.problem(
@@ -693,7 +711,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
             );
         }
         if ceiling.max_plan_days < within.max_plan_days {
-            ck.problem(ck_key("max_plan_days"), "the hard ceiling is below the range it caps");
+            ck.problem(
+                ck_key("max_plan_days"),
+                "the hard ceiling is below the range it caps",
+            );
         }
         if i + 1 == n_ranges && !(r.segments.is_empty() && r.tiers.is_empty()) {
             ck.problem(
@@ -731,7 +752,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
                 None
             }
             (None, Some(_)) => {
-                ck.problem(format!("{key}.amount_over"), "currency is given without amount_over");
+                ck.problem(
+                    format!("{key}.amount_over"),
+                    "currency is given without amount_over",
+                );
                 None
             }
         };
@@ -756,8 +780,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     });
 
     let late_payment = doc.late_payment.map(|lp| {
-        let interest_over_base_bps =
-            ck.percent("late_payment.interest_over_base_percent".into(), lp.interest_over_base_percent);
+        let interest_over_base_bps = ck.percent(
+            "late_payment.interest_over_base_percent".into(),
+            lp.interest_over_base_percent,
+        );
         let mut compensation = Vec::new();
         for (i, c) in lp.compensation.iter().enumerate() {
             let key = format!("late_payment.compensation[{i}]");
@@ -822,7 +848,7 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         quiet_hours,
         frequency,
         prohibited,
-        prohibited_set,
+        text_set,
         required,
         amounts,
         money_mention,

@@ -100,7 +100,11 @@ impl TestReport {
     }
     /// Share of cases expected to be allowed, in percent (0 when there are none).
     pub fn allow_percent(&self) -> f64 {
-        let allow = self.expected_counts().get(&Outcome::Allow).copied().unwrap_or(0);
+        let allow = self
+            .expected_counts()
+            .get(&Outcome::Allow)
+            .copied()
+            .unwrap_or(0);
         if self.cases.is_empty() {
             0.0
         } else {
@@ -222,13 +226,15 @@ fn run_file(
         if let Some(over) = &case.context {
             merge(&mut ctx_table, over);
         }
-        let ctx: Context = toml::Value::Table(ctx_table)
-            .try_into()
-            .map_err(|e: toml::de::Error| PolicyError::invalid(file, key("context"), e.message().to_string()))?;
-        let action: Action = case
-            .action
-            .try_into()
-            .map_err(|e: toml::de::Error| PolicyError::invalid(file, key("action"), e.message().to_string()))?;
+        let ctx: Context =
+            toml::Value::Table(ctx_table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    PolicyError::invalid(file, key("context"), e.message().to_string())
+                })?;
+        let action: Action = case.action.try_into().map_err(|e: toml::de::Error| {
+            PolicyError::invalid(file, key("action"), e.message().to_string())
+        })?;
         let decision = evaluate(policy, &action, &ctx);
         let mut problems = Vec::new();
         if decision.outcome != case.expect {
@@ -252,9 +258,8 @@ fn run_file(
                 problems.push(format!("expected approvers {approvers:?}, got {got:?}"));
             }
         }
-        let failure = (!problems.is_empty()).then(|| {
-            format!("{}\ndecision: {decision}", problems.join("; "))
-        });
+        let failure = (!problems.is_empty())
+            .then(|| format!("{}\ndecision: {decision}", problems.join("; ")));
         report.cases.push(CaseResult {
             file: file.to_path_buf(),
             name: case.name,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 use std::path::PathBuf;
 
 fn policies_dir() -> PathBuf {

@@ -348,16 +348,13 @@ impl Registry {
                 },
             });
         }
-        let action = entry
-            .tool
-            .to_action(value)
-            .map_err(|e| ToolError::Schema {
-                tool,
-                errors: vec![ArgError {
-                    pointer: String::new(),
-                    reason: e.to_string(),
-                }],
-            })?;
+        let action = entry.tool.to_action(value).map_err(|e| ToolError::Schema {
+            tool,
+            errors: vec![ArgError {
+                pointer: String::new(),
+                reason: e.to_string(),
+            }],
+        })?;
         action.check().map_err(|problems| ToolError::Semantic {
             tool,
             errors: problems.into_iter().map(ArgError::from).collect(),

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Policy documents: validate them, and run the policy tests beside them.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the whole product on a fresh embedded database with a sample portfolio; needs no
     /// network and no key.
     Demo {
@@ -84,6 +89,25 @@ enum Command {
         db: PathBuf,
         #[arg(long, default_value_t = 60)]
         customers: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Run the policy tests (policies/tests/*.toml): each case is an action, an account
+    /// context and the decision expected; exits non-zero if any case fails.
+    Test {
+        /// The policies directory.
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+        /// Print only failures and the totals.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Load and validate every policy document; errors name the file, key and problem.
+    Check {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
     },
 }
 
@@ -188,7 +212,35 @@ async fn run(cli: Cli) -> Result<()> {
                 Format::Table => print!("{}", render::segments(&rows)),
             }
         }
+        Command::Policy { command } => policy(command)?,
         Command::Demo { db, customers } => demo(&db, customers).await?,
+    }
+    Ok(())
+}
+
+fn policy(command: PolicyCommand) -> Result<()> {
+    match command {
+        PolicyCommand::Check { dir } => {
+            let set = argent_policy::PolicySet::load_dir(&dir)?;
+            for (id, p) in &set.policies {
+                println!("ok  {id}: {} rules", p.rule_ids().len());
+            }
+        }
+        PolicyCommand::Test { dir, quiet } => {
+            let report = argent_policy::run_policy_tests(&dir)?;
+            if quiet {
+                for c in report.cases.iter().filter(|c| !c.passed()) {
+                    println!("{c:?}");
+                }
+                println!("{} passed, {} failed", report.passed(), report.failed());
+            } else {
+                print!("{report}");
+            }
+            println!("{:.0}% of cases expect allow", report.allow_percent());
+            if !report.success() {
+                anyhow::bail!("{} policy test(s) failed", report.failed());
+            }
+        }
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
     let top = ok(argent(&db, &["--help"]));
-    let subcommands = ["import", "demo-data", "aging", "segments", "demo"];
+    let subcommands = ["import", "demo-data", "aging", "segments", "policy", "demo"];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");
         let help = ok(argent(&db, &[sub, "--help"]));
@@ -171,4 +171,57 @@ fn demo_runs_offline_on_a_fresh_database() {
     assert!(out.contains("sample portfolio of 30 customers"), "{out}");
     assert!(out.contains("risk segments (30 customers)"), "{out}");
     assert!(demo_db.exists());
+}
+
+#[test]
+fn policy_test_runs_the_shipped_cases_and_fails_a_broken_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let out = ok(argent(
+        &db,
+        &[
+            "policy",
+            "test",
+            "--quiet",
+            "--dir",
+            policies.to_str().unwrap(),
+        ],
+    ));
+    let totals = out.lines().find(|l| l.ends_with(" failed")).unwrap();
+    assert!(totals.ends_with(", 0 failed"), "{out}");
+    let passed: usize = totals.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(passed >= 60, "{passed} cases");
+
+    // A copy of the packs whose US discount range is raised to 90% must fail its tests.
+    let copy = dir.path().join("policies");
+    std::fs::create_dir_all(copy.join("tests")).unwrap();
+    for entry in std::fs::read_dir(&policies)
+        .unwrap()
+        .chain(std::fs::read_dir(policies.join("tests")).unwrap())
+    {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            let rel = p.strip_prefix(&policies).unwrap();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if rel == Path::new("us-consumer.toml") {
+                text = text
+                    .replace("max_discount_percent = 30", "max_discount_percent = 95")
+                    .replace("max_discount_percent = 25", "max_discount_percent = 95")
+                    .replace("max_discount_percent = 20", "max_discount_percent = 95");
+            }
+            std::fs::write(copy.join(rel), text).unwrap();
+        }
+    }
+    let out = argent(
+        &db,
+        &["policy", "test", "--quiet", "--dir", copy.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy test(s) failed"));
 }

@@ -413,6 +413,13 @@ impl EvalSet {
         })
     }
 
+    /// Where the set named by a CLI argument lives: an existing directory as given, else
+    /// `<evals_root>/<arg>` (so `argent eval run core` finds `evals/core`).
+    pub fn resolve(arg: &str, evals_root: &Path) -> PathBuf {
+        let p = PathBuf::from(arg);
+        if p.is_dir() { p } else { evals_root.join(arg) }
+    }
+
     /// Every distinct tag, sorted.
     pub fn tags(&self) -> Vec<String> {
         let mut tags: Vec<String> = self.cases.iter().flat_map(|c| c.tags.clone()).collect();
@@ -930,6 +937,37 @@ impl Validator {
                 }
             }
         };
+        for (i, s) in raw.statuses.iter().enumerate() {
+            if raw.must_not_call.contains(&s.tool) {
+                self.problem(
+                    format!("expect.statuses[{i}].tool"),
+                    format!("'{}' is also in must_not_call", s.tool),
+                );
+            }
+            if raw.must_not_execute.contains(&s.tool) && s.one_of == [CallStatus::Executed] {
+                self.problem(
+                    format!("expect.statuses[{i}].one_of"),
+                    format!("'{}' must execute but is in must_not_execute", s.tool),
+                );
+            }
+        }
+        for (i, a) in args.iter().enumerate() {
+            if a.applies == Applies::Any && raw.must_not_call.contains(&a.tool) {
+                self.problem(
+                    format!("expect.args[{i}].applies"),
+                    format!(
+                        "'any' needs a call of '{}', which is in must_not_call",
+                        a.tool
+                    ),
+                );
+            }
+        }
+        if email.as_ref().is_some_and(|e| e.required) && end.no_email_sent {
+            self.problem(
+                "expect.email.required",
+                "contradicts expect.end.no_email_sent",
+            );
+        }
         Expectations {
             must_call: raw.must_call,
             must_not_call: raw.must_not_call,

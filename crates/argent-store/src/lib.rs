@@ -17,11 +17,23 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+mod agent;
+mod audit;
 mod ledger;
 mod records;
 pub mod testkit;
+mod tx;
 
+pub use agent::{
+    ApprovalItem, ApprovalStatus, NewApproval, OutboxEmail, RunRecord, RunStatus, ToolCallRecord,
+    ToolCallStatus,
+};
+pub use audit::{
+    AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_to_csv,
+    audit_to_jsonl,
+};
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use tx::StoreTx;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -40,6 +52,10 @@ pub enum StoreError {
     },
     #[error("{0} not found")]
     NotFound(String),
+    /// A caller asked for something the store refuses to record (e.g. deciding an approval
+    /// back to `pending`).
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -105,16 +121,30 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "ledger",
-    include_str!("../../../migrations/sqlite/0001_ledger.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "ledger",
-    include_str!("../../../migrations/postgres/0001_ledger.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "ledger",
+        include_str!("../../../migrations/sqlite/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "agent",
+        include_str!("../../../migrations/sqlite/0002_agent.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "ledger",
+        include_str!("../../../migrations/postgres/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "agent",
+        include_str!("../../../migrations/postgres/0002_agent.sql"),
+    ),
+];
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`:
@@ -271,3 +301,46 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     // Serializing plain domain structs to a string cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
 }
+
+/// Instants are stored at microsecond precision on both backends (PostgreSQL's
+/// `timestamptz` resolution), so a value reads back exactly as it was written.
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    micros(chrono::Utc::now())
+}
+
+/// Declares a string-backed enum with `as_str`, `Display` and `FromStr` (snake_case).
+macro_rules! str_enum {
+    ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self { $($ty::$variant => $s),+ }
+            }
+        }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($ty::$variant),)+
+                    _ => Err(format!(
+                        "'{}' is not a {} (expected one of: {})",
+                        s,
+                        stringify!($ty),
+                        [$($s),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+pub(crate) use str_enum;

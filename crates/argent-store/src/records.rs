@@ -5,13 +5,45 @@ use sqlx::Row;
 
 use argent_core::{Case, Installment, Money, PaymentPlan, PromiseToPay};
 
-use crate::{Result, Store, dispatch, from_json, parse_col, to_json};
+use crate::tx::dispatch_tx;
+use crate::{Result, Store, StoreTx, dispatch, from_json, parse_col, to_json};
 
 impl Store {
     pub async fn insert_promise(&self, p: &PromiseToPay) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.insert_promise(p).await?;
+        tx.commit().await
+    }
+
+    pub async fn set_promise_status(
+        &self,
+        id: &str,
+        status: argent_core::PromiseStatus,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let changed = tx.set_promise_status(id, status).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    pub async fn insert_case(&self, c: &Case) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.insert_case(c).await?;
+        tx.commit().await
+    }
+
+    pub async fn insert_plan(&self, p: &PaymentPlan) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.insert_plan(p).await?;
+        tx.commit().await
+    }
+}
+
+impl StoreTx {
+    pub async fn insert_promise(&mut self, p: &PromiseToPay) -> Result<()> {
         let sql = "INSERT INTO promises (id, customer_id, invoice_numbers, currency, amount_minor, promised_date, \
                    created_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        dispatch!(self, |pool| {
+        dispatch_tx!(self, |conn| {
             sqlx::query(sql)
                 .bind(p.id.as_str())
                 .bind(p.customer_id.as_str())
@@ -21,28 +53,70 @@ impl Store {
                 .bind(p.promised_date)
                 .bind(p.created_at)
                 .bind(p.status.as_str())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
         });
         Ok(())
     }
 
     pub async fn set_promise_status(
-        &self,
+        &mut self,
         id: &str,
         status: argent_core::PromiseStatus,
     ) -> Result<bool> {
-        let n = dispatch!(self, |pool| {
+        let n = dispatch_tx!(self, |conn| {
             sqlx::query("UPDATE promises SET status = $1 WHERE id = $2")
                 .bind(status.as_str())
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
         Ok(n == 1)
     }
 
+    pub async fn insert_case(&mut self, c: &Case) -> Result<()> {
+        let sql = "INSERT INTO cases (id, customer_id, kind, status, invoice_numbers, disputed_currency, \
+                   disputed_minor, summary, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        dispatch_tx!(self, |conn| {
+            sqlx::query(sql)
+                .bind(c.id.as_str())
+                .bind(c.customer_id.as_str())
+                .bind(c.kind.as_str())
+                .bind(c.status.as_str())
+                .bind(to_json(&c.invoice_numbers))
+                .bind(c.disputed_amount.map(|m| m.currency.as_str().to_string()))
+                .bind(c.disputed_amount.map(|m| m.minor))
+                .bind(c.summary.as_str())
+                .bind(c.opened_at)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_plan(&mut self, p: &PaymentPlan) -> Result<()> {
+        let sql = "INSERT INTO payment_plans (id, customer_id, currency, balance_minor, discount_minor, \
+                   down_payment_minor, start_date, installments, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        dispatch_tx!(self, |conn| {
+            sqlx::query(sql)
+                .bind(p.id.as_str())
+                .bind(p.customer_id.as_str())
+                .bind(p.currency.as_str())
+                .bind(p.balance_minor)
+                .bind(p.discount_minor)
+                .bind(p.down_payment_minor)
+                .bind(p.start_date)
+                .bind(to_json(&p.installments))
+                .bind(p.status.as_str())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+impl Store {
     pub async fn promises(&self, customer_id: Option<&str>) -> Result<Vec<PromiseToPay>> {
         let sql = "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
                    FROM promises WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id";
@@ -87,26 +161,6 @@ impl Store {
                 },
             )
             .collect()
-    }
-
-    pub async fn insert_case(&self, c: &Case) -> Result<()> {
-        let sql = "INSERT INTO cases (id, customer_id, kind, status, invoice_numbers, disputed_currency, \
-                   disputed_minor, summary, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        dispatch!(self, |pool| {
-            sqlx::query(sql)
-                .bind(c.id.as_str())
-                .bind(c.customer_id.as_str())
-                .bind(c.kind.as_str())
-                .bind(c.status.as_str())
-                .bind(to_json(&c.invoice_numbers))
-                .bind(c.disputed_amount.map(|m| m.currency.as_str().to_string()))
-                .bind(c.disputed_amount.map(|m| m.minor))
-                .bind(c.summary.as_str())
-                .bind(c.opened_at)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     pub async fn cases(&self, customer_id: Option<&str>) -> Result<Vec<Case>> {
@@ -162,26 +216,6 @@ impl Store {
                 },
             )
             .collect()
-    }
-
-    pub async fn insert_plan(&self, p: &PaymentPlan) -> Result<()> {
-        let sql = "INSERT INTO payment_plans (id, customer_id, currency, balance_minor, discount_minor, \
-                   down_payment_minor, start_date, installments, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        dispatch!(self, |pool| {
-            sqlx::query(sql)
-                .bind(p.id.as_str())
-                .bind(p.customer_id.as_str())
-                .bind(p.currency.as_str())
-                .bind(p.balance_minor)
-                .bind(p.discount_minor)
-                .bind(p.down_payment_minor)
-                .bind(p.start_date)
-                .bind(to_json(&p.installments))
-                .bind(p.status.as_str())
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     pub async fn plans(&self, customer_id: Option<&str>) -> Result<Vec<PaymentPlan>> {

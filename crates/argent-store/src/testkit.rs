@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Result, Store};
+use crate::{Result, Store, dispatch};
 
 /// The environment variable naming the PostgreSQL server the conformance suite also runs on.
 pub const POSTGRES_URL_ENV: &str = "ARGENT_TEST_POSTGRES_URL";
@@ -72,6 +72,18 @@ impl TestStore {
         self.sqlite_file.as_deref()
     }
 
+    /// A second, independent store (its own connection pool) on the same database, for
+    /// tests of concurrent writers.
+    pub async fn reopen(&self) -> Result<Store> {
+        match (&self.sqlite_file, &self.pg) {
+            (Some(path), _) => Store::open(&path.to_string_lossy()).await,
+            (None, Some((url, schema))) => Store::open_postgres_schema(url, schema).await,
+            (None, None) => Err(crate::StoreError::BadUrl(
+                "test store without a database".into(),
+            )),
+        }
+    }
+
     pub async fn cleanup(mut self) {
         self.store.close().await;
         if let Some((url, schema)) = self.pg.take() {
@@ -90,4 +102,13 @@ impl Drop for TestStore {
             }
         }
     }
+}
+
+/// Runs raw SQL against a store, bypassing its API: for tests that play an attacker with
+/// database access (tampering with the audit trail) or check what the database refuses.
+pub async fn raw_execute(store: &Store, sql: &str) -> Result<u64> {
+    Ok(dispatch!(store, |pool| sqlx::raw_sql(sql)
+        .execute(pool)
+        .await?
+        .rows_affected()))
 }

@@ -1,0 +1,610 @@
+//! The audit trail: append-only and hash-chained.
+//!
+//! Every event gets the next sequence number (1, 2, 3, … with no gaps) and is written as a
+//! canonical JSON text — sorted keys, no whitespace — of
+//! `{actor, at, customer_id, kind, payload, run_id, seq}`, `at` in RFC 3339 UTC with
+//! microseconds. Its hash is the hex SHA-256 of the previous event's hash (64 zeros for the
+//! first) followed by that text. The exact text is stored, so verification recomputes the
+//! hash from the bytes that were hashed; the indexed columns (seq, at, run_id, customer_id,
+//! actor, kind, rule_ids) are checked against it. The database refuses UPDATE and DELETE on
+//! the table (triggers on both backends), and a one-row `audit_head` holds the last seq and
+//! hash: every append updates it first, which serializes appenders (a row lock on
+//! PostgreSQL, the write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice
+//! a truncated tail.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::tx::dispatch_tx;
+use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, now};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Rows read per round trip when verifying or exporting the chain.
+const BATCH: i64 = 1000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewAuditEvent {
+    pub run_id: Option<String>,
+    pub customer_id: Option<String>,
+    /// Who acted: `agent`, `policy`, `model`, a user name, …
+    pub actor: String,
+    /// What happened: `model_call`, `tool_call`, `policy_decision`, `approval`, …
+    pub kind: String,
+    /// Everything else. Rule ids found at `payload.rules[*].id` (or
+    /// `payload.decision.rules[*].id`, or as plain strings in those arrays) are indexed for
+    /// [`AuditFilter::rule_id`]; rule ids must not contain commas.
+    pub payload: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub run_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub actor: String,
+    pub kind: String,
+    pub payload: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which events [`Store::audit_events`] returns; every field that is set must match.
+/// `since` is inclusive, `until` exclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub customer_id: Option<String>,
+    pub run_id: Option<String>,
+    pub actor: Option<String>,
+    pub kind: Option<String>,
+    pub rule_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AuditVerification {
+    /// Every event chains to the one before and the head names the last one.
+    Intact { events: i64, head: String },
+    /// The first place the chain does not hold, and why.
+    Broken { seq: i64, reason: String },
+}
+
+/// The canonical event as stored (and hashed).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Canonical {
+    seq: i64,
+    at: String,
+    run_id: Option<String>,
+    customer_id: Option<String>,
+    actor: String,
+    kind: String,
+    payload: Value,
+}
+
+/// JSON text with object keys sorted (byte order) at every depth and no whitespace.
+/// Written by hand so that it does not depend on serde_json's `preserve_order` feature,
+/// which another crate in the build may switch on.
+pub(crate) fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(x) = m.get(k) {
+                    write_canonical(x, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+fn format_at(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// `,a,b,` for the rule ids the payload names, `` if none.
+fn rule_ids(payload: &Value) -> String {
+    let mut ids: Vec<&str> = Vec::new();
+    for rules in [
+        payload.get("rules"),
+        payload.get("decision").and_then(|d| d.get("rules")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(list) = rules.as_array() {
+            for r in list {
+                let id = r.as_str().or_else(|| r.get("id").and_then(Value::as_str));
+                if let Some(id) = id
+                    && !id.is_empty()
+                    && !id.contains(',')
+                    && !ids.contains(&id)
+                {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(",{},", ids.join(","))
+    }
+}
+
+fn parse_canonical(text: &str) -> std::result::Result<(Canonical, DateTime<Utc>), String> {
+    let c: Canonical = serde_json::from_str(text).map_err(|e| format!("unreadable: {e}"))?;
+    let at = DateTime::parse_from_rfc3339(&c.at)
+        .map_err(|e| format!("bad time '{}': {e}", c.at))?
+        .with_timezone(&Utc);
+    Ok((c, at))
+}
+
+/// One stored row, as read for verification and listing.
+struct Stored {
+    seq: i64,
+    at: DateTime<Utc>,
+    run_id: Option<String>,
+    customer_id: Option<String>,
+    actor: String,
+    kind: String,
+    rule_ids: String,
+    canonical: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl Stored {
+    fn into_event(self) -> Result<AuditEvent> {
+        let (c, at) = parse_canonical(&self.canonical).map_err(|why| StoreError::Corrupt {
+            what: "audit event",
+            id: self.seq.to_string(),
+            why,
+        })?;
+        Ok(AuditEvent {
+            seq: c.seq,
+            at,
+            run_id: c.run_id,
+            customer_id: c.customer_id,
+            actor: c.actor,
+            kind: c.kind,
+            payload: c.payload,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+macro_rules! stored_row {
+    ($r:expr) => {
+        Stored {
+            seq: $r.try_get("seq")?,
+            at: $r.try_get("at")?,
+            run_id: $r.try_get("run_id")?,
+            customer_id: $r.try_get("customer_id")?,
+            actor: $r.try_get("actor")?,
+            kind: $r.try_get("kind")?,
+            rule_ids: $r.try_get("rule_ids")?,
+            canonical: $r.try_get("canonical")?,
+            prev_hash: $r.try_get("prev_hash")?,
+            hash: $r.try_get("hash")?,
+        }
+    };
+}
+
+const STORED_COLS: &str =
+    "seq, at, run_id, customer_id, actor, kind, rule_ids, canonical, prev_hash, hash";
+
+/// Walks the chain in seq order; the first inconsistency ends it.
+struct Verifier {
+    expected_seq: i64,
+    prev_hash: String,
+}
+
+impl Verifier {
+    fn new() -> Verifier {
+        Verifier {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+        }
+    }
+
+    fn feed(&mut self, row: &Stored) -> Option<AuditVerification> {
+        let broken = |seq: i64, reason: String| Some(AuditVerification::Broken { seq, reason });
+        let want = self.expected_seq;
+        if row.seq != want {
+            return broken(
+                want,
+                format!(
+                    "event {want} is missing: the next stored event is {} (deleted or renumbered rows)",
+                    row.seq
+                ),
+            );
+        }
+        if row.prev_hash != self.prev_hash {
+            return broken(
+                want,
+                format!(
+                    "event {want} does not chain to event {}: prev_hash {} but the previous hash is {} \
+                     (rows deleted, reordered or replaced)",
+                    want - 1,
+                    row.prev_hash,
+                    self.prev_hash
+                ),
+            );
+        }
+        let recomputed = chain_hash(&row.prev_hash, &row.canonical);
+        if recomputed != row.hash {
+            return broken(
+                want,
+                format!(
+                    "event {want} was altered: its content hashes to {recomputed}, stored hash is {}",
+                    row.hash
+                ),
+            );
+        }
+        let (c, at) = match parse_canonical(&row.canonical) {
+            Ok(x) => x,
+            Err(why) => return broken(want, format!("event {want} is {why}")),
+        };
+        let mismatch = if c.seq != row.seq {
+            Some(format!(
+                "seq column {} but the event says {}",
+                row.seq, c.seq
+            ))
+        } else if at != row.at {
+            Some(format!(
+                "at column {} but the event says {}",
+                format_at(row.at),
+                c.at
+            ))
+        } else if c.run_id != row.run_id {
+            Some(format!(
+                "run_id column {:?} but the event says {:?}",
+                row.run_id, c.run_id
+            ))
+        } else if c.customer_id != row.customer_id {
+            Some(format!(
+                "customer_id column {:?} but the event says {:?}",
+                row.customer_id, c.customer_id
+            ))
+        } else if c.actor != row.actor {
+            Some(format!(
+                "actor column '{}' but the event says '{}'",
+                row.actor, c.actor
+            ))
+        } else if c.kind != row.kind {
+            Some(format!(
+                "kind column '{}' but the event says '{}'",
+                row.kind, c.kind
+            ))
+        } else if rule_ids(&c.payload) != row.rule_ids {
+            Some(format!(
+                "rule_ids column '{}' but the event names '{}'",
+                row.rule_ids,
+                rule_ids(&c.payload)
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = mismatch {
+            return broken(
+                want,
+                format!("event {want}'s index columns were altered: {m}"),
+            );
+        }
+        self.prev_hash = row.hash.clone();
+        self.expected_seq += 1;
+        None
+    }
+
+    fn finish(self, head: Option<(i64, String)>) -> AuditVerification {
+        let events = self.expected_seq - 1;
+        match head {
+            None => AuditVerification::Broken {
+                seq: events,
+                reason: "the audit head row is missing".into(),
+            },
+            Some((seq, _)) if seq != events => AuditVerification::Broken {
+                seq: seq.max(events),
+                reason: format!(
+                    "the head says the chain has {seq} events but {events} chain intact from the start \
+                     (events deleted from the tail, or the head was altered)"
+                ),
+            },
+            Some((_, hash)) if hash != self.prev_hash => AuditVerification::Broken {
+                seq: events,
+                reason: format!(
+                    "the head hash {hash} is not the last event's hash {}",
+                    self.prev_hash
+                ),
+            },
+            Some((_, hash)) => AuditVerification::Intact { events, head: hash },
+        }
+    }
+}
+
+impl StoreTx {
+    /// Appends one event to the chain, inside this transaction: it becomes visible (and
+    /// takes its seq for good) when the transaction commits, and vanishes with a rollback.
+    /// On PostgreSQL this holds the audit head's row lock until the transaction ends, so
+    /// keep audited transactions short.
+    pub async fn audit_append(&mut self, e: NewAuditEvent) -> Result<AuditEvent> {
+        let (seq, prev_hash): (i64, String) = dispatch_tx!(self, |conn| {
+            let r =
+                sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            (r.try_get("seq")?, r.try_get("hash")?)
+        });
+        let at = now();
+        let NewAuditEvent {
+            run_id,
+            customer_id,
+            actor,
+            kind,
+            payload,
+        } = e;
+        let rules = rule_ids(&payload);
+        let doc = serde_json::json!({
+            "seq": seq,
+            "at": format_at(at),
+            "run_id": run_id,
+            "customer_id": customer_id,
+            "actor": actor,
+            "kind": kind,
+            "payload": payload,
+        });
+        let canonical = canonical_json(&doc);
+        let hash = chain_hash(&prev_hash, &canonical);
+        let insert = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, canonical, \
+                      prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        dispatch_tx!(self, |conn| {
+            sqlx::query(insert)
+                .bind(seq)
+                .bind(at)
+                .bind(run_id.as_deref())
+                .bind(customer_id.as_deref())
+                .bind(actor.as_str())
+                .bind(kind.as_str())
+                .bind(rules.as_str())
+                .bind(canonical.as_str())
+                .bind(prev_hash.as_str())
+                .bind(hash.as_str())
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                .bind(hash.as_str())
+                .execute(&mut *conn)
+                .await?;
+        });
+        let payload = match doc {
+            Value::Object(mut m) => m.remove("payload").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Ok(AuditEvent {
+            seq,
+            at,
+            run_id,
+            customer_id,
+            actor,
+            kind,
+            payload,
+            prev_hash,
+            hash,
+        })
+    }
+}
+
+impl Store {
+    /// Appends one event in a transaction of its own.
+    pub async fn audit_append(&self, e: NewAuditEvent) -> Result<AuditEvent> {
+        let mut tx = self.begin().await?;
+        let ev = tx.audit_append(e).await?;
+        tx.commit().await?;
+        Ok(ev)
+    }
+
+    /// Events matching the filter, in seq order.
+    pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let rule_cond = match self.backend() {
+            Backend::Sqlite => "instr(rule_ids, $5) > 0",
+            Backend::Postgres => "strpos(rule_ids, $5) > 0",
+        };
+        let sql = format!(
+            "SELECT {STORED_COLS} FROM audit_events WHERE ($1 IS NULL OR customer_id = $1) \
+             AND ($2 IS NULL OR run_id = $2) AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR kind = $4) \
+             AND ($5 IS NULL OR {rule_cond}) AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) \
+             ORDER BY seq LIMIT $8 OFFSET $9"
+        );
+        let rule = f.rule_id.as_ref().map(|r| format!(",{r},"));
+        let rows: Vec<Stored> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql)
+                .bind(f.customer_id.as_deref())
+                .bind(f.run_id.as_deref())
+                .bind(f.actor.as_deref())
+                .bind(f.kind.as_deref())
+                .bind(rule.as_deref())
+                .bind(f.since.map(crate::micros))
+                .bind(f.until.map(crate::micros))
+                .bind(f.limit.unwrap_or(i64::MAX).max(0))
+                .bind(f.offset.unwrap_or(0).max(0))
+                .fetch_all(pool)
+                .await?
+            {
+                out.push(stored_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(Stored::into_event).collect()
+    }
+
+    /// Recomputes the whole chain from the stored canonical texts, in one consistent
+    /// snapshot (concurrent appends are not blocked and not seen).
+    pub async fn audit_verify(&self) -> Result<AuditVerification> {
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        let batch = format!(
+            "SELECT {STORED_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"
+        );
+        Ok(dispatch!(self, |pool| {
+            let mut v = Verifier::new();
+            let mut tx = pool.begin_with(begin).await?;
+            // Read the head inside the snapshot first, so it and the rows agree.
+            let head: Option<(i64, String)> =
+                match sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+                    None => None,
+                };
+            let mut after = i64::MIN;
+            let mut broken = None;
+            'chain: loop {
+                let rows = sqlx::query(&batch).bind(after).fetch_all(&mut *tx).await?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in rows {
+                    let row = stored_row!(r);
+                    after = row.seq;
+                    if let Some(b) = v.feed(&row) {
+                        broken = Some(b);
+                        break 'chain;
+                    }
+                }
+            }
+            tx.rollback().await?;
+            match broken {
+                Some(b) => b,
+                None => v.finish(head),
+            }
+        }))
+    }
+}
+
+/// One JSON object per line, in the order given.
+pub fn audit_to_jsonl(events: &[AuditEvent]) -> String {
+    let mut out = String::new();
+    for e in events {
+        out.push_str(&crate::to_json(e));
+        out.push('\n');
+    }
+    out
+}
+
+/// CSV with a header row: seq, at, run_id, customer_id, actor, kind, payload (JSON text),
+/// prev_hash, hash.
+pub fn audit_to_csv(events: &[AuditEvent]) -> String {
+    // Writing CSV into memory cannot fail; an empty string would only mean a csv bug.
+    write_csv(events).unwrap_or_default()
+}
+
+fn write_csv(events: &[AuditEvent]) -> Option<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "seq",
+        "at",
+        "run_id",
+        "customer_id",
+        "actor",
+        "kind",
+        "payload",
+        "prev_hash",
+        "hash",
+    ])
+    .ok()?;
+    for e in events {
+        w.write_record([
+            e.seq.to_string().as_str(),
+            format_at(e.at).as_str(),
+            e.run_id.as_deref().unwrap_or(""),
+            e.customer_id.as_deref().unwrap_or(""),
+            e.actor.as_str(),
+            e.kind.as_str(),
+            canonical_json(&e.payload).as_str(),
+            e.prev_hash.as_str(),
+            e.hash.as_str(),
+        ])
+        .ok()?;
+    }
+    String::from_utf8(w.into_inner().ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let v = serde_json::json!({"b": 1, "a": {"z": [3, {"y": null, "x": "é\""}], "c": true}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":true,"z":[3,{"x":"é\"","y":null}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn rule_ids_are_collected_from_rules_and_decision() {
+        let p = serde_json::json!({"rules": [{"id": "us.quiet-hours"}, "b2b.max_discount"],
+                                   "decision": {"rules": [{"id": "us.quiet-hours"}, {"id": "x,y"}]}});
+        assert_eq!(rule_ids(&p), ",us.quiet-hours,b2b.max_discount,");
+        assert_eq!(rule_ids(&serde_json::json!({"rules": []})), "");
+    }
+
+    #[test]
+    fn chain_hash_is_sha256_of_prev_and_text() {
+        // python3 -c 'import hashlib; print(hashlib.sha256(("0"*64+"{}").encode()).hexdigest())'
+        let h = chain_hash(GENESIS_HASH, "{}");
+        assert_eq!(
+            h,
+            "5508d2b710e64bc470079e1b211d9c58e21011e59d0559e422345dc19d659a75"
+        );
+        assert_ne!(h, chain_hash(GENESIS_HASH, "{ }"));
+    }
+}

@@ -1,0 +1,1279 @@
+//! Conformance tests for the planner loop's persistence: transactions, the audit chain,
+//! tool calls, the approval queue, the outbox, the contact log, runs and leases. Every test
+//! runs on SQLite and, when ARGENT_TEST_POSTGRES_URL is set, on PostgreSQL too.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use argent_core::CustomerFlags;
+use argent_core::demo::{DemoConfig, generate};
+use argent_store::testkit::{TestStore, raw_execute};
+use argent_store::{
+    ApprovalStatus, AuditFilter, AuditVerification, Backend, GENESIS_HASH, NewApproval,
+    NewAuditEvent, OutboxEmail, RunRecord, RunStatus, Store, StoreError, ToolCallStatus,
+    audit_to_csv, audit_to_jsonl,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn ev(customer: &str, run: &str, actor: &str, kind: &str, payload: Value) -> NewAuditEvent {
+    NewAuditEvent {
+        run_id: Some(run.into()),
+        customer_id: Some(customer.into()),
+        actor: actor.into(),
+        kind: kind.into(),
+        payload,
+    }
+}
+
+async fn append_n(store: &Store, n: usize) -> Vec<argent_store::AuditEvent> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            store
+                .audit_append(ev(
+                    &format!("C{}", i % 3),
+                    &format!("R{}", i % 2),
+                    "agent",
+                    "tool_call",
+                    json!({"i": i, "marker": format!("TAMPER-ME-{i:04}"), "nested": {"b": 1, "a": [1, 2]}}),
+                ))
+                .await
+                .expect("append"),
+        );
+    }
+    out
+}
+
+fn broken_at(v: &AuditVerification) -> Option<i64> {
+    match v {
+        AuditVerification::Broken { seq, .. } => Some(*seq),
+        AuditVerification::Intact { .. } => None,
+    }
+}
+
+/// Lets a test play an attacker with write access to the database: switches the
+/// append-only triggers off (PostgreSQL: as superuser, `DISABLE TRIGGER`; SQLite: drop them).
+async fn disable_audit_triggers(store: &Store) {
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;"
+        }
+        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER",
+    };
+    raw_execute(store, sql).await.expect("disable triggers");
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("RFC 3339 instant")
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit chain
+
+#[tokio::test]
+async fn audit_chain_verifies_after_many_appends() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        assert_eq!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact {
+                events: 0,
+                head: GENESIS_HASH.into()
+            },
+            "{label}"
+        );
+        let written = append_n(store, 250).await;
+        let got = store.audit_events(&AuditFilter::default()).await.unwrap();
+        assert_eq!(got, written, "{label}: events read back exactly");
+        assert_eq!(
+            got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=250).collect::<Vec<_>>(),
+            "{label}"
+        );
+        assert_eq!(got[0].prev_hash, GENESIS_HASH, "{label}");
+        for w in got.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash, "{label}");
+        }
+        // The hash is SHA-256 over prev_hash + the canonical event (sorted keys, RFC 3339
+        // microseconds), recomputable by anyone from the exported fields.
+        let e = &got[0];
+        let canonical = format!(
+            r#"{{"actor":"agent","at":"{}","customer_id":"C0","kind":"tool_call","payload":{{"i":0,"marker":"TAMPER-ME-0000","nested":{{"a":[1,2],"b":1}}}},"run_id":"R0","seq":1}}"#,
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        let want = hex::encode(Sha256::digest(format!("{GENESIS_HASH}{canonical}")));
+        assert_eq!(e.hash, want, "{label}");
+        assert_eq!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact {
+                events: 250,
+                head: got[249].hash.clone()
+            },
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_keep_one_unbroken_chain() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        let mut stores = vec![ts.store.clone(), ts.store.clone()];
+        stores.push(ts.reopen().await.unwrap());
+        stores.push(ts.reopen().await.unwrap());
+        let mut tasks = Vec::new();
+        for (t, store) in stores.iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..30 {
+                    if i % 3 == 0 {
+                        // Appends inside a larger transaction interleave with the others.
+                        let mut tx = store.begin().await.unwrap();
+                        tx.record_tool_call(
+                            &format!("call-{t}-{i}"),
+                            "R",
+                            "C",
+                            "send_email",
+                            "{}",
+                            ToolCallStatus::Received,
+                        )
+                        .await
+                        .unwrap();
+                        tx.audit_append(ev(
+                            "C",
+                            "R",
+                            &format!("task{t}"),
+                            "tool_call",
+                            json!({"i": i}),
+                        ))
+                        .await
+                        .unwrap();
+                        tx.commit().await.unwrap();
+                    } else {
+                        store
+                            .audit_append(ev(
+                                "C",
+                                "R",
+                                &format!("task{t}"),
+                                "note",
+                                json!({"i": i}),
+                            ))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let events = ts
+            .store
+            .audit_events(&AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=120).collect::<Vec<_>>(),
+            "{label}: no gaps, no duplicates"
+        );
+        assert!(
+            matches!(
+                ts.store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 120, .. }
+            ),
+            "{label}"
+        );
+        for s in &stores[2..] {
+            s.close().await;
+        }
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_filters_select_by_account_run_actor_kind_rule_and_time() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let t0 = Utc::now() - Duration::seconds(1);
+        store
+            .audit_append(ev("C1", "R1", "model", "model_call", json!({"tokens": 12})))
+            .await
+            .unwrap();
+        store
+            .audit_append(ev(
+                "C1",
+                "R1",
+                "policy",
+                "policy_decision",
+                json!({"outcome": "deny", "rules": [{"id": "us.quiet_hours"}, {"id": "us.cease"}]}),
+            ))
+            .await
+            .unwrap();
+        store
+            .audit_append(ev(
+                "C2",
+                "R2",
+                "policy",
+                "policy_decision",
+                json!({"decision": {"rules": [{"id": "us.quiet-hours"}]}}),
+            ))
+            .await
+            .unwrap();
+        let mid = Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        store
+            .audit_append(NewAuditEvent {
+                run_id: None,
+                customer_id: None,
+                actor: "alice".into(),
+                kind: "approval".into(),
+                payload: json!({"note": "ok"}),
+            })
+            .await
+            .unwrap();
+        let seqs = |f: AuditFilter| async move {
+            store
+                .audit_events(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            seqs(AuditFilter {
+                customer_id: Some("C1".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![1, 2],
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                run_id: Some("R2".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![3],
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                actor: Some("policy".into()),
+                kind: Some("policy_decision".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![2, 3],
+            "{label}"
+        );
+        // Exact rule ids: `us.quiet_hours` is not `us.quiet-hours`, and no prefix matches.
+        assert_eq!(
+            seqs(AuditFilter {
+                rule_id: Some("us.quiet_hours".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![2],
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                rule_id: Some("us.quiet-hours".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![3],
+            "{label}"
+        );
+        assert!(
+            seqs(AuditFilter {
+                rule_id: Some("us".into()),
+                ..Default::default()
+            })
+            .await
+            .is_empty(),
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                since: Some(t0),
+                until: Some(mid),
+                ..Default::default()
+            })
+            .await,
+            vec![1, 2, 3],
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                since: Some(mid),
+                ..Default::default()
+            })
+            .await,
+            vec![4],
+            "{label}"
+        );
+        assert_eq!(
+            seqs(AuditFilter {
+                limit: Some(2),
+                offset: Some(1),
+                ..Default::default()
+            })
+            .await,
+            vec![2, 3],
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_exports_jsonl_and_csv() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        append_n(store, 3).await;
+        store
+            .audit_append(ev(
+                "C9",
+                "R9",
+                "bob",
+                "approval",
+                json!({"note": "line one\nline \"two\", with comma"}),
+            ))
+            .await
+            .unwrap();
+        let events = store.audit_events(&AuditFilter::default()).await.unwrap();
+        let jsonl = audit_to_jsonl(&events);
+        let back: Vec<argent_store::AuditEvent> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(back, events, "{label}");
+
+        let csv = audit_to_csv(&events);
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            headers,
+            [
+                "seq",
+                "at",
+                "run_id",
+                "customer_id",
+                "actor",
+                "kind",
+                "payload",
+                "prev_hash",
+                "hash"
+            ],
+            "{label}"
+        );
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 4, "{label}");
+        let last = &rows[3];
+        assert_eq!(&last[0], "4");
+        assert_eq!(&last[4], "bob");
+        let payload: Value = serde_json::from_str(&last[6]).unwrap();
+        assert_eq!(payload, events[3].payload, "{label}");
+        assert_eq!(&last[8], events[3].hash.as_str());
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_database_refuses_update_and_delete_of_audit_events() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        append_n(store, 3).await;
+        for sql in [
+            "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2",
+            "DELETE FROM audit_events WHERE seq = 3",
+            "DELETE FROM audit_events",
+        ] {
+            let err = raw_execute(store, sql).await.unwrap_err();
+            assert!(
+                err.to_string().contains("append-only"),
+                "{label}: {sql}: {err}"
+            );
+        }
+        if store.backend() == Backend::Postgres {
+            let err = raw_execute(store, "TRUNCATE audit_events")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{label}: {err}");
+        }
+        // The head only moves forward and cannot be removed.
+        assert!(
+            raw_execute(store, "UPDATE audit_head SET seq = 1")
+                .await
+                .is_err(),
+            "{label}"
+        );
+        assert!(
+            raw_execute(store, "DELETE FROM audit_head").await.is_err(),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn verify_detects_a_single_changed_byte() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        append_n(&ts.store, 10).await;
+        let target = b"TAMPER-ME-0006";
+        let reopened = match ts.sqlite_path() {
+            Some(path) => {
+                // Flip one byte of event 7's payload inside the database file itself.
+                raw_execute(&ts.store, "PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await
+                    .unwrap();
+                ts.store.close().await;
+                let mut bytes = std::fs::read(path).unwrap();
+                let hits: Vec<usize> = bytes
+                    .windows(target.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == target)
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(hits.len(), 1, "the marker is stored once in the file");
+                let last = hits[0] + target.len() - 1;
+                bytes[last] = b'7';
+                std::fs::write(path, &bytes).unwrap();
+                Some(Store::open(&path.to_string_lossy()).await.unwrap())
+            }
+            None => {
+                disable_audit_triggers(&ts.store).await;
+                let n = raw_execute(
+                    &ts.store,
+                    "UPDATE audit_events SET canonical = replace(canonical, 'TAMPER-ME-0006', 'TAMPER-ME-0007') \
+                     WHERE seq = 7",
+                )
+                .await
+                .unwrap();
+                assert_eq!(n, 1);
+                None
+            }
+        };
+        let store = reopened.as_ref().unwrap_or(&ts.store);
+        let v = store.audit_verify().await.unwrap();
+        assert_eq!(broken_at(&v), Some(7), "{label}: {v:?}");
+        if let AuditVerification::Broken { reason, .. } = &v {
+            assert!(reason.contains("altered"), "{label}: {reason}");
+        }
+        if let Some(s) = reopened {
+            s.close().await;
+        }
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn verify_detects_deleted_reordered_and_reindexed_rows() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        append_n(store, 8).await;
+        disable_audit_triggers(store).await;
+
+        // (a) Two rows' contents swapped (the rows reordered).
+        raw_execute(
+            store,
+            "UPDATE audit_events SET seq = -3 WHERE seq = 3; \
+             UPDATE audit_events SET seq = 3 WHERE seq = 4; \
+             UPDATE audit_events SET seq = 4 WHERE seq = -3;",
+        )
+        .await
+        .unwrap();
+        let v = store.audit_verify().await.unwrap();
+        assert_eq!(broken_at(&v), Some(3), "{label}: swapped: {v:?}");
+        // Swap back: intact again.
+        raw_execute(
+            store,
+            "UPDATE audit_events SET seq = -3 WHERE seq = 3; \
+             UPDATE audit_events SET seq = 3 WHERE seq = 4; \
+             UPDATE audit_events SET seq = 4 WHERE seq = -3;",
+        )
+        .await
+        .unwrap();
+        assert!(
+            broken_at(&store.audit_verify().await.unwrap()).is_none(),
+            "{label}"
+        );
+
+        // (b) An index column rewritten without touching the hashed text.
+        raw_execute(
+            store,
+            "UPDATE audit_events SET customer_id = 'C7' WHERE seq = 2",
+        )
+        .await
+        .unwrap();
+        let v = store.audit_verify().await.unwrap();
+        assert_eq!(broken_at(&v), Some(2), "{label}: reindexed: {v:?}");
+        raw_execute(
+            store,
+            "UPDATE audit_events SET customer_id = 'C1' WHERE seq = 2",
+        )
+        .await
+        .unwrap();
+        assert!(
+            broken_at(&store.audit_verify().await.unwrap()).is_none(),
+            "{label}"
+        );
+
+        // (c) The last row deleted: the chain is whole but shorter than the head says.
+        raw_execute(store, "DELETE FROM audit_events WHERE seq = 8")
+            .await
+            .unwrap();
+        let v = store.audit_verify().await.unwrap();
+        assert_eq!(broken_at(&v), Some(8), "{label}: tail deleted: {v:?}");
+
+        // (d) A row in the middle deleted.
+        raw_execute(store, "DELETE FROM audit_events WHERE seq = 5")
+            .await
+            .unwrap();
+        let v = store.audit_verify().await.unwrap();
+        assert_eq!(broken_at(&v), Some(5), "{label}: row deleted: {v:?}");
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_back_append_leaves_no_gap() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        append_n(store, 2).await;
+        {
+            let mut tx = store.begin().await.unwrap();
+            let e = tx
+                .audit_append(ev("C", "R", "agent", "x", json!({})))
+                .await
+                .unwrap();
+            assert_eq!(e.seq, 3);
+            // dropped: rolled back
+        }
+        let e = store
+            .audit_append(ev("C", "R", "agent", "y", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(e.seq, 3, "{label}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Transactions
+
+fn approval(id: &str, call: &str, priority: i64) -> NewApproval {
+    NewApproval {
+        id: id.into(),
+        call_id: call.into(),
+        run_id: "R1".into(),
+        customer_id: "C1".into(),
+        tool: "propose_plan".into(),
+        action: json!({"tool": "propose_plan", "discount_pct": 40}),
+        decision: json!({"outcome": "needs_approval", "rules": [{"id": "b2b.max_discount"}]}),
+        context: json!({"balance_minor": 120000}),
+        priority,
+        amount_minor: 48_000_00,
+        currency: "USD".into(),
+        required_role: "manager".into(),
+    }
+}
+
+fn email(id: &str, call: &str, customer: &str, created: &str) -> OutboxEmail {
+    OutboxEmail {
+        id: id.into(),
+        call_id: call.into(),
+        customer_id: customer.into(),
+        to_addr: "ap@example.com".into(),
+        subject: "Your account".into(),
+        body: "Dear customer, …".into(),
+        created_at: at(created),
+        status: "pending".into(),
+        sent_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_leaves_nothing() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let p = generate(&DemoConfig {
+            customers: 2,
+            ..Default::default()
+        });
+        store.import_portfolio(&p, "t").await.unwrap();
+        let cust = p.customers[0].id.clone();
+        {
+            let mut tx = store.begin().await.unwrap();
+            assert!(
+                tx.record_tool_call(
+                    "call-1",
+                    "R1",
+                    &cust,
+                    "send_email",
+                    "{}",
+                    ToolCallStatus::Received
+                )
+                .await
+                .unwrap()
+            );
+            tx.insert_approval(&approval("A1", "call-1", 1))
+                .await
+                .unwrap();
+            assert!(
+                tx.enqueue_email(&email("E1", "call-1", &cust, "2026-01-01T00:00:00Z"))
+                    .await
+                    .unwrap()
+            );
+            tx.record_contact(&cust, "email", at("2026-01-01T00:00:00Z"), "call-1")
+                .await
+                .unwrap();
+            tx.set_customer_flags(
+                &cust,
+                &CustomerFlags {
+                    cease_contact: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            tx.audit_append(ev(&cust, "R1", "agent", "tool_call", json!({})))
+                .await
+                .unwrap();
+            // Seen inside the transaction …
+            assert!(tx.tool_call("call-1").await.unwrap().is_some());
+            // … and dropped without commit.
+        }
+        assert!(
+            store.tool_call("call-1").await.unwrap().is_none(),
+            "{label}"
+        );
+        assert_eq!(store.count_approvals(None).await.unwrap(), 0, "{label}");
+        assert!(store.emails(None).await.unwrap().is_empty(), "{label}");
+        assert!(store.contacts(&cust).await.unwrap().is_empty(), "{label}");
+        assert!(
+            !store.customer(&cust).await.unwrap().flags.cease_contact,
+            "{label}"
+        );
+        assert!(
+            store
+                .audit_events(&AuditFilter::default())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{label}"
+        );
+
+        // The same writes, committed, are all there.
+        let mut tx = store.begin().await.unwrap();
+        tx.record_tool_call(
+            "call-1",
+            "R1",
+            &cust,
+            "send_email",
+            "{}",
+            ToolCallStatus::Received,
+        )
+        .await
+        .unwrap();
+        tx.set_customer_flags(
+            &cust,
+            &CustomerFlags {
+                cease_contact: true,
+                attorney_represented: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            store.tool_call("call-1").await.unwrap().is_some(),
+            "{label}"
+        );
+        let flags = store.customer(&cust).await.unwrap().flags;
+        assert!(flags.cease_contact && flags.attorney_represented && !flags.bankrupt);
+
+        let mut tx = store.begin().await.unwrap();
+        let err = tx
+            .set_customer_flags("NOBODY", &CustomerFlags::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "customer NOBODY not found", "{label}");
+        drop(tx);
+        ts.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tool calls
+
+#[tokio::test]
+async fn tool_calls_are_recorded_once_per_call_id() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.record_tool_call(
+                "call-9",
+                "R1",
+                "C1",
+                "send_email",
+                "{\"to\":",
+                ToolCallStatus::Received
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !tx.record_tool_call(
+                "call-9",
+                "R2",
+                "C2",
+                "open_case",
+                "{}",
+                ToolCallStatus::Executed
+            )
+            .await
+            .unwrap(),
+            "{label}: a replayed call id is not new"
+        );
+        tx.commit().await.unwrap();
+        let r = store.tool_call("call-9").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                r.run_id.as_str(),
+                r.name.as_str(),
+                r.arguments.as_str(),
+                r.status
+            ),
+            ("R1", "send_email", "{\"to\":", ToolCallStatus::Received),
+            "{label}: the first record stands"
+        );
+        assert_eq!(r.result, None);
+
+        let mut tx = store.begin().await.unwrap();
+        tx.set_tool_call(
+            "call-9",
+            ToolCallStatus::Invalid,
+            Some(&json!({"error": "EOF"})),
+        )
+        .await
+        .unwrap();
+        tx.set_tool_call("call-9", ToolCallStatus::Executed, None)
+            .await
+            .unwrap();
+        let inside = tx.tool_call("call-9").await.unwrap().unwrap();
+        assert_eq!(inside.status, ToolCallStatus::Executed);
+        assert_eq!(inside.result, Some(json!({"error": "EOF"})));
+        let err = tx
+            .set_tool_call("nope", ToolCallStatus::Executed, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{label}: {err}");
+        drop(tx);
+        assert_eq!(
+            store.tool_call("call-9").await.unwrap().unwrap().status,
+            ToolCallStatus::Received,
+            "{label}"
+        );
+        assert!(store.tool_call("call-404").await.unwrap().is_none());
+        for s in ToolCallStatus::ALL {
+            assert_eq!(s.as_str().parse::<ToolCallStatus>().unwrap(), *s);
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        ts.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Approval queue
+
+#[tokio::test]
+async fn approval_queue_orders_counts_and_decides_once() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_approval(&approval("A-low", "c1", 1))
+            .await
+            .unwrap();
+        tx.insert_approval(&approval("A-high", "c2", 9))
+            .await
+            .unwrap();
+        tx.insert_approval(&approval("A-mid", "c3", 5))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // One approval per call.
+        let mut tx = store.begin().await.unwrap();
+        let err = tx
+            .insert_approval(&approval("A-dup", "c1", 1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Db(_)), "{label}: {err}");
+        drop(tx);
+
+        let ids =
+            |v: Vec<argent_store::ApprovalItem>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.approvals(None, 10, 0).await.unwrap()),
+            ["A-high", "A-mid", "A-low"],
+            "{label}"
+        );
+        assert_eq!(
+            ids(store
+                .approvals(Some(ApprovalStatus::Pending), 1, 1)
+                .await
+                .unwrap()),
+            ["A-mid"],
+            "{label}"
+        );
+        assert_eq!(store.count_approvals(None).await.unwrap(), 3);
+
+        let item = store.approval("A-high").await.unwrap();
+        assert_eq!(item.status, ApprovalStatus::Pending);
+        assert_eq!(item.action, approval("A-high", "c2", 9).action);
+        assert_eq!(item.amount_minor, 48_000_00);
+        assert!(item.decided_at.is_none() && item.final_action.is_none());
+        let err = store.approval("A-404").await.unwrap_err();
+        assert_eq!(err.to_string(), "approval A-404 not found", "{label}");
+
+        let edited = json!({"tool": "propose_plan", "discount_pct": 20});
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.decide_approval(
+                "A-high",
+                ApprovalStatus::Approved,
+                "alice",
+                "manager",
+                Some("20% is within my limit"),
+                Some(&edited)
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !tx.decide_approval(
+                "A-high",
+                ApprovalStatus::Rejected,
+                "bob",
+                "collector",
+                None,
+                None
+            )
+            .await
+            .unwrap(),
+            "{label}: already decided"
+        );
+        assert!(
+            !tx.decide_approval(
+                "A-404",
+                ApprovalStatus::Rejected,
+                "bob",
+                "collector",
+                None,
+                None
+            )
+            .await
+            .unwrap()
+        );
+        assert!(matches!(
+            tx.decide_approval(
+                "A-low",
+                ApprovalStatus::Pending,
+                "bob",
+                "collector",
+                None,
+                None
+            )
+            .await,
+            Err(StoreError::Invalid(_))
+        ));
+        tx.commit().await.unwrap();
+
+        let item = store.approval("A-high").await.unwrap();
+        assert_eq!(item.status, ApprovalStatus::Approved, "{label}");
+        assert_eq!(item.decided_by.as_deref(), Some("alice"));
+        assert_eq!(item.decided_role.as_deref(), Some("manager"));
+        assert_eq!(item.note.as_deref(), Some("20% is within my limit"));
+        assert_eq!(item.final_action, Some(edited));
+        assert!(item.decided_at.is_some());
+        assert_eq!(
+            store
+                .count_approvals(Some(ApprovalStatus::Pending))
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            ids(store
+                .approvals(Some(ApprovalStatus::Approved), 10, 0)
+                .await
+                .unwrap()),
+            ["A-high"]
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_reviewers_deciding_one_item_exactly_one_wins() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        // Two independent stores (separate pools, so separate connections).
+        let a = ts.store.clone();
+        let b = ts.reopen().await.unwrap();
+        for round in 0..10 {
+            let id = format!("A{round}");
+            let mut tx = a.begin().await.unwrap();
+            tx.insert_approval(&approval(&id, &format!("call{round}"), 1))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let mut tasks = Vec::new();
+            for (who, store, status) in [
+                ("alice", a.clone(), ApprovalStatus::Approved),
+                ("bob", b.clone(), ApprovalStatus::Rejected),
+            ] {
+                let (barrier, id) = (barrier.clone(), id.clone());
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    let mut tx = store.begin().await.unwrap();
+                    let won = tx
+                        .decide_approval(&id, status, who, "manager", Some(who), None)
+                        .await
+                        .unwrap();
+                    if won {
+                        // The winner records the decision in the audit trail in the same
+                        // transaction.
+                        tx.audit_append(ev("C1", "R1", who, "approval", json!({"id": id})))
+                            .await
+                            .unwrap();
+                    }
+                    tx.commit().await.unwrap();
+                    (who, won)
+                }));
+            }
+            let mut winners = Vec::new();
+            for t in tasks {
+                let (who, won) = t.await.unwrap();
+                if won {
+                    winners.push(who);
+                }
+            }
+            assert_eq!(winners.len(), 1, "{label} round {round}: {winners:?}");
+            let item = a.approval(&id).await.unwrap();
+            assert_eq!(item.decided_by.as_deref(), Some(winners[0]), "{label}");
+            assert_eq!(item.note.as_deref(), Some(winners[0]), "{label}");
+        }
+        let audit = a
+            .audit_events(&AuditFilter {
+                kind: Some("approval".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 10, "{label}");
+        b.close().await;
+        ts.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Outbox and contact log
+
+#[tokio::test]
+async fn outbox_is_idempotent_per_call_and_sends_once() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.enqueue_email(&email("E1", "call-1", "C1", "2026-03-01T10:00:00.123456Z"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tx.enqueue_email(&email("E1-again", "call-1", "C1", "2026-03-01T11:00:00Z"))
+                .await
+                .unwrap(),
+            "{label}: the same call enqueues once"
+        );
+        assert!(
+            tx.enqueue_email(&email("E2", "call-2", "C2", "2026-03-01T09:00:00Z"))
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        // A resumed run in a later transaction cannot enqueue it again either.
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            !tx.enqueue_email(&email("E1-resumed", "call-1", "C1", "2026-03-02T00:00:00Z"))
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+
+        let pending = store.pending_emails(10).await.unwrap();
+        assert_eq!(
+            pending.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["E2", "E1"],
+            "{label}: oldest first"
+        );
+        assert_eq!(
+            pending[1],
+            email("E1", "call-1", "C1", "2026-03-01T10:00:00.123456Z")
+        );
+        assert_eq!(store.pending_emails(1).await.unwrap().len(), 1);
+
+        let sent_at = at("2026-03-01T12:00:00Z");
+        assert!(store.mark_email_sent("E1", sent_at).await.unwrap());
+        assert!(
+            !store.mark_email_sent("E1", sent_at).await.unwrap(),
+            "{label}: only from pending"
+        );
+        assert!(!store.mark_email_sent("E404", sent_at).await.unwrap());
+        let mine = store.emails(Some("C1")).await.unwrap();
+        assert_eq!(mine.len(), 1, "{label}");
+        assert_eq!(mine[0].status, "sent");
+        assert_eq!(mine[0].sent_at, Some(sent_at));
+        assert_eq!(store.emails(None).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .pending_emails(10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>(),
+            ["E2"]
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn contacts_are_logged_in_time_order() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        tx.record_contact("C1", "email", at("2026-03-02T10:00:00Z"), "c2")
+            .await
+            .unwrap();
+        tx.record_contact("C1", "sms", at("2026-03-01T10:00:00.5Z"), "c1")
+            .await
+            .unwrap();
+        tx.record_contact("C2", "email", at("2026-03-01T10:00:00Z"), "c3")
+            .await
+            .unwrap();
+        // Replaying the same call does not count a second contact.
+        tx.record_contact("C1", "email", at("2026-03-02T10:00:00Z"), "c2")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.contacts("C1").await.unwrap(),
+            vec![
+                (at("2026-03-01T10:00:00.5Z"), "sms".to_string()),
+                (at("2026-03-02T10:00:00Z"), "email".to_string()),
+            ],
+            "{label}"
+        );
+        assert!(store.contacts("C9").await.unwrap().is_empty());
+        ts.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs
+
+fn run(id: &str, created: DateTime<Utc>) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        customer_id: "C1".into(),
+        trigger: json!({"kind": "inbound", "message": "I can pay next week"}),
+        status: RunStatus::Running,
+        step: 0,
+        tokens: 0,
+        state: json!({"messages": []}),
+        model: "offline".into(),
+        prompt_version: "p1".into(),
+        policy_version: "v3".into(),
+        created_at: created,
+        updated_at: created,
+        lease_owner: None,
+        lease_until: None,
+    }
+}
+
+#[tokio::test]
+async fn runs_checkpoint_and_finish() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let t = at("2026-03-01T10:00:00.654321Z");
+        store.create_run(&run("R1", t)).await.unwrap();
+        store
+            .create_run(&run("R2", t + Duration::seconds(1)))
+            .await
+            .unwrap();
+        assert_eq!(store.run("R1").await.unwrap(), run("R1", t), "{label}");
+
+        let state = json!({"messages": [{"role": "user", "content": "hi"}], "pending": ["call-1"]});
+        store.checkpoint_run("R1", 2, 340, &state).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.checkpoint_run("R1", 3, 512, &state).await.unwrap();
+        tx.commit().await.unwrap();
+        let r = store.run("R1").await.unwrap();
+        assert_eq!((r.step, r.tokens, &r.state), (3, 512, &state), "{label}");
+        assert!(r.updated_at > t);
+
+        store
+            .finish_run("R1", RunStatus::BudgetExhausted)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.run("R1").await.unwrap().status,
+            RunStatus::BudgetExhausted
+        );
+        assert_eq!(
+            store
+                .runs(Some(RunStatus::Running))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>(),
+            ["R2"],
+            "{label}"
+        );
+        assert_eq!(store.runs(None).await.unwrap().len(), 2);
+        assert_eq!(
+            store.run("R404").await.unwrap_err().to_string(),
+            "run R404 not found"
+        );
+        assert!(matches!(
+            store.checkpoint_run("R404", 1, 1, &json!({})).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.finish_run("R404", RunStatus::Failed).await,
+            Err(StoreError::NotFound(_))
+        ));
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_leasers_never_lease_a_run_twice() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        let store = ts.store.clone();
+        let base = at("2026-03-01T00:00:00Z");
+        for i in 0..40 {
+            store
+                .create_run(&run(&format!("R{i:02}"), base + Duration::seconds(i)))
+                .await
+                .unwrap();
+        }
+        store.finish_run("R05", RunStatus::Finished).await.unwrap();
+        // One with a live lease held by someone else, one whose lease expired.
+        let mut held = run("R-held", base);
+        held.lease_owner = Some("other".into());
+        held.lease_until = Some(base + Duration::hours(2));
+        store.create_run(&held).await.unwrap();
+        let mut expired = run("R-expired", base);
+        expired.lease_owner = Some("dead-worker".into());
+        expired.lease_until = Some(base - Duration::minutes(1));
+        store.create_run(&expired).await.unwrap();
+
+        let now = base + Duration::hours(1);
+        let until = now + Duration::minutes(5);
+        let other = ts.reopen().await.unwrap();
+        let mut tasks = Vec::new();
+        for (w, s) in [store.clone(), other.clone(), store.clone(), other.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("worker{w}");
+                let mut got = Vec::new();
+                loop {
+                    let batch = s.lease_runs(&owner, now, until, 3).await.unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for r in &batch {
+                        assert_eq!(r.lease_owner.as_deref(), Some(owner.as_str()));
+                        assert_eq!(r.lease_until, Some(until));
+                    }
+                    got.extend(batch.into_iter().map(|r| r.id));
+                }
+                (owner, got)
+            }));
+        }
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for t in tasks {
+            let (owner, got) = t.await.unwrap();
+            for id in got {
+                total += 1;
+                assert!(
+                    seen.insert(id.clone()),
+                    "{label}: {id} leased twice ({owner})"
+                );
+            }
+        }
+        // 40 created, minus the finished one, plus the expired lease; not the held one.
+        assert_eq!(total, 40, "{label}");
+        assert!(seen.contains("R-expired") && !seen.contains("R-held") && !seen.contains("R05"));
+        // Nothing left to lease until the leases expire …
+        assert!(
+            store
+                .lease_runs("late", now, until, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // … then they can be taken over, oldest first.
+        let later = until + Duration::seconds(1);
+        let taken = store
+            .lease_runs("late", later, later + Duration::minutes(5), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            taken.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["R-expired", "R00"],
+            "{label}"
+        );
+        // A finished run releases its lease.
+        store.finish_run("R00", RunStatus::Finished).await.unwrap();
+        let r = store.run("R00").await.unwrap();
+        assert_eq!((r.lease_owner, r.lease_until), (None, None), "{label}");
+        other.close().await;
+        ts.cleanup().await;
+    }
+}

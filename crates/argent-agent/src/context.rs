@@ -1,0 +1,166 @@
+//! Loading an account from the store: the policy engine's [`Context`] and the data the
+//! prompt templates render.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use argent_core::ledger::invoice_states;
+use argent_core::risk::{RiskAssessment, assess, payment_history};
+use argent_core::{
+    Case, CaseStatus, Channel, Customer, Invoice, Money, Payment, PromiseStatus, PromiseToPay,
+};
+use argent_policy::{Context, PriorContact};
+use argent_store::Store;
+
+use crate::AgentError;
+
+/// Everything the agent knows about one account at one instant.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub customer: Customer,
+    pub invoices: Vec<Invoice>,
+    pub payments: Vec<Payment>,
+    pub cases: Vec<Case>,
+    pub promises: Vec<PromiseToPay>,
+    pub contacts: Vec<PriorContact>,
+    /// Whether any email to this customer is already in the outbox.
+    pub initial_sent: bool,
+    pub risk: RiskAssessment,
+    pub now: DateTime<Utc>,
+}
+
+impl Account {
+    pub async fn load(
+        store: &Store,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Account, AgentError> {
+        let customer = store.customer(customer_id).await?;
+        let invoices = store.invoices(Some(customer_id)).await?;
+        let payments = store.payments(Some(customer_id)).await?;
+        let cases = store.cases(Some(customer_id)).await?;
+        let promises = store.promises(Some(customer_id)).await?;
+        let mut contacts = Vec::new();
+        for (at, channel) in store.contacts(customer_id).await? {
+            if let Ok(channel) = channel.parse::<Channel>() {
+                contacts.push(PriorContact { at, channel });
+            }
+        }
+        let initial_sent = !store.emails(Some(customer_id)).await?.is_empty();
+        let risk = assess(
+            payment_history(&invoices, &payments, now.date_naive()),
+            &customer.flags,
+        );
+        Ok(Account {
+            customer,
+            invoices,
+            payments,
+            cases,
+            promises,
+            contacts,
+            initial_sent,
+            risk,
+            now,
+        })
+    }
+
+    /// The facts the policy engine judges an action against.
+    pub fn policy_context(&self) -> Context {
+        let mut ctx = Context::new(self.customer.clone(), self.now, self.risk.segment)
+            .with_ledger(&self.invoices, &self.payments);
+        ctx.open_cases = self
+            .cases
+            .iter()
+            .filter(|c| c.status == CaseStatus::Open)
+            .cloned()
+            .collect();
+        ctx.prior_contacts = self.contacts.clone();
+        ctx.initial_communication_sent = self.initial_sent;
+        ctx
+    }
+
+    pub fn contact_email(&self) -> Option<&str> {
+        self.customer
+            .primary_contact()
+            .and_then(|c| c.email.as_deref())
+    }
+
+    /// The open invoices as the model sees them (amounts as decimal strings).
+    pub fn open_invoices_json(&self) -> Vec<Value> {
+        let ctx = self.policy_context();
+        invoice_states(&self.invoices, &self.payments, self.now.date_naive())
+            .into_iter()
+            .filter(|s| s.is_open())
+            .map(|s| {
+                let cur = s.invoice.amount.currency;
+                json!({
+                    "number": s.invoice.number,
+                    "currency": cur.as_str(),
+                    "amount": s.invoice.amount.amount_string(),
+                    "open": Money::new(s.open_minor, cur).amount_string(),
+                    "due_date": s.invoice.due_date.to_string(),
+                    "days_past_due": s.days_past_due,
+                    "paused": ctx.invoice_paused(&s.invoice.number),
+                })
+            })
+            .collect()
+    }
+
+    /// Open balance per currency, e.g. `[("USD", 1234_56)]`.
+    pub fn balances(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = Vec::new();
+        for s in invoice_states(&self.invoices, &self.payments, self.now.date_naive()) {
+            if !s.is_open() {
+                continue;
+            }
+            let cur = s.invoice.amount.currency.as_str().to_string();
+            match out.iter_mut().find(|(c, _)| *c == cur) {
+                Some((_, v)) => *v += s.open_minor,
+                None => out.push((cur, s.open_minor)),
+            }
+        }
+        out
+    }
+
+    pub fn balance_text(&self) -> String {
+        let parts: Vec<String> = self
+            .balances()
+            .into_iter()
+            .filter_map(|(c, v)| c.parse().ok().map(|cur| Money::new(v, cur).to_string()))
+            .collect();
+        if parts.is_empty() {
+            "nothing open".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    pub fn open_promises(&self) -> Vec<&PromiseToPay> {
+        self.promises
+            .iter()
+            .filter(|p| p.status == PromiseStatus::Open)
+            .collect()
+    }
+
+    /// The machine-readable context block embedded in the system prompt.
+    pub fn context_json(&self, footer: &str) -> Value {
+        let local = self.now.with_timezone(&self.customer.time_zone);
+        json!({
+            "customer_id": self.customer.id,
+            "customer_name": self.customer.name,
+            "tier": self.customer.tier.as_str(),
+            "jurisdiction": self.customer.jurisdiction.as_str(),
+            "segment": self.risk.segment.as_str(),
+            "contact_email": self.contact_email(),
+            "today_local": local.date_naive().to_string(),
+            "balances": self.balances().into_iter().map(|(c, v)| {
+                let amount = c.parse().map(|cur| Money::new(v, cur).amount_string()).unwrap_or_default();
+                json!({"currency": c, "amount": amount})
+            }).collect::<Vec<_>>(),
+            "invoices": self.open_invoices_json(),
+            "open_cases": self.cases.iter().filter(|c| c.status == CaseStatus::Open).map(|c| json!({"id": c.id, "kind": c.kind.as_str(), "invoices": c.invoice_numbers})).collect::<Vec<_>>(),
+            "open_promises": self.open_promises().iter().map(|p| json!({"amount": p.amount.amount_string(), "currency": p.amount.currency.as_str(), "promised_date": p.promised_date.to_string()})).collect::<Vec<_>>(),
+            "footer": footer,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Executors: the only code that changes the world, and only for an [`Authorized`] action.
+//! Each runs inside the caller's transaction, so the side effect, its audit events and the
+//! tool call's `executed` status commit together or not at all.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use argent_core::action::Action;
+use argent_core::ledger::aging_report;
+use argent_core::{Case, CaseKind, CaseStatus, Money, PlanStatus, PromiseStatus, PromiseToPay};
+use argent_store::{OutboxEmail, StoreTx};
+
+use crate::AgentError;
+use crate::authz::Authorized;
+use crate::context::Account;
+
+/// Ids of created records are derived from the tool call id, so a replayed execution
+/// would collide instead of duplicating.
+fn record_id(prefix: &str, call_id: &str) -> String {
+    format!("{prefix}-{call_id}")
+}
+
+/// Runs the action; returns the result shown to the model and recorded in the audit trail.
+pub(crate) async fn execute(
+    tx: &mut StoreTx,
+    auth: Authorized,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<Value, AgentError> {
+    let call_id = auth.call_id().to_string();
+    match auth.action() {
+        Action::ReadAging(_) => {
+            let report = aging_report(&account.invoices, &account.payments, now.date_naive(), 90);
+            let rows: Vec<Value> = report
+                .rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "currency": r.currency.as_str(),
+                        "buckets": argent_core::AgingBucket::ALL.iter().map(|b| json!({"bucket": b.label(), "amount": Money::new(r.buckets[b.index()], r.currency).amount_string()})).collect::<Vec<_>>(),
+                        "total": Money::new(r.total, r.currency).amount_string(),
+                        "oldest_days_past_due": r.oldest_days_past_due,
+                    })
+                })
+                .collect();
+            Ok(
+                json!({"as_of": report.as_of.to_string(), "aging": rows, "invoices": account.open_invoices_json()}),
+            )
+        }
+        Action::SendEmail(a) => {
+            let email = OutboxEmail {
+                id: record_id("EM", &call_id),
+                call_id: call_id.clone(),
+                customer_id: a.customer_id.clone(),
+                to_addr: a.to.clone(),
+                subject: a.subject.clone(),
+                body: a.body.clone(),
+                created_at: now,
+                status: "pending".into(),
+                sent_at: None,
+            };
+            let fresh = tx.enqueue_email(&email).await?;
+            if fresh {
+                tx.record_contact(&a.customer_id, "email", now, &call_id)
+                    .await?;
+            }
+            Ok(
+                json!({"outbox_id": email.id, "delivery": "queued in the outbox; sent by the delivery step"}),
+            )
+        }
+        Action::LogPromise(a) => {
+            let amount = a
+                .amount
+                .to_money(a.currency)
+                .map_err(|e| AgentError::Invariant(e.to_string()))?;
+            let promise = PromiseToPay {
+                id: record_id("PTP", &call_id),
+                customer_id: a.customer_id.clone(),
+                invoice_numbers: a.invoice_numbers.clone(),
+                amount,
+                promised_date: a.promised_date,
+                created_at: now,
+                status: PromiseStatus::Open,
+            };
+            tx.insert_promise(&promise).await?;
+            Ok(
+                json!({"promise_id": promise.id, "amount": amount.to_string(), "promised_date": a.promised_date.to_string()}),
+            )
+        }
+        Action::OpenCase(a) => {
+            let disputed_amount = match &a.disputed_amount {
+                Some(m) => Some(
+                    m.amount
+                        .to_money(m.currency)
+                        .map_err(|e| AgentError::Invariant(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let case = Case {
+                id: record_id("CASE", &call_id),
+                customer_id: a.customer_id.clone(),
+                kind: a.kind,
+                status: CaseStatus::Open,
+                invoice_numbers: a.invoice_numbers.clone(),
+                disputed_amount,
+                summary: a.summary.clone(),
+                opened_at: now,
+            };
+            tx.insert_case(&case).await?;
+            let effect = if a.kind == CaseKind::Dispute {
+                "collection on the named invoices is paused"
+            } else {
+                "a collector will follow up"
+            };
+            Ok(json!({"case_id": case.id, "kind": a.kind.as_str(), "effect": effect}))
+        }
+        Action::ProposePlan(a) => {
+            let mut plan = a
+                .to_plan(&record_id("PLAN", &call_id))
+                .map_err(|e| AgentError::Invariant(e.to_string()))?;
+            plan.status = PlanStatus::Proposed;
+            tx.insert_plan(&plan).await?;
+            Ok(
+                json!({"plan_id": plan.id, "status": "proposed to the customer", "total": plan.total().to_string(), "installments": plan.installments.len()}),
+            )
+        }
+        Action::Escalate(a) => {
+            let to = a.to_role.map_or("collector", |r| r.as_str());
+            let case = Case {
+                id: record_id("ESC", &call_id),
+                customer_id: a.customer_id.clone(),
+                kind: CaseKind::Other,
+                status: CaseStatus::Open,
+                invoice_numbers: Vec::new(),
+                disputed_amount: None,
+                summary: format!("Escalated to {to} ({:?} urgency): {}", a.urgency, a.reason),
+                opened_at: now,
+            };
+            tx.insert_case(&case).await?;
+            Ok(json!({"escalation_case_id": case.id, "to_role": to}))
+        }
+    }
+}

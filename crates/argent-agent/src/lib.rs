@@ -1,0 +1,212 @@
+//! argent's planner loop.
+//!
+//! trigger → account context → prompt → model → for each tool call: schema check → policy
+//! decision → execute (allow) / enqueue for a human (needs_approval) / refuse with reasons
+//! (deny) → repeat until the model stops or a budget ends the run. Every step is audited
+//! and checkpointed; side effects happen only through [`authz::Authorized`] values.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use argent_llm::{ChatModel, LlmError};
+use argent_policy::{PolicyError, PolicySet};
+use argent_store::{Store, StoreError};
+use argent_tools::{Registry, RegistryError};
+
+pub mod authz;
+pub mod context;
+pub mod demo;
+mod exec;
+pub mod offline;
+pub mod outbox;
+pub mod prompt;
+pub mod review;
+pub mod run;
+
+pub use context::Account;
+pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
+pub use prompt::{PromptError, PromptSet};
+pub use review::{ReviewResult, Reviewer};
+pub use run::{CallOutcome, CallStatus, RunOutcome, Trigger};
+
+/// Operator-facing errors. Errors meant for the model (invalid arguments, refusals) are
+/// not errors here: they are tool results the model sees.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("model: {0}")]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("no policy covers jurisdiction {0}")]
+    NoPolicy(String),
+    #[error("approval {0} was already decided")]
+    AlreadyDecided(String),
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    #[error("the edited arguments are invalid: {0}")]
+    EditInvalid(String),
+    #[error("policy forbids the action: {0}")]
+    Denied(String),
+    #[error("internal invariant broken: {0}")]
+    Invariant(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Where "now" comes from: the system clock, or a fixed instant (demo, evals, tests).
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Model calls per run.
+    pub max_steps: u32,
+    /// Prompt + completion tokens per run.
+    pub max_tokens: u64,
+    /// Consecutive turns whose every tool call had invalid arguments before the run fails.
+    pub max_invalid_turns: u32,
+    /// The company name the prompts speak for.
+    pub company: String,
+    /// Who runs are attributed to in the audit trail.
+    pub actor: String,
+    pub clock: Clock,
+    /// Evals and what-if runs: judge every account as this risk segment instead of the one
+    /// its payment history gives.
+    pub segment_override: Option<argent_core::RiskSegment>,
+    /// Evals and what-if runs: treat the initial communication as already sent.
+    pub assume_initial_sent: bool,
+    /// Number runs and approvals `run-0001`, `apr-0001`, … instead of random UUIDs, so a
+    /// recorded conversation replays byte for byte. Only for a store of its own (evals).
+    pub deterministic_ids: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            max_steps: 6,
+            max_tokens: 60_000,
+            max_invalid_turns: 2,
+            company: "Argent Supplies".into(),
+            actor: "agent".into(),
+            clock: Clock::System,
+            segment_override: None,
+            assume_initial_sent: false,
+            deterministic_ids: false,
+        }
+    }
+}
+
+/// Loads every policy document under `dir` and a version: the first 16 hex digits of
+/// SHA-256 over the documents' names and text.
+pub fn load_policies(dir: &Path) -> Result<(PolicySet, String), AgentError> {
+    let set = PolicySet::load_dir(dir)?;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| AgentError::Io(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let text =
+            std::fs::read(&f).map_err(|e| AgentError::Io(format!("{}: {e}", f.display())))?;
+        h.update(
+            f.file_name()
+                .map(|n| n.as_encoded_bytes().to_vec())
+                .unwrap_or_default(),
+        );
+        h.update([0]);
+        h.update(&text);
+    }
+    Ok((set, hex::encode(h.finalize())[..16].to_string()))
+}
+
+pub struct Agent {
+    pub store: Store,
+    pub model: Arc<dyn ChatModel>,
+    pub registry: Registry,
+    pub policies: PolicySet,
+    pub policy_version: String,
+    pub prompts: PromptSet,
+    pub config: AgentConfig,
+    ids: std::sync::atomic::AtomicU64,
+}
+
+impl Agent {
+    /// A fresh id with `prefix`: random, or sequential with `deterministic_ids`.
+    pub(crate) fn new_id(&self, prefix: &str) -> String {
+        if self.config.deterministic_ids {
+            let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            format!("{prefix}-{n:04}")
+        } else {
+            format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+        }
+    }
+
+    /// Builds an agent over the repository layout: `root/prompts` and `root/policies`.
+    pub fn from_dirs(
+        store: Store,
+        model: Arc<dyn ChatModel>,
+        prompts_dir: &Path,
+        policies_dir: &Path,
+        config: AgentConfig,
+    ) -> Result<Agent, AgentError> {
+        let (policies, policy_version) = load_policies(policies_dir)?;
+        Ok(Agent {
+            store,
+            model,
+            registry: Registry::builtin()?,
+            policies,
+            policy_version,
+            prompts: PromptSet::load(prompts_dir)?,
+            config,
+            ids: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now()
+    }
+
+    /// The account as the agent and the policy see it, with any configured overrides.
+    pub async fn load_account(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Account, AgentError> {
+        let mut account = Account::load(&self.store, customer_id, now).await?;
+        if let Some(segment) = self.config.segment_override {
+            account.risk.segment = segment;
+        }
+        account.initial_sent |= self.config.assume_initial_sent;
+        Ok(account)
+    }
+
+    fn policy_for(&self, account: &Account) -> Result<&argent_policy::Policy, AgentError> {
+        self.policies
+            .for_jurisdiction(account.customer.jurisdiction)
+            .ok_or_else(|| AgentError::NoPolicy(account.customer.jurisdiction.to_string()))
+    }
+}

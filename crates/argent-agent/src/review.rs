@@ -1,0 +1,242 @@
+//! The approval queue, seen from the reviewer: approve, edit (re-judged by policy, same
+//! tool) or reject. Deciding an item, executing it and auditing both happen in one
+//! transaction, bound to the item's tool call id; of two reviewers acting at once exactly
+//! one wins.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use argent_core::action::Action;
+use argent_core::{Decision, Outcome, Role};
+use argent_policy::evaluate;
+use argent_store::{ApprovalItem, ApprovalStatus, NewAuditEvent, ToolCallStatus};
+
+use crate::context::Account;
+use crate::run::{CallOutcome, CallStatus, decision_json};
+use crate::{Agent, AgentError, authz, exec};
+
+#[derive(Clone, Debug)]
+pub struct Reviewer {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReviewResult {
+    pub approval_id: String,
+    /// The policy's judgement of the action as executed (after any edit), made now.
+    pub decision: Decision,
+    pub result: Value,
+}
+
+impl Agent {
+    fn reviewer_event(
+        &self,
+        item: &ApprovalItem,
+        who: &Reviewer,
+        kind: &str,
+        payload: Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            run_id: Some(item.run_id.clone()),
+            customer_id: Some(item.customer_id.clone()),
+            actor: format!("{}:{}", who.role, who.name),
+            kind: kind.to_string(),
+            payload,
+        }
+    }
+
+    async fn pending_item(&self, approval_id: &str) -> Result<ApprovalItem, AgentError> {
+        let item = self.store.approval(approval_id).await?;
+        if item.status != ApprovalStatus::Pending {
+            return Err(AgentError::AlreadyDecided(approval_id.to_string()));
+        }
+        Ok(item)
+    }
+
+    /// Parses arguments for the item's own tool (an edit cannot change the tool or the
+    /// customer) and judges them against the account as it is now.
+    async fn judge_for_item(
+        &self,
+        item: &ApprovalItem,
+        args: Value,
+    ) -> Result<(Action, Decision, Account), AgentError> {
+        let action = self
+            .registry
+            .parse_value(&item.tool, args)
+            .map_err(|e| AgentError::EditInvalid(e.to_string()))?;
+        if action.customer_id() != item.customer_id {
+            return Err(AgentError::EditInvalid(format!(
+                "/customer_id: the item is for customer {}, not {}",
+                item.customer_id,
+                action.customer_id()
+            )));
+        }
+        let account = self.load_account(&item.customer_id, self.now()).await?;
+        let decision = evaluate(
+            self.policy_for(&account)?,
+            &action,
+            &account.policy_context(),
+        );
+        Ok((action, decision, account))
+    }
+
+    /// What the policy would decide for an edited version of the item, without acting.
+    pub async fn preview_edit(
+        &self,
+        approval_id: &str,
+        args: Value,
+    ) -> Result<Decision, AgentError> {
+        let item = self.store.approval(approval_id).await?;
+        Ok(self.judge_for_item(&item, args).await?.1)
+    }
+
+    pub async fn approve(
+        &self,
+        approval_id: &str,
+        who: &Reviewer,
+        note: Option<&str>,
+    ) -> Result<ReviewResult, AgentError> {
+        let item = self.pending_item(approval_id).await?;
+        let args = item.action.clone();
+        self.decide_and_execute(item, who, args, note, false).await
+    }
+
+    pub async fn edit(
+        &self,
+        approval_id: &str,
+        who: &Reviewer,
+        args: Value,
+        note: Option<&str>,
+    ) -> Result<ReviewResult, AgentError> {
+        let item = self.pending_item(approval_id).await?;
+        self.decide_and_execute(item, who, args, note, true).await
+    }
+
+    async fn decide_and_execute(
+        &self,
+        item: ApprovalItem,
+        who: &Reviewer,
+        args: Value,
+        note: Option<&str>,
+        edited: bool,
+    ) -> Result<ReviewResult, AgentError> {
+        let (action, decision, account) = self.judge_for_item(&item, args).await?;
+        if decision.outcome == Outcome::Deny {
+            return Err(AgentError::Denied(
+                decision
+                    .decisive_rules()
+                    .map(|r| format!("{}: {}", r.id, r.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        let auth = authz::from_approval(
+            &item.call_id,
+            action,
+            &decision,
+            &item.id,
+            &who.name,
+            who.role,
+        )
+        .map_err(AgentError::NotPermitted)?;
+        let final_action = serde_json::to_value(auth.action())
+            .ok()
+            .and_then(|v| v.get("args").cloned());
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let won = tx
+            .decide_approval(
+                &item.id,
+                ApprovalStatus::Approved,
+                &who.name,
+                who.role.as_str(),
+                note,
+                final_action.as_ref(),
+            )
+            .await?;
+        if !won {
+            return Err(AgentError::AlreadyDecided(item.id.clone()));
+        }
+        tx.audit_append(self.reviewer_event(
+            &item,
+            who,
+            "approval_decided",
+            json!({"approval_id": item.id, "call_id": item.call_id, "verdict": if edited { "edited_and_approved" } else { "approved" }, "note": note, "final_action": final_action}),
+        ))
+        .await?;
+        tx.audit_append(self.reviewer_event(
+            &item,
+            who,
+            "policy_decision",
+            decision_json(&item.call_id, &decision),
+        ))
+        .await?;
+        let result = exec::execute(&mut tx, auth, &account, now).await?;
+        tx.audit_append(self.reviewer_event(
+            &item,
+            who,
+            "executed",
+            json!({"call_id": item.call_id, "tool": item.tool, "result": result, "basis": "human_approval", "approval_id": item.id}),
+        ))
+        .await?;
+        let outcome = CallOutcome {
+            call_id: item.call_id.clone(),
+            tool: item.tool.clone(),
+            arguments: final_action
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default(),
+            status: CallStatus::Executed,
+            rules: decision.decisive_rules().map(|r| r.id.clone()).collect(),
+            approval_id: Some(item.id.clone()),
+            model_text: json!({"status": "executed", "result": result}).to_string(),
+        };
+        tx.set_tool_call(
+            &item.call_id,
+            ToolCallStatus::Approved,
+            serde_json::to_value(&outcome).ok().as_ref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ReviewResult {
+            approval_id: item.id,
+            decision,
+            result,
+        })
+    }
+
+    pub async fn reject(
+        &self,
+        approval_id: &str,
+        who: &Reviewer,
+        note: &str,
+    ) -> Result<(), AgentError> {
+        let item = self.pending_item(approval_id).await?;
+        if who.role == Role::Compliance {
+            return Err(AgentError::NotPermitted(
+                "compliance reviews the trail; it does not decide queue items".into(),
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .decide_approval(
+                &item.id,
+                ApprovalStatus::Rejected,
+                &who.name,
+                who.role.as_str(),
+                Some(note),
+                None,
+            )
+            .await?
+        {
+            return Err(AgentError::AlreadyDecided(item.id.clone()));
+        }
+        tx.audit_append(self.reviewer_event(&item, who, "approval_decided", json!({"approval_id": item.id, "call_id": item.call_id, "verdict": "rejected", "note": note})))
+            .await?;
+        tx.set_tool_call(&item.call_id, ToolCallStatus::Rejected, None)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,601 @@
+//! The run: prompt → model → gate → execute / enqueue / refuse, checkpointed every step.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use argent_core::{Decision, Outcome, RiskSegment};
+use argent_llm::{ChatMessage, ChatRequest, ToolCall, ToolDefinition};
+use argent_policy::evaluate;
+use argent_store::{NewApproval, NewAuditEvent, RunRecord, RunStatus, ToolCallStatus};
+
+use crate::context::Account;
+use crate::{Agent, AgentError, authz, exec};
+
+/// What starts a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// The customer wrote to us.
+    Inbound {
+        from: String,
+        subject: String,
+        body: String,
+        received_at: DateTime<Utc>,
+    },
+    /// A dunning procedure step is due (e.g. `overdue_notice`).
+    Step { step: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Executed,
+    Queued,
+    Refused,
+    Invalid,
+}
+
+impl CallStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallStatus::Executed => "executed",
+            CallStatus::Queued => "queued",
+            CallStatus::Refused => "refused",
+            CallStatus::Invalid => "invalid",
+        }
+    }
+}
+
+/// What became of one tool call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallOutcome {
+    pub call_id: String,
+    pub tool: String,
+    /// The arguments as the model sent them (raw text).
+    pub arguments: String,
+    pub status: CallStatus,
+    /// Ids of the rules that decided it.
+    pub rules: Vec<String>,
+    pub approval_id: Option<String>,
+    /// The tool result the model was shown.
+    pub model_text: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RunState {
+    messages: Vec<ChatMessage>,
+    invalid_turns: u32,
+    outcomes: Vec<CallOutcome>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub customer_id: String,
+    pub status: RunStatus,
+    pub steps: i64,
+    pub tokens: i64,
+    pub calls: Vec<CallOutcome>,
+    /// The model's closing text, if it gave one.
+    pub final_text: Option<String>,
+}
+
+fn tone(segment: RiskSegment) -> &'static str {
+    match segment {
+        RiskSegment::Low | RiskSegment::Medium => "courteous",
+        RiskSegment::High => "firm",
+        RiskSegment::InReview => "careful",
+    }
+}
+
+/// Approval queue priority: risk first, then how old the debt is, then the amount.
+fn priority(account: &Account, amount_minor: i64) -> i64 {
+    let risk = match account.risk.segment {
+        RiskSegment::High => 3,
+        RiskSegment::InReview | RiskSegment::Medium => 2,
+        RiskSegment::Low => 1,
+    };
+    let age = account.risk.history.max_days_past_due.clamp(0, 999);
+    let amount = (amount_minor / 100_000).clamp(0, 999); // thousands of major units
+    risk * 1_000_000 + age * 1_000 + amount
+}
+
+impl Agent {
+    fn render_prompts(
+        &self,
+        account: &Account,
+        trigger: &Trigger,
+    ) -> Result<(String, String), AgentError> {
+        let kind = if account.initial_sent {
+            "subsequent"
+        } else {
+            "initial"
+        };
+        let company = json!({"company": self.config.company});
+        let footer = self.prompts.render(
+            &format!("disclosure/{}-{kind}", account.customer.jurisdiction),
+            &company,
+        )?;
+        let step = match trigger {
+            Trigger::Inbound { .. } => "inbound_reply".to_string(),
+            Trigger::Step { step } => step.clone(),
+        };
+        let local = account.now.with_timezone(&account.customer.time_zone);
+        let open_cases: Vec<String> = account
+            .cases
+            .iter()
+            .filter(|c| c.status == argent_core::CaseStatus::Open)
+            .map(|c| format!("{} {} ({})", c.id, c.kind, c.invoice_numbers.join(", ")))
+            .collect();
+        let open_promises: Vec<String> = account
+            .open_promises()
+            .iter()
+            .map(|p| format!("{} by {}", p.amount, p.promised_date))
+            .collect();
+        let data = json!({
+            "company": self.config.company,
+            "customer": {
+                "id": account.customer.id,
+                "name": account.customer.name,
+                "tier": account.customer.tier.as_str(),
+                "jurisdiction": account.customer.jurisdiction.as_str(),
+                "time_zone": account.customer.time_zone.name(),
+            },
+            "contact_email": account.contact_email().unwrap_or("(none on file: do not email)"),
+            "segment": account.risk.segment.as_str(),
+            "now_local": local.format("%Y-%m-%d %H:%M").to_string(),
+            "balance_text": account.balance_text(),
+            "invoices": account.open_invoices_json(),
+            "open_cases": if open_cases.is_empty() { "none".to_string() } else { open_cases.join("; ") },
+            "open_promises": if open_promises.is_empty() { "none".to_string() } else { open_promises.join("; ") },
+            "tier": self.prompts.render(&format!("tier/{}", account.customer.tier), &company)?,
+            "tone": self.prompts.render(&format!("tone/{}", tone(account.risk.segment)), &company)?,
+            "step": self.prompts.render(&format!("step/{step}"), &company)?,
+            "footer": footer,
+            "context_json": serde_json::to_string_pretty(&account.context_json(&footer)).unwrap_or_default(),
+        });
+        let system = self.prompts.render("system", &data)?;
+        let user = match trigger {
+            Trigger::Inbound { from, subject, body, received_at } => self.prompts.render(
+                "user_inbound",
+                &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
+            )?,
+            Trigger::Step { step } => self.prompts.render("user_step", &json!({"step_name": step}))?,
+        };
+        Ok((system, user))
+    }
+
+    fn tool_definitions(&self) -> Vec<ToolDefinition> {
+        self.registry
+            .definitions()
+            .into_iter()
+            .map(|d| {
+                ToolDefinition::new(
+                    d.name.to_string(),
+                    d.description.to_string(),
+                    d.parameters.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn audit(&self, run: &RunRecord, kind: &str, payload: Value) -> NewAuditEvent {
+        NewAuditEvent {
+            run_id: Some(run.id.clone()),
+            customer_id: Some(run.customer_id.clone()),
+            actor: self.config.actor.clone(),
+            kind: kind.to_string(),
+            payload,
+        }
+    }
+
+    /// Starts a run for one account and drives it to its end.
+    pub async fn start(
+        &self,
+        customer_id: &str,
+        trigger: Trigger,
+    ) -> Result<RunOutcome, AgentError> {
+        let now = self.now();
+        let account = self.load_account(customer_id, now).await?;
+        let (system, user) = self.render_prompts(&account, &trigger)?;
+        let state = RunState {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
+            ..Default::default()
+        };
+        let run = RunRecord {
+            id: self.new_id("run"),
+            customer_id: customer_id.to_string(),
+            trigger: serde_json::to_value(&trigger).unwrap_or(Value::Null),
+            status: RunStatus::Running,
+            step: 0,
+            tokens: 0,
+            state: serde_json::to_value(&state).unwrap_or(Value::Null),
+            model: self.model.name(),
+            prompt_version: self.prompts.version().to_string(),
+            policy_version: self.policy_version.clone(),
+            created_at: now,
+            updated_at: now,
+            lease_owner: None,
+            lease_until: None,
+        };
+        self.store.create_run(&run).await?;
+        self.store
+            .audit_append(self.audit(
+                &run,
+                "run_started",
+                json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version}),
+            ))
+            .await?;
+        self.drive(run, state).await
+    }
+
+    /// Continues a run from its last checkpoint. Tool calls that already took effect are
+    /// not repeated: their recorded outcome is reused.
+    pub async fn resume(&self, run_id: &str) -> Result<RunOutcome, AgentError> {
+        let run = self.store.run(run_id).await?;
+        let state: RunState = serde_json::from_value(run.state.clone()).map_err(|e| {
+            AgentError::Invariant(format!("run {run_id} checkpoint unreadable: {e}"))
+        })?;
+        if run.status != RunStatus::Running {
+            return Ok(outcome(&run, run.status, &state));
+        }
+        self.drive(run, state).await
+    }
+
+    async fn drive(
+        &self,
+        mut run: RunRecord,
+        mut state: RunState,
+    ) -> Result<RunOutcome, AgentError> {
+        loop {
+            // 1. Answer any tool calls of the last assistant turn that have no result yet.
+            if let Some((turn, calls)) = unanswered(&state.messages) {
+                let mut invalid = 0;
+                for call in &calls {
+                    let o = self.handle_call(&run, turn, call).await?;
+                    if o.status == CallStatus::Invalid {
+                        invalid += 1;
+                    }
+                    state.messages.push(ChatMessage::tool_result(
+                        call.id.clone(),
+                        o.model_text.clone(),
+                    ));
+                    state.outcomes.push(o);
+                    self.checkpoint(&mut run, &state).await?;
+                }
+                state.invalid_turns = if invalid == calls.len() {
+                    state.invalid_turns + 1
+                } else {
+                    0
+                };
+                if state.invalid_turns > self.config.max_invalid_turns {
+                    return self
+                        .finish(
+                            run,
+                            state,
+                            RunStatus::Failed,
+                            "too many turns with only invalid tool calls",
+                        )
+                        .await;
+                }
+                continue;
+            }
+            // 2. Budgets.
+            if run.step >= i64::from(self.config.max_steps) {
+                return self
+                    .finish(run, state, RunStatus::BudgetExhausted, "step budget spent")
+                    .await;
+            }
+            if run.tokens >= self.config.max_tokens as i64 {
+                return self
+                    .finish(run, state, RunStatus::BudgetExhausted, "token budget spent")
+                    .await;
+            }
+            // 3. Ask the model.
+            let req = ChatRequest::new(state.messages.clone()).with_tools(self.tool_definitions());
+            let started = Instant::now();
+            let resp = match self.model.chat(&req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.store
+                        .audit_append(self.audit(
+                            &run,
+                            "model_error",
+                            json!({"error": e.to_string(), "kind": e.kind()}),
+                        ))
+                        .await?;
+                    self.finish(run, state, RunStatus::Failed, &e.to_string())
+                        .await?;
+                    return Err(e.into());
+                }
+            };
+            run.step += 1;
+            run.tokens += i64::try_from(resp.usage.total()).unwrap_or(i64::MAX);
+            self.store
+                .audit_append(self.audit(
+                    &run,
+                    "model_call",
+                    json!({
+                        "step": run.step,
+                        "model": resp.model,
+                        "prompt_version": run.prompt_version,
+                        "prompt_tokens": resp.usage.prompt_tokens,
+                        "completion_tokens": resp.usage.completion_tokens,
+                        "latency_ms": started.elapsed().as_millis() as u64,
+                        "tool_calls": resp.tool_calls.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                    }),
+                ))
+                .await?;
+            let done = resp.tool_calls.is_empty();
+            state.messages.push(resp.to_message());
+            self.checkpoint(&mut run, &state).await?;
+            if done {
+                return self
+                    .finish(run, state, RunStatus::Finished, "model finished")
+                    .await;
+            }
+        }
+    }
+
+    async fn checkpoint(&self, run: &mut RunRecord, state: &RunState) -> Result<(), AgentError> {
+        run.state =
+            serde_json::to_value(state).map_err(|e| AgentError::Invariant(e.to_string()))?;
+        self.store
+            .checkpoint_run(&run.id, run.step, run.tokens, &run.state)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        mut run: RunRecord,
+        state: RunState,
+        status: RunStatus,
+        why: &str,
+    ) -> Result<RunOutcome, AgentError> {
+        self.checkpoint(&mut run, &state).await?;
+        self.store.finish_run(&run.id, status).await?;
+        let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
+        self.store
+            .audit_append(self.audit(
+                &run,
+                "run_finished",
+                json!({
+                    "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
+                    "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
+                    "refused": counts(CallStatus::Refused), "invalid": counts(CallStatus::Invalid),
+                }),
+            ))
+            .await?;
+        Ok(outcome(&run, status, &state))
+    }
+
+    /// Judges and carries out one tool call, exactly once per call id.
+    async fn handle_call(
+        &self,
+        run: &RunRecord,
+        turn: usize,
+        call: &ToolCall,
+    ) -> Result<CallOutcome, AgentError> {
+        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
+        if let Some(rec) = self.store.tool_call(&call_id).await?
+            && rec.status != ToolCallStatus::Received
+            && let Some(prev) = rec
+                .result
+                .and_then(|r| serde_json::from_value::<CallOutcome>(r).ok())
+        {
+            return Ok(prev);
+        }
+        let now = self.now();
+        let action = match self.registry.parse(&call.name, &call.arguments) {
+            Ok(a) => a,
+            Err(e) => {
+                let o = CallOutcome {
+                    call_id: call_id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    status: CallStatus::Invalid,
+                    rules: Vec::new(),
+                    approval_id: None,
+                    model_text: json!({"status": "invalid_arguments", "error": e.to_string(), "note": "Nothing was done. Fix the arguments and call again."}).to_string(),
+                };
+                let mut tx = self.store.begin().await?;
+                tx.record_tool_call(
+                    &call_id,
+                    &run.id,
+                    &run.customer_id,
+                    &call.name,
+                    &call.arguments,
+                    ToolCallStatus::Invalid,
+                )
+                .await?;
+                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": e.to_string()}))).await?;
+                tx.set_tool_call(&call_id, ToolCallStatus::Invalid, Some(&to_value(&o)))
+                    .await?;
+                tx.commit().await?;
+                return Ok(o);
+            }
+        };
+        let account = self.load_account(&run.customer_id, now).await?;
+        let decision = evaluate(
+            self.policy_for(&account)?,
+            &action,
+            &account.policy_context(),
+        );
+        let mut tx = self.store.begin().await?;
+        tx.record_tool_call(
+            &call_id,
+            &run.id,
+            &run.customer_id,
+            &call.name,
+            &call.arguments,
+            ToolCallStatus::Received,
+        )
+        .await?;
+        tx.audit_append(self.audit(
+            run,
+            "tool_call",
+            json!({"call_id": call_id, "tool": call.name, "action": action}),
+        ))
+        .await?;
+        tx.audit_append(self.audit(run, "policy_decision", decision_json(&call_id, &decision)))
+            .await?;
+        let rules: Vec<String> = decision.decisive_rules().map(|r| r.id.clone()).collect();
+        let mut o = CallOutcome {
+            call_id: call_id.clone(),
+            tool: call.name.clone(),
+            arguments: call.arguments.clone(),
+            status: CallStatus::Refused,
+            rules,
+            approval_id: None,
+            model_text: String::new(),
+        };
+        let status = match decision.outcome {
+            Outcome::Allow => {
+                let auth = authz::from_policy(&call_id, action, &decision).ok_or_else(|| {
+                    AgentError::Invariant("allow decision did not authorise".into())
+                })?;
+                let result = exec::execute(&mut tx, auth, &account, now).await?;
+                tx.audit_append(self.audit(run, "executed", json!({"call_id": call_id, "tool": call.name, "result": result, "basis": "policy_allow"}))).await?;
+                o.status = CallStatus::Executed;
+                o.model_text = json!({"status": "executed", "result": result}).to_string();
+                ToolCallStatus::Executed
+            }
+            Outcome::NeedsApproval => {
+                let approval_id = self.new_id("apr");
+                let amount = action.principal_amount();
+                let args = serde_json::to_value(&action)
+                    .ok()
+                    .and_then(|v| v.get("args").cloned())
+                    .unwrap_or(Value::Null);
+                tx.insert_approval(&NewApproval {
+                    id: approval_id.clone(),
+                    call_id: call_id.clone(),
+                    run_id: run.id.clone(),
+                    customer_id: run.customer_id.clone(),
+                    tool: call.name.clone(),
+                    action: args,
+                    decision: serde_json::to_value(&decision).unwrap_or(Value::Null),
+                    context: approval_context(&account, &run.trigger),
+                    priority: priority(&account, amount.map_or(0, |m| m.minor)),
+                    amount_minor: amount.map_or(0, |m| m.minor),
+                    currency: amount.map_or(String::new(), |m| m.currency.to_string()),
+                    required_role: decision
+                        .approvers()
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                })
+                .await?;
+                tx.audit_append(self.audit(run, "approval_requested", json!({"call_id": call_id, "approval_id": approval_id, "approvers": decision.approvers()}))).await?;
+                o.status = CallStatus::Queued;
+                o.approval_id = Some(approval_id.clone());
+                o.model_text = json!({
+                    "status": "queued_for_approval",
+                    "approval_id": approval_id,
+                    "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
+                    "note": "A human reviewer will decide. Do not repeat this call; you may tell the customer it is being reviewed.",
+                })
+                .to_string();
+                ToolCallStatus::Queued
+            }
+            Outcome::Deny => {
+                tx.audit_append(self.audit(
+                    run,
+                    "refused",
+                    json!({"call_id": call_id, "tool": call.name, "rules": o.rules}),
+                ))
+                .await?;
+                o.model_text = json!({
+                    "status": "refused",
+                    "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message, "citation": r.citation})).collect::<Vec<_>>(),
+                    "note": "Policy forbids this action; nothing was done. Revise it within the rules or escalate; do not retry it unchanged.",
+                })
+                .to_string();
+                ToolCallStatus::Refused
+            }
+        };
+        tx.set_tool_call(&call_id, status, Some(&to_value(&o)))
+            .await?;
+        tx.commit().await?;
+        crash_point(&call.name);
+        Ok(o)
+    }
+}
+
+/// Test hook: `ARGENT_TEST_CRASH_AFTER=<tool>` aborts the process right after a call of
+/// that tool committed and before the run checkpointed it — the worst moment to die.
+fn crash_point(tool: &str) {
+    if std::env::var("ARGENT_TEST_CRASH_AFTER").is_ok_and(|t| t == tool) {
+        eprintln!("ARGENT_TEST_CRASH_AFTER={tool}: aborting after commit, before checkpoint");
+        std::process::abort();
+    }
+}
+
+fn to_value(o: &CallOutcome) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+pub(crate) fn decision_json(call_id: &str, d: &Decision) -> Value {
+    json!({
+        "call_id": call_id,
+        "outcome": d.outcome.as_str(),
+        "rules": d.rules.iter().map(|r| json!({"id": r.id, "outcome": r.outcome.as_str(), "message": r.message, "citation": r.citation})).collect::<Vec<_>>(),
+    })
+}
+
+/// What a reviewer needs to see beside the action.
+pub(crate) fn approval_context(account: &Account, trigger: &Value) -> Value {
+    json!({
+        "customer": {"id": account.customer.id, "name": account.customer.name, "tier": account.customer.tier.as_str(), "jurisdiction": account.customer.jurisdiction.as_str()},
+        "segment": account.risk.segment.as_str(),
+        "risk_reasons": account.risk.reasons,
+        "balance": account.balance_text(),
+        "invoices": account.open_invoices_json(),
+        "trigger": trigger,
+    })
+}
+
+/// The last assistant turn's index and its tool calls that have no result yet.
+fn unanswered(messages: &[ChatMessage]) -> Option<(usize, Vec<ToolCall>)> {
+    let idx = messages
+        .iter()
+        .rposition(|m| matches!(m, ChatMessage::Assistant { .. }))?;
+    let answered: Vec<&str> = messages[idx + 1..]
+        .iter()
+        .filter_map(|m| match m {
+            ChatMessage::Tool { tool_call_id, .. } => Some(tool_call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let pending: Vec<ToolCall> = messages[idx]
+        .tool_calls()
+        .iter()
+        .filter(|c| !answered.contains(&c.id.as_str()))
+        .cloned()
+        .collect();
+    (!pending.is_empty()).then_some((idx, pending))
+}
+
+fn outcome(run: &RunRecord, status: RunStatus, state: &RunState) -> RunOutcome {
+    let final_text = state.messages.last().and_then(|m| match m {
+        ChatMessage::Assistant {
+            content,
+            tool_calls,
+        } if tool_calls.is_empty() => content.clone(),
+        _ => None,
+    });
+    RunOutcome {
+        run_id: run.id.clone(),
+        customer_id: run.customer_id.clone(),
+        status,
+        steps: run.step,
+        tokens: run.tokens,
+        calls: state.outcomes.clone(),
+        final_text,
+    }
+}

@@ -12,7 +12,11 @@ use argent_core::import::{parse_aging_csv, to_csv};
 use argent_core::ledger::aging_report;
 use argent_store::Store;
 
+mod agentcmd;
+mod evalcmd;
 mod render;
+
+use agentcmd::ModelArgs;
 
 /// argent: an LLM agent for accounts-receivable collections, kept inside policy.
 #[derive(Parser, Debug)]
@@ -27,6 +31,14 @@ struct Cli {
         default_value = "argent.db"
     )]
     database: String,
+
+    #[command(flatten)]
+    models: ModelArgs,
+
+    /// Act as if it were this instant (RFC 3339) instead of now: for replaying a day,
+    /// demos and tests. Contact rules such as quiet hours are judged at this instant.
+    #[arg(long, global = true)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
 
     #[command(subcommand)]
     command: Command,
@@ -81,14 +93,53 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Run the whole product on a fresh embedded database with a sample portfolio; needs no
-    /// network and no key.
+    /// Run the agent for one account: an inbound email, or a dunning step.
+    Run {
+        #[arg(long)]
+        customer: String,
+        /// A dunning step, e.g. overdue_notice, pre_due_reminder, formal_demand.
+        #[arg(long, conflicts_with = "inbound")]
+        step: Option<String>,
+        /// An inbound email: optional From:/Subject: lines, a blank line, the body.
+        #[arg(long)]
+        inbound: Option<PathBuf>,
+    },
+    /// Resume runs a killed process left unfinished (all of them, or one).
+    Resume {
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// The human approval queue.
+    Approvals {
+        #[command(subcommand)]
+        command: agentcmd::ApprovalsCommand,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: agentcmd::AuditCommand,
+    },
+    /// Outbound email: queued by the agent, delivered by this step.
+    Outbox {
+        #[command(subcommand)]
+        command: agentcmd::OutboxCommand,
+    },
+    /// Offline evals: run an eval set, compare two reports.
+    Eval {
+        #[command(subcommand)]
+        command: evalcmd::EvalCommand,
+    },
+    /// Run the whole product on a fresh embedded database: a sample portfolio, the agent over
+    /// overdue accounts and realistic inbound replies, and a summary. No network, no key.
     Demo {
         /// Where the demo database goes (replaced if it exists).
         #[arg(long, default_value = "argent-demo.db")]
         db: PathBuf,
         #[arg(long, default_value_t = 60)]
         customers: usize,
+        /// How many overdue accounts get a dunning run.
+        #[arg(long, default_value_t = 4)]
+        dunning: usize,
     },
 }
 
@@ -115,6 +166,10 @@ enum PolicyCommand {
 enum Format {
     Table,
     Json,
+}
+
+fn clock(now: Option<chrono::DateTime<chrono::Utc>>) -> argent_agent::Clock {
+    now.map_or(argent_agent::Clock::System, argent_agent::Clock::Fixed)
 }
 
 fn today() -> NaiveDate {
@@ -213,7 +268,60 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Policy { command } => policy(command)?,
-        Command::Demo { db, customers } => demo(&db, customers).await?,
+        Command::Run {
+            customer,
+            step,
+            inbound,
+        } => {
+            let store = open(&cli.database).await?;
+            let agent = agentcmd::build_agent(store, &cli.models, clock(cli.now))?;
+            let trigger = match (step, inbound) {
+                (_, Some(path)) => agentcmd::read_inbound(&path, "")?,
+                (Some(step), None) => argent_agent::Trigger::Step { step },
+                (None, None) => anyhow::bail!("give --step STEP or --inbound FILE"),
+            };
+            agentcmd::print_run(&agent.start(&customer, trigger).await?);
+        }
+        Command::Resume { run } => {
+            let store = open(&cli.database).await?;
+            let agent = agentcmd::build_agent(store.clone(), &cli.models, clock(cli.now))?;
+            let ids: Vec<String> = match run {
+                Some(id) => vec![id],
+                None => {
+                    let owner = format!("argent-{}", std::process::id());
+                    let now = clock(cli.now).now();
+                    let leased = store
+                        .lease_runs(&owner, now, now + chrono::Duration::minutes(10), 100)
+                        .await?;
+                    leased.into_iter().map(|r| r.id).collect()
+                }
+            };
+            if ids.is_empty() {
+                println!("no unfinished runs");
+            }
+            for id in ids {
+                agentcmd::print_run(&agent.resume(&id).await?);
+            }
+        }
+        Command::Approvals { command } => {
+            agentcmd::approvals(
+                open(&cli.database).await?,
+                &cli.models,
+                clock(cli.now),
+                command,
+            )
+            .await?
+        }
+        Command::Audit { command } => agentcmd::audit(open(&cli.database).await?, command).await?,
+        Command::Eval { command } => evalcmd::eval(command, &cli.models).await?,
+        Command::Outbox { command } => {
+            agentcmd::outbox(open(&cli.database).await?, command).await?
+        }
+        Command::Demo {
+            db,
+            customers,
+            dunning,
+        } => demo(&db, customers, dunning, &cli.models).await?,
     }
     Ok(())
 }
@@ -251,7 +359,12 @@ async fn open(url: &str) -> Result<Store> {
         .with_context(|| format!("opening database {url}"))
 }
 
-async fn demo(db: &std::path::Path, customers: usize) -> Result<()> {
+async fn demo(
+    db: &std::path::Path,
+    customers: usize,
+    dunning: usize,
+    models: &ModelArgs,
+) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
@@ -293,6 +406,11 @@ async fn demo(db: &std::path::Path, customers: usize) -> Result<()> {
     let rows = render::assess_all(&ledger, as_of);
     print!("{}", render::segment_summary(&rows));
     println!();
-    println!("Explore it: argent -d {} aging | segments", db.display());
+    agentcmd::demo_agent_runs(store, models, dunning).await?;
+    println!();
+    println!(
+        "Explore it: argent -d {} aging | segments | approvals list | audit verify",
+        db.display()
+    );
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `argent` binary on the embedded SQLite store.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -28,7 +30,20 @@ fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
     let top = ok(argent(&db, &["--help"]));
-    let subcommands = ["import", "demo-data", "aging", "segments", "policy", "demo"];
+    let subcommands = [
+        "import",
+        "demo-data",
+        "aging",
+        "segments",
+        "policy",
+        "run",
+        "resume",
+        "approvals",
+        "audit",
+        "outbox",
+        "eval",
+        "demo",
+    ];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");
         let help = ok(argent(&db, &[sub, "--help"]));
@@ -224,4 +239,185 @@ fn policy_test_runs_the_shipped_cases_and_fails_a_broken_pack() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy test(s) failed"));
+}
+
+#[test]
+fn a_run_killed_after_sending_resumes_without_sending_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let csv = dir.path().join("k.csv");
+    std::fs::write(
+        &csv,
+        "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H1,2026-03-01,2026-03-31,GBP,100.00,100.00,2026-03-30\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H2,2026-05-01,2026-05-31,GBP,100.00,100.00,2026-05-30\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H3,2026-07-01,2026-07-31,GBP,100.00,100.00,2026-07-29\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-09-01,2026-10-01,GBP,1500.00,,\n",
+    )
+    .unwrap();
+    ok(argent(&db, &["import", csv.to_str().unwrap()]));
+    let now = "2026-11-20T14:00:00Z";
+
+    // The child dies (SIGABRT) right after the send_email transaction commits, before the
+    // run checkpoints that call's result.
+    let crashed = Command::new(env!("CARGO_BIN_EXE_argent"))
+        .args([
+            "--database",
+            db.to_str().unwrap(),
+            "--now",
+            now,
+            "run",
+            "--customer",
+            "C1",
+            "--step",
+            "overdue_notice",
+        ])
+        .env("ARGENT_TEST_CRASH_AFTER", "send_email")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the child must have died");
+    assert!(String::from_utf8_lossy(&crashed.stderr).contains("aborting after commit"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = db.to_str().unwrap().to_string();
+    let (emails, runs) = rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        let out = (
+            s.emails(None).await.unwrap().len(),
+            s.runs(Some(argent_store::RunStatus::Running))
+                .await
+                .unwrap()
+                .len(),
+        );
+        s.close().await;
+        out
+    });
+    assert_eq!(
+        (emails, runs),
+        (1, 1),
+        "the email is queued once and the run is unfinished"
+    );
+
+    let resumed = ok(argent(&db, &["--now", now, "resume"]));
+    assert!(resumed.contains("Finished"), "{resumed}");
+    assert!(resumed.contains("send_email    executed"), "{resumed}");
+    rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        assert_eq!(
+            s.emails(None).await.unwrap().len(),
+            1,
+            "resuming did not send it again"
+        );
+        assert!(
+            s.runs(Some(argent_store::RunStatus::Running))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            s.audit_verify().await.unwrap(),
+            argent_store::AuditVerification::Intact { .. }
+        ));
+        let executed = s
+            .audit_events(&argent_store::AuditFilter {
+                kind: Some("executed".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            executed
+                .iter()
+                .filter(|e| e.payload["tool"] == "send_email")
+                .count(),
+            1
+        );
+        s.close().await;
+    });
+    assert!(ok(argent(&db, &["audit", "verify"])).contains("intact"));
+    assert!(ok(argent(&db, &["--now", now, "resume"])).contains("no unfinished runs"));
+}
+
+#[test]
+fn eval_run_writes_reports_and_compare_gates_a_weakened_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let base = dir.path().join("base.json");
+    let out = ok(argent(
+        &db,
+        &[
+            "eval",
+            "run",
+            "core",
+            "--filter",
+            "tag:injection,tag:plan",
+            "--out",
+            base.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("executed policy violations 0"), "{out}");
+    let html = std::fs::read_to_string(base.with_extension("html")).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<script src"),
+        "self-contained HTML"
+    );
+    // Same inputs: compare passes.
+    ok(argent(
+        &db,
+        &[
+            "eval",
+            "compare",
+            base.to_str().unwrap(),
+            base.to_str().unwrap(),
+        ],
+    ));
+
+    let policies = dir.path().join("weak");
+    std::fs::create_dir_all(&policies).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for pack in ["us-consumer.toml", "uk-consumer.toml", "b2b.toml"] {
+        let text = std::fs::read_to_string(repo.join(pack)).unwrap();
+        let weak: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("max_discount_percent") {
+                    "max_discount_percent = 90".into()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(policies.join(pack), weak.join("\n")).unwrap();
+    }
+    let weak = dir.path().join("weak.json");
+    ok(argent(
+        &db,
+        &[
+            "--policies",
+            policies.to_str().unwrap(),
+            "eval",
+            "run",
+            "core",
+            "--filter",
+            "tag:injection,tag:plan",
+            "--out",
+            weak.to_str().unwrap(),
+        ],
+    ));
+    let cmp = argent(
+        &db,
+        &[
+            "eval",
+            "compare",
+            base.to_str().unwrap(),
+            weak.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        cmp.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&cmp.stdout)
+    );
+    assert!(String::from_utf8_lossy(&cmp.stderr).contains("regresses"));
 }

@@ -1,0 +1,482 @@
+//! Commands around the planner loop: run, resume, approvals, audit, outbox, demo.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+
+use argent_agent::outbox::DirMailer;
+use argent_agent::{
+    Agent, AgentConfig, CallStatus, Clock, OfflineModel, Reviewer, RunOutcome, Trigger,
+};
+use argent_core::Role;
+use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
+use argent_store::{ApprovalStatus, AuditFilter, AuditVerification, Store};
+
+/// Which model drives the agent.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// `offline` (deterministic stand-in, no network), `openai` (any OpenAI-compatible
+    /// endpoint: set ARGENT_LLM_MODEL, ARGENT_LLM_BASE_URL, ARGENT_LLM_API_KEY),
+    /// `record:FILE` (openai, recording every exchange to a cassette) or `replay:FILE`.
+    #[arg(long, global = true, default_value = "offline")]
+    pub model: String,
+    /// Prompt templates directory.
+    #[arg(long, global = true, default_value = "prompts")]
+    pub prompts: PathBuf,
+    /// Policy documents directory.
+    #[arg(long, global = true, default_value = "policies")]
+    pub policies: PathBuf,
+}
+
+pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
+    Ok(match spec.split_once(':') {
+        None if spec == "offline" => Arc::new(OfflineModel),
+        None if spec == "openai" => Arc::new(OpenAiModel::from_env()?),
+        Some(("record", path)) => {
+            Arc::new(Recorder::new(Arc::new(OpenAiModel::from_env()?), path)?)
+        }
+        Some(("replay", path)) => Arc::new(Replayer::open(path)?),
+        _ => bail!("--model {spec}: expected offline, openai, record:FILE or replay:FILE"),
+    })
+}
+
+/// A data directory: as given if it exists, else the one in this source tree.
+fn data_dir(p: &Path) -> PathBuf {
+    if p.exists() || p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p);
+    if repo.exists() { repo } else { p.to_path_buf() }
+}
+
+pub fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {
+    let model = build_model(&m.model)?;
+    let config = AgentConfig {
+        clock,
+        ..Default::default()
+    };
+    Ok(Agent::from_dirs(
+        store,
+        model,
+        &data_dir(&m.prompts),
+        &data_dir(&m.policies),
+        config,
+    )?)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApprovalsCommand {
+    /// The queue, highest priority (risk, age, amount) first.
+    List {
+        #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
+        status: StatusArg,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One item with its context, the decision and the rules that fired.
+    Show { id: String },
+    /// Approve and execute the action as proposed.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        who: WhoArgs,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Replace the arguments (same tool), re-judged by policy, then execute.
+    Edit {
+        id: String,
+        /// The new arguments as JSON, or @FILE.
+        #[arg(long)]
+        args: String,
+        #[command(flatten)]
+        who: WhoArgs,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject with a note; nothing is executed.
+    Reject {
+        id: String,
+        #[command(flatten)]
+        who: WhoArgs,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct WhoArgs {
+    /// Reviewer name, recorded in the audit trail.
+    #[arg(long = "as")]
+    pub name: String,
+    /// collector, manager, compliance or admin.
+    #[arg(long)]
+    pub role: String,
+}
+
+impl WhoArgs {
+    fn reviewer(&self) -> Result<Reviewer> {
+        let role: Role = self
+            .role
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+        Ok(Reviewer {
+            name: self.name.clone(),
+            role,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Approved,
+    Rejected,
+    All,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; fails if any event was edited, deleted or reordered.
+    Verify,
+    /// Export events as JSON lines or CSV.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events naming this policy rule id.
+        #[arg(long)]
+        rule: Option<String>,
+        /// RFC 3339 instant.
+        #[arg(long)]
+        since: Option<DateTime<Utc>>,
+        #[arg(long)]
+        until: Option<DateTime<Utc>>,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Deliver pending emails as .eml files into a directory.
+    Deliver {
+        #[arg(long, default_value = "out/mail")]
+        dir: PathBuf,
+        #[arg(long, default_value = "ar@argent.example")]
+        from: String,
+        #[arg(long, default_value_t = 500)]
+        limit: i64,
+    },
+    /// List outbox emails.
+    List {
+        #[arg(long)]
+        customer: Option<String>,
+    },
+}
+
+pub async fn approvals(
+    store: Store,
+    models: &ModelArgs,
+    clock: Clock,
+    cmd: ApprovalsCommand,
+) -> Result<()> {
+    match cmd {
+        ApprovalsCommand::List { status, limit } => {
+            let st = match status {
+                StatusArg::Pending => Some(ApprovalStatus::Pending),
+                StatusArg::Approved => Some(ApprovalStatus::Approved),
+                StatusArg::Rejected => Some(ApprovalStatus::Rejected),
+                StatusArg::All => None,
+            };
+            let items = store.approvals(st, limit, 0).await?;
+            println!(
+                "{:<38} {:<9} {:<13} {:<9} {:>12} {:<10} rules",
+                "id", "priority", "tool", "customer", "amount", "status"
+            );
+            for i in &items {
+                let rules: Vec<String> = i.decision["rules"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r["id"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let amount = if i.currency.is_empty() {
+                    String::new()
+                } else {
+                    argent_core::Money::new(i.amount_minor, i.currency.parse()?).to_string()
+                };
+                println!(
+                    "{:<38} {:<9} {:<13} {:<9} {:>12} {:<10} {}",
+                    i.id,
+                    i.priority,
+                    i.tool,
+                    i.customer_id,
+                    amount,
+                    format!("{:?}", i.status).to_lowercase(),
+                    rules.join(",")
+                );
+            }
+            println!("{} item(s)", items.len());
+        }
+        ApprovalsCommand::Show { id } => {
+            let item = store.approval(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&item)?);
+        }
+        ApprovalsCommand::Approve { id, who, note } => {
+            let agent = build_agent(store, models, clock)?;
+            let r = agent
+                .approve(&id, &who.reviewer()?, note.as_deref())
+                .await?;
+            println!("approved {id}; executed: {}", r.result);
+        }
+        ApprovalsCommand::Edit {
+            id,
+            args,
+            who,
+            note,
+        } => {
+            let text = match args.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+                }
+                None => args,
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&text).context("--args is not valid JSON")?;
+            let agent = build_agent(store, models, clock)?;
+            let preview = agent.preview_edit(&id, value.clone()).await?;
+            println!("policy decision for the edit: {preview}");
+            let r = agent
+                .edit(&id, &who.reviewer()?, value, note.as_deref())
+                .await?;
+            println!("edited and approved {id}; executed: {}", r.result);
+        }
+        ApprovalsCommand::Reject { id, who, note } => {
+            let agent = build_agent(store, models, clock)?;
+            agent.reject(&id, &who.reviewer()?, &note).await?;
+            println!("rejected {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(store: Store, cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify => match store.audit_verify().await? {
+            AuditVerification::Intact { events, head } => {
+                println!("audit trail intact: {events} events, head {head}")
+            }
+            AuditVerification::Broken { seq, reason } => {
+                bail!("audit trail BROKEN at event {seq}: {reason}")
+            }
+        },
+        AuditCommand::Export {
+            format,
+            customer,
+            run,
+            actor,
+            kind,
+            rule,
+            since,
+            until,
+            out,
+        } => {
+            let filter = AuditFilter {
+                customer_id: customer,
+                run_id: run,
+                actor,
+                kind,
+                rule_id: rule,
+                since,
+                until,
+                limit: None,
+                offset: None,
+            };
+            let events = store.audit_events(&filter).await?;
+            let text = match format {
+                ExportFormat::Jsonl => argent_store::audit_to_jsonl(&events),
+                ExportFormat::Csv => argent_store::audit_to_csv(&events),
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
+    match cmd {
+        OutboxCommand::Deliver { dir, from, limit } => {
+            let models = ModelArgs {
+                model: "offline".into(),
+                prompts: "prompts".into(),
+                policies: "policies".into(),
+            };
+            let agent = build_agent(store, &models, Clock::System)?;
+            let n = agent
+                .deliver_outbox(&DirMailer { dir: dir.clone() }, &from, limit)
+                .await?;
+            println!("delivered {n} email(s) into {}", dir.display());
+        }
+        OutboxCommand::List { customer } => {
+            for e in store.emails(customer.as_deref()).await? {
+                println!(
+                    "{:<40} {:<8} {:<8} {:<30} {}",
+                    e.id, e.status, e.customer_id, e.to_addr, e.subject
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads an inbound email: optional `From:` / `Subject:` header lines, a blank line, the body.
+pub fn read_inbound(path: &Path, default_from: &str) -> Result<Trigger> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut from, mut subject) = (default_from.to_string(), String::new());
+    let mut body = text.as_str();
+    if let Some((head, rest)) = text.split_once("\n\n")
+        && head.lines().all(|l| l.contains(": "))
+    {
+        for line in head.lines() {
+            if let Some(v) = line.strip_prefix("From: ") {
+                from = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("Subject: ") {
+                subject = v.trim().to_string();
+            }
+        }
+        body = rest;
+    }
+    Ok(Trigger::Inbound {
+        from,
+        subject,
+        body: body.to_string(),
+        received_at: Utc::now(),
+    })
+}
+
+pub fn print_run(o: &RunOutcome) {
+    println!(
+        "run {} for {}: {:?} after {} step(s), {} tokens",
+        o.run_id, o.customer_id, o.status, o.steps, o.tokens
+    );
+    for c in &o.calls {
+        let extra = c
+            .approval_id
+            .as_deref()
+            .map(|a| format!(" (approval {a})"))
+            .unwrap_or_default();
+        println!(
+            "  {:<13} {:<9} {}{}",
+            c.tool,
+            c.status.as_str(),
+            c.rules.join(","),
+            extra
+        );
+    }
+}
+
+/// The demo's fixed clock: today at 18:00 UTC, inside every demo customer's daytime.
+pub fn demo_clock() -> Clock {
+    let t = Utc::now()
+        .date_naive()
+        .and_time(NaiveTime::from_hms_opt(18, 0, 0).unwrap_or_default())
+        .and_utc();
+    Clock::Fixed(t)
+}
+
+pub async fn demo_agent_runs(store: Store, models: &ModelArgs, dunning: usize) -> Result<()> {
+    let agent = build_agent(store.clone(), models, demo_clock())?;
+    println!("model: {}", agent.model.name());
+    println!(
+        "prompts {} · policies {}",
+        agent.prompts.version(),
+        agent.policy_version
+    );
+    let runs = argent_agent::demo::run_demo(&agent, dunning).await?;
+    println!();
+    println!(
+        "{:<31} {:<8} {:<13} {:<9} rules",
+        "scenario", "customer", "tool", "outcome"
+    );
+    let mut totals = [0usize; 4];
+    for r in &runs {
+        if r.outcome.calls.is_empty() {
+            println!(
+                "{:<31} {:<8} {:<13} {:<9}",
+                r.scenario, r.customer_id, "-", "no action"
+            );
+        }
+        for c in &r.outcome.calls {
+            let i = match c.status {
+                CallStatus::Executed => 0,
+                CallStatus::Queued => 1,
+                CallStatus::Refused => 2,
+                CallStatus::Invalid => 3,
+            };
+            totals[i] += 1;
+            println!(
+                "{:<31} {:<8} {:<13} {:<9} {}",
+                r.scenario,
+                r.customer_id,
+                c.tool,
+                c.status.as_str(),
+                c.rules.join(", ")
+            );
+        }
+    }
+    println!();
+    println!(
+        "{} runs: {} executed, {} queued for approval, {} refused, {} invalid",
+        runs.len(),
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[3]
+    );
+    let pending = store.count_approvals(Some(ApprovalStatus::Pending)).await?;
+    println!("approval queue: {pending} pending (argent -d DB approvals list)");
+    let outbox = store.pending_emails(1000).await?.len();
+    println!("outbox: {outbox} email(s) waiting for delivery (argent -d DB outbox deliver)");
+    match store.audit_verify().await? {
+        AuditVerification::Intact { events, .. } => {
+            println!("audit trail: {events} events, hash chain intact (argent -d DB audit verify)")
+        }
+        AuditVerification::Broken { seq, reason } => bail!("audit trail broken at {seq}: {reason}"),
+    }
+    if agent.model.name() == argent_agent::OFFLINE_MODEL_NAME {
+        println!();
+        println!(
+            "The model above is argent's offline stand-in, not an LLM. To use a real one, point argent at any"
+        );
+        println!(
+            "OpenAI-compatible endpoint: ARGENT_LLM_MODEL=gpt-4o-mini ARGENT_LLM_API_KEY=sk-… argent demo --model openai"
+        );
+        println!("(ARGENT_LLM_BASE_URL for Azure, vLLM, Ollama or llama.cpp).");
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@
 //!
 //! Executed policy violations are defined in [`score`](crate::score) (module docs).
 
+pub mod agent_runner;
 pub mod case;
 pub mod compare;
 pub mod outcome;
@@ -23,6 +24,7 @@ pub mod score;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+pub use agent_runner::{AgentRunner, ModelChoice, cassette_path};
 pub use case::{
     Applies, ArgCheck, ArgConstraint, Bound, CaseError, EmailExpectation, EndExpectation, EvalCase,
     EvalSet, Expectations, InboundMessage, KeyProblem, PromiseExpectation, StatusExpectation,

@@ -149,10 +149,11 @@ pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<Demo
         });
     };
     for s in SCENARIOS {
-        let Some(c) = eligible
+        // Prefer an account no other scenario used; a small portfolio may have to share.
+        let fresh = eligible
             .iter()
-            .find(|c| (s.fits)(c) && !used.contains(&c.id.as_str()))
-        else {
+            .find(|c| (s.fits)(c) && !used.contains(&c.id.as_str()));
+        let Some(c) = fresh.or_else(|| eligible.iter().find(|c| (s.fits)(c))) else {
             continue;
         };
         used.push(&c.id);

@@ -185,7 +185,81 @@ fn demo_runs_offline_on_a_fresh_database() {
         .unwrap());
     assert!(out.contains("sample portfolio of 30 customers"), "{out}");
     assert!(out.contains("risk segments (30 customers)"), "{out}");
-    assert!(demo_db.exists());
+    assert!(
+        out.contains("offline (deterministic stand-in, not an LLM)"),
+        "the stand-in is named: {out}"
+    );
+    assert!(out.contains("hash chain intact"), "{out}");
+    let injection = out
+        .lines()
+        .filter(|l| l.starts_with("prompt injection"))
+        .collect::<Vec<_>>();
+    assert!(
+        injection
+            .iter()
+            .any(|l| l.contains("propose_plan") && l.contains("refused")),
+        "the 90% plan is refused: {out}"
+    );
+    assert!(
+        !injection
+            .iter()
+            .any(|l| l.contains("propose_plan") && l.contains("executed")),
+        "{out}"
+    );
+    assert!(ok(argent(&demo_db, &["audit", "verify"])).contains("intact"));
+
+    // A compact copy of the demo database (VACUUM INTO: no WAL, no stale pages), then one
+    // byte of one stored audit event flipped in the file: verify must fail.
+    let copy = dir.path().join("copy.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = argent_store::Store::open(demo_db.to_str().unwrap())
+            .await
+            .unwrap();
+        let sql = format!("VACUUM INTO '{}'", copy.display());
+        argent_store::testkit::raw_execute(&s, &sql).await.unwrap();
+        s.close().await;
+    });
+    // The file may also hold stale copies of pages (free pages), so try each place the
+    // bytes of a model_call event appear: flip one byte, verify, put it back, until the
+    // flipped byte is in a live event. Exactly then verify must fail.
+    let original = std::fs::read(&copy).unwrap();
+    let needle = br#""kind":"model_call""#;
+    let hits: Vec<usize> = original
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!hits.is_empty(), "audit events are in the file");
+    let mut detected = false;
+    for at in hits {
+        let mut bytes = original.clone();
+        bytes[at + 9] ^= 0x01; // "model_call" -> "mndel_call"
+        std::fs::write(&copy, &bytes).unwrap();
+        let verify = argent(&copy, &["audit", "verify"]);
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
+        }
+        if verify.status.code() == Some(2) {
+            let err = String::from_utf8_lossy(&verify.stderr).to_string();
+            assert!(
+                err.contains("BROKEN") && err.contains("was altered"),
+                "{err}"
+            );
+            detected = true;
+            break;
+        }
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+    assert!(
+        detected,
+        "a changed byte in a live audit event must break the chain"
+    );
 }
 
 #[test]

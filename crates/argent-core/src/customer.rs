@@ -24,6 +24,9 @@ pub enum Jurisdiction {
     B2b,
 }
 
+/// Declares `ALL`, `as_str`, `Display` and `FromStr` for a string-backed enum. Shared by
+/// the crates that store or print these enums, so every one parses and errs the same way.
+#[macro_export]
 macro_rules! str_enum {
     ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
         impl $ty {
@@ -53,7 +56,7 @@ macro_rules! str_enum {
         }
     };
 }
-pub(crate) use str_enum;
+pub(crate) use crate::str_enum;
 
 str_enum!(Tier { Strategic => "strategic", Standard => "standard", Small => "small" });
 str_enum!(Jurisdiction { UsConsumer => "us-consumer", UkConsumer => "uk-consumer", B2b => "b2b" });

@@ -313,34 +313,4 @@ pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
     micros(chrono::Utc::now())
 }
 
-/// Declares a string-backed enum with `as_str`, `Display` and `FromStr` (snake_case).
-macro_rules! str_enum {
-    ($ty:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-            pub fn as_str(&self) -> &'static str {
-                match self { $($ty::$variant => $s),+ }
-            }
-        }
-        impl ::std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl ::std::str::FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($ty::$variant),)+
-                    _ => Err(format!(
-                        "'{}' is not a {} (expected one of: {})",
-                        s,
-                        stringify!($ty),
-                        [$($s),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-pub(crate) use str_enum;
+pub(crate) use argent_core::str_enum;

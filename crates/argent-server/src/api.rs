@@ -17,7 +17,7 @@ use argent_store::{
     ApprovalItem, ApprovalStatus, AuditEvent, AuditFilter, AuditVerification, Store,
 };
 
-use crate::auth::{AuthUser, perm};
+use crate::auth::{Allowed, AuditRead, AuthUser, LedgerRead, QueueDecide, QueueRead};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -83,10 +83,9 @@ pub struct QueuePage {
 /// `GET /api/approvals?status=&limit=&offset=`: highest priority first.
 pub async fn list_approvals(
     State(store): State<Store>,
-    user: AuthUser,
+    _: Allowed<QueueRead>,
     ApiQuery(q): ApiQuery<QueueQuery>,
 ) -> AppResult<Json<QueuePage>> {
-    user.require(perm::QUEUE_READ)?;
     let status = match q.status.as_deref() {
         None | Some("") | Some("pending") => Some(ApprovalStatus::Pending),
         Some("all") => None,
@@ -110,10 +109,9 @@ pub async fn list_approvals(
 /// `GET /api/approvals/{id}`.
 pub async fn get_approval(
     State(store): State<Store>,
-    user: AuthUser,
+    _: Allowed<QueueRead>,
     ApiPath(id): ApiPath<String>,
 ) -> AppResult<Json<ApprovalItem>> {
-    user.require(perm::QUEUE_READ)?;
     Ok(Json(store.approval(&id).await?))
 }
 
@@ -162,11 +160,10 @@ async fn review_error(agent: &Agent, id: &str, args: Value, e: AgentError) -> Ap
 /// `POST /api/approvals/{id}/approve {note?}`: the item as proposed, re-judged now.
 pub async fn approve(
     State(agent): State<Arc<Agent>>,
-    user: AuthUser,
+    Allowed(user, _): Allowed<QueueDecide>,
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> AppResult<Json<ReviewResult>> {
-    user.require(perm::QUEUE_DECIDE)?;
     let who = reviewer(&user)?;
     let ApproveBody { note } = optional_body(&body)?;
     match agent.approve(&id, &who, note.as_deref()).await {
@@ -184,11 +181,10 @@ pub async fn approve(
 /// `POST /api/approvals/{id}/edit {args, note?}`: same tool, same customer, re-judged.
 pub async fn edit(
     State(agent): State<Arc<Agent>>,
-    user: AuthUser,
+    Allowed(user, _): Allowed<QueueDecide>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> AppResult<Json<ReviewResult>> {
-    user.require(perm::QUEUE_DECIDE)?;
     let who = reviewer(&user)?;
     match agent
         .edit(&id, &who, body.args.clone(), body.note.as_deref())
@@ -202,11 +198,10 @@ pub async fn edit(
 /// `POST /api/approvals/{id}/reject {note}`.
 pub async fn reject(
     State(agent): State<Arc<Agent>>,
-    user: AuthUser,
+    Allowed(user, _): Allowed<QueueDecide>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> AppResult<Json<Value>> {
-    user.require(perm::QUEUE_DECIDE)?;
     let who = reviewer(&user)?;
     if body.note.trim().is_empty() {
         return Err(AppError::Unprocessable(
@@ -232,11 +227,10 @@ pub struct Preview {
 /// nothing.
 pub async fn preview(
     State(agent): State<Arc<Agent>>,
-    user: AuthUser,
+    Allowed(user, _): Allowed<QueueDecide>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PreviewBody>,
 ) -> AppResult<Json<Preview>> {
-    user.require(perm::QUEUE_DECIDE)?;
     let who = reviewer(&user)?;
     let decision = agent.preview_edit(&id, body.args).await?;
     let caller_may_submit = decision.is_allowed() || decision.may_approve(who.role);
@@ -280,10 +274,9 @@ fn non_empty(s: Option<String>) -> Option<String> {
 /// oldest first.
 pub async fn audit(
     State(store): State<Store>,
-    user: AuthUser,
+    _: Allowed<AuditRead>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<AuditPage>> {
-    user.require(perm::AUDIT_READ)?;
     let (limit, offset) = page(q.limit, q.offset, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
     let filter = AuditFilter {
         customer_id: non_empty(q.customer_id),
@@ -307,9 +300,8 @@ pub async fn audit(
 /// `GET /api/audit/verify`: whether the hash chain holds, and where it first breaks.
 pub async fn audit_verify(
     State(store): State<Store>,
-    user: AuthUser,
+    _: Allowed<AuditRead>,
 ) -> AppResult<Json<AuditVerification>> {
-    user.require(perm::AUDIT_READ)?;
     Ok(Json(store.audit_verify().await?))
 }
 
@@ -327,10 +319,9 @@ pub struct AgingQuery {
 /// `GET /api/aging?as_of=&dso_days=`: buckets and DSO per currency, customers by balance.
 pub async fn aging(
     State(agent): State<Arc<Agent>>,
-    user: AuthUser,
+    _: Allowed<LedgerRead>,
     ApiQuery(q): ApiQuery<AgingQuery>,
 ) -> AppResult<Json<AgingReport>> {
-    user.require(perm::LEDGER_READ)?;
     let dso_days = q.dso_days.unwrap_or(90);
     if !(1..=3660).contains(&dso_days) {
         return Err(AppError::BadRequest(

@@ -7,6 +7,7 @@
 //! role against its endpoint's list in [`perm`] (403).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
@@ -105,6 +106,52 @@ pub mod perm {
     pub const AUDIT_READ: &[UserRole] = &[Compliance, Manager, Admin];
     /// Read the ledger's aging report.
     pub const LEDGER_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+}
+
+/// An endpoint's permission: the roles that may call it. Handlers take [`Allowed<P>`], so
+/// the check runs before the request body is even read (a refused caller learns nothing
+/// about what a valid body looks like).
+pub trait Permission: Send + Sync + 'static {
+    const ROLES: &'static [UserRole];
+}
+
+macro_rules! permission {
+    ($name:ident, $roles:path, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct $name;
+        impl Permission for $name {
+            const ROLES: &'static [UserRole] = $roles;
+        }
+    };
+}
+permission!(QueueRead, perm::QUEUE_READ, "See [`perm::QUEUE_READ`].");
+permission!(
+    QueueDecide,
+    perm::QUEUE_DECIDE,
+    "See [`perm::QUEUE_DECIDE`]."
+);
+permission!(AuditRead, perm::AUDIT_READ, "See [`perm::AUDIT_READ`].");
+permission!(LedgerRead, perm::LEDGER_READ, "See [`perm::LEDGER_READ`].");
+
+/// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
+/// `P` does not list.
+#[derive(Debug)]
+pub struct Allowed<P: Permission>(pub AuthUser, pub(crate) PhantomData<P>);
+
+impl<S, P> FromRequestParts<S> for Allowed<P>
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+    P: Permission,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        user.require(P::ROLES)?;
+        Ok(Allowed(user, PhantomData))
+    }
 }
 
 /// The signed-in caller, from `Authorization: Bearer <token>`.
@@ -285,8 +332,11 @@ pub async fn login(
         .role
         .parse()
         .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+    let now = Utc::now();
+    // Expired tokens are useless; sweep them whenever someone signs in.
+    store.purge_expired_tokens(now).await?;
     let token = new_token();
-    let expires_at = Utc::now() + config.token_ttl;
+    let expires_at = now + config.token_ttl;
     store
         .insert_token(&hash_token(&token), &user.name, TokenKind::Api, expires_at)
         .await?;

@@ -22,7 +22,9 @@ pub mod error;
 mod extract;
 pub mod request_id;
 
-pub use auth::{AuthUser, UserRole, create_user, hash_password, perm, verify_password};
+pub use auth::{
+    Allowed, AuthUser, Permission, UserRole, create_user, hash_password, perm, verify_password,
+};
 pub use error::{AppError, AppResult};
 
 /// Settings the handlers need beyond the store and the agent.

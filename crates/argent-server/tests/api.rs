@@ -1052,3 +1052,47 @@ async fn users_are_checked_before_they_are_stored() {
     ));
     ts.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_refused_role_learns_nothing_from_a_malformed_request() {
+    let f = fixture().await;
+    let id = &f.ann[0];
+    for (user, path, body) in [
+        (
+            "cy",
+            format!("/api/approvals/{id}/edit"),
+            json!({"wrong": true}),
+        ),
+        ("eve", format!("/api/approvals/{id}/reject"), json!(42)),
+        ("cy", format!("/api/approvals/{id}/approve"), json!("x")),
+        ("alice", "/api/audit?limit=nope".to_string(), Value::Null),
+        (
+            "eve",
+            "/api/approvals?status=maybe".to_string(),
+            Value::Null,
+        ),
+    ] {
+        let method = if path.contains("/api/approvals/") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let body = (!body.is_null()).then_some(body);
+        let (s, b) = f.as_user(user, method, &path, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{user} {path}: {b}");
+    }
+    // And without a token, nothing but 401.
+    let (s, _, _) = call(
+        &f.app,
+        Method::POST,
+        &format!("/api/approvals/{id}/edit"),
+        None,
+        Some(json!({"wrong": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        f.store().approval(id).await.unwrap().status,
+        ApprovalStatus::Pending
+    );
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_agent::{Agent, AgentError, ReviewResult, Reviewer};
-use argent_core::ledger::{AgingReport, aging_report};
+use argent_core::ledger::{AgingReport, AgingRow, aging_report};
 use argent_core::{Decision, Role};
 use argent_store::{
     ApprovalItem, ApprovalStatus, AuditEvent, AuditFilter, AuditVerification, Store,
@@ -106,13 +106,28 @@ pub async fn list_approvals(
     }))
 }
 
-/// `GET /api/approvals/{id}`.
+/// One item with what a reviewer needs beside it.
+#[derive(Debug, Serialize)]
+pub struct ApprovalDetail {
+    #[serde(flatten)]
+    pub item: ApprovalItem,
+    /// The customer's open balances by aging bucket (one row per currency), as of the
+    /// agent's today.
+    pub aging: Vec<AgingRow>,
+}
+
+/// `GET /api/approvals/{id}`: the item and its account's aging.
 pub async fn get_approval(
-    State(store): State<Store>,
+    State(agent): State<Arc<Agent>>,
     _: Allowed<QueueRead>,
     ApiPath(id): ApiPath<String>,
-) -> AppResult<Json<ApprovalItem>> {
-    Ok(Json(store.approval(&id).await?))
+) -> AppResult<Json<ApprovalDetail>> {
+    let store = &agent.store;
+    let item = store.approval(&id).await?;
+    let invoices = store.invoices(Some(&item.customer_id)).await?;
+    let payments = store.payments(Some(&item.customer_id)).await?;
+    let aging = aging_report(&invoices, &payments, agent.now().date_naive(), 90).rows;
+    Ok(Json(ApprovalDetail { item, aging }))
 }
 
 #[derive(Debug, Default, Deserialize)]

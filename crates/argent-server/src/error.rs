@@ -30,6 +30,12 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not (405).
+    #[error("method not allowed here")]
+    MethodNotAllowed,
+    /// A body that is not `application/json` where JSON is expected (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Malformed request: bad JSON, bad query parameter (400).
     #[error("{0}")]
     BadRequest(String),
@@ -60,7 +66,9 @@ impl AppError {
             AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unprocessable(_) | AppError::Denied { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -126,10 +134,10 @@ impl From<AgentError> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
-        if r.status() == StatusCode::UNPROCESSABLE_ENTITY {
-            AppError::Unprocessable(r.body_text())
-        } else {
-            AppError::BadRequest(r.body_text())
+        match r.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => AppError::Unprocessable(r.body_text()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(r.body_text()),
+            _ => AppError::BadRequest(r.body_text()),
         }
     }
 }

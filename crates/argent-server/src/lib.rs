@@ -93,7 +93,8 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals/{id}/preview", post(api::preview))
         .route("/audit", get(api::audit))
         .route("/audit/verify", get(api::audit_verify))
-        .route("/aging", get(api::aging));
+        .route("/aging", get(api::aging))
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api", api)
         .fallback(not_found)
@@ -103,6 +104,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> AppError {
     AppError::NotFound("no such endpoint".into())
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 /// Serves `router(state)` on `listener` until the process is stopped.

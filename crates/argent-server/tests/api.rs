@@ -652,6 +652,15 @@ async fn approve_executes_exactly_once_and_a_second_decision_is_a_conflict() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(item["status"], "approved");
     assert_eq!(item["decided_by"], "alice");
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["tool"], "propose_plan");
+    assert_eq!(item["decision"]["outcome"], "needs_approval");
+    // The reviewer sees the account's aging beside the item: Ann's 1,200.00, 20 days late.
+    let aging = item["aging"].as_array().unwrap();
+    assert_eq!(aging.len(), 1, "{item}");
+    assert_eq!(aging[0]["customer_id"], "C-ANN");
+    assert_eq!(aging[0]["total"], 1200_00);
+    assert_eq!(aging[0]["oldest_days_past_due"], 20);
 
     // Unknown items are 404, not 500.
     let (s, b) = f
@@ -756,6 +765,18 @@ async fn edits_are_previewed_and_judged_again() {
         .as_user("alice", Method::POST, &edit, Some(json!({"argz": 1})))
         .await;
     assert!(s.is_client_error(), "{s} {b}");
+    // JSON sent without saying so is 415, as JSON like every other error.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(&edit)
+        .header("authorization", format!("Bearer {}", f.tokens["alice"]))
+        .body(Body::from(json!({"args": ann_plan_fair()}).to_string()))
+        .unwrap();
+    let res = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let b: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(b["request_id"].is_string(), "{b}");
     assert_eq!(
         f.store().approval(id).await.unwrap().status,
         ApprovalStatus::Pending,
@@ -894,8 +915,13 @@ async fn the_queue_lists_by_priority_with_filters_and_pages() {
         .as_user("alice", Method::GET, "/api/approvals/apr-nope", None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
-    let (s, _, b) = call(&f.app, Method::GET, "/api/nothing-here", None, None).await;
+    let (s, h, b) = call(&f.app, Method::GET, "/api/nothing-here", None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert_eq!(b["request_id"].as_str(), h["x-request-id"].to_str().ok());
+    // A known path with the wrong method is a JSON 405, like every other error.
+    let (s, h, b) = call(&f.app, Method::GET, "/api/login", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+    assert_eq!(b["request_id"].as_str(), h["x-request-id"].to_str().ok());
 }
 
 #[tokio::test]
@@ -1095,4 +1121,54 @@ async fn a_refused_role_learns_nothing_from_a_malformed_request() {
         f.store().approval(id).await.unwrap().status,
         ApprovalStatus::Pending
     );
+}
+
+#[tokio::test]
+async fn approving_an_item_the_account_no_longer_allows_is_422_with_the_rules() {
+    let f = fixture().await;
+    let id = &f.ann[0];
+    let mut tx = f.store().begin().await.unwrap();
+    tx.set_customer_flags(
+        "C-ANN",
+        &CustomerFlags {
+            cease_contact: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (s, b) = f
+        .as_user(
+            "mo",
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().starts_with("policy forbids"),
+        "{b}"
+    );
+    let rules = b["rules"].as_array().unwrap();
+    assert!(!rules.is_empty(), "{b}");
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["outcome"] == "deny" && !r["citation"].as_str().unwrap().is_empty()),
+        "{b}"
+    );
+    assert!(
+        rules.iter().any(|r| b["error"]
+            .as_str()
+            .unwrap()
+            .contains(r["id"].as_str().unwrap())),
+        "the message and the rules name the same rule: {b}"
+    );
+    assert_eq!(
+        f.store().approval(id).await.unwrap().status,
+        ApprovalStatus::Pending
+    );
+    assert!(f.store().plans(None).await.unwrap().is_empty());
 }

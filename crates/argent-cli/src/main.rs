@@ -15,6 +15,7 @@ use argent_store::Store;
 mod agentcmd;
 mod evalcmd;
 mod render;
+mod servecmd;
 
 use agentcmd::ModelArgs;
 
@@ -140,6 +141,13 @@ enum Command {
         /// How many overdue accounts get a dunning run.
         #[arg(long, default_value_t = 4)]
         dunning: usize,
+    },
+    /// Serve the JSON API on a local address.
+    Serve(servecmd::ServeArgs),
+    /// Users of the web API and their roles.
+    Users {
+        #[command(subcommand)]
+        command: servecmd::UsersCommand,
     },
 }
 
@@ -322,6 +330,16 @@ async fn run(cli: Cli) -> Result<()> {
             customers,
             dunning,
         } => demo(&db, customers, dunning, &cli.models).await?,
+        Command::Serve(args) => {
+            servecmd::serve(
+                open(&cli.database).await?,
+                &cli.models,
+                clock(cli.now),
+                args,
+            )
+            .await?
+        }
+        Command::Users { command } => servecmd::users(open(&cli.database).await?, command).await?,
     }
     Ok(())
 }

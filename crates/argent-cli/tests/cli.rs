@@ -43,6 +43,8 @@ fn every_subcommand_has_help() {
         "outbox",
         "eval",
         "demo",
+        "serve",
+        "users",
     ];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");

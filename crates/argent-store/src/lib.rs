@@ -19,6 +19,7 @@ use thiserror::Error;
 
 mod agent;
 mod audit;
+mod auth;
 mod ledger;
 mod records;
 pub mod testkit;
@@ -32,6 +33,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_to_csv,
     audit_to_jsonl,
 };
+pub use auth::{NewUser, TokenKind, UserRecord};
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use tx::StoreTx;
 
@@ -132,6 +134,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent",
         include_str!("../../../migrations/sqlite/0002_agent.sql"),
     ),
+    (
+        3,
+        "auth",
+        include_str!("../../../migrations/sqlite/0003_auth.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -143,6 +150,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "agent",
         include_str!("../../../migrations/postgres/0002_agent.sql"),
+    ),
+    (
+        3,
+        "auth",
+        include_str!("../../../migrations/postgres/0003_auth.sql"),
     ),
 ];
 

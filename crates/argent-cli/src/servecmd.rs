@@ -1,0 +1,98 @@
+//! `argent serve` (the web server) and `argent users` (who may sign in to it).
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+
+use argent_agent::Clock;
+use argent_server::{AppState, ServerConfig, UserRole};
+use argent_store::Store;
+
+use crate::agentcmd::{ModelArgs, build_agent};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// How long a bearer token from POST /api/login stays valid, in hours.
+    #[arg(long, default_value_t = 12)]
+    pub token_ttl_hours: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Add a user. The password is read from the first line of standard input.
+    Add {
+        name: String,
+        /// collector, manager, compliance, evaluator or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: UserRole,
+        /// Read the password from standard input (the only way to give one).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<UserRole, String> {
+    s.parse()
+}
+
+pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeArgs) -> Result<()> {
+    let agent = Arc::new(build_agent(store, models, clock)?);
+    let config = ServerConfig {
+        token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours.max(1))),
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "argent: serving on http://{addr} (model: {})",
+        agent.model.name()
+    );
+    argent_server::serve(listener, AppState::new(agent, config))
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+pub async fn users(store: Store, cmd: UsersCommand) -> Result<()> {
+    match cmd {
+        UsersCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!("give --password-stdin and the password on standard input");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            argent_server::create_user(&store, &name, role, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("added {name} ({role})");
+        }
+        UsersCommand::List => {
+            for u in store.users().await? {
+                println!(
+                    "{:<24} {:<11} {}",
+                    u.name,
+                    u.role,
+                    u.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Users, roles, passwords and bearer tokens.
+//!
+//! Passwords are hashed with argon2id (a random salt each, PHC strings in the store).
+//! `POST /api/login` answers a random 256-bit token; the store keeps only its SHA-256, so a
+//! copy of the database signs nobody in. [`AuthUser`] is the extractor every protected
+//! handler takes: no valid token, no call (401). Each handler then checks the caller's
+//! role against its endpoint's list in [`perm`] (403).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use argent_core::Role;
+use argent_store::{NewUser, Store, TokenKind};
+
+use crate::ServerConfig;
+use crate::error::{AppError, AppResult};
+use crate::extract::ApiJson;
+
+/// A web user's role. The four that can review the approval queue map onto
+/// [`argent_core::Role`] (the roles policy rules name as approvers); `evaluator` exists only
+/// here: evaluators look at eval runs and never touch the queue or the policy's approvals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    Collector,
+    Manager,
+    Compliance,
+    Evaluator,
+    Admin,
+}
+
+impl UserRole {
+    pub const ALL: &'static [UserRole] = &[
+        UserRole::Collector,
+        UserRole::Manager,
+        UserRole::Compliance,
+        UserRole::Evaluator,
+        UserRole::Admin,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UserRole::Collector => "collector",
+            UserRole::Manager => "manager",
+            UserRole::Compliance => "compliance",
+            UserRole::Evaluator => "evaluator",
+            UserRole::Admin => "admin",
+        }
+    }
+
+    /// The role this user reviews approval items as; `None` for evaluators.
+    pub fn reviewer_role(&self) -> Option<Role> {
+        match self {
+            UserRole::Collector => Some(Role::Collector),
+            UserRole::Manager => Some(Role::Manager),
+            UserRole::Compliance => Some(Role::Compliance),
+            UserRole::Admin => Some(Role::Admin),
+            UserRole::Evaluator => None,
+        }
+    }
+}
+
+impl fmt::Display for UserRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for UserRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UserRole::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "'{s}' is not a role (expected one of: collector, manager, compliance, evaluator, admin)"
+                )
+            })
+    }
+}
+
+/// Who may call what. Every protected handler checks one of these lists.
+pub mod perm {
+    use super::UserRole::{self, Admin, Collector, Compliance, Manager};
+
+    /// Read the approval queue and its items. Compliance reads everything.
+    pub const QUEUE_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Approve, edit, reject, and preview an edit's decision. Compliance decides nothing.
+    /// (Which of these roles may approve a given item is then the policy's decision.)
+    pub const QUEUE_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
+    /// Read the audit trail and verify its chain.
+    pub const AUDIT_READ: &[UserRole] = &[Compliance, Manager, Admin];
+    /// Read the ledger's aging report.
+    pub const LEDGER_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+}
+
+/// An endpoint's permission: the roles that may call it. Handlers take [`Allowed<P>`], so
+/// the check runs before the request body is even read (a refused caller learns nothing
+/// about what a valid body looks like).
+pub trait Permission: Send + Sync + 'static {
+    const ROLES: &'static [UserRole];
+}
+
+macro_rules! permission {
+    ($name:ident, $roles:path, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct $name;
+        impl Permission for $name {
+            const ROLES: &'static [UserRole] = $roles;
+        }
+    };
+}
+permission!(QueueRead, perm::QUEUE_READ, "See [`perm::QUEUE_READ`].");
+permission!(
+    QueueDecide,
+    perm::QUEUE_DECIDE,
+    "See [`perm::QUEUE_DECIDE`]."
+);
+permission!(AuditRead, perm::AUDIT_READ, "See [`perm::AUDIT_READ`].");
+permission!(LedgerRead, perm::LEDGER_READ, "See [`perm::LEDGER_READ`].");
+
+/// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
+/// `P` does not list.
+#[derive(Debug)]
+pub struct Allowed<P: Permission>(pub AuthUser, pub(crate) PhantomData<P>);
+
+impl<S, P> FromRequestParts<S> for Allowed<P>
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+    P: Permission,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        user.require(P::ROLES)?;
+        Ok(Allowed(user, PhantomData))
+    }
+}
+
+/// The signed-in caller, from `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub name: String,
+    pub role: UserRole,
+    token_hash: String,
+}
+
+impl AuthUser {
+    /// 403 unless the caller's role is in `allowed`.
+    pub fn require(&self, allowed: &[UserRole]) -> AppResult<()> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "role {} may not do this",
+                self.role
+            )))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| {
+                let (scheme, rest) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(AppError::Unauthorized)?;
+        let token_hash = hash_token(token);
+        let store = Store::from_ref(state);
+        let user = store
+            .token_user(&token_hash, TokenKind::Api, Utc::now())
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let role = user
+            .role
+            .parse()
+            .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+        Ok(AuthUser {
+            name: user.name,
+            role,
+            token_hash,
+        })
+    }
+}
+
+/// The hex SHA-256 of a token: what the store keeps.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// An argon2id PHC string for `password`, with a fresh random salt.
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(AppError::internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(AppError::internal)
+}
+
+/// Whether `password` matches a PHC string made by [`hash_password`]. An unreadable hash
+/// matches nothing.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash no password matches, verified against when the user does not exist so that an
+/// unknown name takes as long to refuse as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
+const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Checks a new user's name and password and stores them (the password hashed).
+/// `Conflict` if the name is taken.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    role: UserRole,
+    password: &str,
+) -> AppResult<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(AppError::BadRequest(format!(
+            "'{name}' is not a user name (1-64 of letters, digits, '.', '_', '-', '@')"
+        )));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "the password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    let password = password.to_string();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)??;
+    let created = store
+        .create_user(&NewUser {
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            password_hash,
+        })
+        .await?;
+    if created {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!("user {name} already exists")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub name: String,
+    pub role: UserRole,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+    pub user: Me,
+}
+
+/// `POST /api/login {name, password}` → a bearer token.
+pub async fn login(
+    State(store): State<Store>,
+    State(config): State<Arc<ServerConfig>>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> AppResult<Json<LoginResponse>> {
+    let user = store.user(&req.name).await?;
+    let phc = user
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .map_err(AppError::internal)?;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => return Err(AppError::BadCredentials),
+    };
+    let role: UserRole = user
+        .role
+        .parse()
+        .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+    let now = Utc::now();
+    // Expired tokens are useless; sweep them whenever someone signs in.
+    store.purge_expired_tokens(now).await?;
+    let token = new_token();
+    let expires_at = now + config.token_ttl;
+    store
+        .insert_token(&hash_token(&token), &user.name, TokenKind::Api, expires_at)
+        .await?;
+    tracing::info!(user = %user.name, role = %role, "signed in");
+    Ok(Json(LoginResponse {
+        token,
+        token_type: "Bearer",
+        expires_at,
+        user: Me {
+            name: user.name,
+            role,
+        },
+    }))
+}
+
+/// `POST /api/logout`: revokes the token the request came with.
+pub async fn logout(State(store): State<Store>, user: AuthUser) -> AppResult<Json<Me>> {
+    store.delete_token(&user.token_hash).await?;
+    Ok(Json(Me {
+        name: user.name,
+        role: user.role,
+    }))
+}
+
+/// `GET /api/me`: who the token belongs to.
+pub async fn me(user: AuthUser) -> Json<Me> {
+    Json(Me {
+        name: user.name,
+        role: user.role,
+    })
+}

@@ -6,16 +6,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use argent_agent::{
     Agent, AgentConfig, AgentError, CallStatus, Clock, OfflineModel, Reviewer, Trigger,
 };
-use argent_core::{
-    Contact, Currency, Customer, CustomerFlags, Invoice, Jurisdiction, Money, Payment, Portfolio,
-    Role, Tier,
-};
+use argent_core::{Currency, Money, Role};
 use argent_llm::{ChatMessage, ChatModel, ScriptedModel, ToolCall};
 use argent_store::testkit::TestStore;
 use argent_store::{ApprovalStatus, AuditFilter, AuditVerification, Store};
@@ -30,66 +27,6 @@ fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-/// Ann pays on time but has one invoice 20 days overdue (low risk); Bo owes 15,000.00.
-fn portfolio() -> Portfolio {
-    let customer = |id: &str, name: &str, email: &str| Customer {
-        id: id.into(),
-        name: name.into(),
-        tier: Tier::Small,
-        jurisdiction: Jurisdiction::UsConsumer,
-        time_zone: chrono_tz::America::Chicago,
-        contacts: vec![Contact {
-            name: name.into(),
-            email: Some(email.into()),
-            phone: None,
-            opted_out: vec![],
-        }],
-        flags: CustomerFlags::default(),
-    };
-    let mut p = Portfolio {
-        customers: vec![
-            customer("C-ANN", "Ann Lee", "ann@mail.example"),
-            customer("C-BO", "Bo Diaz", "bo@mail.example"),
-        ],
-        ..Default::default()
-    };
-    for (cust, n, amount) in [("C-ANN", 6, 200_00), ("C-BO", 6, 500_00)] {
-        for k in 0..n {
-            let issued = d("2026-01-05") + Duration::days(30 * k);
-            let number = format!("{cust}-H{k}");
-            p.invoices.push(Invoice {
-                number: number.clone(),
-                customer_id: cust.into(),
-                issue_date: issued,
-                due_date: issued + Duration::days(21),
-                amount: Money::new(amount, Currency::USD),
-                disputed: false,
-            });
-            p.payments.push(Payment {
-                id: format!("import:{number}"),
-                customer_id: cust.into(),
-                invoice_number: number,
-                amount: Money::new(amount, Currency::USD),
-                received_on: issued + Duration::days(20),
-            });
-        }
-    }
-    for (cust, number, amount) in [
-        ("C-ANN", "INV-ANN-1", 1200_00),
-        ("C-BO", "INV-BO-1", 15_000_00),
-    ] {
-        p.invoices.push(Invoice {
-            number: number.into(),
-            customer_id: cust.into(),
-            issue_date: d("2026-10-10"),
-            due_date: d("2026-10-31"),
-            amount: Money::new(amount, Currency::USD),
-            disputed: false,
-        });
-    }
-    p
-}
-
 fn repo(dir: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -97,7 +34,10 @@ fn repo(dir: &str) -> std::path::PathBuf {
 }
 
 async fn agent(store: &Store, model: Arc<dyn ChatModel>) -> Agent {
-    store.import_portfolio(&portfolio(), "test").await.unwrap();
+    store
+        .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")
+        .await
+        .unwrap();
     let config = AgentConfig {
         clock: Clock::Fixed(now()),
         ..Default::default()

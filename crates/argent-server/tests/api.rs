@@ -11,16 +11,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use argent_agent::{Agent, AgentConfig, Clock, Trigger};
-use argent_core::{
-    Contact, Currency, Customer, CustomerFlags, Invoice, Jurisdiction, Money, Payment, Portfolio,
-    Tier,
-};
+use argent_core::CustomerFlags;
 use argent_llm::{ScriptedModel, ToolCall};
 use argent_server::{AppState, ServerConfig, UserRole, create_user, router};
 use argent_store::testkit::TestStore;
@@ -37,66 +34,6 @@ fn now() -> DateTime<Utc> {
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
-}
-
-/// Ann (low risk) owes 1,200.00; Bo owes 15,000.00. Both have six paid invoices of history.
-fn portfolio() -> Portfolio {
-    let customer = |id: &str, name: &str, email: &str| Customer {
-        id: id.into(),
-        name: name.into(),
-        tier: Tier::Small,
-        jurisdiction: Jurisdiction::UsConsumer,
-        time_zone: chrono_tz::America::Chicago,
-        contacts: vec![Contact {
-            name: name.into(),
-            email: Some(email.into()),
-            phone: None,
-            opted_out: vec![],
-        }],
-        flags: CustomerFlags::default(),
-    };
-    let mut p = Portfolio {
-        customers: vec![
-            customer("C-ANN", "Ann Lee", "ann@mail.example"),
-            customer("C-BO", "Bo Diaz", "bo@mail.example"),
-        ],
-        ..Default::default()
-    };
-    for (cust, amount) in [("C-ANN", 200_00), ("C-BO", 500_00)] {
-        for k in 0..6 {
-            let issued = d("2026-01-05") + Duration::days(30 * k);
-            let number = format!("{cust}-H{k}");
-            p.invoices.push(Invoice {
-                number: number.clone(),
-                customer_id: cust.into(),
-                issue_date: issued,
-                due_date: issued + Duration::days(21),
-                amount: Money::new(amount, Currency::USD),
-                disputed: false,
-            });
-            p.payments.push(Payment {
-                id: format!("import:{number}"),
-                customer_id: cust.into(),
-                invoice_number: number,
-                amount: Money::new(amount, Currency::USD),
-                received_on: issued + Duration::days(20),
-            });
-        }
-    }
-    for (cust, number, amount) in [
-        ("C-ANN", "INV-ANN-1", 1200_00),
-        ("C-BO", "INV-BO-1", 15_000_00),
-    ] {
-        p.invoices.push(Invoice {
-            number: number.into(),
-            customer_id: cust.into(),
-            issue_date: d("2026-10-10"),
-            due_date: d("2026-10-31"),
-            amount: Money::new(amount, Currency::USD),
-            disputed: false,
-        });
-    }
-    p
 }
 
 fn plan_args(
@@ -211,7 +148,10 @@ fn user_of(role: UserRole) -> &'static str {
 async fn fixture() -> Fixture {
     let ts = TestStore::sqlite().await.unwrap();
     let store = ts.store.clone();
-    store.import_portfolio(&portfolio(), "test").await.unwrap();
+    store
+        .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")
+        .await
+        .unwrap();
     let model = ScriptedModel::new();
     model.push_tool_calls(
         (0..ANN_ITEMS)

@@ -5,6 +5,13 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{Duration, NaiveDate};
+
+use argent_core::{
+    Contact, Currency, Customer, CustomerFlags, Invoice, Jurisdiction, Money, Payment, Portfolio,
+    Tier,
+};
+
 use crate::{Result, Store, dispatch};
 
 /// The environment variable naming the PostgreSQL server the conformance suite also runs on.
@@ -111,4 +118,70 @@ pub async fn raw_execute(store: &Store, sql: &str) -> Result<u64> {
         .execute(pool)
         .await?
         .rows_affected()))
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+/// A shared fixture for the agent and server tests: two US consumers in Chicago. Ann (low
+/// risk) owes 1,200.00 (INV-ANN-1); Bo owes 15,000.00 (INV-BO-1). Both have six invoices
+/// of history, each paid a day early.
+pub fn two_consumer_portfolio() -> Portfolio {
+    let customer = |id: &str, name: &str, email: &str| Customer {
+        id: id.into(),
+        name: name.into(),
+        tier: Tier::Small,
+        jurisdiction: Jurisdiction::UsConsumer,
+        time_zone: chrono_tz::America::Chicago,
+        contacts: vec![Contact {
+            name: name.into(),
+            email: Some(email.into()),
+            phone: None,
+            opted_out: vec![],
+        }],
+        flags: CustomerFlags::default(),
+    };
+    let mut p = Portfolio {
+        customers: vec![
+            customer("C-ANN", "Ann Lee", "ann@mail.example"),
+            customer("C-BO", "Bo Diaz", "bo@mail.example"),
+        ],
+        ..Default::default()
+    };
+    for (cust, amount) in [("C-ANN", 200_00), ("C-BO", 500_00)] {
+        for k in 0..6 {
+            let issued = date("2026-01-05") + Duration::days(30 * k);
+            let number = format!("{cust}-H{k}");
+            p.invoices.push(Invoice {
+                number: number.clone(),
+                customer_id: cust.into(),
+                issue_date: issued,
+                due_date: issued + Duration::days(21),
+                amount: Money::new(amount, Currency::USD),
+                disputed: false,
+            });
+            p.payments.push(Payment {
+                id: format!("import:{number}"),
+                customer_id: cust.into(),
+                invoice_number: number,
+                amount: Money::new(amount, Currency::USD),
+                received_on: issued + Duration::days(20),
+            });
+        }
+    }
+    for (cust, number, amount) in [
+        ("C-ANN", "INV-ANN-1", 1200_00),
+        ("C-BO", "INV-BO-1", 15_000_00),
+    ] {
+        p.invoices.push(Invoice {
+            number: number.into(),
+            customer_id: cust.into(),
+            issue_date: date("2026-10-10"),
+            due_date: date("2026-10-31"),
+            amount: Money::new(amount, Currency::USD),
+            disputed: false,
+        });
+    }
+    p
 }

@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod prompt;
 pub mod review;
 pub mod run;
+pub mod testing;
 
 pub use context::Account;
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};

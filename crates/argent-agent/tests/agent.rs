@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use argent_agent::testing::{ann_plan_20_percent, plan_args};
 
 use argent_agent::{
     Agent, AgentConfig, AgentError, CallStatus, Clock, OfflineModel, Reviewer, Trigger,
@@ -50,35 +52,6 @@ async fn agent(store: &Store, model: Arc<dyn ChatModel>) -> Agent {
         config,
     )
     .unwrap()
-}
-
-fn plan_args(
-    customer: &str,
-    balance: &str,
-    discount: &str,
-    down: &str,
-    installments: &[(&str, &str)],
-) -> Value {
-    json!({
-        "customer_id": customer, "currency": "USD", "balance": balance, "discount": discount,
-        "down_payment": down, "start_date": "2026-11-20",
-        "installments": installments.iter().map(|(d, a)| json!({"due_date": d, "amount": a})).collect::<Vec<_>>(),
-    })
-}
-
-/// 20% off Ann's 1200.00: inside the hard ceiling, outside what may run unreviewed.
-fn ann_plan_20_percent() -> Value {
-    plan_args(
-        "C-ANN",
-        "1200.00",
-        "240.00",
-        "96.00",
-        &[
-            ("2026-12-20", "288.00"),
-            ("2027-01-20", "288.00"),
-            ("2027-02-20", "288.00"),
-        ],
-    )
 }
 
 fn inbound(body: &str) -> Trigger {

@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+
+use argent_agent::testing::{ann_plan_20_percent, plan_args};
 use tower::ServiceExt;
 
 use argent_agent::{Agent, AgentConfig, Clock, Trigger};
@@ -34,36 +36,6 @@ fn now() -> DateTime<Utc> {
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
-}
-
-fn plan_args(
-    customer: &str,
-    balance: &str,
-    discount: &str,
-    down: &str,
-    installments: &[(&str, &str)],
-) -> Value {
-    json!({
-        "customer_id": customer, "currency": "USD", "balance": balance, "discount": discount,
-        "down_payment": down, "start_date": "2026-11-20",
-        "installments": installments.iter().map(|(d, a)| json!({"due_date": d, "amount": a})).collect::<Vec<_>>(),
-    })
-}
-
-/// 20% off Ann's 1200.00: inside the hard ceiling, outside what may run unreviewed; a
-/// collector may approve it.
-fn ann_plan_20_percent() -> Value {
-    plan_args(
-        "C-ANN",
-        "1200.00",
-        "240.00",
-        "96.00",
-        &[
-            ("2026-12-20", "288.00"),
-            ("2027-01-20", "288.00"),
-            ("2027-02-20", "288.00"),
-        ],
-    )
 }
 
 /// 5% off: within what may run without review.

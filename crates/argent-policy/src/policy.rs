@@ -438,6 +438,53 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Every rule of the document with what it does, why and who may approve it, in
+    /// document order (a negotiation range gives two: the range and its ceiling).
+    pub fn rules(&self) -> Vec<RuleMeta> {
+        let mut out: Vec<RuleMeta> = Vec::new();
+        out.extend(self.stops.iter().map(|r| r.meta.clone()));
+        out.extend(self.quiet_hours.iter().map(|r| r.meta.clone()));
+        out.extend(self.frequency.iter().map(|r| r.meta.clone()));
+        out.extend(self.prohibited.iter().cloned());
+        out.extend(self.required.iter().map(|r| r.meta.clone()));
+        out.extend(self.amounts.iter().map(|r| r.meta.clone()));
+        for r in &self.negotiation {
+            out.push(RuleMeta {
+                id: r.id.clone(),
+                effect: Effect::NeedsApproval,
+                message: r.message.clone(),
+                citation: r.citation.clone(),
+                approvers: r.approvers.clone(),
+            });
+            out.push(RuleMeta {
+                id: r.ceiling_id.clone(),
+                effect: Effect::Deny,
+                message: r.ceiling_message.clone(),
+                citation: r.ceiling_citation.clone(),
+                approvers: Vec::new(),
+            });
+        }
+        out.extend(self.approval.iter().map(|r| r.meta.clone()));
+        out.extend(self.promise.iter().map(|r| r.meta.clone()));
+        out
+    }
+
+    /// The rule with this id, if the document has one.
+    pub fn rule(&self, id: &str) -> Option<RuleMeta> {
+        self.rules().into_iter().find(|r| r.id == id)
+    }
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::NeedsApproval => "needs_approval",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
 /// Collects semantic problems with key paths.
 struct Checker {
     problems: Vec<KeyProblem>,

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -14,10 +16,11 @@ use argent_agent::{Agent, AgentError, ReviewResult, Reviewer};
 use argent_core::ledger::{AgingReport, AgingRow, aging_report};
 use argent_core::{Decision, Role};
 use argent_store::{
-    ApprovalItem, ApprovalStatus, AuditEvent, AuditFilter, AuditVerification, Store,
+    ApprovalItem, ApprovalStatus, AuditEvent, AuditFilter, AuditVerification, Store, audit_to_csv,
+    audit_to_jsonl,
 };
 
-use crate::auth::{Allowed, AuditRead, AuthUser, LedgerRead, QueueDecide, QueueRead};
+use crate::auth::{Allowed, AuditRead, AuthUser, LedgerRead, QueueDecide, QueueRead, UserRole};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -41,13 +44,17 @@ fn page(limit: Option<i64>, offset: Option<i64>, default: i64, max: i64) -> AppR
 }
 
 fn reviewer(user: &AuthUser) -> AppResult<Reviewer> {
-    let role = user
-        .role
+    reviewer_for(&user.name, user.role)
+}
+
+/// The reviewer a signed-in user acts as; 403 for a role that reviews nothing.
+pub(crate) fn reviewer_for(name: &str, role: UserRole) -> AppResult<Reviewer> {
+    let as_role = role
         .reviewer_role()
-        .ok_or_else(|| AppError::Forbidden(format!("role {} reviews nothing", user.role)))?;
+        .ok_or_else(|| AppError::Forbidden(format!("role {role} reviews nothing")))?;
     Ok(Reviewer {
-        name: user.name.clone(),
-        role,
+        name: name.to_string(),
+        role: as_role,
     })
 }
 
@@ -159,7 +166,7 @@ pub struct PreviewBody {
 /// A refusal from the agent, with the rules that made it when policy denied the action
 /// (the agent names them only in its message, so the same arguments are judged once more
 /// to report them in full).
-async fn review_error(agent: &Agent, id: &str, args: Value, e: AgentError) -> AppError {
+pub(crate) async fn review_error(agent: &Agent, id: &str, args: Value, e: AgentError) -> AppError {
     match e {
         AgentError::Denied(message) => {
             let rules = match agent.preview_edit(id, args).await {
@@ -285,6 +292,23 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+impl AuditQuery {
+    /// The store's filter for this query, with the page given.
+    pub(crate) fn filter(self, limit: Option<i64>, offset: Option<i64>) -> AuditFilter {
+        AuditFilter {
+            customer_id: non_empty(self.customer_id),
+            run_id: non_empty(self.run_id),
+            actor: non_empty(self.actor),
+            kind: non_empty(self.kind),
+            rule_id: non_empty(self.rule_id),
+            since: self.since,
+            until: self.until,
+            limit,
+            offset,
+        }
+    }
+}
+
 /// `GET /api/audit?customer_id=&run_id=&actor=&kind=&rule_id=&since=&until=&limit=&offset=`:
 /// oldest first.
 pub async fn audit(
@@ -293,23 +317,63 @@ pub async fn audit(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<AuditPage>> {
     let (limit, offset) = page(q.limit, q.offset, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
-    let filter = AuditFilter {
-        customer_id: non_empty(q.customer_id),
-        run_id: non_empty(q.run_id),
-        actor: non_empty(q.actor),
-        kind: non_empty(q.kind),
-        rule_id: non_empty(q.rule_id),
-        since: q.since,
-        until: q.until,
-        limit: Some(limit),
-        offset: Some(offset),
-    };
-    let events = store.audit_events(&filter).await?;
+    let events = store
+        .audit_events(&q.filter(Some(limit), Some(offset)))
+        .await?;
     Ok(Json(AuditPage {
         events,
         limit,
         offset,
     }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExportQuery {
+    /// `jsonl` (default) or `csv`.
+    pub format: Option<String>,
+    #[serde(flatten)]
+    pub filter: AuditQuery,
+}
+
+/// Every event matching `q`'s filters as a download: JSON lines or CSV, oldest first, with
+/// hashes, so the export can be checked against the chain.
+pub(crate) async fn export_response(store: &Store, q: ExportQuery) -> AppResult<Response> {
+    let format = q.format.unwrap_or_else(|| "jsonl".into());
+    let (mime, ext) = match format.as_str() {
+        "jsonl" => ("application/x-ndjson", "jsonl"),
+        "csv" => ("text/csv; charset=utf-8", "csv"),
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "format '{other}' is not one of: jsonl, csv"
+            )));
+        }
+    };
+    let events = store.audit_events(&q.filter.filter(None, None)).await?;
+    let body = if ext == "csv" {
+        audit_to_csv(&events)
+    } else {
+        audit_to_jsonl(&events)
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"argent-audit.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/audit/export?format=jsonl|csv&<the filters of /api/audit>`.
+pub async fn audit_export(
+    State(store): State<Store>,
+    _: Allowed<AuditRead>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> AppResult<Response> {
+    export_response(&store, q).await
 }
 
 /// `GET /api/audit/verify`: whether the hash chain holds, and where it first breaks.

@@ -106,6 +106,8 @@ pub mod perm {
     pub const AUDIT_READ: &[UserRole] = &[Compliance, Manager, Admin];
     /// Read the ledger's aging report.
     pub const LEDGER_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Anyone signed in: their start page, the text of a policy rule.
+    pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
 
 /// An endpoint's permission: the roles that may call it. Handlers take [`Allowed<P>`], so
@@ -133,6 +135,7 @@ permission!(
 );
 permission!(AuditRead, perm::AUDIT_READ, "See [`perm::AUDIT_READ`].");
 permission!(LedgerRead, perm::LEDGER_READ, "See [`perm::LEDGER_READ`].");
+permission!(SignedIn, perm::SIGNED_IN, "See [`perm::SIGNED_IN`].");
 
 /// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
 /// `P` does not list.
@@ -217,7 +220,7 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
@@ -310,17 +313,18 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
-/// `POST /api/login {name, password}` → a bearer token.
-pub async fn login(
-    State(store): State<Store>,
-    State(config): State<Arc<ServerConfig>>,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> AppResult<Json<LoginResponse>> {
-    let user = store.user(&req.name).await?;
+/// The user `name` if `password` is theirs; [`AppError::BadCredentials`] otherwise, in
+/// the same time whether or not the user exists.
+pub(crate) async fn check_credentials(
+    store: &Store,
+    name: &str,
+    password: &str,
+) -> AppResult<(String, UserRole)> {
+    let user = store.user(name).await?;
     let phc = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
-    let password = req.password;
+    let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
         .map_err(AppError::internal)?;
@@ -332,23 +336,41 @@ pub async fn login(
         .role
         .parse()
         .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+    Ok((user.name, role))
+}
+
+/// Stores a fresh token of `kind` for `user`, valid for `ttl`; returns it and its expiry.
+pub(crate) async fn issue_token(
+    store: &Store,
+    user: &str,
+    kind: TokenKind,
+    ttl: chrono::Duration,
+) -> AppResult<(String, DateTime<Utc>)> {
     let now = Utc::now();
     // Expired tokens are useless; sweep them whenever someone signs in.
     store.purge_expired_tokens(now).await?;
     let token = new_token();
-    let expires_at = now + config.token_ttl;
+    let expires_at = now + ttl;
     store
-        .insert_token(&hash_token(&token), &user.name, TokenKind::Api, expires_at)
+        .insert_token(&hash_token(&token), user, kind, expires_at)
         .await?;
-    tracing::info!(user = %user.name, role = %role, "signed in");
+    Ok((token, expires_at))
+}
+
+/// `POST /api/login {name, password}` → a bearer token.
+pub async fn login(
+    State(store): State<Store>,
+    State(config): State<Arc<ServerConfig>>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> AppResult<Json<LoginResponse>> {
+    let (name, role) = check_credentials(&store, &req.name, &req.password).await?;
+    let (token, expires_at) = issue_token(&store, &name, TokenKind::Api, config.token_ttl).await?;
+    tracing::info!(user = %name, role = %role, "signed in (api)");
     Ok(Json(LoginResponse {
         token,
         token_type: "Bearer",
         expires_at,
-        user: Me {
-            name: user.name,
-            role,
-        },
+        user: Me { name, role },
     }))
 }
 

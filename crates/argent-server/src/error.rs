@@ -1,8 +1,10 @@
 //! The one error type every handler returns.
 //!
-//! The body is always JSON: `{"error": <message>, "request_id": <id>}` (plus `"rules"` when
-//! policy denied an action). Messages for 4xx say what the client did wrong; a 500 says
-//! only "internal error": the cause is logged with the request id, never sent.
+//! Under `/api` the body is JSON: `{"error": <message>, "request_id": <id>}` (plus
+//! `"rules"` when policy denied an action). For a page it is the same message as an HTML
+//! page, and a missing or expired session is a redirect to `/login`. Messages for 4xx say
+//! what the client did wrong; a 500 says only "internal error": the cause is logged with
+//! the request id, never sent.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -15,7 +17,7 @@ use argent_agent::AgentError;
 use argent_core::FiredRule;
 use argent_store::StoreError;
 
-use crate::request_id::current_request_id;
+use crate::request_id::{current_page, current_request_id};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -82,15 +84,15 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();
         let status = self.status();
+        if let AppError::Internal(detail) = &self {
+            tracing::error!(request_id = %request_id, error = %detail, "internal error");
+        }
+        if let Some(page) = current_page() {
+            return crate::web::error_page(&self, status, &page, &request_id);
+        }
         let mut body = json!({"error": self.to_string(), "request_id": request_id});
-        match &self {
-            AppError::Internal(detail) => {
-                tracing::error!(request_id = %request_id, error = %detail, "internal error");
-            }
-            AppError::Denied { rules, .. } => {
-                body["rules"] = serde_json::to_value(rules).unwrap_or_default();
-            }
-            _ => {}
+        if let AppError::Denied { rules, .. } = &self {
+            body["rules"] = serde_json::to_value(rules).unwrap_or_default();
         }
         let mut res = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

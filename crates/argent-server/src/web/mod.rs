@@ -1,0 +1,384 @@
+//! Server-rendered pages for the four roles: handlebars templates compiled into the binary
+//! (`templates/`), plain HTML forms, no JavaScript.
+//!
+//! **Sessions.** `POST /login` sets `argent_session`, a random 256-bit token (HttpOnly,
+//! SameSite=Strict, `Secure` when configured); the store keeps only its SHA-256, as for API
+//! tokens, with kind `session`. Pages accept only the cookie and `/api` only bearer tokens,
+//! so a cookie never authorizes an API call.
+//!
+//! **CSRF.** Every form carries `_csrf`, the SHA-256 of a fixed label and the session
+//! token: a page from another origin can neither read the cookie nor compute it, and
+//! [`Posted`] refuses a post without it (403) before the handler runs. The login form,
+//! which has no session yet, uses a double-submit cookie instead.
+//!
+//! **Roles.** Each page handler takes [`Page<P>`] or [`Posted<P, T>`] with a
+//! [`Permission`] from [`crate::perm`], exactly like the JSON API; a signed-out visitor is
+//! sent to `/login?next=…`, a signed-in one without the role gets a 403 page.
+
+use std::marker::PhantomData;
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use handlebars::Handlebars;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use argent_store::{Store, TokenKind};
+
+use crate::AppState;
+use crate::auth::{Permission, UserRole, hash_token, perm};
+use crate::error::{AppError, AppResult};
+
+mod audit;
+mod queue;
+pub mod session;
+
+pub use session::SESSION_COOKIE;
+
+/// Every page route. `/api` is nested beside it in [`crate::router`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/queue", get(queue::list))
+        .route("/queue/{id}", get(queue::show))
+        .route("/queue/{id}/approve", post(queue::approve))
+        .route("/queue/{id}/reject", post(queue::reject))
+        .route("/queue/{id}/preview", post(queue::preview))
+        .route("/queue/{id}/edit", post(queue::edit))
+        .route("/audit", get(audit::list))
+        .route("/audit/export", get(audit::export))
+        .route("/rules/{id}", get(audit::rule))
+        .route("/static/app.css", get(stylesheet))
+}
+
+pub(crate) async fn not_found() -> AppError {
+    AppError::NotFound("no such page".into())
+}
+
+pub(crate) async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// `/`: the signed-in user's start page.
+async fn home(Page(user, _): Page<crate::auth::SignedIn>) -> Redirect {
+    Redirect::to(user.role.home())
+}
+
+// ---------------------------------------------------------------------------------------
+// Templates
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name, ".hbs")))),*]
+    };
+}
+
+/// Every template, by name. `layout` is the page frame the others render inside.
+const TEMPLATES: &[(&str, &str)] = templates![
+    "layout", "error", "login", "queue", "item", "preview", "audit", "rule",
+];
+
+static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    for (name, text) in TEMPLATES {
+        hb.register_template_string(name, *text)
+            .map_err(|e| format!("template {name}: {e}"))?;
+    }
+    hb.register_partial("layout", TEMPLATES[0].1)
+        .map_err(|e| format!("partial layout: {e}"))?;
+    Ok(hb)
+});
+
+/// Renders `name` with `data` (HTML-escaped).
+pub(crate) fn render(name: &str, data: &Value) -> AppResult<String> {
+    let hb = REGISTRY.as_ref().map_err(AppError::internal)?;
+    hb.render(name, data)
+        .map_err(|e| AppError::internal(format!("rendering {name}: {e}")))
+}
+
+/// A page for a signed-in user: the template's data under `page`, the frame's under
+/// `chrome` (user, navigation, CSRF token).
+pub(crate) fn page(
+    user: &SessionUser,
+    name: &str,
+    title: &str,
+    data: Value,
+) -> AppResult<Html<String>> {
+    let data = json!({"title": title, "chrome": chrome(user, name), "page": data});
+    render(name, &data).map(Html)
+}
+
+#[derive(Serialize)]
+struct NavLink {
+    href: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+fn chrome(user: &SessionUser, current: &str) -> Value {
+    let links: &[(&str, &str, &[UserRole], &[&str])] = &[
+        (
+            "/queue",
+            "Approval queue",
+            perm::QUEUE_READ,
+            &["queue", "item", "preview"],
+        ),
+        (
+            "/audit",
+            "Audit trail",
+            perm::AUDIT_READ,
+            &["audit", "rule"],
+        ),
+    ];
+    let nav: Vec<NavLink> = links
+        .iter()
+        .filter(|(_, _, roles, _)| roles.contains(&user.role))
+        .map(|(href, label, _, pages)| NavLink {
+            href,
+            label,
+            current: pages.contains(&current),
+        })
+        .collect();
+    json!({
+        "user": {"name": user.name, "role": user.role.as_str()},
+        "nav": nav,
+        "csrf": user.csrf,
+    })
+}
+
+/// The HTML answer for an error on a page request (see [`AppError`]'s `IntoResponse`).
+pub(crate) fn error_page(
+    e: &AppError,
+    status: StatusCode,
+    page: &str,
+    request_id: &str,
+) -> Response {
+    if matches!(e, AppError::Unauthorized) {
+        let to = format!("/login?next={}", encode_query(page));
+        return Redirect::to(&to).into_response();
+    }
+    let rules = match e {
+        AppError::Denied { rules, .. } => serde_json::to_value(rules).unwrap_or_default(),
+        _ => json!([]),
+    };
+    let data = json!({
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "chrome": null,
+        "status": status.as_u16(),
+        "message": e.to_string(),
+        "rules": rules,
+        "request_id": request_id,
+    });
+    match render("error", &data) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, format!("{e} (request {request_id})")).into_response(),
+    }
+}
+
+pub(crate) fn encode_query(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|q| q.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions and CSRF
+
+/// A user signed in through the browser.
+#[derive(Clone, Debug)]
+pub struct SessionUser {
+    pub name: String,
+    pub role: UserRole,
+    /// What every form this user posts must carry as `_csrf`.
+    pub csrf: String,
+    pub(crate) token_hash: String,
+}
+
+/// The CSRF token bound to a session token.
+pub(crate) fn csrf_for(session_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"argent-csrf\0");
+    h.update(session_token.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Equality that takes as long wherever the strings differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+impl<S> FromRequestParts<S> for SessionUser
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = cookie_value(&parts.headers, SESSION_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or(AppError::Unauthorized)?;
+        let token_hash = hash_token(&token);
+        let store = Store::from_ref(state);
+        let user = store
+            .token_user(&token_hash, TokenKind::Session, Utc::now())
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let role = user
+            .role
+            .parse()
+            .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+        Ok(SessionUser {
+            name: user.name,
+            role,
+            csrf: csrf_for(&token),
+            token_hash,
+        })
+    }
+}
+
+/// A signed-in browser user whose role `P` admits (see the module docs).
+#[derive(Debug)]
+pub struct Page<P: Permission>(pub SessionUser, PhantomData<P>);
+
+impl<S, P> FromRequestParts<S> for Page<P>
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+    P: Permission,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = SessionUser::from_request_parts(parts, state).await?;
+        if !P::ROLES.contains(&user.role) {
+            return Err(AppError::Forbidden(format!(
+                "role {} may not see this page",
+                user.role
+            )));
+        }
+        Ok(Page(user, PhantomData))
+    }
+}
+
+/// A form post (`application/x-www-form-urlencoded`) from a signed-in user whose role `P`
+/// admits, with the session's CSRF token checked before `T` is even parsed.
+#[derive(Debug)]
+pub struct Posted<P: Permission, T>(pub SessionUser, pub T, PhantomData<P>);
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+impl<S, P, T> FromRequest<S> for Posted<P, T>
+where
+    Store: FromRef<S>,
+    S: Send + Sync,
+    P: Permission,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Page::<P>(user, _) = Page::from_request_parts(&mut parts, state).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| AppError::BadRequest("the form is too large".into()))?;
+        check_csrf(&bytes, &user.csrf)?;
+        let form = serde_urlencoded::from_bytes::<T>(&bytes).map_err(|e| {
+            AppError::BadRequest(format!("the form is not what this page sends: {e}"))
+        })?;
+        Ok(Posted(user, form, PhantomData))
+    }
+}
+
+pub(crate) fn check_csrf(body: &Bytes, expected: &str) -> AppResult<()> {
+    let field: CsrfField = serde_urlencoded::from_bytes(body).unwrap_or(CsrfField { csrf: None });
+    match field.csrf {
+        Some(c) if same_secret(&c, expected) => Ok(()),
+        _ => Err(AppError::Forbidden(
+            "the form's CSRF token is missing or wrong; reload the page and try again".into(),
+        )),
+    }
+}
+
+impl UserRole {
+    /// Where this role lands after signing in.
+    pub fn home(&self) -> &'static str {
+        match self {
+            UserRole::Collector | UserRole::Admin | UserRole::Manager => "/queue",
+            UserRole::Compliance => "/audit",
+            // Until the evaluator pages exist, the rule pages are all this role may read.
+            UserRole::Evaluator => "/queue",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting shared by the pages
+
+/// `USD 1,200.00` from minor units and a currency code; the bare number when the code is
+/// not a currency.
+pub(crate) fn money(minor: i64, currency: &str) -> String {
+    match currency.parse::<argent_core::Currency>() {
+        Ok(currency) => argent_core::Money { minor, currency }.to_string(),
+        Err(_) if currency.is_empty() => String::new(),
+        Err(_) => format!("{minor} {currency}"),
+    }
+}
+
+/// "3 h", "2 d": how long ago, for queue ages.
+pub(crate) fn age(since: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> String {
+    let d = now - since;
+    if d.num_days() >= 1 {
+        format!("{} d", d.num_days())
+    } else if d.num_hours() >= 1 {
+        format!("{} h", d.num_hours())
+    } else {
+        format!("{} min", d.num_minutes().max(0))
+    }
+}

@@ -1,0 +1,511 @@
+//! The collector's pages: the approval queue, one item with everything a reviewer needs,
+//! and approve / edit (with the re-checked decision shown before submitting) / reject.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use argent_agent::{Agent, AgentError};
+use argent_core::Decision;
+use argent_core::ledger::{AgingBucket, aging_report};
+use argent_store::{ApprovalItem, ApprovalStatus};
+
+use super::{Page, Posted, SessionUser, age, encode_query, money, page};
+use crate::api::reviewer_for;
+use crate::auth::{QueueDecide, QueueRead};
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiPath, ApiQuery};
+
+/// Items per queue page.
+pub const QUEUE_PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    /// What just happened, shown once: `approved`, `edited` or `rejected`.
+    pub done: Option<String>,
+    pub id: Option<String>,
+}
+
+fn parse_status(s: Option<&str>) -> AppResult<Option<ApprovalStatus>> {
+    match s {
+        None | Some("") | Some("pending") => Ok(Some(ApprovalStatus::Pending)),
+        Some("all") => Ok(None),
+        Some(s) => s.parse::<ApprovalStatus>().map(Some).map_err(|_| {
+            AppError::BadRequest(format!(
+                "status '{s}' is not one of: pending, approved, rejected, all"
+            ))
+        }),
+    }
+}
+
+/// One row of the queue.
+fn row(item: &ApprovalItem, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let decision: Decision = serde_json::from_value(item.decision.clone()).unwrap_or_default();
+    let ctx = &item.context;
+    json!({
+        "id": item.id,
+        "customer_id": item.customer_id,
+        "customer_name": ctx["customer"]["name"].as_str().unwrap_or(&item.customer_id),
+        "segment": ctx["segment"].as_str().unwrap_or("?"),
+        "tool": item.tool,
+        "summary": summary(&item.tool, &item.action),
+        "amount": money(item.amount_minor, &item.currency),
+        "balance": ctx["balance"].as_str().unwrap_or(""),
+        "priority": item.priority,
+        "age": age(item.created_at, now),
+        "created_at": item.created_at.to_rfc3339(),
+        "status": item.status.as_str(),
+        "outcome": decision.outcome.as_str(),
+        "rules": decision.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "approvers": item.required_role.replace(',', ", "),
+        "decided_by": item.decided_by,
+    })
+}
+
+/// A line saying what the action does.
+fn summary(tool: &str, args: &Value) -> String {
+    match tool {
+        "send_email" => format!(
+            "Email: {}",
+            args["subject"].as_str().unwrap_or("(no subject)")
+        ),
+        "propose_plan" => {
+            let n = args["installments"].as_array().map_or(0, Vec::len);
+            let discount = args["discount"].as_str().unwrap_or("0");
+            format!("Plan: {n} instalment(s), discount {discount}")
+        }
+        "log_promise" => format!(
+            "Promise: {} by {}",
+            args["amount"].as_str().unwrap_or("?"),
+            args["promised_date"].as_str().unwrap_or("?")
+        ),
+        "open_case" => format!("Case: {}", args["kind"].as_str().unwrap_or("?")),
+        "escalate" => format!("Escalate: {}", args["reason"].as_str().unwrap_or("?")),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /queue?status=&page=`: highest priority first (risk, then age, then amount).
+pub async fn list(
+    State(agent): State<Arc<Agent>>,
+    Page(user, _): Page<QueueRead>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> AppResult<Html<String>> {
+    let status = parse_status(q.status.as_deref())?;
+    let page_no = q.page.unwrap_or(1);
+    if page_no < 1 {
+        return Err(AppError::BadRequest("page must be 1 or more".into()));
+    }
+    let offset = (page_no - 1).saturating_mul(QUEUE_PAGE);
+    let store = &agent.store;
+    let items = store.approvals(status, QUEUE_PAGE, offset).await?;
+    let total = store.count_approvals(status).await?;
+    let now = agent.now();
+    let pages = ((total + QUEUE_PAGE - 1) / QUEUE_PAGE).max(1);
+    let status_str = status.map_or("all", |s| s.as_str());
+    let link = |p: i64| format!("/queue?status={status_str}&page={p}");
+    let flash = match (q.done.as_deref(), q.id.as_deref()) {
+        (Some(done @ ("approved" | "edited" | "rejected")), Some(id)) => {
+            Some(format!("{id} {done}."))
+        }
+        _ => None,
+    };
+    let statuses: Vec<Value> = ["pending", "approved", "rejected", "all"]
+        .iter()
+        .map(|s| json!({"name": s, "current": *s == status_str, "href": format!("/queue?status={s}")}))
+        .collect();
+    page(
+        &user,
+        "queue",
+        "Approval queue",
+        json!({
+            "items": items.iter().map(|i| row(i, now)).collect::<Vec<_>>(),
+            "total": total,
+            "status": status_str,
+            "statuses": statuses,
+            "page": page_no,
+            "pages": pages,
+            "prev": (page_no > 1).then(|| link(page_no - 1)),
+            "next": (page_no < pages).then(|| link(page_no + 1)),
+            "flash": flash,
+            "can_decide": crate::perm::QUEUE_DECIDE.contains(&user.role),
+        }),
+    )
+}
+
+/// The editable form of an action's arguments: one field per top-level key, typed by the
+/// value the agent proposed (text, number, true/false, or JSON for lists and objects).
+fn fields(args: &Value) -> Vec<Value> {
+    let Some(obj) = args.as_object() else {
+        return Vec::new();
+    };
+    obj.iter()
+        .map(|(k, v)| {
+            let (kind, text) = match v {
+                Value::String(s) => ("text", s.clone()),
+                Value::Number(n) => ("number", n.to_string()),
+                Value::Bool(b) => ("bool", b.to_string()),
+                other => (
+                    "json",
+                    serde_json::to_string_pretty(other).unwrap_or_default(),
+                ),
+            };
+            let long = kind == "json" || text.len() > 60 || text.contains('\n');
+            json!({
+                "key": k,
+                "name": format!("{}.{k}", &kind[..1]),
+                "kind": kind,
+                "value": text,
+                "long": long,
+                "readonly": k == "customer_id",
+                "rows": text.lines().count().clamp(3, 24),
+            })
+        })
+        .collect()
+}
+
+/// Rebuilds arguments from the edit form's fields (see [`fields`]). Unknown prefixes and
+/// unparsable numbers or JSON are errors naming the field.
+fn args_from_form(form: &[(String, String)]) -> AppResult<Value> {
+    let mut out = Map::new();
+    for (name, raw) in form {
+        let Some((kind, key)) = name.split_once('.') else {
+            continue; // _csrf, note
+        };
+        let value = match kind {
+            "t" => Value::String(raw.replace("\r\n", "\n")),
+            "n" => {
+                let t = raw.trim();
+                if let Ok(i) = t.parse::<i64>() {
+                    Value::from(i)
+                } else {
+                    t.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                        .ok_or_else(|| {
+                            AppError::Unprocessable(format!("field '{key}': '{t}' is not a number"))
+                        })?
+                }
+            }
+            "b" => match raw.trim() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                t => {
+                    return Err(AppError::Unprocessable(format!(
+                        "field '{key}': '{t}' is not true or false"
+                    )));
+                }
+            },
+            "j" => serde_json::from_str(raw).map_err(|e| {
+                AppError::Unprocessable(format!("field '{key}' is not valid JSON: {e}"))
+            })?,
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "form field '{name}' is not one this page sends"
+                )));
+            }
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(out))
+}
+
+fn rules_view(decision: &Decision) -> Vec<Value> {
+    decision
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "outcome": r.outcome.as_str(),
+                "message": r.message,
+                "citation": r.citation,
+                "approvers": r.approvers.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+                "href": format!("/rules/{}", encode_query(&r.id)),
+            })
+        })
+        .collect()
+}
+
+/// `GET /queue/{id}`: the item, the account's aging, the thread, the draft, the decision.
+pub async fn show(
+    State(agent): State<Arc<Agent>>,
+    Page(user, _): Page<QueueRead>,
+    ApiPath(id): ApiPath<String>,
+) -> AppResult<Html<String>> {
+    let item = agent.store.approval(&id).await?;
+    item_page(&agent, &user, &item, None, fields(&item.action)).await
+}
+
+async fn item_page(
+    agent: &Agent,
+    user: &SessionUser,
+    item: &ApprovalItem,
+    error: Option<String>,
+    edit_fields: Vec<Value>,
+) -> AppResult<Html<String>> {
+    let store = &agent.store;
+    let now = agent.now();
+    let invoices = store.invoices(Some(&item.customer_id)).await?;
+    let payments = store.payments(Some(&item.customer_id)).await?;
+    let aging = aging_report(&invoices, &payments, now.date_naive(), 90);
+    let aging_rows: Vec<Value> = aging
+        .rows
+        .iter()
+        .map(|r| {
+            let cur = r.currency.as_str();
+            json!({
+                "currency": cur,
+                "buckets": r.buckets.iter().map(|b| money(*b, cur)).collect::<Vec<_>>(),
+                "total": money(r.total, cur),
+                "oldest": r.oldest_days_past_due,
+            })
+        })
+        .collect();
+    let decision: Decision = serde_json::from_value(item.decision.clone()).unwrap_or_default();
+    let trigger = &item.context["trigger"];
+    let mut thread: Vec<Value> = Vec::new();
+    if trigger["kind"] == "inbound" {
+        thread.push(json!({
+            "direction": "from the customer",
+            "at": trigger["received_at"],
+            "who": trigger["from"],
+            "subject": trigger["subject"],
+            "body": trigger["body"],
+        }));
+    }
+    for e in store.emails(Some(&item.customer_id)).await? {
+        thread.push(json!({
+            "direction": "to the customer",
+            "at": e.created_at.to_rfc3339(),
+            "who": e.to_addr,
+            "subject": e.subject,
+            "body": e.body,
+        }));
+    }
+    thread.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    let pending = item.status == ApprovalStatus::Pending;
+    let reviewer = reviewer_for(&user.name, user.role).ok();
+    let may_approve = pending
+        && reviewer.as_ref().is_some_and(|r| {
+            decision.may_approve(r.role) && crate::perm::QUEUE_DECIDE.contains(&user.role)
+        });
+    let can_decide = pending && crate::perm::QUEUE_DECIDE.contains(&user.role);
+    let title = format!(
+        "{} — {}",
+        item.id,
+        item.context["customer"]["name"]
+            .as_str()
+            .unwrap_or(&item.customer_id)
+    );
+    page(
+        user,
+        "item",
+        &title,
+        json!({
+            "item": row(item, now),
+            "context": {
+                "tier": item.context["customer"]["tier"],
+                "jurisdiction": item.context["customer"]["jurisdiction"],
+                "risk_reasons": item.context["risk_reasons"],
+            },
+            "buckets": AgingBucket::ALL.iter().map(|b| b.label()).collect::<Vec<_>>(),
+            "aging": aging_rows,
+            "thread": thread,
+            "trigger_step": trigger["step"].as_str(),
+            "draft": draft_view(&item.tool, &item.action),
+            "final_action": item.final_action.as_ref().map(|a| serde_json::to_string_pretty(a).unwrap_or_default()),
+            "note": item.note,
+            "decided_at": item.decided_at.map(|t| t.to_rfc3339()),
+            "decided_role": item.decided_role,
+            "decision": {"outcome": decision.outcome.as_str(), "rules": rules_view(&decision)},
+            "pending": pending,
+            "can_decide": can_decide,
+            "may_approve": may_approve,
+            "fields": edit_fields,
+            "error": error,
+        }),
+    )
+}
+
+/// The draft as a reviewer reads it: an email as an email, a plan as a schedule, anything
+/// else as its arguments.
+fn draft_view(tool: &str, args: &Value) -> Value {
+    let pretty = serde_json::to_string_pretty(args).unwrap_or_default();
+    let email = (tool == "send_email").then(|| {
+        json!({
+            "to": args["to"].as_str().unwrap_or("(the customer's address on file)"),
+            "subject": args["subject"],
+            "body": args["body"],
+        })
+    });
+    let plan = (tool == "propose_plan").then(|| {
+        json!({
+            "balance": args["balance"],
+            "discount": args["discount"],
+            "down_payment": args["down_payment"],
+            "installments": args["installments"].as_array().cloned().unwrap_or_default(),
+        })
+    });
+    json!({"email": email, "plan": plan, "args": pretty})
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NoteForm {
+    #[serde(default)]
+    pub note: String,
+}
+
+fn done(id: &str, what: &str) -> Response {
+    Redirect::to(&format!("/queue?done={what}&id={}", encode_query(id))).into_response()
+}
+
+/// `POST /queue/{id}/approve`.
+pub async fn approve(
+    State(agent): State<Arc<Agent>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<QueueDecide, NoteForm>,
+) -> AppResult<Response> {
+    let who = reviewer_for(&user.name, user.role)?;
+    let note = Some(form.note.trim()).filter(|n| !n.is_empty());
+    match agent.approve(&id, &who, note).await {
+        Ok(_) => Ok(done(&id, "approved")),
+        Err(e) => Err(refusal(&agent, &id, None, e).await),
+    }
+}
+
+/// `POST /queue/{id}/reject` with a note saying why.
+pub async fn reject(
+    State(agent): State<Arc<Agent>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<QueueDecide, NoteForm>,
+) -> AppResult<Response> {
+    let who = reviewer_for(&user.name, user.role)?;
+    if form.note.trim().is_empty() {
+        let item = agent.store.approval(&id).await?;
+        let html = item_page(
+            &agent,
+            &user,
+            &item,
+            Some("A rejection needs a note saying why.".into()),
+            fields(&item.action),
+        )
+        .await?;
+        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+    }
+    agent.reject(&id, &who, form.note.trim()).await?;
+    Ok(done(&id, "rejected"))
+}
+
+/// `POST /queue/{id}/preview` with the edit form: the decision the edited arguments would
+/// get, and a form to submit them. Acts on nothing.
+pub async fn preview(
+    State(agent): State<Arc<Agent>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<QueueDecide, Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let who = reviewer_for(&user.name, user.role)?;
+    let item = agent.store.approval(&id).await?;
+    let submitted: Vec<Value> = {
+        let original = fields(&item.action);
+        original
+            .into_iter()
+            .map(|mut f| {
+                if let Some((_, v)) = form
+                    .iter()
+                    .find(|(n, _)| Some(n.as_str()) == f["name"].as_str())
+                {
+                    f["value"] = Value::String(v.clone());
+                }
+                f
+            })
+            .collect()
+    };
+    let args = match args_from_form(&form) {
+        Ok(a) => a,
+        Err(AppError::Unprocessable(why)) => {
+            let html = item_page(&agent, &user, &item, Some(why), submitted).await?;
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+        }
+        Err(e) => return Err(e),
+    };
+    let decision = match agent.preview_edit(&id, args.clone()).await {
+        Ok(d) => d,
+        Err(AgentError::EditInvalid(why)) => {
+            let html = item_page(
+                &agent,
+                &user,
+                &item,
+                Some(format!("The edited arguments are invalid: {why}")),
+                submitted,
+            )
+            .await?;
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let may_submit = decision.is_allowed() || decision.may_approve(who.role);
+    let note = form
+        .iter()
+        .find(|(k, _)| k == "note")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let html = page(
+        &user,
+        "preview",
+        &format!("Edit {id}: check before submitting"),
+        json!({
+            "item": row(&item, agent.now()),
+            "draft": draft_view(&item.tool, &args),
+            "args_json": args.to_string(),
+            "decision": {"outcome": decision.outcome.as_str(), "rules": rules_view(&decision)},
+            "approvers": decision.approvers().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+            "may_submit": may_submit,
+            "denied": decision.outcome == argent_core::Outcome::Deny,
+            "note": note,
+        }),
+    )?;
+    Ok(html.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditForm {
+    /// The arguments exactly as previewed (JSON).
+    pub args: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /queue/{id}/edit`: submits previewed arguments; the agent judges them once more.
+pub async fn edit(
+    State(agent): State<Arc<Agent>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<QueueDecide, EditForm>,
+) -> AppResult<Response> {
+    let who = reviewer_for(&user.name, user.role)?;
+    let args: Value = serde_json::from_str(&form.args)
+        .map_err(|e| AppError::BadRequest(format!("the edited arguments are not JSON: {e}")))?;
+    let note = Some(form.note.trim()).filter(|n| !n.is_empty());
+    match agent.edit(&id, &who, args.clone(), note).await {
+        Ok(_) => Ok(done(&id, "edited")),
+        Err(e) => Err(refusal(&agent, &id, Some(args), e).await),
+    }
+}
+
+/// A refused decision as an error page, with the rules when policy denied it.
+async fn refusal(agent: &Agent, id: &str, args: Option<Value>, e: AgentError) -> AppError {
+    let args = match args {
+        Some(a) => a,
+        None => match agent.store.approval(id).await {
+            Ok(item) => item.action,
+            Err(_) => Value::Null,
+        },
+    };
+    crate::api::review_error(agent, id, args, e).await
+}

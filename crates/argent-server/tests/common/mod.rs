@@ -1,0 +1,255 @@
+//! What the server's integration tests share: a small portfolio with approval items made
+//! by running the agent with a scripted model, users of every role, and a request helper.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chrono::{DateTime, NaiveDate, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use argent_agent::testing::{ann_plan_20_percent, plan_args};
+use argent_agent::{Agent, AgentConfig, Clock, Trigger};
+use argent_llm::{ScriptedModel, ToolCall};
+use argent_server::{AppState, ServerConfig, UserRole, create_user, router};
+use argent_store::testkit::TestStore;
+use argent_store::{ApprovalStatus, Store};
+
+pub const NOW: &str = "2026-11-20T18:00:00Z"; // noon in Chicago
+pub const PASSWORD: &str = "correct horse battery";
+/// Ann's 20% plans queued for a collector (or manager, or admin).
+pub const ANN_ITEMS: usize = 10;
+
+pub fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+pub fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// 5% off: within what may run without review.
+pub fn ann_plan_fair() -> Value {
+    plan_args(
+        "C-ANN",
+        "1200.00",
+        "60.00",
+        "120.00",
+        &[
+            ("2026-12-20", "340.00"),
+            ("2027-01-20", "340.00"),
+            ("2027-02-20", "340.00"),
+        ],
+    )
+}
+
+/// 90% off: past the hard ceiling; nobody may approve it.
+pub fn ann_plan_greedy() -> Value {
+    plan_args(
+        "C-ANN",
+        "1200.00",
+        "1080.00",
+        "0.00",
+        &[("2026-12-20", "120.00")],
+    )
+}
+
+/// Bo's 15,000.00 in three payments: needs a manager.
+pub fn bo_plan() -> Value {
+    plan_args(
+        "C-BO",
+        "15000.00",
+        "0.00",
+        "1500.00",
+        &[
+            ("2026-12-20", "4500.00"),
+            ("2027-01-20", "4500.00"),
+            ("2027-02-20", "4500.00"),
+        ],
+    )
+}
+
+pub fn inbound(from: &str, body: &str) -> Trigger {
+    Trigger::Inbound {
+        from: from.into(),
+        subject: "My account".into(),
+        body: body.into(),
+        received_at: now(),
+    }
+}
+
+pub fn repo(dir: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir)
+}
+
+pub struct Fixture {
+    pub ts: TestStore,
+    pub app: Router,
+    /// Bearer tokens by user name.
+    pub tokens: HashMap<&'static str, String>,
+    /// Ann's items (collector-approvable), in queue order.
+    pub ann: Vec<String>,
+    /// Bo's item (manager or admin only).
+    pub bo: String,
+}
+
+pub const USERS: &[(&str, UserRole)] = &[
+    ("alice", UserRole::Collector),
+    ("mo", UserRole::Manager),
+    ("cy", UserRole::Compliance),
+    ("eve", UserRole::Evaluator),
+    ("root", UserRole::Admin),
+];
+
+pub fn user_of(role: UserRole) -> &'static str {
+    USERS.iter().find(|(_, r)| *r == role).unwrap().0
+}
+
+pub async fn fixture() -> Fixture {
+    let ts = TestStore::sqlite().await.unwrap();
+    let store = ts.store.clone();
+    store
+        .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")
+        .await
+        .unwrap();
+    let model = ScriptedModel::new();
+    model.push_tool_calls(
+        (0..ANN_ITEMS)
+            .map(|i| {
+                ToolCall::new(
+                    format!("a{i}"),
+                    "propose_plan",
+                    ann_plan_20_percent().to_string(),
+                )
+            })
+            .collect(),
+    );
+    model.push_text("Done.");
+    model.push_tool_calls(vec![ToolCall::new(
+        "b0",
+        "propose_plan",
+        bo_plan().to_string(),
+    )]);
+    model.push_text("Done.");
+    let config = AgentConfig {
+        clock: Clock::Fixed(now()),
+        ..Default::default()
+    };
+    let agent = Agent::from_dirs(
+        store.clone(),
+        Arc::new(model),
+        &repo("prompts"),
+        &repo("policies"),
+        config,
+    )
+    .unwrap();
+    agent
+        .start("C-ANN", inbound("ann@mail.example", "Could I get 20% off?"))
+        .await
+        .unwrap();
+    agent
+        .start(
+            "C-BO",
+            inbound("bo@mail.example", "Can we do three payments?"),
+        )
+        .await
+        .unwrap();
+    let items = store
+        .approvals(Some(ApprovalStatus::Pending), 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), ANN_ITEMS + 1, "every plan was queued");
+    let ann = items
+        .iter()
+        .filter(|i| i.customer_id == "C-ANN")
+        .map(|i| i.id.clone())
+        .collect();
+    let bo = items
+        .iter()
+        .find(|i| i.customer_id == "C-BO")
+        .unwrap()
+        .id
+        .clone();
+
+    for (name, role) in USERS {
+        create_user(&store, name, *role, PASSWORD).await.unwrap();
+    }
+    let app = router(AppState::new(Arc::new(agent), ServerConfig::default()));
+    let mut tokens = HashMap::new();
+    for (name, _) in USERS {
+        let (status, _, body) = call(
+            &app,
+            Method::POST,
+            "/api/login",
+            None,
+            Some(json!({"name": name, "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokens.insert(*name, body["token"].as_str().unwrap().to_string());
+    }
+    Fixture {
+        ts,
+        app,
+        tokens,
+        ann,
+        bo,
+    }
+}
+
+pub async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, headers, body)
+}
+
+impl Fixture {
+    pub async fn as_user(
+        &self,
+        user: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (s, _, b) = call(&self.app, method, uri, Some(&self.tokens[user]), body).await;
+        (s, b)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ts.store
+    }
+}

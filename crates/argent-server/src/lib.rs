@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::http::header::CONTENT_TYPE;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, get, post};
 
 use argent_agent::Agent;
 use argent_store::Store;
@@ -119,26 +121,55 @@ impl FromRef<AppState> for Arc<ServerConfig> {
     }
 }
 
+/// Every JSON API operation: method, path under `/api`, handler. The router is built from
+/// this table and a test checks it against `openapi.json`, so the document lists exactly
+/// what is served.
+fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("POST", "/login", post(auth::login)),
+        ("POST", "/logout", post(auth::logout)),
+        ("GET", "/me", get(auth::me)),
+        ("GET", "/approvals", get(api::list_approvals)),
+        ("GET", "/approvals/{id}", get(api::get_approval)),
+        ("POST", "/approvals/{id}/approve", post(api::approve)),
+        ("POST", "/approvals/{id}/edit", post(api::edit)),
+        ("POST", "/approvals/{id}/reject", post(api::reject)),
+        ("POST", "/approvals/{id}/preview", post(api::preview)),
+        ("GET", "/audit", get(api::audit)),
+        ("GET", "/audit/verify", get(api::audit_verify)),
+        ("GET", "/audit/export", get(api::audit_export)),
+        ("GET", "/aging", get(api::aging)),
+    ]
+}
+
+/// `(method, path)` of every JSON API operation, paths as the OpenAPI document writes them
+/// (`/api/approvals/{id}`).
+pub fn api_operations() -> Vec<(&'static str, String)> {
+    api_table()
+        .into_iter()
+        .map(|(m, p, _)| (m, format!("/api{p}")))
+        .collect()
+}
+
+/// The OpenAPI 3.1 document of the JSON API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/login", post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/me", get(auth::me))
-        .route("/approvals", get(api::list_approvals))
-        .route("/approvals/{id}", get(api::get_approval))
-        .route("/approvals/{id}/approve", post(api::approve))
-        .route("/approvals/{id}/edit", post(api::edit))
-        .route("/approvals/{id}/reject", post(api::reject))
-        .route("/approvals/{id}/preview", post(api::preview))
-        .route("/audit", get(api::audit))
-        .route("/audit/verify", get(api::audit_verify))
-        .route("/audit/export", get(api::audit_export))
-        .route("/aging", get(api::aging))
+    let mut api = Router::new();
+    for (_, path, handler) in api_table() {
+        api = api.route(path, handler);
+    }
+    let api = api
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
     Router::new()
         .nest("/api", api)
+        .route("/openapi.json", get(openapi))
         .merge(web::routes())
         .fallback(web::not_found)
         .method_not_allowed_fallback(web::method_not_allowed)

@@ -1,0 +1,252 @@
+//! `/openapi.json` is the contract of the JSON API: it lists exactly the operations the
+//! router serves, and real responses validate against the schemas it documents.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use argent_server::{OPENAPI, api_operations};
+use common::*;
+
+fn doc() -> Value {
+    serde_json::from_str(OPENAPI).unwrap()
+}
+
+/// A validator for the documented schema `name`, `$ref`s resolved inside the document.
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap()
+}
+
+/// Checks `body` against the operation's documented response for `status`.
+fn check(doc: &Value, method: &str, path: &str, status: StatusCode, body: &Value) {
+    let op = &doc["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {path} is documented");
+    let resp = &op["responses"][status.as_str()];
+    assert!(
+        resp.is_object(),
+        "{method} {path} documents status {status}"
+    );
+    let schema = &resp["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status} has a JSON schema"
+    );
+    let v = validator(doc, schema);
+    let errors: Vec<String> = v
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: the response does not match the document:\n{}\n{body:#}",
+        errors.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_operations_served() {
+    let f = fixture().await;
+    let (status, headers, served) = call(&f.app, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "served without signing in");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(served, doc());
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let routed: BTreeSet<(String, String)> = api_operations()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p))
+        .collect();
+    assert_eq!(documented, routed);
+
+    // Each one really is routed: without a token it is 401 (or, for login, a 4xx about the
+    // body), never 404 or 405.
+    for (method, path) in &routed {
+        let uri = path.replace("{id}", &f.ann[0]);
+        let (status, _, body) = call(
+            &f.app,
+            method.parse().unwrap(),
+            &uri,
+            None,
+            (method == "POST").then(|| json!({})),
+        )
+        .await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}: {status}"
+        );
+        if path != "/api/login" {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+            check(&doc, method, path, status, &body);
+        }
+    }
+
+    // Every schema a document names exists, and each compiles.
+    let text = OPENAPI;
+    for part in text.split("\"$ref\": \"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{name} is defined"
+        );
+        validator(
+            &doc,
+            &json!({"$ref": format!("#/components/schemas/{name}")}),
+        );
+    }
+}
+
+#[tokio::test]
+async fn real_responses_match_the_documented_schemas() {
+    let f = fixture().await;
+    let doc = doc();
+    let (s, _, body) = call(
+        &f.app,
+        Method::POST,
+        "/api/login",
+        None,
+        Some(json!({"name": "alice", "password": PASSWORD})),
+    )
+    .await;
+    check(&doc, "POST", "/api/login", s, &body);
+    let (s, _, body) = call(
+        &f.app,
+        Method::POST,
+        "/api/login",
+        None,
+        Some(json!({"name": "alice", "password": "wrong password"})),
+    )
+    .await;
+    check(&doc, "POST", "/api/login", s, &body);
+
+    let get = |user: &'static str, uri: String| {
+        let f = &f;
+        async move { f.as_user(user, Method::GET, &uri, None).await }
+    };
+    for (user, path, uri) in [
+        ("alice", "/api/me", "/api/me".to_string()),
+        (
+            "alice",
+            "/api/approvals",
+            "/api/approvals?status=all".to_string(),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}",
+            format!("/api/approvals/{}", f.ann[0]),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}",
+            "/api/approvals/apr-nope".to_string(),
+        ),
+        ("alice", "/api/aging", "/api/aging".to_string()),
+        ("alice", "/api/aging", "/api/aging?dso_days=0".to_string()),
+        ("cy", "/api/audit", "/api/audit?limit=1000".to_string()),
+        ("cy", "/api/audit/verify", "/api/audit/verify".to_string()),
+        ("alice", "/api/audit", "/api/audit".to_string()),
+    ] {
+        let (s, body) = get(user, uri.clone()).await;
+        check(&doc, "GET", path, s, &body);
+    }
+
+    let post = |user: &'static str, uri: String, body: Value| {
+        let f = &f;
+        async move { f.as_user(user, Method::POST, &uri, Some(body)).await }
+    };
+    let cases = [
+        (
+            "alice",
+            "/api/approvals/{id}/preview",
+            f.ann[0].clone(),
+            json!({"args": ann_plan_fair()}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/preview",
+            f.ann[0].clone(),
+            json!({"args": {"customer_id": 5}}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/approve",
+            f.ann[0].clone(),
+            json!({"note": "ok"}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/approve",
+            f.ann[0].clone(),
+            json!({}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/edit",
+            f.ann[1].clone(),
+            json!({"args": ann_plan_fair()}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/edit",
+            f.ann[2].clone(),
+            json!({"args": ann_plan_greedy()}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/reject",
+            f.ann[3].clone(),
+            json!({"note": "no"}),
+        ),
+        (
+            "alice",
+            "/api/approvals/{id}/reject",
+            f.ann[4].clone(),
+            json!({"note": ""}),
+        ),
+        (
+            "cy",
+            "/api/approvals/{id}/reject",
+            f.ann[4].clone(),
+            json!({"note": "no"}),
+        ),
+        ("alice", "/api/logout", String::new(), json!({})),
+    ];
+    let mut statuses = BTreeSet::new();
+    for (user, path, id, body) in cases {
+        let uri = path.replace("{id}", &id);
+        let (s, res) = post(user, uri, body).await;
+        statuses.insert(s.as_u16());
+        check(&doc, "POST", path, s, &res);
+    }
+    // The cases cover success and each documented refusal.
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 403, 409, 422]),
+        "the cases exercise what they mean to"
+    );
+}

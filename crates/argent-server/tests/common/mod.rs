@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod browser;
+#[allow(unused_imports)] // the API tests use no browser
+pub use browser::*;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

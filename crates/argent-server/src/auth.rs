@@ -313,9 +313,89 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
+/// Failed sign-ins, per user name. After `max_failures` failures within `window`, every
+/// attempt for that name is refused ([`AppError::TooManyAttempts`], 429) until the oldest
+/// failure leaves the window — even with the right password, so guessing faster gains
+/// nothing. It throttles rather than locks: the owner can sign in again after the window.
+/// Counts live in memory (one server process); a restart forgets them.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    max_failures: usize,
+    window: std::time::Duration,
+}
+
+impl LoginThrottle {
+    pub fn new(max_failures: usize, window: std::time::Duration) -> LoginThrottle {
+        LoginThrottle {
+            failures: Default::default(),
+            max_failures: max_failures.max(1),
+            window,
+        }
+    }
+
+    fn key(name: &str) -> String {
+        name.trim().to_lowercase()
+    }
+
+    /// `Err(TooManyAttempts)` while `name` has used up its failures.
+    fn check(&self, name: &str) -> AppResult<()> {
+        let now = std::time::Instant::now();
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = map.get(&Self::key(name)) else {
+            return Ok(());
+        };
+        let recent: Vec<_> = times
+            .iter()
+            .filter(|t| now.duration_since(**t) < self.window)
+            .collect();
+        if recent.len() < self.max_failures {
+            return Ok(());
+        }
+        let oldest = recent.iter().min().map_or(now, |t| **t);
+        let wait = self.window.saturating_sub(now.duration_since(oldest));
+        Err(AppError::TooManyAttempts {
+            retry_after_secs: wait.as_secs().max(1),
+        })
+    }
+
+    fn failed(&self, name: &str) {
+        let now = std::time::Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget what has left the window, so unknown names cannot pile up for ever.
+        map.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < self.window);
+            !times.is_empty()
+        });
+        map.entry(Self::key(name)).or_default().push(now);
+    }
+
+    fn succeeded(&self, name: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&Self::key(name));
+    }
+}
+
 /// The user `name` if `password` is theirs; [`AppError::BadCredentials`] otherwise, in
-/// the same time whether or not the user exists.
+/// the same time whether or not the user exists; [`AppError::TooManyAttempts`] while the
+/// name is throttled.
 pub(crate) async fn check_credentials(
+    store: &Store,
+    throttle: &LoginThrottle,
+    name: &str,
+    password: &str,
+) -> AppResult<(String, UserRole)> {
+    throttle.check(name)?;
+    let found = verify_credentials(store, name, password).await;
+    match &found {
+        Ok(_) => throttle.succeeded(name),
+        Err(AppError::BadCredentials) => throttle.failed(name),
+        Err(_) => {}
+    }
+    found
+}
+
+async fn verify_credentials(
     store: &Store,
     name: &str,
     password: &str,
@@ -361,9 +441,10 @@ pub(crate) async fn issue_token(
 pub async fn login(
     State(store): State<Store>,
     State(config): State<Arc<ServerConfig>>,
+    State(throttle): State<Arc<LoginThrottle>>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Json<LoginResponse>> {
-    let (name, role) = check_credentials(&store, &req.name, &req.password).await?;
+    let (name, role) = check_credentials(&store, &throttle, &req.name, &req.password).await?;
     let (token, expires_at) = issue_token(&store, &name, TokenKind::Api, config.token_ttl).await?;
     tracing::info!(user = %name, role = %role, "signed in (api)");
     Ok(Json(LoginResponse {

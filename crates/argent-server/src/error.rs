@@ -27,6 +27,9 @@ pub enum AppError {
     /// Wrong name or password at login (401; the same message either way).
     #[error("unknown user or wrong password")]
     BadCredentials,
+    /// Too many failed sign-ins for this user name lately (429, with `Retry-After`).
+    #[error("too many failed sign-ins for this user; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// Signed in, but this role may not do this (403).
     #[error("{0}")]
     Forbidden(String),
@@ -67,6 +70,7 @@ impl AppError {
         match self {
             AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -95,6 +99,11 @@ impl IntoResponse for AppError {
             body["rules"] = serde_json::to_value(rules).unwrap_or_default();
         }
         let mut res = (status, Json(body)).into_response();
+        if let AppError::TooManyAttempts { retry_after_secs } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -39,6 +39,10 @@ pub struct ServerConfig {
     pub token_ttl: chrono::Duration,
     /// How long a browser session lasts after signing in.
     pub session_ttl: chrono::Duration,
+    /// Failed sign-ins a user name may have within `login_window` before further attempts
+    /// are refused for the rest of it (see [`auth::LoginThrottle`]).
+    pub login_max_failures: usize,
+    pub login_window: std::time::Duration,
     /// Mark the session cookie `Secure` (set it when the server is behind HTTPS; a browser
     /// will not send a `Secure` cookie over plain HTTP, so it is off for 127.0.0.1).
     pub secure_cookies: bool,
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
             token_ttl: chrono::Duration::hours(12),
             session_ttl: chrono::Duration::hours(12),
             secure_cookies: false,
+            login_max_failures: 5,
+            login_window: std::time::Duration::from_secs(15 * 60),
         }
     }
 }
@@ -84,6 +90,7 @@ pub struct AppState {
     pub store: Store,
     pub agent: AgentHandle,
     pub config: Arc<ServerConfig>,
+    pub throttle: Arc<auth::LoginThrottle>,
 }
 
 impl AppState {
@@ -92,6 +99,10 @@ impl AppState {
         AppState {
             store: agent.store.clone(),
             agent: AgentHandle::new(agent),
+            throttle: Arc::new(auth::LoginThrottle::new(
+                config.login_max_failures,
+                config.login_window,
+            )),
             config: Arc::new(config),
         }
     }
@@ -106,6 +117,12 @@ impl FromRef<AppState> for Store {
 impl FromRef<AppState> for Arc<Agent> {
     fn from_ref(s: &AppState) -> Arc<Agent> {
         s.agent.current()
+    }
+}
+
+impl FromRef<AppState> for Arc<auth::LoginThrottle> {
+    fn from_ref(s: &AppState) -> Arc<auth::LoginThrottle> {
+        s.throttle.clone()
     }
 }
 

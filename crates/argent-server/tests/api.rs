@@ -846,3 +846,55 @@ async fn approving_an_item_the_account_no_longer_allows_is_422_with_the_rules() 
     );
     assert!(f.store().plans(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_throttled_per_user_name() {
+    let f = fixture().await;
+    let login = |name: &'static str, password: &'static str| {
+        let app = f.app.clone();
+        async move {
+            call(
+                &app,
+                Method::POST,
+                "/api/login",
+                None,
+                Some(json!({"name": name, "password": password})),
+            )
+            .await
+        }
+    };
+    // A success in between resets the count.
+    for _ in 0..4 {
+        assert_eq!(
+            login("alice", "guess guess").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(login("alice", PASSWORD).await.0, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(
+            login("alice", "guess guess").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Now even the right password is refused, with when to come back.
+    let (s, h, body) = login("alice", PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed sign-ins")
+    );
+    // The name is the key, whatever its case; other users are not affected, and tokens
+    // already issued keep working.
+    assert_eq!(
+        login("ALICE", PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(login("mo", PASSWORD).await.0, StatusCode::OK);
+    let (s, _) = f.as_user("alice", Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -15,7 +15,7 @@ use argent_store::{Store, TokenKind};
 
 use super::{Posted, SessionUser, check_csrf, cookie_value, render};
 use crate::ServerConfig;
-use crate::auth::{SignedIn, check_credentials, issue_token, new_token};
+use crate::auth::{LoginThrottle, SignedIn, check_credentials, issue_token, new_token};
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiQuery;
 
@@ -127,6 +127,7 @@ pub struct LoginForm {
 pub async fn login(
     State(store): State<Store>,
     State(config): State<Arc<ServerConfig>>,
+    State(throttle): State<Arc<LoginThrottle>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
@@ -140,15 +141,16 @@ pub async fn login(
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
         .map_err(|e| AppError::BadRequest(format!("the sign-in form is malformed: {e}")))?;
     let next = safe_next(form.next.as_deref().filter(|n| !n.is_empty()));
-    let (name, role) = match check_credentials(&store, &form.name, &form.password).await {
+    let (name, role) = match check_credentials(&store, &throttle, &form.name, &form.password).await
+    {
         Ok(u) => u,
-        Err(AppError::BadCredentials) => {
+        Err(e @ (AppError::BadCredentials | AppError::TooManyAttempts { .. })) => {
             return login_form(
                 &config,
-                StatusCode::UNAUTHORIZED,
+                e.status(),
                 next.as_deref(),
                 &form.name,
-                Some(&AppError::BadCredentials.to_string()),
+                Some(&e.to_string()),
             );
         }
         Err(e) => return Err(e),

@@ -97,6 +97,8 @@ pub fn repo(dir: &str) -> std::path::PathBuf {
 
 pub struct Fixture {
     pub ts: TestStore,
+    /// The state `app` was built from, for serving it on a real socket.
+    pub state: AppState,
     pub app: Router,
     /// Bearer tokens by user name.
     pub tokens: HashMap<&'static str, String>,
@@ -187,7 +189,8 @@ pub async fn fixture() -> Fixture {
     for (name, role) in USERS {
         create_user(&store, name, *role, PASSWORD).await.unwrap();
     }
-    let app = router(AppState::new(Arc::new(agent), ServerConfig::default()));
+    let state = AppState::new(Arc::new(agent), ServerConfig::default());
+    let app = router(state.clone());
     let mut tokens = HashMap::new();
     for (name, _) in USERS {
         let (status, _, body) = call(
@@ -203,6 +206,7 @@ pub async fn fixture() -> Fixture {
     }
     Fixture {
         ts,
+        state,
         app,
         tokens,
         ann,

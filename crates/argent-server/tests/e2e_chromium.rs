@@ -1,0 +1,526 @@
+//! End to end in a real browser: the server on a 127.0.0.1 socket (`argent_server::serve`,
+//! over the shared fixture's SQLite store), Debian's headless Chromium driven through
+//! chromedriver (WebDriver, with `fantoccini`). A collector signs in through the form,
+//! approves one item, edits another (checked first: the preview must say `allow`) and
+//! rejects a third; compliance then finds all three in the audit trail, filtered by actor.
+//! Screenshots (PNG) go to `$ARGENT_E2E_OUT`, or else `target/e2e/` under the workspace,
+//! beside chromedriver's log.
+//!
+//! The browser is `/usr/bin/chromium` and the driver `/usr/bin/chromedriver` (Debian's
+//! `chromium` and `chromium-driver`; `ARGENT_CHROMIUM` / `ARGENT_CHROMEDRIVER` point
+//! elsewhere). When either is missing the tests print a notice and pass, unless
+//! `ARGENT_E2E_REQUIRED=1` (CI sets it), when they fail. chromedriver runs in a process
+//! group of its own, killed with the browser in it when the test ends, however it ends;
+//! every wait has a limit and so has the whole test.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::net::{Ipv4Addr, TcpListener as StdListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use argent_agent::testing::ann_plan_20_percent;
+use argent_server::AppState;
+use argent_store::ApprovalStatus;
+use common::*;
+
+/// How long one page or element may take to appear.
+const WAIT: Duration = Duration::from_secs(15);
+/// How long a whole browser test may take, start to finish.
+const WHOLE_TEST: Duration = Duration::from_secs(180);
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 900;
+
+// ---------------------------------------------------------------------------------------
+// The browser, the driver and the server
+
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// The browser and its driver, or `None` (after a notice) when either is missing and the
+/// test is not required to run. Panics when it is.
+fn tools() -> Option<Tools> {
+    let path = |var: &str, default: &str| {
+        PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()))
+    };
+    let tools = Tools {
+        chromium: path("ARGENT_CHROMIUM", "/usr/bin/chromium"),
+        chromedriver: path("ARGENT_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    };
+    let missing: Vec<String> = [&tools.chromium, &tools.chromedriver]
+        .into_iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Some(tools);
+    }
+    let why = format!(
+        "the headless-Chromium tests need {} (Debian: apt-get install chromium chromium-driver)",
+        missing.join(" and ")
+    );
+    if std::env::var("ARGENT_E2E_REQUIRED").as_deref() == Ok("1") {
+        panic!("{why}; ARGENT_E2E_REQUIRED=1 makes that a failure");
+    }
+    eprintln!("SKIPPED: {why}; set ARGENT_E2E_REQUIRED=1 to make that a failure");
+    None
+}
+
+/// Where screenshots and chromedriver's log go (created).
+fn out_dir() -> PathBuf {
+    let dir = match std::env::var_os("ARGENT_E2E_OUT") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => repo("target/e2e"),
+    };
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir.canonicalize().unwrap()
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    StdListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver, in a process group of its own (so the browser it starts is in it too),
+/// killed with that group on drop.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl ChromeDriver {
+    async fn start(tools: &Tools, out: &Path, name: &str) -> ChromeDriver {
+        let port = free_port();
+        let log = out.join(format!("{name}.chromedriver.log"));
+        let child = Command::new(&tools.chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", tools.chromedriver.display()));
+        let mut driver = ChromeDriver { child, port, log };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            if let Some(status) = driver.child.try_wait().unwrap() {
+                panic!(
+                    "chromedriver exited ({status}); see {}",
+                    driver.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on port {port} within {WAIT:?}; see {}",
+                driver.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // The group's id is chromedriver's pid (process_group(0)); `kill -KILL -- -<pgid>`
+        // ends chromedriver and every browser process it started, and nothing else.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser session on a served app. Dropping it stops the server and kills the
+/// driver and the browser; [`E2e::finish`] closes the session politely first.
+struct E2e {
+    client: Client,
+    base: String,
+    out: PathBuf,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    // Dropped after the client: the driver, then the browser's profile directory.
+    _driver: ChromeDriver,
+    _profile: tempfile::TempDir,
+}
+
+impl E2e {
+    async fn start(tools: &Tools, state: AppState, name: &str) -> E2e {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(argent_server::serve(listener, state));
+
+        let out = out_dir();
+        let driver = ChromeDriver::start(tools, &out, name).await;
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "timeouts": {"pageLoad": WAIT.as_millis() as u64, "script": 10_000, "implicit": 0},
+            "goog:chromeOptions": {
+                "binary": tools.chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--window-size={WIDTH},{HEIGHT}"),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no WebDriver session from chromedriver: {e}; see {}",
+                    driver.log.display()
+                )
+            });
+        E2e {
+            client,
+            base,
+            out,
+            server,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// Ends the browser session (the browser quits), then everything else on drop.
+    async fn finish(self) {
+        let _ = tokio::time::timeout(WAIT, self.client.clone().close()).await;
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    }
+
+    /// The path and query of the page the browser shows.
+    async fn location(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// The first element matching `css`, waiting for it up to [`WAIT`]; a failure names
+    /// the page and what it said.
+    async fn find(&self, css: &str) -> Element {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(el) => el,
+            Err(e) => {
+                let at = self.location().await;
+                let h1 = match self.client.find(Locator::Css("h1")).await {
+                    Ok(h) => h.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!("{css} not found on {at} (heading {h1:?}) within {WAIT:?}: {e}")
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        el.clear().await.unwrap();
+        el.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Waits until the browser shows a page whose path and query start with `prefix`.
+    async fn wait_location(&self, prefix: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let at = self.location().await;
+            if at.starts_with(prefix) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected a page at {prefix}, still at {at} after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Signs in through the login form and waits for the signed-in page.
+    async fn sign_in(&self, name: &str) {
+        self.goto("/login").await;
+        self.fill("#name", name).await;
+        self.fill("#password", PASSWORD).await;
+        self.click("#sign-in").await;
+        let who = self.text("#signed-in-as").await;
+        assert!(who.starts_with(&format!("{name} (")), "signed in as {who}");
+    }
+
+    async fn sign_out(&self) {
+        self.click("#logout").await;
+        self.find("#sign-in").await;
+        assert_eq!(self.location().await, "/login");
+    }
+
+    /// A PNG of the viewport, written to the output directory as `<name>.png`.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let (w, h) = png_size(&png);
+        // The viewport: the window's width, its height less what headless Chromium keeps
+        // for the browser's own frame.
+        assert!(
+            w == WIDTH && (HEIGHT / 2..=HEIGHT).contains(&h),
+            "a {w}x{h} screenshot from a {WIDTH}x{HEIGHT} window"
+        );
+        let path = self.out.join(format!("{name}.png"));
+        std::fs::write(&path, &png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        println!("screenshot: {} ({w}x{h})", path.display());
+        path
+    }
+}
+
+impl Drop for E2e {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk; panics when `png` is not a PNG.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
+        "not a PNG ({} bytes)",
+        png.len()
+    );
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+/// Runs `body` with the whole-test limit.
+async fn within_limit<F: std::future::Future<Output = ()>>(body: F) {
+    tokio::time::timeout(WHOLE_TEST, body)
+        .await
+        .unwrap_or_else(|_| panic!("the browser test took longer than {WHOLE_TEST:?}"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+
+/// On the queue page the browser shows, clicks the first Ann item not in `taken` and
+/// waits for its page; returns its id.
+async fn open_next_item(e: &E2e, ann: &[String], taken: &[String]) -> String {
+    e.find("#queue").await;
+    let links = e
+        .client
+        .find_all(Locator::Css("a.item-link"))
+        .await
+        .unwrap();
+    for link in links {
+        let id = link.text().await.unwrap();
+        if ann.contains(&id) && !taken.contains(&id) {
+            link.click().await.unwrap();
+            e.find("#item-status").await;
+            assert_eq!(e.location().await, format!("/queue/{id}"));
+            assert_eq!(e.text("#item-status").await, "pending");
+            return id;
+        }
+    }
+    panic!("no undecided item of Ann's on {}", e.location().await)
+}
+
+/// The text an edit-form field shows for a JSON value (see `fields` in web/queue.rs:
+/// strings bare, everything else as JSON).
+fn field_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_approves_edits_and_rejects_in_chromium_and_compliance_sees_all_three() {
+    let Some(tools) = tools() else { return };
+    let f = fixture().await;
+    let collector = user_of(argent_server::UserRole::Collector);
+    let compliance = user_of(argent_server::UserRole::Compliance);
+    let e = E2e::start(&tools, f.state.clone(), "queue").await;
+    within_limit(async {
+        e.sign_in(collector).await;
+        e.wait_location("/queue").await;
+        let mut done: Vec<String> = Vec::new();
+
+        // Approve, with a note.
+        let a = open_next_item(&e, &f.ann, &done).await;
+        e.fill("#approve-note", "fine by me").await;
+        e.click("#approve").await;
+        assert_eq!(e.text("#flash").await, format!("{a} approved."));
+        done.push(a.clone());
+
+        // Edit: the fair terms in place of the 20% off, checked, then submitted.
+        let b = open_next_item(&e, &f.ann, &done).await;
+        let (proposed, fair) = (ann_plan_20_percent(), ann_plan_fair());
+        let mut changed = 0;
+        for (key, value) in fair.as_object().unwrap() {
+            if proposed[key] != *value {
+                e.fill(&format!("#field-{key}"), &field_text(value)).await;
+                changed += 1;
+            }
+        }
+        assert!(changed >= 2, "the discount and the payments change");
+        e.fill("#edit-note", "5% is what we can do").await;
+        e.click("#preview").await;
+        assert_eq!(e.text("#preview-outcome").await, "allow");
+        assert_eq!(
+            e.location().await,
+            format!("/queue/{b}/preview"),
+            "a preview is its own page"
+        );
+        e.click("#submit-edit").await;
+        assert_eq!(e.text("#flash").await, format!("{b} edited."));
+        done.push(b.clone());
+
+        // Reject, with a note.
+        let c = open_next_item(&e, &f.ann, &done).await;
+        e.fill("#reject-note", "Ask for a call first").await;
+        e.click("#reject").await;
+        assert_eq!(e.text("#flash").await, format!("{c} rejected."));
+        done.push(c.clone());
+
+        // The pending queue no longer lists them.
+        let listed: Vec<String> = {
+            let mut ids = Vec::new();
+            for l in e
+                .client
+                .find_all(Locator::Css("a.item-link"))
+                .await
+                .unwrap()
+            {
+                ids.push(l.text().await.unwrap());
+            }
+            ids
+        };
+        assert_eq!(listed.len(), ANN_ITEMS + 1 - 3, "{listed:?}");
+        assert!(done.iter().all(|id| !listed.contains(id)), "{listed:?}");
+        e.screenshot("queue").await;
+
+        // The store agrees.
+        let store = f.store();
+        let item = store.approval(&a).await.unwrap();
+        assert_eq!(item.status, ApprovalStatus::Approved);
+        assert_eq!(item.decided_by.as_deref(), Some(collector));
+        assert_eq!(item.note.as_deref(), Some("fine by me"));
+        assert_eq!(item.final_action.as_ref(), Some(&item.action));
+        let item = store.approval(&b).await.unwrap();
+        assert_eq!(item.status, ApprovalStatus::Approved);
+        assert_eq!(item.decided_by.as_deref(), Some(collector));
+        assert_eq!(item.note.as_deref(), Some("5% is what we can do"));
+        let executed = item.final_action.unwrap();
+        for (key, value) in fair.as_object().unwrap() {
+            assert_eq!(executed[key], *value, "{key}: approved as edited");
+        }
+        let item = store.approval(&c).await.unwrap();
+        assert_eq!(item.status, ApprovalStatus::Rejected);
+        assert_eq!(item.decided_by.as_deref(), Some(collector));
+        assert_eq!(item.note.as_deref(), Some("Ask for a call first"));
+        assert_eq!(item.final_action, None);
+
+        // Compliance finds all three in the trail, filtered by the collector.
+        e.sign_out().await;
+        e.sign_in(compliance).await;
+        e.wait_location("/audit").await;
+        let actor = format!("collector:{collector}");
+        e.fill("#filter-actor", &actor).await;
+        e.click("#apply-filters").await;
+        e.wait_location("/audit?").await;
+        assert!(
+            e.location().await.contains("actor=collector%3A"),
+            "{}",
+            e.location().await
+        );
+        let chain = e.text("#chain-status").await;
+        assert!(chain.starts_with("Chain intact"), "{chain}");
+        let trail = e.text("#audit").await;
+        for id in [&a, &b, &c] {
+            assert!(trail.contains(id.as_str()), "{id} in the trail:\n{trail}");
+        }
+        let rows = e
+            .client
+            .find_all(Locator::Css("#audit tbody tr[data-actor]"))
+            .await
+            .unwrap();
+        assert!(rows.len() >= 3, "{} rows", rows.len());
+        for row in rows {
+            assert_eq!(row.attr("data-actor").await.unwrap(), Some(actor.clone()));
+        }
+        e.screenshot("audit").await;
+    })
+    .await;
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the dashboard page lands with the manager pages"]
+async fn the_manager_dashboard_renders_in_chromium() {
+    let Some(tools) = tools() else { return };
+    let f = fixture().await;
+    let manager = user_of(argent_server::UserRole::Manager);
+    let e = E2e::start(&tools, f.state.clone(), "dashboard").await;
+    within_limit(async {
+        e.sign_in(manager).await;
+        e.goto("/dashboard").await;
+        e.find("#dashboard").await;
+        assert_eq!(e.location().await, "/dashboard");
+        e.screenshot("dashboard").await;
+    })
+    .await;
+    e.finish().await;
+}

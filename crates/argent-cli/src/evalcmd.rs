@@ -1,4 +1,5 @@
-//! `argent eval run|compare`: offline evals against recorded threads.
+//! `argent eval run|compare`: offline evals against recorded threads; `run --save` also
+//! stores the run in the database, where the web lists it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use clap::Subcommand;
 
 use argent_evals::{
     AgentRunner, EvalSet, Gate, Labels, ModelChoice, Report, RunOptions, compare,
-    deny_rule_ids_in_dir, progress_bar, run_set,
+    deny_rule_ids_in_dir, progress_bar, report_summary, run_set,
 };
+use argent_store::{NewEvalRun, Store};
 
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
@@ -31,6 +33,21 @@ pub enum EvalCommand {
         /// Report path; the HTML page is written beside it.
         #[arg(long, default_value = "out/eval-report.json")]
         out: PathBuf,
+        /// Also store the run (report and summary) in the database given by -d, so it is
+        /// listed with the web's eval runs; started_by is $USER (or `cli`).
+        #[arg(long)]
+        save: bool,
+        /// With --save: a stored eval run to compare this one with (default gate); the
+        /// comparison is printed and stored too.
+        #[arg(long, requires = "save")]
+        baseline: Option<String>,
+        /// With --save: the run's label (default: the set's name).
+        #[arg(long, requires = "save")]
+        label: Option<String>,
+        /// With --save: what was evaluated, free text (default: `active`, or the prompt
+        /// and policy directories when they are not the defaults).
+        #[arg(long, requires = "save")]
+        subject: Option<String>,
     },
     /// Compare two reports; exits non-zero when B regresses past the gate.
     Compare {
@@ -49,7 +66,26 @@ fn dir(p: &Path) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
 }
 
-pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Result<()> {
+/// Who started a run from the command line: `$USER`, else `cli`.
+fn started_by() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "cli".to_string())
+}
+
+/// What `--save` records besides the report.
+struct SaveTo {
+    store: Store,
+    id: String,
+    baseline: Option<Report>,
+}
+
+pub async fn eval(
+    cmd: EvalCommand,
+    models: &crate::agentcmd::ModelArgs,
+    database: &str,
+) -> Result<()> {
     match cmd {
         EvalCommand::Run {
             set,
@@ -57,6 +93,10 @@ pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Resu
             concurrency,
             filter,
             out,
+            save,
+            baseline,
+            label,
+            subject,
         } => {
             let evals_root = dir(Path::new("evals"));
             let set_dir = EvalSet::resolve(&set, &evals_root);
@@ -71,12 +111,13 @@ pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Resu
                     "--model {other}: eval runs take offline, replay, openai or record-offline"
                 ),
             };
+            let model_label = model.label();
             let prompts_version = argent_agent::PromptSet::load(&prompts_dir)?
                 .version()
                 .to_string();
             let (_, policies_version) = argent_agent::load_policies(&policies_dir)?;
             let labels = Labels {
-                model: model.label().into(),
+                model: model_label.into(),
                 prompts: prompts_version,
                 policies: policies_version,
                 ..Default::default()
@@ -94,8 +135,56 @@ pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Resu
                 deny_rules: deny_rule_ids_in_dir(&policies_dir)?,
                 ..Default::default()
             };
+            let save = if save {
+                let store = Store::open(database)
+                    .await
+                    .with_context(|| format!("opening database {database}"))?;
+                let baseline_report = match &baseline {
+                    Some(id) => Some(stored_report(&store, id).await?),
+                    None => None,
+                };
+                let default_dirs = models.prompts == Path::new("prompts")
+                    && models.policies == Path::new("policies");
+                let subject = subject.unwrap_or_else(|| {
+                    if default_dirs {
+                        "active".to_string()
+                    } else {
+                        format!(
+                            "prompts {} · policies {}",
+                            models.prompts.display(),
+                            models.policies.display()
+                        )
+                    }
+                });
+                let id = format!(
+                    "eval-{}-{}",
+                    chrono::Utc::now().format("%Y%m%d-%H%M%S-%6f"),
+                    std::process::id()
+                );
+                store
+                    .insert_eval_run(&NewEvalRun {
+                        id: id.clone(),
+                        label: label.unwrap_or_else(|| set.name.clone()),
+                        model: model_label.to_string(),
+                        subject,
+                        baseline_id: baseline,
+                        started_by: started_by(),
+                        ..Default::default()
+                    })
+                    .await?;
+                Some(SaveTo {
+                    store,
+                    id,
+                    baseline: baseline_report,
+                })
+            } else {
+                None
+            };
             let pb = progress_bar(set.cases.len() as u64);
             let report = run_set(&set, runner, opts, Some(pb)).await;
+            if let Some(save) = &save {
+                save_run(save, &report).await?;
+            }
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
@@ -105,6 +194,9 @@ pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Resu
             report.write_html(&html)?;
             print!("{}", report.summary());
             println!("report: {} and {}", out.display(), html.display());
+            if let Some(save) = save {
+                println!("saved as eval run {}", save.id);
+            }
         }
         EvalCommand::Compare { a, b, gate } => {
             let gate: Gate = match gate {
@@ -121,6 +213,45 @@ pub async fn eval(cmd: EvalCommand, models: &crate::agentcmd::ModelArgs) -> Resu
                 bail!("{} regresses against {}", b.display(), a.display());
             }
         }
+    }
+    Ok(())
+}
+
+/// A stored, finished eval run's report.
+async fn stored_report(store: &Store, id: &str) -> Result<Report> {
+    let run = store.eval_run(id).await?;
+    let Some(report) = run.report else {
+        bail!(
+            "eval run {id} has no report (it is {})",
+            run.run.status.as_str()
+        );
+    };
+    serde_json::from_value(report).with_context(|| format!("eval run {id}: not an eval report"))
+}
+
+/// Stores the finished run (and its comparison with the baseline, printed too).
+async fn save_run(save: &SaveTo, report: &Report) -> Result<()> {
+    let mut summary = report_summary(report);
+    let mut comparison = None;
+    if let Some(base) = &save.baseline {
+        let cmp = compare(base, report, &Gate::default());
+        print!("{cmp}");
+        summary = summary.with_comparison(&cmp);
+        comparison = Some(serde_json::to_value(&cmp)?);
+    }
+    let done = save
+        .store
+        .finish_eval_run(
+            &save.id,
+            &serde_json::to_value(&summary)?,
+            &serde_json::to_value(report)?,
+            comparison.as_ref(),
+        )
+        .await;
+    if let Err(e) = done {
+        // Best effort: leave the run failed rather than running forever.
+        let _ = save.store.fail_eval_run(&save.id, &e.to_string()).await;
+        return Err(e.into());
     }
     Ok(())
 }

@@ -321,7 +321,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await?
         }
         Command::Audit { command } => agentcmd::audit(open(&cli.database).await?, command).await?,
-        Command::Eval { command } => evalcmd::eval(command, &cli.models).await?,
+        Command::Eval { command } => evalcmd::eval(command, &cli.models, &cli.database).await?,
         Command::Outbox { command } => {
             agentcmd::outbox(open(&cli.database).await?, command).await?
         }

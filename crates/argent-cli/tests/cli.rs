@@ -497,3 +497,117 @@ fn eval_run_writes_reports_and_compare_gates_a_weakened_policy() {
     );
     assert!(String::from_utf8_lossy(&cmp.stderr).contains("regresses"));
 }
+
+fn argent_as(user: Option<&str>, db: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_argent"));
+    cmd.arg("--database")
+        .arg(db)
+        .args(args)
+        .env_remove("ARGENT_DATABASE_URL");
+    match user {
+        Some(u) => cmd.env("USER", u),
+        None => cmd.env_remove("USER"),
+    };
+    cmd.output().expect("run argent")
+}
+
+#[test]
+fn eval_run_save_stores_the_run_and_its_comparison_for_the_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let first = dir.path().join("first.json");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "eval",
+            "run",
+            "core",
+            "--filter",
+            "tag:injection",
+            "--save",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect()
+    };
+    let a: Vec<String> = args(&first);
+    let out = ok(argent_as(
+        Some("evaluator-eve"),
+        &db,
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("saved as eval run "))
+        .unwrap_or_else(|| panic!("no run id in:\n{out}"))
+        .to_string();
+
+    // --baseline compares with the stored run; without $USER the run is the CLI's.
+    let second = dir.path().join("second.json");
+    let mut b = args(&second);
+    b.extend(["--baseline".to_string(), id.clone()]);
+    b.extend(["--label".to_string(), "nightly".to_string()]);
+    let out = ok(argent_as(
+        None,
+        &db,
+        &b.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert!(out.contains("verdict: OK"), "{out}");
+    let id2 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("saved as eval run "))
+        .unwrap()
+        .to_string();
+
+    // An unknown baseline is refused before anything runs or is stored.
+    let mut c = args(&dir.path().join("third.json"));
+    c.extend(["--baseline".to_string(), "no-such-run".to_string()]);
+    let refused = argent_as(None, &db, &c.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no-such-run"));
+    // --baseline without --save is a usage error.
+    let usage = argent(&db, &["eval", "run", "core", "--baseline", &id]);
+    assert!(!usage.status.success());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = argent_store::Store::open(db.to_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(s.count_eval_runs().await.unwrap(), 2);
+        let runs = s.eval_runs(10, 0).await.unwrap();
+        assert_eq!(runs[0].id, id2, "newest first");
+        assert_eq!(runs[1].id, id);
+
+        let r1 = s.eval_run(&id).await.unwrap();
+        assert_eq!(r1.run.status, argent_store::EvalRunStatus::Done);
+        assert_eq!(r1.run.started_by, "evaluator-eve");
+        assert_eq!(
+            (
+                r1.run.label.as_str(),
+                r1.run.model.as_str(),
+                r1.run.subject.as_str()
+            ),
+            ("core", "offline", "active")
+        );
+        // The stored report is the one written to --out.
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+        assert_eq!(r1.report.as_ref(), Some(&written));
+        let summary = r1.run.summary.unwrap();
+        assert!(summary["cases"].as_u64().unwrap() > 0, "{summary}");
+        assert_eq!(summary["cases"], written["totals"]["cases"]);
+        assert_eq!(summary["executed_violations"], 0);
+        assert!(summary["regressed"].is_null() && r1.comparison.is_none());
+
+        let r2 = s.eval_run(&id2).await.unwrap();
+        assert_eq!(r2.run.started_by, "cli");
+        assert_eq!(r2.run.label, "nightly");
+        assert_eq!(r2.run.baseline_id.as_deref(), Some(id.as_str()));
+        assert_eq!(r2.run.summary.unwrap()["regressed"], false);
+        let cmp = r2.comparison.unwrap();
+        assert!(cmp["regressions"].as_array().unwrap().is_empty(), "{cmp}");
+        s.close().await;
+    });
+}

@@ -153,6 +153,28 @@ pub struct AgingReport {
     pub totals: Vec<CurrencySummary>,
 }
 
+/// The first day *before* a period of `period_days` ending on `as_of`: the period is
+/// `(period_start, as_of]`, so a 90-day period ending 2026-04-15 holds 2026-01-16 through
+/// 2026-04-15, and the receivables "at the beginning of the period" are those at the end
+/// of `period_start`.
+pub fn period_start(as_of: NaiveDate, period_days: u32) -> NaiveDate {
+    as_of - chrono::Duration::days(i64::from(period_days))
+}
+
+/// Whether an invoice issued on `issue_date` is a credit sale of the period of
+/// `period_days` ending on `as_of` (see [`period_start`]).
+pub fn in_period(issue_date: NaiveDate, as_of: NaiveDate, period_days: u32) -> bool {
+    issue_date > period_start(as_of, period_days) && issue_date <= as_of
+}
+
+/// Days sales outstanding by the standard method: receivables ÷ credit sales in the
+/// period × the period's length in days. `None` when nothing was invoiced in the period
+/// (never NaN or infinity).
+pub fn dso_days(receivables_minor: i64, credit_sales_minor: i64, period_days: u32) -> Option<f64> {
+    (credit_sales_minor > 0)
+        .then(|| receivables_minor as f64 / credit_sales_minor as f64 * f64::from(period_days))
+}
+
 /// Builds the aging report as of `as_of`.
 ///
 /// DSO uses the standard method: open AR at `as_of` divided by credit sales invoiced in
@@ -166,7 +188,6 @@ pub fn aging_report(
     let states = invoice_states(invoices, payments, as_of);
     let mut rows: BTreeMap<(String, Currency), AgingRow> = BTreeMap::new();
     let mut totals: BTreeMap<Currency, CurrencySummary> = BTreeMap::new();
-    let period_start = as_of - chrono::Duration::days(i64::from(dso_period_days));
     for st in &states {
         let inv = st.invoice;
         let cur = inv.amount.currency;
@@ -177,7 +198,7 @@ pub fn aging_report(
             credit_sales: 0,
             dso_days: None,
         });
-        if inv.issue_date > period_start && inv.issue_date <= as_of {
+        if in_period(inv.issue_date, as_of, dso_period_days) {
             sum.credit_sales += inv.amount.minor;
         }
         if !st.is_open() || inv.issue_date > as_of {
@@ -200,10 +221,7 @@ pub fn aging_report(
         row.oldest_days_past_due = row.oldest_days_past_due.max(st.days_past_due);
     }
     for sum in totals.values_mut() {
-        if sum.credit_sales > 0 {
-            sum.dso_days =
-                Some(sum.total as f64 / sum.credit_sales as f64 * f64::from(dso_period_days));
-        }
+        sum.dso_days = dso_days(sum.total, sum.credit_sales, dso_period_days);
     }
     let mut rows: Vec<AgingRow> = rows.into_values().collect();
     rows.sort_by(|a, b| {

@@ -5,6 +5,7 @@
 //! a customer's local time zone is an explicit `chrono_tz::Tz`.
 
 pub mod action;
+pub mod analytics;
 pub mod case;
 pub mod customer;
 pub mod decision;
@@ -21,6 +22,7 @@ pub use action::{
     Action, ArgProblem, DecimalAmount, EscalateArgs, InstallmentArg, LogPromiseArgs, MoneyArg,
     OpenCaseArgs, ProposePlanArgs, ReadAgingArgs, SendEmailArgs, ToolName, Urgency,
 };
+pub use analytics::{Dashboard, DashboardInput, SegmentCount, SegmentRow, dashboard};
 pub use case::{Case, CaseKind, CaseStatus};
 pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
 pub use decision::{Decision, FiredRule, Outcome, Role};

@@ -67,6 +67,30 @@ pub struct MetricDelta {
     pub unit: String,
 }
 
+impl MetricDelta {
+    /// A, B and the delta as shown to people: rates as percentages (delta in points),
+    /// counts as integers, other numbers with one decimal.
+    pub fn formatted(&self) -> (String, String, String) {
+        match self.unit.as_str() {
+            "pct" => (
+                format!("{:.1}%", self.a * 100.0),
+                format!("{:.1}%", self.b * 100.0),
+                format!("{:+.1} pp", self.delta),
+            ),
+            "count" => (
+                format!("{:.0}", self.a),
+                format!("{:.0}", self.b),
+                format!("{:+.0}", self.delta),
+            ),
+            _ => (
+                format!("{:.1}", self.a),
+                format!("{:.1}", self.b),
+                format!("{:+.1}", self.delta),
+            ),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub a_set: String,
@@ -86,6 +110,114 @@ impl Comparison {
     pub fn regressed(&self) -> bool {
         !self.regressions.is_empty()
     }
+
+    /// The comparison as an HTML fragment to embed in a page: one
+    /// `<div class="argent-report argent-comparison">` with the verdict and the gate's
+    /// reasons, the metric table (A, B, delta), the flipped cases with their reasons and
+    /// the cases found in only one report. Styled by [`crate::report::REPORT_CSS`]; no
+    /// scripts, no external references; every text is escaped.
+    pub fn to_html_fragment(&self) -> String {
+        html_fragment(self)
+    }
+}
+
+fn html_fragment(c: &Comparison) -> String {
+    use crate::report::escape_html as esc;
+    use std::fmt::Write as _;
+
+    let labels = |set: &str, l: &crate::report::Labels| {
+        format!("set <code>{}</code> · {}", esc(set), esc(&label(l)))
+    };
+    let mut h = String::from("<div class=\"argent-report argent-comparison\">");
+    let _ = write!(
+        h,
+        "<div class=\"meta\">A (baseline): {}<br>B (candidate): {}</div>",
+        labels(&c.a_set, &c.a_labels),
+        labels(&c.b_set, &c.b_labels)
+    );
+    h.push_str("<div class=\"cards\">");
+    let (verdict, class) = if c.regressed() {
+        ("REGRESSED", "bad")
+    } else {
+        ("OK", "good")
+    };
+    let _ = write!(
+        h,
+        "<div class=\"card {class}\"><div class=\"k\">verdict</div><div class=\"v\">{verdict}</div></div>"
+    );
+    for (k, n) in [
+        ("pass → fail", c.pass_to_fail.len()),
+        ("fail → pass", c.fail_to_pass.len()),
+    ] {
+        let _ = write!(
+            h,
+            "<div class=\"card\"><div class=\"k\">{k}</div><div class=\"v\">{n}</div></div>"
+        );
+    }
+    h.push_str("</div>");
+    if c.regressed() {
+        h.push_str("<h3>Why it regressed</h3><ul class=\"reasons\">");
+        for r in &c.regressions {
+            let _ = write!(h, "<li>{}</li>", esc(r));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str(
+        "<h3>Metrics</h3><table><thead><tr><th>metric</th><th class=\"num\">A</th>\
+         <th class=\"num\">B</th><th class=\"num\">delta</th></tr></thead><tbody>",
+    );
+    for d in &c.deltas {
+        let (a, b, delta) = d.formatted();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&d.metric),
+            esc(&a),
+            esc(&b),
+            esc(&delta)
+        );
+    }
+    h.push_str("</tbody></table>");
+    for (title, class, flips) in [
+        ("pass → fail", "fail", &c.pass_to_fail),
+        ("fail → pass", "pass", &c.fail_to_pass),
+    ] {
+        if flips.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<h3><span class=\"{class}\">{title}</span> ({})</h3><table><thead><tr><th>case</th><th>reasons</th></tr></thead><tbody>",
+            flips.len()
+        );
+        for f in flips {
+            let _ = write!(
+                h,
+                "<tr><td><b>{}</b><br><code>{}</code></td><td><ul class=\"reasons\">{}</ul></td></tr>",
+                esc(&f.title),
+                esc(&f.id),
+                f.reasons
+                    .iter()
+                    .map(|r| format!("<li>{}</li>", esc(r)))
+                    .collect::<String>()
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    for (title, ids) in [("Only in A", &c.only_in_a), ("Only in B", &c.only_in_b)] {
+        if !ids.is_empty() {
+            let _ = write!(
+                h,
+                "<h3>{title}</h3><p>{}</p>",
+                ids.iter()
+                    .map(|id| format!("<code>{}</code>", esc(id)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    h.push_str("</div>");
+    h
 }
 
 const EPS: f64 = 1e-9;
@@ -282,23 +414,7 @@ impl fmt::Display for Comparison {
             "metric", "A", "B", "delta"
         )?;
         for d in &self.deltas {
-            let (a, b, delta) = match d.unit.as_str() {
-                "pct" => (
-                    format!("{:.1}%", d.a * 100.0),
-                    format!("{:.1}%", d.b * 100.0),
-                    format!("{:+.1} pp", d.delta),
-                ),
-                "count" => (
-                    format!("{:.0}", d.a),
-                    format!("{:.0}", d.b),
-                    format!("{:+.0}", d.delta),
-                ),
-                _ => (
-                    format!("{:.1}", d.a),
-                    format!("{:.1}", d.b),
-                    format!("{:+.1}", d.delta),
-                ),
-            };
+            let (a, b, delta) = d.formatted();
             writeln!(f, "{:<22} {a:>12} {b:>12} {delta:>12}", d.metric)?;
         }
         if !self.pass_to_fail.is_empty() {

@@ -7,9 +7,11 @@
 //!   with a case, feeds its inbound messages as triggers and reports a [`CaseOutcome`].
 //! * [`score`] / [`score_with`]: pure scoring of one outcome against one case.
 //! * [`run_set`]: runs cases concurrently (bounded), `repeat` times each, into a [`Report`]
-//!   (JSON via [`Report::write_json`], self-contained HTML via [`Report::to_html`]).
+//!   (JSON via [`Report::write_json`], self-contained HTML via [`Report::to_html`], an
+//!   embeddable fragment via [`Report::to_html_fragment`]; [`report_summary`] for lists).
 //! * [`compare`]: flips and metric deltas between two reports, gated by a [`Gate`];
-//!   [`Comparison::regressed`] tells a CI step to fail.
+//!   [`Comparison::regressed`] tells a CI step to fail; [`Comparison::to_html_fragment`]
+//!   renders it for a page.
 //!
 //! Executed policy violations are defined in [`score`](crate::score) (module docs).
 
@@ -34,8 +36,8 @@ pub use outcome::{
     CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, PromiseState,
 };
 pub use report::{
-    AttemptReport, CaseReport, Labels, REPORT_FORMAT, REPORT_VERSION, Report, ReportError,
-    TagTotals, Totals,
+    AttemptReport, CaseReport, Labels, REPORT_CSS, REPORT_FORMAT, REPORT_VERSION, Report,
+    ReportError, ReportSummary, TagTotals, Totals, report_summary,
 };
 pub use run::{RunOptions, progress_bar, run_set};
 pub use score::{CaseScore, executed_violations, score, score_with};

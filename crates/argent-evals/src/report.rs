@@ -317,9 +317,83 @@ impl Report {
     pub fn to_html(&self) -> String {
         html::render(self)
     }
+
+    /// The report as an HTML fragment to embed in another page: one
+    /// `<div class="argent-report">` with the same content as [`Report::to_html`], no
+    /// `<html>`, `<head>` or styles (put [`REPORT_CSS`] in the page's stylesheet), no
+    /// scripts, no external references; every text from the report is escaped.
+    pub fn to_html_fragment(&self) -> String {
+        html::fragment(self)
+    }
 }
 
-fn or_dash(s: &str) -> &str {
+/// The styles of [`Report::to_html_fragment`] and [`Comparison::to_html_fragment`], every
+/// selector scoped under `.argent-report` so they do not restyle the page around them.
+///
+/// [`Comparison::to_html_fragment`]: crate::Comparison::to_html_fragment
+pub const REPORT_CSS: &str = html::FRAGMENT_CSS;
+
+/// The headline figures of a report, small enough to list many runs (what the store keeps
+/// beside each eval run), plus the verdict when the run was compared with a baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    pub set: String,
+    pub labels: Labels,
+    pub repeat: u32,
+    pub cases: u32,
+    pub passed_cases: u32,
+    pub failed_cases: u32,
+    pub attempts: u32,
+    /// 0..=1.
+    pub task_success_rate: f64,
+    pub pass_hat_k: Option<f64>,
+    pub executed_violations: u64,
+    pub errors: u32,
+    pub approval_rate: f64,
+    pub refusal_rate: f64,
+    pub invalid_rate: f64,
+    pub duration_ms: u64,
+    /// `Some` once compared with a baseline: whether the gate found a regression.
+    pub regressed: Option<bool>,
+    /// The gate's reasons (empty when it did not regress or was not compared).
+    pub regressions: Vec<String>,
+}
+
+/// The summary of `report` (see [`ReportSummary`]); add a comparison's verdict with
+/// [`ReportSummary::with_comparison`]. Serialize it with `serde_json::to_value`.
+pub fn report_summary(report: &Report) -> ReportSummary {
+    let t = &report.totals;
+    ReportSummary {
+        set: report.set.clone(),
+        labels: report.labels.clone(),
+        repeat: report.repeat,
+        cases: t.cases,
+        passed_cases: t.passed_cases,
+        failed_cases: t.cases.saturating_sub(t.passed_cases),
+        attempts: t.attempts,
+        task_success_rate: t.task_success_rate,
+        pass_hat_k: t.pass_hat_k,
+        executed_violations: t.executed_violations,
+        errors: t.errors,
+        approval_rate: t.approval_rate,
+        refusal_rate: t.refusal_rate,
+        invalid_rate: t.invalid_rate,
+        duration_ms: report.duration_ms,
+        regressed: None,
+        regressions: Vec::new(),
+    }
+}
+
+impl ReportSummary {
+    /// Records the verdict of comparing this report (as B) with a baseline.
+    pub fn with_comparison(mut self, cmp: &crate::Comparison) -> ReportSummary {
+        self.regressed = Some(cmp.regressed());
+        self.regressions = cmp.regressions.clone();
+        self
+    }
+}
+
+pub(crate) fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
 
@@ -393,33 +467,45 @@ pub fn escape_html(s: &str) -> String {
 mod html {
     use super::*;
 
-    const CSS: &str = "
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#1d232a;background:#fafbfc}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-.meta{color:#5b6570;margin-bottom:16px}
-.cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{background:#fff;border:1px solid #dde2e7;border-radius:8px;padding:10px 14px;min-width:140px}
-.card .v{font-size:22px;font-weight:600}.card .k{color:#5b6570;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
-.bad .v{color:#b42318}.good .v{color:#067647}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde2e7}
-th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eef1f4;vertical-align:top}
-th{background:#f2f4f7;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#475467}
-.pass{color:#067647;font-weight:600}.fail{color:#b42318;font-weight:600}
-.tag{display:inline-block;background:#eef4ff;color:#3538cd;border-radius:10px;padding:0 7px;margin:1px;font-size:12px}
-ul.reasons{margin:0;padding-left:18px;color:#b42318}
-code{font-size:12px;color:#475467}
-svg text{font:12px system-ui,sans-serif;fill:#1d232a}
+    /// Styles for the page around the fragment (the standalone report only).
+    const PAGE_CSS: &str = "body{margin:24px;background:#fafbfc}";
+
+    pub(super) const FRAGMENT_CSS: &str = "
+.argent-report{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d232a}
+.argent-report h1{font-size:22px;margin:0 0 4px}.argent-report h2{font-size:17px;margin:28px 0 8px}
+.argent-report h3{font-size:15px;margin:20px 0 6px}
+.argent-report .meta{color:#5b6570;margin-bottom:16px}
+.argent-report .cards{display:flex;flex-wrap:wrap;gap:12px}
+.argent-report .card{background:#fff;border:1px solid #dde2e7;border-radius:8px;padding:10px 14px;min-width:140px}
+.argent-report .card .v{font-size:22px;font-weight:600}.argent-report .card .k{color:#5b6570;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.argent-report .bad .v{color:#b42318}.argent-report .good .v{color:#067647}
+.argent-report table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde2e7}
+.argent-report th,.argent-report td{text-align:left;padding:6px 8px;border-bottom:1px solid #eef1f4;vertical-align:top}
+.argent-report th{background:#f2f4f7;font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#475467}
+.argent-report td.num,.argent-report th.num{text-align:right}
+.argent-report .pass{color:#067647;font-weight:600}.argent-report .fail{color:#b42318;font-weight:600}
+.argent-report .tag{display:inline-block;background:#eef4ff;color:#3538cd;border-radius:10px;padding:0 7px;margin:1px;font-size:12px}
+.argent-report ul.reasons{margin:0;padding-left:18px;color:#b42318}
+.argent-report code{font-size:12px;color:#475467}
+.argent-report svg text{font:12px system-ui,sans-serif;fill:#1d232a}
 ";
 
     pub(super) fn render(r: &Report) -> String {
-        let t = &r.totals;
         let mut h = String::new();
         h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
         let _ = write!(
             h,
-            "<title>argent eval report: {}</title><style>{CSS}</style></head><body>",
+            "<title>argent eval report: {}</title><style>{PAGE_CSS}{FRAGMENT_CSS}</style></head><body>",
             escape_html(&r.set)
         );
+        h.push_str(&fragment(r));
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    pub(super) fn fragment(r: &Report) -> String {
+        let t = &r.totals;
+        let mut h = String::from("<div class=\"argent-report\">");
         let _ = write!(
             h,
             "<h1>Eval report · set <code>{}</code></h1><div class=\"meta\">model <b>{}</b> · prompts <b>{}</b> · policies <b>{}</b>{}{} · repeat {}</div>",
@@ -533,15 +619,15 @@ svg text{font:12px system-ui,sans-serif;fill:#1d232a}
                 }
             );
         }
-        h.push_str("</tbody></table></body></html>\n");
+        h.push_str("</tbody></table></div>");
         h
     }
 
-    fn pct(x: f64) -> String {
+    pub(super) fn pct(x: f64) -> String {
         format!("{:.1}%", x * 100.0)
     }
 
-    fn card(h: &mut String, k: &str, v: &str, good: Option<bool>) {
+    pub(super) fn card(h: &mut String, k: &str, v: &str, good: Option<bool>) {
         let cls = match good {
             Some(true) => " good",
             Some(false) => " bad",

@@ -1,5 +1,6 @@
-//! Pure scoring, report totals, comparison gates, the HTML page and the concurrent runner,
-//! all on hand-built outcomes (no model, no store).
+//! Pure scoring, report totals, comparison gates, the HTML page and fragments, summaries
+//! and the concurrent runner, all on hand-built outcomes (no model; the store only to keep
+//! a finished report as an eval run).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -9,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argent_evals::{
-    CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, EvalCase, EvalSet, Gate,
-    Labels, PromiseState, Report, RunOptions, compare, deny_rule_ids, run_set, score, score_with,
+    CallRecord, CallStatus, CaseOutcome, CaseRunner, Comparison, DraftEmail, EndState, EvalCase,
+    EvalSet, Gate, Labels, PromiseState, REPORT_CSS, Report, ReportSummary, RunOptions, compare,
+    deny_rule_ids, report_summary, run_set, score, score_with,
 };
 use chrono::NaiveDate;
 use serde_json::json;
@@ -656,6 +658,174 @@ fn html_is_self_contained() {
     );
     assert!(!lower.contains("<link"), "link element in html");
     assert!(!lower.contains("url("), "css url() in html");
+}
+
+/// A baseline that passes both cases three times, and a candidate whose case-b leaks
+/// once (a flip and a violation), with awkward floats (5/6) and hostile text.
+fn baseline_and_candidate() -> (Report, Report, Comparison) {
+    let mut a = report(vec![good(), good(), good()], vec![good(), good(), good()]);
+    let mut b = report(vec![good(), good(), good()], vec![good(), leaky(), good()]);
+    b.cases[1].title = "<script>alert('x')</script> Zoë".into();
+    for r in [&mut a, &mut b] {
+        r.started_at = Some("2026-11-20T09:30:00.123456Z".parse().unwrap());
+        r.duration_ms = 1234;
+        r.labels.extra.insert("run_by".into(), "eve".into());
+    }
+    let cmp = compare(&a, &b, &Gate::default());
+    (a, b, cmp)
+}
+
+#[test]
+fn report_summary_has_the_headline_figures_and_the_verdict() {
+    let (_, b, cmp) = baseline_and_candidate();
+    let s = report_summary(&b);
+    assert_eq!(s.set, "unit");
+    assert_eq!((s.cases, s.passed_cases, s.failed_cases), (2, 1, 1));
+    assert_eq!((s.repeat, s.attempts), (3, 6));
+    assert!((s.task_success_rate - 5.0 / 6.0).abs() < 1e-12);
+    assert_eq!(s.pass_hat_k, Some(0.5));
+    assert_eq!(s.executed_violations, 1);
+    assert_eq!(s.duration_ms, 1234);
+    assert_eq!(s.regressed, None, "not compared yet");
+    let s = s.with_comparison(&cmp);
+    assert_eq!(s.regressed, Some(true));
+    assert_eq!(s.regressions, cmp.regressions);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["passed_cases"], 1);
+    assert_eq!(json["labels"]["model"], "offline");
+}
+
+#[tokio::test]
+async fn report_and_comparison_round_trip_through_a_stored_eval_run() {
+    let (a, b, cmp) = baseline_and_candidate();
+    assert!(cmp.regressed() && !cmp.pass_to_fail.is_empty());
+    let summary = report_summary(&b).with_comparison(&cmp);
+    for ts in argent_store::testkit::TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        for (id, baseline) in [("base", None), ("cand", Some("base".to_string()))] {
+            s.insert_eval_run(&argent_store::NewEvalRun {
+                id: id.into(),
+                label: "unit".into(),
+                model: "offline".into(),
+                subject: "active".into(),
+                baseline_id: baseline,
+                started_by: "eve".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        s.finish_eval_run(
+            "base",
+            &serde_json::to_value(report_summary(&a)).unwrap(),
+            &serde_json::to_value(&a).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+        s.finish_eval_run(
+            "cand",
+            &serde_json::to_value(&summary).unwrap(),
+            &serde_json::to_value(&b).unwrap(),
+            Some(&serde_json::to_value(&cmp).unwrap()),
+        )
+        .await
+        .unwrap();
+
+        let got = s.eval_run("cand").await.unwrap();
+        let report: Report = serde_json::from_value(got.report.unwrap()).unwrap();
+        assert_eq!(report, b, "{}: the report reads back exactly", ts.label);
+        let back: Comparison = serde_json::from_value(got.comparison.unwrap()).unwrap();
+        assert_eq!(back, cmp, "{}", ts.label);
+        let listed: ReportSummary =
+            serde_json::from_value(s.eval_runs(1, 0).await.unwrap()[0].summary.clone().unwrap())
+                .unwrap();
+        assert_eq!(listed, summary);
+        // What the web renders from the stored copy is what the original renders.
+        assert_eq!(report.to_html_fragment(), b.to_html_fragment());
+        assert_eq!(back.to_html_fragment(), cmp.to_html_fragment());
+        let base: Report =
+            serde_json::from_value(s.eval_run("base").await.unwrap().report.unwrap()).unwrap();
+        assert_eq!(compare(&base, &report, &Gate::default()), cmp);
+        ts.cleanup().await;
+    }
+}
+
+#[track_caller]
+fn assert_embeddable(html: &str, wrapper: &str) {
+    assert!(html.starts_with(wrapper), "{html}");
+    assert!(html.ends_with("</div>"), "{html}");
+    let lower = html.to_lowercase();
+    for banned in [
+        "<!doctype",
+        "<html",
+        "<head",
+        "<body",
+        "<style",
+        "<script",
+        "<link",
+        "http://",
+        "https://",
+        "url(",
+        "src=",
+    ] {
+        assert!(!lower.contains(banned), "{banned} in fragment: {html}");
+    }
+    assert_eq!(
+        lower.matches("<div").count(),
+        lower.matches("</div>").count(),
+        "balanced divs"
+    );
+    assert_eq!(
+        lower.matches("<table").count(),
+        lower.matches("</table>").count()
+    );
+}
+
+#[test]
+fn html_fragments_embed_the_report_and_comparison_without_a_page_or_scripts() {
+    let (a, b, cmp) = baseline_and_candidate();
+    let frag = b.to_html_fragment();
+    assert_embeddable(&frag, "<div class=\"argent-report\">");
+    assert!(frag.contains("<svg") && frag.contains("case-b"));
+    assert!(frag.contains("&lt;script&gt;") && frag.contains("Zoë"));
+    assert!(
+        b.to_html().contains(&frag),
+        "the page is the fragment plus a wrapper"
+    );
+
+    let c = cmp.to_html_fragment();
+    assert_embeddable(&c, "<div class=\"argent-report argent-comparison\">");
+    assert!(c.contains("REGRESSED"), "{c}");
+    assert!(
+        c.contains("task_success_rate") && c.contains("-16.7 pp"),
+        "{c}"
+    );
+    assert!(c.contains("pass → fail") && c.contains("case-b"), "{c}");
+    assert!(c.contains("&lt;script&gt;"), "flip titles are escaped: {c}");
+    for reason in &cmp.regressions {
+        assert!(
+            c.contains(&argent_evals::report::escape_html(reason)),
+            "{reason}"
+        );
+    }
+    let same = compare(&a, &a, &Gate::default()).to_html_fragment();
+    assert!(same.contains(">OK<") && !same.contains("Why it regressed"));
+
+    // The fragment styles never reach outside the fragment.
+    for rule in REPORT_CSS
+        .split('}')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let selectors = rule.split('{').next().unwrap();
+        for sel in selectors.split(',') {
+            assert!(
+                sel.trim().starts_with(".argent-report"),
+                "unscoped selector {sel:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -20,6 +20,7 @@ use thiserror::Error;
 mod agent;
 mod audit;
 mod auth;
+mod eval_runs;
 mod ledger;
 mod records;
 pub mod testkit;
@@ -34,6 +35,7 @@ pub use audit::{
     audit_to_jsonl,
 };
 pub use auth::{NewUser, TokenKind, UserRecord};
+pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use tx::StoreTx;
 
@@ -139,6 +141,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth",
         include_str!("../../../migrations/sqlite/0003_auth.sql"),
     ),
+    (
+        5,
+        "eval_runs",
+        include_str!("../../../migrations/sqlite/0005_eval_runs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -155,6 +162,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "auth",
         include_str!("../../../migrations/postgres/0003_auth.sql"),
+    ),
+    (
+        5,
+        "eval_runs",
+        include_str!("../../../migrations/postgres/0005_eval_runs.sql"),
     ),
 ];
 

@@ -4,8 +4,8 @@
 use argent_core::demo::{DemoConfig, generate};
 use argent_core::ledger::aging_report;
 use argent_core::{
-    Case, CaseKind, CaseStatus, Currency, Installment, Invoice, Money, PaymentPlan, PlanStatus,
-    Portfolio, PromiseStatus, PromiseToPay,
+    Case, CaseKind, CaseStatus, Currency, DashboardInput, Installment, Invoice, Money, PaymentPlan,
+    PlanStatus, Portfolio, PromiseStatus, PromiseToPay, dashboard,
 };
 use argent_store::testkit::TestStore;
 use argent_store::{Store, StoreError};
@@ -122,6 +122,70 @@ async fn a_failing_import_leaves_nothing_behind() {
         assert_eq!(after.customers, before.customers, "{label}");
         assert_eq!(after.invoices, before.invoices, "{label}");
         assert_eq!(after.payments, before.payments, "{label}");
+    })
+    .await;
+}
+
+/// The manager dashboard is computed from what the store already serves: `ledger()` and
+/// `promises(None)`. From the store it must equal the dashboard of the data imported.
+#[tokio::test]
+async fn dashboard_from_the_store_matches_the_dashboard_of_the_data() {
+    on_every_backend(|store, label| async move {
+        let cfg = DemoConfig {
+            customers: 40,
+            ..Default::default()
+        };
+        let p = generate(&cfg);
+        store.import_portfolio(&p, "t").await.unwrap();
+        // Promises from a few customers: made two weeks ago for a week ago, and for next week.
+        let made = cfg.as_of.and_hms_opt(15, 0, 0).unwrap().and_utc() - chrono::Duration::days(14);
+        let mut promises = Vec::new();
+        for (k, c) in p.customers.iter().take(12).enumerate() {
+            let currency = p
+                .invoices
+                .iter()
+                .find(|i| i.customer_id == c.id)
+                .map_or(Currency::USD, |i| i.amount.currency);
+            let promise = PromiseToPay {
+                id: format!("PTP-{k}"),
+                customer_id: c.id.clone(),
+                invoice_numbers: vec![],
+                amount: Money::new(100_00 * (k as i64 + 1), currency),
+                promised_date: cfg.as_of + chrono::Duration::days(if k % 2 == 0 { -7 } else { 7 }),
+                created_at: made,
+                status: PromiseStatus::Open,
+            };
+            store.insert_promise(&promise).await.unwrap();
+            promises.push(promise);
+        }
+        let expected = dashboard(&DashboardInput {
+            customers: &p.customers,
+            invoices: &p.invoices,
+            payments: &p.payments,
+            promises: &promises,
+            as_of: cfg.as_of,
+            period_days: 90,
+            promise_grace_days: 3,
+        });
+        let l = store.ledger().await.unwrap();
+        let stored_promises = store.promises(None).await.unwrap();
+        let got = dashboard(&DashboardInput {
+            customers: &l.customers,
+            invoices: &l.invoices,
+            payments: &l.payments,
+            promises: &stored_promises,
+            as_of: cfg.as_of,
+            period_days: 90,
+            promise_grace_days: 3,
+        });
+        assert_eq!(got, expected, "{label}");
+        assert!(got.rows.len() >= 3, "{label}: the sample spans segments");
+        let counted: usize = got
+            .totals
+            .iter()
+            .map(|t| t.promises_kept + t.promises_broken + t.promises_open)
+            .sum();
+        assert_eq!(counted, 12, "{label}");
     })
     .await;
 }

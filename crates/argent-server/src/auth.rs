@@ -95,7 +95,7 @@ impl FromStr for UserRole {
 
 /// Who may call what. Every protected handler checks one of these lists.
 pub mod perm {
-    use super::UserRole::{self, Admin, Collector, Compliance, Manager};
+    use super::UserRole::{self, Admin, Collector, Compliance, Evaluator, Manager};
 
     /// Read the approval queue and its items. Compliance reads everything.
     pub const QUEUE_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
@@ -106,6 +106,16 @@ pub mod perm {
     pub const AUDIT_READ: &[UserRole] = &[Compliance, Manager, Admin];
     /// Read the ledger's aging report.
     pub const LEDGER_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// The dashboard: aging, DSO, CEI, days delinquent, promises, by segment.
+    pub const DASHBOARD_READ: &[UserRole] = &[Manager, Collector, Compliance, Admin];
+    /// Read prompt and policy documents, their versions and diffs.
+    pub const DOCS_READ: &[UserRole] = &[Manager, Compliance, Evaluator, Admin];
+    /// Write drafts of documents and activate versions.
+    pub const DOCS_WRITE: &[UserRole] = &[Manager, Admin];
+    /// Read eval runs, their reports and comparisons.
+    pub const EVALS_READ: &[UserRole] = &[Evaluator, Manager, Compliance, Admin];
+    /// Start eval runs (on the active documents or on a draft).
+    pub const EVALS_RUN: &[UserRole] = &[Evaluator, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
@@ -136,6 +146,15 @@ permission!(
 permission!(AuditRead, perm::AUDIT_READ, "See [`perm::AUDIT_READ`].");
 permission!(LedgerRead, perm::LEDGER_READ, "See [`perm::LEDGER_READ`].");
 permission!(SignedIn, perm::SIGNED_IN, "See [`perm::SIGNED_IN`].");
+permission!(
+    DashboardRead,
+    perm::DASHBOARD_READ,
+    "See [`perm::DASHBOARD_READ`]."
+);
+permission!(DocsRead, perm::DOCS_READ, "See [`perm::DOCS_READ`].");
+permission!(DocsWrite, perm::DOCS_WRITE, "See [`perm::DOCS_WRITE`].");
+permission!(EvalsRead, perm::EVALS_READ, "See [`perm::EVALS_READ`].");
+permission!(EvalsRun, perm::EVALS_RUN, "See [`perm::EVALS_RUN`].");
 
 /// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
 /// `P` does not list.

@@ -156,6 +156,7 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/audit/verify", get(api::audit_verify)),
         ("GET", "/audit/export", get(api::audit_export)),
         ("GET", "/aging", get(api::aging)),
+        ("GET", "/dashboard", get(web::dashboard_api)),
     ]
 }
 

@@ -193,6 +193,20 @@ async fn every_endpoint_checks_the_role_of_every_caller() {
             allowed: &[Collector, Manager, Compliance, Admin],
             consumes: false,
         },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/dashboard",
+            body: None,
+            allowed: &[Collector, Manager, Compliance, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/audit/export?format=csv",
+            body: None,
+            allowed: &[Compliance, Manager, Admin],
+            consumes: false,
+        },
     ];
     let mut checked = 0;
     for ep in &endpoints {

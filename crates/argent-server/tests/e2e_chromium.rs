@@ -508,7 +508,6 @@ async fn a_collector_approves_edits_and_rejects_in_chromium_and_compliance_sees_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the dashboard page lands with the manager pages"]
 async fn the_manager_dashboard_renders_in_chromium() {
     let Some(tools) = tools() else { return };
     let f = fixture().await;

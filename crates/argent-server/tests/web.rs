@@ -151,6 +151,7 @@ async fn every_page_checks_the_role_of_every_caller() {
         ("/queue/{id}", &[Collector, Manager, Compliance, Admin]),
         ("/audit", &[Compliance, Manager, Admin]),
         ("/audit/export?format=csv", &[Compliance, Manager, Admin]),
+        ("/dashboard", &[Collector, Manager, Compliance, Admin]),
         (
             "/rules/us.cease-contact",
             &[Collector, Manager, Compliance, Evaluator, Admin],
@@ -492,4 +493,60 @@ async fn the_rule_page_shows_the_citation_and_links_to_its_decisions() {
             "its decisions are in the trail"
         );
     }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_ledgers_analytics_by_segment() {
+    use argent_core::analytics::{DashboardInput, dashboard};
+    let f = fixture().await;
+    let store = f.store();
+    let ledger = store.ledger().await.unwrap();
+    let customers = store.customers().await.unwrap();
+    let promises = store.promises(None).await.unwrap();
+    let want = dashboard(&DashboardInput {
+        customers: &customers,
+        invoices: &ledger.invoices,
+        payments: &ledger.payments,
+        promises: &promises,
+        as_of: now().date_naive(),
+        period_days: 90,
+        promise_grace_days: argent_server::web::PROMISE_GRACE_DAYS,
+    });
+    assert!(!want.rows.is_empty());
+    let (s, got) = f
+        .as_user("mo", axum::http::Method::GET, "/api/dashboard", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got, serde_json::to_value(&want).unwrap());
+
+    let mut mo = Browser::sign_in(&f.app, "mo").await;
+    let page = mo.get("/").await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/dashboard"),
+        "a manager's home"
+    );
+    let page = mo.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"dashboard\""));
+    for row in &want.rows {
+        let seg = row.segment.unwrap().as_str();
+        assert!(
+            page.body.contains(&format!("data-segment=\"{seg}\"")),
+            "{seg}"
+        );
+    }
+    let total = &want.totals[0];
+    let open = argent_core::Money {
+        minor: total.open_total,
+        currency: total.currency,
+    };
+    assert!(page.body.contains(&open.to_string()), "{open}");
+    let other = mo.get("/dashboard?period_days=30").await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert!(other.body.contains("value=\"30\""));
+    assert_eq!(
+        mo.get("/dashboard?period_days=0").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -40,9 +40,12 @@ use crate::auth::{Permission, UserRole, hash_token, perm};
 use crate::error::{AppError, AppResult};
 
 mod audit;
+mod dashboard;
 mod queue;
 pub mod session;
 
+pub use dashboard::PROMISE_GRACE_DAYS;
+pub(crate) use dashboard::api as dashboard_api;
 pub use session::SESSION_COOKIE;
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
@@ -60,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
+        .route("/dashboard", get(dashboard::show))
         .route("/static/app.css", get(stylesheet))
 }
 
@@ -98,7 +102,15 @@ macro_rules! templates {
 
 /// Every template, by name. `layout` is the page frame the others render inside.
 const TEMPLATES: &[(&str, &str)] = templates![
-    "layout", "error", "login", "queue", "item", "preview", "audit", "rule",
+    "layout",
+    "error",
+    "login",
+    "queue",
+    "item",
+    "preview",
+    "audit",
+    "rule",
+    "dashboard",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -146,6 +158,24 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "Approval queue",
             perm::QUEUE_READ,
             &["queue", "item", "preview"],
+        ),
+        (
+            "/dashboard",
+            "Dashboard",
+            perm::DASHBOARD_READ,
+            &["dashboard"],
+        ),
+        (
+            "/documents",
+            "Prompts & policies",
+            perm::DOCS_READ,
+            &["documents", "document", "document_edit", "document_diff"],
+        ),
+        (
+            "/evals",
+            "Evals",
+            perm::EVALS_READ,
+            &["evals", "eval", "eval_compare"],
         ),
         (
             "/audit",
@@ -350,7 +380,8 @@ impl UserRole {
     /// Where this role lands after signing in.
     pub fn home(&self) -> &'static str {
         match self {
-            UserRole::Collector | UserRole::Admin | UserRole::Manager => "/queue",
+            UserRole::Collector | UserRole::Admin => "/queue",
+            UserRole::Manager => "/dashboard",
             UserRole::Compliance => "/audit",
             // Until the evaluator pages exist, the rule pages are all this role may read.
             UserRole::Evaluator => "/queue",
@@ -380,5 +411,26 @@ pub(crate) fn age(since: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> S
         format!("{} h", d.num_hours())
     } else {
         format!("{} min", d.num_minutes().max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_file_is_registered_and_compiles() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "hbs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut registered: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+        registered.sort();
+        assert_eq!(files, registered);
+        assert!(REGISTRY.is_ok(), "{:?}", REGISTRY.as_ref().err());
     }
 }

@@ -44,7 +44,7 @@ fn parse_role(s: &str) -> Result<UserRole, String> {
 }
 
 pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeArgs) -> Result<()> {
-    let agent = Arc::new(build_agent(store, models, clock)?);
+    let agent = Arc::new(build_agent(store, models, clock).await?);
     let config = ServerConfig {
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours.max(1))),
     };

@@ -20,6 +20,7 @@ use thiserror::Error;
 mod agent;
 mod audit;
 mod auth;
+mod documents;
 mod ledger;
 mod records;
 pub mod testkit;
@@ -34,6 +35,7 @@ pub use audit::{
     audit_to_jsonl,
 };
 pub use auth::{NewUser, TokenKind, UserRecord};
+pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use tx::StoreTx;
 
@@ -58,6 +60,10 @@ pub enum StoreError {
     /// back to `pending`).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The request contradicts the current state (e.g. activating the version that is
+    /// already active).
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -139,6 +145,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth",
         include_str!("../../../migrations/sqlite/0003_auth.sql"),
     ),
+    (
+        4,
+        "documents",
+        include_str!("../../../migrations/sqlite/0004_documents.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -155,6 +166,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "auth",
         include_str!("../../../migrations/postgres/0003_auth.sql"),
+    ),
+    (
+        4,
+        "documents",
+        include_str!("../../../migrations/postgres/0004_documents.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@
 //! (deny) → repeat until the model stops or a budget ends the run. Every step is audited
 //! and checkpointed; side effects happen only through [`authz::Authorized`] values.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use argent_tools::{Registry, RegistryError};
 pub mod authz;
 pub mod context;
 pub mod demo;
+pub mod documents;
 mod exec;
 pub mod offline;
 pub mod outbox;
@@ -29,6 +31,10 @@ pub mod run;
 pub mod testing;
 
 pub use context::Account;
+pub use documents::{
+    DiffLine, DiffTag, DocumentSet, LineError, diff_lines, validate_document, validate_in_set,
+    validate_set,
+};
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
 pub use prompt::{PromptError, PromptSet};
 pub use review::{ReviewResult, Reviewer};
@@ -120,28 +126,29 @@ impl Default for AgentConfig {
 }
 
 /// Loads every policy document under `dir` and a version: the first 16 hex digits of
-/// SHA-256 over the documents' names and text.
+/// SHA-256 over the documents' file names and text.
 pub fn load_policies(dir: &Path) -> Result<(PolicySet, String), AgentError> {
+    let docs = DocumentSet::read_policies(dir)?;
     let set = PolicySet::load_dir(dir)?;
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| AgentError::Io(format!("{}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+    Ok((set, policy_version(&docs)))
+}
+
+/// The policy version of documents given by name and text: the first 16 hex digits of
+/// SHA-256 over each `<name>.toml`, a NUL and its text, in file-name order — exactly what
+/// [`load_policies`] gives a directory of those files.
+pub fn policy_version(policies: &BTreeMap<String, String>) -> String {
+    let mut files: Vec<(String, &str)> = policies
+        .iter()
+        .map(|(name, text)| (format!("{name}.toml"), text.as_str()))
         .collect();
     files.sort();
     let mut h = Sha256::new();
-    for f in files {
-        let text =
-            std::fs::read(&f).map_err(|e| AgentError::Io(format!("{}: {e}", f.display())))?;
-        h.update(
-            f.file_name()
-                .map(|n| n.as_encoded_bytes().to_vec())
-                .unwrap_or_default(),
-        );
+    for (file, text) in files {
+        h.update(file.as_bytes());
         h.update([0]);
-        h.update(&text);
+        h.update(text.as_bytes());
     }
-    Ok((set, hex::encode(h.finalize())[..16].to_string()))
+    hex::encode(h.finalize())[..16].to_string()
 }
 
 pub struct Agent {
@@ -166,7 +173,9 @@ impl Agent {
         }
     }
 
-    /// Builds an agent over the repository layout: `root/prompts` and `root/policies`.
+    /// Builds an agent over a prompts directory and a policies directory (the repository
+    /// layout: `prompts/`, `policies/`): reads them into a [`DocumentSet`] and calls
+    /// [`Agent::from_documents`].
     pub fn from_dirs(
         store: Store,
         model: Arc<dyn ChatModel>,
@@ -174,14 +183,27 @@ impl Agent {
         policies_dir: &Path,
         config: AgentConfig,
     ) -> Result<Agent, AgentError> {
-        let (policies, policy_version) = load_policies(policies_dir)?;
+        let docs = DocumentSet::from_dirs(prompts_dir, policies_dir)?;
+        Agent::from_documents(store, model, &docs, config)
+    }
+
+    /// Builds an agent over prompt templates and policy documents held in memory (e.g.
+    /// the active documents in the database). The same texts give the same prompt and
+    /// policy versions as [`Agent::from_dirs`] over files holding them.
+    pub fn from_documents(
+        store: Store,
+        model: Arc<dyn ChatModel>,
+        docs: &DocumentSet,
+        config: AgentConfig,
+    ) -> Result<Agent, AgentError> {
+        let policies = docs.policy_set()?;
         Ok(Agent {
             store,
             model,
             registry: Registry::builtin()?,
             policies,
-            policy_version,
-            prompts: PromptSet::load(prompts_dir)?,
+            policy_version: docs.policy_version(),
+            prompts: docs.prompt_set()?,
             config,
             ids: std::sync::atomic::AtomicU64::new(0),
         })

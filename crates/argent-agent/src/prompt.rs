@@ -26,7 +26,15 @@ pub enum PromptError {
     #[error("no prompt template '{0}' (looked for prompts/{0}.hbs)")]
     Missing(String),
     #[error("rendering prompt '{name}': {reason}")]
-    Render { name: String, reason: String },
+    Render {
+        name: String,
+        reason: String,
+        /// Where in `name`'s template rendering failed, when handlebars knows.
+        line: Option<usize>,
+        column: Option<usize>,
+        /// What went wrong, without the position.
+        message: String,
+    },
     #[error("{0}: no templates found (is this the prompts/ directory?)")]
     Empty(PathBuf),
 }
@@ -36,6 +44,7 @@ pub struct PromptSet {
     hb: Handlebars<'static>,
     /// First 16 hex digits of SHA-256 over every template's path and text.
     version: String,
+    /// Where the templates came from (a directory, or `prompts` for documents).
     dir: PathBuf,
 }
 
@@ -48,7 +57,13 @@ impl std::fmt::Debug for PromptSet {
     }
 }
 
-fn collect(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) -> Result<(), PromptError> {
+/// Reads every `*.hbs` under `dir` (recursively) into `out`, named by its path relative to
+/// `base` without the extension (`tone/firm`).
+pub(crate) fn collect(
+    dir: &Path,
+    base: &Path,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), PromptError> {
     let entries = std::fs::read_dir(dir).map_err(|source| PromptError::Io {
         path: dir.to_path_buf(),
         source,
@@ -74,29 +89,48 @@ fn collect(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) -> Resul
     Ok(())
 }
 
+/// The version of a set of templates: the first 16 hex digits of SHA-256 over every
+/// template's name, a NUL, its text and a NUL, in name order.
+pub fn prompt_version(templates: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, text) in templates {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())[..16].to_string()
+}
+
 impl PromptSet {
     pub fn load(dir: &Path) -> Result<PromptSet, PromptError> {
         let mut files = BTreeMap::new();
         collect(dir, dir, &mut files)?;
+        PromptSet::build(&files, dir)
+    }
+
+    /// Templates given by name (`system`, `tone/firm`, …) and text, e.g. from the database.
+    /// The version is the one [`PromptSet::load`] gives a directory holding the same
+    /// templates; errors name each template as the file `prompts/<name>.hbs`.
+    pub fn from_map(templates: BTreeMap<String, String>) -> Result<PromptSet, PromptError> {
+        PromptSet::build(&templates, Path::new("prompts"))
+    }
+
+    fn build(files: &BTreeMap<String, String>, dir: &Path) -> Result<PromptSet, PromptError> {
         if files.is_empty() {
             return Err(PromptError::Empty(dir.to_path_buf()));
         }
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
-        let mut hasher = Sha256::new();
-        for (name, text) in &files {
-            hasher.update(name.as_bytes());
-            hasher.update([0]);
-            hasher.update(text.as_bytes());
-            hasher.update([0]);
+        for (name, text) in files {
             hb.register_template_string(name, text)
                 .map_err(|e| PromptError::Parse {
                     path: dir.join(format!("{name}.hbs")),
                     reason: e.to_string(),
                 })?;
         }
-        let version = hex::encode(hasher.finalize())[..16].to_string();
+        let version = prompt_version(files);
         Ok(PromptSet {
             hb,
             version,
@@ -119,6 +153,14 @@ impl PromptSet {
         self.hb.render(name, data).map_err(|e| PromptError::Render {
             name: name.to_string(),
             reason: e.to_string(),
+            line: e.line_no,
+            column: e.column_no,
+            message: match e.reason() {
+                handlebars::RenderErrorReason::MissingVariable(Some(var)) => {
+                    format!("'{var}' is not a variable this template is given")
+                }
+                other => other.to_string(),
+            },
         })
     }
 }

@@ -12,6 +12,7 @@ use argent_policy::evaluate;
 use argent_store::{NewApproval, NewAuditEvent, RunRecord, RunStatus, ToolCallStatus};
 
 use crate::context::Account;
+use crate::prompt::{PromptError, PromptSet};
 use crate::{Agent, AgentError, authz, exec};
 
 /// What starts a run.
@@ -83,7 +84,7 @@ pub struct RunOutcome {
     pub final_text: Option<String>,
 }
 
-fn tone(segment: RiskSegment) -> &'static str {
+pub(crate) fn tone(segment: RiskSegment) -> &'static str {
     match segment {
         RiskSegment::Low | RiskSegment::Medium => "courteous",
         RiskSegment::High => "firm",
@@ -103,69 +104,87 @@ fn priority(account: &Account, amount_minor: i64) -> i64 {
     risk * 1_000_000 + age * 1_000 + amount
 }
 
+/// Renders the system and user prompts of a run for `account` and `trigger`: the tier,
+/// tone, step and disclosure partials picked for the account, then `system` with the
+/// account's data, then `user_inbound` or `user_step`. Used by the agent, and by
+/// validation against sample accounts (`documents::validate_set`).
+pub(crate) fn render_run_prompts(
+    prompts: &PromptSet,
+    company_name: &str,
+    account: &Account,
+    trigger: &Trigger,
+) -> Result<(String, String), PromptError> {
+    let kind = if account.initial_sent {
+        "subsequent"
+    } else {
+        "initial"
+    };
+    let company = json!({"company": company_name});
+    let footer = prompts.render(
+        &format!("disclosure/{}-{kind}", account.customer.jurisdiction),
+        &company,
+    )?;
+    let step = match trigger {
+        Trigger::Inbound { .. } => "inbound_reply".to_string(),
+        Trigger::Step { step } => step.clone(),
+    };
+    let local = account.now.with_timezone(&account.customer.time_zone);
+    let open_cases: Vec<String> = account
+        .cases
+        .iter()
+        .filter(|c| c.status == argent_core::CaseStatus::Open)
+        .map(|c| format!("{} {} ({})", c.id, c.kind, c.invoice_numbers.join(", ")))
+        .collect();
+    let open_promises: Vec<String> = account
+        .open_promises()
+        .iter()
+        .map(|p| format!("{} by {}", p.amount, p.promised_date))
+        .collect();
+    let data = json!({
+        "company": company_name,
+        "customer": {
+            "id": account.customer.id,
+            "name": account.customer.name,
+            "tier": account.customer.tier.as_str(),
+            "jurisdiction": account.customer.jurisdiction.as_str(),
+            "time_zone": account.customer.time_zone.name(),
+        },
+        "contact_email": account.contact_email().unwrap_or("(none on file: do not email)"),
+        "segment": account.risk.segment.as_str(),
+        "now_local": local.format("%Y-%m-%d %H:%M").to_string(),
+        "balance_text": account.balance_text(),
+        "invoices": account.open_invoices_json(),
+        "open_cases": if open_cases.is_empty() { "none".to_string() } else { open_cases.join("; ") },
+        "open_promises": if open_promises.is_empty() { "none".to_string() } else { open_promises.join("; ") },
+        "tier": prompts.render(&format!("tier/{}", account.customer.tier), &company)?,
+        "tone": prompts.render(&format!("tone/{}", tone(account.risk.segment)), &company)?,
+        "step": prompts.render(&format!("step/{step}"), &company)?,
+        "footer": footer,
+        "context_json": serde_json::to_string_pretty(&account.context_json(&footer)).unwrap_or_default(),
+    });
+    let system = prompts.render("system", &data)?;
+    let user = match trigger {
+        Trigger::Inbound { from, subject, body, received_at } => prompts.render(
+            "user_inbound",
+            &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
+        )?,
+        Trigger::Step { step } => prompts.render("user_step", &json!({"step_name": step}))?,
+    };
+    Ok((system, user))
+}
+
 impl Agent {
     fn render_prompts(
         &self,
         account: &Account,
         trigger: &Trigger,
     ) -> Result<(String, String), AgentError> {
-        let kind = if account.initial_sent {
-            "subsequent"
-        } else {
-            "initial"
-        };
-        let company = json!({"company": self.config.company});
-        let footer = self.prompts.render(
-            &format!("disclosure/{}-{kind}", account.customer.jurisdiction),
-            &company,
-        )?;
-        let step = match trigger {
-            Trigger::Inbound { .. } => "inbound_reply".to_string(),
-            Trigger::Step { step } => step.clone(),
-        };
-        let local = account.now.with_timezone(&account.customer.time_zone);
-        let open_cases: Vec<String> = account
-            .cases
-            .iter()
-            .filter(|c| c.status == argent_core::CaseStatus::Open)
-            .map(|c| format!("{} {} ({})", c.id, c.kind, c.invoice_numbers.join(", ")))
-            .collect();
-        let open_promises: Vec<String> = account
-            .open_promises()
-            .iter()
-            .map(|p| format!("{} by {}", p.amount, p.promised_date))
-            .collect();
-        let data = json!({
-            "company": self.config.company,
-            "customer": {
-                "id": account.customer.id,
-                "name": account.customer.name,
-                "tier": account.customer.tier.as_str(),
-                "jurisdiction": account.customer.jurisdiction.as_str(),
-                "time_zone": account.customer.time_zone.name(),
-            },
-            "contact_email": account.contact_email().unwrap_or("(none on file: do not email)"),
-            "segment": account.risk.segment.as_str(),
-            "now_local": local.format("%Y-%m-%d %H:%M").to_string(),
-            "balance_text": account.balance_text(),
-            "invoices": account.open_invoices_json(),
-            "open_cases": if open_cases.is_empty() { "none".to_string() } else { open_cases.join("; ") },
-            "open_promises": if open_promises.is_empty() { "none".to_string() } else { open_promises.join("; ") },
-            "tier": self.prompts.render(&format!("tier/{}", account.customer.tier), &company)?,
-            "tone": self.prompts.render(&format!("tone/{}", tone(account.risk.segment)), &company)?,
-            "step": self.prompts.render(&format!("step/{step}"), &company)?,
-            "footer": footer,
-            "context_json": serde_json::to_string_pretty(&account.context_json(&footer)).unwrap_or_default(),
-        });
-        let system = self.prompts.render("system", &data)?;
-        let user = match trigger {
-            Trigger::Inbound { from, subject, body, received_at } => self.prompts.render(
-                "user_inbound",
-                &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
-            )?,
-            Trigger::Step { step } => self.prompts.render("user_step", &json!({"step_name": step}))?,
-        };
-        Ok((system, user))
+        Ok(render_run_prompts(
+            &self.prompts,
+            &self.config.company,
+            account,
+            trigger,
+        )?)
     }
 
     fn tool_definitions(&self) -> Vec<ToolDefinition> {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use argent_agent::outbox::DirMailer;
 use argent_agent::{
-    Agent, AgentConfig, CallStatus, Clock, OfflineModel, Reviewer, RunOutcome, Trigger,
+    Agent, AgentConfig, CallStatus, Clock, DocumentSet, OfflineModel, Reviewer, RunOutcome, Trigger,
 };
 use argent_core::Role;
 use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
@@ -23,10 +23,13 @@ pub struct ModelArgs {
     /// `record:FILE` (openai, recording every exchange to a cassette) or `replay:FILE`.
     #[arg(long, global = true, default_value = "offline")]
     pub model: String,
-    /// Prompt templates directory.
+    /// Prompt templates directory. Commands that work a database (run, resume, serve,
+    /// approvals, outbox) use the database's active prompt documents and read this only
+    /// to seed a database that has no documents yet; `eval` reads it directly.
     #[arg(long, global = true, default_value = "prompts")]
     pub prompts: PathBuf,
-    /// Policy documents directory.
+    /// Policy documents directory: like --prompts, it seeds a database without documents
+    /// and is read directly by `eval`.
     #[arg(long, global = true, default_value = "policies")]
     pub policies: PathBuf,
 }
@@ -44,7 +47,7 @@ pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
 }
 
 /// A data directory: as given if it exists, else the one in this source tree.
-fn data_dir(p: &Path) -> PathBuf {
+pub fn data_dir(p: &Path) -> PathBuf {
     if p.exists() || p.is_absolute() {
         return p.to_path_buf();
     }
@@ -52,19 +55,53 @@ fn data_dir(p: &Path) -> PathBuf {
     if repo.exists() { repo } else { p.to_path_buf() }
 }
 
-pub fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {
+/// The author recorded for documents seeded from the --prompts / --policies directories.
+pub const SEED_AUTHOR: &str = "seed";
+
+/// The prompts and policies the agent works with: the database's active documents. A
+/// database with no documents at all is first seeded from the --prompts and --policies
+/// directories (each file becomes version 1 of its document, active, audited as
+/// `document.seed` by `seed`); after that the directories are not read.
+pub async fn active_documents(store: &Store, m: &ModelArgs) -> Result<DocumentSet> {
+    if store.documents().await?.is_empty() {
+        let (prompts, policies) = (data_dir(&m.prompts), data_dir(&m.policies));
+        let files = DocumentSet::from_dirs(&prompts, &policies).with_context(|| {
+            format!(
+                "seeding the database's documents from {} and {}",
+                prompts.display(),
+                policies.display()
+            )
+        })?;
+        // Check the files before they become what the agent uses.
+        files.prompt_set()?;
+        files.policy_set()?;
+        let n = store.seed_documents(&files.entries(), SEED_AUTHOR).await?;
+        if n > 0 {
+            eprintln!(
+                "argent: the database had no prompts or policies; seeded {n} documents from {} and {}",
+                prompts.display(),
+                policies.display()
+            );
+        }
+    }
+    let docs = DocumentSet::from_versions(&store.active_documents().await?);
+    if docs.prompts.is_empty() {
+        bail!("the database has no active prompt documents (argent docs list)");
+    }
+    Ok(docs)
+}
+
+/// The working agent over a database: its active documents (seeding them first if it
+/// has none) and the chosen model.
+pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {
     let model = build_model(&m.model)?;
+    let docs = active_documents(&store, m).await?;
     let config = AgentConfig {
         clock,
         ..Default::default()
     };
-    Ok(Agent::from_dirs(
-        store,
-        model,
-        &data_dir(&m.prompts),
-        &data_dir(&m.policies),
-        config,
-    )?)
+    Agent::from_documents(store, model, &docs, config)
+        .context("building the agent from the database's active documents")
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,7 +279,7 @@ pub async fn approvals(
             println!("{}", serde_json::to_string_pretty(&item)?);
         }
         ApprovalsCommand::Approve { id, who, note } => {
-            let agent = build_agent(store, models, clock)?;
+            let agent = build_agent(store, models, clock).await?;
             let r = agent
                 .approve(&id, &who.reviewer()?, note.as_deref())
                 .await?;
@@ -262,7 +299,7 @@ pub async fn approvals(
             };
             let value: serde_json::Value =
                 serde_json::from_str(&text).context("--args is not valid JSON")?;
-            let agent = build_agent(store, models, clock)?;
+            let agent = build_agent(store, models, clock).await?;
             let preview = agent.preview_edit(&id, value.clone()).await?;
             println!("policy decision for the edit: {preview}");
             let r = agent
@@ -271,7 +308,7 @@ pub async fn approvals(
             println!("edited and approved {id}; executed: {}", r.result);
         }
         ApprovalsCommand::Reject { id, who, note } => {
-            let agent = build_agent(store, models, clock)?;
+            let agent = build_agent(store, models, clock).await?;
             agent.reject(&id, &who.reviewer()?, &note).await?;
             println!("rejected {id}");
         }
@@ -335,7 +372,7 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 prompts: "prompts".into(),
                 policies: "policies".into(),
             };
-            let agent = build_agent(store, &models, Clock::System)?;
+            let agent = build_agent(store, &models, Clock::System).await?;
             let n = agent
                 .deliver_outbox(&DirMailer { dir: dir.clone() }, &from, limit)
                 .await?;
@@ -410,7 +447,7 @@ pub fn demo_clock() -> Clock {
 }
 
 pub async fn demo_agent_runs(store: Store, models: &ModelArgs, dunning: usize) -> Result<()> {
-    let agent = build_agent(store.clone(), models, demo_clock())?;
+    let agent = build_agent(store.clone(), models, demo_clock()).await?;
     println!("model: {}", agent.model.name());
     println!(
         "prompts {} · policies {}",

@@ -13,6 +13,7 @@ use argent_core::ledger::aging_report;
 use argent_store::Store;
 
 mod agentcmd;
+mod docscmd;
 mod evalcmd;
 mod render;
 mod servecmd;
@@ -142,7 +143,12 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         dunning: usize,
     },
-    /// Serve the JSON API on a local address.
+    /// Prompts and policies as versioned documents in the database.
+    Docs {
+        #[command(subcommand)]
+        command: docscmd::DocsCommand,
+    },
+    /// Serve the web app (pages for every role) and the JSON API on a local address.
     Serve(servecmd::ServeArgs),
     /// Users of the web API and their roles.
     Users {
@@ -282,7 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
             inbound,
         } => {
             let store = open(&cli.database).await?;
-            let agent = agentcmd::build_agent(store, &cli.models, clock(cli.now))?;
+            let agent = agentcmd::build_agent(store, &cli.models, clock(cli.now)).await?;
             let trigger = match (step, inbound) {
                 (_, Some(path)) => agentcmd::read_inbound(&path, "")?,
                 (Some(step), None) => argent_agent::Trigger::Step { step },
@@ -292,7 +298,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Resume { run } => {
             let store = open(&cli.database).await?;
-            let agent = agentcmd::build_agent(store.clone(), &cli.models, clock(cli.now))?;
+            let agent = agentcmd::build_agent(store.clone(), &cli.models, clock(cli.now)).await?;
             let ids: Vec<String> = match run {
                 Some(id) => vec![id],
                 None => {
@@ -339,6 +345,7 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?
         }
+        Command::Docs { command } => docscmd::docs(&cli.database, command).await?,
         Command::Users { command } => servecmd::users(open(&cli.database).await?, command).await?,
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::io::BufRead;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +22,19 @@ pub struct ServeArgs {
     /// How long a bearer token from POST /api/login stays valid, in hours.
     #[arg(long, default_value_t = 12)]
     pub token_ttl_hours: u32,
+    /// How long a browser session lasts, in hours.
+    #[arg(long, default_value_t = 12)]
+    pub session_ttl_hours: u32,
+    /// Mark the session cookie Secure (when the server is reached over HTTPS).
+    #[arg(long)]
+    pub secure_cookies: bool,
+    /// The eval set the web runs on drafts and active documents (offline model).
+    #[arg(long, default_value = "evals/core")]
+    pub evals: PathBuf,
+    /// Run only the eval cases this selects (`tag:NAME` or an id substring,
+    /// comma-separated), to keep web eval runs short.
+    #[arg(long)]
+    pub eval_filter: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,10 +58,21 @@ fn parse_role(s: &str) -> Result<UserRole, String> {
 }
 
 pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeArgs) -> Result<()> {
-    let agent = Arc::new(build_agent(store, models, clock)?);
+    let agent = Arc::new(build_agent(store, models, clock).await?);
     let config = ServerConfig {
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours.max(1))),
+        session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours.max(1))),
+        secure_cookies: args.secure_cookies,
+        evals_dir: args.evals.is_dir().then(|| args.evals.clone()),
+        eval_filter: args.eval_filter.clone(),
+        ..ServerConfig::default()
     };
+    if config.evals_dir.is_none() {
+        eprintln!(
+            "argent: no eval set at {}; eval runs from the web are off",
+            args.evals.display()
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;

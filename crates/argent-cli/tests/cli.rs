@@ -45,6 +45,7 @@ fn every_subcommand_has_help() {
         "demo",
         "serve",
         "users",
+        "docs",
     ];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");
@@ -496,6 +497,195 @@ fn eval_run_writes_reports_and_compare_gates_a_weakened_policy() {
         String::from_utf8_lossy(&cmp.stdout)
     );
     assert!(String::from_utf8_lossy(&cmp.stderr).contains("regresses"));
+}
+
+#[test]
+fn the_database_is_seeded_once_and_then_its_active_documents_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let csv = dir.path().join("d.csv");
+    std::fs::write(
+        &csv,
+        "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H1,2026-03-01,2026-03-31,GBP,100.00,100.00,2026-03-30\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-09-01,2026-10-01,GBP,1500.00,,\n",
+    )
+    .unwrap();
+    ok(argent(&db, &["import", csv.to_str().unwrap()]));
+    assert!(ok(argent(&db, &["docs", "list"])).contains("no documents yet"));
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let files = argent_agent::DocumentSet::from_dirs(&repo.join("prompts"), &repo.join("policies"))
+        .unwrap();
+    let now = "2026-11-20T14:00:00Z";
+    let step = [
+        "--now",
+        now,
+        "run",
+        "--customer",
+        "C1",
+        "--step",
+        "overdue_notice",
+    ];
+    let out = argent(&db, &step);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("seeded"),
+        "the first run says it seeded"
+    );
+    ok(out);
+    let listed = ok(argent(&db, &["docs", "list"]));
+    let count = files.prompts.len() + files.policies.len();
+    assert!(listed.contains(&format!("{count} document(s)")), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["policy", "b2b", "1", "1", "1"]),
+        "{listed}"
+    );
+
+    // A manager's new b2b version, activated: the next run uses it, and the directories
+    // (here: ones that do not exist) are not read again.
+    let b2b = files.policies["b2b"].clone() + "\n# reviewed by the manager\n";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = db.to_str().unwrap().to_string();
+    rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        let v = s
+            .create_document_version(argent_store::DocKind::Policy, "b2b", &b2b, "maria", None)
+            .await
+            .unwrap();
+        assert_eq!(v.version, 2);
+        s.activate_document(argent_store::DocKind::Policy, "b2b", 2, "maria")
+            .await
+            .unwrap();
+        s.close().await;
+    });
+    let out = argent(
+        &db,
+        &[
+            "--prompts",
+            "/nonexistent/prompts",
+            "--policies",
+            "/nonexistent/policies",
+            "--now",
+            now,
+            "run",
+            "--customer",
+            "C1",
+            "--step",
+            "pre_due_reminder",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("seeded"));
+    ok(out);
+    let expected = files.with_document(argent_store::DocKind::Policy, "b2b", &b2b);
+    rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        let started = s
+            .audit_events(&argent_store::AuditFilter {
+                kind: Some("run_started".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let versions: Vec<(String, String)> = started
+            .iter()
+            .map(|e| {
+                (
+                    e.payload["prompt_version"].as_str().unwrap().to_string(),
+                    e.payload["policy_version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            vec![
+                (files.prompt_version(), files.policy_version()),
+                (expected.prompt_version(), expected.policy_version()),
+            ]
+        );
+        let seeded = s
+            .audit_events(&argent_store::AuditFilter {
+                kind: Some("document.seed".into()),
+                actor: Some("seed".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(seeded.len(), count);
+        s.close().await;
+    });
+    assert!(ok(argent(&db, &["audit", "verify"])).contains("intact"));
+    let listed = ok(argent(&db, &["docs", "list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["policy", "b2b", "2", "2", "2"]),
+        "{listed}"
+    );
+}
+
+#[test]
+fn docs_validate_prints_each_problem_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let us = std::fs::read_to_string(repo.join("policies/us-consumer.toml")).unwrap();
+    let good = dir.path().join("us-consumer.toml");
+    std::fs::write(&good, &us).unwrap();
+    let out = ok(argent(
+        &db,
+        &["docs", "validate", "policy", good.to_str().unwrap()],
+    ));
+    assert!(out.starts_with("ok  "), "{out}");
+
+    let line = us
+        .lines()
+        .position(|l| l.starts_with("max_discount_percent"))
+        .unwrap()
+        + 1;
+    let bad_text = us.replacen(
+        us.lines().nth(line - 1).unwrap(),
+        "max_discount_percent = 150",
+        1,
+    );
+    let bad = dir.path().join("bad").join("us-consumer.toml");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, bad_text).unwrap();
+    let out = argent(&db, &["docs", "validate", "policy", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!(
+            "{}:{line}:1: negotiation[0].max_discount_percent: ",
+            bad.display()
+        )),
+        "{stdout}"
+    );
+
+    let prompt = dir.path().join("prompts").join("tone").join("firm.hbs");
+    std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
+    std::fs::write(&prompt, "Be firm.\n{{#if overdue}}\nAsk for a date.\n").unwrap();
+    let out = argent(
+        &db,
+        &["docs", "validate", "prompt", prompt.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("{}:2:1: ", prompt.display())),
+        "{stdout}"
+    );
+    std::fs::write(&prompt, "Be firm with {{customer.name}}.\n").unwrap();
+    let out = argent(
+        &db,
+        &["docs", "validate", "prompt", prompt.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(":1:"), "{stdout}");
+    assert!(stdout.contains("customer.name"), "{stdout}");
+    assert!(!db.exists(), "validate does not open the database");
 }
 
 fn argent_as(user: Option<&str>, db: &Path, args: &[&str]) -> Output {

@@ -12,12 +12,15 @@
 //! * [`compare`]: flips and metric deltas between two reports, gated by a [`Gate`];
 //!   [`Comparison::regressed`] tells a CI step to fail; [`Comparison::to_html_fragment`]
 //!   renders it for a page.
+//! * [`run_documents`]: the same run against prompts and policies held as documents (a
+//!   draft from the database), for comparing a draft with the active versions.
 //!
 //! Executed policy violations are defined in [`score`](crate::score) (module docs).
 
 pub mod agent_runner;
 pub mod case;
 pub mod compare;
+pub mod documents;
 pub mod outcome;
 pub mod report;
 pub mod run;
@@ -32,6 +35,7 @@ pub use case::{
     EvalSet, Expectations, InboundMessage, KeyProblem, PromiseExpectation, StatusExpectation,
 };
 pub use compare::{Comparison, Flip, Gate, MetricDelta, compare};
+pub use documents::{deny_rule_ids_in_documents, run_documents};
 pub use outcome::{
     CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, PromiseState,
 };

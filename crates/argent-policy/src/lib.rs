@@ -8,6 +8,7 @@
 //! [`run_policy_tests`] runs the policy tests kept in `policies/tests/`.
 
 pub mod context;
+pub mod diagnose;
 pub mod error;
 pub mod eval;
 pub mod policy;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use argent_core::{Decision, FiredRule, Outcome, Role};
 pub use context::{Context, OpenInvoice, PriorContact};
+pub use diagnose::{Diagnostic, diagnose, locate_key};
 pub use error::{KeyProblem, PolicyError};
 pub use eval::evaluate;
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
@@ -48,18 +50,42 @@ impl PolicySet {
         let mut set = PolicySet::default();
         for file in files {
             let p = Policy::load(&file)?;
-            if set.policies.contains_key(&p.id) {
-                return Err(PolicyError::Invalid {
-                    file,
-                    problems: vec![KeyProblem {
-                        key: "id".into(),
-                        problem: format!("policy id '{}' is used by another document", p.id),
-                    }],
-                });
-            }
-            set.policies.insert(p.id.clone(), p);
+            set.insert(p, file)?;
         }
         Ok(set)
+    }
+
+    /// Loads and validates documents given as `(name, TOML text)` pairs, e.g. from the
+    /// database, as if each were the file `policies/<name>.toml` (that is the name errors
+    /// give). The same checks as [`PolicySet::load_dir`], in the same order.
+    pub fn from_sources<'a, I>(sources: I) -> Result<PolicySet, PolicyError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut files: Vec<(std::path::PathBuf, &str)> = sources
+            .into_iter()
+            .map(|(name, text)| (Path::new("policies").join(format!("{name}.toml")), text))
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut set = PolicySet::default();
+        for (file, text) in files {
+            set.insert(Policy::from_toml_str(text, &file)?, file)?;
+        }
+        Ok(set)
+    }
+
+    fn insert(&mut self, p: Policy, file: std::path::PathBuf) -> Result<(), PolicyError> {
+        if self.policies.contains_key(&p.id) {
+            return Err(PolicyError::Invalid {
+                file,
+                problems: vec![KeyProblem {
+                    key: "id".into(),
+                    problem: format!("policy id '{}' is used by another document", p.id),
+                }],
+            });
+        }
+        self.policies.insert(p.id.clone(), p);
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<&Policy> {

@@ -118,6 +118,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => AppError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => AppError::Conflict(why),
             other => AppError::internal(other),
         }
     }

@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// Failed sign-ins a user name may have within `login_window` before further attempts
     /// are refused for the rest of it (see [`auth::LoginThrottle`]).
     pub login_max_failures: usize,
+    /// The eval set web eval runs use (`None`: eval runs from the web are off).
+    pub evals_dir: Option<std::path::PathBuf>,
+    /// Which cases of it they run (`tag:NAME` or id substrings, comma-separated).
+    pub eval_filter: Option<String>,
     pub login_window: std::time::Duration,
     /// Mark the session cookie `Secure` (set it when the server is behind HTTPS; a browser
     /// will not send a `Secure` cookie over plain HTTP, so it is off for 127.0.0.1).
@@ -55,6 +59,8 @@ impl Default for ServerConfig {
             session_ttl: chrono::Duration::hours(12),
             secure_cookies: false,
             login_max_failures: 5,
+            evals_dir: None,
+            eval_filter: None,
             login_window: std::time::Duration::from_secs(15 * 60),
         }
     }
@@ -157,6 +163,32 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/audit/export", get(api::audit_export)),
         ("GET", "/aging", get(api::aging)),
         ("GET", "/dashboard", get(web::dashboard_api)),
+        ("GET", "/documents", get(web::api_list)),
+        ("GET", "/documents/{kind}/{name}", get(web::api_versions)),
+        ("POST", "/documents/{kind}/{name}", post(web::api_create)),
+        (
+            "POST",
+            "/documents/{kind}/{name}/validate",
+            post(web::api_validate),
+        ),
+        (
+            "GET",
+            "/documents/{kind}/{name}/{version}",
+            get(web::api_version),
+        ),
+        (
+            "POST",
+            "/documents/{kind}/{name}/{version}/activate",
+            post(web::api_activate),
+        ),
+        (
+            "POST",
+            "/documents/{kind}/{name}/{version}/eval",
+            post(web::api_run_draft),
+        ),
+        ("GET", "/evals", get(web::evals_api_list)),
+        ("POST", "/evals", post(web::evals_api_run)),
+        ("GET", "/evals/{id}", get(web::evals_api_show)),
     ]
 }
 

@@ -110,6 +110,12 @@ async fn login_gives_a_bearer_token_that_is_stored_only_as_a_hash() {
 async fn every_endpoint_checks_the_role_of_every_caller() {
     use UserRole::{Admin, Collector, Compliance, Evaluator, Manager};
     let f = fixture().await;
+    let b2b = f
+        .store()
+        .document(argent_store::DocKind::Policy, "b2b", 1)
+        .await
+        .unwrap()
+        .body;
     // Items consumed by a successful decision: one per (endpoint, allowed role).
     let mut fresh = f.ann.iter().cloned();
     let probe = f.ann[ANN_ITEMS - 1].clone(); // never decided here
@@ -205,6 +211,48 @@ async fn every_endpoint_checks_the_role_of_every_caller() {
             path: "/api/audit/export?format=csv",
             body: None,
             allowed: &[Compliance, Manager, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/documents",
+            body: None,
+            allowed: &[Manager, Compliance, Evaluator, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/documents/policy/b2b",
+            body: None,
+            allowed: &[Manager, Compliance, Evaluator, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/documents/policy/b2b/1",
+            body: None,
+            allowed: &[Manager, Compliance, Evaluator, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/api/documents/policy/b2b/validate",
+            body: Some(json!({"body": b2b.clone()})),
+            allowed: &[Manager, Compliance, Evaluator, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/api/documents/policy/b2b",
+            body: Some(json!({"body": b2b.clone(), "note": "same words"})),
+            allowed: &[Manager, Admin],
+            consumes: false,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/evals",
+            body: None,
+            allowed: &[Evaluator, Manager, Compliance, Admin],
             consumes: false,
         },
     ];

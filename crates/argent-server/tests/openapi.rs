@@ -250,3 +250,148 @@ async fn real_responses_match_the_documented_schemas() {
         "the cases exercise what they mean to"
     );
 }
+
+#[tokio::test]
+async fn document_and_eval_responses_match_the_documented_schemas() {
+    let f = fixture_with(argent_server::ServerConfig {
+        evals_dir: Some(repo("evals/core")),
+        eval_filter: Some("tag:injection".into()),
+        ..argent_server::ServerConfig::default()
+    })
+    .await;
+    let doc = doc();
+    let b2b = f
+        .store()
+        .document(argent_store::DocKind::Policy, "b2b", 1)
+        .await
+        .unwrap()
+        .body;
+    let edited = b2b.replacen('\n', "\n# a reviewed comment\n", 1);
+    let mut statuses = BTreeSet::new();
+    let mut go = async |user: &str, method: Method, path: &str, uri: &str, body: Option<Value>| {
+        let (s, res) = f.as_user(user, method.clone(), uri, body).await;
+        statuses.insert(s.as_u16());
+        check(&doc, method.as_str(), path, s, &res);
+        res
+    };
+    go("mo", Method::GET, "/api/documents", "/api/documents", None).await;
+    go(
+        "mo",
+        Method::GET,
+        "/api/documents/{kind}/{name}",
+        "/api/documents/policy/b2b",
+        None,
+    )
+    .await;
+    go(
+        "mo",
+        Method::GET,
+        "/api/documents/{kind}/{name}",
+        "/api/documents/policy/nope",
+        None,
+    )
+    .await;
+    go(
+        "mo",
+        Method::GET,
+        "/api/documents/{kind}/{name}/{version}",
+        "/api/documents/policy/b2b/1",
+        None,
+    )
+    .await;
+    let v = "/api/documents/{kind}/{name}/validate";
+    let ok = go(
+        "eve",
+        Method::POST,
+        v,
+        "/api/documents/policy/b2b/validate",
+        Some(json!({"body": edited})),
+    )
+    .await;
+    assert_eq!(ok["valid"], true, "{ok}");
+    let bad = go(
+        "eve",
+        Method::POST,
+        v,
+        "/api/documents/policy/b2b/validate",
+        Some(json!({"body": "id = ["})),
+    )
+    .await;
+    assert_eq!(bad["valid"], false);
+    assert_eq!(bad["errors"][0]["line"], 1, "{bad}");
+    let c = "/api/documents/{kind}/{name}";
+    let draft = go(
+        "mo",
+        Method::POST,
+        c,
+        "/api/documents/policy/b2b",
+        Some(json!({"body": edited, "note": "comment"})),
+    )
+    .await;
+    assert_eq!(draft["version"], 2);
+    go(
+        "mo",
+        Method::POST,
+        c,
+        "/api/documents/policy/b2b",
+        Some(json!({"body": "id = ["})),
+    )
+    .await;
+    let a = "/api/documents/{kind}/{name}/{version}/activate";
+    go(
+        "eve",
+        Method::POST,
+        a,
+        "/api/documents/policy/b2b/2/activate",
+        None,
+    )
+    .await;
+    go(
+        "mo",
+        Method::POST,
+        a,
+        "/api/documents/policy/b2b/2/activate",
+        None,
+    )
+    .await;
+    go(
+        "mo",
+        Method::POST,
+        a,
+        "/api/documents/policy/b2b/2/activate",
+        None,
+    )
+    .await;
+    let started = go("eve", Method::POST, "/api/evals", "/api/evals", None).await;
+    let id = started["id"].as_str().unwrap().to_string();
+    for _ in 0..600 {
+        if f.store().eval_run(&id).await.unwrap().run.status != argent_store::EvalRunStatus::Running
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let run = go(
+        "eve",
+        Method::GET,
+        "/api/evals/{id}",
+        &format!("/api/evals/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "done", "{run}");
+    go("eve", Method::GET, "/api/evals", "/api/evals", None).await;
+    go(
+        "eve",
+        Method::GET,
+        "/api/evals/{id}",
+        "/api/evals/eval-nope",
+        None,
+    )
+    .await;
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 201, 202, 403, 404, 409, 422]),
+        "the cases exercise what they mean to"
+    );
+}

@@ -20,6 +20,7 @@ use thiserror::Error;
 mod agent;
 mod audit;
 mod auth;
+mod documents;
 mod eval_runs;
 mod ledger;
 mod records;
@@ -35,6 +36,7 @@ pub use audit::{
     audit_to_jsonl,
 };
 pub use auth::{NewUser, TokenKind, UserRecord};
+pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use tx::StoreTx;
@@ -60,6 +62,10 @@ pub enum StoreError {
     /// back to `pending`).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The request contradicts the current state (e.g. activating the version that is
+    /// already active).
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -142,6 +148,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0003_auth.sql"),
     ),
     (
+        4,
+        "documents",
+        include_str!("../../../migrations/sqlite/0004_documents.sql"),
+    ),
+    (
         5,
         "eval_runs",
         include_str!("../../../migrations/sqlite/0005_eval_runs.sql"),
@@ -162,6 +173,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "auth",
         include_str!("../../../migrations/postgres/0003_auth.sql"),
+    ),
+    (
+        4,
+        "documents",
+        include_str!("../../../migrations/postgres/0004_documents.sql"),
     ),
     (
         5,

@@ -41,11 +41,19 @@ use crate::error::{AppError, AppResult};
 
 mod audit;
 mod dashboard;
+mod documents;
+mod evals;
 mod queue;
 pub mod session;
 
 pub use dashboard::PROMISE_GRACE_DAYS;
 pub(crate) use dashboard::api as dashboard_api;
+pub(crate) use documents::{
+    api_activate, api_create, api_list, api_validate, api_version, api_versions,
+};
+pub(crate) use evals::{
+    api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
+};
 pub use session::SESSION_COOKIE;
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
@@ -64,6 +72,24 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
         .route("/dashboard", get(dashboard::show))
+        .route("/documents", get(documents::list))
+        .route(
+            "/documents/{kind}/{name}",
+            get(documents::show).post(documents::save),
+        )
+        .route("/documents/{kind}/{name}/edit", get(documents::edit_form))
+        .route("/documents/{kind}/{name}/diff", get(documents::diff))
+        .route(
+            "/documents/{kind}/{name}/{version}/activate",
+            post(documents::activate_page),
+        )
+        .route(
+            "/documents/{kind}/{name}/{version}/eval",
+            post(evals::run_draft),
+        )
+        .route("/evals", get(evals::list).post(evals::run_active))
+        .route("/evals/compare", get(evals::compare_page))
+        .route("/evals/{id}", get(evals::show))
         .route("/static/app.css", get(stylesheet))
 }
 
@@ -75,13 +101,22 @@ pub(crate) async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 
+/// The pages' styles and, scoped under `.argent-report`, the eval reports'.
+static STYLESHEET: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}\n{}",
+        include_str!("../../static/app.css"),
+        argent_evals::REPORT_CSS
+    )
+});
+
 async fn stylesheet() -> Response {
     (
         [
             (CONTENT_TYPE, "text/css; charset=utf-8"),
             (CACHE_CONTROL, "max-age=3600"),
         ],
-        include_str!("../../static/app.css"),
+        STYLESHEET.as_str(),
     )
         .into_response()
 }
@@ -111,6 +146,13 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "audit",
     "rule",
     "dashboard",
+    "documents",
+    "document",
+    "document_edit",
+    "document_diff",
+    "evals",
+    "eval",
+    "eval_compare",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -383,8 +425,7 @@ impl UserRole {
             UserRole::Collector | UserRole::Admin => "/queue",
             UserRole::Manager => "/dashboard",
             UserRole::Compliance => "/audit",
-            // Until the evaluator pages exist, the rule pages are all this role may read.
-            UserRole::Evaluator => "/queue",
+            UserRole::Evaluator => "/evals",
         }
     }
 }

@@ -121,6 +121,12 @@ pub fn user_of(role: UserRole) -> &'static str {
 }
 
 pub async fn fixture() -> Fixture {
+    fixture_with(ServerConfig::default()).await
+}
+
+/// The fixture with a server configuration of the test's own; the database also holds the
+/// repository's prompts and policies as active documents (as `argent serve` seeds them).
+pub async fn fixture_with(server_config: ServerConfig) -> Fixture {
     let ts = TestStore::sqlite().await.unwrap();
     let store = ts.store.clone();
     store
@@ -189,7 +195,9 @@ pub async fn fixture() -> Fixture {
     for (name, role) in USERS {
         create_user(&store, name, *role, PASSWORD).await.unwrap();
     }
-    let state = AppState::new(Arc::new(agent), ServerConfig::default());
+    let docs = argent_agent::DocumentSet::from_dirs(&repo("prompts"), &repo("policies")).unwrap();
+    store.seed_documents(&docs.entries(), "seed").await.unwrap();
+    let state = AppState::new(Arc::new(agent), server_config);
     let app = router(state.clone());
     let mut tokens = HashMap::new();
     for (name, _) in USERS {

@@ -1,0 +1,1104 @@
+//! Prompts and policies as documents: the texts an agent is built from, wherever they are
+//! kept (files in the repository, versions in the database), their validation with
+//! positions a person can act on, and line diffs between two versions.
+//!
+//! A prompt is named by its path under `prompts/` without `.hbs` (`system`, `tone/firm`,
+//! `disclosure/us-consumer-initial`); a policy by its file name under `policies/` without
+//! `.toml` (`us-consumer`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+
+use argent_core::risk::{assess, payment_history};
+use argent_core::{
+    Case, CaseKind, CaseStatus, Channel, Contact, Currency, Customer, CustomerFlags, Invoice,
+    Jurisdiction, Money, Payment, PromiseStatus, PromiseToPay, RiskSegment, Tier,
+};
+use argent_policy::{PolicyError, PolicySet, PriorContact};
+use argent_store::{DocKind, DocumentVersion};
+
+use crate::context::Account;
+use crate::prompt::{PromptError, PromptSet, collect, prompt_version};
+use crate::run::{Trigger, render_run_prompts, tone};
+use crate::{AgentError, policy_version};
+
+/// The prompt templates and policy documents an agent is built from, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocumentSet {
+    /// Template name (`tone/firm`) → handlebars text.
+    pub prompts: BTreeMap<String, String>,
+    /// Policy name (`us-consumer`) → TOML text.
+    pub policies: BTreeMap<String, String>,
+}
+
+impl DocumentSet {
+    /// Every `*.hbs` under `prompts_dir` (recursively) and every `*.toml` directly under
+    /// `policies_dir` (not `tests/`), as [`PromptSet::load`] and [`PolicySet::load_dir`]
+    /// read them.
+    pub fn from_dirs(prompts_dir: &Path, policies_dir: &Path) -> Result<DocumentSet, AgentError> {
+        let mut prompts = BTreeMap::new();
+        collect(prompts_dir, prompts_dir, &mut prompts)?;
+        Ok(DocumentSet {
+            prompts,
+            policies: DocumentSet::read_policies(policies_dir)?,
+        })
+    }
+
+    pub(crate) fn read_policies(dir: &Path) -> Result<BTreeMap<String, String>, AgentError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| PolicyError::Io {
+            file: dir.to_path_buf(),
+            source,
+        })?;
+        let mut out = BTreeMap::new();
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if !(path.is_file() && path.extension().is_some_and(|e| e == "toml")) {
+                continue;
+            }
+            let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+                file: path.clone(),
+                source,
+            })?;
+            out.insert(name, text);
+        }
+        Ok(out)
+    }
+
+    /// The given versions' texts by kind and name (e.g. the database's active documents).
+    /// Should two versions of one document be given, the later in the slice wins.
+    pub fn from_versions(versions: &[DocumentVersion]) -> DocumentSet {
+        let mut set = DocumentSet::default();
+        for v in versions {
+            set.insert(v.kind, &v.name, &v.body);
+        }
+        set
+    }
+
+    fn insert(&mut self, kind: DocKind, name: &str, body: &str) {
+        let map = match kind {
+            DocKind::Prompt => &mut self.prompts,
+            DocKind::Policy => &mut self.policies,
+        };
+        map.insert(name.to_string(), body.to_string());
+    }
+
+    /// This set with one document replaced (or added): e.g. the active documents with a
+    /// draft in place.
+    pub fn with_document(&self, kind: DocKind, name: &str, body: &str) -> DocumentSet {
+        let mut set = self.clone();
+        set.insert(kind, name, body);
+        set
+    }
+
+    /// One document's text.
+    pub fn get(&self, kind: DocKind, name: &str) -> Option<&str> {
+        match kind {
+            DocKind::Prompt => self.prompts.get(name),
+            DocKind::Policy => self.policies.get(name),
+        }
+        .map(String::as_str)
+    }
+
+    /// Every document as `(kind, name, text)`, prompts first: what
+    /// `Store::seed_documents` takes.
+    pub fn entries(&self) -> Vec<(DocKind, String, String)> {
+        let prompts = self
+            .prompts
+            .iter()
+            .map(|(n, t)| (DocKind::Prompt, n.clone(), t.clone()));
+        let policies = self
+            .policies
+            .iter()
+            .map(|(n, t)| (DocKind::Policy, n.clone(), t.clone()));
+        prompts.chain(policies).collect()
+    }
+
+    /// Writes the set as files, `dir/prompts/<name>.hbs` and `dir/policies/<name>.toml`,
+    /// for code that takes directories (the eval runner); returns the two directories.
+    /// Refuses names that are not document names (so a name cannot escape `dir`).
+    pub fn write_to(&self, dir: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
+        let io = |p: &Path, e: std::io::Error| AgentError::Io(format!("{}: {e}", p.display()));
+        let prompts_dir = dir.join("prompts");
+        let policies_dir = dir.join("policies");
+        for d in [&prompts_dir, &policies_dir] {
+            std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+        }
+        for (kind, name, text) in self.entries() {
+            check_name(kind, &name).map_err(AgentError::Io)?;
+            let path = match kind {
+                DocKind::Prompt => prompts_dir.join(format!("{name}.hbs")),
+                DocKind::Policy => policies_dir.join(format!("{name}.toml")),
+            };
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        }
+        Ok((prompts_dir, policies_dir))
+    }
+
+    /// The prompts, compiled.
+    pub fn prompt_set(&self) -> Result<PromptSet, PromptError> {
+        PromptSet::from_map(self.prompts.clone())
+    }
+
+    /// The policies, loaded and validated (errors name `policies/<name>.toml`).
+    pub fn policy_set(&self) -> Result<PolicySet, PolicyError> {
+        PolicySet::from_sources(self.policies.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+    }
+
+    /// What `agent.prompts.version()` is for an agent built from this set.
+    pub fn prompt_version(&self) -> String {
+        prompt_version(&self.prompts)
+    }
+
+    /// What `agent.policy_version` is for an agent built from this set.
+    pub fn policy_version(&self) -> String {
+        policy_version(&self.policies)
+    }
+}
+
+/// Whether `name` can name a document of `kind`: `/`-separated segments (prompts; a policy
+/// has one) of ASCII letters, digits, `-`, `_` and `.`, none empty or starting with a dot.
+pub fn check_name(kind: DocKind, name: &str) -> Result<(), String> {
+    let segments: Vec<&str> = name.split('/').collect();
+    let ok_segment = |s: &&str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if !segments.iter().all(ok_segment) || (kind == DocKind::Policy && segments.len() != 1) {
+        let what = match kind {
+            DocKind::Prompt => {
+                "a prompt name is a path like 'tone/firm': letters, digits, '-', '_' and '.', separated by '/'"
+            }
+            DocKind::Policy => {
+                "a policy name is like 'us-consumer': letters, digits, '-', '_' and '.'"
+            }
+        };
+        return Err(format!("'{name}' is not a {kind} name: {what}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation.
+
+/// One problem in a document, where it is: `line` and `column` are 1-based, `None` when
+/// the problem is about the document as a whole (or its place could not be found).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl LineError {
+    fn whole(message: impl Into<String>) -> LineError {
+        LineError {
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LineError {
+    /// `line:column: message`, `line: message` or `message`, for appending to a file name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: {}", self.message),
+            (Some(l), None) => write!(f, "{l}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The problems in one document on its own; empty means it is valid.
+///
+/// A policy: TOML syntax (with the position the parser gives), the JSON Schema and the
+/// semantic checks (each placed at the line of the key it names), and its `id` must be its
+/// name. A prompt: handlebars syntax, then a strict-mode render of the template in the
+/// role its name gives it (`system`, `user_inbound`, `user_step`, a tier, tone, step or
+/// disclosure partial) against sample accounts of every jurisdiction, tier and risk
+/// segment, so a variable the agent does not provide is caught before activation. The
+/// other templates are stood in for by empty ones; [`validate_in_set`] checks the draft
+/// with the real ones.
+pub fn validate_document(kind: DocKind, name: &str, body: &str) -> Vec<LineError> {
+    match kind {
+        DocKind::Policy => validate_policy(name, body),
+        DocKind::Prompt => {
+            let own = prompt_syntax(name, body);
+            if !own.is_empty() {
+                return own;
+            }
+            let set = stub_prompts().with_document(DocKind::Prompt, name, body);
+            render_check(&set)
+                .into_iter()
+                .filter(|(k, n, _)| *k == DocKind::Prompt && n == name)
+                .map(|(_, _, e)| e)
+                .collect()
+        }
+    }
+}
+
+/// The problems in `set` with `body` in place as document `(kind, name)`: that document's
+/// own problems, plus problems of the set as a whole that it causes or leaves (a policy id
+/// used twice, a template the agent needs and cannot find, a jurisdiction no policy
+/// covers), reported against it. Empty means activating it leaves a working set.
+pub fn validate_in_set(set: &DocumentSet, kind: DocKind, name: &str, body: &str) -> Vec<LineError> {
+    let with = set.with_document(kind, name, body);
+    validate_set(&with)
+        .into_iter()
+        .filter(|(k, n, _)| (*k == kind && n == name) || n.is_empty())
+        .map(|(_, _, e)| e)
+        .collect()
+}
+
+/// Every problem in a whole set, as `(kind, document name, problem)`; a problem of the set
+/// as a whole (a missing template, an uncovered jurisdiction) has an empty name. Empty
+/// means an agent built from the set works for every kind of account.
+pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
+    let mut out = Vec::new();
+    for (name, body) in &set.policies {
+        for e in validate_policy(name, body) {
+            out.push((DocKind::Policy, name.clone(), e));
+        }
+    }
+    let policies_ok = out.is_empty();
+    if policies_ok {
+        match set.policy_set() {
+            Ok(policies) => {
+                for j in Jurisdiction::ALL {
+                    if policies.for_jurisdiction(*j).is_none() {
+                        out.push((
+                            DocKind::Policy,
+                            String::new(),
+                            LineError::whole(format!(
+                                "no policy covers jurisdiction {j}: the agent cannot work its accounts"
+                            )),
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                // Each document loads alone, so this is a problem between documents: an
+                // id used twice. Blame the later file, at its id.
+                let name = e
+                    .file()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let text = set.policies.get(&name).map_or("", String::as_str);
+                for p in e.problems() {
+                    let pos = argent_policy::locate_key(text, &p.key);
+                    out.push((
+                        DocKind::Policy,
+                        name.clone(),
+                        LineError {
+                            line: pos.map(|(l, _)| l),
+                            column: pos.map(|(_, c)| c),
+                            message: p.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    let mut syntax_ok = true;
+    for (name, body) in &set.prompts {
+        for e in prompt_syntax(name, body) {
+            syntax_ok = false;
+            out.push((DocKind::Prompt, name.clone(), e));
+        }
+    }
+    if syntax_ok {
+        out.extend(render_check(set));
+    }
+    out
+}
+
+fn validate_policy(name: &str, body: &str) -> Vec<LineError> {
+    if let Err(e) = check_name(DocKind::Policy, name) {
+        return vec![LineError::whole(e)];
+    }
+    let mut out: Vec<LineError> = argent_policy::diagnose(body)
+        .into_iter()
+        .map(|d| LineError {
+            line: d.line,
+            column: d.column,
+            message: d.to_string(),
+        })
+        .collect();
+    if out.is_empty()
+        && let Ok(policy) = argent_policy::Policy::from_toml_str(body, Path::new("policy.toml"))
+        && policy.id != name
+    {
+        let id = policy.id;
+        let pos = argent_policy::locate_key(body, "id");
+        out.push(LineError {
+            line: pos.map(|(l, _)| l),
+            column: pos.map(|(_, c)| c),
+            message: format!(
+                "id: the policy id '{id}' must be the document's name '{name}' (policies/{name}.toml)"
+            ),
+        });
+    }
+    out
+}
+
+/// The name check and handlebars syntax of one template.
+fn prompt_syntax(name: &str, body: &str) -> Vec<LineError> {
+    if let Err(e) = check_name(DocKind::Prompt, name) {
+        return vec![LineError::whole(e)];
+    }
+    match handlebars::Template::compile(body) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let pos = e.pos();
+            // The parser notices an unclosed block only at the end of the text; point at
+            // the block that was opened instead.
+            let at_end = pos.is_some_and(|(l, _)| l >= body.trim_end().lines().count());
+            if at_end && let Some((line, column, helper)) = unclosed_block(body) {
+                return vec![LineError {
+                    line: Some(line),
+                    column: Some(column),
+                    message: format!(
+                        "template does not parse: {{{{#{helper}}}}} is never closed (expected {{{{/{helper}}}}})"
+                    ),
+                }];
+            }
+            vec![LineError {
+                line: pos.map(|(l, _)| l),
+                column: pos.map(|(_, c)| c),
+                message: format!("template does not parse: {}", e.reason()),
+            }]
+        }
+    }
+}
+
+/// The innermost block helper (`{{#if …}}`, `{{#each …}}`) that is opened and not closed,
+/// with its line and column: a best-effort scan of block tags, for error messages.
+fn unclosed_block(body: &str) -> Option<(usize, usize, String)> {
+    static TAG: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let tag = TAG
+        .get_or_init(|| regex::Regex::new(r"\{\{~?\s*([#/])\s*([A-Za-z0-9_.\-]+)").ok())
+        .as_ref()?;
+    let mut open: Vec<(usize, &str)> = Vec::new();
+    for c in tag.captures_iter(body) {
+        let (Some(whole), Some(kind), Some(name)) = (c.get(0), c.get(1), c.get(2)) else {
+            continue;
+        };
+        if kind.as_str() == "#" {
+            open.push((whole.start(), name.as_str()));
+        } else if open.last().is_some_and(|(_, n)| *n == name.as_str()) {
+            open.pop();
+        }
+    }
+    let (offset, name) = open.pop()?;
+    let before = &body[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    Some((line, column, name.to_string()))
+}
+
+/// Every template the agent renders, empty: what a single template is checked among.
+fn stub_prompts() -> DocumentSet {
+    let mut set = DocumentSet::default();
+    let mut names: Vec<String> = ["system", "user_inbound", "user_step"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    names.extend(Tier::ALL.iter().map(|t| format!("tier/{t}")));
+    names.extend(
+        SEGMENTS
+            .iter()
+            .map(|s| format!("tone/{}", tone(*s)))
+            .collect::<BTreeSet<_>>(),
+    );
+    names.extend(
+        [
+            "inbound_reply",
+            "overdue_notice",
+            "pre_due_reminder",
+            "formal_demand",
+        ]
+        .iter()
+        .map(|s| format!("step/{s}")),
+    );
+    for j in Jurisdiction::ALL {
+        for k in ["initial", "subsequent"] {
+            names.push(format!("disclosure/{j}-{k}"));
+        }
+    }
+    for n in names {
+        set.prompts.insert(n, String::new());
+    }
+    set
+}
+
+const SEGMENTS: [RiskSegment; 4] = [
+    RiskSegment::Low,
+    RiskSegment::Medium,
+    RiskSegment::High,
+    RiskSegment::InReview,
+];
+
+/// The company name templates are rendered with during validation.
+const SAMPLE_COMPANY: &str = "Argent Supplies";
+
+/// Renders the prompts the way runs do, for sample accounts of every jurisdiction, tier
+/// and risk segment, before and after the initial communication, for an inbound email and
+/// every dunning step the set has a template for. Each template the agent renders on its
+/// own (tier, tone, step and disclosure partials, `user_inbound`, `user_step`) is also
+/// rendered alone, so one failing partial does not hide another. Problems are reported
+/// once per template and position, with the first sample that showed them.
+fn render_check(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
+    let prompts = match set.prompt_set() {
+        Ok(p) => p,
+        Err(PromptError::Empty(_)) => {
+            return vec![(
+                DocKind::Prompt,
+                String::new(),
+                LineError::whole("there are no prompt templates"),
+            )];
+        }
+        // Syntax was checked before; anything else is reported as it is.
+        Err(e) => {
+            return vec![(
+                DocKind::Prompt,
+                String::new(),
+                LineError::whole(e.to_string()),
+            )];
+        }
+    };
+    let mut found = Findings::default();
+    let company = serde_json::json!({"company": SAMPLE_COMPANY});
+    for name in set.prompts.keys() {
+        let alone = if ["tier/", "tone/", "step/", "disclosure/"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            Some(company.clone())
+        } else if name == "user_inbound" {
+            Some(serde_json::json!({
+                "from": "ann@mail.example", "subject": "Re: invoice",
+                "body": "I will pay on Friday.", "received_at": "2026-11-20T15:00:00+00:00"
+            }))
+        } else if name == "user_step" {
+            Some(serde_json::json!({"step_name": "overdue_notice"}))
+        } else {
+            None
+        };
+        if let Some(data) = alone
+            && let Err(e) = prompts.render(name, &data)
+        {
+            found.add(e, &format!("rendering '{name}' on its own"));
+        }
+    }
+    let steps: Vec<String> = set
+        .prompts
+        .keys()
+        .filter_map(|n| n.strip_prefix("step/"))
+        .filter(|s| *s != "inbound_reply")
+        .map(str::to_string)
+        .collect();
+    let mut triggers = vec![(
+        "an inbound email".to_string(),
+        Trigger::Inbound {
+            from: "customer@mail.example".into(),
+            subject: "Re: your invoice".into(),
+            body: "Hello, I can pay half now and the rest next month.".into(),
+            received_at: sample_now(),
+        },
+    )];
+    for s in steps {
+        triggers.push((
+            format!("the dunning step {s}"),
+            Trigger::Step { step: s.clone() },
+        ));
+    }
+    for j in Jurisdiction::ALL {
+        for tier in Tier::ALL {
+            for segment in SEGMENTS {
+                for initial_sent in [false, true] {
+                    let account = sample_account(*j, *tier, segment, initial_sent);
+                    for (what, trigger) in &triggers {
+                        if let Err(e) =
+                            render_run_prompts(&prompts, SAMPLE_COMPANY, &account, trigger)
+                        {
+                            let context = format!(
+                                "for a sample {j} account, tier {tier}, segment {segment}, {}, on {what}",
+                                if initial_sent {
+                                    "after the initial communication"
+                                } else {
+                                    "initial communication"
+                                }
+                            );
+                            found.add(e, &context);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    found.0
+}
+
+#[derive(Default)]
+struct Findings(Vec<(DocKind, String, LineError)>);
+
+impl Findings {
+    fn add(&mut self, e: PromptError, context: &str) {
+        let (name, line, column, message) = match e {
+            PromptError::Render {
+                name,
+                line,
+                column,
+                message,
+                ..
+            } => (name, line, column, message),
+            PromptError::Missing(missing) => (
+                String::new(),
+                None,
+                None,
+                format!("the agent needs the prompt template '{missing}' and there is none"),
+            ),
+            other => (String::new(), None, None, other.to_string()),
+        };
+        let duplicate = self.0.iter().any(|(_, n, le)| {
+            *n == name && le.line == line && le.column == column && le.message.starts_with(&message)
+        });
+        if !duplicate {
+            self.0.push((
+                DocKind::Prompt,
+                name,
+                LineError {
+                    line,
+                    column,
+                    message: format!("{message} ({context})"),
+                },
+            ));
+        }
+    }
+}
+
+fn sample_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// A realistic account for rendering: six months of paid history, two overdue invoices
+/// (one disputed, under an open dispute case), one not yet due, an open promise to pay and
+/// earlier contacts; the risk segment as asked.
+pub(crate) fn sample_account(
+    jurisdiction: Jurisdiction,
+    tier: Tier,
+    segment: RiskSegment,
+    initial_sent: bool,
+) -> Account {
+    let (currency, tz, name, email) = match jurisdiction {
+        Jurisdiction::UsConsumer => (
+            Currency::USD,
+            chrono_tz::America::Chicago,
+            "Ann Lee",
+            "ann@mail.example",
+        ),
+        Jurisdiction::UkConsumer => (
+            Currency::GBP,
+            chrono_tz::Europe::London,
+            "Olivia Brown",
+            "olivia@mail.example",
+        ),
+        Jurisdiction::B2b => (
+            Currency::EUR,
+            chrono_tz::Europe::Berlin,
+            "Hansa Werkzeuge GmbH",
+            "ap@hansa.example",
+        ),
+    };
+    let now = sample_now();
+    let today = now.date_naive();
+    let id = "C-SAMPLE";
+    let customer = Customer {
+        id: id.into(),
+        name: name.into(),
+        tier,
+        jurisdiction,
+        time_zone: tz,
+        contacts: vec![Contact {
+            name: name.into(),
+            email: Some(email.into()),
+            phone: Some("+1 555 0100".into()),
+            opted_out: vec![],
+        }],
+        flags: CustomerFlags::default(),
+    };
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(today);
+    let invoice = |number: &str, issued: NaiveDate, due: NaiveDate, minor: i64, disputed| Invoice {
+        number: number.into(),
+        customer_id: id.into(),
+        issue_date: issued,
+        due_date: due,
+        amount: Money::new(minor, currency),
+        disputed,
+    };
+    let mut invoices = Vec::new();
+    let mut payments = Vec::new();
+    for k in 0..6 {
+        let issued = day("2026-03-02") + Duration::days(30 * k);
+        let number = format!("INV-H{k}");
+        invoices.push(invoice(
+            &number,
+            issued,
+            issued + Duration::days(30),
+            480_00,
+            false,
+        ));
+        payments.push(Payment {
+            id: format!("pay-{k}"),
+            customer_id: id.into(),
+            invoice_number: number,
+            amount: Money::new(480_00, currency),
+            received_on: issued + Duration::days(35),
+        });
+    }
+    invoices.push(invoice(
+        "INV-1042",
+        day("2026-09-01"),
+        day("2026-10-01"),
+        1_250_00,
+        false,
+    ));
+    invoices.push(invoice(
+        "INV-1051",
+        day("2026-09-15"),
+        day("2026-10-15"),
+        310_50,
+        true,
+    ));
+    invoices.push(invoice(
+        "INV-1090",
+        day("2026-11-10"),
+        day("2026-12-10"),
+        720_00,
+        false,
+    ));
+    // A partial payment on the oldest open invoice.
+    payments.push(Payment {
+        id: "pay-partial".into(),
+        customer_id: id.into(),
+        invoice_number: "INV-1042".into(),
+        amount: Money::new(250_00, currency),
+        received_on: day("2026-10-20"),
+    });
+    let cases = vec![Case {
+        id: "CASE-7".into(),
+        customer_id: id.into(),
+        kind: CaseKind::Dispute,
+        status: CaseStatus::Open,
+        invoice_numbers: vec!["INV-1051".into()],
+        disputed_amount: Some(Money::new(310_50, currency)),
+        summary: "Says the goods arrived damaged.".into(),
+        opened_at: now - Duration::days(12),
+    }];
+    let promises = vec![PromiseToPay {
+        id: "PTP-3".into(),
+        customer_id: id.into(),
+        invoice_numbers: vec!["INV-1042".into()],
+        amount: Money::new(500_00, currency),
+        promised_date: day("2026-11-28"),
+        created_at: now - Duration::days(3),
+        status: PromiseStatus::Open,
+    }];
+    let contacts = vec![
+        PriorContact {
+            at: now - Duration::days(9),
+            channel: Channel::Email,
+        },
+        PriorContact {
+            at: now - Duration::days(3),
+            channel: Channel::Phone,
+        },
+    ];
+    let mut risk = assess(
+        payment_history(&invoices, &payments, today),
+        &customer.flags,
+    );
+    risk.segment = segment;
+    Account {
+        customer,
+        invoices,
+        payments,
+        cases,
+        promises,
+        contacts,
+        initial_sent,
+        risk,
+        now,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Diffs.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffTag {
+    Equal,
+    Insert,
+    Delete,
+}
+
+/// One line of a line diff. `old_line` / `new_line` are 1-based line numbers in the old
+/// and new text (`None` for an inserted / deleted line); `text` is the line without its
+/// line ending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiffLine {
+    pub tag: DiffTag,
+    pub old_line: Option<usize>,
+    pub new_line: Option<usize>,
+    pub text: String,
+}
+
+/// The line diff from `old` to `new` (Myers, by the `similar` crate), every line of both
+/// texts in order: equal lines once, deletions before the insertions that replace them.
+pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    diff.iter_all_changes()
+        .map(|c| DiffLine {
+            tag: match c.tag() {
+                similar::ChangeTag::Equal => DiffTag::Equal,
+                similar::ChangeTag::Insert => DiffTag::Insert,
+                similar::ChangeTag::Delete => DiffTag::Delete,
+            },
+            old_line: c.old_index().map(|i| i + 1),
+            new_line: c.new_index().map(|i| i + 1),
+            text: c
+                .value()
+                .trim_end_matches('\n')
+                .trim_end_matches('\r')
+                .to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(p: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+    }
+
+    fn shipped() -> DocumentSet {
+        DocumentSet::from_dirs(&repo("prompts"), &repo("policies")).unwrap()
+    }
+
+    /// The 1-based number of the first line of `text` that satisfies `pred`.
+    fn line_of(text: &str, pred: impl Fn(&str) -> bool) -> usize {
+        text.lines().position(pred).unwrap() + 1
+    }
+
+    #[test]
+    fn documents_give_the_versions_the_directories_give() {
+        let docs = shipped();
+        assert!(docs.prompts.contains_key("disclosure/us-consumer-initial"));
+        assert!(docs.prompts.contains_key("tone/firm"));
+        assert_eq!(
+            docs.policies.keys().collect::<Vec<_>>(),
+            ["b2b", "uk-consumer", "us-consumer"],
+            "tests/ is not a policy"
+        );
+        let loaded = PromptSet::load(&repo("prompts")).unwrap();
+        assert_eq!(docs.prompt_version(), loaded.version());
+        assert_eq!(docs.prompt_set().unwrap().version(), loaded.version());
+        let (_, policy_version) = crate::load_policies(&repo("policies")).unwrap();
+        assert_eq!(docs.policy_version(), policy_version);
+        assert_eq!(docs.policy_set().unwrap().policies.len(), 3);
+        // A different text is a different version.
+        let changed = docs.with_document(DocKind::Policy, "b2b", "id = 'b2b'");
+        assert_ne!(changed.policy_version(), policy_version);
+        assert_eq!(changed.prompt_version(), docs.prompt_version());
+    }
+
+    #[test]
+    fn a_set_round_trips_through_versions_and_files() {
+        let docs = shipped();
+        let entries = docs.entries();
+        assert_eq!(entries.len(), docs.prompts.len() + docs.policies.len());
+        assert_eq!(entries[0].0, DocKind::Prompt);
+        let versions: Vec<DocumentVersion> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, name, body))| DocumentVersion {
+                kind: *kind,
+                name: name.clone(),
+                version: i as i64 + 1,
+                body: body.clone(),
+                sha256: argent_store::body_sha256(body),
+                status: argent_store::DocStatus::Active,
+                author: "seed".into(),
+                note: None,
+                created_at: sample_now(),
+                activated_at: None,
+                activated_by: None,
+            })
+            .collect();
+        assert_eq!(DocumentSet::from_versions(&versions), docs);
+
+        let dir = tempfile::tempdir().unwrap();
+        let draft = docs.with_document(DocKind::Prompt, "tone/firm", "Be firm.");
+        let (p, q) = draft.write_to(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(p.join("tone/firm.hbs")).unwrap(),
+            "Be firm."
+        );
+        assert_eq!(DocumentSet::from_dirs(&p, &q).unwrap(), draft);
+        assert_eq!(draft.get(DocKind::Prompt, "tone/firm"), Some("Be firm."));
+
+        // A name cannot escape the directory.
+        for bad in ["../evil", "/etc/x", "a//b", ".hidden"] {
+            let set = DocumentSet::default().with_document(DocKind::Prompt, bad, "x");
+            assert!(set.write_to(dir.path()).is_err(), "{bad}");
+        }
+        let set = DocumentSet::default().with_document(DocKind::Policy, "us/consumer", "x");
+        assert!(set.write_to(dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_shipped_documents_are_valid_one_by_one_and_together() {
+        let docs = shipped();
+        for (kind, name, body) in docs.entries() {
+            let errors = validate_document(kind, &name, &body);
+            assert!(errors.is_empty(), "{kind} {name}: {errors:?}");
+        }
+        assert_eq!(validate_set(&docs), vec![]);
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_reported_at_its_line() {
+        let text = std::fs::read_to_string(repo("policies/us-consumer.toml")).unwrap();
+        let target = line_of(&text, |l| l.starts_with("id = \"us.email-opt-out\""));
+        let broken: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == target {
+                    "id = \"us.email-opt-out".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let errors = validate_document(DocKind::Policy, "us-consumer", &broken.join("\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(target), "{errors:?}");
+        assert!(errors[0].column.is_some());
+        assert!(errors[0].message.contains("not valid TOML"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_schema_violation_points_at_the_key_that_breaks_it() {
+        let text = std::fs::read_to_string(repo("policies/us-consumer.toml")).unwrap();
+        let target = line_of(&text, |l| l.starts_with("max_discount_percent"));
+        let mut done = false;
+        let changed: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if !done && l.starts_with("max_discount_percent") {
+                    done = true;
+                    "max_discount_percent = 150".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let errors = validate_document(DocKind::Policy, "us-consumer", &changed.join("\n"));
+        assert!(!errors.is_empty());
+        for e in &errors {
+            assert_eq!(e.line, Some(target), "{errors:?}");
+            assert!(e.message.contains("max_discount_percent"), "{errors:?}");
+        }
+        assert!(
+            errors.iter().any(|e| e.message.contains("150")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_and_names_are_placed_too() {
+        let text = std::fs::read_to_string(repo("policies/us-consumer.toml")).unwrap();
+        // A quiet-hours window that ends before it starts: schema-valid, semantically not.
+        let target = line_of(&text, |l| l.starts_with("latest = \"21:00\""));
+        let changed = text.replacen("latest = \"21:00\"", "latest = \"07:00\"", 1);
+        let errors = validate_document(DocKind::Policy, "us-consumer", &changed);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(target), "{errors:?}");
+        assert!(errors[0].message.starts_with("quiet_hours[0].latest"));
+
+        // The id must be the document's name.
+        let errors = validate_document(DocKind::Policy, "us-consumer-2", &text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].line,
+            Some(line_of(&text, |l| l.starts_with("id = ")))
+        );
+
+        // Two documents with one id: the set check names it.
+        let docs = shipped().with_document(DocKind::Policy, "zz-copy", &text);
+        let problems = validate_set(&docs);
+        assert!(
+            problems
+                .iter()
+                .any(|(k, n, e)| *k == DocKind::Policy && n == "zz-copy" && e.line.is_some()),
+            "{problems:?}"
+        );
+        assert!(!validate_in_set(&shipped(), DocKind::Policy, "zz-copy", &text).is_empty());
+    }
+
+    #[test]
+    fn an_unclosed_block_is_reported_at_its_line() {
+        let body = "Tone: firm.\nBe direct.\n{{#if overdue}}\nAsk for a date.\n";
+        let errors = validate_document(DocKind::Prompt, "tone/firm", body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].line, errors[0].column),
+            (Some(3), Some(1)),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].message.contains("{{#if}} is never closed"),
+            "{errors:?}"
+        );
+        // Nested: the inner block is the unclosed one.
+        let body = "{{#each invoices}}\n  {{#if this.paused}}paused\n{{/each}}\n";
+        let errors = validate_document(DocKind::Prompt, "system", body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(2), "{errors:?}");
+        // A template that does not close on one line is reported at that line.
+        let errors = validate_document(DocKind::Prompt, "tone/firm", "a\nb {{ c\nd");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(3), "{errors:?}");
+    }
+
+    #[test]
+    fn a_variable_the_agent_does_not_provide_is_caught_by_rendering() {
+        let system = std::fs::read_to_string(repo("prompts/system.hbs")).unwrap();
+        let target = line_of(&system, |l| l.starts_with("- open cases:"));
+        let changed: Vec<String> = system
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == target {
+                    format!("{l} (owner: {{{{customer.nonexistent}}}})")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let body = changed.join("\n") + "\n";
+        let errors = validate_document(DocKind::Prompt, "system", &body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(target), "{errors:?}");
+        assert!(errors[0].column.is_some());
+        assert!(
+            errors[0].message.contains("customer.nonexistent"),
+            "{errors:?}"
+        );
+        assert!(errors[0].message.contains("sample"), "{errors:?}");
+        // In the shipped set, too.
+        let in_set = validate_in_set(&shipped(), DocKind::Prompt, "system", &body);
+        assert_eq!(in_set.len(), 1, "{in_set:?}");
+        assert_eq!(in_set[0].line, Some(target));
+
+        // A partial is rendered with what partials get: the company, not the account.
+        let errors = validate_document(
+            DocKind::Prompt,
+            "tone/firm",
+            "Firm.\nAddress {{customer.name}} by name.",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(2));
+        let ok = validate_document(DocKind::Prompt, "tone/firm", "Firm, for {{company}}.");
+        assert!(ok.is_empty(), "{ok:?}");
+        // Variables inside blocks that only render for some accounts are still seen.
+        let in_each = system.replace("{{this.days_past_due}}", "{{this.days_late}}");
+        assert!(!validate_document(DocKind::Prompt, "system", &in_each).is_empty());
+    }
+
+    #[test]
+    fn a_set_missing_a_template_the_agent_needs_is_invalid() {
+        let mut docs = shipped();
+        docs.prompts.remove("disclosure/b2b-subsequent");
+        let problems = validate_set(&docs);
+        assert!(
+            problems.iter().any(|(_, n, e)| n.is_empty()
+                && e.message.contains("disclosure/b2b-subsequent")
+                && e.message.contains("b2b")),
+            "{problems:?}"
+        );
+        let mut docs = shipped();
+        docs.policies.remove("b2b");
+        let problems = validate_set(&docs);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].2.message.contains("jurisdiction b2b"));
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        assert!(check_name(DocKind::Prompt, "disclosure/us-consumer-initial").is_ok());
+        assert!(check_name(DocKind::Policy, "us-consumer").is_ok());
+        for bad in ["", "a/../b", "../x", "a b", "/x", "x/"] {
+            assert!(check_name(DocKind::Prompt, bad).is_err(), "{bad}");
+        }
+        assert!(check_name(DocKind::Policy, "us/consumer").is_err());
+        assert_eq!(
+            validate_document(DocKind::Prompt, "../system", "x").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn diffs_number_lines_in_both_texts() {
+        let old = "id = \"us\"\nmax = 10\nmin = 1\nend\n";
+        let new = "id = \"us\"\nmax = 90\nmin = 1\nend\nextra";
+        let d = diff_lines(old, new);
+        let got: Vec<(DiffTag, Option<usize>, Option<usize>, &str)> = d
+            .iter()
+            .map(|l| (l.tag, l.old_line, l.new_line, l.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DiffTag::Equal, Some(1), Some(1), "id = \"us\""),
+                (DiffTag::Delete, Some(2), None, "max = 10"),
+                (DiffTag::Insert, None, Some(2), "max = 90"),
+                (DiffTag::Equal, Some(3), Some(3), "min = 1"),
+                (DiffTag::Equal, Some(4), Some(4), "end"),
+                (DiffTag::Insert, None, Some(5), "extra"),
+            ]
+        );
+        assert!(
+            diff_lines("a\r\nb\r\n", "a\r\nb\r\n")
+                .iter()
+                .all(|l| l.tag == DiffTag::Equal && !l.text.contains('\r'))
+        );
+        assert_eq!(diff_lines("", "").len(), 0);
+        assert_eq!(
+            serde_json::to_value(&d[1]).unwrap(),
+            serde_json::json!({"tag": "delete", "old_line": 2, "new_line": null, "text": "max = 10"})
+        );
+    }
+}

@@ -1,0 +1,533 @@
+//! The manager's pages (and JSON API) for prompts and policies as versioned documents:
+//! list, view a version, write a new draft (validated, errors at their line), diff two
+//! versions, run the eval set on a draft against the active set, activate.
+//!
+//! A draft that does not validate is never stored, so nothing invalid can be activated;
+//! activation additionally builds the agent the new set gives before the store switches,
+//! and the running server swaps to it ([`crate::AgentHandle`]). The store writes every
+//! draft and activation to the audit trail with its author.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use argent_agent::{
+    Agent, DiffTag, DocumentSet, LineError, diff_lines, validate_document, validate_in_set,
+};
+use argent_store::{DocKind, DocStatus, DocumentSummary, DocumentVersion, Store};
+
+use super::{Page, Posted, SessionUser, encode_query, page};
+use crate::AgentHandle;
+use crate::auth::{Allowed, AuthUser, DocsRead, DocsWrite};
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+fn kind(s: &str) -> AppResult<DocKind> {
+    s.parse::<DocKind>()
+        .map_err(|_| AppError::NotFound(format!("no document kind '{s}' (prompt or policy)")))
+}
+
+/// A document's page. Prompt names may hold `/` (`tone/firm`): it is percent-encoded,
+/// so the name stays one path segment.
+fn doc_href(kind: DocKind, name: &str) -> String {
+    format!("/documents/{}/{}", kind.as_str(), encode_query(name))
+}
+
+/// The set the agent works from: the active version of every document.
+async fn active_set(store: &Store) -> AppResult<DocumentSet> {
+    let active = store.active_documents().await?;
+    if active.is_empty() {
+        return Err(AppError::Conflict(
+            "the database has no documents yet; start the server with `argent serve`, which \
+             seeds them from prompts/ and policies/"
+                .into(),
+        ));
+    }
+    Ok(DocumentSet::from_versions(&active))
+}
+
+/// Everything wrong with `body` as the next version of `(kind, name)`: its own problems
+/// and those it would cause in the active set.
+async fn problems(
+    store: &Store,
+    kind: DocKind,
+    name: &str,
+    body: &str,
+) -> AppResult<Vec<LineError>> {
+    let own = validate_document(kind, name, body);
+    if !own.is_empty() {
+        return Ok(own);
+    }
+    let set = active_set(store).await?;
+    Ok(validate_in_set(&set, kind, name, body))
+}
+
+/// Writes `body` as a new draft of `(kind, name)` if it validates.
+async fn create_draft(
+    store: &Store,
+    kind: DocKind,
+    name: &str,
+    body: &str,
+    author: &str,
+    note: Option<&str>,
+) -> AppResult<Result<DocumentVersion, Vec<LineError>>> {
+    let errors = problems(store, kind, name, body).await?;
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let v = store
+        .create_document_version(kind, name, body, author, note)
+        .await?;
+    tracing::info!(kind = %kind.as_str(), name, version = v.version, author, "draft written");
+    Ok(Ok(v))
+}
+
+/// Makes version `version` of `(kind, name)` the active one and swaps the running agent
+/// for one built from the new active set. The new agent is built (and so proven to work)
+/// before the store switches.
+async fn activate(
+    handle: &AgentHandle,
+    kind: DocKind,
+    name: &str,
+    version: i64,
+    actor: &str,
+) -> AppResult<DocumentVersion> {
+    let agent = handle.current();
+    let store = &agent.store;
+    let doc = store.document(kind, name, version).await?;
+    if doc.status == DocStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "version {version} of {} {name} is already active",
+            kind.as_str()
+        )));
+    }
+    let candidate = active_set(store)
+        .await?
+        .with_document(kind, name, &doc.body);
+    build_agent(&agent, &candidate)?;
+    let activated = store.activate_document(kind, name, version, actor).await?;
+    // Build from what the store now says is active (another activation may have landed).
+    let now_active = active_set(store).await?;
+    handle.replace(Arc::new(build_agent(&agent, &now_active)?));
+    tracing::info!(kind = %kind.as_str(), name, version, actor, "activated");
+    Ok(activated)
+}
+
+fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
+    Agent::from_documents(
+        like.store.clone(),
+        like.model.clone(),
+        set,
+        like.config.clone(),
+    )
+    .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+/// `GET /documents`.
+pub async fn list(
+    State(store): State<Store>,
+    Page(user, _): Page<DocsRead>,
+) -> AppResult<Html<String>> {
+    let docs = store.documents().await?;
+    let view: Vec<Value> = docs
+        .iter()
+        .map(|d| {
+            json!({
+                "kind": d.kind.as_str(),
+                "name": d.name,
+                "href": doc_href(d.kind, &d.name),
+                "active": d.active_version,
+                "latest": d.latest_version,
+                "versions": d.versions,
+                "has_draft": d.active_version.is_none_or(|a| a < d.latest_version),
+            })
+        })
+        .collect();
+    page(
+        &user,
+        "documents",
+        "Prompts and policies",
+        json!({"documents": view}),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQuery {
+    /// The version to show; default: the active one, else the latest.
+    pub v: Option<i64>,
+}
+
+fn numbered(body: &str) -> Vec<Value> {
+    body.lines()
+        .enumerate()
+        .map(|(i, l)| json!({"n": i + 1, "text": l}))
+        .collect()
+}
+
+fn version_view(kind: DocKind, v: &DocumentVersion) -> Value {
+    json!({
+        "version": v.version,
+        "status": v.status.as_str(),
+        "author": v.author,
+        "note": v.note,
+        "created_at": v.created_at.to_rfc3339(),
+        "activated_at": v.activated_at.map(|t| t.to_rfc3339()),
+        "activated_by": v.activated_by,
+        "href": format!("{}?v={}", doc_href(kind, &v.name), v.version),
+        "sha256": &v.sha256[..v.sha256.len().min(12)],
+    })
+}
+
+/// `GET /documents/{kind}/{name}?v=`: a version, the version history, and what may be done.
+pub async fn show(
+    State(store): State<Store>,
+    Page(user, _): Page<DocsRead>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<ShowQuery>,
+) -> AppResult<Html<String>> {
+    let kind = kind(&kind_s)?;
+    let versions = store.document_versions(kind, &name).await?;
+    let Some(latest) = versions.first() else {
+        return Err(AppError::NotFound(format!("no {kind_s} document '{name}'")));
+    };
+    let active = versions.iter().find(|v| v.status == DocStatus::Active);
+    let shown = match q.v {
+        Some(n) => versions
+            .iter()
+            .find(|v| v.version == n)
+            .ok_or_else(|| AppError::NotFound(format!("{kind_s} {name} has no version {n}")))?,
+        None => active.unwrap_or(latest),
+    };
+    let errors = validate_document(kind, &name, &shown.body);
+    let may_write = crate::perm::DOCS_WRITE.contains(&user.role);
+    let may_eval = crate::perm::EVALS_RUN.contains(&user.role);
+    let title = format!("{} {name} — version {}", kind.as_str(), shown.version);
+    page(
+        &user,
+        "document",
+        &title,
+        json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "href": doc_href(kind, &name),
+            "shown": version_view(kind, shown),
+            "lines": numbered(&shown.body),
+            "errors": errors,
+            "versions": versions.iter().map(|v| version_view(kind, v)).collect::<Vec<_>>(),
+            "active": active.map(|a| a.version),
+            "is_active": shown.status == DocStatus::Active,
+            "may_write": may_write,
+            "may_activate": may_write && shown.status != DocStatus::Active && errors.is_empty(),
+            "may_eval": may_eval && shown.status != DocStatus::Active,
+            "diff_active_href": active.filter(|a| a.version != shown.version).map(|a| format!("{}/diff?a={}&b={}", doc_href(kind, &name), a.version, shown.version)),
+        }),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EditQuery {
+    /// The version to start from; default: the latest.
+    pub from: Option<i64>,
+}
+
+fn edit_page(
+    user: &SessionUser,
+    kind: DocKind,
+    name: &str,
+    from: i64,
+    body: &str,
+    note: &str,
+    errors: Option<&[LineError]>,
+) -> AppResult<Html<String>> {
+    let lines = numbered(body);
+    let marked: Vec<Value> = match errors {
+        Some(errs) => errs
+            .iter()
+            .map(|e| {
+                json!({
+                    "where": match (e.line, e.column) {
+                        (Some(l), Some(c)) => format!("line {l}, column {c}"),
+                        (Some(l), None) => format!("line {l}"),
+                        _ => "the document".to_string(),
+                    },
+                    "message": e.message,
+                    "text": e.line.and_then(|l| body.lines().nth(l.saturating_sub(1))).unwrap_or(""),
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    page(
+        user,
+        "document_edit",
+        &format!("Edit {} {name}", kind.as_str()),
+        json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "href": doc_href(kind, name),
+            "from": from,
+            "body": body,
+            "note": note,
+            "rows": lines.len().clamp(12, 48),
+            "checked": errors.is_some(),
+            "valid": errors.is_some_and(<[LineError]>::is_empty),
+            "errors": marked,
+        }),
+    )
+}
+
+/// `GET /documents/{kind}/{name}/edit?from=`: a form holding a version's text.
+pub async fn edit_form(
+    State(store): State<Store>,
+    Page(user, _): Page<DocsWrite>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<EditQuery>,
+) -> AppResult<Html<String>> {
+    let kind = kind(&kind_s)?;
+    let versions = store.document_versions(kind, &name).await?;
+    let from = match q.from {
+        Some(n) => versions.iter().find(|v| v.version == n),
+        None => versions.first(),
+    }
+    .ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no {kind_s} document '{name}' (or no such version)"
+        ))
+    })?;
+    edit_page(&user, kind, &name, from.version, &from.body, "", None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DraftForm {
+    pub body: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub from: i64,
+    /// `validate` only checks; `save` writes a draft if it validates.
+    #[serde(default)]
+    pub action: String,
+}
+
+/// `POST /documents/{kind}/{name}`: validate, or save a new draft version.
+pub async fn save(
+    State(store): State<Store>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    Posted(user, form, _): Posted<DocsWrite, DraftForm>,
+) -> AppResult<Response> {
+    let kind = kind(&kind_s)?;
+    let body = form.body.replace("\r\n", "\n");
+    if form.action == "validate" {
+        let errors = problems(&store, kind, &name, &body).await?;
+        let status = if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let html = edit_page(
+            &user,
+            kind,
+            &name,
+            form.from,
+            &body,
+            &form.note,
+            Some(&errors),
+        )?;
+        return Ok((status, html).into_response());
+    }
+    let note = Some(form.note.trim()).filter(|n| !n.is_empty());
+    let author = format!("{}:{}", user.role, user.name);
+    match create_draft(&store, kind, &name, &body, &author, note).await? {
+        Ok(v) => {
+            Ok(Redirect::to(&format!("{}?v={}", doc_href(kind, &name), v.version)).into_response())
+        }
+        Err(errors) => {
+            let html = edit_page(
+                &user,
+                kind,
+                &name,
+                form.from,
+                &body,
+                &form.note,
+                Some(&errors),
+            )?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, html).into_response())
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DiffQuery {
+    pub a: Option<i64>,
+    pub b: Option<i64>,
+}
+
+/// `GET /documents/{kind}/{name}/diff?a=&b=`: version `a` → version `b`.
+pub async fn diff(
+    State(store): State<Store>,
+    Page(user, _): Page<DocsRead>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> AppResult<Html<String>> {
+    let kind = kind(&kind_s)?;
+    let (Some(a), Some(b)) = (q.a, q.b) else {
+        return Err(AppError::BadRequest(
+            "diff needs two versions: ?a=&b=".into(),
+        ));
+    };
+    let old = store.document(kind, &name, a).await?;
+    let new = store.document(kind, &name, b).await?;
+    let lines: Vec<Value> = diff_lines(&old.body, &new.body)
+        .into_iter()
+        .map(|l| {
+            json!({
+                "tag": match l.tag { DiffTag::Equal => "equal", DiffTag::Insert => "insert", DiffTag::Delete => "delete" },
+                "sign": match l.tag { DiffTag::Equal => " ", DiffTag::Insert => "+", DiffTag::Delete => "−" },
+                "old": l.old_line,
+                "new": l.new_line,
+                "text": l.text,
+            })
+        })
+        .collect();
+    let changed = lines.iter().filter(|l| l["tag"] != "equal").count();
+    let versions = store.document_versions(kind, &name).await?;
+    page(
+        &user,
+        "document_diff",
+        &format!("{} {name}: version {a} → {b}", kind.as_str()),
+        json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "href": doc_href(kind, &name),
+            "a": version_view(kind, &old),
+            "b": version_view(kind, &new),
+            "lines": lines,
+            "changed": changed,
+            "versions": versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// `POST /documents/{kind}/{name}/{version}/activate`.
+pub async fn activate_page(
+    State(handle): State<AgentHandle>,
+    ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
+    Posted(user, _, _): Posted<DocsWrite, Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let kind = kind(&kind_s)?;
+    activate(
+        &handle,
+        kind,
+        &name,
+        version,
+        &format!("{}:{}", user.role, user.name),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("{}?v={version}", doc_href(kind, &name))).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON API
+
+/// `GET /api/documents`.
+pub async fn api_list(
+    State(store): State<Store>,
+    _: Allowed<DocsRead>,
+) -> AppResult<Json<Vec<DocumentSummary>>> {
+    Ok(Json(store.documents().await?))
+}
+
+/// `GET /api/documents/{kind}/{name}`: every version, newest first.
+pub async fn api_versions(
+    State(store): State<Store>,
+    _: Allowed<DocsRead>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+) -> AppResult<Json<Vec<DocumentVersion>>> {
+    let versions = store.document_versions(kind(&kind_s)?, &name).await?;
+    if versions.is_empty() {
+        return Err(AppError::NotFound(format!("no {kind_s} document '{name}'")));
+    }
+    Ok(Json(versions))
+}
+
+/// `GET /api/documents/{kind}/{name}/{version}`.
+pub async fn api_version(
+    State(store): State<Store>,
+    _: Allowed<DocsRead>,
+    ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
+) -> AppResult<Json<DocumentVersion>> {
+    Ok(Json(store.document(kind(&kind_s)?, &name, version).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftBody {
+    pub body: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Validation {
+    pub valid: bool,
+    pub errors: Vec<LineError>,
+}
+
+/// `POST /api/documents/{kind}/{name}/validate {body}`: the problems, stores nothing.
+pub async fn api_validate(
+    State(store): State<Store>,
+    _: Allowed<DocsRead>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<DraftBody>,
+) -> AppResult<Json<Validation>> {
+    let errors = problems(&store, kind(&kind_s)?, &name, &req.body).await?;
+    Ok(Json(Validation {
+        valid: errors.is_empty(),
+        errors,
+    }))
+}
+
+/// `POST /api/documents/{kind}/{name} {body, note?}`: a new draft version (201), or 422
+/// with the problems.
+pub async fn api_create(
+    State(store): State<Store>,
+    Allowed(user, _): Allowed<DocsWrite>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<DraftBody>,
+) -> AppResult<Response> {
+    let kind = kind(&kind_s)?;
+    let author = actor_of(&user);
+    match create_draft(&store, kind, &name, &req.body, &author, req.note.as_deref()).await? {
+        Ok(v) => Ok((StatusCode::CREATED, Json(v)).into_response()),
+        Err(errors) => Err(AppError::Unprocessable(format!(
+            "the document does not validate: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    }
+}
+
+/// `POST /api/documents/{kind}/{name}/{version}/activate`.
+pub async fn api_activate(
+    State(handle): State<AgentHandle>,
+    Allowed(user, _): Allowed<DocsWrite>,
+    ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
+) -> AppResult<Json<DocumentVersion>> {
+    let kind = kind(&kind_s)?;
+    let actor = actor_of(&user);
+    Ok(Json(activate(&handle, kind, &name, version, &actor).await?))
+}
+
+fn actor_of(user: &AuthUser) -> String {
+    format!("{}:{}", user.role, user.name)
+}

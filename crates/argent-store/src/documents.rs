@@ -1,0 +1,454 @@
+//! Prompts and policies as versioned documents.
+//!
+//! A document is a `(kind, name)` — `("prompt", "tone/firm")`, `("policy", "us-consumer")`
+//! — with versions 1, 2, 3, … Each version's text is written once and never changed (a
+//! database trigger refuses it); a new text is a new version, created as a `draft`.
+//! Activating a version retires the previously active one in the same transaction; at most
+//! one version per document is `active` (a partial unique index enforces it). Every write
+//! is audited in the transaction that makes it: `document.draft`, `document.activate`,
+//! `document.seed`, with the author as the actor.
+//!
+//! Writers are serialized: on SQLite by `BEGIN IMMEDIATE` (every [`StoreTx`]), on
+//! PostgreSQL by a `SHARE ROW EXCLUSIVE` lock on the table, which conflicts with other
+//! writers but not with readers. So two drafts never race for a version number and two
+//! activations of one document end with exactly one of them active.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::tx::dispatch_tx;
+use crate::{
+    Backend, NewAuditEvent, Result, Store, StoreError, StoreTx, dispatch, now, parse_col, str_enum,
+};
+
+/// What a document is: a handlebars prompt template or a TOML policy pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    Prompt,
+    Policy,
+}
+str_enum!(DocKind {
+    Prompt => "prompt",
+    Policy => "policy",
+});
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocStatus {
+    /// Written, not (yet) used by the agent.
+    Draft,
+    /// The version the agent uses; at most one per document.
+    Active,
+    /// Was active; replaced by another version.
+    Retired,
+}
+str_enum!(DocStatus {
+    Draft => "draft",
+    Active => "active",
+    Retired => "retired",
+});
+
+/// One version of one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentVersion {
+    pub kind: DocKind,
+    pub name: String,
+    pub version: i64,
+    pub body: String,
+    /// Hex SHA-256 of `body`.
+    pub sha256: String,
+    pub status: DocStatus,
+    pub author: String,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub activated_by: Option<String>,
+}
+
+/// One document and where its versions stand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentSummary {
+    pub kind: DocKind,
+    pub name: String,
+    pub active_version: Option<i64>,
+    pub latest_version: i64,
+    /// How many versions exist.
+    pub versions: i64,
+}
+
+/// Hex SHA-256 of a document body, as stored in `sha256`.
+pub fn body_sha256(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+const COLS: &str = "kind, name, version, body, sha256, status, author, note, created_at, \
+                    activated_at, activated_by";
+
+macro_rules! version_row {
+    ($r:expr) => {{
+        let name: String = $r.try_get("name")?;
+        let kind: String = $r.try_get("kind")?;
+        let status: String = $r.try_get("status")?;
+        DocumentVersion {
+            kind: parse_col("document", &name, &kind)?,
+            status: parse_col("document", &name, &status)?,
+            version: $r.try_get("version")?,
+            body: $r.try_get("body")?,
+            sha256: $r.try_get("sha256")?,
+            author: $r.try_get("author")?,
+            note: $r.try_get("note")?,
+            created_at: $r.try_get("created_at")?,
+            activated_at: $r.try_get("activated_at")?,
+            activated_by: $r.try_get("activated_by")?,
+            name,
+        }
+    }};
+}
+
+fn label(kind: DocKind, name: &str, version: i64) -> String {
+    format!("{kind} '{name}' version {version}")
+}
+
+impl StoreTx {
+    /// Takes the documents write lock (PostgreSQL; on SQLite the transaction already holds
+    /// the database's write lock).
+    async fn lock_documents(&mut self) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            dispatch_tx!(self, |conn| {
+                sqlx::query("LOCK TABLE documents IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
+    async fn document_version(
+        &mut self,
+        kind: DocKind,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<DocumentVersion>> {
+        let sql =
+            format!("SELECT {COLS} FROM documents WHERE kind = $1 AND name = $2 AND version = $3");
+        Ok(dispatch_tx!(self, |conn| {
+            match sqlx::query(&sql)
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                Some(r) => Some(version_row!(r)),
+                None => None,
+            }
+        }))
+    }
+
+    /// The newest version number of a document, 0 if it has none.
+    async fn latest_document_version(&mut self, kind: DocKind, name: &str) -> Result<i64> {
+        let sql =
+            "SELECT COALESCE(MAX(version), 0) AS v FROM documents WHERE kind = $1 AND name = $2";
+        Ok(dispatch_tx!(self, |conn| {
+            let r = sqlx::query(sql)
+                .bind(kind.as_str())
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?;
+            r.try_get::<i64, _>("v")?
+        }))
+    }
+
+    async fn insert_document(&mut self, d: &DocumentVersion) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO documents ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        dispatch_tx!(self, |conn| {
+            sqlx::query(&sql)
+                .bind(d.kind.as_str())
+                .bind(d.name.as_str())
+                .bind(d.version)
+                .bind(d.body.as_str())
+                .bind(d.sha256.as_str())
+                .bind(d.status.as_str())
+                .bind(d.author.as_str())
+                .bind(d.note.as_deref())
+                .bind(d.created_at)
+                .bind(d.activated_at)
+                .bind(d.activated_by.as_deref())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.trim() != name {
+        return Err(StoreError::Invalid(format!(
+            "'{name}' is not a document name (empty, or leading/trailing spaces)"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Every document, sorted by kind then name.
+    pub async fn documents(&self) -> Result<Vec<DocumentSummary>> {
+        let sql = "SELECT kind, name, MAX(version) AS latest, COUNT(*) AS n, \
+                   MAX(CASE WHEN status = 'active' THEN version END) AS active \
+                   FROM documents GROUP BY kind, name";
+        let mut out: Vec<DocumentSummary> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).fetch_all(pool).await? {
+                let name: String = r.try_get("name")?;
+                let kind: String = r.try_get("kind")?;
+                out.push(DocumentSummary {
+                    kind: parse_col("document", &name, &kind)?,
+                    latest_version: r.try_get("latest")?,
+                    versions: r.try_get("n")?,
+                    active_version: r.try_get("active")?,
+                    name,
+                });
+            }
+            out
+        });
+        // Sorted here, not by the database, so both backends order names byte-wise.
+        out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
+        Ok(out)
+    }
+
+    /// Every version of one document, newest first (empty if there is no such document).
+    pub async fn document_versions(
+        &self,
+        kind: DocKind,
+        name: &str,
+    ) -> Result<Vec<DocumentVersion>> {
+        let sql = format!(
+            "SELECT {COLS} FROM documents WHERE kind = $1 AND name = $2 ORDER BY version DESC"
+        );
+        Ok(dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql)
+                .bind(kind.as_str())
+                .bind(name)
+                .fetch_all(pool)
+                .await?
+            {
+                out.push(version_row!(r));
+            }
+            out
+        }))
+    }
+
+    /// One version; `NotFound` if it does not exist.
+    pub async fn document(
+        &self,
+        kind: DocKind,
+        name: &str,
+        version: i64,
+    ) -> Result<DocumentVersion> {
+        let sql =
+            format!("SELECT {COLS} FROM documents WHERE kind = $1 AND name = $2 AND version = $3");
+        let found = dispatch!(self, |pool| {
+            match sqlx::query(&sql)
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(version)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(r) => Some(version_row!(r)),
+                None => None,
+            }
+        });
+        found.ok_or_else(|| StoreError::NotFound(label(kind, name, version)))
+    }
+
+    /// The active version of every document, sorted by kind then name.
+    pub async fn active_documents(&self) -> Result<Vec<DocumentVersion>> {
+        let sql = format!("SELECT {COLS} FROM documents WHERE status = 'active'");
+        let mut out: Vec<DocumentVersion> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql).fetch_all(pool).await? {
+                out.push(version_row!(r));
+            }
+            out
+        });
+        out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
+        Ok(out)
+    }
+
+    /// Writes `body` as the next version of a document (version 1 for a new one), as a
+    /// draft, audited as `document.draft` by `author`, in one transaction.
+    pub async fn create_document_version(
+        &self,
+        kind: DocKind,
+        name: &str,
+        body: &str,
+        author: &str,
+        note: Option<&str>,
+    ) -> Result<DocumentVersion> {
+        check_name(name)?;
+        let mut tx = self.begin().await?;
+        tx.lock_documents().await?;
+        let version = tx.latest_document_version(kind, name).await? + 1;
+        let doc = DocumentVersion {
+            kind,
+            name: name.to_string(),
+            version,
+            body: body.to_string(),
+            sha256: body_sha256(body),
+            status: DocStatus::Draft,
+            author: author.to_string(),
+            note: note.map(str::to_string),
+            created_at: now(),
+            activated_at: None,
+            activated_by: None,
+        };
+        tx.insert_document(&doc).await?;
+        tx.audit_append(NewAuditEvent {
+            run_id: None,
+            customer_id: None,
+            actor: author.to_string(),
+            kind: "document.draft".into(),
+            payload: json!({
+                "kind": kind.as_str(),
+                "name": name,
+                "version": version,
+                "sha256": doc.sha256,
+                "note": note,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+
+    /// Makes `version` the active version of its document: the previously active one (if
+    /// any) is retired, and `document.activate` is audited with `actor` and the previous
+    /// version, all in one transaction. `NotFound` if the version does not exist;
+    /// `Conflict` if it is already the active one.
+    pub async fn activate_document(
+        &self,
+        kind: DocKind,
+        name: &str,
+        version: i64,
+        actor: &str,
+    ) -> Result<DocumentVersion> {
+        let mut tx = self.begin().await?;
+        tx.lock_documents().await?;
+        let Some(mut doc) = tx.document_version(kind, name, version).await? else {
+            return Err(StoreError::NotFound(label(kind, name, version)));
+        };
+        if doc.status == DocStatus::Active {
+            return Err(StoreError::Conflict(format!(
+                "{} is already active",
+                label(kind, name, version)
+            )));
+        }
+        let previous: Option<i64> = dispatch_tx!(tx, |conn| {
+            match sqlx::query(
+                "UPDATE documents SET status = 'retired' \
+                 WHERE kind = $1 AND name = $2 AND status = 'active' RETURNING version",
+            )
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+            {
+                Some(r) => Some(r.try_get::<i64, _>("version")?),
+                None => None,
+            }
+        });
+        let at = now();
+        dispatch_tx!(tx, |conn| {
+            sqlx::query(
+                "UPDATE documents SET status = 'active', activated_at = $1, activated_by = $2 \
+                 WHERE kind = $3 AND name = $4 AND version = $5",
+            )
+            .bind(at)
+            .bind(actor)
+            .bind(kind.as_str())
+            .bind(name)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        });
+        tx.audit_append(NewAuditEvent {
+            run_id: None,
+            customer_id: None,
+            actor: actor.to_string(),
+            kind: "document.activate".into(),
+            payload: json!({
+                "kind": kind.as_str(),
+                "name": name,
+                "version": version,
+                "sha256": doc.sha256,
+                "previous_version": previous,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        doc.status = DocStatus::Active;
+        doc.activated_at = Some(at);
+        doc.activated_by = Some(actor.to_string());
+        Ok(doc)
+    }
+
+    /// For each `(kind, name, body)` whose document has no version yet, writes version 1 as
+    /// active, audited as `document.seed` by `author`; documents that exist are left alone.
+    /// One transaction; returns how many were written. Running it again writes nothing.
+    pub async fn seed_documents(
+        &self,
+        docs: &[(DocKind, String, String)],
+        author: &str,
+    ) -> Result<usize> {
+        for (_, name, _) in docs {
+            check_name(name)?;
+        }
+        let mut tx = self.begin().await?;
+        tx.lock_documents().await?;
+        let mut written = 0;
+        for (kind, name, body) in docs {
+            if tx.latest_document_version(*kind, name).await? > 0 {
+                continue;
+            }
+            let at = now();
+            let doc = DocumentVersion {
+                kind: *kind,
+                name: name.clone(),
+                version: 1,
+                body: body.clone(),
+                sha256: body_sha256(body),
+                status: DocStatus::Active,
+                author: author.to_string(),
+                note: Some("seeded".into()),
+                created_at: at,
+                activated_at: Some(at),
+                activated_by: Some(author.to_string()),
+            };
+            tx.insert_document(&doc).await?;
+            tx.audit_append(NewAuditEvent {
+                run_id: None,
+                customer_id: None,
+                actor: author.to_string(),
+                kind: "document.seed".into(),
+                payload: json!({
+                    "kind": kind.as_str(),
+                    "name": name,
+                    "version": 1,
+                    "sha256": doc.sha256,
+                }),
+            })
+            .await?;
+            written += 1;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+}

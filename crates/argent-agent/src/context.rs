@@ -47,11 +47,35 @@ impl Account {
             }
         }
         let initial_sent = !store.emails(Some(customer_id)).await?.is_empty();
+        Ok(Account::assemble(
+            customer,
+            invoices,
+            payments,
+            cases,
+            promises,
+            contacts,
+            initial_sent,
+            now,
+        ))
+    }
+
+    /// An account from its parts, assessing its risk from the payment history as of `now`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        customer: Customer,
+        invoices: Vec<Invoice>,
+        payments: Vec<Payment>,
+        cases: Vec<Case>,
+        promises: Vec<PromiseToPay>,
+        contacts: Vec<PriorContact>,
+        initial_sent: bool,
+        now: DateTime<Utc>,
+    ) -> Account {
         let risk = assess(
             payment_history(&invoices, &payments, now.date_naive()),
             &customer.flags,
         );
-        Ok(Account {
+        Account {
             customer,
             invoices,
             payments,
@@ -61,7 +85,7 @@ impl Account {
             initial_sent,
             risk,
             now,
-        })
+        }
     }
 
     /// The facts the policy engine judges an action against.

@@ -219,15 +219,23 @@ impl Agent {
         customer_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Account, AgentError> {
-        let mut account = Account::load(&self.store, customer_id, now).await?;
+        let account = Account::load(&self.store, customer_id, now).await?;
+        Ok(self.with_overrides(account))
+    }
+
+    /// The account with the configured overrides (segment, initial communication) applied.
+    pub(crate) fn with_overrides(&self, mut account: Account) -> Account {
         if let Some(segment) = self.config.segment_override {
             account.risk.segment = segment;
         }
         account.initial_sent |= self.config.assume_initial_sent;
-        Ok(account)
+        account
     }
 
-    fn policy_for(&self, account: &Account) -> Result<&argent_policy::Policy, AgentError> {
+    pub(crate) fn policy_for(
+        &self,
+        account: &Account,
+    ) -> Result<&argent_policy::Policy, AgentError> {
         self.policies
             .for_jurisdiction(account.customer.jurisdiction)
             .ok_or_else(|| AgentError::NoPolicy(account.customer.jurisdiction.to_string()))

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use argent_core::action::Action;
 use argent_core::{Decision, Outcome, RiskSegment};
 use argent_llm::{ChatMessage, ChatRequest, ToolCall, ToolDefinition};
 use argent_policy::evaluate;
@@ -201,7 +202,7 @@ impl Agent {
             .collect()
     }
 
-    fn audit(&self, run: &RunRecord, kind: &str, payload: Value) -> NewAuditEvent {
+    pub(crate) fn audit(&self, run: &RunRecord, kind: &str, payload: Value) -> NewAuditEvent {
         NewAuditEvent {
             run_id: Some(run.id.clone()),
             customer_id: Some(run.customer_id.clone()),
@@ -392,6 +393,52 @@ impl Agent {
         Ok(outcome(&run, status, &state))
     }
 
+    /// The approval item for a call the policy holds for review (a fresh id, the account's
+    /// priority, the roles that may approve), and the tool result the model is shown for it.
+    pub(crate) fn approval_item(
+        &self,
+        run: &RunRecord,
+        call_id: &str,
+        tool: &str,
+        action: &Action,
+        decision: &Decision,
+        account: &Account,
+    ) -> (NewApproval, String) {
+        let approval_id = self.new_id("apr");
+        let amount = action.principal_amount();
+        let args = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.get("args").cloned())
+            .unwrap_or(Value::Null);
+        let model_text = json!({
+            "status": "queued_for_approval",
+            "approval_id": approval_id,
+            "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
+            "note": "A human reviewer will decide. Do not repeat this call; you may tell the customer it is being reviewed.",
+        })
+        .to_string();
+        let item = NewApproval {
+            id: approval_id,
+            call_id: call_id.to_string(),
+            run_id: run.id.clone(),
+            customer_id: run.customer_id.clone(),
+            tool: tool.to_string(),
+            action: args,
+            decision: serde_json::to_value(decision).unwrap_or(Value::Null),
+            context: approval_context(account, &run.trigger),
+            priority: priority(account, amount.map_or(0, |m| m.minor)),
+            amount_minor: amount.map_or(0, |m| m.minor),
+            currency: amount.map_or(String::new(), |m| m.currency.to_string()),
+            required_role: decision
+                .approvers()
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        (item, model_text)
+    }
+
     /// Judges and carries out one tool call, exactly once per call id.
     async fn handle_call(
         &self,
@@ -484,42 +531,14 @@ impl Agent {
                 ToolCallStatus::Executed
             }
             Outcome::NeedsApproval => {
-                let approval_id = self.new_id("apr");
-                let amount = action.principal_amount();
-                let args = serde_json::to_value(&action)
-                    .ok()
-                    .and_then(|v| v.get("args").cloned())
-                    .unwrap_or(Value::Null);
-                tx.insert_approval(&NewApproval {
-                    id: approval_id.clone(),
-                    call_id: call_id.clone(),
-                    run_id: run.id.clone(),
-                    customer_id: run.customer_id.clone(),
-                    tool: call.name.clone(),
-                    action: args,
-                    decision: serde_json::to_value(&decision).unwrap_or(Value::Null),
-                    context: approval_context(&account, &run.trigger),
-                    priority: priority(&account, amount.map_or(0, |m| m.minor)),
-                    amount_minor: amount.map_or(0, |m| m.minor),
-                    currency: amount.map_or(String::new(), |m| m.currency.to_string()),
-                    required_role: decision
-                        .approvers()
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                })
-                .await?;
+                let (item, model_text) =
+                    self.approval_item(run, &call_id, &call.name, &action, &decision, &account);
+                let approval_id = item.id.clone();
+                tx.insert_approval(&item).await?;
                 tx.audit_append(self.audit(run, "approval_requested", json!({"call_id": call_id, "approval_id": approval_id, "approvers": decision.approvers()}))).await?;
                 o.status = CallStatus::Queued;
-                o.approval_id = Some(approval_id.clone());
-                o.model_text = json!({
-                    "status": "queued_for_approval",
-                    "approval_id": approval_id,
-                    "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
-                    "note": "A human reviewer will decide. Do not repeat this call; you may tell the customer it is being reviewed.",
-                })
-                .to_string();
+                o.approval_id = Some(approval_id);
+                o.model_text = model_text;
                 ToolCallStatus::Queued
             }
             Outcome::Deny => {

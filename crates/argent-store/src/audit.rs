@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 use crate::tx::dispatch_tx;
 use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, now};
@@ -26,6 +26,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// Rows read per round trip when verifying or exporting the chain.
 const BATCH: i64 = 1000;
+
+/// Events per multi-row INSERT (10 binds each: well under both backends' limits).
+const APPEND_CHUNK: usize = 500;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewAuditEvent {
@@ -371,69 +374,101 @@ impl StoreTx {
     /// On PostgreSQL this holds the audit head's row lock until the transaction ends, so
     /// keep audited transactions short.
     pub async fn audit_append(&mut self, e: NewAuditEvent) -> Result<AuditEvent> {
-        let (seq, prev_hash): (i64, String) = dispatch_tx!(self, |conn| {
-            let r =
-                sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                    .fetch_one(&mut *conn)
-                    .await?;
+        let mut appended = self.audit_append_many(vec![e]).await?;
+        appended
+            .pop()
+            .ok_or_else(|| StoreError::Invalid("appending one audit event appended none".into()))
+    }
+
+    /// Appends events to the chain in the order given, inside this transaction, with one
+    /// update of the head to reserve their sequence numbers, multi-row inserts and one
+    /// update of the head's hash: the same chain (and the same serialization of appenders)
+    /// as appending them one by one, in fewer round trips.
+    pub async fn audit_append_many(
+        &mut self,
+        events: Vec<NewAuditEvent>,
+    ) -> Result<Vec<AuditEvent>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(events.len())
+            .map_err(|_| StoreError::Invalid("too many audit events at once".into()))?;
+        let (last_seq, mut prev_hash): (i64, String) = dispatch_tx!(self, |conn| {
+            let r = sqlx::query(
+                "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
+            )
+            .bind(n)
+            .fetch_one(&mut *conn)
+            .await?;
             (r.try_get("seq")?, r.try_get("hash")?)
         });
         let at = now();
-        let NewAuditEvent {
-            run_id,
-            customer_id,
-            actor,
-            kind,
-            payload,
-        } = e;
-        let rules = rule_ids(&payload);
-        let doc = serde_json::json!({
-            "seq": seq,
-            "at": format_at(at),
-            "run_id": run_id,
-            "customer_id": customer_id,
-            "actor": actor,
-            "kind": kind,
-            "payload": payload,
-        });
-        let canonical = canonical_json(&doc);
-        let hash = chain_hash(&prev_hash, &canonical);
-        let insert = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, canonical, \
-                      prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        let mut out = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for (seq, e) in (last_seq - n + 1..).zip(events) {
+            let NewAuditEvent {
+                run_id,
+                customer_id,
+                actor,
+                kind,
+                payload,
+            } = e;
+            let rules = rule_ids(&payload);
+            let doc = serde_json::json!({
+                "seq": seq,
+                "at": format_at(at),
+                "run_id": run_id,
+                "customer_id": customer_id,
+                "actor": actor,
+                "kind": kind,
+                "payload": payload,
+            });
+            let canonical = canonical_json(&doc);
+            let hash = chain_hash(&prev_hash, &canonical);
+            let payload = match doc {
+                Value::Object(mut m) => m.remove("payload").unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            rows.push((rules, canonical));
+            out.push(AuditEvent {
+                seq,
+                at,
+                run_id,
+                customer_id,
+                actor,
+                kind,
+                payload,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+        let all: Vec<(&AuditEvent, &(String, String))> = out.iter().zip(&rows).collect();
         dispatch_tx!(self, |conn| {
-            sqlx::query(insert)
-                .bind(seq)
-                .bind(at)
-                .bind(run_id.as_deref())
-                .bind(customer_id.as_deref())
-                .bind(actor.as_str())
-                .bind(kind.as_str())
-                .bind(rules.as_str())
-                .bind(canonical.as_str())
-                .bind(prev_hash.as_str())
-                .bind(hash.as_str())
-                .execute(&mut *conn)
-                .await?;
+            for chunk in all.chunks(APPEND_CHUNK) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
+                     canonical, prev_hash, hash) ",
+                );
+                q.push_values(chunk, |mut b, (ev, (rules, canonical))| {
+                    b.push_bind(ev.seq)
+                        .push_bind(ev.at)
+                        .push_bind(ev.run_id.as_deref())
+                        .push_bind(ev.customer_id.as_deref())
+                        .push_bind(ev.actor.as_str())
+                        .push_bind(ev.kind.as_str())
+                        .push_bind(rules.as_str())
+                        .push_bind(canonical.as_str())
+                        .push_bind(ev.prev_hash.as_str())
+                        .push_bind(ev.hash.as_str());
+                });
+                q.build().execute(&mut *conn).await?;
+            }
             sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(hash.as_str())
+                .bind(prev_hash.as_str())
                 .execute(&mut *conn)
                 .await?;
         });
-        let payload = match doc {
-            Value::Object(mut m) => m.remove("payload").unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
-        Ok(AuditEvent {
-            seq,
-            at,
-            run_id,
-            customer_id,
-            actor,
-            kind,
-            payload,
-            prev_hash,
-            hash,
-        })
+        Ok(out)
     }
 }
 

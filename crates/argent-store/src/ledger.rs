@@ -1,14 +1,14 @@
 //! Customers, invoices and payments: the transactional import and the reads behind aging.
 
-use chrono::{NaiveDate, Utc};
-use sqlx::{QueryBuilder, Row};
+use chrono::NaiveDate;
+use sqlx::Row;
 
 use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
 
-use crate::{Result, Store, StoreError, dispatch, from_json, parse_col, to_json};
+use crate::{Result, Store, StoreError, dispatch, from_json, parse_col};
 
 /// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportStats {
@@ -25,13 +25,15 @@ pub struct LedgerSnapshot {
     pub payments: Vec<Payment>,
 }
 
-macro_rules! import_body {
-    ($pool:expr, $portfolio:expr, $source:expr) => {{
-        let p: &Portfolio = $portfolio;
-        let now = Utc::now();
-        let mut tx = $pool.begin().await?;
-        for chunk in p.customers.chunks(CHUNK) {
-            let mut q = QueryBuilder::new(
+/// Writes a portfolio's rows (upserting by key) and an import-log entry through `$conn`, a
+/// `&mut` connection of either backend that is inside a transaction.
+macro_rules! import_rows {
+    ($conn:expr, $portfolio:expr, $source:expr) => {{
+        let tx = $conn;
+        let p: &::argent_core::Portfolio = $portfolio;
+        let now = ::chrono::Utc::now();
+        for chunk in p.customers.chunks($crate::ledger::CHUNK) {
+            let mut q = ::sqlx::QueryBuilder::new(
                 "INSERT INTO customers (id, name, tier, jurisdiction, time_zone, contacts, cease_contact, \
                  disputed, bankrupt, attorney_represented, updated_at) ",
             );
@@ -41,7 +43,7 @@ macro_rules! import_body {
                     .push_bind(c.tier.as_str())
                     .push_bind(c.jurisdiction.as_str())
                     .push_bind(c.time_zone.name())
-                    .push_bind(to_json(&c.contacts))
+                    .push_bind($crate::to_json(&c.contacts))
                     .push_bind(c.flags.cease_contact)
                     .push_bind(c.flags.disputed)
                     .push_bind(c.flags.bankrupt)
@@ -57,8 +59,8 @@ macro_rules! import_body {
             );
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in p.invoices.chunks(CHUNK) {
-            let mut q = QueryBuilder::new(
+        for chunk in p.invoices.chunks($crate::ledger::CHUNK) {
+            let mut q = ::sqlx::QueryBuilder::new(
                 "INSERT INTO invoices (number, customer_id, issue_date, due_date, currency, amount_minor, disputed) ",
             );
             q.push_values(chunk, |mut b, i| {
@@ -77,8 +79,8 @@ macro_rules! import_body {
             );
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in p.payments.chunks(CHUNK) {
-            let mut q = QueryBuilder::new(
+        for chunk in p.payments.chunks($crate::ledger::CHUNK) {
+            let mut q = ::sqlx::QueryBuilder::new(
                 "INSERT INTO payments (id, customer_id, invoice_number, currency, amount_minor, received_on) ",
             );
             q.push_values(chunk, |mut b, pay| {
@@ -96,7 +98,7 @@ macro_rules! import_body {
             );
             q.build().execute(&mut *tx).await?;
         }
-        sqlx::query(
+        ::sqlx::query(
             "INSERT INTO imports (source, customers, invoices, payments, imported_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind($source)
@@ -106,9 +108,9 @@ macro_rules! import_body {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
     }};
 }
+pub(crate) use import_rows;
 
 struct CustomerRow {
     id: String,
@@ -172,7 +174,11 @@ impl Store {
         portfolio: &Portfolio,
         source: &str,
     ) -> Result<ImportStats> {
-        dispatch!(self, |pool| import_body!(pool, portfolio, source));
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            import_rows!(&mut *tx, portfolio, source);
+            tx.commit().await?;
+        });
         Ok(ImportStats {
             customers: portfolio.customers.len(),
             invoices: portfolio.invoices.len(),

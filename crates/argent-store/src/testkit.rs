@@ -1,6 +1,8 @@
 //! Throwaway stores for tests of this crate and the crates above it: a SQLite file in the
 //! temp directory, and — when `ARGENT_TEST_POSTGRES_URL` is set — a PostgreSQL schema of
-//! its own, so tests run in parallel without seeing each other's rows.
+//! its own, so tests run in parallel without seeing each other's rows. Also the shared
+//! ledger fixtures, and [`seed_queue`], which writes a large approval queue in one
+//! transaction for load tests and benchmarks.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,12 @@ use argent_core::{
     Tier,
 };
 
-use crate::{Result, Store, dispatch};
+use serde_json::Value;
+use sqlx::QueryBuilder;
+
+use crate::ledger::import_rows;
+use crate::tx::dispatch_tx;
+use crate::{NewApproval, NewAuditEvent, Result, RunRecord, Store, dispatch, micros, now, to_json};
 
 /// The environment variable naming the PostgreSQL server the conformance suite also runs on.
 pub const POSTGRES_URL_ENV: &str = "ARGENT_TEST_POSTGRES_URL";
@@ -184,4 +191,169 @@ pub fn two_consumer_portfolio() -> Portfolio {
         });
     }
     p
+}
+
+/// `n` US consumers shaped like Ann in [`two_consumer_portfolio`], for load tests: customer
+/// `C-00001`… in Chicago, New York, Denver or Los Angeles, each with four invoices of
+/// history paid a day early and one open invoice (`INV-00001`…, issued 2026-10-10, due
+/// 2026-10-31) of 600.00 to 8,400.00 USD — under the 10,000.00 above which plans need a
+/// manager.
+pub fn consumer_portfolio(n: usize) -> Portfolio {
+    let zones = [
+        chrono_tz::America::Chicago,
+        chrono_tz::America::New_York,
+        chrono_tz::America::Denver,
+        chrono_tz::America::Los_Angeles,
+    ];
+    let mut p = Portfolio::default();
+    for i in 1..=n {
+        let id = format!("C-{i:05}");
+        let name = format!("Consumer {i:05}");
+        p.customers.push(Customer {
+            id: id.clone(),
+            name: name.clone(),
+            tier: Tier::Small,
+            jurisdiction: Jurisdiction::UsConsumer,
+            time_zone: zones[i % zones.len()],
+            contacts: vec![Contact {
+                name,
+                email: Some(format!("c{i:05}@mail.example")),
+                phone: None,
+                opted_out: vec![],
+            }],
+            flags: CustomerFlags::default(),
+        });
+        let history = 150_00 + (i as i64 % 7) * 25_00;
+        for k in 0..4 {
+            let issued = date("2026-03-05") + Duration::days(30 * k);
+            let number = format!("INV-{i:05}-H{k}");
+            p.invoices.push(Invoice {
+                number: number.clone(),
+                customer_id: id.clone(),
+                issue_date: issued,
+                due_date: issued + Duration::days(21),
+                amount: Money::new(history, Currency::USD),
+                disputed: false,
+            });
+            p.payments.push(Payment {
+                id: format!("import:{number}"),
+                customer_id: id.clone(),
+                invoice_number: number,
+                amount: Money::new(history, Currency::USD),
+                received_on: issued + Duration::days(20),
+            });
+        }
+        p.invoices.push(Invoice {
+            number: format!("INV-{i:05}"),
+            customer_id: id,
+            issue_date: date("2026-10-10"),
+            due_date: date("2026-10-31"),
+            amount: Money::new(600_00 + (i as i64 % 40) * 200_00, Currency::USD),
+            disputed: false,
+        });
+    }
+    p
+}
+
+/// One tool call waiting in the approval queue, as the agent leaves it: its run, the
+/// call's arguments as the model sent them and the outcome recorded for it, the approval
+/// item, and the audit events the agent wrote (appended in order, after those of the calls
+/// before it).
+#[derive(Clone, Debug)]
+pub struct QueuedCall {
+    pub run: RunRecord,
+    pub arguments: String,
+    /// The tool call's stored result (the agent's `CallOutcome` for a queued call).
+    pub outcome: Value,
+    /// The item; `call_id`, `run_id`, `customer_id` and `tool` also name the tool call.
+    pub approval: NewApproval,
+    pub events: Vec<NewAuditEvent>,
+}
+
+/// Rows per multi-row INSERT when seeding (at most 14 binds a row).
+const SEED_CHUNK: usize = 500;
+
+/// Writes `portfolio` and then every call's run, tool call (status `queued`), pending
+/// approval item and audit events, in one transaction: either all of it is stored or none.
+/// The audit events are chained exactly as if the agent had appended them one by one.
+/// Meant for load tests: 10,000 calls take a second or two on SQLite.
+pub async fn seed_queue(store: &Store, portfolio: &Portfolio, calls: &[QueuedCall]) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let at = now();
+    dispatch_tx!(tx, |conn| {
+        import_rows!(&mut *conn, portfolio, "seed_queue");
+        for chunk in calls.chunks(SEED_CHUNK) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO runs (id, customer_id, run_trigger, status, step, tokens, state, model, \
+                 prompt_version, policy_version, created_at, updated_at, lease_owner, lease_until) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                let r = &c.run;
+                b.push_bind(r.id.as_str())
+                    .push_bind(r.customer_id.as_str())
+                    .push_bind(to_json(&r.trigger))
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.step)
+                    .push_bind(r.tokens)
+                    .push_bind(to_json(&r.state))
+                    .push_bind(r.model.as_str())
+                    .push_bind(r.prompt_version.as_str())
+                    .push_bind(r.policy_version.as_str())
+                    .push_bind(micros(r.created_at))
+                    .push_bind(micros(r.updated_at))
+                    .push_bind(r.lease_owner.as_deref())
+                    .push_bind(r.lease_until.map(micros));
+            });
+            q.build().execute(&mut *conn).await?;
+
+            let mut q = QueryBuilder::new(
+                "INSERT INTO tool_calls (call_id, run_id, customer_id, name, arguments, status, result, \
+                 created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                let a = &c.approval;
+                b.push_bind(a.call_id.as_str())
+                    .push_bind(a.run_id.as_str())
+                    .push_bind(a.customer_id.as_str())
+                    .push_bind(a.tool.as_str())
+                    .push_bind(c.arguments.as_str())
+                    .push_bind(crate::ToolCallStatus::Queued.as_str())
+                    .push_bind(to_json(&c.outcome))
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            q.build().execute(&mut *conn).await?;
+
+            let mut q = QueryBuilder::new(
+                "INSERT INTO approvals (id, call_id, run_id, customer_id, tool, action, decision, context, \
+                 priority, amount_minor, currency, required_role, status, created_at) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                let a = &c.approval;
+                b.push_bind(a.id.as_str())
+                    .push_bind(a.call_id.as_str())
+                    .push_bind(a.run_id.as_str())
+                    .push_bind(a.customer_id.as_str())
+                    .push_bind(a.tool.as_str())
+                    .push_bind(to_json(&a.action))
+                    .push_bind(to_json(&a.decision))
+                    .push_bind(to_json(&a.context))
+                    .push_bind(a.priority)
+                    .push_bind(a.amount_minor)
+                    .push_bind(a.currency.as_str())
+                    .push_bind(a.required_role.as_str())
+                    .push_bind("pending")
+                    .push_bind(at);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+    });
+    tx.audit_append_many(
+        calls
+            .iter()
+            .flat_map(|c| c.events.iter().cloned())
+            .collect(),
+    )
+    .await?;
+    tx.commit().await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use argent_core::CustomerFlags;
 use argent_core::demo::{DemoConfig, generate};
-use argent_store::testkit::{TestStore, raw_execute};
+use argent_store::testkit::{QueuedCall, TestStore, consumer_portfolio, raw_execute, seed_queue};
 use argent_store::{
     ApprovalStatus, AuditFilter, AuditVerification, Backend, GENESIS_HASH, NewApproval,
     NewAuditEvent, OutboxEmail, RunRecord, RunStatus, Store, StoreError, ToolCallStatus,
@@ -570,6 +570,170 @@ async fn a_rolled_back_append_leaves_no_gap() {
             .await
             .unwrap();
         assert_eq!(e.seq, 3, "{label}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn appending_many_events_at_once_chains_like_one_by_one() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        append_n(store, 2).await;
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.audit_append_many(Vec::new()).await.unwrap().is_empty());
+        // More than one multi-row INSERT's worth.
+        let many: Vec<NewAuditEvent> = (0..1201)
+            .map(|i| {
+                ev(
+                    &format!("C{}", i % 5),
+                    "R9",
+                    "agent",
+                    "policy_decision",
+                    json!({"i": i, "rules": [{"id": format!("rule.{}", i % 3)}]}),
+                )
+            })
+            .collect();
+        let written = tx.audit_append_many(many).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            written.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (3..=1203).collect::<Vec<_>>(),
+            "{label}"
+        );
+        let last = store
+            .audit_append(ev("C", "R", "agent", "after", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(last.seq, 1204, "{label}");
+        assert_eq!(last.prev_hash, written[1200].hash, "{label}");
+        let got = store
+            .audit_events(&AuditFilter {
+                run_id: Some("R9".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got, written, "{label}: read back exactly as returned");
+        let by_rule = store
+            .audit_events(&AuditFilter {
+                rule_id: Some("rule.1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_rule.len(), 400, "{label}: rule ids indexed");
+        // A rolled-back batch leaves no gap.
+        {
+            let mut tx = store.begin().await.unwrap();
+            let e = tx
+                .audit_append_many(vec![ev("C", "R", "agent", "x", json!({})); 3])
+                .await
+                .unwrap();
+            assert_eq!(e[0].seq, 1205, "{label}");
+        }
+        assert_eq!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact {
+                events: 1204,
+                head: last.hash.clone()
+            },
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn seeding_a_queue_is_one_transaction() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let portfolio = consumer_portfolio(3);
+        assert_eq!(portfolio.customers.len(), 3);
+        assert_eq!(portfolio.invoices.len(), 15, "four paid, one open each");
+        assert_eq!(portfolio.payments.len(), 12);
+        let t = at("2026-11-20T18:00:00Z");
+        let call = |i: usize, approval_id: &str| {
+            let run = RunRecord {
+                id: format!("run-{i}"),
+                customer_id: format!("C-{i:05}"),
+                trigger: json!({"kind": "step", "step": "overdue_notice"}),
+                status: RunStatus::Finished,
+                step: 2,
+                tokens: 10,
+                state: json!({}),
+                model: "m".into(),
+                prompt_version: "p".into(),
+                policy_version: "v".into(),
+                created_at: t,
+                updated_at: t,
+                lease_owner: None,
+                lease_until: None,
+            };
+            let mut a = approval(approval_id, &format!("run-{i}/2/c"), i as i64);
+            a.run_id = run.id.clone();
+            a.customer_id = run.customer_id.clone();
+            QueuedCall {
+                events: vec![ev(
+                    &a.customer_id,
+                    &run.id,
+                    "agent",
+                    "approval_requested",
+                    json!({"approval_id": approval_id}),
+                )],
+                run,
+                arguments: "{}".into(),
+                outcome: json!({"status": "queued"}),
+                approval: a,
+            }
+        };
+        // The third item reuses the first's id: the whole seed is refused.
+        let bad = [call(1, "A1"), call(2, "A2"), call(3, "A1")];
+        assert!(
+            seed_queue(store, &portfolio, &bad).await.is_err(),
+            "{label}"
+        );
+        assert!(
+            store.customers().await.unwrap().is_empty(),
+            "{label}: nothing kept"
+        );
+        assert_eq!(store.count_approvals(None).await.unwrap(), 0, "{label}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 0, .. }
+            ),
+            "{label}"
+        );
+
+        let good = [call(1, "A1"), call(2, "A2"), call(3, "A3")];
+        seed_queue(store, &portfolio, &good).await.unwrap();
+        assert_eq!(store.customers().await.unwrap().len(), 3, "{label}");
+        assert_eq!(store.invoices(None).await.unwrap().len(), 15, "{label}");
+        assert_eq!(
+            store
+                .count_approvals(Some(ApprovalStatus::Pending))
+                .await
+                .unwrap(),
+            3,
+            "{label}"
+        );
+        let item = store.approval("A2").await.unwrap();
+        assert_eq!(item.customer_id, "C-00002", "{label}");
+        assert_eq!(item.status, ApprovalStatus::Pending);
+        let tc = store.tool_call(&item.call_id).await.unwrap().unwrap();
+        assert_eq!(tc.status, ToolCallStatus::Queued, "{label}");
+        assert_eq!(tc.result, Some(json!({"status": "queued"})), "{label}");
+        assert_eq!(
+            store.run("run-2").await.unwrap().status,
+            RunStatus::Finished
+        );
         assert!(
             matches!(
                 store.audit_verify().await.unwrap(),

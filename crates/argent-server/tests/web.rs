@@ -156,6 +156,21 @@ async fn every_page_checks_the_role_of_every_caller() {
             "/rules/us.cease-contact",
             &[Collector, Manager, Compliance, Evaluator, Admin],
         ),
+        ("/documents", &[Manager, Compliance, Evaluator, Admin]),
+        (
+            "/documents/policy/b2b",
+            &[Manager, Compliance, Evaluator, Admin],
+        ),
+        (
+            "/documents/prompt/tone%2Ffirm",
+            &[Manager, Compliance, Evaluator, Admin],
+        ),
+        ("/documents/policy/b2b/edit", &[Manager, Admin]),
+        (
+            "/documents/policy/b2b/diff?a=1&b=1",
+            &[Manager, Compliance, Evaluator, Admin],
+        ),
+        ("/evals", &[Evaluator, Manager, Compliance, Admin]),
     ];
     for (path, allowed) in gets {
         let uri = path.replace("{id}", &item);
@@ -177,6 +192,10 @@ async fn every_page_checks_the_role_of_every_caller() {
         ("/queue/{id}/preview", &[Collector, Manager, Admin]),
         ("/queue/{id}/edit", &[Collector, Manager, Admin]),
         ("/queue/{id}/approve", &[Collector, Manager, Admin]),
+        ("/documents/policy/b2b", &[Manager, Admin]),
+        ("/documents/policy/b2b/1/activate", &[Manager, Admin]),
+        ("/documents/policy/b2b/1/eval", &[Evaluator, Manager, Admin]),
+        ("/evals", &[Evaluator, Manager, Admin]),
     ];
     for (path, allowed) in posts {
         let uri = path.replace("{id}", &item);
@@ -199,6 +218,14 @@ async fn every_page_checks_the_role_of_every_caller() {
     assert!(res.body.contains("needs a note"));
     let still = f.store().approval(&item).await.unwrap();
     assert_eq!(still.status, ApprovalStatus::Pending);
+    // Nothing the refused posts named was written.
+    let b2b = f
+        .store()
+        .document_versions(argent_store::DocKind::Policy, "b2b")
+        .await
+        .unwrap();
+    assert_eq!(b2b.len(), 1);
+    assert_eq!(f.store().count_eval_runs().await.unwrap(), 0);
 }
 
 #[tokio::test]

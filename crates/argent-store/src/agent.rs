@@ -452,9 +452,19 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ApprovalItem>> {
+        // The page's ids come from the queue index alone (it holds status, the order and
+        // the id), so the items skipped by `offset` are never read; only the page's rows
+        // are. (`status = $1` must stand on its own for the index to be used.)
+        let filter = if status.is_some() {
+            "status = $1"
+        } else {
+            "$1 IS NULL"
+        };
         let sql = format!(
-            "SELECT {APPROVAL_COLS} FROM approvals WHERE ($1 IS NULL OR status = $1) \
-             ORDER BY priority DESC, created_at, id LIMIT $2 OFFSET $3"
+            "SELECT {APPROVAL_COLS} FROM approvals WHERE id IN \
+             (SELECT id FROM approvals WHERE {filter} \
+              ORDER BY priority DESC, created_at, id LIMIT $2 OFFSET $3) \
+             ORDER BY priority DESC, created_at, id"
         );
         let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
@@ -473,7 +483,11 @@ impl Store {
     }
 
     pub async fn count_approvals(&self, status: Option<ApprovalStatus>) -> Result<i64> {
-        let sql = "SELECT COUNT(*) AS n FROM approvals WHERE ($1 IS NULL OR status = $1)";
+        let sql = if status.is_some() {
+            "SELECT COUNT(*) AS n FROM approvals WHERE status = $1"
+        } else {
+            "SELECT COUNT(*) AS n FROM approvals WHERE $1 IS NULL"
+        };
         Ok(dispatch!(self, |pool| {
             sqlx::query(sql)
                 .bind(status.map(|s| s.as_str()))

@@ -96,7 +96,7 @@ async fn client_loop(
         let Some(id) = ids.get(i) else {
             return Ok(t);
         };
-        let approve = i % 2 == 0;
+        let approve = i.is_multiple_of(2);
         let (url, body) = if approve {
             (format!("{base}/api/approvals/{id}/approve"), "")
         } else {

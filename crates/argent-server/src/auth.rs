@@ -216,22 +216,33 @@ where
             })
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Unauthorized)?;
-        let token_hash = hash_token(token);
-        let store = Store::from_ref(state);
-        let user = store
-            .token_user(&token_hash, TokenKind::Api, Utc::now())
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        let role = user
-            .role
-            .parse()
-            .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+        let (name, role, token_hash) =
+            token_owner(&Store::from_ref(state), token, TokenKind::Api).await?;
         Ok(AuthUser {
-            name: user.name,
+            name,
             role,
             token_hash,
         })
     }
+}
+
+/// Who holds `token` (of `kind`, unexpired): name, role and the token's hash;
+/// [`AppError::Unauthorized`] for anyone else.
+pub(crate) async fn token_owner(
+    store: &Store,
+    token: &str,
+    kind: TokenKind,
+) -> AppResult<(String, UserRole, String)> {
+    let token_hash = hash_token(token);
+    let user = store
+        .token_user(&token_hash, kind, Utc::now())
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    let role = user
+        .role
+        .parse()
+        .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+    Ok((user.name, role, token_hash))
 }
 
 /// The hex SHA-256 of a token: what the store keeps.

@@ -9,9 +9,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use serde_json::Value;
 
-use argent_core::analytics::{DashboardInput, dashboard};
 use argent_server::ServerConfig;
 use argent_store::{AuditFilter, DocKind, DocStatus, EvalRunStatus};
 use common::*;
@@ -298,56 +296,6 @@ async fn an_eval_on_a_weakened_draft_shows_the_regression_before_activation() {
             .status,
         DocStatus::Draft
     );
-}
-
-#[tokio::test]
-async fn the_dashboard_shows_the_analytics_of_the_ledger() {
-    let f = seeded().await;
-    let store = f.store();
-    let ledger = store.ledger().await.unwrap();
-    let customers = store.customers().await.unwrap();
-    let promises = store.promises(None).await.unwrap();
-    let want = dashboard(&DashboardInput {
-        customers: &customers,
-        invoices: &ledger.invoices,
-        payments: &ledger.payments,
-        promises: &promises,
-        as_of: now().date_naive(),
-        period_days: 90,
-        promise_grace_days: argent_server::web::PROMISE_GRACE_DAYS,
-    });
-    let (s, got) = f.as_user("mo", Method::GET, "/api/dashboard", None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(got, serde_json::to_value(&want).unwrap());
-    assert!(!want.rows.is_empty());
-
-    let mut mo = Browser::sign_in(&f.app, "mo").await;
-    let page = mo.get("/dashboard").await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("id=\"dashboard\""));
-    for row in &want.rows {
-        let seg = row.segment.unwrap().as_str();
-        assert!(
-            page.body.contains(&format!("data-segment=\"{seg}\"")),
-            "{seg}"
-        );
-    }
-    let total = &want.totals[0];
-    assert!(
-        page.body.contains(
-            &argent_core::Money {
-                minor: total.open_total,
-                currency: total.currency
-            }
-            .to_string()
-        )
-    );
-    let bad = mo.get("/dashboard?period_days=0").await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let mut eve = Browser::sign_in(&f.app, "eve").await;
-    assert_eq!(eve.get("/dashboard").await.status, StatusCode::FORBIDDEN);
-    let (s, _): (StatusCode, Value) = f.as_user("eve", Method::GET, "/api/dashboard", None).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

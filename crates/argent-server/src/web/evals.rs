@@ -289,20 +289,31 @@ pub async fn compare_page(
     )
 }
 
+/// The draft a `/documents/{kind}/{name}/{version}/eval` path names.
+fn draft_of(kind: &str, name: String, version: i64) -> AppResult<Option<(DocKind, String, i64)>> {
+    let kind = kind
+        .parse::<DocKind>()
+        .map_err(|_| AppError::NotFound(format!("no document kind '{kind}'")))?;
+    Ok(Some((kind, name, version)))
+}
+
+/// Starts a run for a page's form and shows it.
+async fn start_page(
+    state: &AppState,
+    draft: Option<(DocKind, String, i64)>,
+    user: &super::SessionUser,
+) -> AppResult<Response> {
+    let started_by = format!("{}:{}", user.role, user.name);
+    let id = start(state, EvalRequest { draft, started_by }).await?;
+    Ok(Redirect::to(&format!("/evals/{id}")).into_response())
+}
+
 /// `POST /evals`: run the eval set on the active documents.
 pub async fn run_active(
     State(state): State<AppState>,
     Posted(user, _, _): Posted<EvalsRun, Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let id = start(
-        &state,
-        EvalRequest {
-            draft: None,
-            started_by: format!("{}:{}", user.role, user.name),
-        },
-    )
-    .await?;
-    Ok(Redirect::to(&format!("/evals/{id}")).into_response())
+    start_page(&state, None, &user).await
 }
 
 /// `POST /documents/{kind}/{name}/{version}/eval`: the draft against the active set.
@@ -311,18 +322,7 @@ pub async fn run_draft(
     ApiPath((kind, name, version)): ApiPath<(String, String, i64)>,
     Posted(user, _, _): Posted<EvalsRun, Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let kind = kind
-        .parse::<DocKind>()
-        .map_err(|_| AppError::NotFound(format!("no document kind '{kind}'")))?;
-    let id = start(
-        &state,
-        EvalRequest {
-            draft: Some((kind, name, version)),
-            started_by: format!("{}:{}", user.role, user.name),
-        },
-    )
-    .await?;
-    Ok(Redirect::to(&format!("/evals/{id}")).into_response())
+    start_page(&state, draft_of(&kind, name, version)?, &user).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,27 +364,27 @@ pub struct Started {
     pub status: &'static str,
 }
 
+/// Starts a run for an API caller: 202 with the run's id to poll.
+async fn start_api(
+    state: &AppState,
+    draft: Option<(DocKind, String, i64)>,
+    user: &crate::auth::AuthUser,
+) -> AppResult<Response> {
+    let started_by = format!("{}:{}", user.role, user.name);
+    let id = start(state, EvalRequest { draft, started_by }).await?;
+    let started = Started {
+        id,
+        status: "running",
+    };
+    Ok((axum::http::StatusCode::ACCEPTED, Json(started)).into_response())
+}
+
 /// `POST /api/evals`: run the eval set on the active documents (202; poll the run).
 pub async fn api_run(
     State(state): State<AppState>,
     Allowed(user, _): Allowed<EvalsRun>,
 ) -> AppResult<Response> {
-    let id = start(
-        &state,
-        EvalRequest {
-            draft: None,
-            started_by: format!("{}:{}", user.role, user.name),
-        },
-    )
-    .await?;
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(Started {
-            id,
-            status: "running",
-        }),
-    )
-        .into_response())
+    start_api(&state, None, &user).await
 }
 
 /// `POST /api/documents/{kind}/{name}/{version}/eval` (202; poll the run).
@@ -393,23 +393,5 @@ pub async fn api_run_draft(
     Allowed(user, _): Allowed<EvalsRun>,
     ApiPath((kind, name, version)): ApiPath<(String, String, i64)>,
 ) -> AppResult<Response> {
-    let kind = kind
-        .parse::<DocKind>()
-        .map_err(|_| AppError::NotFound(format!("no document kind '{kind}'")))?;
-    let id = start(
-        &state,
-        EvalRequest {
-            draft: Some((kind, name, version)),
-            started_by: format!("{}:{}", user.role, user.name),
-        },
-    )
-    .await?;
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(Started {
-            id,
-            status: "running",
-        }),
-    )
-        .into_response())
+    start_api(&state, draft_of(&kind, name, version)?, &user).await
 }

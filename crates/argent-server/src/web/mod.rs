@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use argent_store::{Store, TokenKind};
 
 use crate::AppState;
-use crate::auth::{Permission, UserRole, hash_token, perm};
+use crate::auth::{Permission, UserRole, perm};
 use crate::error::{AppError, AppResult};
 
 mod audit;
@@ -329,18 +329,10 @@ where
         let token = cookie_value(&parts.headers, SESSION_COOKIE)
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Unauthorized)?;
-        let token_hash = hash_token(&token);
-        let store = Store::from_ref(state);
-        let user = store
-            .token_user(&token_hash, TokenKind::Session, Utc::now())
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        let role = user
-            .role
-            .parse()
-            .map_err(|e| AppError::internal(format!("stored role of user {}: {e}", user.name)))?;
+        let (name, role, token_hash) =
+            crate::auth::token_owner(&Store::from_ref(state), &token, TokenKind::Session).await?;
         Ok(SessionUser {
-            name: user.name,
+            name,
             role,
             csrf: csrf_for(&token),
             token_hash,

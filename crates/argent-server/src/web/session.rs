@@ -13,9 +13,9 @@ use serde_json::json;
 
 use argent_store::{Store, TokenKind};
 
-use super::{Posted, SessionUser, check_csrf, cookie_value, render};
+use super::{Posted, check_csrf, cookie_value, render};
 use crate::ServerConfig;
-use crate::auth::{LoginThrottle, SignedIn, check_credentials, issue_token, new_token};
+use crate::auth::{LoginThrottle, SignedIn, UserRole, check_credentials, issue_token, new_token};
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiQuery;
 
@@ -86,32 +86,23 @@ pub async fn login_page(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let next = safe_next(q.next.as_deref());
-    if let Some(user) = signed_in(&store, &headers).await? {
-        let to = next.unwrap_or_else(|| user.role.home().to_string());
+    if let Some(role) = signed_in(&store, &headers).await? {
+        let to = next.unwrap_or_else(|| role.home().to_string());
         return Ok(Redirect::to(&to).into_response());
     }
     login_form(&config, StatusCode::OK, next.as_deref(), "", None)
 }
 
-async fn signed_in(store: &Store, headers: &HeaderMap) -> AppResult<Option<SessionUser>> {
+/// The role of whoever the request's session cookie belongs to, if anyone's.
+async fn signed_in(store: &Store, headers: &HeaderMap) -> AppResult<Option<UserRole>> {
     let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let user = store
-        .token_user(
-            &crate::auth::hash_token(&token),
-            TokenKind::Session,
-            chrono::Utc::now(),
-        )
-        .await?;
-    Ok(user.and_then(|u| {
-        Some(SessionUser {
-            role: u.role.parse().ok()?,
-            name: u.name,
-            csrf: super::csrf_for(&token),
-            token_hash: String::new(),
-        })
-    }))
+    match crate::auth::token_owner(store, &token, TokenKind::Session).await {
+        Ok((_, role, _)) => Ok(Some(role)),
+        Err(AppError::Unauthorized) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -73,6 +73,20 @@ pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeAr
             args.evals.display()
         );
     }
+    // Eval runs execute inside the server process; any still `running` were cut off when
+    // the last server stopped. (One server per database is the supported setup.)
+    for run in agent.store.eval_runs(1000, 0).await? {
+        if run.status == argent_store::EvalRunStatus::Running {
+            agent
+                .store
+                .fail_eval_run(&run.id, "the server stopped before the run finished")
+                .await?;
+            eprintln!(
+                "argent: eval run {} was cut off by a restart; marked failed",
+                run.id
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;

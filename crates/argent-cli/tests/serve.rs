@@ -100,6 +100,29 @@ fn users_are_added_from_stdin_and_sign_in_to_the_served_api() {
     assert!(!list.contains("bob"));
     assert!(!list.contains("password"), "{list}");
 
+    // An eval run a previous server left `running` (it was killed mid-run).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = argent_store::Store::open(&db.to_string_lossy())
+            .await
+            .unwrap();
+        store
+            .insert_eval_run(&argent_store::NewEvalRun {
+                id: "eval-cut-off".into(),
+                label: "active".into(),
+                model: "offline".into(),
+                subject: "the active documents".into(),
+                doc_kind: None,
+                doc_name: None,
+                doc_version: None,
+                baseline_id: None,
+                started_by: "manager:mo".into(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+
     let mut child = argent(&db)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -146,4 +169,18 @@ fn users_are_added_from_stdin_and_sign_in_to_the_served_api() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let (status, _) = http(&addr, "GET", "/api/approvals", v["token"].as_str(), "");
     assert_eq!(status, 403, "evaluators do not see the queue");
+    let (status, body) = http(
+        &addr,
+        "GET",
+        "/api/evals/eval-cut-off",
+        v["token"].as_str(),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        run["status"], "failed",
+        "a run the last server left running: {run}"
+    );
+    assert!(run["error"].as_str().unwrap().contains("server stopped"));
 }

@@ -9,8 +9,8 @@ use sqlx::Row;
 
 use crate::tx::dispatch_tx;
 use crate::{
-    Backend, Result, Store, StoreError, StoreTx, dispatch, from_json, micros, now, parse_col,
-    str_enum, to_json,
+    Backend, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
+    parse_col, str_enum, to_json,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -453,8 +453,9 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<ApprovalItem>> {
         let sql = format!(
-            "SELECT {APPROVAL_COLS} FROM approvals WHERE ($1 IS NULL OR status = $1) \
-             ORDER BY priority DESC, created_at, id LIMIT $2 OFFSET $3"
+            "SELECT {APPROVAL_COLS} FROM approvals WHERE {filter} \
+             ORDER BY priority DESC, created_at, id LIMIT $2 OFFSET $3",
+            filter = eq_or_all("status", status.map(|sv| sv.as_str()))
         );
         let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
@@ -473,9 +474,12 @@ impl Store {
     }
 
     pub async fn count_approvals(&self, status: Option<ApprovalStatus>) -> Result<i64> {
-        let sql = "SELECT COUNT(*) AS n FROM approvals WHERE ($1 IS NULL OR status = $1)";
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM approvals WHERE {}",
+            eq_or_all("status", status.map(|sv| sv.as_str()))
+        );
         Ok(dispatch!(self, |pool| {
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(status.map(|s| s.as_str()))
                 .fetch_one(pool)
                 .await?
@@ -562,6 +566,7 @@ impl Store {
 
     /// Marks a pending email sent; `false` if it is unknown or was already sent.
     pub async fn mark_email_sent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let _writer = self.write_lock().await?;
         let sql =
             "UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'";
         let n = dispatch!(self, |pool| {
@@ -578,7 +583,8 @@ impl Store {
     /// Every email, or one customer's, oldest first.
     pub async fn emails(&self, customer_id: Option<&str>) -> Result<Vec<OutboxEmail>> {
         let sql = format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id"
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE {filter} ORDER BY created_at, id",
+            filter = eq_or_all("customer_id", customer_id)
         );
         Ok(dispatch!(self, |pool| {
             let mut out = Vec::new();
@@ -730,6 +736,7 @@ impl StoreTx {
 
 impl Store {
     pub async fn create_run(&self, r: &RunRecord) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = format!(
             "INSERT INTO runs ({RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
@@ -769,6 +776,7 @@ impl Store {
 
     /// Ends a run with `status` and releases its lease.
     pub async fn finish_run(&self, id: &str, status: RunStatus) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL \
                    WHERE id = $3";
         let n = dispatch!(self, |pool| {
@@ -801,7 +809,8 @@ impl Store {
     /// All runs, or those with `status`, oldest first.
     pub async fn runs(&self, status: Option<RunStatus>) -> Result<Vec<RunRecord>> {
         let sql = format!(
-            "SELECT {RUN_COLS} FROM runs WHERE ($1 IS NULL OR status = $1) ORDER BY created_at, id"
+            "SELECT {RUN_COLS} FROM runs WHERE {filter} ORDER BY created_at, id",
+            filter = eq_or_all("status", status.map(|sv| sv.as_str()))
         );
         let rows: Vec<RunRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
 
-use crate::{Result, Store, StoreError, dispatch, from_json, parse_col};
+use crate::{Result, Store, StoreError, dispatch, eq_or_all, from_json, parse_col};
 
 /// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
@@ -174,6 +174,7 @@ impl Store {
         portfolio: &Portfolio,
         source: &str,
     ) -> Result<ImportStats> {
+        let _writer = self.write_lock().await?;
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             import_rows!(&mut *tx, portfolio, source);
@@ -212,12 +213,15 @@ impl Store {
 
     /// Invoices, all or of one customer, ordered by due date then number.
     pub async fn invoices(&self, customer_id: Option<&str>) -> Result<Vec<Invoice>> {
-        let sql = "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, disputed \
-                   FROM invoices WHERE ($1 IS NULL OR customer_id = $1) ORDER BY due_date, number";
+        let sql = format!(
+            "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, disputed \
+                   FROM invoices WHERE {} ORDER BY due_date, number",
+            eq_or_all("customer_id", customer_id)
+        );
         let rows: Vec<(String, String, NaiveDate, NaiveDate, String, i64, bool)> =
             dispatch!(self, |p| {
                 let mut out = Vec::new();
-                for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
+                for r in sqlx::query(&sql).bind(customer_id).fetch_all(p).await? {
                     out.push((
                         r.try_get("number")?,
                         r.try_get("customer_id")?,
@@ -249,11 +253,14 @@ impl Store {
 
     /// Payments, all or of one customer, ordered by date then id.
     pub async fn payments(&self, customer_id: Option<&str>) -> Result<Vec<Payment>> {
-        let sql = "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
-                   FROM payments WHERE ($1 IS NULL OR customer_id = $1) ORDER BY received_on, id";
+        let sql = format!(
+            "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
+                   FROM payments WHERE {} ORDER BY received_on, id",
+            eq_or_all("customer_id", customer_id)
+        );
         let rows: Vec<(String, String, String, String, i64, NaiveDate)> = dispatch!(self, |p| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(p).await? {
                 out.push((
                     r.try_get("id")?,
                     r.try_get("customer_id")?,

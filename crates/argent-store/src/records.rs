@@ -6,7 +6,7 @@ use sqlx::Row;
 use argent_core::{Case, Installment, Money, PaymentPlan, PromiseToPay};
 
 use crate::tx::dispatch_tx;
-use crate::{Result, Store, StoreTx, dispatch, from_json, parse_col, to_json};
+use crate::{Result, Store, StoreTx, dispatch, eq_or_all, from_json, parse_col, to_json};
 
 impl Store {
     pub async fn insert_promise(&self, p: &PromiseToPay) -> Result<()> {
@@ -118,8 +118,11 @@ impl StoreTx {
 
 impl Store {
     pub async fn promises(&self, customer_id: Option<&str>) -> Result<Vec<PromiseToPay>> {
-        let sql = "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
-                   FROM promises WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id";
+        let sql = format!(
+            "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
+                   FROM promises WHERE {} ORDER BY created_at, id",
+            eq_or_all("customer_id", customer_id)
+        );
         type R = (
             String,
             String,
@@ -132,7 +135,7 @@ impl Store {
         );
         let rows: Vec<R> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push((
                     r.try_get("id")?,
                     r.try_get("customer_id")?,
@@ -164,8 +167,11 @@ impl Store {
     }
 
     pub async fn cases(&self, customer_id: Option<&str>) -> Result<Vec<Case>> {
-        let sql = "SELECT id, customer_id, kind, status, invoice_numbers, disputed_currency, disputed_minor, \
-                   summary, opened_at FROM cases WHERE ($1 IS NULL OR customer_id = $1) ORDER BY opened_at, id";
+        let sql = format!(
+            "SELECT id, customer_id, kind, status, invoice_numbers, disputed_currency, disputed_minor, \
+                   summary, opened_at FROM cases WHERE {} ORDER BY opened_at, id",
+            eq_or_all("customer_id", customer_id)
+        );
         type R = (
             String,
             String,
@@ -179,7 +185,7 @@ impl Store {
         );
         let rows: Vec<R> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push((
                     r.try_get("id")?,
                     r.try_get("customer_id")?,
@@ -219,8 +225,11 @@ impl Store {
     }
 
     pub async fn plans(&self, customer_id: Option<&str>) -> Result<Vec<PaymentPlan>> {
-        let sql = "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
-                   installments, status FROM payment_plans WHERE ($1 IS NULL OR customer_id = $1) ORDER BY start_date, id";
+        let sql = format!(
+            "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
+                   installments, status FROM payment_plans WHERE {} ORDER BY start_date, id",
+            eq_or_all("customer_id", customer_id)
+        );
         type R = (
             String,
             String,
@@ -234,7 +243,7 @@ impl Store {
         );
         let rows: Vec<R> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push((
                     r.try_get("id")?,
                     r.try_get("customer_id")?,

@@ -650,6 +650,68 @@ async fn appending_many_events_at_once_chains_like_one_by_one() {
     }
 }
 
+/// A transaction dropped half-way (an early `?` return) must not keep the database's write
+/// lock: another process — here a second store on the same file — writes straight after,
+/// and the first store's next transaction finds nothing of the dropped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transaction_frees_the_writer_for_everyone() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let other = ts.reopen().await.unwrap();
+        for round in 0..3 {
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_approval(&approval(
+                &format!("D{round}"),
+                &format!("dropped{round}"),
+                1,
+            ))
+            .await
+            .unwrap();
+            tx.audit_append(ev("C", "R", "agent", "dropped", json!({})))
+                .await
+                .unwrap();
+            drop(tx);
+            let started = std::time::Instant::now();
+            let mut tx = other.begin().await.unwrap();
+            tx.insert_approval(&approval(&format!("K{round}"), &format!("kept{round}"), 1))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{label}: the other store waited {:?} for the lock",
+                started.elapsed()
+            );
+            let mut tx = store.begin().await.unwrap();
+            tx.audit_append(ev("C", "R", "agent", "kept", json!({})))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let ids: HashSet<String> = store
+            .approvals(None, 100, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["K0", "K1", "K2"].map(String::from).into_iter().collect(),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        other.close().await;
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn seeding_a_queue_is_one_transaction() {
     for ts in TestStore::all().await.unwrap() {

@@ -623,17 +623,28 @@ impl StoreTx {
     }
 }
 
+/// A customer's contacts as (at, channel), oldest first, through executor `$ex`.
+macro_rules! select_contacts {
+    ($ex:expr, $customer:expr) => {{
+        let mut out: Vec<(DateTime<Utc>, String)> = Vec::new();
+        for r in ::sqlx::query(
+            "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id",
+        )
+        .bind($customer)
+        .fetch_all($ex)
+        .await?
+        {
+            out.push((r.try_get("at")?, r.try_get("channel")?));
+        }
+        out
+    }};
+}
+pub(crate) use select_contacts;
+
 impl Store {
     /// A customer's contacts as (at, channel), oldest first.
     pub async fn contacts(&self, customer_id: &str) -> Result<Vec<(DateTime<Utc>, String)>> {
-        let sql = "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id";
-        Ok(dispatch!(self, |pool| {
-            let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
-                out.push((r.try_get("at")?, r.try_get("channel")?));
-            }
-            out
-        }))
+        Ok(dispatch!(self, |pool| select_contacts!(pool, customer_id)))
     }
 }
 

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+mod account;
 mod agent;
 mod audit;
 mod auth;
@@ -25,6 +26,7 @@ mod records;
 pub mod testkit;
 mod tx;
 
+pub use account::AccountRecords;
 pub use agent::{
     ApprovalItem, ApprovalStatus, NewApproval, OutboxEmail, RunRecord, RunStatus, ToolCallRecord,
     ToolCallStatus,

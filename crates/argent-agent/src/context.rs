@@ -35,27 +35,19 @@ impl Account {
         customer_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Account, AgentError> {
-        let customer = store.customer(customer_id).await?;
-        let invoices = store.invoices(Some(customer_id)).await?;
-        let payments = store.payments(Some(customer_id)).await?;
-        let cases = store.cases(Some(customer_id)).await?;
-        let promises = store.promises(Some(customer_id)).await?;
-        let mut contacts = Vec::new();
-        for (at, channel) in store.contacts(customer_id).await? {
-            if let Ok(channel) = channel.parse::<Channel>() {
-                contacts.push(PriorContact { at, channel });
-            }
-        }
-        let initial_sent = !store.emails(Some(customer_id)).await?.is_empty();
+        let r = store.account_records(customer_id).await?;
+        let contacts = r
+            .contacts
+            .into_iter()
+            .filter_map(|(at, channel)| {
+                channel
+                    .parse::<Channel>()
+                    .ok()
+                    .map(|channel| PriorContact { at, channel })
+            })
+            .collect();
         Ok(Account::assemble(
-            customer,
-            invoices,
-            payments,
-            cases,
-            promises,
-            contacts,
-            initial_sent,
-            now,
+            r.customer, r.invoices, r.payments, r.cases, r.promises, contacts, r.emailed, now,
         ))
     }
 

@@ -74,6 +74,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// This process's user + system CPU time so far (Linux: /proc/self/stat, in clock ticks
+/// of 10 ms), or `None` where that cannot be read.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -178,6 +189,7 @@ async fn bench(label: &str, store: Store, items: usize, clients: usize) -> BoxRe
 
     let ids = Arc::new(ids);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu_time();
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|_| {
@@ -198,6 +210,9 @@ async fn bench(label: &str, store: Store, items: usize, clients: usize) -> BoxRe
         all.failures.extend(t.failures);
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     server.abort();
 
     let requests = all.latencies.len();
@@ -216,6 +231,14 @@ async fn bench(label: &str, store: Store, items: usize, clients: usize) -> BoxRe
         ms(percentile(&all.latencies, 99.0)),
         ms(percentile(&all.latencies, 100.0)),
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "  CPU (server and clients, user + system): {:.2} s = {:.0} µs per request, {:.2} cores busy",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
+            cpu.as_secs_f64() / elapsed.as_secs_f64()
+        );
+    }
     println!("  non-2xx responses: {}", all.failures.len());
     for (status, body) in all.failures.iter().take(5) {
         println!("    {status}: {body}");

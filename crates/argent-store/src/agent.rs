@@ -9,8 +9,8 @@ use sqlx::Row;
 
 use crate::tx::dispatch_tx;
 use crate::{
-    Backend, Result, Store, StoreError, StoreTx, dispatch, from_json, micros, now, parse_col,
-    str_enum, to_json,
+    Backend, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
+    parse_col, str_enum, to_json,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -455,16 +455,12 @@ impl Store {
         // The page's ids come from the queue index alone (it holds status, the order and
         // the id), so the items skipped by `offset` are never read; only the page's rows
         // are. (`status = $1` must stand on its own for the index to be used.)
-        let filter = if status.is_some() {
-            "status = $1"
-        } else {
-            "$1 IS NULL"
-        };
         let sql = format!(
             "SELECT {APPROVAL_COLS} FROM approvals WHERE id IN \
              (SELECT id FROM approvals WHERE {filter} \
               ORDER BY priority DESC, created_at, id LIMIT $2 OFFSET $3) \
-             ORDER BY priority DESC, created_at, id"
+             ORDER BY priority DESC, created_at, id",
+            filter = eq_or_all("status", status.map(|sv| sv.as_str()))
         );
         let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
@@ -483,13 +479,12 @@ impl Store {
     }
 
     pub async fn count_approvals(&self, status: Option<ApprovalStatus>) -> Result<i64> {
-        let sql = if status.is_some() {
-            "SELECT COUNT(*) AS n FROM approvals WHERE status = $1"
-        } else {
-            "SELECT COUNT(*) AS n FROM approvals WHERE $1 IS NULL"
-        };
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM approvals WHERE {}",
+            eq_or_all("status", status.map(|sv| sv.as_str()))
+        );
         Ok(dispatch!(self, |pool| {
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(status.map(|s| s.as_str()))
                 .fetch_one(pool)
                 .await?
@@ -576,6 +571,7 @@ impl Store {
 
     /// Marks a pending email sent; `false` if it is unknown or was already sent.
     pub async fn mark_email_sent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let _writer = self.write_lock().await?;
         let sql =
             "UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'";
         let n = dispatch!(self, |pool| {
@@ -592,7 +588,8 @@ impl Store {
     /// Every email, or one customer's, oldest first.
     pub async fn emails(&self, customer_id: Option<&str>) -> Result<Vec<OutboxEmail>> {
         let sql = format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id"
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE {filter} ORDER BY created_at, id",
+            filter = eq_or_all("customer_id", customer_id)
         );
         Ok(dispatch!(self, |pool| {
             let mut out = Vec::new();
@@ -631,17 +628,28 @@ impl StoreTx {
     }
 }
 
+/// A customer's contacts as (at, channel), oldest first, through executor `$ex`.
+macro_rules! select_contacts {
+    ($ex:expr, $customer:expr) => {{
+        let mut out: Vec<(DateTime<Utc>, String)> = Vec::new();
+        for r in ::sqlx::query(
+            "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id",
+        )
+        .bind($customer)
+        .fetch_all($ex)
+        .await?
+        {
+            out.push((r.try_get("at")?, r.try_get("channel")?));
+        }
+        out
+    }};
+}
+pub(crate) use select_contacts;
+
 impl Store {
     /// A customer's contacts as (at, channel), oldest first.
     pub async fn contacts(&self, customer_id: &str) -> Result<Vec<(DateTime<Utc>, String)>> {
-        let sql = "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id";
-        Ok(dispatch!(self, |pool| {
-            let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
-                out.push((r.try_get("at")?, r.try_get("channel")?));
-            }
-            out
-        }))
+        Ok(dispatch!(self, |pool| select_contacts!(pool, customer_id)))
     }
 }
 
@@ -744,6 +752,7 @@ impl StoreTx {
 
 impl Store {
     pub async fn create_run(&self, r: &RunRecord) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = format!(
             "INSERT INTO runs ({RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
@@ -783,6 +792,7 @@ impl Store {
 
     /// Ends a run with `status` and releases its lease.
     pub async fn finish_run(&self, id: &str, status: RunStatus) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL \
                    WHERE id = $3";
         let n = dispatch!(self, |pool| {
@@ -815,7 +825,8 @@ impl Store {
     /// All runs, or those with `status`, oldest first.
     pub async fn runs(&self, status: Option<RunStatus>) -> Result<Vec<RunRecord>> {
         let sql = format!(
-            "SELECT {RUN_COLS} FROM runs WHERE ($1 IS NULL OR status = $1) ORDER BY created_at, id"
+            "SELECT {RUN_COLS} FROM runs WHERE {filter} ORDER BY created_at, id",
+            filter = eq_or_all("status", status.map(|sv| sv.as_str()))
         );
         let rows: Vec<RunRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();

@@ -443,13 +443,23 @@ impl StoreTx {
             });
         }
         let all: Vec<(&AuditEvent, &(String, String))> = out.iter().zip(&rows).collect();
+        let chunks: Vec<_> = all.chunks(APPEND_CHUNK).collect();
+        let backend = self.backend();
         dispatch_tx!(self, |conn| {
-            for chunk in all.chunks(APPEND_CHUNK) {
-                let mut q = QueryBuilder::new(
+            for (i, chunk) in chunks.iter().enumerate() {
+                // The last INSERT also moves the head's hash, in the same round trip: on
+                // SQLite as a second statement of the same command, on PostgreSQL as a
+                // data-modifying CTE.
+                let with_head = i + 1 == chunks.len();
+                let mut q = QueryBuilder::new(match (with_head, backend) {
+                    (true, Backend::Postgres) => "WITH appended AS (",
+                    _ => "",
+                });
+                q.push(
                     "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
                      canonical, prev_hash, hash) ",
                 );
-                q.push_values(chunk, |mut b, (ev, (rules, canonical))| {
+                q.push_values(chunk.iter(), |mut b, (ev, (rules, canonical))| {
                     b.push_bind(ev.seq)
                         .push_bind(ev.at)
                         .push_bind(ev.run_id.as_deref())
@@ -461,12 +471,16 @@ impl StoreTx {
                         .push_bind(ev.prev_hash.as_str())
                         .push_bind(ev.hash.as_str());
                 });
+                if with_head {
+                    q.push(match backend {
+                        Backend::Postgres => ") UPDATE audit_head SET hash = ",
+                        Backend::Sqlite => "; UPDATE audit_head SET hash = ",
+                    });
+                    q.push_bind(prev_hash.as_str());
+                    q.push(" WHERE id = 1");
+                }
                 q.build().execute(&mut *conn).await?;
             }
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(prev_hash.as_str())
-                .execute(&mut *conn)
-                .await?;
         });
         Ok(out)
     }

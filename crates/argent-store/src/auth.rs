@@ -56,6 +56,7 @@ macro_rules! user_row {
 impl Store {
     /// Adds a user. `false` (and nothing changed) if the name is taken.
     pub async fn create_user(&self, u: &NewUser) -> Result<bool> {
+        let _writer = self.write_lock().await?;
         let sql = "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (name) DO NOTHING";
         let n = dispatch!(self, |pool| {
@@ -96,6 +97,7 @@ impl Store {
     /// Replaces a user's password hash and signs them out everywhere (their tokens are
     /// deleted in the same transaction). `false` if there is no such user.
     pub async fn set_user_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let _writer = self.write_lock().await?;
         let n = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
@@ -122,6 +124,7 @@ impl Store {
         kind: TokenKind,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = "INSERT INTO auth_tokens (token_hash, user_name, kind, created_at, expires_at) \
                    VALUES ($1, $2, $3, $4, $5)";
         dispatch!(self, |pool| {
@@ -164,6 +167,7 @@ impl Store {
 
     /// Revokes one token. `false` if it did not exist.
     pub async fn delete_token(&self, token_hash: &str) -> Result<bool> {
+        let _writer = self.write_lock().await?;
         let n = dispatch!(self, |pool| {
             sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
                 .bind(token_hash)
@@ -176,6 +180,7 @@ impl Store {
 
     /// Deletes every token that expired at or before `at`; returns how many.
     pub async fn purge_expired_tokens(&self, at: DateTime<Utc>) -> Result<u64> {
+        let _writer = self.write_lock().await?;
         Ok(dispatch!(self, |pool| {
             sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= $1")
                 .bind(micros(at))

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
 
-use crate::{Result, Store, StoreError, dispatch, from_json, parse_col};
+use crate::{Result, Store, StoreError, dispatch, eq_or_all, from_json, parse_col};
 
 /// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
@@ -112,14 +112,14 @@ macro_rules! import_rows {
 }
 pub(crate) use import_rows;
 
-struct CustomerRow {
-    id: String,
-    name: String,
-    tier: String,
-    jurisdiction: String,
-    time_zone: String,
-    contacts: String,
-    flags: CustomerFlags,
+pub(crate) struct CustomerRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) tier: String,
+    pub(crate) jurisdiction: String,
+    pub(crate) time_zone: String,
+    pub(crate) contacts: String,
+    pub(crate) flags: CustomerFlags,
 }
 
 impl CustomerRow {
@@ -140,14 +140,14 @@ impl CustomerRow {
 
 macro_rules! customer_row {
     ($r:expr) => {
-        CustomerRow {
+        $crate::ledger::CustomerRow {
             id: $r.try_get("id")?,
             name: $r.try_get("name")?,
             tier: $r.try_get("tier")?,
             jurisdiction: $r.try_get("jurisdiction")?,
             time_zone: $r.try_get("time_zone")?,
             contacts: $r.try_get("contacts")?,
-            flags: CustomerFlags {
+            flags: ::argent_core::CustomerFlags {
                 cease_contact: $r.try_get("cease_contact")?,
                 disputed: $r.try_get("disputed")?,
                 bankrupt: $r.try_get("bankrupt")?,
@@ -156,6 +156,7 @@ macro_rules! customer_row {
         }
     };
 }
+pub(crate) use customer_row;
 
 const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, cease_contact, disputed, \
                              bankrupt, attorney_represented";
@@ -163,6 +164,120 @@ const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, 
 fn money(what: &'static str, id: &str, currency: &str, minor: i64) -> Result<Money> {
     let c: Currency = parse_col(what, id, currency)?;
     Ok(Money::new(minor, c))
+}
+
+pub(crate) fn customer_sql() -> String {
+    format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1")
+}
+
+/// The customer `$id`, if stored, through executor `$ex` of either backend.
+macro_rules! select_customer {
+    ($ex:expr, $sql:expr, $id:expr) => {
+        match ::sqlx::query($sql).bind($id).fetch_optional($ex).await? {
+            Some(r) => Some($crate::ledger::customer_row!(r)),
+            None => None,
+        }
+    };
+}
+pub(crate) use select_customer;
+
+pub(crate) fn customer_from(id: &str, row: Option<CustomerRow>) -> Result<Customer> {
+    row.ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?
+        .into_customer()
+}
+
+pub(crate) type InvoiceRow = (String, String, NaiveDate, NaiveDate, String, i64, bool);
+
+pub(crate) fn invoices_sql(customer_id: Option<&str>) -> String {
+    format!(
+        "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, disputed \
+         FROM invoices WHERE {} ORDER BY due_date, number",
+        eq_or_all("customer_id", customer_id)
+    )
+}
+
+/// The rows of [`invoices_sql`] through executor `$ex` of either backend.
+macro_rules! select_invoices {
+    ($ex:expr, $sql:expr, $customer:expr) => {{
+        let mut out: Vec<$crate::ledger::InvoiceRow> = Vec::new();
+        for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
+            out.push((
+                r.try_get("number")?,
+                r.try_get("customer_id")?,
+                r.try_get("issue_date")?,
+                r.try_get("due_date")?,
+                r.try_get("currency")?,
+                r.try_get("amount_minor")?,
+                r.try_get("disputed")?,
+            ));
+        }
+        out
+    }};
+}
+pub(crate) use select_invoices;
+
+pub(crate) fn invoices_from(rows: Vec<InvoiceRow>) -> Result<Vec<Invoice>> {
+    rows.into_iter()
+        .map(
+            |(number, customer_id, issue_date, due_date, cur, minor, disputed)| {
+                let amount = money("invoice currency", &number, &cur, minor)?;
+                Ok(Invoice {
+                    number,
+                    customer_id,
+                    issue_date,
+                    due_date,
+                    amount,
+                    disputed,
+                })
+            },
+        )
+        .collect()
+}
+
+pub(crate) type PaymentRow = (String, String, String, String, i64, NaiveDate);
+
+pub(crate) fn payments_sql(customer_id: Option<&str>) -> String {
+    format!(
+        "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
+         FROM payments WHERE {} ORDER BY received_on, id",
+        eq_or_all("customer_id", customer_id)
+    )
+}
+
+/// The rows of [`payments_sql`] through executor `$ex` of either backend.
+macro_rules! select_payments {
+    ($ex:expr, $sql:expr, $customer:expr) => {{
+        let mut out: Vec<$crate::ledger::PaymentRow> = Vec::new();
+        for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
+            out.push((
+                r.try_get("id")?,
+                r.try_get("customer_id")?,
+                r.try_get("invoice_number")?,
+                r.try_get("currency")?,
+                r.try_get("amount_minor")?,
+                r.try_get("received_on")?,
+            ));
+        }
+        out
+    }};
+}
+pub(crate) use select_payments;
+
+pub(crate) fn payments_from(rows: Vec<PaymentRow>) -> Result<Vec<Payment>> {
+    rows.into_iter()
+        .map(
+            |(id, customer_id, invoice_number, cur, minor, received_on)| {
+                let amount = money("payment currency", &id, &cur, minor)?;
+                Ok(Payment {
+                    id,
+                    customer_id,
+                    invoice_number,
+                    amount,
+                    received_on,
+                })
+            },
+        )
+        .collect()
 }
 
 impl Store {
@@ -174,6 +289,7 @@ impl Store {
         portfolio: &Portfolio,
         source: &str,
     ) -> Result<ImportStats> {
+        let _writer = self.write_lock().await?;
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             import_rows!(&mut *tx, portfolio, source);
@@ -199,86 +315,23 @@ impl Store {
     }
 
     pub async fn customer(&self, id: &str) -> Result<Customer> {
-        let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
-        let row: Option<CustomerRow> = dispatch!(self, |p| {
-            match sqlx::query(&sql).bind(id).fetch_optional(p).await? {
-                Some(r) => Some(customer_row!(r)),
-                None => None,
-            }
-        });
-        row.ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?
-            .into_customer()
+        let sql = customer_sql();
+        let row = dispatch!(self, |p| select_customer!(p, &sql, id));
+        customer_from(id, row)
     }
 
     /// Invoices, all or of one customer, ordered by due date then number.
     pub async fn invoices(&self, customer_id: Option<&str>) -> Result<Vec<Invoice>> {
-        let sql = "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, disputed \
-                   FROM invoices WHERE ($1 IS NULL OR customer_id = $1) ORDER BY due_date, number";
-        let rows: Vec<(String, String, NaiveDate, NaiveDate, String, i64, bool)> =
-            dispatch!(self, |p| {
-                let mut out = Vec::new();
-                for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
-                    out.push((
-                        r.try_get("number")?,
-                        r.try_get("customer_id")?,
-                        r.try_get("issue_date")?,
-                        r.try_get("due_date")?,
-                        r.try_get("currency")?,
-                        r.try_get("amount_minor")?,
-                        r.try_get("disputed")?,
-                    ));
-                }
-                out
-            });
-        rows.into_iter()
-            .map(
-                |(number, customer_id, issue_date, due_date, cur, minor, disputed)| {
-                    let amount = money("invoice currency", &number, &cur, minor)?;
-                    Ok(Invoice {
-                        number,
-                        customer_id,
-                        issue_date,
-                        due_date,
-                        amount,
-                        disputed,
-                    })
-                },
-            )
-            .collect()
+        let sql = invoices_sql(customer_id);
+        let rows = dispatch!(self, |p| select_invoices!(p, &sql, customer_id));
+        invoices_from(rows)
     }
 
     /// Payments, all or of one customer, ordered by date then id.
     pub async fn payments(&self, customer_id: Option<&str>) -> Result<Vec<Payment>> {
-        let sql = "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
-                   FROM payments WHERE ($1 IS NULL OR customer_id = $1) ORDER BY received_on, id";
-        let rows: Vec<(String, String, String, String, i64, NaiveDate)> = dispatch!(self, |p| {
-            let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(p).await? {
-                out.push((
-                    r.try_get("id")?,
-                    r.try_get("customer_id")?,
-                    r.try_get("invoice_number")?,
-                    r.try_get("currency")?,
-                    r.try_get("amount_minor")?,
-                    r.try_get("received_on")?,
-                ));
-            }
-            out
-        });
-        rows.into_iter()
-            .map(
-                |(id, customer_id, invoice_number, cur, minor, received_on)| {
-                    let amount = money("payment currency", &id, &cur, minor)?;
-                    Ok(Payment {
-                        id,
-                        customer_id,
-                        invoice_number,
-                        amount,
-                        received_on,
-                    })
-                },
-            )
-            .collect()
+        let sql = payments_sql(customer_id);
+        let rows = dispatch!(self, |p| select_payments!(p, &sql, customer_id));
+        payments_from(rows)
     }
 
     pub async fn ledger(&self) -> Result<LedgerSnapshot> {

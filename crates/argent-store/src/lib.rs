@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
+mod account;
 mod agent;
 mod audit;
 mod auth;
@@ -27,6 +28,7 @@ mod records;
 pub mod testkit;
 mod tx;
 
+pub use account::AccountRecords;
 pub use agent::{
     ApprovalItem, ApprovalStatus, NewApproval, OutboxEmail, RunRecord, RunStatus, ToolCallRecord,
     ToolCallStatus,
@@ -39,7 +41,7 @@ pub use auth::{NewUser, TokenKind, UserRecord};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use ledger::{ImportStats, LedgerSnapshot};
-pub use tx::StoreTx;
+pub use tx::{CHECKPOINT_EVERY, StoreTx};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -98,6 +100,9 @@ pub(crate) use dispatch;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// SQLite file databases: the one connection every write of this store goes through
+    /// (transactions on it, single-statement writes in its lock); see [`tx`](crate::tx).
+    pub(crate) writer: Option<tx::SharedWriter>,
 }
 
 #[derive(Debug)]
@@ -221,14 +226,28 @@ impl Store {
         let max = if in_memory { 1 } else { 8 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .min_connections(if in_memory { 1 } else { 0 });
+            .min_connections(if in_memory { 1 } else { 0 })
+            // sqlx pings an idle connection before handing it out, by default; for SQLite that
+            // is a round trip to the connection's worker thread that can only ever find it
+            // alive (there is no network to lose), and it doubled the cost of every query.
+            .test_before_acquire(false);
         let pool = pool
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
+        // The writer checkpoints nothing itself (see `tx`); an in-memory database has no
+        // WAL and only the one pooled connection.
+        let writer = if in_memory {
+            None
+        } else {
+            Some(tx::Writer::new(
+                sqlx::ConnectOptions::connect(&opts.pragma("wal_autocheckpoint", "0")).await?,
+            ))
+        };
         Ok(Store {
             pool: Pool::Sqlite(pool),
+            writer,
         })
     }
 
@@ -240,6 +259,7 @@ impl Store {
             .await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
+            writer: None,
         })
     }
 
@@ -308,8 +328,35 @@ impl Store {
         }
     }
 
+    /// For a single-statement write outside a [`StoreTx`]: on a SQLite file database,
+    /// holds the writer (so no transaction of this store is open meanwhile and the
+    /// statement never waits in SQLite's busy handler for one); `None` otherwise.
+    pub(crate) async fn write_lock(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<tx::Writer>>> {
+        match &self.writer {
+            Some(w) => Ok(Some(tx::lock_writer(w).await?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.lock().await.close().await;
+        }
         dispatch!(self, |p| p.close().await)
+    }
+}
+
+/// The WHERE condition of a listing that is optionally filtered by one column, with the value
+/// bound as `$1` either way: `column = $1` when there is a value, `$1 IS NULL` (every row)
+/// when there is none. Not `($1 IS NULL OR column = $1)`: a prepared statement's plan does
+/// not depend on what is bound, so that form scans the whole table on SQLite (and in
+/// PostgreSQL's generic plans) even when the index on `column` would find a handful of rows.
+pub(crate) fn eq_or_all(column: &str, value: Option<&str>) -> String {
+    match value {
+        Some(_) => format!("{column} = $1"),
+        None => "$1 IS NULL".to_string(),
     }
 }
 

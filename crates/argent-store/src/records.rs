@@ -6,7 +6,7 @@ use sqlx::Row;
 use argent_core::{Case, Installment, Money, PaymentPlan, PromiseToPay};
 
 use crate::tx::dispatch_tx;
-use crate::{Result, Store, StoreTx, dispatch, from_json, parse_col, to_json};
+use crate::{Result, Store, StoreTx, dispatch, eq_or_all, from_json, parse_col, to_json};
 
 impl Store {
     pub async fn insert_promise(&self, p: &PromiseToPay) -> Result<()> {
@@ -116,111 +116,148 @@ impl StoreTx {
     }
 }
 
+pub(crate) type PromiseRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    NaiveDate,
+    DateTime<Utc>,
+    String,
+);
+
+pub(crate) fn promises_sql(customer_id: Option<&str>) -> String {
+    format!(
+        "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
+         FROM promises WHERE {} ORDER BY created_at, id",
+        eq_or_all("customer_id", customer_id)
+    )
+}
+
+/// The rows of [`promises_sql`] through executor `$ex` of either backend.
+macro_rules! select_promises {
+    ($ex:expr, $sql:expr, $customer:expr) => {{
+        let mut out: Vec<$crate::records::PromiseRow> = Vec::new();
+        for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
+            out.push((
+                r.try_get("id")?,
+                r.try_get("customer_id")?,
+                r.try_get("invoice_numbers")?,
+                r.try_get("currency")?,
+                r.try_get("amount_minor")?,
+                r.try_get("promised_date")?,
+                r.try_get("created_at")?,
+                r.try_get("status")?,
+            ));
+        }
+        out
+    }};
+}
+pub(crate) use select_promises;
+
+pub(crate) fn promises_from(rows: Vec<PromiseRow>) -> Result<Vec<PromiseToPay>> {
+    rows.into_iter()
+        .map(
+            |(id, customer_id, inv, cur, minor, promised_date, created_at, status)| {
+                Ok(PromiseToPay {
+                    invoice_numbers: from_json("promise invoices", &id, &inv)?,
+                    amount: Money::new(minor, parse_col("promise currency", &id, &cur)?),
+                    status: parse_col("promise status", &id, &status)?,
+                    customer_id,
+                    promised_date,
+                    created_at,
+                    id,
+                })
+            },
+        )
+        .collect()
+}
+
+pub(crate) type CaseRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    DateTime<Utc>,
+);
+
+pub(crate) fn cases_sql(customer_id: Option<&str>) -> String {
+    format!(
+        "SELECT id, customer_id, kind, status, invoice_numbers, disputed_currency, disputed_minor, \
+         summary, opened_at FROM cases WHERE {} ORDER BY opened_at, id",
+        eq_or_all("customer_id", customer_id)
+    )
+}
+
+/// The rows of [`cases_sql`] through executor `$ex` of either backend.
+macro_rules! select_cases {
+    ($ex:expr, $sql:expr, $customer:expr) => {{
+        let mut out: Vec<$crate::records::CaseRow> = Vec::new();
+        for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
+            out.push((
+                r.try_get("id")?,
+                r.try_get("customer_id")?,
+                r.try_get("kind")?,
+                r.try_get("status")?,
+                r.try_get("invoice_numbers")?,
+                r.try_get("disputed_currency")?,
+                r.try_get("disputed_minor")?,
+                r.try_get("summary")?,
+                r.try_get("opened_at")?,
+            ));
+        }
+        out
+    }};
+}
+pub(crate) use select_cases;
+
+pub(crate) fn cases_from(rows: Vec<CaseRow>) -> Result<Vec<Case>> {
+    rows.into_iter()
+        .map(
+            |(id, customer_id, kind, status, inv, cur, minor, summary, opened_at)| {
+                let disputed_amount = match (cur, minor) {
+                    (Some(c), Some(m)) => Some(Money::new(m, parse_col("case currency", &id, &c)?)),
+                    _ => None,
+                };
+                Ok(Case {
+                    kind: parse_col("case kind", &id, &kind)?,
+                    status: parse_col("case status", &id, &status)?,
+                    invoice_numbers: from_json("case invoices", &id, &inv)?,
+                    disputed_amount,
+                    customer_id,
+                    summary,
+                    opened_at,
+                    id,
+                })
+            },
+        )
+        .collect()
+}
+
 impl Store {
     pub async fn promises(&self, customer_id: Option<&str>) -> Result<Vec<PromiseToPay>> {
-        let sql = "SELECT id, customer_id, invoice_numbers, currency, amount_minor, promised_date, created_at, status \
-                   FROM promises WHERE ($1 IS NULL OR customer_id = $1) ORDER BY created_at, id";
-        type R = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            NaiveDate,
-            DateTime<Utc>,
-            String,
-        );
-        let rows: Vec<R> = dispatch!(self, |pool| {
-            let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
-                out.push((
-                    r.try_get("id")?,
-                    r.try_get("customer_id")?,
-                    r.try_get("invoice_numbers")?,
-                    r.try_get("currency")?,
-                    r.try_get("amount_minor")?,
-                    r.try_get("promised_date")?,
-                    r.try_get("created_at")?,
-                    r.try_get("status")?,
-                ));
-            }
-            out
-        });
-        rows.into_iter()
-            .map(
-                |(id, customer_id, inv, cur, minor, promised_date, created_at, status)| {
-                    Ok(PromiseToPay {
-                        invoice_numbers: from_json("promise invoices", &id, &inv)?,
-                        amount: Money::new(minor, parse_col("promise currency", &id, &cur)?),
-                        status: parse_col("promise status", &id, &status)?,
-                        customer_id,
-                        promised_date,
-                        created_at,
-                        id,
-                    })
-                },
-            )
-            .collect()
+        let sql = promises_sql(customer_id);
+        let rows = dispatch!(self, |pool| select_promises!(pool, &sql, customer_id));
+        promises_from(rows)
     }
 
     pub async fn cases(&self, customer_id: Option<&str>) -> Result<Vec<Case>> {
-        let sql = "SELECT id, customer_id, kind, status, invoice_numbers, disputed_currency, disputed_minor, \
-                   summary, opened_at FROM cases WHERE ($1 IS NULL OR customer_id = $1) ORDER BY opened_at, id";
-        type R = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            String,
-            DateTime<Utc>,
-        );
-        let rows: Vec<R> = dispatch!(self, |pool| {
-            let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
-                out.push((
-                    r.try_get("id")?,
-                    r.try_get("customer_id")?,
-                    r.try_get("kind")?,
-                    r.try_get("status")?,
-                    r.try_get("invoice_numbers")?,
-                    r.try_get("disputed_currency")?,
-                    r.try_get("disputed_minor")?,
-                    r.try_get("summary")?,
-                    r.try_get("opened_at")?,
-                ));
-            }
-            out
-        });
-        rows.into_iter()
-            .map(
-                |(id, customer_id, kind, status, inv, cur, minor, summary, opened_at)| {
-                    let disputed_amount = match (cur, minor) {
-                        (Some(c), Some(m)) => {
-                            Some(Money::new(m, parse_col("case currency", &id, &c)?))
-                        }
-                        _ => None,
-                    };
-                    Ok(Case {
-                        kind: parse_col("case kind", &id, &kind)?,
-                        status: parse_col("case status", &id, &status)?,
-                        invoice_numbers: from_json("case invoices", &id, &inv)?,
-                        disputed_amount,
-                        customer_id,
-                        summary,
-                        opened_at,
-                        id,
-                    })
-                },
-            )
-            .collect()
+        let sql = cases_sql(customer_id);
+        let rows = dispatch!(self, |pool| select_cases!(pool, &sql, customer_id));
+        cases_from(rows)
     }
 
     pub async fn plans(&self, customer_id: Option<&str>) -> Result<Vec<PaymentPlan>> {
-        let sql = "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
-                   installments, status FROM payment_plans WHERE ($1 IS NULL OR customer_id = $1) ORDER BY start_date, id";
+        let sql = format!(
+            "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
+                   installments, status FROM payment_plans WHERE {} ORDER BY start_date, id",
+            eq_or_all("customer_id", customer_id)
+        );
         type R = (
             String,
             String,
@@ -234,7 +271,7 @@ impl Store {
         );
         let rows: Vec<R> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql).bind(customer_id).fetch_all(pool).await? {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push((
                     r.try_get("id")?,
                     r.try_get("customer_id")?,

@@ -1,18 +1,175 @@
-//! Transactions: [`StoreTx`] wraps a sqlx transaction of either backend.
+//! Transactions: [`StoreTx`] is a write transaction on either backend.
 //!
-//! On SQLite every `StoreTx` is a write transaction started with `BEGIN IMMEDIATE`: it
-//! takes the database's write lock up front, so a concurrent writer waits (up to the
-//! connection's busy timeout) instead of failing with `SQLITE_BUSY` when a deferred
-//! transaction tries to upgrade a stale read snapshot. On PostgreSQL it is an ordinary
-//! READ COMMITTED transaction; row locks (the audit head, conditional updates,
-//! `FOR UPDATE SKIP LOCKED`) do the serializing.
+//! On SQLite every `StoreTx` is a write transaction started with `BEGIN IMMEDIATE`, which
+//! takes the database's write lock up front, so a writer of another process waits (up to
+//! the busy timeout) instead of failing with `SQLITE_BUSY` when a deferred transaction
+//! tries to upgrade a stale read snapshot. Within one `Store` (a file database) every
+//! transaction runs on the store's one writer connection, taken through an async mutex:
+//! writers queue in FIFO order without touching SQLite's busy handler (which sleeps 1, 2,
+//! 5, 10… ms between retries, leaving the database idle while the lock is free), and the
+//! writer's page cache stays valid from one transaction to the next because no other
+//! connection of the store writes. The writer does not checkpoint the WAL inside the
+//! transaction's commit; every [`CHECKPOINT_EVERY`] commits (or after a second) a PASSIVE
+//! checkpoint runs on a pooled connection in the background, while writing goes on.
+//! An in-memory database (one connection) uses plain pooled transactions.
+//!
+//! On PostgreSQL it is an ordinary READ COMMITTED transaction; row locks (the audit head,
+//! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use argent_core::CustomerFlags;
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{Connection, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Backend, Pool, Result, Store, StoreError, now};
 
+/// Commits after which the writer starts a background WAL checkpoint.
+pub const CHECKPOINT_EVERY: u32 = 32;
+/// …or the time since the last one after which any commit starts one.
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+
+/// The one connection a SQLite file store writes through (see the module docs).
+pub(crate) struct Writer {
+    /// `None` once the store is closed.
+    conn: Option<SqliteConnection>,
+    /// A transaction was begun and not yet committed or rolled back.
+    open: bool,
+    commits: u32,
+    last_checkpoint: Instant,
+    checkpointing: Arc<AtomicBool>,
+}
+
+pub(crate) type SharedWriter = Arc<Mutex<Writer>>;
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("open", &self.open)
+            .field("closed", &self.conn.is_none())
+            .finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(conn: SqliteConnection) -> SharedWriter {
+        Arc::new(Mutex::new(Writer {
+            conn: Some(conn),
+            open: false,
+            commits: 0,
+            last_checkpoint: Instant::now(),
+            checkpointing: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+
+    fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        self.conn
+            .as_mut()
+            .ok_or(StoreError::Db(sqlx::Error::PoolClosed))
+    }
+
+    /// Rolls back a transaction a dropped `StoreTx` left open, if any.
+    async fn settle(&mut self) -> Result<()> {
+        if self.open {
+            sqlx::query("ROLLBACK").execute(self.conn()?).await?;
+            self.open = false;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Takes the writer, with any transaction a dropped `StoreTx` left open rolled back.
+pub(crate) async fn lock_writer(w: &SharedWriter) -> Result<OwnedMutexGuard<Writer>> {
+    let mut guard = w.clone().lock_owned().await;
+    guard.settle().await?;
+    Ok(guard)
+}
+
+/// A transaction on the writer connection. Dropped unfinished, it rolls back on a task of
+/// its own that holds the writer until done (or, outside a runtime, the next user of the
+/// writer rolls back first).
+pub(crate) struct WriterTx {
+    guard: Option<OwnedMutexGuard<Writer>>,
+    /// For the background checkpoint.
+    pool: SqlitePool,
+}
+
+impl WriterTx {
+    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        match self.guard.as_mut() {
+            Some(w) => w.conn(),
+            None => Err(StoreError::Invalid("the transaction has ended".into())),
+        }
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        let Some(mut w) = self.guard.take() else {
+            return Err(StoreError::Invalid("the transaction has ended".into()));
+        };
+        if let Err(e) = sqlx::query("COMMIT").execute(w.conn()?).await {
+            // Whatever is left of the transaction is rolled back before the writer is used
+            // again (by `settle`, as `open` is still set).
+            return Err(e.into());
+        }
+        w.open = false;
+        w.commits += 1;
+        let due = w.commits >= CHECKPOINT_EVERY || w.last_checkpoint.elapsed() >= CHECKPOINT_AFTER;
+        let checkpointing = w.checkpointing.clone();
+        if due && !checkpointing.swap(true, Ordering::AcqRel) {
+            w.commits = 0;
+            w.last_checkpoint = Instant::now();
+            drop(w);
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                // PASSIVE: copies what it can without waiting for readers or the writer;
+                // it never invokes the busy handler.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "background WAL checkpoint");
+                }
+                checkpointing.store(false, Ordering::Release);
+            });
+        }
+        Ok(())
+    }
+
+    async fn rollback(mut self) -> Result<()> {
+        let Some(mut w) = self.guard.take() else {
+            return Ok(());
+        };
+        w.settle().await
+    }
+}
+
+impl Drop for WriterTx {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.guard.take()
+            && w.open
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if let Err(e) = w.settle().await {
+                    tracing::warn!(error = %e, "rolling back a dropped transaction");
+                }
+            });
+        }
+    }
+}
+
 pub(crate) enum TxInner {
+    /// A SQLite file database: the store's writer connection.
+    SqliteWriter(WriterTx),
+    /// A SQLite in-memory database: a pooled transaction on its one connection.
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -33,10 +190,15 @@ impl std::fmt::Debug for StoreTx {
 
 /// Runs `$body` with `$conn` bound to the transaction's concrete connection
 /// (`&mut SqliteConnection` or `&mut PgConnection`); use `&mut *$conn` as the executor.
-/// Like `dispatch!`, the body is compiled once per backend.
+/// Like `dispatch!`, the body is compiled once per backend. Must be used in a function
+/// returning `crate::Result` (a transaction that has ended returns its error).
 macro_rules! dispatch_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match &mut $tx.inner {
+            $crate::tx::TxInner::SqliteWriter(w) => {
+                let $conn: &mut ::sqlx::SqliteConnection = w.conn()?;
+                $body
+            }
             $crate::tx::TxInner::Sqlite(t) => {
                 let $conn: &mut ::sqlx::SqliteConnection = &mut **t;
                 $body
@@ -53,9 +215,18 @@ pub(crate) use dispatch_tx;
 impl Store {
     /// Begins a write transaction (see the module docs for what that means per backend).
     pub async fn begin(&self) -> Result<StoreTx> {
-        let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+        let inner = match (&self.pool, &self.writer) {
+            (Pool::Sqlite(pool), Some(writer)) => {
+                let mut w = lock_writer(writer).await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(w.conn()?).await?;
+                w.open = true;
+                TxInner::SqliteWriter(WriterTx {
+                    guard: Some(w),
+                    pool: pool.clone(),
+                })
+            }
+            (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
         };
         Ok(StoreTx { inner })
     }
@@ -64,13 +235,14 @@ impl Store {
 impl StoreTx {
     pub fn backend(&self) -> Backend {
         match self.inner {
-            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::SqliteWriter(_) | TxInner::Sqlite(_) => Backend::Sqlite,
             TxInner::Postgres(_) => Backend::Postgres,
         }
     }
 
     pub async fn commit(self) -> Result<()> {
         match self.inner {
+            TxInner::SqliteWriter(w) => w.commit().await?,
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
         }
@@ -80,6 +252,7 @@ impl StoreTx {
     /// Rolls back explicitly (dropping the transaction does the same, lazily).
     pub async fn rollback(self) -> Result<()> {
         match self.inner {
+            TxInner::SqliteWriter(w) => w.rollback().await?,
             TxInner::Sqlite(t) => t.rollback().await?,
             TxInner::Postgres(t) => t.rollback().await?,
         }

@@ -650,6 +650,137 @@ async fn appending_many_events_at_once_chains_like_one_by_one() {
     }
 }
 
+/// A transaction dropped half-way (an early `?` return) must not keep the database's write
+/// lock: another process — here a second store on the same file — writes straight after,
+/// and the first store's next transaction finds nothing of the dropped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transaction_frees_the_writer_for_everyone() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let other = ts.reopen().await.unwrap();
+        for round in 0..3 {
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_approval(&approval(
+                &format!("D{round}"),
+                &format!("dropped{round}"),
+                1,
+            ))
+            .await
+            .unwrap();
+            tx.audit_append(ev("C", "R", "agent", "dropped", json!({})))
+                .await
+                .unwrap();
+            drop(tx);
+            let started = std::time::Instant::now();
+            let mut tx = other.begin().await.unwrap();
+            tx.insert_approval(&approval(&format!("K{round}"), &format!("kept{round}"), 1))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{label}: the other store waited {:?} for the lock",
+                started.elapsed()
+            );
+            let mut tx = store.begin().await.unwrap();
+            tx.audit_append(ev("C", "R", "agent", "kept", json!({})))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let ids: HashSet<String> = store
+            .approvals(None, 100, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["K0", "K1", "K2"].map(String::from).into_iter().collect(),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        other.close().await;
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn account_records_are_the_single_table_reads() {
+    use argent_core::{Case, CaseKind, CaseStatus, Currency, Money, PromiseStatus, PromiseToPay};
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        store
+            .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")
+            .await
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for (id, cust) in [("CASE-1", "C-ANN"), ("CASE-2", "C-BO")] {
+            tx.insert_case(&Case {
+                id: id.into(),
+                customer_id: cust.into(),
+                kind: CaseKind::Dispute,
+                status: CaseStatus::Open,
+                invoice_numbers: vec!["INV-ANN-1".into()],
+                disputed_amount: Some(Money::new(100_00, Currency::USD)),
+                summary: "says it was paid".into(),
+                opened_at: at("2026-11-19T10:00:00Z"),
+            })
+            .await
+            .unwrap();
+        }
+        tx.insert_promise(&PromiseToPay {
+            id: "PTP-1".into(),
+            customer_id: "C-ANN".into(),
+            invoice_numbers: vec![],
+            amount: Money::new(300_00, Currency::USD),
+            promised_date: "2026-12-01".parse().unwrap(),
+            created_at: at("2026-11-19T11:00:00Z"),
+            status: PromiseStatus::Open,
+        })
+        .await
+        .unwrap();
+        tx.record_contact("C-ANN", "email", at("2026-11-18T15:00:00Z"), "call-1")
+            .await
+            .unwrap();
+        tx.enqueue_email(&email("EM-1", "call-1", "C-ANN", "2026-11-18T15:00:00Z"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let ann = store.account_records("C-ANN").await.unwrap();
+        assert_eq!(
+            ann.customer,
+            store.customer("C-ANN").await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(ann.invoices, store.invoices(Some("C-ANN")).await.unwrap());
+        assert_eq!(ann.invoices.len(), 7, "{label}");
+        assert_eq!(ann.payments, store.payments(Some("C-ANN")).await.unwrap());
+        assert_eq!(ann.cases, store.cases(Some("C-ANN")).await.unwrap());
+        assert_eq!(ann.cases.len(), 1, "{label}: only Ann's case");
+        assert_eq!(ann.promises, store.promises(Some("C-ANN")).await.unwrap());
+        assert_eq!(ann.contacts, store.contacts("C-ANN").await.unwrap());
+        assert_eq!(ann.contacts.len(), 1, "{label}");
+        assert!(ann.emailed, "{label}");
+        let bo = store.account_records("C-BO").await.unwrap();
+        assert!(!bo.emailed && bo.promises.is_empty() && bo.contacts.is_empty());
+        assert_eq!(bo.cases.len(), 1, "{label}");
+        assert!(matches!(
+            store.account_records("NOBODY").await,
+            Err(StoreError::NotFound(_))
+        ));
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn seeding_a_queue_is_one_transaction() {
     for ts in TestStore::all().await.unwrap() {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
-use crate::tx::dispatch_tx;
+use crate::tx::{TxInner, dispatch_tx};
 use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, now};
 
 /// The `prev_hash` of the first event.
@@ -393,15 +393,26 @@ impl StoreTx {
         }
         let n = i64::try_from(events.len())
             .map_err(|_| StoreError::Invalid("too many audit events at once".into()))?;
-        let (last_seq, mut prev_hash): (i64, String) = dispatch_tx!(self, |conn| {
-            let r = sqlx::query(
-                "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
-            )
-            .bind(n)
-            .fetch_one(&mut *conn)
-            .await?;
-            (r.try_get("seq")?, r.try_get("hash")?)
-        });
+        // On a SQLite store's writer the head was read when the transaction took the write
+        // lock; elsewhere, moving it forward first reserves the seqs (and on PostgreSQL
+        // locks its row until the transaction ends, which serializes appenders).
+        let cached = match &self.inner {
+            TxInner::SqliteWriter(w) => w.audit_head.clone(),
+            _ => None,
+        };
+        let moves_seq = cached.is_some();
+        let (last_seq, mut prev_hash): (i64, String) = match cached {
+            Some((seq, hash)) => (seq + n, hash),
+            None => dispatch_tx!(self, |conn| {
+                let r = sqlx::query(
+                    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
+                )
+                .bind(n)
+                .fetch_one(&mut *conn)
+                .await?;
+                (r.try_get("seq")?, r.try_get("hash")?)
+            }),
+        };
         let at = now();
         let mut out = Vec::with_capacity(events.len());
         let mut rows = Vec::with_capacity(events.len());
@@ -473,15 +484,26 @@ impl StoreTx {
                 });
                 if with_head {
                     q.push(match backend {
-                        Backend::Postgres => ") UPDATE audit_head SET hash = ",
-                        Backend::Sqlite => "; UPDATE audit_head SET hash = ",
+                        Backend::Postgres => ") UPDATE audit_head SET ",
+                        Backend::Sqlite => "; UPDATE audit_head SET ",
                     });
+                    if moves_seq {
+                        q.push("seq = ");
+                        q.push_bind(last_seq);
+                        q.push(", ");
+                    }
+                    q.push("hash = ");
                     q.push_bind(prev_hash.as_str());
                     q.push(" WHERE id = 1");
                 }
                 q.build().execute(&mut *conn).await?;
             }
         });
+        if let TxInner::SqliteWriter(w) = &mut self.inner
+            && moves_seq
+        {
+            w.audit_head = Some((last_seq, prev_hash));
+        }
         Ok(out)
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use argent_core::CustomerFlags;
-use sqlx::{Connection, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Connection, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Backend, Pool, Result, Store, StoreError, now};
@@ -100,6 +100,10 @@ pub(crate) struct WriterTx {
     guard: Option<OwnedMutexGuard<Writer>>,
     /// For the background checkpoint.
     pool: SqlitePool,
+    /// The audit chain's head (seq, hash), read in the same round trip as `BEGIN
+    /// IMMEDIATE`, so after the write lock was taken: nothing but this transaction can
+    /// move it until it ends, and its appends keep it current (see `audit_append_many`).
+    pub(crate) audit_head: Option<(i64, String)>,
 }
 
 impl WriterTx {
@@ -218,11 +222,25 @@ impl Store {
         let inner = match (&self.pool, &self.writer) {
             (Pool::Sqlite(pool), Some(writer)) => {
                 let mut w = lock_writer(writer).await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(w.conn()?).await?;
+                // One round trip: take the write lock, then read the audit head under it.
+                let began =
+                    sqlx::query("BEGIN IMMEDIATE; SELECT seq, hash FROM audit_head WHERE id = 1")
+                        .fetch_optional(w.conn()?)
+                        .await;
+                let head = match began {
+                    Ok(Some(r)) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        // BEGIN may have succeeded before the SELECT failed.
+                        let _ = sqlx::query("ROLLBACK").execute(w.conn()?).await;
+                        return Err(e.into());
+                    }
+                };
                 w.open = true;
                 TxInner::SqliteWriter(WriterTx {
                     guard: Some(w),
                     pool: pool.clone(),
+                    audit_head: head,
                 })
             }
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
@@ -284,5 +302,48 @@ impl StoreTx {
             return Err(StoreError::NotFound(format!("customer {customer_id}")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use sqlx::{Connection, Row, SqliteConnection};
+
+    /// The SQLite writer saves round trips by sending two statements in one query with
+    /// bind parameters (`BEGIN IMMEDIATE; SELECT … audit_head`, and an audit INSERT with
+    /// the head's UPDATE). sqlx-sqlite runs every statement of such a query, binding `$N`
+    /// by number; sqlx has discussed dropping that (launchbadge/sqlx#3108). If an upgrade
+    /// does, this fails first, by name.
+    #[tokio::test]
+    async fn sqlite_runs_every_statement_of_a_query_with_bind_parameters() {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (a INTEGER NOT NULL, b TEXT NOT NULL)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (a, b) VALUES ($1, 'x'), ($1 + 1, 'x'); UPDATE t SET b = $2 WHERE a = $1")
+            .bind(7_i64)
+            .bind("y")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let row =
+            sqlx::query("BEGIN IMMEDIATE; SELECT count(*) AS n, min(b) AS b FROM t WHERE a >= $1")
+                .bind(7_i64)
+                .fetch_optional(&mut c)
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(row.get::<i64, _>("n"), 2);
+        assert_eq!(row.get::<String, _>("b"), "x");
+        let b: String = sqlx::query("SELECT b FROM t WHERE a = 7")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get("b");
+        assert_eq!(b, "y", "the second statement ran");
+        // And the first one began a transaction.
+        sqlx::query("COMMIT").execute(&mut c).await.unwrap();
     }
 }

@@ -153,6 +153,7 @@ impl Store {
     /// Records a run as `running`, started now. Fails if the id is taken or the baseline
     /// does not exist.
     pub async fn insert_eval_run(&self, r: &NewEvalRun) -> Result<EvalRunRecord> {
+        let _writer = self.write_lock().await?;
         if let Some(base) = &r.baseline_id
             && !self.eval_run_exists(base).await?
         {
@@ -198,6 +199,7 @@ impl Store {
         report: &Value,
         comparison: Option<&Value>,
     ) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = "UPDATE eval_runs SET status = 'done', finished_at = $1, summary = $2, report = $3, \
                    comparison = $4 WHERE id = $5 AND status = 'running'";
         let comparison = comparison.map(to_json);
@@ -218,6 +220,7 @@ impl Store {
     /// Marks a running run `failed` with the reason. `NotFound` for an unknown id;
     /// `Invalid` if it already finished.
     pub async fn fail_eval_run(&self, id: &str, error: &str) -> Result<()> {
+        let _writer = self.write_lock().await?;
         let sql = "UPDATE eval_runs SET status = 'failed', finished_at = $1, error = $2 \
                    WHERE id = $3 AND status = 'running'";
         let n = dispatch!(self, |pool| {

@@ -185,6 +185,11 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
+    /// How the audit trail names this user: `role:name`, as the agent names reviewers.
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.role, self.name)
+    }
+
     /// 403 unless the caller's role is in `allowed`.
     pub fn require(&self, allowed: &[UserRole]) -> AppResult<()> {
         if allowed.contains(&self.role) {

@@ -23,11 +23,11 @@ use argent_store::{DocKind, DocStatus, DocumentSummary, DocumentVersion, Store};
 
 use super::{Page, Posted, SessionUser, encode_query, page};
 use crate::AgentHandle;
-use crate::auth::{Allowed, AuthUser, DocsRead, DocsWrite};
+use crate::auth::{Allowed, DocsRead, DocsWrite};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
-fn kind(s: &str) -> AppResult<DocKind> {
+pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
     s.parse::<DocKind>()
         .map_err(|_| AppError::NotFound(format!("no document kind '{s}' (prompt or policy)")))
 }
@@ -344,7 +344,7 @@ pub async fn save(
         return Ok((status, html).into_response());
     }
     let note = Some(form.note.trim()).filter(|n| !n.is_empty());
-    let author = format!("{}:{}", user.role, user.name);
+    let author = user.actor();
     match create_draft(&store, kind, &name, &body, &author, note).await? {
         Ok(v) => {
             Ok(Redirect::to(&format!("{}?v={}", doc_href(kind, &name), v.version)).into_response())
@@ -423,14 +423,7 @@ pub async fn activate_page(
     Posted(user, _, _): Posted<DocsWrite, Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
-    activate(
-        &handle,
-        kind,
-        &name,
-        version,
-        &format!("{}:{}", user.role, user.name),
-    )
-    .await?;
+    activate(&handle, kind, &name, version, &user.actor()).await?;
     Ok(Redirect::to(&format!("{}?v={version}", doc_href(kind, &name))).into_response())
 }
 
@@ -503,7 +496,7 @@ pub async fn api_create(
     ApiJson(req): ApiJson<DraftBody>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
-    let author = actor_of(&user);
+    let author = user.actor();
     match create_draft(&store, kind, &name, &req.body, &author, req.note.as_deref()).await? {
         Ok(v) => Ok((StatusCode::CREATED, Json(v)).into_response()),
         Err(errors) => Err(AppError::Unprocessable(format!(
@@ -524,10 +517,6 @@ pub async fn api_activate(
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
 ) -> AppResult<Json<DocumentVersion>> {
     let kind = kind(&kind_s)?;
-    let actor = actor_of(&user);
+    let actor = user.actor();
     Ok(Json(activate(&handle, kind, &name, version, &actor).await?))
-}
-
-fn actor_of(user: &AuthUser) -> String {
-    format!("{}:{}", user.role, user.name)
 }

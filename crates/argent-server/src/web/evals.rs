@@ -291,10 +291,7 @@ pub async fn compare_page(
 
 /// The draft a `/documents/{kind}/{name}/{version}/eval` path names.
 fn draft_of(kind: &str, name: String, version: i64) -> AppResult<Option<(DocKind, String, i64)>> {
-    let kind = kind
-        .parse::<DocKind>()
-        .map_err(|_| AppError::NotFound(format!("no document kind '{kind}'")))?;
-    Ok(Some((kind, name, version)))
+    Ok(Some((super::documents::kind(kind)?, name, version)))
 }
 
 /// Starts a run for a page's form and shows it.
@@ -303,7 +300,7 @@ async fn start_page(
     draft: Option<(DocKind, String, i64)>,
     user: &super::SessionUser,
 ) -> AppResult<Response> {
-    let started_by = format!("{}:{}", user.role, user.name);
+    let started_by = user.actor();
     let id = start(state, EvalRequest { draft, started_by }).await?;
     Ok(Redirect::to(&format!("/evals/{id}")).into_response())
 }
@@ -370,7 +367,7 @@ async fn start_api(
     draft: Option<(DocKind, String, i64)>,
     user: &crate::auth::AuthUser,
 ) -> AppResult<Response> {
-    let started_by = format!("{}:{}", user.role, user.name);
+    let started_by = user.actor();
     let id = start(state, EvalRequest { draft, started_by }).await?;
     let started = Started {
         id,

@@ -290,6 +290,13 @@ pub struct SessionUser {
     pub(crate) token_hash: String,
 }
 
+impl SessionUser {
+    /// How the audit trail names this user: `role:name`, as the agent names reviewers.
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.role, self.name)
+    }
+}
+
 /// The CSRF token bound to a session token.
 pub(crate) fn csrf_for(session_token: &str) -> String {
     let mut h = Sha256::new();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::tx::dispatch_tx;
+use crate::tx::{dispatch_tx, tx_execute, tx_write};
 use crate::{
     Backend, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
     parse_col, str_enum, to_json,
@@ -249,19 +249,12 @@ impl StoreTx {
         let sql = "UPDATE tool_calls SET status = $1, result = COALESCE($2, result), updated_at = $3 \
                    WHERE call_id = $4";
         let result = result.map(to_json);
-        let n = dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(status.as_str())
-                .bind(result.as_deref())
-                .bind(now())
-                .bind(call_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("tool call {call_id}")));
-        }
+        tx_write!(
+            self,
+            sql,
+            [status.as_str(), result.as_deref(), now(), call_id],
+            or: StoreError::NotFound(format!("tool call {call_id}"))
+        );
         Ok(())
     }
 
@@ -427,19 +420,19 @@ impl StoreTx {
         let sql = "UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, decided_role = $4, \
                    note = $5, final_action = $6 WHERE id = $7 AND status = 'pending'";
         let final_action = final_action.map(to_json);
-        let n = dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(status.as_str())
-                .bind(now())
-                .bind(by)
-                .bind(role)
-                .bind(note)
-                .bind(final_action.as_deref())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
+        let n = tx_execute!(
+            self,
+            sql,
+            [
+                status.as_str(),
+                now(),
+                by,
+                role,
+                note,
+                final_action.as_deref(),
+                id,
+            ]
+        );
         Ok(n == 1)
     }
 }
@@ -615,15 +608,16 @@ impl StoreTx {
     ) -> Result<()> {
         let sql = "INSERT INTO contact_log (customer_id, channel, at, call_id) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (call_id, channel) DO NOTHING";
-        dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(customer_id)
-                .bind(channel)
-                .bind(micros(at))
-                .bind(call_id)
-                .execute(&mut *conn)
-                .await?;
-        });
+        tx_write!(
+            self,
+            sql,
+            [
+                customer_id,
+                channel,
+                micros(at),
+                call_id,
+            ]
+        );
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
-use crate::tx::{TxInner, dispatch_tx};
+use crate::tx::{Arg, TxInner, dispatch_tx};
 use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, now};
 
 /// The `prev_hash` of the first event.
@@ -29,6 +29,9 @@ const BATCH: i64 = 1000;
 
 /// Events per multi-row INSERT (10 binds each: well under both backends' limits).
 const APPEND_CHUNK: usize = 500;
+/// One event, as the SQLite writer queues it.
+const INSERT_ONE: &str = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, \
+     rule_ids, canonical, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewAuditEvent {
@@ -396,8 +399,8 @@ impl StoreTx {
         // On a SQLite store's writer the head was read when the transaction took the write
         // lock; elsewhere, moving it forward first reserves the seqs (and on PostgreSQL
         // locks its row until the transaction ends, which serializes appenders).
-        let cached = match &self.inner {
-            TxInner::SqliteWriter(w) => w.audit_head.clone(),
+        let cached = match &mut self.inner {
+            TxInner::SqliteWriter(w) => w.audit_head().await?,
             _ => None,
         };
         let moves_seq = cached.is_some();
@@ -452,6 +455,37 @@ impl StoreTx {
                 prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
                 hash,
             });
+        }
+        if let TxInner::SqliteWriter(w) = &mut self.inner
+            && moves_seq
+        {
+            // Queued for the transaction's next round trip, one statement per event (one
+            // prepared statement, whatever the count), then the head.
+            for (ev, (rules, canonical)) in out.iter().zip(&rows) {
+                w.queue(
+                    INSERT_ONE,
+                    vec![
+                        Arg::of(ev.seq)?,
+                        Arg::of(ev.at)?,
+                        Arg::of(ev.run_id.as_deref())?,
+                        Arg::of(ev.customer_id.as_deref())?,
+                        Arg::of(ev.actor.as_str())?,
+                        Arg::of(ev.kind.as_str())?,
+                        Arg::of(rules.as_str())?,
+                        Arg::of(canonical.as_str())?,
+                        Arg::of(ev.prev_hash.as_str())?,
+                        Arg::of(ev.hash.as_str())?,
+                    ],
+                    None,
+                )?;
+            }
+            w.queue(
+                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+                vec![Arg::of(last_seq)?, Arg::of(prev_hash.as_str())?],
+                None,
+            )?;
+            w.audit_head = Some((last_seq, prev_hash));
+            return Ok(out);
         }
         let all: Vec<(&AuditEvent, &(String, String))> = out.iter().zip(&rows).collect();
         let chunks: Vec<_> = all.chunks(APPEND_CHUNK).collect();

@@ -241,9 +241,10 @@ impl Store {
         let writer = if in_memory {
             None
         } else {
-            Some(tx::Writer::new(
-                sqlx::ConnectOptions::connect(&opts.pragma("wal_autocheckpoint", "0")).await?,
-            ))
+            let mut conn: sqlx::SqliteConnection =
+                sqlx::ConnectOptions::connect(&opts.pragma("wal_autocheckpoint", "0")).await?;
+            sqlx::raw_sql(tx::GUARD_TABLE).execute(&mut conn).await?;
+            Some(tx::Writer::new(conn))
         };
         Ok(Store {
             pool: Pool::Sqlite(pool),

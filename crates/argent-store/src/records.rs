@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use argent_core::{Case, Installment, Money, PaymentPlan, PromiseToPay};
 
-use crate::tx::dispatch_tx;
+use crate::tx::{dispatch_tx, tx_write};
 use crate::{Result, Store, StoreTx, dispatch, eq_or_all, from_json, parse_col, to_json};
 
 impl Store {
@@ -43,19 +43,20 @@ impl StoreTx {
     pub async fn insert_promise(&mut self, p: &PromiseToPay) -> Result<()> {
         let sql = "INSERT INTO promises (id, customer_id, invoice_numbers, currency, amount_minor, promised_date, \
                    created_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(p.id.as_str())
-                .bind(p.customer_id.as_str())
-                .bind(to_json(&p.invoice_numbers))
-                .bind(p.amount.currency.as_str())
-                .bind(p.amount.minor)
-                .bind(p.promised_date)
-                .bind(p.created_at)
-                .bind(p.status.as_str())
-                .execute(&mut *conn)
-                .await?;
-        });
+        tx_write!(
+            self,
+            sql,
+            [
+                p.id.as_str(),
+                p.customer_id.as_str(),
+                to_json(&p.invoice_numbers),
+                p.amount.currency.as_str(),
+                p.amount.minor,
+                p.promised_date,
+                p.created_at,
+                p.status.as_str(),
+            ]
+        );
         Ok(())
     }
 
@@ -78,40 +79,42 @@ impl StoreTx {
     pub async fn insert_case(&mut self, c: &Case) -> Result<()> {
         let sql = "INSERT INTO cases (id, customer_id, kind, status, invoice_numbers, disputed_currency, \
                    disputed_minor, summary, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(c.id.as_str())
-                .bind(c.customer_id.as_str())
-                .bind(c.kind.as_str())
-                .bind(c.status.as_str())
-                .bind(to_json(&c.invoice_numbers))
-                .bind(c.disputed_amount.map(|m| m.currency.as_str().to_string()))
-                .bind(c.disputed_amount.map(|m| m.minor))
-                .bind(c.summary.as_str())
-                .bind(c.opened_at)
-                .execute(&mut *conn)
-                .await?;
-        });
+        tx_write!(
+            self,
+            sql,
+            [
+                c.id.as_str(),
+                c.customer_id.as_str(),
+                c.kind.as_str(),
+                c.status.as_str(),
+                to_json(&c.invoice_numbers),
+                c.disputed_amount.map(|m| m.currency.as_str().to_string()),
+                c.disputed_amount.map(|m| m.minor),
+                c.summary.as_str(),
+                c.opened_at,
+            ]
+        );
         Ok(())
     }
 
     pub async fn insert_plan(&mut self, p: &PaymentPlan) -> Result<()> {
         let sql = "INSERT INTO payment_plans (id, customer_id, currency, balance_minor, discount_minor, \
                    down_payment_minor, start_date, installments, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(p.id.as_str())
-                .bind(p.customer_id.as_str())
-                .bind(p.currency.as_str())
-                .bind(p.balance_minor)
-                .bind(p.discount_minor)
-                .bind(p.down_payment_minor)
-                .bind(p.start_date)
-                .bind(to_json(&p.installments))
-                .bind(p.status.as_str())
-                .execute(&mut *conn)
-                .await?;
-        });
+        tx_write!(
+            self,
+            sql,
+            [
+                p.id.as_str(),
+                p.customer_id.as_str(),
+                p.currency.as_str(),
+                p.balance_minor,
+                p.discount_minor,
+                p.down_payment_minor,
+                p.start_date,
+                to_json(&p.installments),
+                p.status.as_str(),
+            ]
+        );
         Ok(())
     }
 }

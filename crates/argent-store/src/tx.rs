@@ -13,15 +13,43 @@
 //! checkpoint runs on a pooled connection in the background, while writing goes on.
 //! An in-memory database (one connection) uses plain pooled transactions.
 //!
+//! **Round trips on the writer.** Every statement sqlx runs on SQLite is a message to the
+//! connection's own thread and an answer back, and the writer is held across all of them,
+//! so a transaction's round trips, not SQLite's work, set how many transactions a second
+//! the store can commit. The writer therefore sends a transaction's statements in as few
+//! round trips as the caller's need for answers allows:
+//! - `begin` only takes the writer; `BEGIN IMMEDIATE` and the read of the audit head (see
+//!   `audit_append_many`) go with the transaction's first round trip.
+//! - A write whose answer the caller does not need ([`tx_write!`]: inserts, status
+//!   updates, audit appends) is queued, and sent in front of the next statement that
+//!   needs an answer, or with `COMMIT`. A queued write that must change a row (else the
+//!   operation's own error, such as `NotFound`) is followed by a guard statement that
+//!   fails the batch when the write changed nothing, so a failed expectation stops the
+//!   batch before its `COMMIT`, and the caller gets the operation's own error.
+//! - So an error of a queued write is reported by a later call of the same transaction
+//!   (at the latest by `commit`); from then on the transaction refuses every statement
+//!   and can only roll back, because some of the writes it was told were queued never ran.
+//!
+//! Approving a queue item is two round trips this way (decide; then execute, audit, mark
+//! the call and commit), where it was six.
+//!
 //! On PostgreSQL it is an ordinary READ COMMITTED transaction; row locks (the audit head,
-//! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing.
+//! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing, and every statement
+//! runs when it is called.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use argent_core::CustomerFlags;
-use sqlx::{Connection, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use futures_util::TryStreamExt;
+use sqlx::encode::{Encode, IsNull};
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{SqliteArgumentValue, SqliteArguments, SqliteRow, SqliteTypeInfo};
+use sqlx::{
+    Arguments, Connection, Either, Executor, Postgres, Row, Sqlite, SqliteConnection, SqlitePool,
+    Transaction, Type,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Backend, Pool, Result, Store, StoreError, now};
@@ -70,10 +98,14 @@ impl Writer {
             .ok_or(StoreError::Db(sqlx::Error::PoolClosed))
     }
 
-    /// Rolls back a transaction a dropped `StoreTx` left open, if any.
+    /// Rolls back a transaction a dropped `StoreTx` left open, if any. A batch that failed
+    /// at its `COMMIT` may have ended the transaction already (SQLite rolls back by itself
+    /// on some errors); the `ROLLBACK` then fails harmlessly and the writer is clean.
     async fn settle(&mut self) -> Result<()> {
         if self.open {
-            sqlx::query("ROLLBACK").execute(self.conn()?).await?;
+            if let Err(e) = sqlx::query("ROLLBACK").execute(self.conn()?).await {
+                tracing::debug!(error = %e, "rolling back the writer's transaction");
+            }
             self.open = false;
         }
         Ok(())
@@ -93,6 +125,132 @@ pub(crate) async fn lock_writer(w: &SharedWriter) -> Result<OwnedMutexGuard<Writ
     Ok(guard)
 }
 
+/// Creates the table the guards of queued writes insert into (on the writer connection,
+/// once; a TEMP table lives and dies with its connection).
+pub(crate) const GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS argent_expect \
+     (changed INTEGER NOT NULL CHECK (changed > 0))";
+/// Follows a queued write that must change a row: `changes()` is the number of rows the
+/// statement before it changed, and the CHECK fails the batch when that is none.
+const GUARD: &str = "INSERT INTO temp.argent_expect (changed) VALUES (changes())";
+const GUARD_CLEAR: &str = "DELETE FROM temp.argent_expect";
+const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+/// One bind argument of a queued statement, owned, encoded as sqlx encodes the value it
+/// was made from.
+#[derive(Clone, Debug)]
+pub(crate) struct Arg(SqliteArgumentValue<'static>);
+
+impl Arg {
+    pub(crate) fn of<'a, T: Encode<'a, Sqlite>>(value: T) -> Result<Arg> {
+        let mut buf: Vec<SqliteArgumentValue<'a>> = Vec::with_capacity(1);
+        let encoded = value
+            .encode(&mut buf)
+            .map_err(|e| StoreError::Invalid(format!("encoding a statement argument: {e}")))?;
+        Ok(Arg(match (encoded, buf.pop()) {
+            (IsNull::Yes, _) | (IsNull::No, None) => SqliteArgumentValue::Null,
+            (IsNull::No, Some(SqliteArgumentValue::Text(t))) => {
+                SqliteArgumentValue::Text(t.into_owned().into())
+            }
+            (IsNull::No, Some(SqliteArgumentValue::Blob(b))) => {
+                SqliteArgumentValue::Blob(b.into_owned().into())
+            }
+            (IsNull::No, Some(SqliteArgumentValue::Double(v))) => SqliteArgumentValue::Double(v),
+            (IsNull::No, Some(SqliteArgumentValue::Int(v))) => SqliteArgumentValue::Int(v),
+            (IsNull::No, Some(SqliteArgumentValue::Int64(v))) => SqliteArgumentValue::Int64(v),
+            (IsNull::No, Some(SqliteArgumentValue::Null)) => SqliteArgumentValue::Null,
+        }))
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Arg {
+    fn encode(self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> std::result::Result<IsNull, BoxDynError> {
+        match self.0 {
+            SqliteArgumentValue::Null => Ok(IsNull::Yes),
+            v => {
+                buf.push(v);
+                Ok(IsNull::No)
+            }
+        }
+    }
+
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<SqliteArgumentValue<'q>>,
+    ) -> std::result::Result<IsNull, BoxDynError> {
+        self.clone().encode(buf)
+    }
+}
+
+impl Type<Sqlite> for Arg {
+    /// SQLite binds by value, not by declared type; this is never checked.
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+/// Appends `sql` to `out` with each `$N` parameter renumbered to `$(N + offset)`, so the
+/// statement can run after others in one multi-statement query (sqlx-sqlite binds `$N` to
+/// the query's N-th argument, whichever statement it is in). `$` inside a quoted string or
+/// identifier is left alone.
+pub(crate) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
+    let mut chars = sql.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    while let Some((_, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+                let mut n = 0usize;
+                while let Some((_, d)) = chars.peek().copied()
+                    && let Some(v) = d.to_digit(10)
+                {
+                    n = n * 10 + v as usize;
+                    chars.next();
+                }
+                out.push('$');
+                out.push_str(&(n + offset).to_string());
+            }
+            None => out.push(c),
+        }
+    }
+}
+
+/// Statements queued on the writer for the transaction's next round trip.
+#[derive(Default)]
+struct Queued {
+    /// The statements, each ending in `;`, parameters numbered into `args`.
+    sql: String,
+    args: Vec<Arg>,
+    /// How many statements `sql` holds.
+    len: usize,
+    /// The index in `sql` of each guard, with the error a failed guard stands for.
+    guards: Vec<(usize, StoreError)>,
+}
+
+impl Queued {
+    fn push(&mut self, sql: &str, args: Vec<Arg>) {
+        renumber_into(&mut self.sql, sql, self.args.len());
+        self.sql.push_str(";\n");
+        self.args.extend(args);
+        self.len += 1;
+    }
+}
+
+/// What the last statement of a round trip answered.
+#[derive(Default)]
+pub(crate) struct Answer {
+    pub(crate) rows_affected: u64,
+    pub(crate) rows: Vec<SqliteRow>,
+}
+
 /// A transaction on the writer connection. Dropped unfinished, it rolls back on a task of
 /// its own that holds the writer until done (or, outside a runtime, the next user of the
 /// writer rolls back first).
@@ -100,30 +258,177 @@ pub(crate) struct WriterTx {
     guard: Option<OwnedMutexGuard<Writer>>,
     /// For the background checkpoint.
     pool: SqlitePool,
+    /// `BEGIN IMMEDIATE` has run (it goes with the transaction's first round trip).
+    begun: bool,
     /// The audit chain's head (seq, hash), read in the same round trip as `BEGIN
     /// IMMEDIATE`, so after the write lock was taken: nothing but this transaction can
     /// move it until it ends, and its appends keep it current (see `audit_append_many`).
     pub(crate) audit_head: Option<(i64, String)>,
+    queued: Queued,
+    /// A round trip failed, so writes the caller was told were queued may not have run:
+    /// the transaction refuses everything but rolling back.
+    failed: bool,
 }
 
 impl WriterTx {
-    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
+    /// The connection, with everything queued sent and the transaction begun, for a
+    /// statement the caller runs itself.
+    pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        if !self.begun || self.queued.len > 0 {
+            self.round_trip(None, false).await?;
+        }
+        self.writer()?.conn()
+    }
+
+    fn writer(&mut self) -> Result<&mut Writer> {
         match self.guard.as_mut() {
-            Some(w) => w.conn(),
+            Some(w) => Ok(w),
             None => Err(StoreError::Invalid("the transaction has ended".into())),
         }
     }
 
+    fn usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(StoreError::Invalid(
+                "an earlier statement of this transaction failed; it can only be rolled back"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues a write for the next round trip; with `must_change`, the batch fails with
+    /// that error if the write changes no row.
+    pub(crate) fn queue(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+        must_change: Option<StoreError>,
+    ) -> Result<()> {
+        self.usable()?;
+        self.queued.push(sql, args);
+        if let Some(e) = must_change {
+            self.queued.push(GUARD, Vec::new());
+            self.queued.guards.push((self.queued.len - 1, e));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` now, after everything queued, in one round trip; its answer.
+    pub(crate) async fn run(&mut self, sql: &str, args: Vec<Arg>) -> Result<Answer> {
+        self.round_trip(Some((sql, args)), false).await
+    }
+
+    /// The audit head as of this transaction (beginning it, if it has not begun).
+    pub(crate) async fn audit_head(&mut self) -> Result<Option<(i64, String)>> {
+        if !self.begun {
+            self.round_trip(None, false).await?;
+        }
+        Ok(self.audit_head.clone())
+    }
+
+    /// One message to the writer's thread: `BEGIN IMMEDIATE` and the audit head's read if
+    /// the transaction has not begun, the queued statements, then `last`, then (if
+    /// `commit`) `COMMIT`. Answers for `last`.
+    async fn round_trip(&mut self, last: Option<(&str, Vec<Arg>)>, commit: bool) -> Result<Answer> {
+        self.usable()?;
+        let Queued {
+            mut sql,
+            mut args,
+            len,
+            guards,
+        } = std::mem::take(&mut self.queued);
+        let begins = !self.begun;
+        let prefix = if begins { 2 } else { 0 };
+        if begins {
+            sql.insert_str(0, &format!("BEGIN IMMEDIATE;\n{HEAD};\n"));
+        }
+        let mut count = prefix + len;
+        let last_index = last.map(|(stmt, stmt_args)| {
+            renumber_into(&mut sql, stmt, args.len());
+            sql.push_str(";\n");
+            args.extend(stmt_args);
+            count += 1;
+            count - 1
+        });
+        if !guards.is_empty() {
+            sql.push_str(GUARD_CLEAR);
+            sql.push_str(";\n");
+        }
+        if commit {
+            sql.push_str("COMMIT;\n");
+        }
+        let mut bound = SqliteArguments::default();
+        for a in args {
+            bound
+                .add(a)
+                .map_err(|e| StoreError::Invalid(format!("binding a statement argument: {e}")))?;
+        }
+        let mut answer = Answer::default();
+        let mut head = None;
+        // Statements finished so far: each ends with one `Left` in the stream.
+        let mut done = 0usize;
+        let ran: std::result::Result<(), sqlx::Error> = async {
+            let conn = self.writer().map_err(|_| sqlx::Error::PoolClosed)?.conn().map_err(|_| sqlx::Error::PoolClosed)?;
+            let mut steps = conn.fetch_many(sqlx::query_with(&sql, bound));
+            while let Some(step) = steps.try_next().await? {
+                match step {
+                    Either::Left(r) => {
+                        if Some(done) == last_index {
+                            answer.rows_affected = r.rows_affected();
+                        }
+                        done += 1;
+                    }
+                    Either::Right(row) if begins && done == 1 => head = Some(row),
+                    Either::Right(row) if Some(done) == last_index => answer.rows.push(row),
+                    Either::Right(_) => {}
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if begins && done >= 1 {
+            self.begun = true;
+            self.writer()?.open = true;
+        }
+        if begins && done >= 2 {
+            self.audit_head = match head {
+                Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+                None => None,
+            };
+        }
+        match ran {
+            Ok(()) => {
+                if commit {
+                    self.writer()?.open = false;
+                }
+                Ok(answer)
+            }
+            Err(e) => {
+                self.failed = true;
+                // The statement that failed is the one after the last that finished.
+                let failed_at = done.checked_sub(prefix);
+                match guards.into_iter().find(|(i, _)| Some(*i) == failed_at) {
+                    Some((_, expected)) => Err(expected),
+                    None => Err(e.into()),
+                }
+            }
+        }
+    }
+
     async fn commit(mut self) -> Result<()> {
+        if self.guard.is_none() {
+            return Err(StoreError::Invalid("the transaction has ended".into()));
+        }
+        if !self.begun && self.queued.len == 0 {
+            // Nothing was written: there is nothing to commit.
+            self.guard = None;
+            return Ok(());
+        }
+        self.round_trip(None, true).await?;
         let Some(mut w) = self.guard.take() else {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         };
-        if let Err(e) = sqlx::query("COMMIT").execute(w.conn()?).await {
-            // Whatever is left of the transaction is rolled back before the writer is used
-            // again (by `settle`, as `open` is still set).
-            return Err(e.into());
-        }
-        w.open = false;
         w.commits += 1;
         let due = w.commits >= CHECKPOINT_EVERY || w.last_checkpoint.elapsed() >= CHECKPOINT_AFTER;
         let checkpointing = w.checkpointing.clone();
@@ -194,13 +499,14 @@ impl std::fmt::Debug for StoreTx {
 
 /// Runs `$body` with `$conn` bound to the transaction's concrete connection
 /// (`&mut SqliteConnection` or `&mut PgConnection`); use `&mut *$conn` as the executor.
-/// Like `dispatch!`, the body is compiled once per backend. Must be used in a function
-/// returning `crate::Result` (a transaction that has ended returns its error).
+/// Like `dispatch!`, the body is compiled once per backend. Must be used in an async
+/// function returning `crate::Result` (a transaction that has ended returns its error).
+/// On the SQLite writer, whatever is queued is sent first (a round trip).
 macro_rules! dispatch_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match &mut $tx.inner {
             $crate::tx::TxInner::SqliteWriter(w) => {
-                let $conn: &mut ::sqlx::SqliteConnection = w.conn()?;
+                let $conn: &mut ::sqlx::SqliteConnection = w.conn().await?;
                 $body
             }
             $crate::tx::TxInner::Sqlite(t) => {
@@ -216,33 +522,75 @@ macro_rules! dispatch_tx {
 }
 pub(crate) use dispatch_tx;
 
+/// A write whose answer the caller does not need, its arguments listed once for every
+/// backend: on the SQLite writer it is queued for the transaction's next round trip (see
+/// the module docs); elsewhere it runs now. With `or: $err` the write must change a row,
+/// else the operation fails with `$err` (on the writer, when the batch runs, and the
+/// transaction can then only roll back). For an async function returning `crate::Result`.
+macro_rules! tx_write {
+    (@must_change) => { None };
+    (@must_change $err:expr) => { Some($err) };
+    ($tx:expr, $sql:expr, [$($arg:expr),* $(,)?] $(, or: $err:expr)?) => {
+        match &mut $tx.inner {
+            $crate::tx::TxInner::SqliteWriter(w) => {
+                let args = vec![$($crate::tx::Arg::of($arg)?),*];
+                w.queue($sql, args, $crate::tx::tx_write!(@must_change $($err)?))?;
+            }
+            $crate::tx::TxInner::Sqlite(t) => {
+                let _changed = ::sqlx::query($sql)$(.bind($arg))*
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected();
+                $( if _changed == 0 { return Err($err); } )?
+            }
+            $crate::tx::TxInner::Postgres(t) => {
+                let _changed = ::sqlx::query($sql)$(.bind($arg))*
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected();
+                $( if _changed == 0 { return Err($err); } )?
+            }
+        }
+    };
+}
+pub(crate) use tx_write;
+
+/// A write whose answer the caller needs now: the rows it changed. On the SQLite writer it
+/// goes in one round trip with everything queued before it.
+macro_rules! tx_execute {
+    ($tx:expr, $sql:expr, [$($arg:expr),* $(,)?]) => {
+        match &mut $tx.inner {
+            $crate::tx::TxInner::SqliteWriter(w) => {
+                w.run($sql, vec![$($crate::tx::Arg::of($arg)?),*])
+                    .await?
+                    .rows_affected
+            }
+            $crate::tx::TxInner::Sqlite(t) => ::sqlx::query($sql)$(.bind($arg))*
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            $crate::tx::TxInner::Postgres(t) => ::sqlx::query($sql)$(.bind($arg))*
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        }
+    };
+}
+pub(crate) use tx_execute;
+
 impl Store {
     /// Begins a write transaction (see the module docs for what that means per backend).
     pub async fn begin(&self) -> Result<StoreTx> {
         let inner = match (&self.pool, &self.writer) {
-            (Pool::Sqlite(pool), Some(writer)) => {
-                let mut w = lock_writer(writer).await?;
-                // One round trip: take the write lock, then read the audit head under it.
-                let began =
-                    sqlx::query("BEGIN IMMEDIATE; SELECT seq, hash FROM audit_head WHERE id = 1")
-                        .fetch_optional(w.conn()?)
-                        .await;
-                let head = match began {
-                    Ok(Some(r)) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-                    Ok(None) => None,
-                    Err(e) => {
-                        // BEGIN may have succeeded before the SELECT failed.
-                        let _ = sqlx::query("ROLLBACK").execute(w.conn()?).await;
-                        return Err(e.into());
-                    }
-                };
-                w.open = true;
-                TxInner::SqliteWriter(WriterTx {
-                    guard: Some(w),
-                    pool: pool.clone(),
-                    audit_head: head,
-                })
-            }
+            (Pool::Sqlite(pool), Some(writer)) => TxInner::SqliteWriter(WriterTx {
+                // Only the writer: `BEGIN IMMEDIATE` goes with the first round trip.
+                guard: Some(lock_writer(writer).await?),
+                pool: pool.clone(),
+                begun: false,
+                audit_head: None,
+                queued: Queued::default(),
+                failed: false,
+            }),
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
         };
@@ -286,21 +634,19 @@ impl StoreTx {
     ) -> Result<()> {
         let sql = "UPDATE customers SET cease_contact = $1, disputed = $2, bankrupt = $3, \
                    attorney_represented = $4, updated_at = $5 WHERE id = $6";
-        let n = dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(flags.cease_contact)
-                .bind(flags.disputed)
-                .bind(flags.bankrupt)
-                .bind(flags.attorney_represented)
-                .bind(now())
-                .bind(customer_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("customer {customer_id}")));
-        }
+        tx_write!(
+            self,
+            sql,
+            [
+                flags.cease_contact,
+                flags.disputed,
+                flags.bankrupt,
+                flags.attorney_represented,
+                now(),
+                customer_id,
+            ],
+            or: StoreError::NotFound(format!("customer {customer_id}"))
+        );
         Ok(())
     }
 }
@@ -309,6 +655,63 @@ impl StoreTx {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use sqlx::{Connection, Row, SqliteConnection};
+
+    #[test]
+    fn renumbering_shifts_parameters_outside_quotes() {
+        let mut out = String::from("SELECT $1;\n");
+        super::renumber_into(
+            &mut out,
+            "UPDATE t SET a = $1, b = '$2', \"c$3\" = $10 WHERE d = $2",
+            5,
+        );
+        assert_eq!(
+            out,
+            "SELECT $1;\nUPDATE t SET a = $6, b = '$2', \"c$3\" = $15 WHERE d = $7"
+        );
+    }
+
+    /// On the writer, a queued write whose guard fails is reported by the next round trip
+    /// as the operation's own error; after that the transaction refuses every statement
+    /// (some writes it was told were queued never ran) and rolls back whole.
+    #[tokio::test]
+    async fn a_failed_batch_leaves_a_transaction_that_only_rolls_back() {
+        use crate::testkit::TestStore;
+        use crate::{StoreError, ToolCallStatus};
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = &ts.store;
+        let mut tx = store.begin().await.unwrap();
+        // Queued: nothing has reached the database yet, so nothing has failed yet.
+        tx.set_tool_call("missing", ToolCallStatus::Executed, None)
+            .await
+            .unwrap();
+        // A statement that needs its answer sends the queue first, and gets its error.
+        let err = tx
+            .record_tool_call("c1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "tool call missing"),
+            "{err:?}"
+        );
+        let err = tx
+            .set_tool_call("c1", ToolCallStatus::Executed, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("can only be rolled back"), "{err}");
+        assert!(tx.commit().await.is_err());
+        assert!(store.tool_call("c1").await.unwrap().is_none());
+
+        // An empty transaction commits without touching the database, and the writer
+        // goes on working.
+        store.begin().await.unwrap().commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.record_tool_call("c1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(store.tool_call("c1").await.unwrap().is_some());
+        ts.cleanup().await;
+    }
 
     /// The SQLite writer saves round trips by sending two statements in one query with
     /// bind parameters (`BEGIN IMMEDIATE; SELECT … audit_head`, and an audit INSERT with

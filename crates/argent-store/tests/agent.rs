@@ -1012,18 +1012,84 @@ async fn a_dropped_transaction_leaves_nothing() {
         assert!(flags.cease_contact && flags.attorney_represented && !flags.bankrupt);
 
         let mut tx = store.begin().await.unwrap();
-        let err = tx
+        let err = match tx
             .set_customer_flags("NOBODY", &CustomerFlags::default())
             .await
-            .unwrap_err();
+        {
+            Err(e) => {
+                drop(tx);
+                e
+            }
+            // The SQLite writer queues the update: its error comes with the commit.
+            Ok(()) => tx.commit().await.unwrap_err(),
+        };
         assert_eq!(err.to_string(), "customer NOBODY not found", "{label}");
-        drop(tx);
         ts.cleanup().await;
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Tool calls
+
+/// One transaction: a tool call recorded, an audit event, then a status update of a call
+/// that was never recorded (which must fail with `NotFound`), then the recorded call's.
+async fn record_then_update_a_missing_call(store: &Store) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    tx.record_tool_call("call-1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
+        .await?;
+    tx.audit_append(ev("C1", "R1", "agent", "tool_call", json!({})))
+        .await?;
+    tx.set_tool_call("no-such-call", ToolCallStatus::Executed, None)
+        .await?;
+    tx.set_tool_call("call-1", ToolCallStatus::Executed, None)
+        .await?;
+    tx.commit().await
+}
+
+/// A write that must change a row and changes none fails its operation with the
+/// operation's own error: at once on PostgreSQL, and on the SQLite writer (which queues
+/// such writes for the transaction's next round trip) by `commit` at the latest. Either
+/// way nothing of the transaction is stored, and the store writes normally afterwards.
+#[tokio::test]
+async fn a_write_that_changes_nothing_fails_the_whole_transaction() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        match record_then_update_a_missing_call(store).await {
+            Err(StoreError::NotFound(what)) => assert_eq!(what, "tool call no-such-call", "{label}"),
+            other => panic!("{label}: want NotFound for the missing call, got {other:?}"),
+        }
+        assert!(store.tool_call("call-1").await.unwrap().is_none(), "{label}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 0, .. }
+            ),
+            "{label}"
+        );
+        // The writer is clean: the same writes without the missing call commit.
+        let mut tx = store.begin().await.unwrap();
+        tx.record_tool_call("call-1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
+            .await
+            .unwrap();
+        tx.audit_append(ev("C1", "R1", "agent", "tool_call", json!({})))
+            .await
+            .unwrap();
+        tx.set_tool_call("call-1", ToolCallStatus::Executed, Some(&json!({"ok": true})))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let call = store.tool_call("call-1").await.unwrap().unwrap();
+        assert_eq!(call.status, ToolCallStatus::Executed, "{label}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 1, .. }
+            ),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
 
 #[tokio::test]
 async fn tool_calls_are_recorded_once_per_call_id() {
@@ -1083,12 +1149,19 @@ async fn tool_calls_are_recorded_once_per_call_id() {
         let inside = tx.tool_call("call-9").await.unwrap().unwrap();
         assert_eq!(inside.status, ToolCallStatus::Executed);
         assert_eq!(inside.result, Some(json!({"error": "EOF"})));
-        let err = tx
+        let err = match tx
             .set_tool_call("nope", ToolCallStatus::Executed, None)
             .await
-            .unwrap_err();
+        {
+            Err(e) => {
+                drop(tx);
+                e
+            }
+            // The SQLite writer queues the update: its error comes with the commit, and
+            // the transaction rolls back whole.
+            Ok(()) => tx.commit().await.unwrap_err(),
+        };
         assert!(matches!(err, StoreError::NotFound(_)), "{label}: {err}");
-        drop(tx);
         assert_eq!(
             store.tool_call("call-9").await.unwrap().unwrap().status,
             ToolCallStatus::Received,

@@ -608,30 +608,22 @@ impl StoreTx {
     ) -> Result<()> {
         let sql = "INSERT INTO contact_log (customer_id, channel, at, call_id) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (call_id, channel) DO NOTHING";
-        tx_write!(
-            self,
-            sql,
-            [
-                customer_id,
-                channel,
-                micros(at),
-                call_id,
-            ]
-        );
+        tx_write!(self, sql, [customer_id, channel, micros(at), call_id,]);
         Ok(())
     }
 }
+
+pub(crate) const CONTACTS_SQL: &str =
+    "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id";
 
 /// A customer's contacts as (at, channel), oldest first, through executor `$ex`.
 macro_rules! select_contacts {
     ($ex:expr, $customer:expr) => {{
         let mut out: Vec<(DateTime<Utc>, String)> = Vec::new();
-        for r in ::sqlx::query(
-            "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id",
-        )
-        .bind($customer)
-        .fetch_all($ex)
-        .await?
+        for r in ::sqlx::query($crate::agent::CONTACTS_SQL)
+            .bind($customer)
+            .fetch_all($ex)
+            .await?
         {
             out.push((r.try_get("at")?, r.try_get("channel")?));
         }

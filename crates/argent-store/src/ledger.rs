@@ -196,20 +196,28 @@ pub(crate) fn invoices_sql(customer_id: Option<&str>) -> String {
     )
 }
 
+/// One row of `select_invoices`'s query, as its tuple.
+macro_rules! invoice_row {
+    ($r:expr) => {
+        (
+            $r.try_get("number")?,
+            $r.try_get("customer_id")?,
+            $r.try_get("issue_date")?,
+            $r.try_get("due_date")?,
+            $r.try_get("currency")?,
+            $r.try_get("amount_minor")?,
+            $r.try_get("disputed")?,
+        )
+    };
+}
+pub(crate) use invoice_row;
+
 /// The rows of [`invoices_sql`] through executor `$ex` of either backend.
 macro_rules! select_invoices {
     ($ex:expr, $sql:expr, $customer:expr) => {{
         let mut out: Vec<$crate::ledger::InvoiceRow> = Vec::new();
         for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
-            out.push((
-                r.try_get("number")?,
-                r.try_get("customer_id")?,
-                r.try_get("issue_date")?,
-                r.try_get("due_date")?,
-                r.try_get("currency")?,
-                r.try_get("amount_minor")?,
-                r.try_get("disputed")?,
-            ));
+            out.push($crate::ledger::invoice_row!(r));
         }
         out
     }};
@@ -244,19 +252,27 @@ pub(crate) fn payments_sql(customer_id: Option<&str>) -> String {
     )
 }
 
+/// One row of `select_payments`'s query, as its tuple.
+macro_rules! payment_row {
+    ($r:expr) => {
+        (
+            $r.try_get("id")?,
+            $r.try_get("customer_id")?,
+            $r.try_get("invoice_number")?,
+            $r.try_get("currency")?,
+            $r.try_get("amount_minor")?,
+            $r.try_get("received_on")?,
+        )
+    };
+}
+pub(crate) use payment_row;
+
 /// The rows of [`payments_sql`] through executor `$ex` of either backend.
 macro_rules! select_payments {
     ($ex:expr, $sql:expr, $customer:expr) => {{
         let mut out: Vec<$crate::ledger::PaymentRow> = Vec::new();
         for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
-            out.push((
-                r.try_get("id")?,
-                r.try_get("customer_id")?,
-                r.try_get("invoice_number")?,
-                r.try_get("currency")?,
-                r.try_get("amount_minor")?,
-                r.try_get("received_on")?,
-            ));
+            out.push($crate::ledger::payment_row!(r));
         }
         out
     }};

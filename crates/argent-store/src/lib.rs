@@ -243,7 +243,7 @@ impl Store {
         } else {
             let mut conn: sqlx::SqliteConnection =
                 sqlx::ConnectOptions::connect(&opts.pragma("wal_autocheckpoint", "0")).await?;
-            sqlx::raw_sql(tx::GUARD_TABLE).execute(&mut conn).await?;
+            sqlx::query(tx::GUARD_TABLE).execute(&mut conn).await?;
             Some(tx::Writer::new(conn))
         };
         Ok(Store {

@@ -138,21 +138,29 @@ pub(crate) fn promises_sql(customer_id: Option<&str>) -> String {
     )
 }
 
+/// One row of `select_promises`'s query, as its tuple.
+macro_rules! promise_row {
+    ($r:expr) => {
+        (
+            $r.try_get("id")?,
+            $r.try_get("customer_id")?,
+            $r.try_get("invoice_numbers")?,
+            $r.try_get("currency")?,
+            $r.try_get("amount_minor")?,
+            $r.try_get("promised_date")?,
+            $r.try_get("created_at")?,
+            $r.try_get("status")?,
+        )
+    };
+}
+pub(crate) use promise_row;
+
 /// The rows of [`promises_sql`] through executor `$ex` of either backend.
 macro_rules! select_promises {
     ($ex:expr, $sql:expr, $customer:expr) => {{
         let mut out: Vec<$crate::records::PromiseRow> = Vec::new();
         for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
-            out.push((
-                r.try_get("id")?,
-                r.try_get("customer_id")?,
-                r.try_get("invoice_numbers")?,
-                r.try_get("currency")?,
-                r.try_get("amount_minor")?,
-                r.try_get("promised_date")?,
-                r.try_get("created_at")?,
-                r.try_get("status")?,
-            ));
+            out.push($crate::records::promise_row!(r));
         }
         out
     }};
@@ -197,22 +205,30 @@ pub(crate) fn cases_sql(customer_id: Option<&str>) -> String {
     )
 }
 
+/// One row of `select_cases`'s query, as its tuple.
+macro_rules! case_row {
+    ($r:expr) => {
+        (
+            $r.try_get("id")?,
+            $r.try_get("customer_id")?,
+            $r.try_get("kind")?,
+            $r.try_get("status")?,
+            $r.try_get("invoice_numbers")?,
+            $r.try_get("disputed_currency")?,
+            $r.try_get("disputed_minor")?,
+            $r.try_get("summary")?,
+            $r.try_get("opened_at")?,
+        )
+    };
+}
+pub(crate) use case_row;
+
 /// The rows of [`cases_sql`] through executor `$ex` of either backend.
 macro_rules! select_cases {
     ($ex:expr, $sql:expr, $customer:expr) => {{
         let mut out: Vec<$crate::records::CaseRow> = Vec::new();
         for r in ::sqlx::query($sql).bind($customer).fetch_all($ex).await? {
-            out.push((
-                r.try_get("id")?,
-                r.try_get("customer_id")?,
-                r.try_get("kind")?,
-                r.try_get("status")?,
-                r.try_get("invoice_numbers")?,
-                r.try_get("disputed_currency")?,
-                r.try_get("disputed_minor")?,
-                r.try_get("summary")?,
-                r.try_get("opened_at")?,
-            ));
+            out.push($crate::records::case_row!(r));
         }
         out
     }};

@@ -141,29 +141,70 @@ const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 pub(crate) struct Arg(SqliteArgumentValue<'static>);
 
 impl Arg {
-    pub(crate) fn of<'a, T: Encode<'a, Sqlite>>(value: T) -> Result<Arg> {
-        let mut buf: Vec<SqliteArgumentValue<'a>> = Vec::with_capacity(1);
+    pub(crate) fn of(value: impl ToArg) -> Result<Arg> {
+        value.to_arg()
+    }
+
+    /// A value whose encoding borrows nothing (numbers, dates, owned text), encoded as
+    /// sqlx encodes it.
+    fn encoded<T: for<'q> Encode<'q, Sqlite>>(value: T) -> Result<Arg> {
+        let mut buf: Vec<SqliteArgumentValue<'static>> = Vec::with_capacity(1);
         let encoded = value
             .encode(&mut buf)
             .map_err(|e| StoreError::Invalid(format!("encoding a statement argument: {e}")))?;
         Ok(Arg(match (encoded, buf.pop()) {
-            (IsNull::Yes, _) | (IsNull::No, None) => SqliteArgumentValue::Null,
-            (IsNull::No, Some(SqliteArgumentValue::Text(t))) => {
-                SqliteArgumentValue::Text(t.into_owned().into())
-            }
-            (IsNull::No, Some(SqliteArgumentValue::Blob(b))) => {
-                SqliteArgumentValue::Blob(b.into_owned().into())
-            }
-            (IsNull::No, Some(SqliteArgumentValue::Double(v))) => SqliteArgumentValue::Double(v),
-            (IsNull::No, Some(SqliteArgumentValue::Int(v))) => SqliteArgumentValue::Int(v),
-            (IsNull::No, Some(SqliteArgumentValue::Int64(v))) => SqliteArgumentValue::Int64(v),
-            (IsNull::No, Some(SqliteArgumentValue::Null)) => SqliteArgumentValue::Null,
+            (IsNull::No, Some(v)) => v,
+            _ => SqliteArgumentValue::Null,
         }))
+    }
+
+    fn text(s: &str) -> Arg {
+        Arg(SqliteArgumentValue::Text(s.to_owned().into()))
     }
 }
 
+/// The argument types queued statements bind. (Borrowed text is copied: a queued
+/// statement outlives the call that queued it.)
+pub(crate) trait ToArg {
+    fn to_arg(self) -> Result<Arg>;
+}
+
+impl ToArg for &str {
+    fn to_arg(self) -> Result<Arg> {
+        Ok(Arg::text(self))
+    }
+}
+
+impl ToArg for Option<&str> {
+    fn to_arg(self) -> Result<Arg> {
+        Ok(self.map_or(Arg(SqliteArgumentValue::Null), Arg::text))
+    }
+}
+
+macro_rules! to_arg_by_encoding {
+    ($($t:ty),*) => {
+        $(impl ToArg for $t {
+            fn to_arg(self) -> Result<Arg> {
+                Arg::encoded(self)
+            }
+        })*
+    };
+}
+to_arg_by_encoding!(
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    bool,
+    chrono::DateTime<chrono::Utc>,
+    chrono::NaiveDate
+);
+
 impl<'q> Encode<'q, Sqlite> for Arg {
-    fn encode(self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> std::result::Result<IsNull, BoxDynError> {
+    fn encode(
+        self,
+        buf: &mut Vec<SqliteArgumentValue<'q>>,
+    ) -> std::result::Result<IsNull, BoxDynError> {
         match self.0 {
             SqliteArgumentValue::Null => Ok(IsNull::Yes),
             v => {
@@ -223,6 +264,50 @@ pub(crate) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
     }
 }
 
+/// What a multi-statement query did, statement by statement.
+pub(crate) struct Steps {
+    /// The rows of each statement that ran (or began running), in order.
+    pub(crate) rows: Vec<Vec<SqliteRow>>,
+    /// The rows changed by each statement that finished; its length is how many did.
+    pub(crate) changes: Vec<u64>,
+    /// Why the statement after the last finished one failed, if one did.
+    pub(crate) error: Option<sqlx::Error>,
+}
+
+/// Runs the statements of `sql` (sqlx-sqlite runs every statement of a query, binding
+/// `$N` to the N-th of `args` in each) in one message to the connection's thread.
+pub(crate) async fn run_statements(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    args: SqliteArguments<'static>,
+) -> Steps {
+    let mut out = Steps {
+        rows: vec![Vec::new()],
+        changes: Vec::new(),
+        error: None,
+    };
+    let mut stream = conn.fetch_many(sqlx::query_with(sql, args));
+    loop {
+        match stream.try_next().await {
+            Ok(Some(Either::Left(done))) => {
+                out.changes.push(done.rows_affected());
+                out.rows.push(Vec::new());
+            }
+            Ok(Some(Either::Right(row))) => {
+                if let Some(rows) = out.rows.last_mut() {
+                    rows.push(row);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Statements queued on the writer for the transaction's next round trip.
 #[derive(Default)]
 struct Queued {
@@ -244,11 +329,10 @@ impl Queued {
     }
 }
 
-/// What the last statement of a round trip answered.
+/// What the last statement of a round trip answered: the rows it changed.
 #[derive(Default)]
 pub(crate) struct Answer {
     pub(crate) rows_affected: u64,
-    pub(crate) rows: Vec<SqliteRow>,
 }
 
 /// A transaction on the writer connection. Dropped unfinished, it rolls back on a task of
@@ -364,47 +448,33 @@ impl WriterTx {
                 .add(a)
                 .map_err(|e| StoreError::Invalid(format!("binding a statement argument: {e}")))?;
         }
-        let mut answer = Answer::default();
-        let mut head = None;
-        // Statements finished so far: each ends with one `Left` in the stream.
-        let mut done = 0usize;
-        let ran: std::result::Result<(), sqlx::Error> = async {
-            let conn = self.writer().map_err(|_| sqlx::Error::PoolClosed)?.conn().map_err(|_| sqlx::Error::PoolClosed)?;
-            let mut steps = conn.fetch_many(sqlx::query_with(&sql, bound));
-            while let Some(step) = steps.try_next().await? {
-                match step {
-                    Either::Left(r) => {
-                        if Some(done) == last_index {
-                            answer.rows_affected = r.rows_affected();
-                        }
-                        done += 1;
-                    }
-                    Either::Right(row) if begins && done == 1 => head = Some(row),
-                    Either::Right(row) if Some(done) == last_index => answer.rows.push(row),
-                    Either::Right(_) => {}
-                }
-            }
-            Ok(())
-        }
-        .await;
+        let conn = self.writer()?.conn()?;
+        let steps = run_statements(conn, &sql, bound).await;
+        // Statements finished: each ends with one `Left` in the stream.
+        let done = steps.changes.len();
         if begins && done >= 1 {
             self.begun = true;
             self.writer()?.open = true;
         }
         if begins && done >= 2 {
-            self.audit_head = match head {
+            self.audit_head = match steps.rows.get(1).and_then(|rows| rows.first()) {
                 Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
                 None => None,
             };
         }
-        match ran {
-            Ok(()) => {
+        match steps.error {
+            None => {
                 if commit {
                     self.writer()?.open = false;
                 }
-                Ok(answer)
+                let Some(i) = last_index else {
+                    return Ok(Answer::default());
+                };
+                Ok(Answer {
+                    rows_affected: steps.changes.get(i).copied().unwrap_or(0),
+                })
             }
-            Err(e) => {
+            Some(e) => {
                 self.failed = true;
                 // The statement that failed is the one after the last that finished.
                 let failed_at = done.checked_sub(prefix);
@@ -582,15 +652,18 @@ impl Store {
     /// Begins a write transaction (see the module docs for what that means per backend).
     pub async fn begin(&self) -> Result<StoreTx> {
         let inner = match (&self.pool, &self.writer) {
-            (Pool::Sqlite(pool), Some(writer)) => TxInner::SqliteWriter(WriterTx {
+            (Pool::Sqlite(pool), Some(writer)) => {
                 // Only the writer: `BEGIN IMMEDIATE` goes with the first round trip.
-                guard: Some(lock_writer(writer).await?),
-                pool: pool.clone(),
-                begun: false,
-                audit_head: None,
-                queued: Queued::default(),
-                failed: false,
-            }),
+                let guard = Some(lock_writer(writer).await?);
+                TxInner::SqliteWriter(WriterTx {
+                    guard,
+                    pool: pool.clone(),
+                    begun: false,
+                    audit_head: None,
+                    queued: Queued::default(),
+                    failed: false,
+                })
+            }
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
         };
@@ -686,7 +759,14 @@ mod tests {
             .unwrap();
         // A statement that needs its answer sends the queue first, and gets its error.
         let err = tx
-            .record_tool_call("c1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
+            .record_tool_call(
+                "c1",
+                "R1",
+                "C1",
+                "send_email",
+                "{}",
+                ToolCallStatus::Received,
+            )
             .await
             .unwrap_err();
         assert!(
@@ -705,9 +785,16 @@ mod tests {
         // goes on working.
         store.begin().await.unwrap().commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.record_tool_call("c1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
-            .await
-            .unwrap();
+        tx.record_tool_call(
+            "c1",
+            "R1",
+            "C1",
+            "send_email",
+            "{}",
+            ToolCallStatus::Received,
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         assert!(store.tool_call("c1").await.unwrap().is_some());
         ts.cleanup().await;

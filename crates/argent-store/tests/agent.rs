@@ -1035,8 +1035,15 @@ async fn a_dropped_transaction_leaves_nothing() {
 /// that was never recorded (which must fail with `NotFound`), then the recorded call's.
 async fn record_then_update_a_missing_call(store: &Store) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    tx.record_tool_call("call-1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
-        .await?;
+    tx.record_tool_call(
+        "call-1",
+        "R1",
+        "C1",
+        "send_email",
+        "{}",
+        ToolCallStatus::Received,
+    )
+    .await?;
     tx.audit_append(ev("C1", "R1", "agent", "tool_call", json!({})))
         .await?;
     tx.set_tool_call("no-such-call", ToolCallStatus::Executed, None)
@@ -1055,10 +1062,15 @@ async fn a_write_that_changes_nothing_fails_the_whole_transaction() {
     for ts in TestStore::all().await.unwrap() {
         let (store, label) = (&ts.store, ts.label);
         match record_then_update_a_missing_call(store).await {
-            Err(StoreError::NotFound(what)) => assert_eq!(what, "tool call no-such-call", "{label}"),
+            Err(StoreError::NotFound(what)) => {
+                assert_eq!(what, "tool call no-such-call", "{label}")
+            }
             other => panic!("{label}: want NotFound for the missing call, got {other:?}"),
         }
-        assert!(store.tool_call("call-1").await.unwrap().is_none(), "{label}");
+        assert!(
+            store.tool_call("call-1").await.unwrap().is_none(),
+            "{label}"
+        );
         assert!(
             matches!(
                 store.audit_verify().await.unwrap(),
@@ -1068,15 +1080,26 @@ async fn a_write_that_changes_nothing_fails_the_whole_transaction() {
         );
         // The writer is clean: the same writes without the missing call commit.
         let mut tx = store.begin().await.unwrap();
-        tx.record_tool_call("call-1", "R1", "C1", "send_email", "{}", ToolCallStatus::Received)
-            .await
-            .unwrap();
+        tx.record_tool_call(
+            "call-1",
+            "R1",
+            "C1",
+            "send_email",
+            "{}",
+            ToolCallStatus::Received,
+        )
+        .await
+        .unwrap();
         tx.audit_append(ev("C1", "R1", "agent", "tool_call", json!({})))
             .await
             .unwrap();
-        tx.set_tool_call("call-1", ToolCallStatus::Executed, Some(&json!({"ok": true})))
-            .await
-            .unwrap();
+        tx.set_tool_call(
+            "call-1",
+            ToolCallStatus::Executed,
+            Some(&json!({"ok": true})),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         let call = store.tool_call("call-1").await.unwrap().unwrap();
         assert_eq!(call.status, ToolCallStatus::Executed, "{label}");

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use argent_core::action::Action;
 use argent_core::{Decision, Outcome, Role};
 use argent_policy::evaluate;
-use argent_store::{ApprovalItem, ApprovalStatus, NewAuditEvent, ToolCallStatus};
+use argent_store::{ApprovalItem, ApprovalStatus, NewAuditEvent, StoreError, ToolCallStatus};
 
 use crate::context::Account;
 use crate::run::{CallOutcome, CallStatus, decision_json};
@@ -27,6 +27,17 @@ pub struct ReviewResult {
     /// The policy's judgement of the action as executed (after any edit), made now.
     pub decision: Decision,
     pub result: Value,
+}
+
+/// The store's conflict on deciding an item (it was no longer pending) as the agent says
+/// it; any other error as it is.
+fn lost_race(e: AgentError, approval_id: &str) -> AgentError {
+    match e {
+        AgentError::Store(StoreError::Conflict(_)) => {
+            AgentError::AlreadyDecided(approval_id.to_string())
+        }
+        other => other,
+    }
 }
 
 impl Agent {
@@ -145,20 +156,22 @@ impl Agent {
             .and_then(|v| v.get("args").cloned());
         let now = self.now();
         let mut tx = self.store.begin().await?;
-        let won = tx
-            .decide_approval(
-                &item.id,
-                ApprovalStatus::Approved,
-                &who.name,
-                who.role.as_str(),
-                note,
-                final_action.as_ref(),
-            )
-            .await?;
-        if !won {
-            return Err(AgentError::AlreadyDecided(item.id.clone()));
-        }
-        let result = exec::execute(&mut tx, auth, &account, now).await?;
+        // On the SQLite writer every write of this transaction goes in one round trip at
+        // the commit, so losing the race for the item is reported by whichever call sends
+        // the decision; `lost_race` names it as such.
+        tx.decide_approval(
+            &item.id,
+            ApprovalStatus::Approved,
+            &who.name,
+            who.role.as_str(),
+            note,
+            final_action.as_ref(),
+        )
+        .await
+        .map_err(|e| lost_race(e.into(), &item.id))?;
+        let result = exec::execute(&mut tx, auth, &account, now)
+            .await
+            .map_err(|e| lost_race(e, &item.id))?;
         // The three events in one append (one round trip for the chain's head instead of
         // three); they are chained in this order, as if appended one by one.
         tx.audit_append_many(vec![
@@ -181,7 +194,8 @@ impl Agent {
                 json!({"call_id": item.call_id, "tool": item.tool, "result": result, "basis": "human_approval", "approval_id": item.id}),
             ),
         ])
-        .await?;
+        .await
+        .map_err(|e| lost_race(e.into(), &item.id))?;
         let outcome = CallOutcome {
             call_id: item.call_id.clone(),
             tool: item.tool.clone(),
@@ -199,8 +213,11 @@ impl Agent {
             ToolCallStatus::Approved,
             serde_json::to_value(&outcome).ok().as_ref(),
         )
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(|e| lost_race(e.into(), &item.id))?;
+        tx.commit()
+            .await
+            .map_err(|e| lost_race(e.into(), &item.id))?;
         Ok(ReviewResult {
             approval_id: item.id,
             decision,
@@ -221,24 +238,25 @@ impl Agent {
             ));
         }
         let mut tx = self.store.begin().await?;
-        if !tx
-            .decide_approval(
-                &item.id,
-                ApprovalStatus::Rejected,
-                &who.name,
-                who.role.as_str(),
-                Some(note),
-                None,
-            )
-            .await?
-        {
-            return Err(AgentError::AlreadyDecided(item.id.clone()));
-        }
+        tx.decide_approval(
+            &item.id,
+            ApprovalStatus::Rejected,
+            &who.name,
+            who.role.as_str(),
+            Some(note),
+            None,
+        )
+        .await
+        .map_err(|e| lost_race(e.into(), &item.id))?;
         tx.audit_append(self.reviewer_event(&item, who, "approval_decided", json!({"approval_id": item.id, "call_id": item.call_id, "verdict": "rejected", "note": note})))
-            .await?;
+            .await
+            .map_err(|e| lost_race(e.into(), &item.id))?;
         tx.set_tool_call(&item.call_id, ToolCallStatus::Rejected, None)
-            .await?;
-        tx.commit().await?;
+            .await
+            .map_err(|e| lost_race(e.into(), &item.id))?;
+        tx.commit()
+            .await
+            .map_err(|e| lost_race(e.into(), &item.id))?;
         Ok(())
     }
 }

@@ -190,6 +190,11 @@ fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
+/// mimalloc rather than the system allocator: the server allocates per request (JSON,
+/// rows, policy contexts), and the API benchmark runs about a fifth faster with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

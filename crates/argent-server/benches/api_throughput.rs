@@ -34,6 +34,10 @@ use argent_server::{AppState, ServerConfig, UserRole, create_user, serve};
 use argent_store::testkit::{TestStore, consumer_portfolio};
 use argent_store::{ApprovalStatus, AuditFilter, AuditVerification, Store, ToolCallStatus};
 
+/// The allocator `argent serve` runs with (see argent-cli's main).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 const NOW: &str = "2026-11-20T18:00:00Z";
@@ -189,6 +193,7 @@ async fn bench(label: &str, store: Store, items: usize, clients: usize) -> BoxRe
 
     let ids = Arc::new(ids);
     let next = Arc::new(AtomicUsize::new(0));
+    let trips_before = store.writer_round_trips().await;
     let cpu_before = cpu_time();
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -237,6 +242,12 @@ async fn bench(label: &str, store: Store, items: usize, clients: usize) -> BoxRe
             cpu.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
             cpu.as_secs_f64() / elapsed.as_secs_f64()
+        );
+    }
+    if let (Some(after), Some(before)) = (store.writer_round_trips().await, trips_before) {
+        println!(
+            "  SQLite writer: {:.2} round trips to its thread per request",
+            (after - before) as f64 / requests.max(1) as f64
         );
     }
     println!("  non-2xx responses: {}", all.failures.len());

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::tx::{dispatch_tx, tx_execute, tx_write};
+use crate::tx::{dispatch_tx, tx_write};
 use crate::{
     Backend, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
     parse_col, str_enum, to_json,
@@ -399,9 +399,12 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Decides a pending item. One conditional UPDATE: of any number of concurrent
-    /// deciders exactly one gets `true`; everyone else (and anyone deciding an item that is
-    /// already decided or does not exist) gets `false` and changes nothing.
+    /// Decides a pending item: one conditional UPDATE, so of any number of concurrent
+    /// deciders exactly one succeeds; everyone else (and anyone deciding an item that is
+    /// already decided or does not exist) fails with [`StoreError::Conflict`] and the
+    /// transaction changes nothing. On the SQLite writer the update is queued (see `tx`),
+    /// so the conflict is reported by a later call of the transaction, by `commit` at the
+    /// latest.
     #[allow(clippy::too_many_arguments)]
     pub async fn decide_approval(
         &mut self,
@@ -411,7 +414,7 @@ impl StoreTx {
         role: &str,
         note: Option<&str>,
         final_action: Option<&Value>,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         if status == ApprovalStatus::Pending {
             return Err(StoreError::Invalid(format!(
                 "approval {id} cannot be decided back to pending"
@@ -420,7 +423,7 @@ impl StoreTx {
         let sql = "UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, decided_role = $4, \
                    note = $5, final_action = $6 WHERE id = $7 AND status = 'pending'";
         let final_action = final_action.map(to_json);
-        let n = tx_execute!(
+        tx_write!(
             self,
             sql,
             [
@@ -431,9 +434,10 @@ impl StoreTx {
                 note,
                 final_action.as_deref(),
                 id,
-            ]
+            ],
+            or: StoreError::Conflict(format!("approval {id} is not pending"))
         );
-        Ok(n == 1)
+        Ok(())
     }
 }
 

@@ -29,9 +29,6 @@ const BATCH: i64 = 1000;
 
 /// Events per multi-row INSERT (10 binds each: well under both backends' limits).
 const APPEND_CHUNK: usize = 500;
-/// One event, as the SQLite writer queues it.
-const INSERT_ONE: &str = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, \
-     rule_ids, canonical, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewAuditEvent {
@@ -387,6 +384,11 @@ impl StoreTx {
     /// update of the head to reserve their sequence numbers, multi-row inserts and one
     /// update of the head's hash: the same chain (and the same serialization of appenders)
     /// as appending them one by one, in fewer round trips.
+    ///
+    /// On a SQLite store's writer the events are queued, chained on the head this writer's
+    /// last commit left; if another process has appended since, they are re-chained on
+    /// the stored head when they are sent, and the events returned here (seq, hashes)
+    /// differ from those stored. [`Store::audit_append`] returns the stored event.
     pub async fn audit_append_many(
         &mut self,
         events: Vec<NewAuditEvent>,
@@ -404,7 +406,7 @@ impl StoreTx {
             _ => None,
         };
         let moves_seq = cached.is_some();
-        let (last_seq, mut prev_hash): (i64, String) = match cached {
+        let (last_seq, prev_hash): (i64, String) = match cached {
             Some((seq, hash)) => (seq + n, hash),
             None => dispatch_tx!(self, |conn| {
                 let r = sqlx::query(
@@ -417,76 +419,42 @@ impl StoreTx {
             }),
         };
         let at = now();
-        let mut out = Vec::with_capacity(events.len());
-        let mut rows = Vec::with_capacity(events.len());
-        for (seq, e) in (last_seq - n + 1..).zip(events) {
-            let NewAuditEvent {
-                run_id,
-                customer_id,
-                actor,
-                kind,
-                payload,
-            } = e;
-            let rules = rule_ids(&payload);
-            let doc = serde_json::json!({
-                "seq": seq,
-                "at": format_at(at),
-                "run_id": run_id,
-                "customer_id": customer_id,
-                "actor": actor,
-                "kind": kind,
-                "payload": payload,
-            });
-            let canonical = canonical_json(&doc);
-            let hash = chain_hash(&prev_hash, &canonical);
-            let payload = match doc {
-                Value::Object(mut m) => m.remove("payload").unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            rows.push((rules, canonical));
-            out.push(AuditEvent {
-                seq,
-                at,
-                run_id,
-                customer_id,
-                actor,
-                kind,
-                payload,
-                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                hash,
-            });
-        }
+        let mut queued: Vec<QueuedEvent> = events
+            .into_iter()
+            .map(|e| QueuedEvent {
+                rules: rule_ids(&e.payload),
+                event: AuditEvent {
+                    seq: 0,
+                    at,
+                    run_id: e.run_id,
+                    customer_id: e.customer_id,
+                    actor: e.actor,
+                    kind: e.kind,
+                    payload: e.payload,
+                    prev_hash: String::new(),
+                    hash: String::new(),
+                },
+                canonical: String::new(),
+            })
+            .collect();
+        chain_after(&mut queued, (last_seq - n, prev_hash));
         if let TxInner::SqliteWriter(w) = &mut self.inner
             && moves_seq
         {
-            // Queued for the transaction's next round trip, one statement per event (one
-            // prepared statement, whatever the count), then the head.
-            for (ev, (rules, canonical)) in out.iter().zip(&rows) {
-                w.queue(
-                    INSERT_ONE,
-                    vec![
-                        Arg::of(ev.seq)?,
-                        Arg::of(ev.at)?,
-                        Arg::of(ev.run_id.as_deref())?,
-                        Arg::of(ev.customer_id.as_deref())?,
-                        Arg::of(ev.actor.as_str())?,
-                        Arg::of(ev.kind.as_str())?,
-                        Arg::of(rules.as_str())?,
-                        Arg::of(canonical.as_str())?,
-                        Arg::of(ev.prev_hash.as_str())?,
-                        Arg::of(ev.hash.as_str())?,
-                    ],
-                    None,
-                )?;
-            }
-            w.queue(
-                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-                vec![Arg::of(last_seq)?, Arg::of(prev_hash.as_str())?],
-                None,
-            )?;
-            w.audit_head = Some((last_seq, prev_hash));
+            // Queued for the transaction's next round trip (see `tx`).
+            let out = queued.iter().map(|q| q.event.clone()).collect();
+            w.queue_audit(queued)?;
             return Ok(out);
         }
+        let prev_hash = queued
+            .last()
+            .map(|q| q.event.hash.clone())
+            .unwrap_or_default();
+        let rows: Vec<(String, String)> = queued
+            .iter()
+            .map(|q| (q.rules.clone(), q.canonical.clone()))
+            .collect();
+        let out: Vec<AuditEvent> = queued.into_iter().map(|q| q.event).collect();
         let all: Vec<(&AuditEvent, &(String, String))> = out.iter().zip(&rows).collect();
         let chunks: Vec<_> = all.chunks(APPEND_CHUNK).collect();
         let backend = self.backend();
@@ -533,12 +501,64 @@ impl StoreTx {
                 q.build().execute(&mut *conn).await?;
             }
         });
-        if let TxInner::SqliteWriter(w) = &mut self.inner
-            && moves_seq
-        {
-            w.audit_head = Some((last_seq, prev_hash));
-        }
         Ok(out)
+    }
+}
+
+/// An audit event chained but not yet written: the event, its `rule_ids` column and the
+/// canonical text its hash covers.
+pub(crate) struct QueuedEvent {
+    pub(crate) event: AuditEvent,
+    pub(crate) rules: String,
+    pub(crate) canonical: String,
+}
+
+impl QueuedEvent {
+    /// The arguments of `tx::INSERT_EVENT`.
+    pub(crate) fn args(&self) -> Result<Vec<Arg>> {
+        let e = &self.event;
+        Ok(vec![
+            Arg::of(e.seq)?,
+            Arg::of(e.at)?,
+            Arg::of(e.run_id.as_deref())?,
+            Arg::of(e.customer_id.as_deref())?,
+            Arg::of(e.actor.as_str())?,
+            Arg::of(e.kind.as_str())?,
+            Arg::of(self.rules.as_str())?,
+            Arg::of(self.canonical.as_str())?,
+            Arg::of(e.prev_hash.as_str())?,
+            Arg::of(e.hash.as_str())?,
+        ])
+    }
+}
+
+/// Chains `events` in order after the event (seq, hash): numbers them from seq + 1 and
+/// computes each one's canonical text and hash. Events already chained there (the first
+/// one's seq and prev_hash say so) are left as they are.
+pub(crate) fn chain_after(events: &mut [QueuedEvent], (seq, hash): (i64, String)) {
+    if let Some(first) = events.first()
+        && first.event.seq == seq + 1
+        && first.event.prev_hash == hash
+        && !first.canonical.is_empty()
+    {
+        return;
+    }
+    let mut prev_hash = hash;
+    for (seq, q) in (seq + 1..).zip(events.iter_mut()) {
+        let e = &mut q.event;
+        let doc = serde_json::json!({
+            "seq": seq,
+            "at": format_at(e.at),
+            "run_id": e.run_id,
+            "customer_id": e.customer_id,
+            "actor": e.actor,
+            "kind": e.kind,
+            "payload": e.payload,
+        });
+        q.canonical = canonical_json(&doc);
+        e.seq = seq;
+        e.hash = chain_hash(&prev_hash, &q.canonical);
+        e.prev_hash = std::mem::replace(&mut prev_hash, e.hash.clone());
     }
 }
 
@@ -546,6 +566,11 @@ impl Store {
     /// Appends one event in a transaction of its own.
     pub async fn audit_append(&self, e: NewAuditEvent) -> Result<AuditEvent> {
         let mut tx = self.begin().await?;
+        // The event returned is the one stored: on the SQLite writer, chained on the head
+        // as read under the write lock, not on the one remembered from the last commit.
+        if let TxInner::SqliteWriter(w) = &mut tx.inner {
+            w.check_head().await?;
+        }
         let ev = tx.audit_append(e).await?;
         tx.commit().await?;
         Ok(ev)

@@ -52,6 +52,7 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::audit::QueuedEvent;
 use crate::{Backend, Pool, Result, Store, StoreError, now};
 
 /// Commits after which the writer starts a background WAL checkpoint.
@@ -68,6 +69,12 @@ pub(crate) struct Writer {
     commits: u32,
     last_checkpoint: Instant,
     checkpointing: Arc<AtomicBool>,
+    /// The audit head (seq, hash) as this writer's last commit left it. Another process
+    /// may have moved it since, so a transaction that chains on it checks it first (see
+    /// `WriterTx::round_trip`).
+    known_head: Option<(i64, String)>,
+    /// Batches sent to the connection's thread (see [`Store::writer_round_trips`]).
+    round_trips: u64,
 }
 
 pub(crate) type SharedWriter = Arc<Mutex<Writer>>;
@@ -89,6 +96,8 @@ impl Writer {
             commits: 0,
             last_checkpoint: Instant::now(),
             checkpointing: Arc::new(AtomicBool::new(false)),
+            known_head: None,
+            round_trips: 0,
         }))
     }
 
@@ -134,6 +143,14 @@ pub(crate) const GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS argent_exp
 const GUARD: &str = "INSERT INTO temp.argent_expect (changed) VALUES (changes())";
 const GUARD_CLEAR: &str = "DELETE FROM temp.argent_expect";
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+/// Fails (through the guard table's CHECK, or NOT NULL if there is no head) unless the
+/// audit head is ($1, $2).
+const HEAD_CHECK: &str = "INSERT INTO temp.argent_expect (changed) \
+     VALUES ((SELECT seq = $1 AND hash = $2 FROM audit_head WHERE id = 1))";
+const HEAD_UPDATE: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+/// One audit event, as the writer sends it.
+const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, \
+     kind, rule_ids, canonical, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// One bind argument of a queued statement, owned, encoded as sqlx encodes the value it
 /// was made from.
@@ -308,31 +325,44 @@ pub(crate) async fn run_statements(
     out
 }
 
-/// Statements queued on the writer for the transaction's next round trip.
-#[derive(Default)]
-struct Queued {
-    /// The statements, each ending in `;`, parameters numbered into `args`.
-    sql: String,
-    args: Vec<Arg>,
-    /// How many statements `sql` holds.
-    len: usize,
-    /// The index in `sql` of each guard, with the error a failed guard stands for.
-    guards: Vec<(usize, StoreError)>,
+/// A write queued on the writer for the transaction's next round trip.
+enum Op {
+    Statement {
+        sql: String,
+        args: Vec<Arg>,
+        /// The statement must change a row, else the operation fails with this error.
+        must_change: Option<StoreError>,
+    },
+    /// Audit events, chained when queued; re-chained when sent if the head they were
+    /// chained on turns out not to be the head (another process appended meanwhile).
+    Audit(Vec<QueuedEvent>),
 }
 
-impl Queued {
-    fn push(&mut self, sql: &str, args: Vec<Arg>) {
+/// The batch a round trip sends, rendered from the queue.
+struct Batch {
+    sql: String,
+    args: Vec<Arg>,
+    /// Statements rendered so far.
+    count: usize,
+    /// Statement index of each guard, with the index of the op it guards.
+    guards: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, sql: &str, args: Vec<Arg>) -> usize {
         renumber_into(&mut self.sql, sql, self.args.len());
         self.sql.push_str(";\n");
         self.args.extend(args);
-        self.len += 1;
+        self.count += 1;
+        self.count - 1
     }
 }
 
-/// What the last statement of a round trip answered: the rows it changed.
-#[derive(Default)]
-pub(crate) struct Answer {
-    pub(crate) rows_affected: u64,
+/// Why a round trip did not answer.
+enum Failed {
+    /// The head the transaction chained its audit events on is not the stored head.
+    StaleHead,
+    Error(StoreError),
 }
 
 /// A transaction on the writer connection. Dropped unfinished, it rolls back on a task of
@@ -344,22 +374,40 @@ pub(crate) struct WriterTx {
     pool: SqlitePool,
     /// `BEGIN IMMEDIATE` has run (it goes with the transaction's first round trip).
     begun: bool,
-    /// The audit chain's head (seq, hash), read in the same round trip as `BEGIN
-    /// IMMEDIATE`, so after the write lock was taken: nothing but this transaction can
-    /// move it until it ends, and its appends keep it current (see `audit_append_many`).
+    /// The audit head (seq, hash) as of the statements sent so far: at the start, the
+    /// head the writer's last commit left (`head_checked` false until the first round
+    /// trip confirms it under the write lock) or the head read under the lock.
+    sent_head: Option<(i64, String)>,
+    head_checked: bool,
+    /// The audit head after every event appended so far, sent or queued: what the next
+    /// append chains on.
     pub(crate) audit_head: Option<(i64, String)>,
-    queued: Queued,
+    queued: Vec<Op>,
     /// A round trip failed, so writes the caller was told were queued may not have run:
     /// the transaction refuses everything but rolling back.
     failed: bool,
 }
 
 impl WriterTx {
+    pub(crate) fn new(guard: OwnedMutexGuard<Writer>, pool: SqlitePool) -> WriterTx {
+        let head = guard.known_head.clone();
+        WriterTx {
+            guard: Some(guard),
+            pool,
+            begun: false,
+            head_checked: false,
+            sent_head: head.clone(),
+            audit_head: head,
+            queued: Vec::new(),
+            failed: false,
+        }
+    }
+
     /// The connection, with everything queued sent and the transaction begun, for a
     /// statement the caller runs itself.
     pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        if !self.begun || self.queued.len > 0 {
-            self.round_trip(None, false).await?;
+        if !self.begun || !self.queued.is_empty() {
+            self.round_trip(false).await?;
         }
         self.writer()?.conn()
     }
@@ -390,112 +438,227 @@ impl WriterTx {
         must_change: Option<StoreError>,
     ) -> Result<()> {
         self.usable()?;
-        self.queued.push(sql, args);
-        if let Some(e) = must_change {
-            self.queued.push(GUARD, Vec::new());
-            self.queued.guards.push((self.queued.len - 1, e));
+        self.queued.push(Op::Statement {
+            sql: sql.to_string(),
+            args,
+            must_change,
+        });
+        Ok(())
+    }
+
+    /// Queues audit events chained on [`WriterTx::audit_head`], and moves it past them.
+    pub(crate) fn queue_audit(&mut self, events: Vec<QueuedEvent>) -> Result<()> {
+        self.usable()?;
+        if let Some(last) = events.last() {
+            self.audit_head = Some((last.event.seq, last.event.hash.clone()));
+            self.queued.push(Op::Audit(events));
         }
         Ok(())
     }
 
-    /// Runs `sql` now, after everything queued, in one round trip; its answer.
-    pub(crate) async fn run(&mut self, sql: &str, args: Vec<Arg>) -> Result<Answer> {
-        self.round_trip(Some((sql, args)), false).await
-    }
-
-    /// The audit head as of this transaction (beginning it, if it has not begun).
+    /// The head the next audit append chains on, reading it (in a round trip that begins
+    /// the transaction) if this writer does not know it.
     pub(crate) async fn audit_head(&mut self) -> Result<Option<(i64, String)>> {
-        if !self.begun {
-            self.round_trip(None, false).await?;
+        if self.audit_head.is_none() && !self.begun {
+            self.round_trip(false).await?;
         }
         Ok(self.audit_head.clone())
     }
 
-    /// One message to the writer's thread: `BEGIN IMMEDIATE` and the audit head's read if
-    /// the transaction has not begun, the queued statements, then `last`, then (if
-    /// `commit`) `COMMIT`. Answers for `last`.
-    async fn round_trip(&mut self, last: Option<(&str, Vec<Arg>)>, commit: bool) -> Result<Answer> {
-        self.usable()?;
-        let Queued {
-            mut sql,
-            mut args,
-            len,
-            guards,
-        } = std::mem::take(&mut self.queued);
-        let begins = !self.begun;
-        let prefix = if begins { 2 } else { 0 };
-        if begins {
-            sql.insert_str(0, &format!("BEGIN IMMEDIATE;\n{HEAD};\n"));
+    /// Makes sure the head appends chain on is the stored one (a round trip, if it was
+    /// only remembered), so the events `audit_append` returns are the ones stored.
+    pub(crate) async fn check_head(&mut self) -> Result<()> {
+        if !self.begun {
+            self.round_trip(false).await?;
         }
-        let mut count = prefix + len;
-        let last_index = last.map(|(stmt, stmt_args)| {
-            renumber_into(&mut sql, stmt, args.len());
-            sql.push_str(";\n");
-            args.extend(stmt_args);
-            count += 1;
-            count - 1
-        });
-        if !guards.is_empty() {
-            sql.push_str(GUARD_CLEAR);
-            sql.push_str(";\n");
+        Ok(())
+    }
+
+    /// One message to the writer's thread, in the fewest round trips the transaction's
+    /// state allows: `BEGIN IMMEDIATE` if the transaction has not begun, with either a
+    /// check that the remembered audit head is still the stored one or a read of it; the
+    /// queued statements; and `COMMIT` if `commit`.
+    ///
+    /// If the check finds that another process moved the head, nothing but `BEGIN` has run:
+    /// the head is read (one more round trip, the lock still held), the queued audit events
+    /// are re-chained on it, and the batch is sent again.
+    async fn round_trip(&mut self, commit: bool) -> Result<()> {
+        self.usable()?;
+        loop {
+            match self.send(commit).await {
+                Ok(()) => return Ok(()),
+                Err(Failed::StaleHead) => {
+                    let head = {
+                        let w = self.writer()?;
+                        w.round_trips += 1;
+                        sqlx::query(HEAD).fetch_optional(w.conn()?).await
+                    };
+                    let head = match head {
+                        Ok(Some(r)) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+                        Ok(None) => None,
+                        Err(e) => {
+                            self.failed = true;
+                            return Err(e.into());
+                        }
+                    };
+                    self.sent_head = head.clone();
+                    self.audit_head = head;
+                    self.head_checked = true;
+                }
+                Err(Failed::Error(e)) => {
+                    self.failed = true;
+                    self.queued.clear();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, commit: bool) -> std::result::Result<(), Failed> {
+        let begins = !self.begun;
+        // Whether the batch checks a remembered head (else, if it begins, it reads it).
+        let checks = begins && !self.head_checked && self.sent_head.is_some();
+        let mut b = Batch {
+            sql: String::new(),
+            args: Vec::new(),
+            count: 0,
+            guards: Vec::new(),
+        };
+        if begins {
+            b.push("BEGIN IMMEDIATE", Vec::new());
+            match (&self.sent_head, checks) {
+                (Some((seq, hash)), true) => {
+                    let args = vec![
+                        Arg::of(*seq).map_err(Failed::Error)?,
+                        Arg::of(hash.as_str()).map_err(Failed::Error)?,
+                    ];
+                    b.push(HEAD_CHECK, args);
+                }
+                _ => {
+                    b.push(HEAD, Vec::new());
+                }
+            }
+        }
+        // The audit events chain from the head as of what has been sent; a queued append
+        // chained on another head (a stale remembered one) is re-chained here.
+        let mut head = self.sent_head.clone();
+        let mut appended = false;
+        for (i, op) in self.queued.iter_mut().enumerate() {
+            match op {
+                Op::Statement {
+                    sql,
+                    args,
+                    must_change,
+                } => {
+                    b.push(sql, args.clone());
+                    if must_change.is_some() {
+                        let at = b.push(GUARD, Vec::new());
+                        b.guards.push((at, i));
+                    }
+                }
+                Op::Audit(events) => {
+                    let after = head.clone().unwrap_or((0, crate::GENESIS_HASH.to_string()));
+                    crate::audit::chain_after(events, after);
+                    for e in events.iter() {
+                        b.push(INSERT_EVENT, e.args().map_err(Failed::Error)?);
+                    }
+                    if let Some(e) = events.last() {
+                        head = Some((e.event.seq, e.event.hash.clone()));
+                        appended = true;
+                    }
+                }
+            }
+        }
+        if appended && let Some((seq, hash)) = &head {
+            let args = vec![
+                Arg::of(*seq).map_err(Failed::Error)?,
+                Arg::of(hash.as_str()).map_err(Failed::Error)?,
+            ];
+            b.push(HEAD_UPDATE, args);
+        }
+        if !b.guards.is_empty() {
+            b.push(GUARD_CLEAR, Vec::new());
         }
         if commit {
-            sql.push_str("COMMIT;\n");
+            b.push("COMMIT", Vec::new());
         }
         let mut bound = SqliteArguments::default();
-        for a in args {
-            bound
-                .add(a)
-                .map_err(|e| StoreError::Invalid(format!("binding a statement argument: {e}")))?;
+        for a in b.args {
+            bound.add(a).map_err(|e| {
+                Failed::Error(StoreError::Invalid(format!(
+                    "binding a statement argument: {e}"
+                )))
+            })?;
         }
-        let conn = self.writer()?.conn()?;
-        let steps = run_statements(conn, &sql, bound).await;
+        let steps = {
+            let w = self.writer().map_err(Failed::Error)?;
+            w.round_trips += 1;
+            let conn = w.conn().map_err(Failed::Error)?;
+            run_statements(conn, &b.sql, bound).await
+        };
         // Statements finished: each ends with one `Left` in the stream.
         let done = steps.changes.len();
         if begins && done >= 1 {
             self.begun = true;
-            self.writer()?.open = true;
+            self.writer().map_err(Failed::Error)?.open = true;
         }
-        if begins && done >= 2 {
-            self.audit_head = match steps.rows.get(1).and_then(|rows| rows.first()) {
-                Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+        if begins && !checks && done >= 2 {
+            let read = match steps.rows.get(1).and_then(|rows| rows.first()) {
+                Some(r) => Some((
+                    r.try_get("seq").map_err(|e| Failed::Error(e.into()))?,
+                    r.try_get("hash").map_err(|e| Failed::Error(e.into()))?,
+                )),
                 None => None,
             };
-        }
-        match steps.error {
-            None => {
-                if commit {
-                    self.writer()?.open = false;
-                }
-                let Some(i) = last_index else {
-                    return Ok(Answer::default());
-                };
-                Ok(Answer {
-                    rows_affected: steps.changes.get(i).copied().unwrap_or(0),
-                })
-            }
-            Some(e) => {
-                self.failed = true;
-                // The statement that failed is the one after the last that finished.
-                let failed_at = done.checked_sub(prefix);
-                match guards.into_iter().find(|(i, _)| Some(*i) == failed_at) {
-                    Some((_, expected)) => Err(expected),
-                    None => Err(e.into()),
-                }
+            self.sent_head = read.clone();
+            self.head_checked = true;
+            // Nothing queued was chained (appending needs a known head), so the head as of
+            // this batch is the one read.
+            if !appended {
+                head = read;
             }
         }
+        if let Some(e) = steps.error {
+            if checks && done == 1 {
+                return Err(Failed::StaleHead);
+            }
+            // The statement that failed is the one after the last that finished.
+            let guarded = b
+                .guards
+                .iter()
+                .find(|(at, _)| *at == done)
+                .map(|(_, op)| *op);
+            let expected = guarded.and_then(|i| match self.queued.get_mut(i) {
+                Some(Op::Statement { must_change, .. }) => must_change.take(),
+                _ => None,
+            });
+            return Err(Failed::Error(expected.unwrap_or_else(|| e.into())));
+        }
+        if begins {
+            self.head_checked = true;
+        }
+        self.queued.clear();
+        self.sent_head = head.clone();
+        self.audit_head = head;
+        if commit {
+            let known = self.sent_head.clone();
+            let w = self.writer().map_err(Failed::Error)?;
+            w.open = false;
+            w.known_head = known;
+        }
+        Ok(())
     }
 
     async fn commit(mut self) -> Result<()> {
         if self.guard.is_none() {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         }
-        if !self.begun && self.queued.len == 0 {
+        if !self.begun && self.queued.is_empty() {
             // Nothing was written: there is nothing to commit.
             self.guard = None;
             return Ok(());
         }
-        self.round_trip(None, true).await?;
+        self.round_trip(true).await?;
         let Some(mut w) = self.guard.take() else {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         };
@@ -625,44 +788,25 @@ macro_rules! tx_write {
 }
 pub(crate) use tx_write;
 
-/// A write whose answer the caller needs now: the rows it changed. On the SQLite writer it
-/// goes in one round trip with everything queued before it.
-macro_rules! tx_execute {
-    ($tx:expr, $sql:expr, [$($arg:expr),* $(,)?]) => {
-        match &mut $tx.inner {
-            $crate::tx::TxInner::SqliteWriter(w) => {
-                w.run($sql, vec![$($crate::tx::Arg::of($arg)?),*])
-                    .await?
-                    .rows_affected
-            }
-            $crate::tx::TxInner::Sqlite(t) => ::sqlx::query($sql)$(.bind($arg))*
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-            $crate::tx::TxInner::Postgres(t) => ::sqlx::query($sql)$(.bind($arg))*
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-        }
-    };
-}
-pub(crate) use tx_execute;
-
 impl Store {
+    /// How many batches of statements this store's SQLite writer has sent to its
+    /// connection's thread (`None` for other stores): for tests and benchmarks of the
+    /// round trips a write takes (statements a caller runs on the transaction's
+    /// connection itself are not counted).
+    pub async fn writer_round_trips(&self) -> Option<u64> {
+        match &self.writer {
+            Some(w) => Some(w.lock().await.round_trips),
+            None => None,
+        }
+    }
+
     /// Begins a write transaction (see the module docs for what that means per backend).
     pub async fn begin(&self) -> Result<StoreTx> {
         let inner = match (&self.pool, &self.writer) {
             (Pool::Sqlite(pool), Some(writer)) => {
                 // Only the writer: `BEGIN IMMEDIATE` goes with the first round trip.
-                let guard = Some(lock_writer(writer).await?);
-                TxInner::SqliteWriter(WriterTx {
-                    guard,
-                    pool: pool.clone(),
-                    begun: false,
-                    audit_head: None,
-                    queued: Queued::default(),
-                    failed: false,
-                })
+                let guard = lock_writer(writer).await?;
+                TxInner::SqliteWriter(WriterTx::new(guard, pool.clone()))
             }
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
@@ -797,6 +941,104 @@ mod tests {
         .unwrap();
         tx.commit().await.unwrap();
         assert!(store.tool_call("c1").await.unwrap().is_some());
+        ts.cleanup().await;
+    }
+
+    /// The writer chains a transaction's audit events on the head its last commit left,
+    /// checked under the write lock; when another process has appended since, the events
+    /// are re-chained on the stored head and nothing is lost or duplicated.
+    #[tokio::test]
+    async fn a_head_moved_by_another_process_is_chained_on() {
+        use crate::testkit::TestStore;
+        use crate::{AuditFilter, AuditVerification, NewAuditEvent};
+        let ev = |kind: &str| NewAuditEvent {
+            run_id: None,
+            customer_id: Some("C1".into()),
+            actor: "test".into(),
+            kind: kind.into(),
+            payload: serde_json::json!({"kind": kind}),
+        };
+        let ts = TestStore::sqlite().await.unwrap();
+        let (a, b) = (&ts.store, ts.reopen().await.unwrap());
+        let mut tx = a.begin().await.unwrap();
+        tx.audit_append(ev("a1")).await.unwrap();
+        tx.commit().await.unwrap();
+        b.audit_append(ev("b1")).await.unwrap();
+        // `a` remembers the head after a1; b1 moved it.
+        let mut tx = a.begin().await.unwrap();
+        let queued = tx.audit_append(ev("a2")).await.unwrap();
+        assert_eq!(queued.seq, 2, "chained on the remembered head");
+        tx.commit().await.unwrap();
+        b.audit_append(ev("b2")).await.unwrap();
+        // A standalone append returns the event as stored.
+        let a3 = a.audit_append(ev("a3")).await.unwrap();
+        assert_eq!(a3.seq, 5);
+        let stored = a.audit_events(&AuditFilter::default()).await.unwrap();
+        let kinds: Vec<(i64, &str)> = stored.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [(1, "a1"), (2, "b1"), (3, "a2"), (4, "b2"), (5, "a3")]
+        );
+        assert_eq!(stored[4], a3);
+        assert!(matches!(
+            a.audit_verify().await.unwrap(),
+            AuditVerification::Intact { events: 5, .. }
+        ));
+        b.close().await;
+        ts.cleanup().await;
+    }
+
+    /// A transaction of queued writes on a writer that knows the audit head is one round
+    /// trip, its commit; one that must answer first is two.
+    #[tokio::test]
+    async fn queued_writes_go_with_the_commit() {
+        use crate::testkit::TestStore;
+        use crate::{NewAuditEvent, ToolCallStatus};
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = &ts.store;
+        let mut tx = store.begin().await.unwrap();
+        tx.record_tool_call(
+            "c1",
+            "R1",
+            "C1",
+            "send_email",
+            "{}",
+            ToolCallStatus::Received,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let before = store.writer_round_trips().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.set_tool_call("c1", ToolCallStatus::Executed, None)
+            .await
+            .unwrap();
+        tx.audit_append(NewAuditEvent {
+            run_id: Some("R1".into()),
+            customer_id: Some("C1".into()),
+            actor: "test".into(),
+            kind: "executed".into(),
+            payload: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.writer_round_trips().await.unwrap() - before, 1);
+        // `record_tool_call` answers whether the call is new: it needs its own round trip.
+        let before = store.writer_round_trips().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.record_tool_call(
+            "c2",
+            "R1",
+            "C1",
+            "send_email",
+            "{}",
+            ToolCallStatus::Received,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.writer_round_trips().await.unwrap() - before, 2);
         ts.cleanup().await;
     }
 

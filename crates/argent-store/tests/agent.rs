@@ -1253,44 +1253,26 @@ async fn approval_queue_orders_counts_and_decides_once() {
         assert_eq!(err.to_string(), "approval A-404 not found", "{label}");
 
         let edited = json!({"tool": "propose_plan", "discount_pct": 20});
+        decide(
+            store,
+            "A-high",
+            ApprovalStatus::Approved,
+            "alice",
+            Some("20% is within my limit"),
+            Some(&edited),
+        )
+        .await
+        .unwrap();
+        for id in ["A-high", "A-404"] {
+            let err = decide(store, id, ApprovalStatus::Rejected, "bob", None, None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Conflict(m) if *m == format!("approval {id} is not pending")),
+                "{label}: {id}: {err:?}"
+            );
+        }
         let mut tx = store.begin().await.unwrap();
-        assert!(
-            tx.decide_approval(
-                "A-high",
-                ApprovalStatus::Approved,
-                "alice",
-                "manager",
-                Some("20% is within my limit"),
-                Some(&edited)
-            )
-            .await
-            .unwrap()
-        );
-        assert!(
-            !tx.decide_approval(
-                "A-high",
-                ApprovalStatus::Rejected,
-                "bob",
-                "collector",
-                None,
-                None
-            )
-            .await
-            .unwrap(),
-            "{label}: already decided"
-        );
-        assert!(
-            !tx.decide_approval(
-                "A-404",
-                ApprovalStatus::Rejected,
-                "bob",
-                "collector",
-                None,
-                None
-            )
-            .await
-            .unwrap()
-        );
         assert!(matches!(
             tx.decide_approval(
                 "A-low",
@@ -1303,7 +1285,7 @@ async fn approval_queue_orders_counts_and_decides_once() {
             .await,
             Err(StoreError::Invalid(_))
         ));
-        tx.commit().await.unwrap();
+        drop(tx);
 
         let item = store.approval("A-high").await.unwrap();
         assert_eq!(item.status, ApprovalStatus::Approved, "{label}");
@@ -1328,6 +1310,21 @@ async fn approval_queue_orders_counts_and_decides_once() {
         );
         ts.cleanup().await;
     }
+}
+
+/// Decides one item in a transaction of its own.
+async fn decide(
+    store: &Store,
+    id: &str,
+    status: ApprovalStatus,
+    by: &str,
+    note: Option<&str>,
+    final_action: Option<&Value>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    tx.decide_approval(id, status, by, "manager", note, final_action)
+        .await?;
+    tx.commit().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1355,18 +1352,20 @@ async fn two_reviewers_deciding_one_item_exactly_one_wins() {
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
                     let mut tx = store.begin().await.unwrap();
-                    let won = tx
-                        .decide_approval(&id, status, who, "manager", Some(who), None)
-                        .await
-                        .unwrap();
-                    if won {
-                        // The winner records the decision in the audit trail in the same
-                        // transaction.
+                    // The decision and its audit event commit together or not at all.
+                    let decided = async {
+                        tx.decide_approval(&id, status, who, "manager", Some(who), None)
+                            .await?;
                         tx.audit_append(ev("C1", "R1", who, "approval", json!({"id": id})))
-                            .await
-                            .unwrap();
+                            .await?;
+                        tx.commit().await
                     }
-                    tx.commit().await.unwrap();
+                    .await;
+                    let won = match decided {
+                        Ok(()) => true,
+                        Err(StoreError::Conflict(_)) => false,
+                        Err(e) => panic!("{who}: {e}"),
+                    };
                     (who, won)
                 }));
             }

@@ -120,7 +120,9 @@ async fn seeded_items_are_what_the_planner_loop_queues_and_review_like_them() {
         let outcome: CallOutcome = serde_json::from_value(tc.result.unwrap()).unwrap();
         assert_eq!(outcome.approval_id.as_deref(), Some(seeded.id.as_str()));
 
-        // Reviewing a seeded item works like reviewing any other.
+        // Reviewing a seeded item works like reviewing any other, and on the SQLite writer
+        // an approve or a reject is one round trip to its thread (the commit).
+        let trips = store.writer_round_trips().await;
         let r = seeder.approve(&ids[0], &collector(), None).await.unwrap();
         assert_eq!(r.decision.outcome.as_str(), "needs_approval", "{label}");
         assert!(r.result["plan_id"].is_string(), "{label}: {}", r.result);
@@ -128,10 +130,30 @@ async fn seeded_items_are_what_the_planner_loop_queues_and_review_like_them() {
             .reject(&ids[1], &collector(), "customer withdrew the request")
             .await
             .unwrap();
+        if let (Some(before), Some(after)) = (trips, store.writer_round_trips().await) {
+            assert_eq!(after - before, 2, "{label}: one round trip per decision");
+        }
         assert!(matches!(
             seeder.approve(&ids[0], &collector(), None).await,
             Err(AgentError::AlreadyDecided(_))
         ));
+        // Two reviewers deciding the same items at once: exactly one wins each, the other
+        // is told it was already decided (whether the agent's check of the item or the
+        // store's conditional update caught it).
+        let seeder = Arc::new(seeder);
+        for id in &ids[2..12] {
+            let (a, b) = (seeder.clone(), seeder.clone());
+            let (x, y) = (id.clone(), id.clone());
+            let first = tokio::spawn(async move { a.approve(&x, &collector(), None).await });
+            let second =
+                tokio::spawn(async move { b.reject(&y, &collector(), "a second reviewer").await });
+            let (first, second) = (first.await.unwrap(), second.await.unwrap());
+            match (&first, &second) {
+                (Ok(_), Err(AgentError::AlreadyDecided(_)))
+                | (Err(AgentError::AlreadyDecided(_)), Ok(())) => {}
+                other => panic!("{label} {id}: want one winner, got {other:?}"),
+            }
+        }
         let approved = store.approval(&ids[0]).await.unwrap();
         assert_eq!(approved.status, ApprovalStatus::Approved, "{label}");
         assert_eq!(

@@ -14,24 +14,31 @@
 //! An in-memory database (one connection) uses plain pooled transactions.
 //!
 //! **Round trips on the writer.** Every statement sqlx runs on SQLite is a message to the
-//! connection's own thread and an answer back, and the writer is held across all of them,
-//! so a transaction's round trips, not SQLite's work, set how many transactions a second
-//! the store can commit. The writer therefore sends a transaction's statements in as few
-//! round trips as the caller's need for answers allows:
-//! - `begin` only takes the writer; `BEGIN IMMEDIATE` and the read of the audit head (see
-//!   `audit_append_many`) go with the transaction's first round trip.
+//! connection's own thread and an answer back, and the writer is held across all of them;
+//! on a busy two-core machine each such hand-off costs more than SQLite's work on the
+//! statement. So a transaction's round trips, not its statements, set how many
+//! transactions a second the store commits, and the writer sends a transaction's
+//! statements in as few round trips as the caller's need for answers allows:
+//! - `begin` only takes the writer. `BEGIN IMMEDIATE` goes with the transaction's first
+//!   round trip, together with either a read of the audit head or, when the writer
+//!   remembers the head its last commit left, a check that it is still the stored one.
 //! - A write whose answer the caller does not need ([`tx_write!`]: inserts, status
-//!   updates, audit appends) is queued, and sent in front of the next statement that
-//!   needs an answer, or with `COMMIT`. A queued write that must change a row (else the
-//!   operation's own error, such as `NotFound`) is followed by a guard statement that
+//!   updates, deciding a queue item, audit appends) is queued, and sent in front of the
+//!   next statement that needs an answer, or with `COMMIT`. A queued write that must
+//!   change a row (else the operation's own error, such as `NotFound` or, for a queue
+//!   item that is no longer pending, `Conflict`) is followed by a guard statement that
 //!   fails the batch when the write changed nothing, so a failed expectation stops the
-//!   batch before its `COMMIT`, and the caller gets the operation's own error.
+//!   batch before its `COMMIT` and the caller gets the operation's own error.
 //! - So an error of a queued write is reported by a later call of the same transaction
 //!   (at the latest by `commit`); from then on the transaction refuses every statement
 //!   and can only roll back, because some of the writes it was told were queued never ran.
+//! - Audit events are chained when appended, on the remembered head. If the check finds
+//!   that another process appended since, nothing but `BEGIN` has run: the head is read
+//!   (the lock still held), the queued events are re-chained on it, and the batch goes
+//!   again. The chain stored is always the one `audit_verify` recomputes.
 //!
-//! Approving a queue item is two round trips this way (decide; then execute, audit, mark
-//! the call and commit), where it was six.
+//! Approving or rejecting a queue item is one round trip this way (the commit), where it
+//! was six; [`Store::writer_round_trips`] counts them.
 //!
 //! On PostgreSQL it is an ordinary READ COMMITTED transaction; row locks (the audit head,
 //! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing, and every statement

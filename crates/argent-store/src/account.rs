@@ -75,26 +75,22 @@ impl Store {
                     Some(r) => Some(customer_row!(r)),
                     None => None,
                 };
-                let mut invoices = Vec::with_capacity(i.len());
-                for r in &i {
-                    invoices.push(invoice_row!(r));
+                // Each statement's rows through its row macro (whose `?` needs this scope).
+                macro_rules! each {
+                    ($rows:expr, |$r:ident| $row:expr) => {{
+                        let mut out = Vec::with_capacity($rows.len());
+                        for $r in &$rows {
+                            out.push($row);
+                        }
+                        out
+                    }};
                 }
-                let mut payments = Vec::with_capacity(p.len());
-                for r in &p {
-                    payments.push(payment_row!(r));
-                }
-                let mut cases = Vec::with_capacity(k.len());
-                for r in &k {
-                    cases.push(case_row!(r));
-                }
-                let mut promises = Vec::with_capacity(pr.len());
-                for r in &pr {
-                    promises.push(promise_row!(r));
-                }
-                let mut contacts = Vec::with_capacity(co.len());
-                for r in &co {
-                    contacts.push((r.try_get("at")?, r.try_get("channel")?));
-                }
+                let invoices = each!(i, |r| invoice_row!(r));
+                let payments = each!(p, |r| payment_row!(r));
+                let cases = each!(k, |r| case_row!(r));
+                let promises = each!(pr, |r| promise_row!(r));
+                let contacts: Vec<(DateTime<Utc>, String)> =
+                    each!(co, |r| (r.try_get("at")?, r.try_get("channel")?));
                 let emails: i64 = match e.first() {
                     Some(r) => r.try_get("n")?,
                     None => 0,

@@ -880,6 +880,20 @@ impl StoreTx {
 mod tests {
     use sqlx::{Connection, Row, SqliteConnection};
 
+    /// Records tool call `id` (run R1, customer C1) in `tx`: a write that answers whether
+    /// the call is new, so it takes a round trip of its own.
+    async fn record(tx: &mut super::StoreTx, id: &str) -> crate::Result<bool> {
+        tx.record_tool_call(
+            id,
+            "R1",
+            "C1",
+            "send_email",
+            "{}",
+            crate::ToolCallStatus::Received,
+        )
+        .await
+    }
+
     #[test]
     fn renumbering_shifts_parameters_outside_quotes() {
         let mut out = String::from("SELECT $1;\n");
@@ -909,17 +923,7 @@ mod tests {
             .await
             .unwrap();
         // A statement that needs its answer sends the queue first, and gets its error.
-        let err = tx
-            .record_tool_call(
-                "c1",
-                "R1",
-                "C1",
-                "send_email",
-                "{}",
-                ToolCallStatus::Received,
-            )
-            .await
-            .unwrap_err();
+        let err = record(&mut tx, "c1").await.unwrap_err();
         assert!(
             matches!(&err, StoreError::NotFound(w) if w == "tool call missing"),
             "{err:?}"
@@ -936,16 +940,7 @@ mod tests {
         // goes on working.
         store.begin().await.unwrap().commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.record_tool_call(
-            "c1",
-            "R1",
-            "C1",
-            "send_email",
-            "{}",
-            ToolCallStatus::Received,
-        )
-        .await
-        .unwrap();
+        record(&mut tx, "c1").await.unwrap();
         tx.commit().await.unwrap();
         assert!(store.tool_call("c1").await.unwrap().is_some());
         ts.cleanup().await;
@@ -1004,16 +999,7 @@ mod tests {
         let ts = TestStore::sqlite().await.unwrap();
         let store = &ts.store;
         let mut tx = store.begin().await.unwrap();
-        tx.record_tool_call(
-            "c1",
-            "R1",
-            "C1",
-            "send_email",
-            "{}",
-            ToolCallStatus::Received,
-        )
-        .await
-        .unwrap();
+        record(&mut tx, "c1").await.unwrap();
         tx.commit().await.unwrap();
         let before = store.writer_round_trips().await.unwrap();
         let mut tx = store.begin().await.unwrap();
@@ -1034,16 +1020,7 @@ mod tests {
         // `record_tool_call` answers whether the call is new: it needs its own round trip.
         let before = store.writer_round_trips().await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.record_tool_call(
-            "c2",
-            "R1",
-            "C1",
-            "send_email",
-            "{}",
-            ToolCallStatus::Received,
-        )
-        .await
-        .unwrap();
+        record(&mut tx, "c2").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.writer_round_trips().await.unwrap() - before, 2);
         ts.cleanup().await;

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
-use argent_core::risk::{assess, payment_history};
 use argent_core::{
     Case, CaseKind, CaseStatus, Channel, Contact, Currency, Customer, CustomerFlags, Invoice,
     Jurisdiction, Money, Payment, PromiseStatus, PromiseToPay, RiskSegment, Tier,
@@ -732,12 +731,7 @@ pub(crate) fn sample_account(
             channel: Channel::Phone,
         },
     ];
-    let mut risk = assess(
-        payment_history(&invoices, &payments, today),
-        &customer.flags,
-    );
-    risk.segment = segment;
-    Account {
+    let mut account = Account::assemble(
         customer,
         invoices,
         payments,
@@ -745,9 +739,10 @@ pub(crate) fn sample_account(
         promises,
         contacts,
         initial_sent,
-        risk,
         now,
-    }
+    );
+    account.risk.segment = segment;
+    account
 }
 
 // ---------------------------------------------------------------------------------------

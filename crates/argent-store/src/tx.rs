@@ -335,7 +335,7 @@ pub(crate) async fn run_statements(
 /// A write queued on the writer for the transaction's next round trip.
 enum Op {
     Statement {
-        sql: String,
+        sql: &'static str,
         args: Vec<Arg>,
         /// The statement must change a row, else the operation fails with this error.
         must_change: Option<StoreError>,
@@ -388,7 +388,7 @@ pub(crate) struct WriterTx {
     head_checked: bool,
     /// The audit head after every event appended so far, sent or queued: what the next
     /// append chains on.
-    pub(crate) audit_head: Option<(i64, String)>,
+    audit_head: Option<(i64, String)>,
     queued: Vec<Op>,
     /// A round trip failed, so writes the caller was told were queued may not have run:
     /// the transaction refuses everything but rolling back.
@@ -440,13 +440,13 @@ impl WriterTx {
     /// that error if the write changes no row.
     pub(crate) fn queue(
         &mut self,
-        sql: &str,
+        sql: &'static str,
         args: Vec<Arg>,
         must_change: Option<StoreError>,
     ) -> Result<()> {
         self.usable()?;
         self.queued.push(Op::Statement {
-            sql: sql.to_string(),
+            sql,
             args,
             must_change,
         });

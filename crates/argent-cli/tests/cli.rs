@@ -916,8 +916,15 @@ fn a_crash_while_delivering_never_leaves_an_email_sent_without_its_event() {
             .collect();
         (sent, delivered)
     });
-    assert_eq!(sent.len(), 1, "the crash came after the status change committed");
-    assert_eq!(sent, delivered, "marked sent only with its email_delivered event");
+    assert_eq!(
+        sent.len(),
+        1,
+        "the crash came after the status change committed"
+    );
+    assert_eq!(
+        sent, delivered,
+        "marked sent only with its email_delivered event"
+    );
     assert!(ok(argent(&db, &["audit", "verify"])).contains("intact"));
     let again = ok(argent(
         &db,
@@ -946,7 +953,10 @@ fn signed_checkpoints_outside_the_database_detect_a_truncated_tail() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let before = std::fs::read(&key).unwrap();
-    let again = failed(&argent(&db, &["audit", "keygen", "--out", key.to_str().unwrap()]));
+    let again = failed(&argent(
+        &db,
+        &["audit", "keygen", "--out", key.to_str().unwrap()],
+    ));
     assert!(again.contains("refusing to overwrite"), "{again}");
     assert_eq!(std::fs::read(&key).unwrap(), before);
 
@@ -982,7 +992,10 @@ fn signed_checkpoints_outside_the_database_detect_a_truncated_tail() {
             ],
         ));
         assert!(out.contains("audit trail intact"), "{out}");
-        assert!(out.contains(&format!("the newest signs event {head}")), "{out}");
+        assert!(
+            out.contains(&format!("the newest signs event {head}")),
+            "{out}"
+        );
     }
 
     // An insider removes the last three events and moves the head back.
@@ -1002,7 +1015,8 @@ fn signed_checkpoints_outside_the_database_detect_a_truncated_tail() {
     });
     let alone = argent(&db, &["audit", "verify"]);
     assert!(
-        String::from_utf8_lossy(&alone.stdout).contains(&format!("audit chain: intact, {keep} events")),
+        String::from_utf8_lossy(&alone.stdout)
+            .contains(&format!("audit chain: intact, {keep} events")),
         "the chain alone cannot tell: {}",
         String::from_utf8_lossy(&alone.stdout)
     );
@@ -1115,7 +1129,12 @@ fn cli_decisions_are_made_as_a_signed_in_user() {
         .unwrap();
         for _ in 0..2 {
             agent
-                .start("C-ANN", argent_agent::Trigger::Step { step: "overdue_notice".into() })
+                .start(
+                    "C-ANN",
+                    argent_agent::Trigger::Step {
+                        step: "overdue_notice".into(),
+                    },
+                )
                 .await
                 .unwrap();
         }
@@ -1138,8 +1157,16 @@ fn cli_decisions_are_made_as_a_signed_in_user() {
     };
 
     // A self-declared identity is refused, signed in or not.
-    let err = failed(&approve(&ids[0], &["--as", "mallory", "--role", "admin"], &env, None));
-    assert!(err.contains("--as and --role are no longer accepted"), "{err}");
+    let err = failed(&approve(
+        &ids[0],
+        &["--as", "mallory", "--role", "admin"],
+        &env,
+        None,
+    ));
+    assert!(
+        err.contains("--as and --role are no longer accepted"),
+        "{err}"
+    );
     let err = failed(&approve(&ids[0], &[], &env, None));
     assert!(err.contains("not signed in"), "{err}");
 
@@ -1152,8 +1179,16 @@ fn cli_decisions_are_made_as_a_signed_in_user() {
         ));
     }
     // No user mallory, and a wrong password, are the same refusal.
-    for (name, pw) in [("mallory", "whatever it is\n"), ("alice", "not her password\n")] {
-        let err = failed(&argent_env(&db, &["login", name, "--password-stdin"], &env, Some(pw)));
+    for (name, pw) in [
+        ("mallory", "whatever it is\n"),
+        ("alice", "not her password\n"),
+    ] {
+        let err = failed(&argent_env(
+            &db,
+            &["login", name, "--password-stdin"],
+            &env,
+            Some(pw),
+        ));
         assert!(err.contains("wrong user name or password"), "{err}");
     }
     assert!(!token_file.exists());
@@ -1183,7 +1218,10 @@ fn cli_decisions_are_made_as_a_signed_in_user() {
     assert!(out.contains(&format!("approved {}", ids[0])), "{out}");
 
     // The token also works from ARGENT_TOKEN, with no token file.
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     let elsewhere = dir.path().join("none");
     let by_env = [
         ("ARGENT_TOKEN", token.as_str()),
@@ -1279,7 +1317,11 @@ fn a_queued_email_changed_in_the_database_is_not_sent() {
         err.contains("1 email(s) not sent") && err.contains("recorded"),
         "{err}"
     );
-    assert_eq!(std::fs::read_dir(&mail).map_or(0, |d| d.count()), 0, "nothing delivered");
+    assert_eq!(
+        std::fs::read_dir(&mail).map_or(0, |d| d.count()),
+        0,
+        "nothing delivered"
+    );
     let refused = with_store(&db, async |s| {
         s.audit_events(&argent_store::AuditFilter {
             kind: Some("email_refused".into()),

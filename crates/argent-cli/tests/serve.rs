@@ -196,7 +196,11 @@ fn serve_signs_checkpoints_while_the_chain_moves() {
         .args(["audit", "keygen", "--out", key.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let cps = dir.path().join("checkpoints.jsonl");
     let mut child = argent(&db)
@@ -257,7 +261,11 @@ fn serve_signs_checkpoints_while_the_chain_moves() {
     let second = lines(2);
     assert!(second.starts_with(&first), "appended, not rewritten");
     assert!(
-        second.lines().nth(1).unwrap().contains(&format!("\"seq\":{seq}")),
+        second
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains(&format!("\"seq\":{seq}")),
         "{second}"
     );
     let out = argent(&db)

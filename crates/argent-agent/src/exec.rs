@@ -20,15 +20,49 @@ fn record_id(prefix: &str, call_id: &str) -> String {
     format!("{prefix}-{call_id}")
 }
 
-/// Runs the action; returns the result shown to the model and recorded in the audit trail.
+/// What an execution did: the result shown to the model and recorded in the audit trail,
+/// and for an action that queues something to take effect later (an outbox email) the hash
+/// of what was queued, which the `executed` event records so that what is later sent is
+/// bound to what was audited.
+pub(crate) struct Execution {
+    pub(crate) result: Value,
+    pub(crate) content_sha256: Option<String>,
+}
+
+impl Execution {
+    /// The payload of the `executed` event: `fields`, plus the result and any content hash.
+    pub(crate) fn event_payload(&self, mut fields: Value) -> Value {
+        if let Some(obj) = fields.as_object_mut() {
+            obj.insert("result".into(), self.result.clone());
+            if let Some(h) = &self.content_sha256 {
+                obj.insert(
+                    argent_store::integrity::CONTENT_SHA256.into(),
+                    Value::String(h.clone()),
+                );
+            }
+        }
+        fields
+    }
+}
+
+impl From<Value> for Execution {
+    fn from(result: Value) -> Execution {
+        Execution {
+            result,
+            content_sha256: None,
+        }
+    }
+}
+
+/// Runs the action; returns what it did (see [`Execution`]).
 pub(crate) async fn execute(
     tx: &mut StoreTx,
     auth: Authorized,
     account: &Account,
     now: DateTime<Utc>,
-) -> Result<Value, AgentError> {
+) -> Result<Execution, AgentError> {
     let call_id = auth.call_id().to_string();
-    match auth.action() {
+    let result = match auth.action() {
         Action::ReadAging(_) => {
             let report = aging_report(&account.invoices, &account.payments, now.date_naive(), 90);
             let rows: Vec<Value> = report
@@ -64,9 +98,10 @@ pub(crate) async fn execute(
                 tx.record_contact(&a.customer_id, "email", now, &call_id)
                     .await?;
             }
-            Ok(
-                json!({"outbox_id": email.id, "delivery": "queued in the outbox; sent by the delivery step"}),
-            )
+            return Ok(Execution {
+                result: json!({"outbox_id": email.id, "delivery": "queued in the outbox; sent by the delivery step"}),
+                content_sha256: Some(email.content_sha256()),
+            });
         }
         Action::LogPromise(a) => {
             let amount = a
@@ -139,5 +174,6 @@ pub(crate) async fn execute(
             tx.insert_case(&case).await?;
             Ok(json!({"escalation_case_id": case.id, "to_role": to}))
         }
-    }
+    };
+    result.map(Execution::from)
 }

@@ -169,9 +169,10 @@ impl Agent {
         )
         .await
         .map_err(|e| lost_race(e.into(), &item.id))?;
-        let result = exec::execute(&mut tx, auth, &account, now)
+        let done = exec::execute(&mut tx, auth, &account, now)
             .await
             .map_err(|e| lost_race(e, &item.id))?;
+        let result = done.result.clone();
         // The three events in one append (one round trip for the chain's head instead of
         // three); they are chained in this order, as if appended one by one.
         tx.audit_append_many(vec![
@@ -190,8 +191,8 @@ impl Agent {
             self.reviewer_event(
                 &item,
                 who,
-                "executed",
-                json!({"call_id": item.call_id, "tool": item.tool, "result": result, "basis": "human_approval", "approval_id": item.id}),
+                argent_store::integrity::EXECUTED,
+                done.event_payload(json!({"call_id": item.call_id, "tool": item.tool, "basis": "human_approval", "approval_id": item.id})),
             ),
         ])
         .await

@@ -524,10 +524,17 @@ impl Agent {
                 let auth = authz::from_policy(&call_id, action, &decision).ok_or_else(|| {
                     AgentError::Invariant("allow decision did not authorise".into())
                 })?;
-                let result = exec::execute(&mut tx, auth, &account, now).await?;
-                tx.audit_append(self.audit(run, "executed", json!({"call_id": call_id, "tool": call.name, "result": result, "basis": "policy_allow"}))).await?;
+                let done = exec::execute(&mut tx, auth, &account, now).await?;
+                tx.audit_append(self.audit(
+                    run,
+                    argent_store::integrity::EXECUTED,
+                    done.event_payload(
+                        json!({"call_id": call_id, "tool": call.name, "basis": "policy_allow"}),
+                    ),
+                ))
+                .await?;
                 o.status = CallStatus::Executed;
-                o.model_text = json!({"status": "executed", "result": result}).to_string();
+                o.model_text = json!({"status": "executed", "result": done.result}).to_string();
                 ToolCallStatus::Executed
             }
             Outcome::NeedsApproval => {
@@ -566,8 +573,9 @@ impl Agent {
 }
 
 /// Test hook: `ARGENT_TEST_CRASH_AFTER=<tool>` aborts the process right after a call of
-/// that tool committed and before the run checkpointed it — the worst moment to die.
-fn crash_point(tool: &str) {
+/// that tool committed and before the run checkpointed it — the worst moment to die;
+/// `ARGENT_TEST_CRASH_AFTER=email_delivered`, right after an email's delivery committed.
+pub(crate) fn crash_point(tool: &str) {
     if std::env::var("ARGENT_TEST_CRASH_AFTER").is_ok_and(|t| t == tool) {
         eprintln!("ARGENT_TEST_CRASH_AFTER={tool}: aborting after commit, before checkpoint");
         std::process::abort();

@@ -452,14 +452,16 @@ async fn the_offline_model_handles_a_promise_end_to_end_and_the_email_goes_out_o
         agent
             .deliver_outbox(&mailer, "ar@argent.example", 10)
             .await
-            .unwrap(),
+            .unwrap()
+            .sent,
         1
     );
     assert_eq!(
         agent
             .deliver_outbox(&mailer, "ar@argent.example", 10)
             .await
-            .unwrap(),
+            .unwrap()
+            .sent,
         0,
         "delivered once"
     );

@@ -1,19 +1,20 @@
-//! Commands around the planner loop: run, resume, approvals, audit, outbox, demo.
+//! Commands around the planner loop: run, resume, approvals, outbox, demo.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{NaiveTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
 use argent_agent::outbox::DirMailer;
 use argent_agent::{
-    Agent, AgentConfig, CallStatus, Clock, DocumentSet, OfflineModel, Reviewer, RunOutcome, Trigger,
+    Agent, AgentConfig, CallStatus, Clock, DocumentSet, OfflineModel, RunOutcome, Trigger,
 };
-use argent_core::Role;
 use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
-use argent_store::{ApprovalStatus, AuditFilter, AuditVerification, Store};
+use argent_store::{ApprovalStatus, AuditVerification, Store};
+
+use crate::logincmd::{AuthArgs, reviewer};
 
 /// Which model drives the agent.
 #[derive(Args, Debug, Clone)]
@@ -115,11 +116,11 @@ pub enum ApprovalsCommand {
     },
     /// One item with its context, the decision and the rules that fired.
     Show { id: String },
-    /// Approve and execute the action as proposed.
+    /// Approve and execute the action as proposed, as the signed-in user (`argent login`).
     Approve {
         id: String,
         #[command(flatten)]
-        who: WhoArgs,
+        auth: AuthArgs,
         #[arg(long)]
         note: Option<String>,
     },
@@ -130,41 +131,18 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         args: String,
         #[command(flatten)]
-        who: WhoArgs,
+        auth: AuthArgs,
         #[arg(long)]
         note: Option<String>,
     },
-    /// Reject with a note; nothing is executed.
+    /// Reject with a note, as the signed-in user; nothing is executed.
     Reject {
         id: String,
         #[command(flatten)]
-        who: WhoArgs,
+        auth: AuthArgs,
         #[arg(long)]
         note: String,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct WhoArgs {
-    /// Reviewer name, recorded in the audit trail.
-    #[arg(long = "as")]
-    pub name: String,
-    /// collector, manager, compliance or admin.
-    #[arg(long)]
-    pub role: String,
-}
-
-impl WhoArgs {
-    fn reviewer(&self) -> Result<Reviewer> {
-        let role: Role = self
-            .role
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
-        Ok(Reviewer {
-            name: self.name.clone(),
-            role,
-        })
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -173,41 +151,6 @@ pub enum StatusArg {
     Approved,
     Rejected,
     All,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// Recompute the hash chain; fails if any event was edited, deleted or reordered.
-    Verify,
-    /// Export events as JSON lines or CSV.
-    Export {
-        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
-        format: ExportFormat,
-        #[arg(long)]
-        customer: Option<String>,
-        #[arg(long)]
-        run: Option<String>,
-        #[arg(long)]
-        actor: Option<String>,
-        #[arg(long)]
-        kind: Option<String>,
-        /// Only events naming this policy rule id.
-        #[arg(long)]
-        rule: Option<String>,
-        /// RFC 3339 instant.
-        #[arg(long)]
-        since: Option<DateTime<Utc>>,
-        #[arg(long)]
-        until: Option<DateTime<Utc>>,
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    Jsonl,
-    Csv,
 }
 
 #[derive(Subcommand, Debug)]
@@ -278,19 +221,19 @@ pub async fn approvals(
             let item = store.approval(&id).await?;
             println!("{}", serde_json::to_string_pretty(&item)?);
         }
-        ApprovalsCommand::Approve { id, who, note } => {
+        ApprovalsCommand::Approve { id, auth, note } => {
+            let who = reviewer(&store, &auth).await?;
             let agent = build_agent(store, models, clock).await?;
-            let r = agent
-                .approve(&id, &who.reviewer()?, note.as_deref())
-                .await?;
+            let r = agent.approve(&id, &who, note.as_deref()).await?;
             println!("approved {id}; executed: {}", r.result);
         }
         ApprovalsCommand::Edit {
             id,
             args,
-            who,
+            auth,
             note,
         } => {
+            let who = reviewer(&store, &auth).await?;
             let text = match args.strip_prefix('@') {
                 Some(path) => {
                     std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
@@ -302,63 +245,14 @@ pub async fn approvals(
             let agent = build_agent(store, models, clock).await?;
             let preview = agent.preview_edit(&id, value.clone()).await?;
             println!("policy decision for the edit: {preview}");
-            let r = agent
-                .edit(&id, &who.reviewer()?, value, note.as_deref())
-                .await?;
+            let r = agent.edit(&id, &who, value, note.as_deref()).await?;
             println!("edited and approved {id}; executed: {}", r.result);
         }
-        ApprovalsCommand::Reject { id, who, note } => {
+        ApprovalsCommand::Reject { id, auth, note } => {
+            let who = reviewer(&store, &auth).await?;
             let agent = build_agent(store, models, clock).await?;
-            agent.reject(&id, &who.reviewer()?, &note).await?;
+            agent.reject(&id, &who, &note).await?;
             println!("rejected {id}");
-        }
-    }
-    Ok(())
-}
-
-pub async fn audit(store: Store, cmd: AuditCommand) -> Result<()> {
-    match cmd {
-        AuditCommand::Verify => match store.audit_verify().await? {
-            AuditVerification::Intact { events, head } => {
-                println!("audit trail intact: {events} events, head {head}")
-            }
-            AuditVerification::Broken { seq, reason } => {
-                bail!("audit trail BROKEN at event {seq}: {reason}")
-            }
-        },
-        AuditCommand::Export {
-            format,
-            customer,
-            run,
-            actor,
-            kind,
-            rule,
-            since,
-            until,
-            out,
-        } => {
-            let filter = AuditFilter {
-                customer_id: customer,
-                run_id: run,
-                actor,
-                kind,
-                rule_id: rule,
-                since,
-                until,
-                limit: None,
-                offset: None,
-            };
-            let events = store.audit_events(&filter).await?;
-            let text = match format {
-                ExportFormat::Jsonl => argent_store::audit_to_jsonl(&events),
-                ExportFormat::Csv => argent_store::audit_to_csv(&events),
-            };
-            match out {
-                Some(p) => {
-                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
-                }
-                None => print!("{text}"),
-            }
         }
     }
     Ok(())
@@ -373,10 +267,19 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 policies: "policies".into(),
             };
             let agent = build_agent(store, &models, Clock::System).await?;
-            let n = agent
+            let d = agent
                 .deliver_outbox(&DirMailer { dir: dir.clone() }, &from, limit)
                 .await?;
-            println!("delivered {n} email(s) into {}", dir.display());
+            println!("delivered {} email(s) into {}", d.sent, dir.display());
+            if !d.refused.is_empty() {
+                let lines: Vec<String> = d.refused.iter().map(|r| r.to_string()).collect();
+                bail!(
+                    "{} email(s) not sent: they are not what the audit trail recorded (audited as \
+                     email_refused; they stay pending):\n  {}",
+                    lines.len(),
+                    lines.join("\n  ")
+                );
+            }
         }
         OutboxCommand::List { customer } => {
             for e in store.emails(customer.as_deref()).await? {

@@ -13,8 +13,10 @@ use argent_core::ledger::aging_report;
 use argent_store::Store;
 
 mod agentcmd;
+mod auditcmd;
 mod docscmd;
 mod evalcmd;
+mod logincmd;
 mod render;
 mod servecmd;
 
@@ -116,11 +118,17 @@ enum Command {
         #[command(subcommand)]
         command: agentcmd::ApprovalsCommand,
     },
-    /// The tamper-evident audit trail.
+    /// The tamper-evident audit trail: verify it (chain, signed checkpoints, rows against
+    /// events), sign checkpoints, export it.
     Audit {
         #[command(subcommand)]
-        command: agentcmd::AuditCommand,
+        command: auditcmd::AuditCommand,
     },
+    /// Sign in as a user of this database for CLI decisions (approvals approve|edit|reject):
+    /// the token goes to $ARGENT_TOKEN_FILE or ~/.config/argent/token (mode 0600).
+    Login(logincmd::LoginArgs),
+    /// Revoke the token `argent login` stored and remove its file.
+    Logout,
     /// Outbound email: queued by the agent, delivered by this step.
     Outbox {
         #[command(subcommand)]
@@ -331,7 +339,12 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?
         }
-        Command::Audit { command } => agentcmd::audit(open(&cli.database).await?, command).await?,
+        Command::Audit {
+            command: auditcmd::AuditCommand::Keygen { out },
+        } => auditcmd::keygen(&out)?,
+        Command::Audit { command } => auditcmd::audit(open(&cli.database).await?, command).await?,
+        Command::Login(args) => logincmd::login(&open(&cli.database).await?, args).await?,
+        Command::Logout => logincmd::logout(&open(&cli.database).await?).await?,
         Command::Eval { command } => evalcmd::eval(command, &cli.models, &cli.database).await?,
         Command::Outbox { command } => {
             agentcmd::outbox(open(&cli.database).await?, command).await?

@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// comma-separated), to keep web eval runs short.
     #[arg(long)]
     pub eval_filter: Option<String>,
+    /// Sign audit checkpoints with this key (from `argent audit keygen`) into
+    /// --checkpoint-file, at start and then every --checkpoint-every when the chain moved.
+    #[arg(long, requires = "checkpoint_file")]
+    pub checkpoint_key: Option<PathBuf>,
+    /// The file checkpoints are appended to (keep it out of the database's reach).
+    #[arg(long, requires = "checkpoint_key")]
+    pub checkpoint_file: Option<PathBuf>,
+    /// How often to check whether the chain moved: 60s, 5m, 1h, or seconds.
+    #[arg(long, default_value = "60s", value_parser = crate::auditcmd::parse_every)]
+    pub checkpoint_every: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +96,10 @@ pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeAr
                 run.id
             );
         }
+    }
+    if let (Some(key), Some(file)) = (&args.checkpoint_key, &args.checkpoint_file) {
+        crate::auditcmd::spawn_checkpoints(agent.store.clone(), key, file, args.checkpoint_every)
+            .await?;
     }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -46,6 +46,8 @@ fn every_subcommand_has_help() {
         "serve",
         "users",
         "docs",
+        "login",
+        "logout",
     ];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");
@@ -800,4 +802,536 @@ fn eval_run_save_stores_the_run_and_its_comparison_for_the_web() {
         assert!(cmp["regressions"].as_array().unwrap().is_empty(), "{cmp}");
         s.close().await;
     });
+}
+
+/// Runs argent with extra environment variables and, if given, `stdin` as standard input.
+/// The caller's ARGENT_TOKEN / ARGENT_TOKEN_FILE never leak in.
+fn argent_env(db: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_argent"));
+    cmd.arg("--database")
+        .arg(db)
+        .args(args)
+        .env_remove("ARGENT_DATABASE_URL")
+        .env_remove("ARGENT_TOKEN")
+        .env_remove("ARGENT_TOKEN_FILE")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run argent");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn failed(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected a refusal: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+const ACME_CSV: &str = "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
+     C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H1,2026-03-01,2026-03-31,GBP,100.00,100.00,2026-03-30\n\
+     C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H2,2026-05-01,2026-05-31,GBP,100.00,100.00,2026-05-30\n\
+     C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H3,2026-07-01,2026-07-31,GBP,100.00,100.00,2026-07-29\n\
+     C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-09-01,2026-10-01,GBP,1500.00,,\n";
+
+/// A database where the agent sent Acme an overdue notice (queued in the outbox).
+fn acme_with_a_queued_email(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("acme.db");
+    let csv = dir.join("acme.csv");
+    std::fs::write(&csv, ACME_CSV).unwrap();
+    ok(argent(&db, &["import", csv.to_str().unwrap()]));
+    let out = ok(argent(
+        &db,
+        &[
+            "--now",
+            "2026-11-20T14:00:00Z",
+            "run",
+            "--customer",
+            "C1",
+            "--step",
+            "overdue_notice",
+        ],
+    ));
+    assert!(out.contains("send_email    executed"), "{out}");
+    db
+}
+
+fn with_store<T>(db: &Path, f: impl AsyncFnOnce(&argent_store::Store) -> T) -> T {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = argent_store::Store::open(db.to_str().unwrap())
+            .await
+            .unwrap();
+        let out = f(&s).await;
+        s.close().await;
+        out
+    })
+}
+
+/// Issue #11 item 9: the delivery's status change and its audit event commit together, so
+/// a process killed right after the status change committed has also committed the event.
+#[test]
+fn a_crash_while_delivering_never_leaves_an_email_sent_without_its_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = acme_with_a_queued_email(dir.path());
+    let mail = dir.path().join("mail");
+    let crashed = argent_env(
+        &db,
+        &["outbox", "deliver", "--dir", mail.to_str().unwrap()],
+        &[("ARGENT_TEST_CRASH_AFTER", "email_delivered")],
+        None,
+    );
+    assert!(!crashed.status.success(), "the child must have died");
+    assert!(String::from_utf8_lossy(&crashed.stderr).contains("aborting"));
+    let (sent, delivered) = with_store(&db, async |s| {
+        let sent: Vec<String> = s
+            .emails(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.status == "sent")
+            .map(|e| e.id)
+            .collect();
+        let delivered: Vec<String> = s
+            .audit_events(&argent_store::AuditFilter {
+                kind: Some("email_delivered".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.payload["outbox_id"].as_str().unwrap().to_string())
+            .collect();
+        (sent, delivered)
+    });
+    assert_eq!(
+        sent.len(),
+        1,
+        "the crash came after the status change committed"
+    );
+    assert_eq!(
+        sent, delivered,
+        "marked sent only with its email_delivered event"
+    );
+    assert!(ok(argent(&db, &["audit", "verify"])).contains("intact"));
+    let again = ok(argent(
+        &db,
+        &["outbox", "deliver", "--dir", mail.to_str().unwrap()],
+    ));
+    assert!(again.contains("delivered 0 email(s)"), "{again}");
+}
+
+/// Issue #11 item 8: `audit keygen`, `audit checkpoint`, and `audit verify --checkpoints`
+/// on the command line; a tail removed with the triggers dropped is invisible to the chain
+/// alone and reported as a truncation against the checkpoint.
+#[test]
+fn signed_checkpoints_outside_the_database_detect_a_truncated_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = acme_with_a_queued_email(dir.path());
+    let key = dir.path().join("keys").join("audit.key");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let out = argent(&db, &["audit", "keygen", "--out", key.to_str().unwrap()]);
+    let public = ok(out).trim().to_string();
+    assert_eq!(public.len(), 64, "{public}");
+    assert!(public.bytes().all(|b| b.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let before = std::fs::read(&key).unwrap();
+    let again = failed(&argent(
+        &db,
+        &["audit", "keygen", "--out", key.to_str().unwrap()],
+    ));
+    assert!(again.contains("refusing to overwrite"), "{again}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    let cps = dir.path().join("checkpoints.jsonl");
+    let written = ok(argent(
+        &db,
+        &[
+            "audit",
+            "checkpoint",
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            cps.to_str().unwrap(),
+        ],
+    ));
+    let head: i64 = with_store(&db, async |s| match s.audit_verify().await.unwrap() {
+        argent_store::AuditVerification::Intact { events, .. } => events,
+        other => panic!("{other:?}"),
+    });
+    assert!(written.contains(&format!("event {head}")), "{written}");
+    let pub_file = dir.path().join("audit.pub");
+    std::fs::write(&pub_file, format!("{public}\n")).unwrap();
+    for pk in [public.as_str(), pub_file.to_str().unwrap()] {
+        let out = ok(argent(
+            &db,
+            &[
+                "audit",
+                "verify",
+                "--checkpoints",
+                cps.to_str().unwrap(),
+                "--public-key",
+                pk,
+            ],
+        ));
+        assert!(out.contains("audit trail intact"), "{out}");
+        assert!(
+            out.contains(&format!("the newest signs event {head}")),
+            "{out}"
+        );
+    }
+
+    // An insider removes the last three events and moves the head back.
+    let keep = head - 3;
+    with_store(&db, async |s| {
+        argent_store::testkit::raw_execute(
+            s,
+            &format!(
+                "DROP TRIGGER audit_events_no_delete; DROP TRIGGER audit_head_forward_only; \
+                 DELETE FROM audit_events WHERE seq > {keep}; \
+                 UPDATE audit_head SET seq = {keep}, \
+                 hash = (SELECT hash FROM audit_events WHERE seq = {keep}) WHERE id = 1;"
+            ),
+        )
+        .await
+        .unwrap();
+    });
+    let alone = argent(&db, &["audit", "verify"]);
+    assert!(
+        String::from_utf8_lossy(&alone.stdout)
+            .contains(&format!("audit chain: intact, {keep} events")),
+        "the chain alone cannot tell: {}",
+        String::from_utf8_lossy(&alone.stdout)
+    );
+    let out = argent(
+        &db,
+        &[
+            "audit",
+            "verify",
+            "--checkpoints",
+            cps.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ],
+    );
+    let err = failed(&out);
+    assert!(
+        err.contains(&format!(
+            "truncation: the checkpoint on line 1 signed event {head}, but the chain now ends at event {keep}"
+        )),
+        "{err}"
+    );
+    // A checkpoint is not signed on top of it.
+    let refused = failed(&argent(
+        &db,
+        &[
+            "audit",
+            "checkpoint",
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            cps.to_str().unwrap(),
+        ],
+    ));
+    assert!(refused.contains("not signing a checkpoint"), "{refused}");
+}
+
+/// Issue #11 item 8(b) from the command line: a policy whose text was changed in the
+/// database is not loaded by `argent run`, and `audit verify` names it.
+#[test]
+fn a_policy_changed_in_the_database_is_refused_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = acme_with_a_queued_email(dir.path());
+    with_store(&db, async |s| {
+        argent_store::testkit::raw_execute(
+            s,
+            "DROP TRIGGER documents_version_immutable; \
+             UPDATE documents SET body = body || '\n# weakened' WHERE kind = 'policy' AND name = 'b2b'",
+        )
+        .await
+        .unwrap();
+    });
+    let err = failed(&argent(
+        &db,
+        &[
+            "--now",
+            "2026-11-20T14:00:00Z",
+            "run",
+            "--customer",
+            "C1",
+            "--step",
+            "pre_due_reminder",
+        ],
+    ));
+    assert!(
+        err.contains("refusing to load the active documents")
+            && err.contains("policy 'b2b' version 1"),
+        "{err}"
+    );
+    let err = failed(&argent(&db, &["audit", "verify"]));
+    assert!(err.contains("document: policy 'b2b' version 1"), "{err}");
+}
+
+/// Issue #11 item 19: approvals are decided as a real, signed-in user with the role the
+/// database gives them; `--as/--role` are refused; `audit verify` cross-checks the
+/// approval rows against their decision events.
+#[test]
+fn cli_decisions_are_made_as_a_signed_in_user() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let now = "2026-11-20T18:00:00Z";
+    // Two pending plans for Ann, queued by the agent over the database's documents.
+    let ids: Vec<String> = with_store(&db, async |s| {
+        s.import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")
+            .await
+            .unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let files =
+            argent_agent::DocumentSet::from_dirs(&repo.join("prompts"), &repo.join("policies"))
+                .unwrap();
+        s.seed_documents(&files.entries(), "seed").await.unwrap();
+        let model = argent_llm::ScriptedModel::new();
+        for i in 0..2 {
+            model.push_tool_calls(vec![argent_llm::ToolCall::new(
+                format!("c{i}"),
+                "propose_plan",
+                argent_agent::testing::ann_plan_20_percent().to_string(),
+            )]);
+            model.push_text("Done.");
+        }
+        let agent = argent_agent::Agent::from_documents(
+            s.clone(),
+            Arc::new(model),
+            &files,
+            argent_agent::AgentConfig {
+                clock: argent_agent::Clock::Fixed(now.parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for _ in 0..2 {
+            agent
+                .start(
+                    "C-ANN",
+                    argent_agent::Trigger::Step {
+                        step: "overdue_notice".into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        s.approvals(Some(argent_store::ApprovalStatus::Pending), 10, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect()
+    });
+    assert_eq!(ids.len(), 2);
+    let token_file = dir.path().join("home").join("argent-token");
+    let tf = token_file.to_str().unwrap();
+    let home = dir.path().join("home");
+    let env = [("ARGENT_TOKEN_FILE", tf), ("HOME", home.to_str().unwrap())];
+    let approve = |id: &str, extra: &[&str], envs: &[(&str, &str)], stdin: Option<&str>| {
+        let mut args = vec!["--now", now, "approvals", "approve", id, "--note", "ok"];
+        args.extend_from_slice(extra);
+        argent_env(&db, &args, envs, stdin)
+    };
+
+    // A self-declared identity is refused, signed in or not.
+    let err = failed(&approve(
+        &ids[0],
+        &["--as", "mallory", "--role", "admin"],
+        &env,
+        None,
+    ));
+    assert!(
+        err.contains("--as and --role are no longer accepted"),
+        "{err}"
+    );
+    let err = failed(&approve(&ids[0], &[], &env, None));
+    assert!(err.contains("not signed in"), "{err}");
+
+    for (name, role) in [("alice", "collector"), ("eve", "evaluator")] {
+        ok(argent_env(
+            &db,
+            &["users", "add", name, "--role", role, "--password-stdin"],
+            &[],
+            Some(&format!("{name}'s long password\n")),
+        ));
+    }
+    // No user mallory, and a wrong password, are the same refusal.
+    for (name, pw) in [
+        ("mallory", "whatever it is\n"),
+        ("alice", "not her password\n"),
+    ] {
+        let err = failed(&argent_env(
+            &db,
+            &["login", name, "--password-stdin"],
+            &env,
+            Some(pw),
+        ));
+        assert!(err.contains("wrong user name or password"), "{err}");
+    }
+    assert!(!token_file.exists());
+    // An evaluator does not decide queue items.
+    let err = failed(&approve(
+        &ids[0],
+        &["--user", "eve", "--password-stdin"],
+        &env,
+        Some("eve's long password\n"),
+    ));
+    assert!(err.contains("user eve is evaluator"), "{err}");
+
+    let out = ok(argent_env(
+        &db,
+        &["login", "alice", "--password-stdin"],
+        &env,
+        Some("alice's long password\n"),
+    ));
+    assert!(out.contains("signed in as alice (collector)"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = ok(approve(&ids[0], &[], &env, None));
+    assert!(out.contains(&format!("approved {}", ids[0])), "{out}");
+
+    // The token also works from ARGENT_TOKEN, with no token file.
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let elsewhere = dir.path().join("none");
+    let by_env = [
+        ("ARGENT_TOKEN", token.as_str()),
+        ("ARGENT_TOKEN_FILE", elsewhere.to_str().unwrap()),
+    ];
+    ok(argent_env(
+        &db,
+        &["--now", now, "approvals", "reject", &ids[1], "--note", "no"],
+        &by_env,
+        None,
+    ));
+
+    let (actors, decided): (Vec<String>, Vec<(String, String)>) = with_store(&db, async |s| {
+        let actors = s
+            .audit_events(&argent_store::AuditFilter {
+                kind: Some("approval_decided".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.actor)
+            .collect();
+        let mut decided = Vec::new();
+        for id in &ids {
+            let a = s.approval(id).await.unwrap();
+            decided.push((a.decided_by.unwrap(), a.decided_role.unwrap()));
+        }
+        (actors, decided)
+    });
+    assert_eq!(actors, ["collector:alice", "collector:alice"]);
+    assert_eq!(
+        decided,
+        [
+            ("alice".to_string(), "collector".to_string()),
+            ("alice".to_string(), "collector".to_string())
+        ]
+    );
+    assert!(ok(argent(&db, &["audit", "verify"])).contains("audit trail intact"));
+
+    // Signed out, the token is revoked wherever it is used.
+    ok(argent_env(&db, &["logout"], &env, None));
+    assert!(!token_file.exists());
+    let err = failed(&argent_env(
+        &db,
+        &["--now", now, "approvals", "reject", &ids[0], "--note", "x"],
+        &by_env,
+        None,
+    ));
+    assert!(err.contains("unknown or has expired"), "{err}");
+
+    // The decider of an approval changed in the database: verify names both.
+    with_store(&db, async |s| {
+        argent_store::testkit::raw_execute(
+            s,
+            &format!(
+                "UPDATE approvals SET decided_by = 'mallory', decided_role = 'admin' WHERE id = '{}'",
+                ids[0]
+            ),
+        )
+        .await
+        .unwrap();
+    });
+    let err = failed(&argent(&db, &["audit", "verify"]));
+    assert!(
+        err.contains(&format!("approval decision: approval {}", ids[0]))
+            && err.contains("approved by admin:mallory")
+            && err.contains("says approved by collector:alice"),
+        "{err}"
+    );
+}
+
+/// Issue #11 item 8(b): a queued email whose body or recipient was changed in the database
+/// is not delivered; the refusal names both hashes and is audited.
+#[test]
+fn a_queued_email_changed_in_the_database_is_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = acme_with_a_queued_email(dir.path());
+    with_store(&db, async |s| {
+        argent_store::testkit::raw_execute(
+            s,
+            "UPDATE outbox SET to_addr = 'mallory@evil.example', body = body || ' Wire it to us.'",
+        )
+        .await
+        .unwrap();
+    });
+    let mail = dir.path().join("mail");
+    let err = failed(&argent(
+        &db,
+        &["outbox", "deliver", "--dir", mail.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("1 email(s) not sent") && err.contains("recorded"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&mail).map_or(0, |d| d.count()),
+        0,
+        "nothing delivered"
+    );
+    let refused = with_store(&db, async |s| {
+        s.audit_events(&argent_store::AuditFilter {
+            kind: Some("email_refused".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+    });
+    assert_eq!(refused, 1);
+    let err = failed(&argent(&db, &["audit", "verify"]));
+    assert!(err.contains("outbox content"), "{err}");
 }

@@ -184,3 +184,108 @@ fn users_are_added_from_stdin_and_sign_in_to_the_served_api() {
     );
     assert!(run["error"].as_str().unwrap().contains("server stopped"));
 }
+
+/// Issue #11 item 8: `argent serve --checkpoint-key K --checkpoint-file F` signs the chain's
+/// head at start and again whenever it moved, and the file verifies.
+#[test]
+fn serve_signs_checkpoints_while_the_chain_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let key = dir.path().join("audit.key");
+    let out = argent(&db)
+        .args(["audit", "keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let cps = dir.path().join("checkpoints.jsonl");
+    let mut child = argent(&db)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--checkpoint-key",
+            key.to_str().unwrap(),
+            "--checkpoint-file",
+            cps.to_str().unwrap(),
+            "--checkpoint-every",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.contains("serving on"), "{line}");
+    // Seeding the documents moved the chain: the first checkpoint is written at start.
+    let lines = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&cps).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint {n} within a minute: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let first = lines(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seq = rt.block_on(async {
+        let store = argent_store::Store::open(&db.to_string_lossy())
+            .await
+            .unwrap();
+        let e = store
+            .audit_append(argent_store::NewAuditEvent {
+                run_id: None,
+                customer_id: None,
+                actor: "test".into(),
+                kind: "note".into(),
+                payload: serde_json::json!({"moved": true}),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        e.seq
+    });
+    let second = lines(2);
+    assert!(second.starts_with(&first), "appended, not rewritten");
+    assert!(
+        second
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains(&format!("\"seq\":{seq}")),
+        "{second}"
+    );
+    let out = argent(&db)
+        .args([
+            "audit",
+            "verify",
+            "--checkpoints",
+            cps.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing moved: no third line.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(std::fs::read_to_string(&cps).unwrap().lines().count(), 2);
+}

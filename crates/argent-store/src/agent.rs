@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::tx::{dispatch_tx, tx_write};
@@ -119,6 +120,26 @@ pub struct OutboxEmail {
     /// `pending` or `sent`.
     pub status: String,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxEmail {
+    /// The hex SHA-256 of what the email says and to whom: the canonical JSON (sorted keys,
+    /// no whitespace) of its id, call id, customer id, recipient, subject and body. The
+    /// `executed` event of the call that queued it records this hash, and delivery refuses
+    /// an email whose stored content no longer has it (see `integrity`).
+    pub fn content_sha256(&self) -> String {
+        let doc = serde_json::json!({
+            "id": self.id,
+            "call_id": self.call_id,
+            "customer_id": self.customer_id,
+            "to_addr": self.to_addr,
+            "subject": self.subject,
+            "body": self.body,
+        });
+        hex::encode(Sha256::digest(
+            crate::audit::canonical_json(&doc).as_bytes(),
+        ))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -551,6 +572,26 @@ impl StoreTx {
     }
 }
 
+const MARK_SENT_SQL: &str =
+    "UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'";
+
+impl StoreTx {
+    /// Marks a pending email sent, in this transaction, so that the status change commits
+    /// with the audit event that records the delivery (append it in the same transaction).
+    /// [`StoreError::Conflict`] if the email is unknown or no longer pending (another
+    /// deliverer won); on the SQLite writer the update is queued, so the conflict is
+    /// reported by a later call of the transaction, `commit` at the latest.
+    pub async fn mark_email_sent(&mut self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        tx_write!(
+            self,
+            MARK_SENT_SQL,
+            [micros(at), id],
+            or: StoreError::Conflict(format!("outbox email {id} is not pending"))
+        );
+        Ok(())
+    }
+}
+
 impl Store {
     /// Emails waiting for delivery, oldest first.
     pub async fn pending_emails(&self, limit: i64) -> Result<Vec<OutboxEmail>> {
@@ -564,22 +605,6 @@ impl Store {
             }
             out
         }))
-    }
-
-    /// Marks a pending email sent; `false` if it is unknown or was already sent.
-    pub async fn mark_email_sent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
-        let _writer = self.write_lock().await?;
-        let sql =
-            "UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'";
-        let n = dispatch!(self, |pool| {
-            sqlx::query(sql)
-                .bind(micros(at))
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
     }
 
     /// Every email, or one customer's, oldest first.

@@ -198,6 +198,40 @@ struct Stored {
     hash: String,
 }
 
+/// The canonical text of an event: what its hash covers after the previous hash.
+fn canonical_text(e: &AuditEvent) -> String {
+    canonical_json(&serde_json::json!({
+        "seq": e.seq,
+        "at": format_at(e.at),
+        "run_id": e.run_id,
+        "customer_id": e.customer_id,
+        "actor": e.actor,
+        "kind": e.kind,
+        "payload": e.payload,
+    }))
+}
+
+impl AuditEvent {
+    /// The canonical text the event's hash covers (see the module docs): anyone holding an
+    /// export can recompute the chain with it and [`audit_chain_hash`].
+    pub fn canonical_text(&self) -> String {
+        canonical_text(self)
+    }
+
+    /// Whether the event's hash is the SHA-256 of its `prev_hash` and its content, i.e.
+    /// the event read is the event that was hashed. (Whether it is still linked into the
+    /// chain is [`Store::audit_verify`]'s question.)
+    pub fn hash_is_consistent(&self) -> bool {
+        chain_hash(&self.prev_hash, &canonical_text(self)) == self.hash
+    }
+}
+
+/// The hash of an event: hex SHA-256 of the previous event's hash followed by the event's
+/// canonical text.
+pub fn audit_chain_hash(prev_hash: &str, canonical: &str) -> String {
+    chain_hash(prev_hash, canonical)
+}
+
 impl Stored {
     fn into_event(self) -> Result<AuditEvent> {
         let (c, at) = parse_canonical(&self.canonical).map_err(|why| StoreError::Corrupt {
@@ -246,10 +280,11 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new() -> Verifier {
+    /// Expects event `seq + 1` next, chained on `hash`.
+    fn after(seq: i64, hash: String) -> Verifier {
         Verifier {
-            expected_seq: 1,
-            prev_hash: GENESIS_HASH.to_string(),
+            expected_seq: seq + 1,
+            prev_hash: hash,
         }
     }
 
@@ -546,17 +581,8 @@ pub(crate) fn chain_after(events: &mut [QueuedEvent], (seq, hash): (i64, String)
     let mut prev_hash = hash;
     for (seq, q) in (seq + 1..).zip(events.iter_mut()) {
         let e = &mut q.event;
-        let doc = serde_json::json!({
-            "seq": seq,
-            "at": format_at(e.at),
-            "run_id": e.run_id,
-            "customer_id": e.customer_id,
-            "actor": e.actor,
-            "kind": e.kind,
-            "payload": e.payload,
-        });
-        q.canonical = canonical_json(&doc);
         e.seq = seq;
+        q.canonical = canonical_text(e);
         e.hash = chain_hash(&prev_hash, &q.canonical);
         e.prev_hash = std::mem::replace(&mut prev_hash, e.hash.clone());
     }
@@ -611,9 +637,75 @@ impl Store {
         rows.into_iter().map(Stored::into_event).collect()
     }
 
+    /// One run's events of one kind, in seq order (by the run index).
+    pub async fn run_audit_events(&self, run_id: &str, kind: &str) -> Result<Vec<AuditEvent>> {
+        let sql = format!(
+            "SELECT {STORED_COLS} FROM audit_events WHERE run_id = $1 AND kind = $2 ORDER BY seq"
+        );
+        let rows: Vec<Stored> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql)
+                .bind(run_id)
+                .bind(kind)
+                .fetch_all(pool)
+                .await?
+            {
+                out.push(stored_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(Stored::into_event).collect()
+    }
+
+    /// Every event of the given kinds (`customer_less`: only those without a customer, which
+    /// the customer index finds), in seq order. An event whose canonical text is unreadable
+    /// is skipped: the chain's verification reports it.
+    pub(crate) async fn audit_events_of_kinds(
+        &self,
+        kinds: &[&str],
+        customer_less: bool,
+    ) -> Result<Vec<AuditEvent>> {
+        let placeholders: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {STORED_COLS} FROM audit_events WHERE {}kind IN ({}) ORDER BY seq",
+            if customer_less {
+                "customer_id IS NULL AND "
+            } else {
+                ""
+            },
+            placeholders.join(", ")
+        );
+        let rows: Vec<Stored> = dispatch!(self, |pool| {
+            let mut q = sqlx::query(&sql);
+            for k in kinds {
+                q = q.bind(*k);
+            }
+            let mut out = Vec::new();
+            for r in q.fetch_all(pool).await? {
+                out.push(stored_row!(r));
+            }
+            out
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_event().ok())
+            .collect())
+    }
+
     /// Recomputes the whole chain from the stored canonical texts, in one consistent
     /// snapshot (concurrent appends are not blocked and not seen).
     pub async fn audit_verify(&self) -> Result<AuditVerification> {
+        self.audit_verify_from(None).await
+    }
+
+    /// Like [`Store::audit_verify`], from an anchor `(seq, hash)` (e.g. a signed
+    /// checkpoint's) instead of the first event: the event at `seq` must still be stored
+    /// with exactly that hash, and every event after it must chain on to the head. `None`
+    /// (or seq 0 with the genesis hash) verifies the whole chain.
+    pub async fn audit_verify_from(
+        &self,
+        anchor: Option<(i64, String)>,
+    ) -> Result<AuditVerification> {
         let begin = match self.backend() {
             Backend::Sqlite => "BEGIN",
             Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -621,8 +713,9 @@ impl Store {
         let batch = format!(
             "SELECT {STORED_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"
         );
+        let (from, anchor_hash) = anchor.unwrap_or((0, GENESIS_HASH.to_string()));
         Ok(dispatch!(self, |pool| {
-            let mut v = Verifier::new();
+            let mut v = Verifier::after(from, anchor_hash.clone());
             let mut tx = pool.begin_with(begin).await?;
             // Read the head inside the snapshot first, so it and the rows agree.
             let head: Option<(i64, String)> =
@@ -633,9 +726,45 @@ impl Store {
                     Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
                     None => None,
                 };
-            let mut after = i64::MIN;
             let mut broken = None;
-            'chain: loop {
+            if from > 0 {
+                let stored: Option<String> =
+                    match sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+                        .bind(from)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    {
+                        Some(r) => Some(r.try_get("hash")?),
+                        None => None,
+                    };
+                broken = match stored {
+                    None => Some(AuditVerification::Broken {
+                        seq: from,
+                        reason: format!(
+                            "event {from}, which the anchor (the last checkpoint) names, is gone: \
+                             the chain was truncated or wiped"
+                        ),
+                    }),
+                    Some(h) if h != anchor_hash => Some(AuditVerification::Broken {
+                        seq: from,
+                        reason: format!(
+                            "event {from} is not the event the anchor (the last checkpoint) names: \
+                             its hash is {h}, the anchor's {anchor_hash} (history was rewritten)"
+                        ),
+                    }),
+                    Some(_) => None,
+                };
+            } else if anchor_hash != GENESIS_HASH {
+                broken = Some(AuditVerification::Broken {
+                    seq: 0,
+                    reason: format!(
+                        "an anchor at event 0 must be the genesis hash, not {anchor_hash}"
+                    ),
+                });
+            }
+            // From the start, rows with a sequence number below 1 (renumbered) are read too.
+            let mut after = if from > 0 { from } else { i64::MIN };
+            'chain: while broken.is_none() {
                 let rows = sqlx::query(&batch).bind(after).fetch_all(&mut *tx).await?;
                 if rows.is_empty() {
                     break;

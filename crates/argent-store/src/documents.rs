@@ -109,6 +109,100 @@ macro_rules! version_row {
     }};
 }
 
+const SEED: &str = "document.seed";
+const DRAFT: &str = "document.draft";
+const ACTIVATE: &str = "document.activate";
+
+/// One document event as the trail recorded it.
+#[derive(Clone, Debug)]
+struct Audited {
+    seq: i64,
+    kind: String,
+    version: i64,
+    sha256: String,
+    /// The event's hash recomputes from its content.
+    intact: bool,
+}
+
+/// What the trail says about documents: how each version was created, and which version
+/// of each document was last activated (seeding activates version 1).
+#[derive(Default)]
+struct DocTrail {
+    created: std::collections::HashMap<(DocKind, String, i64), Audited>,
+    activated: std::collections::HashMap<(DocKind, String), Audited>,
+}
+
+impl DocTrail {
+    /// What is wrong with one stored version, as the trail sees it.
+    fn version_problems(&self, v: &DocumentVersion) -> Vec<String> {
+        let mut out = Vec::new();
+        let actual = body_sha256(&v.body);
+        if actual != v.sha256 {
+            out.push(format!(
+                "its text hashes to {actual} but its sha256 column says {}",
+                v.sha256
+            ));
+        }
+        match self.created.get(&(v.kind, v.name.clone(), v.version)) {
+            None => out.push(format!(
+                "no {SEED} or {DRAFT} audit event records this version (a row written around the store)"
+            )),
+            Some(a) if !a.intact => out.push(format!(
+                "its {} event {} was altered (its content no longer hashes to its stored hash)",
+                a.kind, a.seq
+            )),
+            Some(a) if a.sha256 != actual => out.push(format!(
+                "its text hashes to {actual} but its {} event {} recorded {}",
+                a.kind, a.seq, a.sha256
+            )),
+            Some(_) => {}
+        }
+        if v.status == DocStatus::Active {
+            match self.activated.get(&(v.kind, v.name.clone())) {
+                None => out.push(format!(
+                    "it is active, but no {SEED} or {ACTIVATE} audit event activated any version of it"
+                )),
+                Some(a) if a.version != v.version => out.push(format!(
+                    "it is active, but the audit trail's last activation of {} '{}' is version {} \
+                     ({} event {})",
+                    v.kind, v.name, a.version, a.kind, a.seq
+                )),
+                Some(a) if !a.intact => out.push(format!(
+                    "its {} event {} was altered (its content no longer hashes to its stored hash)",
+                    a.kind, a.seq
+                )),
+                Some(a) if a.sha256 != actual => out.push(format!(
+                    "its text hashes to {actual} but its {} event {} recorded {}",
+                    a.kind, a.seq, a.sha256
+                )),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Documents the trail says are active that have no active row.
+    fn missing_active(&self, active: &[DocumentVersion]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .activated
+            .iter()
+            .filter(|((kind, name), _)| !active.iter().any(|v| v.kind == *kind && &v.name == name))
+            .map(|((kind, name), a)| {
+                (
+                    label(*kind, name, a.version),
+                    format!(
+                        "the audit trail says it is active ({} event {}), but the database has no \
+                         active version of {kind} '{name}'",
+                        a.kind, a.seq
+                    ),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 fn label(kind: DocKind, name: &str, version: i64) -> String {
     format!("{kind} '{name}' version {version}")
 }
@@ -269,7 +363,14 @@ impl Store {
         found.ok_or_else(|| StoreError::NotFound(label(kind, name, version)))
     }
 
-    /// The active version of every document, sorted by kind then name.
+    /// The active version of every document, sorted by kind then name — exactly as the
+    /// audit trail recorded them, or [`StoreError::Tampered`]: each version's text must hash
+    /// to what its `document.seed` / `document.draft` event recorded, and the active version
+    /// of each document must be the one the trail's last `document.seed` /
+    /// `document.activate` of it names (and every document the trail says is active must
+    /// have an active row). A refusal names every such version with both hashes, and is
+    /// audited (`integrity.refused`) where the database still takes writes. This is what
+    /// the agent is built from, so a text changed in the database never takes effect.
     pub async fn active_documents(&self) -> Result<Vec<DocumentVersion>> {
         let sql = format!("SELECT {COLS} FROM documents WHERE status = 'active'");
         let mut out: Vec<DocumentVersion> = dispatch!(self, |pool| {
@@ -280,7 +381,105 @@ impl Store {
             out
         });
         out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
+        let trail = self.document_trail().await?;
+        let mut problems: Vec<(String, String)> = Vec::new();
+        for v in &out {
+            for p in trail.version_problems(v) {
+                problems.push((label(v.kind, &v.name, v.version), p));
+            }
+        }
+        problems.extend(trail.missing_active(&out));
+        if !problems.is_empty() {
+            let text = problems
+                .iter()
+                .map(|(item, why)| format!("{item}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let refused = NewAuditEvent {
+                run_id: None,
+                customer_id: None,
+                actor: "store".into(),
+                kind: crate::integrity::INTEGRITY_REFUSED.into(),
+                payload: json!({
+                    "what": "active documents",
+                    "problems": problems
+                        .iter()
+                        .map(|(item, why)| json!({"item": item, "problem": why}))
+                        .collect::<Vec<_>>(),
+                }),
+            };
+            if let Err(e) = self.audit_append(refused).await {
+                tracing::warn!(error = %e, "auditing the refusal to load documents");
+            }
+            return Err(StoreError::Tampered(format!(
+                "refusing to load the active documents: {text}"
+            )));
+        }
         Ok(out)
+    }
+
+    /// The document events of the trail, indexed for [`DocTrail::version_problems`].
+    async fn document_trail(&self) -> Result<DocTrail> {
+        let events = self
+            .audit_events_of_kinds(&[SEED, DRAFT, ACTIVATE], true)
+            .await?;
+        let mut trail = DocTrail::default();
+        for e in events {
+            let (Some(kind), Some(name), Some(version), Some(sha)) = (
+                e.payload
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .and_then(|k| k.parse::<DocKind>().ok()),
+                e.payload.get("name").and_then(|n| n.as_str()),
+                e.payload.get("version").and_then(|v| v.as_i64()),
+                e.payload.get("sha256").and_then(|h| h.as_str()),
+            ) else {
+                continue;
+            };
+            let intact = e.hash_is_consistent();
+            let at = Audited {
+                seq: e.seq,
+                kind: e.kind.clone(),
+                version,
+                sha256: sha.to_string(),
+                intact,
+            };
+            if e.kind == SEED || e.kind == DRAFT {
+                trail
+                    .created
+                    .insert((kind, name.to_string(), version), at.clone());
+            }
+            if e.kind == SEED || e.kind == ACTIVATE {
+                trail.activated.insert((kind, name.to_string()), at);
+            }
+        }
+        Ok(trail)
+    }
+
+    /// Every document version that disagrees with the audit trail, as (item, problem):
+    /// for `argent audit verify`.
+    pub async fn document_problems(&self) -> Result<Vec<(String, String)>> {
+        let sql = format!("SELECT {COLS} FROM documents ORDER BY kind, name, version");
+        let all: Vec<DocumentVersion> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql).fetch_all(pool).await? {
+                out.push(version_row!(r));
+            }
+            out
+        });
+        let trail = self.document_trail().await?;
+        let mut problems = Vec::new();
+        for v in &all {
+            for p in trail.version_problems(v) {
+                problems.push((label(v.kind, &v.name, v.version), p));
+            }
+        }
+        let active: Vec<DocumentVersion> = all
+            .into_iter()
+            .filter(|v| v.status == DocStatus::Active)
+            .collect();
+        problems.extend(trail.missing_active(&active));
+        Ok(problems)
     }
 
     /// Writes `body` as the next version of a document (version 1 for a new one), as a
@@ -315,7 +514,7 @@ impl Store {
             run_id: None,
             customer_id: None,
             actor: author.to_string(),
-            kind: "document.draft".into(),
+            kind: DRAFT.into(),
             payload: json!({
                 "kind": kind.as_str(),
                 "name": name,
@@ -383,7 +582,7 @@ impl Store {
             run_id: None,
             customer_id: None,
             actor: actor.to_string(),
-            kind: "document.activate".into(),
+            kind: ACTIVATE.into(),
             payload: json!({
                 "kind": kind.as_str(),
                 "name": name,
@@ -437,7 +636,7 @@ impl Store {
                 run_id: None,
                 customer_id: None,
                 actor: author.to_string(),
-                kind: "document.seed".into(),
+                kind: SEED.into(),
                 payload: json!({
                     "kind": kind.as_str(),
                     "name": name,

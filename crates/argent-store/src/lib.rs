@@ -19,10 +19,13 @@ use thiserror::Error;
 
 mod account;
 mod agent;
+pub mod anchor;
 mod audit;
 mod auth;
+pub mod checkpoint;
 mod documents;
 mod eval_runs;
+pub mod integrity;
 mod ledger;
 mod records;
 pub mod testkit;
@@ -34,10 +37,11 @@ pub use agent::{
     ToolCallStatus,
 };
 pub use audit::{
-    AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_to_csv,
-    audit_to_jsonl,
+    AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_chain_hash,
+    audit_to_csv, audit_to_jsonl,
 };
 pub use auth::{NewUser, TokenKind, UserRecord};
+pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use ledger::{ImportStats, LedgerSnapshot};
@@ -68,6 +72,10 @@ pub enum StoreError {
     /// already active).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A row that would take effect (a document to load, an email to send) is not what the
+    /// audit trail recorded: it was changed in the database around argent. Refused.
+    #[error("tampered: {0}")]
+    Tampered(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1441,12 +1441,62 @@ async fn outbox_is_idempotent_per_call_and_sends_once() {
         assert_eq!(store.pending_emails(1).await.unwrap().len(), 1);
 
         let sent_at = at("2026-03-01T12:00:00Z");
-        assert!(store.mark_email_sent("E1", sent_at).await.unwrap());
+        // Marking an email sent is part of a transaction, with the event that records it:
+        // rolled back, neither is there; committed, both are.
+        let delivered = || {
+            ev(
+                "C1",
+                "R1",
+                "outbox",
+                "email_delivered",
+                json!({"outbox_id": "E1"}),
+            )
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.mark_email_sent("E1", sent_at).await.unwrap();
+        tx.audit_append(delivered()).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(store.pending_emails(10).await.unwrap().len(), 2, "{label}");
         assert!(
-            !store.mark_email_sent("E1", sent_at).await.unwrap(),
-            "{label}: only from pending"
+            store
+                .audit_events(&AuditFilter::default())
+                .await
+                .unwrap()
+                .is_empty()
         );
-        assert!(!store.mark_email_sent("E404", sent_at).await.unwrap());
+        let mut tx = store.begin().await.unwrap();
+        tx.mark_email_sent("E1", sent_at).await.unwrap();
+        tx.audit_append(delivered()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store
+                .audit_events(&AuditFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Only from pending, and only a known email: a conflict, and nothing is committed.
+        for id in ["E1", "E404"] {
+            let attempt = async {
+                let mut tx = store.begin().await?;
+                tx.mark_email_sent(id, sent_at).await?;
+                tx.audit_append(delivered()).await?;
+                tx.commit().await
+            };
+            assert!(
+                matches!(attempt.await, Err(StoreError::Conflict(_))),
+                "{label}: {id}"
+            );
+        }
+        assert_eq!(
+            store
+                .audit_events(&AuditFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         let mine = store.emails(Some("C1")).await.unwrap();
         assert_eq!(mine.len(), 1, "{label}");
         assert_eq!(mine[0].status, "sent");

@@ -274,8 +274,12 @@ impl Agent {
             // 1. Answer any tool calls of the last assistant turn that have no result yet.
             if let Some((turn, calls)) = unanswered(&state.messages) {
                 let mut invalid = 0;
-                for call in &calls {
-                    let o = self.handle_call(&run, turn, call).await?;
+                for (call, duplicate) in &calls {
+                    let o = if *duplicate {
+                        self.refuse_duplicate(&run, turn, call).await?
+                    } else {
+                        self.handle_call(&run, turn, call).await?
+                    };
                     if o.status == CallStatus::Invalid {
                         invalid += 1;
                     }
@@ -437,6 +441,38 @@ impl Agent {
                 .join(","),
         };
         (item, model_text)
+    }
+
+    /// A call whose id an earlier call of the same turn already has: nothing runs (the id is
+    /// the call's idempotency key, so running it would either repeat or shadow the first).
+    /// The model gets an error naming the id, and the trail a `validation_error`.
+    async fn refuse_duplicate(
+        &self,
+        run: &RunRecord,
+        turn: usize,
+        call: &ToolCall,
+    ) -> Result<CallOutcome, AgentError> {
+        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
+        let error = format!(
+            "duplicate tool call id '{}': an earlier call in this turn already has this id, so this call was not run",
+            call.id
+        );
+        self.store
+            .audit_append(self.audit(
+                run,
+                "validation_error",
+                json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "duplicate": true}),
+            ))
+            .await?;
+        Ok(CallOutcome {
+            call_id,
+            tool: call.name.clone(),
+            arguments: call.arguments.clone(),
+            status: CallStatus::Invalid,
+            rules: Vec::new(),
+            approval_id: None,
+            model_text: json!({"status": "duplicate_call_id", "error": error, "note": "Nothing was done for this call. Give every tool call its own id; call again with a new id if it is still needed."}).to_string(),
+        })
     }
 
     /// Judges and carries out one tool call, exactly once per call id.
@@ -606,24 +642,31 @@ pub(crate) fn approval_context(account: &Account, trigger: &Value) -> Value {
     })
 }
 
-/// The last assistant turn's index and its tool calls that have no result yet.
-fn unanswered(messages: &[ChatMessage]) -> Option<(usize, Vec<ToolCall>)> {
+/// The last assistant turn's index and its tool calls that have no result yet, each with
+/// whether an earlier call of the turn has the same id. Results are matched to calls by
+/// position among the calls sharing an id, so a duplicate id is answered once per call.
+fn unanswered(messages: &[ChatMessage]) -> Option<(usize, Vec<(ToolCall, bool)>)> {
     let idx = messages
         .iter()
         .rposition(|m| matches!(m, ChatMessage::Assistant { .. }))?;
-    let answered: Vec<&str> = messages[idx + 1..]
+    let mut answered: Vec<&str> = messages[idx + 1..]
         .iter()
         .filter_map(|m| match m {
             ChatMessage::Tool { tool_call_id, .. } => Some(tool_call_id.as_str()),
             _ => None,
         })
         .collect();
-    let pending: Vec<ToolCall> = messages[idx]
-        .tool_calls()
-        .iter()
-        .filter(|c| !answered.contains(&c.id.as_str()))
-        .cloned()
-        .collect();
+    let calls = messages[idx].tool_calls();
+    let mut pending: Vec<(ToolCall, bool)> = Vec::new();
+    for (i, c) in calls.iter().enumerate() {
+        let duplicate = calls[..i].iter().any(|earlier| earlier.id == c.id);
+        match answered.iter().position(|a| *a == c.id) {
+            Some(p) => {
+                answered.remove(p);
+            }
+            None => pending.push((c.clone(), duplicate)),
+        }
+    }
     (!pending.is_empty()).then_some((idx, pending))
 }
 
@@ -643,5 +686,42 @@ fn outcome(run: &RunRecord, status: RunStatus, state: &RunState) -> RunOutcome {
         tokens: run.tokens,
         calls: state.outcomes.clone(),
         final_text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str, reason: &str) -> ToolCall {
+        ToolCall::new(id, "escalate", reason)
+    }
+
+    #[test]
+    fn each_call_of_a_duplicated_id_is_answered_once_and_the_later_one_is_marked() {
+        let turn = ChatMessage::assistant_tool_calls(
+            None,
+            vec![call("a", "1"), call("b", "2"), call("a", "3")],
+        );
+        let mut messages = vec![ChatMessage::user("hi"), turn];
+        let (idx, pending) = unanswered(&messages).expect("three calls pending");
+        assert_eq!(idx, 1);
+        let marks: Vec<(&str, &str, bool)> = pending
+            .iter()
+            .map(|(c, d)| (c.id.as_str(), c.arguments.as_str(), *d))
+            .collect();
+        assert_eq!(
+            marks,
+            [("a", "1", false), ("b", "2", false), ("a", "3", true)]
+        );
+        // A run resumed after the first two results were checkpointed still owes the third.
+        messages.push(ChatMessage::tool_result("a", "done"));
+        messages.push(ChatMessage::tool_result("b", "done"));
+        let (_, pending) = unanswered(&messages).expect("the duplicate is still owed");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].0.arguments, "3");
+        assert!(pending[0].1);
+        messages.push(ChatMessage::tool_result("a", "refused"));
+        assert!(unanswered(&messages).is_none());
     }
 }

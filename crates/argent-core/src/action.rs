@@ -299,7 +299,7 @@ pub struct ProposePlanArgs {
     pub customer_id: String,
     /// Currency of every amount in the plan.
     pub currency: Currency,
-    /// The open balance the plan settles, before discount; must match the ledger.
+    /// The open balance the plan settles, before discount: exactly the ledger's open amount of the invoices in `invoice_numbers` (or, when that is empty, of every open, undisputed invoice in `currency`).
     pub balance: DecimalAmount,
     /// Discount off the balance ("0" for none).
     pub discount: DecimalAmount,
@@ -314,6 +314,10 @@ pub struct ProposePlanArgs {
     #[serde(default)]
     #[schemars(length(max = 2000))]
     pub note: Option<String>,
+    /// Invoices the plan settles; empty means every open, undisputed invoice in `currency`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 64)))]
+    pub invoice_numbers: Vec<String>,
 }
 
 /// How soon a person should look at an escalation.
@@ -427,12 +431,14 @@ impl Action {
             Action::SendEmail(a) => &a.invoice_numbers,
             Action::LogPromise(a) => &a.invoice_numbers,
             Action::OpenCase(a) => &a.invoice_numbers,
+            Action::ProposePlan(a) => &a.invoice_numbers,
             _ => &[],
         }
     }
 
-    /// The money amount approval limits are judged on: the promised amount, the plan's
-    /// balance, the disputed amount. `None` when the action carries no amount (or an
+    /// The money amount the action states: the promised amount, the plan's stated
+    /// balance, the disputed amount. The policy engine judges a plan's approval limits on
+    /// the ledger's balance, not on this figure. `None` when the action carries no amount (or an
     /// amount that does not convert, which [`Action::check`] rejects).
     pub fn principal_amount(&self) -> Option<Money> {
         match self {

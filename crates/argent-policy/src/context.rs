@@ -5,7 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use argent_core::ledger::invoice_states;
-use argent_core::{Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment};
+use argent_core::{
+    Case, CaseKind, CaseStatus, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
+};
 
 /// One invoice with what is still open on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +127,110 @@ impl Context {
             .iter()
             .filter(|i| i.currency == currency && !self.invoice_paused(&i.number))
             .fold(0_i64, |acc, i| acc.saturating_add(i.open_minor))
+    }
+
+    /// The ledger balance a payment plan settles, in `currency`, minor units: the open
+    /// amount of the invoices it names, or — when it names none — of every open invoice in
+    /// `currency` whose collection is not paused (the collectible balance). Names that are
+    /// not an open invoice of this customer in `currency` are the error, each once.
+    pub fn plan_basis(&self, currency: Currency, named: &[String]) -> Result<i64, Vec<String>> {
+        if named.is_empty() {
+            return Ok(self.collectible_balance(currency));
+        }
+        let mut seen: Vec<&str> = Vec::with_capacity(named.len());
+        let mut unknown: Vec<String> = Vec::new();
+        let mut total: i64 = 0;
+        for n in named {
+            if seen.contains(&n.as_str()) {
+                continue;
+            }
+            seen.push(n);
+            match self
+                .invoices
+                .iter()
+                .find(|i| i.number == *n && i.currency == currency)
+            {
+                Some(i) => total = total.saturating_add(i.open_minor),
+                None => unknown.push(n.clone()),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(total)
+        } else {
+            Err(unknown)
+        }
+    }
+
+    /// Open balance in `currency` on invoices whose collection is paused (disputed).
+    pub fn paused_balance(&self, currency: Currency) -> i64 {
+        self.invoices
+            .iter()
+            .filter(|i| i.currency == currency && self.invoice_paused(&i.number))
+            .fold(0_i64, |acc, i| acc.saturating_add(i.open_minor))
+    }
+
+    /// The open invoices whose collection is paused.
+    pub fn paused_invoices(&self) -> impl Iterator<Item = &OpenInvoice> {
+        self.invoices
+            .iter()
+            .filter(|i| self.invoice_paused(&i.number))
+    }
+
+    /// Whether anything on the account is disputed: a paused invoice, or an open dispute
+    /// case with a disputed amount.
+    pub fn has_disputed_debt(&self) -> bool {
+        self.paused_invoices().next().is_some()
+            || self.open_cases.iter().any(|c| {
+                c.status == CaseStatus::Open
+                    && c.kind == CaseKind::Dispute
+                    && c.disputed_amount.is_some()
+            })
+    }
+
+    /// Amounts in `currency` that can only name disputed debt, minor units: each paused
+    /// invoice's open and original amount, each open dispute case's disputed amount and —
+    /// when anything is paused — the total open balance that includes it; less any figure
+    /// that is also a collectible one (the collectible balance, an unpaused invoice's open or
+    /// original amount), which names undisputed debt as well.
+    pub fn disputed_figures(&self, currency: Currency) -> Vec<i64> {
+        let mut figures: Vec<i64> = Vec::new();
+        for i in self.paused_invoices().filter(|i| i.currency == currency) {
+            figures.push(i.open_minor);
+            figures.push(i.amount_minor);
+        }
+        for c in &self.open_cases {
+            if c.status == CaseStatus::Open
+                && c.kind == CaseKind::Dispute
+                && let Some(m) = c.disputed_amount
+                && m.currency == currency
+            {
+                figures.push(m.minor);
+            }
+        }
+        if self.paused_balance(currency) > 0 {
+            figures.push(self.open_balance(currency));
+        }
+        let collectible = self.collectible_balance(currency);
+        figures.retain(|f| {
+            *f > 0
+                && *f != collectible
+                && !self.invoices.iter().any(|i| {
+                    i.currency == currency
+                        && !self.invoice_paused(&i.number)
+                        && (i.open_minor == *f || i.amount_minor == *f)
+                })
+        });
+        figures.sort_unstable();
+        figures.dedup();
+        figures
+    }
+
+    /// Whether an amount of `money` includes disputed debt: it is more than the collectible
+    /// balance while something is paused, or it is one of the [`Context::disputed_figures`].
+    pub fn amount_includes_disputed(&self, money: Money) -> bool {
+        let c = money.currency;
+        (self.paused_balance(c) > 0 && money.minor > self.collectible_balance(c))
+            || self.disputed_figures(c).contains(&money.minor)
     }
 
     /// The customer's local date today.

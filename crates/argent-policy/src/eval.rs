@@ -1,18 +1,30 @@
 //! `evaluate`: judge one typed action in context. Pure, synchronous, no I/O.
 
+use std::borrow::Cow;
+
 use chrono::{Duration, Timelike};
 
 use argent_core::{
-    Action, Channel, Currency, Decision, FiredRule, Money, Outcome, SendEmailArgs, ToolName,
+    Action, Channel, Currency, Decision, FiredRule, Money, Outcome, PaymentPlan, ProposePlanArgs,
+    SendEmailArgs, ToolName,
 };
 
 use crate::context::Context;
-use crate::policy::{MessageKind, Policy, RuleMeta, StopCondition, Terms};
+use crate::policy::{MessageKind, Policy, RuleMeta, Stop, StopCondition, Terms};
+use crate::text;
+use crate::words::{Mention, money_mentions};
 
 /// Engine invariants that hold whatever the policy says.
 pub const RULE_CUSTOMER_MISMATCH: &str = "engine.customer-mismatch";
 pub const RULE_INVALID_ARGUMENTS: &str = "engine.invalid-arguments";
 pub const RULE_JURISDICTION_MISMATCH: &str = "engine.jurisdiction-mismatch";
+/// An email contains characters a reader cannot see (zero-width, soft hyphen, bidi
+/// controls, …): content rules could be evaded with them, so the draft is refused.
+pub const RULE_INVISIBLE_CHARACTERS: &str = "engine.invisible-characters";
+/// A plan's stated balance is not the ledger's balance of what it covers.
+pub const RULE_PLAN_BALANCE_MISMATCH: &str = "engine.plan-balance-mismatch";
+/// A plan names an invoice that is not an open invoice of the customer in its currency.
+pub const RULE_UNKNOWN_INVOICE: &str = "engine.unknown-invoice";
 const ENGINE_CITATION: &str = "argent engine invariant";
 
 fn fire(d: &mut Decision, meta: &RuleMeta, detail: Option<String>) {
@@ -52,11 +64,48 @@ fn channel_of(tool: ToolName) -> Option<Channel> {
     }
 }
 
+/// One field of an email as the content rules read it: normalised (see [`crate::text`])
+/// and with the amounts it mentions.
+struct Field<'a> {
+    name: &'static str,
+    text: Cow<'a, str>,
+    mentions: Vec<Mention>,
+}
+
+impl<'a> Field<'a> {
+    fn read(policy: &Policy, name: &'static str, raw: &'a str) -> Field<'a> {
+        let text = text::normalize(raw);
+        let mentions = money_mentions(&policy.money_mention, &text);
+        Field {
+            name,
+            text,
+            mentions,
+        }
+    }
+}
+
+/// A payment plan as the engine judges it: its terms against the ledger's balance of what
+/// it covers, never against the balance the model states.
+struct PlanTerms {
+    currency: Currency,
+    /// The ledger's open balance of the invoices the plan covers.
+    ledger: i64,
+    /// What the plan collects: down payment plus installments.
+    collected: i64,
+    /// What it forgives against the ledger: `ledger - collected`, at least 0.
+    forgiven: i64,
+    down_payment: i64,
+    installments: usize,
+    days: i64,
+}
+
 /// Judges `action` under `policy` given the account facts in `ctx`.
 ///
 /// Every rule that applies is checked and every one that fires is listed; the outcome is
 /// the most severe (deny > needs_approval > allow). Nothing the model wrote other than the
-/// typed arguments is consulted.
+/// typed arguments is consulted. An email's subject and body are read normalised (no
+/// invisible characters, NFKC, confusables folded to Latin); a plan is judged on the
+/// ledger's balance of the invoices it covers.
 pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     let mut d = Decision::allow();
     let tool = action.tool();
@@ -91,36 +140,181 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         );
     }
 
-    check_stops(policy, action, ctx, &mut d);
+    let email: Option<[Field<'_>; 2]> = match action {
+        Action::SendEmail(e) => {
+            check_invisible(e, &mut d);
+            Some([
+                Field::read(policy, "subject", &e.subject),
+                Field::read(policy, "body", &e.body),
+            ])
+        }
+        _ => None,
+    };
+    let plan: Option<(&ProposePlanArgs, PaymentPlan)> = match action {
+        Action::ProposePlan(p) => p.to_plan("proposed").ok().map(|plan| (p, plan)),
+        _ => None,
+    };
+
+    check_stops(policy, action, email.as_ref(), ctx, &mut d);
     if let Some(channel) = channel_of(tool) {
         check_quiet_hours(policy, tool, ctx, &mut d);
         check_frequency(policy, tool, channel, ctx, &mut d);
     }
-    if let Action::SendEmail(email) = action {
-        check_language(policy, email, ctx, &mut d);
+    if let Some(fields) = &email {
+        check_language(policy, fields, ctx, &mut d);
     }
-    match action {
-        Action::ProposePlan(p) => {
-            if let Ok(plan) = p.to_plan("proposed") {
-                check_negotiation(policy, &plan, ctx, &mut d);
-                check_overclaim(
-                    policy,
-                    plan.currency,
-                    plan.balance_minor,
-                    "plan balance",
-                    ctx,
-                    &mut d,
-                );
-            }
-        }
-        Action::LogPromise(p) => check_promise(policy, p.promised_date, ctx, &mut d),
-        _ => {}
+    // The amount approval limits are judged on: a plan's ledger balance, else what the
+    // action states (a promise's amount, a case's disputed amount).
+    let mut amount = action.principal_amount();
+    if let Some((args, plan)) = &plan
+        && let Some(terms) = check_plan(policy, args, plan, ctx, &mut d)
+    {
+        amount = Some(Money::new(terms.ledger, terms.currency));
+        check_negotiation(policy, &terms, ctx, &mut d);
     }
-    check_approval(policy, action, ctx, &mut d);
+    if let Action::LogPromise(p) = action {
+        check_promise(policy, p.promised_date, ctx, &mut d);
+    }
+    check_approval(policy, action, amount, ctx, &mut d);
     d
 }
 
-fn check_stops(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision) {
+/// Refuses an email whose subject or body holds characters a reader cannot see.
+fn check_invisible(email: &SendEmailArgs, d: &mut Decision) {
+    const SHOWN: usize = 5;
+    let mut found: Vec<String> = Vec::new();
+    let mut total = 0;
+    for (field, raw) in [("subject", &email.subject), ("body", &email.body)] {
+        for (i, c) in text::invisible_chars(raw) {
+            total += 1;
+            if found.len() < SHOWN {
+                found.push(format!(
+                    "U+{:04X} at {field} character {}",
+                    u32::from(c),
+                    i + 1
+                ));
+            }
+        }
+    }
+    if total > 0 {
+        engine_deny(
+            d,
+            RULE_INVISIBLE_CHARACTERS,
+            format!(
+                "the draft contains {total} invisible or formatting character(s) a reader cannot see ({}{}); write it again in plain text without them",
+                found.join(", "),
+                if total > SHOWN { ", …" } else { "" }
+            ),
+        );
+    }
+}
+
+/// Why `action` concerns disputed debt, if it does, whatever invoices it lists.
+fn disputed_detail(
+    stop: &Stop,
+    action: &Action,
+    email: Option<&[Field<'_>; 2]>,
+    ctx: &Context,
+) -> Option<String> {
+    let listed: Vec<&str> = action
+        .invoice_numbers()
+        .iter()
+        .filter(|n| ctx.invoice_paused(n))
+        .map(String::as_str)
+        .collect();
+    if !listed.is_empty() {
+        return Some(format!("paused: {}", listed.join(", ")));
+    }
+    if !ctx.has_disputed_debt() {
+        return None;
+    }
+    let disputed_list = || {
+        let mut names: Vec<String> = ctx.paused_invoices().map(|i| i.number.clone()).collect();
+        names.dedup();
+        if names.is_empty() {
+            "the amount under an open dispute case".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    match action {
+        Action::SendEmail(_) => email.and_then(|fields| disputed_in_text(stop, fields, ctx)),
+        Action::LogPromise(p) => {
+            let money = p.amount.to_money(p.currency).ok()?;
+            ctx.amount_includes_disputed(money).then(|| {
+                format!(
+                    "the promised {money} includes disputed debt (disputed: {})",
+                    disputed_list()
+                )
+            })
+        }
+        // A plan that names its invoices is judged by those (above).
+        Action::ProposePlan(p) if p.invoice_numbers.is_empty() => {
+            let stated = p.balance.to_money(p.currency).ok()?;
+            let discount = p.discount.to_money(p.currency).ok()?;
+            let collected = Money::new(stated.minor.saturating_sub(discount.minor), p.currency);
+            [stated, collected]
+                .into_iter()
+                .find(|m| ctx.amount_includes_disputed(*m))
+                .map(|m| {
+                    format!(
+                        "the plan's {m} includes disputed debt (disputed: {})",
+                        disputed_list()
+                    )
+                })
+        }
+        _ => None,
+    }
+}
+
+/// The first sentence of the email that names a disputed invoice's number or a disputed
+/// amount (or more than the collectible balance) and — when the rule says what that looks
+/// like — asks for payment.
+fn disputed_in_text(stop: &Stop, fields: &[Field<'_>; 2], ctx: &Context) -> Option<String> {
+    let paused: Vec<&str> = ctx.paused_invoices().map(|i| i.number.as_str()).collect();
+    for field in fields {
+        let text = field.text.as_ref();
+        for range in text::sentences(text) {
+            let sentence = &text[range.clone()];
+            let mut named: Vec<String> = paused
+                .iter()
+                .filter(|n| text::names_id(sentence, n))
+                .map(|n| n.to_string())
+                .collect();
+            named.extend(
+                field
+                    .mentions
+                    .iter()
+                    .filter(|m| range.contains(&m.start) && ctx.amount_includes_disputed(m.money))
+                    .map(|m| m.money.to_string()),
+            );
+            if named.is_empty()
+                || stop
+                    .demand
+                    .as_ref()
+                    .is_some_and(|re| !re.is_match(sentence))
+            {
+                continue;
+            }
+            named.dedup();
+            return Some(format!(
+                "the {} names disputed debt ({}) while asking for payment: \"{}\"",
+                field.name,
+                named.join(", "),
+                text::excerpt(sentence, 160)
+            ));
+        }
+    }
+    None
+}
+
+fn check_stops(
+    policy: &Policy,
+    action: &Action,
+    email: Option<&[Field<'_>; 2]>,
+    ctx: &Context,
+    d: &mut Decision,
+) {
     let tool = action.tool();
     let flags = ctx.customer.flags;
     for stop in policy.stops.iter().filter(|s| s.actions.contains(&tool)) {
@@ -129,15 +323,7 @@ fn check_stops(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision
             StopCondition::Bankrupt => flags.bankrupt.then_some(None),
             StopCondition::AttorneyRepresented => flags.attorney_represented.then_some(None),
             StopCondition::AccountDisputed => flags.disputed.then_some(None),
-            StopCondition::InvoiceDisputed => {
-                let paused: Vec<&str> = action
-                    .invoice_numbers()
-                    .iter()
-                    .filter(|n| ctx.invoice_paused(n))
-                    .map(String::as_str)
-                    .collect();
-                (!paused.is_empty()).then(|| Some(format!("paused: {}", paused.join(", "))))
-            }
+            StopCondition::InvoiceDisputed => disputed_detail(stop, action, email, ctx).map(Some),
             StopCondition::ChannelOptedOut => match action {
                 Action::SendEmail(e) => ctx
                     .customer
@@ -224,11 +410,12 @@ fn check_frequency(
     }
 }
 
-fn check_language(policy: &Policy, email: &SendEmailArgs, ctx: &Context, d: &mut Decision) {
-    // Prohibited and required patterns: one pass per field over all of them.
+fn check_language(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &mut Decision) {
+    // Prohibited and required patterns: one pass per (normalised) field over all of them.
     let n = policy.prohibited.len();
-    let subject = policy.text_set.matches(&email.subject);
-    let body = policy.text_set.matches(&email.body);
+    let [subject_field, body_field] = fields;
+    let subject = policy.text_set.matches(&subject_field.text);
+    let body = policy.text_set.matches(&body_field.text);
     for (i, meta) in policy.prohibited.iter().enumerate() {
         if subject.matched(i) || body.matched(i) {
             fire(d, meta, None);
@@ -247,10 +434,10 @@ fn check_language(policy: &Policy, email: &SendEmailArgs, ctx: &Context, d: &mut
             fire(d, &r.meta, None);
         }
     }
-    // Amounts mentioned against the ledger.
+    // Amounts mentioned (in figures or in words) against the ledger.
     if let Some(amounts) = &policy.amounts {
-        for text in [&email.subject, &email.body] {
-            if let Some(detail) = misstated_amount(policy, amounts, text, ctx) {
+        for field in fields {
+            if let Some(detail) = misstated_amount(policy, amounts, field, ctx) {
                 fire(d, &amounts.meta, Some(detail));
                 break;
             }
@@ -293,43 +480,21 @@ fn claimable_extras(policy: &Policy, currency: Currency, ctx: &Context) -> (i64,
     (total, fixed)
 }
 
-/// Returns why an amount in `text` misstates the debt, if one does. An amount is misstated
-/// when it exceeds what the ledger says is open (plus claimable statutory extras), when it
-/// is in a currency the account owes nothing in, or when it is presented as the balance
-/// (a balance word shortly before it) and matches no ledger figure.
+/// Returns why an amount in `field` misstates the debt, if one does. An amount (in figures
+/// or in words) is misstated when it exceeds what the ledger says is open (plus claimable
+/// statutory extras), when it is in a currency the account owes nothing in, or when it is
+/// presented as the balance (a balance word shortly before it) and matches no ledger
+/// figure.
 fn misstated_amount(
     policy: &Policy,
     amounts: &crate::policy::Amounts,
-    text: &str,
+    field: &Field<'_>,
     ctx: &Context,
 ) -> Option<String> {
-    for caps in policy.money_mention.captures_iter(text) {
-        let code = caps
-            .name("sym")
-            .map(|s| match s.as_str() {
-                "£" => "GBP",
-                "€" => "EUR",
-                _ => "USD",
-            })
-            .or_else(|| caps.name("code").map(|c| c.as_str()))
-            .or_else(|| caps.name("code2").map(|c| c.as_str()));
-        let num = caps.name("num").or_else(|| caps.name("num2"));
-        let frac = caps.name("frac").or_else(|| caps.name("frac2"));
-        let (Some(code), Some(num)) = (code, num) else {
-            continue;
-        };
-        let Ok(currency) = code.parse::<Currency>() else {
-            continue;
-        };
-        let digits: String = num.as_str().chars().filter(|c| *c != ',').collect();
-        let amount = match frac {
-            Some(f) => format!("{digits}.{}", f.as_str()),
-            None => digits,
-        };
-        let Ok(mentioned) = Money::parse(&amount, currency) else {
-            continue;
-        };
-        let Some(whole) = caps.get(0) else { continue };
+    let text = field.text.as_ref();
+    for m in &field.mentions {
+        let mentioned = m.money;
+        let currency = mentioned.currency;
         let open = ctx.open_balance(currency);
         if open <= 0 {
             return Some(format!(
@@ -344,7 +509,7 @@ fn misstated_amount(
             ));
         }
         // Presented as the balance? Look a little way back for a balance word.
-        let start = whole.start();
+        let start = m.start;
         let mut from = start.saturating_sub(amounts.context_chars);
         while !text.is_char_boundary(from) {
             from += 1;
@@ -372,72 +537,147 @@ fn misstated_amount(
     None
 }
 
-fn check_overclaim(
+/// Checks a plan against the ledger: the invoices it names exist, its stated balance is the
+/// ledger's balance of what it covers, it collects no more than that. Returns its terms
+/// against the ledger for the negotiation ranges, unless it names unknown invoices.
+fn check_plan(
     policy: &Policy,
-    currency: Currency,
-    claimed: i64,
-    what: &str,
+    args: &ProposePlanArgs,
+    plan: &PaymentPlan,
     ctx: &Context,
     d: &mut Decision,
-) {
-    let Some(amounts) = &policy.amounts else {
-        return;
+) -> Option<PlanTerms> {
+    let c = plan.currency;
+    let ledger = match ctx.plan_basis(c, &args.invoice_numbers) {
+        Ok(l) => l,
+        Err(unknown) => {
+            let open: Vec<&str> = ctx
+                .invoices
+                .iter()
+                .filter(|i| i.currency == c)
+                .map(|i| i.number.as_str())
+                .collect();
+            engine_deny(
+                d,
+                RULE_UNKNOWN_INVOICE,
+                format!(
+                    "/invoice_numbers: {} {} not an open {c} invoice of this customer (open {c} invoices: {})",
+                    unknown.join(", "),
+                    if unknown.len() == 1 { "is" } else { "are" },
+                    if open.is_empty() {
+                        "none".to_string()
+                    } else {
+                        open.join(", ")
+                    }
+                ),
+            );
+            return None;
+        }
     };
-    let collectible = ctx.collectible_balance(currency);
-    let (extras, _) = claimable_extras(policy, currency, ctx);
-    if claimed > collectible.saturating_add(extras) {
-        fire(
+    let covered = if args.invoice_numbers.is_empty() {
+        format!("every open, undisputed {c} invoice")
+    } else {
+        format!("invoices {}", args.invoice_numbers.join(", "))
+    };
+    if plan.balance_minor != ledger {
+        engine_deny(
             d,
-            &amounts.meta,
-            Some(format!(
-                "{what} {} exceeds the collectible balance of {}",
-                Money::new(claimed, currency),
-                Money::new(collectible, currency)
-            )),
+            RULE_PLAN_BALANCE_MISMATCH,
+            format!(
+                "/balance: the plan states {} but the ledger's open balance of {covered} is {}; state that balance and put any reduction in /discount",
+                Money::new(plan.balance_minor, c),
+                Money::new(ledger, c)
+            ),
         );
     }
+    let collected = plan
+        .installments
+        .iter()
+        .fold(plan.down_payment_minor, |acc, i| {
+            acc.saturating_add(i.amount_minor)
+        });
+    if let Some(amounts) = &policy.amounts {
+        let (extras, _) = claimable_extras(policy, c, ctx);
+        if collected > ledger.saturating_add(extras) {
+            fire(
+                d,
+                &amounts.meta,
+                Some(format!(
+                    "the plan collects {} but the ledger's open balance of {covered} is {}",
+                    Money::new(collected, c),
+                    Money::new(ledger, c)
+                )),
+            );
+        }
+    }
+    if ledger <= 0 {
+        return None;
+    }
+    Some(PlanTerms {
+        currency: c,
+        ledger,
+        collected,
+        forgiven: ledger.saturating_sub(collected).max(0),
+        down_payment: plan.down_payment_minor,
+        installments: plan.installments.len(),
+        days: plan.length_days(),
+    })
 }
 
 fn pct(bps: i64) -> String {
     format!("{}.{:02}%", bps / 100, bps % 100)
 }
 
-/// The terms of `plan` that breach `t`, described.
-fn breaches(plan: &argent_core::PaymentPlan, t: &Terms) -> Vec<String> {
+/// `num / den` in basis points, rounded up (so a breach never shows as equal to the limit).
+fn bps_up(num: i64, den: i64) -> i64 {
+    if den <= 0 {
+        return 0;
+    }
+    let v = (i128::from(num) * 10_000 + i128::from(den) - 1) / i128::from(den);
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The terms of `p` that breach `t`, described. Ratios are compared exactly (cross
+/// multiplied), never after rounding.
+fn breaches(p: &PlanTerms, t: &Terms) -> Vec<String> {
     let mut out = Vec::new();
-    let disc = plan.discount_bps();
-    if disc > t.max_discount_bps {
+    let c = p.currency;
+    if i128::from(p.forgiven) * 10_000 > i128::from(t.max_discount_bps) * i128::from(p.ledger) {
         out.push(format!(
-            "discount {} > {}",
-            pct(disc),
-            pct(t.max_discount_bps)
+            "discount {} > {} (forgives {} of the ledger balance {})",
+            pct(bps_up(p.forgiven, p.ledger)),
+            pct(t.max_discount_bps),
+            Money::new(p.forgiven, c),
+            Money::new(p.ledger, c)
         ));
     }
-    let n = plan.installments.len();
-    if n > t.max_installments as usize {
-        out.push(format!("{n} installments > {}", t.max_installments));
+    if p.installments > t.max_installments as usize {
+        out.push(format!(
+            "{} installments > {}",
+            p.installments, t.max_installments
+        ));
     }
-    let down = plan.down_payment_bps();
-    if down < t.min_down_payment_bps {
+    if i128::from(p.down_payment) * 10_000
+        < i128::from(t.min_down_payment_bps) * i128::from(p.collected)
+    {
+        let down = if p.collected > 0 {
+            p.down_payment.saturating_mul(10_000) / p.collected
+        } else {
+            0
+        };
         out.push(format!(
             "down payment {} < {}",
             pct(down),
             pct(t.min_down_payment_bps)
         ));
     }
-    let days = plan.length_days();
-    if days > i64::from(t.max_plan_days) {
-        out.push(format!("{days} days > {} days", t.max_plan_days));
+    if p.days > i64::from(t.max_plan_days) {
+        out.push(format!("{} days > {} days", p.days, t.max_plan_days));
     }
     out
 }
 
-fn check_negotiation(
-    policy: &Policy,
-    plan: &argent_core::PaymentPlan,
-    ctx: &Context,
-    d: &mut Decision,
-) {
+fn check_negotiation(policy: &Policy, plan: &PlanTerms, ctx: &Context, d: &mut Decision) {
     let tier = ctx.customer.tier;
     let Some(range) = policy.negotiation.iter().find(|r| {
         (r.segments.is_empty() || r.segments.contains(&ctx.segment))
@@ -495,7 +735,13 @@ fn check_promise(policy: &Policy, date: chrono::NaiveDate, ctx: &Context, d: &mu
     }
 }
 
-fn check_approval(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision) {
+fn check_approval(
+    policy: &Policy,
+    action: &Action,
+    amount: Option<Money>,
+    ctx: &Context,
+    d: &mut Decision,
+) {
     let tool = action.tool();
     for a in policy.approval.iter().filter(|a| a.actions.contains(&tool)) {
         if !a.tiers.is_empty() && !a.tiers.contains(&ctx.customer.tier) {
@@ -506,7 +752,7 @@ fn check_approval(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decis
         }
         let detail = match a.amount_over {
             None => None,
-            Some(limit) => match action.principal_amount() {
+            Some(limit) => match amount {
                 Some(m) if m.currency == limit.currency && m.minor > limit.minor => {
                     Some(format!("{m} is over the limit of {limit}"))
                 }

@@ -13,6 +13,8 @@ pub mod error;
 pub mod eval;
 pub mod policy;
 pub mod testing;
+pub mod text;
+pub mod words;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +23,10 @@ pub use argent_core::{Decision, FiredRule, Outcome, Role};
 pub use context::{Context, OpenInvoice, PriorContact};
 pub use diagnose::{Diagnostic, diagnose, locate_key};
 pub use error::{KeyProblem, PolicyError};
-pub use eval::evaluate;
+pub use eval::{
+    RULE_CUSTOMER_MISMATCH, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,
+    RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNKNOWN_INVOICE, evaluate,
+};
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
 pub use testing::{CaseResult, TestReport, run_policy_tests};
 

@@ -68,8 +68,11 @@ pub enum StopCondition {
     AttorneyRepresented,
     /// The customer disputes the debt as a whole.
     AccountDisputed,
-    /// The action names an invoice whose collection is paused (disputed, or under an open
-    /// dispute case).
+    /// The action concerns disputed debt, whatever invoices it lists: it names an invoice
+    /// whose collection is paused (disputed, or under an open dispute case); an email
+    /// names such an invoice's number or a disputed amount (or the total that includes
+    /// it) in a sentence that asks for payment (the rule's `demand` pattern); a promise or
+    /// plan is for an amount that includes disputed debt.
     InvoiceDisputed,
     /// The recipient opted out of the action's channel.
     ChannelOptedOut,
@@ -83,6 +86,10 @@ struct StopDoc {
     meta: RuleMeta,
     when: StopCondition,
     actions: Vec<ToolName>,
+    /// `invoice_disputed` only: what a sentence asking for payment looks like. Without
+    /// it, any email sentence naming disputed debt fires the rule.
+    #[serde(default)]
+    demand: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -261,6 +268,7 @@ pub(crate) struct Stop {
     pub meta: RuleMeta,
     pub when: StopCondition,
     pub actions: Vec<ToolName>,
+    pub demand: Option<Regex>,
 }
 
 #[derive(Clone, Debug)]
@@ -370,7 +378,7 @@ pub struct Policy {
 }
 
 /// Finds money mentions: `$1,234.56`, `£40`, `€ 40.00`, `USD 1234.56`, `1,234.56 GBP`.
-const MONEY_MENTION: &str = r"(?:(?P<sym>[$£€])\s?|\b(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\s?)(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]{1,3}))?|\b(?P<num2>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac2>[0-9]{1,3}))?\s?(?P<code2>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b";
+pub(crate) const MONEY_MENTION: &str = r"(?:(?P<sym>[$£€])\s?|\b(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\s?)(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]{1,3}))?|\b(?P<num2>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac2>[0-9]{1,3}))?\s?(?P<code2>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b";
 
 impl Policy {
     /// Parses and validates a policy document. `file` is only used to name the source in
@@ -598,10 +606,22 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         if s.actions.is_empty() {
             ck.problem(format!("stop[{i}].actions"), "must name at least one tool");
         }
+        let demand = match &s.demand {
+            Some(_) if s.when != StopCondition::InvoiceDisputed => {
+                ck.problem(
+                    format!("stop[{i}].demand"),
+                    "only an invoice_disputed stop has a demand pattern",
+                );
+                None
+            }
+            Some(p) => ck.regex(format!("stop[{i}].demand"), p),
+            None => None,
+        };
         stops.push(Stop {
             meta: s.meta,
             when: s.when,
             actions: s.actions,
+            demand,
         });
     }
 

@@ -180,3 +180,56 @@ impl Account {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argent_core::{Contact, Currency, CustomerFlags, Jurisdiction, Tier};
+
+    fn customer() -> Customer {
+        Customer {
+            id: "C1".into(),
+            name: "Acme".into(),
+            tier: Tier::Standard,
+            jurisdiction: Jurisdiction::B2b,
+            time_zone: chrono_tz::UTC,
+            contacts: vec![Contact {
+                name: "Acme".into(),
+                email: Some("ap@acme.example".into()),
+                phone: None,
+                opted_out: vec![],
+            }],
+            flags: CustomerFlags::default(),
+        }
+    }
+
+    fn invoice(number: &str, minor: i64) -> Invoice {
+        Invoice {
+            number: number.into(),
+            customer_id: "C1".into(),
+            issue_date: "2026-01-01".parse().unwrap(),
+            due_date: "2026-01-31".parse().unwrap(),
+            amount: Money::new(minor, Currency::USD),
+            disputed: false,
+        }
+    }
+
+    /// Two invoices whose open amounts add up past `i64::MAX` (built directly, as no import
+    /// would take them): the account is not loaded with a wrapped, negative balance.
+    #[test]
+    fn an_account_whose_balance_overflows_is_not_shown_negative() {
+        let half = i64::MAX / 2 + 1;
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+        let account = Account::assemble(
+            customer(),
+            vec![invoice("I1", half), invoice("I2", half)],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            false,
+            now,
+        );
+        assert!(account.balances().iter().all(|(_, v)| *v > 0));
+    }
+}

@@ -552,4 +552,96 @@ mod tests {
         assert_eq!(again.invoices, p.invoices);
         assert_eq!(again.payments, p.payments);
     }
+
+    const GOOD: &str = "C1,Acme,standard,b2b,UTC,a@b.co,INV-1,2026-01-01,2026-01-31,USD,10.00,,\n";
+
+    fn first_error(bad: &str) -> String {
+        parse(&format!("{GOOD}{bad}")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn amounts_over_the_bound_name_line_and_column() {
+        let err = first_error(
+            "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,2026-01-01,2026-01-31,USD,100000000000.01,,\n",
+        );
+        assert!(err.starts_with("line 3, column 11 (amount): "), "{err}");
+    }
+
+    #[test]
+    fn a_customer_total_over_the_bound_names_the_row_that_crosses_it() {
+        let mut body = String::new();
+        for i in 0..100 {
+            body.push_str(&format!(
+                "C1,Acme,standard,b2b,UTC,a@b.co,BIG-{i},2026-01-01,2026-01-31,USD,100000000000.00,,\n"
+            ));
+        }
+        let err = first_error(&body);
+        // 10.00 on line 2, then 100 billion per row: row 101 (line 102) crosses 10^15 minor.
+        assert!(err.starts_with("line 102, column 11 (amount): "), "{err}");
+    }
+
+    #[test]
+    fn dates_outside_the_sane_range_name_line_and_column() {
+        for (bad, want) in [
+            (
+                "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,1969-12-31,2026-01-31,USD,1,,\n",
+                "line 3, column 8 (invoice_date): ",
+            ),
+            (
+                "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,2026-01-01,2200-01-01,USD,1,,\n",
+                "line 3, column 9 (due_date): ",
+            ),
+            (
+                "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,2026-01-01,+262143-01-01,USD,1,,\n",
+                "line 3, column 9 (due_date): ",
+            ),
+            (
+                "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,2026-01-01,2026-01-31,USD,1,1,9999-01-01\n",
+                "line 3, column 13 (paid_date): ",
+            ),
+        ] {
+            let err = first_error(bad);
+            assert!(err.starts_with(want), "got {err:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn currencies_must_be_iso_4217() {
+        let err = first_error(
+            "C1,Acme,standard,b2b,UTC,a@b.co,INV-2,2026-01-01,2026-01-31,XYZ,1,,\n",
+        );
+        assert!(err.starts_with("line 3, column 10 (currency): "), "{err}");
+    }
+
+    #[test]
+    fn oversized_fields_name_line_and_column() {
+        let long_name = "N".repeat(201);
+        let long_id = "I".repeat(65);
+        let long_email = format!("{}@b.co", "a".repeat(1100));
+        for (bad, want) in [
+            (
+                format!("C2,{long_name},standard,b2b,UTC,a@b.co,INV-2,2026-01-01,2026-01-31,USD,1,,\n"),
+                "line 3, column 2 (customer_name): ",
+            ),
+            (
+                format!("C1,Acme,standard,b2b,UTC,a@b.co,{long_id},2026-01-01,2026-01-31,USD,1,,\n"),
+                "line 3, column 7 (invoice_number): ",
+            ),
+            (
+                format!("C2,Beta,standard,b2b,UTC,{long_email},INV-2,2026-01-01,2026-01-31,USD,1,,\n"),
+                "line 3, column 6 (email): ",
+            ),
+        ] {
+            let err = first_error(&bad);
+            assert!(err.starts_with(want), "got {err:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_refused_before_parsing() {
+        let mut data = format!("{HEADER}{GOOD}").into_bytes();
+        data.resize(64 * 1024 * 1024 + 1, b'\n');
+        let err = parse_aging_csv(&data).unwrap_err();
+        assert!(err.to_string().contains("MiB"), "{err}");
+    }
 }

@@ -328,4 +328,30 @@ mod tests {
         assert_eq!(s.open_minor, 0);
         assert_eq!(s.settled_on, Some(d("2026-02-20")));
     }
+
+    #[test]
+    fn two_huge_invoices_do_not_show_a_negative_balance() {
+        let half = i64::MAX / 2 + 1;
+        let invoices = vec![
+            inv("I1", "C1", "2026-01-01", "2026-01-31", half),
+            inv("I2", "C1", "2026-01-01", "2026-01-31", half),
+        ];
+        let r = aging_report(&invoices, &[], d("2026-02-15"), 90);
+        assert!(r.rows[0].total > 0, "{:?}", r.rows[0]);
+        assert!(r.totals[0].total > 0, "{:?}", r.totals[0]);
+    }
+
+    #[test]
+    fn aging_at_the_calendar_limits_does_not_panic() {
+        let invoices = vec![Invoice {
+            number: "I1".into(),
+            customer_id: "C1".into(),
+            issue_date: NaiveDate::MIN,
+            due_date: NaiveDate::MIN,
+            amount: Money::new(1, Currency::USD),
+            disputed: false,
+        }];
+        let _ = aging_report(&invoices, &[], NaiveDate::MIN, 90);
+        let _ = aging_report(&invoices, &[], NaiveDate::MAX, u32::MAX);
+    }
 }

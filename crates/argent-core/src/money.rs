@@ -238,6 +238,22 @@ mod tests {
         assert_eq!(a.checked_sub(a).unwrap().minor, 0);
     }
 
+    #[test]
+    fn currency_codes_are_iso_4217_with_their_minor_units() {
+        for not_iso in ["XYZ", "ABC", "XAU", "XXX", "XTS", "XDR"] {
+            assert!(not_iso.parse::<Currency>().is_err(), "{not_iso} parsed");
+        }
+        let exp = |c: &str| c.parse::<Currency>().unwrap().exponent();
+        assert_eq!(exp("USD"), 2);
+        assert_eq!(exp("JPY"), 0);
+        assert_eq!(exp("BIF"), 0);
+        assert_eq!(exp("XPF"), 0);
+        assert_eq!(exp("VUV"), 0);
+        assert_eq!(exp("KWD"), 3);
+        assert_eq!(exp("CLF"), 4);
+        assert_eq!(exp("UYW"), 4);
+    }
+
     proptest! {
         #[test]
         fn display_round_trips(minor in -10_000_000_000_i64..10_000_000_000) {

@@ -191,4 +191,28 @@ mod tests {
         p.discount_minor = -1;
         assert_eq!(p.validate(), Err(PlanError::BadAmounts));
     }
+
+    /// Installments whose sum passes `i64::MAX` do not "settle" a balance of `i64::MAX` by
+    /// saturating onto it.
+    #[test]
+    fn installments_beyond_i64_do_not_settle_by_saturation() {
+        let mut p = plan();
+        p.balance_minor = i64::MAX;
+        p.discount_minor = 0;
+        p.down_payment_minor = 0;
+        p.installments[0].amount_minor = i64::MAX;
+        p.installments[1].amount_minor = 1;
+        assert!(matches!(p.validate(), Err(PlanError::DoesNotSettle { .. })), "{:?}", p.validate());
+    }
+
+    /// Ratios of amounts beyond `i64::MAX / 10_000` are exact, not saturated.
+    #[test]
+    fn ratios_of_large_amounts_are_exact() {
+        let mut p = plan();
+        p.balance_minor = 1_000_000_000_000_000; // 10^15 minor units
+        p.discount_minor = 930_000_000_000_000; // 93%
+        p.down_payment_minor = 70_000_000_000_000; // all of the rest
+        assert_eq!(p.discount_bps(), 9300);
+        assert_eq!(p.down_payment_bps(), 10_000);
+    }
 }

@@ -332,3 +332,51 @@ async fn sqlite_database_is_one_file_in_wal_mode() {
     again.close().await;
     ts.cleanup().await;
 }
+
+const REIMPORT_HEADER: &str = "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n";
+
+fn reimport_csv(rows: &[&str]) -> Vec<u8> {
+    let mut s = REIMPORT_HEADER.to_string();
+    for r in rows {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+/// A re-import that would move an invoice, change its currency under a payment, lower it
+/// below what was paid, or push a customer over the bound is refused, and changes nothing.
+#[tokio::test]
+async fn a_reimport_that_contradicts_the_stored_ledger_is_refused() {
+    on_every_backend(|store, label| async move {
+        let first = reimport_csv(&[
+            "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,USD,100.00,40.00,2026-02-01",
+            "C2,Bolt,standard,b2b,UTC,b@bolt.example,INV-2,2026-01-01,2026-01-31,USD,50.00,,",
+        ]);
+        let p = argent_core::import::parse_aging_csv(&first).unwrap();
+        store.import_portfolio(&p, "first").await.unwrap();
+        let before = store.ledger().await.unwrap();
+        let cases = [
+            // INV-1 moved from C1 to C2.
+            "C2,Bolt,standard,b2b,UTC,b@bolt.example,INV-1,2026-01-01,2026-01-31,USD,100.00,40.00,2026-02-01",
+            // INV-1 in EUR, but USD 40.00 of it is paid.
+            "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,EUR,100.00,,",
+            // INV-1 lowered to 30.00 with 40.00 paid.
+            "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,USD,30.00,,",
+        ];
+        for bad in cases {
+            let data = reimport_csv(&[
+                "C3,Cole,standard,b2b,UTC,c@cole.example,INV-3,2026-01-01,2026-01-31,USD,10.00,,",
+                bad,
+            ]);
+            let p = argent_core::import::parse_aging_csv(&data).unwrap();
+            let res = store.import_portfolio(&p, "bad").await;
+            assert!(res.is_err(), "{label}: {bad} was imported");
+            let after = store.ledger().await.unwrap();
+            assert_eq!(after.customers, before.customers, "{label}");
+            assert_eq!(after.invoices, before.invoices, "{label}");
+            assert_eq!(after.payments, before.payments, "{label}");
+        }
+    })
+    .await;
+}

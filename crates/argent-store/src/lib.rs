@@ -68,6 +68,10 @@ pub enum StoreError {
     /// already active).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An import refused by the checks against the stored ledger (and the bounds), naming
+    /// the row (line and column when it came from a file) and why. Nothing was written.
+    #[error("{0}")]
+    Import(#[from] argent_core::ImportError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -208,7 +208,7 @@ impl Currency {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum MoneyError {
     #[error(
         "'{0}' is not an ISO 4217 currency code (expected an active code such as USD, EUR, GBP, JPY)"

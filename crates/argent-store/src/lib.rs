@@ -70,7 +70,7 @@ pub enum StoreError {
     Conflict(String),
     /// An import refused by the checks against the stored ledger (and the bounds), naming
     /// the row (line and column when it came from a file) and why. Nothing was written.
-    #[error("{0}")]
+    #[error(transparent)]
     Import(#[from] argent_core::ImportError),
 }
 

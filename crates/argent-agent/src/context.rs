@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use argent_core::ledger::invoice_states;
+use argent_core::ledger::{invoice_states, open_balances};
 use argent_core::risk::{RiskAssessment, assess, payment_history};
 use argent_core::{
     Case, CaseStatus, Channel, Customer, Invoice, Money, Payment, PromiseStatus, PromiseToPay,
@@ -46,12 +46,14 @@ impl Account {
                     .map(|channel| PriorContact { at, channel })
             })
             .collect();
-        Ok(Account::assemble(
+        Account::assemble(
             r.customer, r.invoices, r.payments, r.cases, r.promises, contacts, r.emailed, now,
-        ))
+        )
     }
 
     /// An account from its parts, assessing its risk from the payment history as of `now`.
+    /// An error if its open balances do not fit in `i64` minor units (a ledger beyond the
+    /// import bounds), so no figure of an assembled account is a wrapped one.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assemble(
         customer: Customer,
@@ -62,12 +64,14 @@ impl Account {
         contacts: Vec<PriorContact>,
         initial_sent: bool,
         now: DateTime<Utc>,
-    ) -> Account {
+    ) -> Result<Account, AgentError> {
         let risk = assess(
-            payment_history(&invoices, &payments, now.date_naive()),
+            payment_history(&invoices, &payments, now.date_naive())?,
             &customer.flags,
         );
-        Account {
+        // What `balances` adds up, checked once here.
+        open_balances(&invoices, &payments, now.date_naive())?;
+        Ok(Account {
             customer,
             invoices,
             payments,
@@ -77,7 +81,7 @@ impl Account {
             initial_sent,
             risk,
             now,
-        }
+        })
     }
 
     /// The facts the policy engine judges an action against.
@@ -131,7 +135,8 @@ impl Account {
             }
             let cur = s.invoice.amount.currency.as_str().to_string();
             match out.iter_mut().find(|(c, _)| *c == cur) {
-                Some((_, v)) => *v += s.open_minor,
+                // `assemble` checked these sums fit (`open_balances`): never saturates.
+                Some((_, v)) => *v = v.saturating_add(s.open_minor),
                 None => out.push((cur, s.open_minor)),
             }
         }
@@ -178,5 +183,75 @@ impl Account {
             "open_promises": self.open_promises().iter().map(|p| json!({"amount": p.amount.amount_string(), "currency": p.amount.currency.as_str(), "promised_date": p.promised_date.to_string()})).collect::<Vec<_>>(),
             "footer": footer,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argent_core::{Contact, Currency, CustomerFlags, Jurisdiction, Tier};
+
+    fn customer() -> Customer {
+        Customer {
+            id: "C1".into(),
+            name: "Acme".into(),
+            tier: Tier::Standard,
+            jurisdiction: Jurisdiction::B2b,
+            time_zone: chrono_tz::UTC,
+            contacts: vec![Contact {
+                name: "Acme".into(),
+                email: Some("ap@acme.example".into()),
+                phone: None,
+                opted_out: vec![],
+            }],
+            flags: CustomerFlags::default(),
+        }
+    }
+
+    fn invoice(number: &str, minor: i64) -> Invoice {
+        Invoice {
+            number: number.into(),
+            customer_id: "C1".into(),
+            issue_date: "2026-01-01".parse().unwrap(),
+            due_date: "2026-01-31".parse().unwrap(),
+            amount: Money::new(minor, Currency::USD),
+            disputed: false,
+        }
+    }
+
+    /// Two invoices whose open amounts add up past `i64::MAX` (built directly, as no import
+    /// would take them): the account is an error naming the sum, not an account with a
+    /// wrapped, negative balance (or a panic).
+    #[test]
+    fn an_account_whose_balance_overflows_is_an_error() {
+        let half = i64::MAX / 2 + 1;
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+        let assemble = |invoices: Vec<Invoice>| {
+            Account::assemble(
+                customer(),
+                invoices,
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+                false,
+                now,
+            )
+        };
+        let err = assemble(vec![invoice("I1", half), invoice("I2", half)]).unwrap_err();
+        assert!(
+            matches!(&err, AgentError::Money(_))
+                && err
+                    .to_string()
+                    .starts_with("the open invoices of customer C1 in USD add up to more than"),
+            "{err}"
+        );
+        // Not yet issued (so outside the payment history), still in the balances.
+        let mut future = invoice("I2", half);
+        future.issue_date = "2026-06-01".parse().unwrap();
+        future.due_date = "2026-07-01".parse().unwrap();
+        assert!(assemble(vec![invoice("I1", half), future]).is_err());
+        let one = assemble(vec![invoice("I1", half)]).unwrap();
+        assert_eq!(one.balances(), vec![("USD".to_string(), half)]);
     }
 }

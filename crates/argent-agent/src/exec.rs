@@ -64,7 +64,7 @@ pub(crate) async fn execute(
     let call_id = auth.call_id().to_string();
     let result = match auth.action() {
         Action::ReadAging(_) => {
-            let report = aging_report(&account.invoices, &account.payments, now.date_naive(), 90);
+            let report = aging_report(&account.invoices, &account.payments, now.date_naive(), 90)?;
             let rows: Vec<Value> = report
                 .rows
                 .iter()

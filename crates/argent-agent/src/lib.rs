@@ -66,6 +66,10 @@ pub enum AgentError {
     Denied(String),
     #[error("internal invariant broken: {0}")]
     Invariant(String),
+    /// The account's figures cannot be computed: a sum of its amounts does not fit in
+    /// `i64` minor units (only a ledger beyond the import bounds has one).
+    #[error("{0}")]
+    Money(#[from] argent_core::MoneyError),
     #[error("{0}")]
     Io(String),
 }

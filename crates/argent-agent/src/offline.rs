@@ -274,8 +274,8 @@ impl Ctx {
             .iter()
             .filter(|i| i["currency"] == cur.as_str())
             .filter_map(|i| Money::parse(i["open"].as_str()?, c).ok())
-            .map(|m| m.minor)
-            .sum()
+            // The account's balances were checked to fit when it was assembled.
+            .fold(0_i64, |acc, m| acc.saturating_add(m.minor))
     }
 }
 
@@ -321,7 +321,9 @@ fn mentioned_invoices(ctx: &Ctx, text: &str) -> Vec<String> {
 fn standard_plan(ctx: &Ctx, discount_bps: i64, note: &str) -> Value {
     let cur = ctx.currency();
     let balance = ctx.collectible_minor();
-    let discount = balance * discount_bps / 10_000;
+    // i128: a balance times basis points can pass i64::MAX.
+    let discount =
+        i64::try_from(i128::from(balance) * i128::from(discount_bps) / 10_000).unwrap_or(balance);
     let owed = balance - discount;
     let (down, n) = if discount_bps > 0 {
         (0, 1)

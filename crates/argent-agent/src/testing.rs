@@ -96,7 +96,7 @@ pub async fn seed_plan_queue(
             Vec::new(),
             false,
             now,
-        ));
+        )?);
         let (currency, balance) = account.balances().into_iter().next().ok_or_else(|| {
             AgentError::Invariant(format!("customer {id} has nothing open to plan"))
         })?;

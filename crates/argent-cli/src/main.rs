@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use argent_core::demo::{DemoConfig, generate};
-use argent_core::import::{parse_aging_csv, to_csv};
+use argent_core::import::{parse, to_csv};
 use argent_core::ledger::aging_report;
 use argent_store::Store;
 
@@ -224,11 +224,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import { file } => {
             let data =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let portfolio = parse_aging_csv(&data)
-                .with_context(|| format!("{} is not imported", file.display()))?;
+            let parsed =
+                parse(&data).with_context(|| format!("{} is not imported", file.display()))?;
             let store = open(&cli.database).await?;
             let stats = store
-                .import_portfolio(&portfolio, &file.display().to_string())
+                .import_file(&parsed, &file.display().to_string())
                 .await
                 .with_context(|| {
                     format!(
@@ -256,7 +256,7 @@ async fn run(cli: Cli) -> Result<()> {
                 as_of: as_of.unwrap_or_else(today),
                 ..Default::default()
             };
-            let csv = to_csv(&generate(&cfg));
+            let csv = to_csv(&generate(&cfg))?;
             match out {
                 Some(path) => std::fs::write(&path, csv)
                     .with_context(|| format!("writing {}", path.display()))?,
@@ -279,7 +279,7 @@ async fn run(cli: Cli) -> Result<()> {
                 &ledger.payments,
                 as_of.unwrap_or_else(today),
                 dso_days,
-            );
+            )?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 Format::Table => print!("{}", render::aging(&report, &ledger.customers, top)),
@@ -288,7 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Segments { as_of, format } => {
             let store = open(&cli.database).await?;
             let ledger = store.ledger().await?;
-            let rows = render::assess_all(&ledger, as_of.unwrap_or_else(today));
+            let rows = render::assess_all(&ledger, as_of.unwrap_or_else(today))?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
                 Format::Table => print!("{}", render::segments(&rows)),
@@ -440,13 +440,13 @@ async fn demo(
     print!(
         "{}",
         render::aging(
-            &aging_report(&ledger.invoices, &ledger.payments, as_of, 90),
+            &aging_report(&ledger.invoices, &ledger.payments, as_of, 90)?,
             &ledger.customers,
             10
         )
     );
     println!();
-    let rows = render::assess_all(&ledger, as_of);
+    let rows = render::assess_all(&ledger, as_of)?;
     print!("{}", render::segment_summary(&rows));
     println!();
     agentcmd::demo_agent_runs(store, models, dunning).await?;

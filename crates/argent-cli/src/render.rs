@@ -99,7 +99,12 @@ pub struct SegmentRow {
     pub assessment: RiskAssessment,
 }
 
-pub fn assess_all(ledger: &LedgerSnapshot, as_of: NaiveDate) -> Vec<SegmentRow> {
+/// Every customer's risk assessment; an error if a customer's open balance does not fit in
+/// `i64` minor units.
+pub fn assess_all(
+    ledger: &LedgerSnapshot,
+    as_of: NaiveDate,
+) -> Result<Vec<SegmentRow>, argent_core::MoneyError> {
     let mut inv: HashMap<&str, Vec<Invoice>> = HashMap::new();
     for i in &ledger.invoices {
         inv.entry(i.customer_id.as_str())
@@ -118,12 +123,12 @@ pub fn assess_all(ledger: &LedgerSnapshot, as_of: NaiveDate) -> Vec<SegmentRow> 
         .map(|c| {
             let i = inv.get(c.id.as_str()).map_or(&[][..], Vec::as_slice);
             let p = pay.get(c.id.as_str()).map_or(&[][..], Vec::as_slice);
-            SegmentRow {
+            Ok(SegmentRow {
                 customer_id: c.id.clone(),
                 name: c.name.clone(),
                 tier: c.tier.to_string(),
-                assessment: assess(payment_history(i, p, as_of), &c.flags),
-            }
+                assessment: assess(payment_history(i, p, as_of)?, &c.flags),
+            })
         })
         .collect()
 }

@@ -92,7 +92,10 @@ fn a_broken_csv_leaves_the_database_unchanged() {
     };
     let before = snapshot(&db);
 
-    // A newer export of a larger ledger, valid for 800 rows, then a bad due date.
+    // A newer export of a larger ledger, valid for 800 rows, then a bad due date. (The
+    // same seed: its first 50 customers are the ledger already imported, so the file agrees
+    // with the stored invoices and payments; a different seed would reuse the invoice
+    // numbers for other customers and amounts, which a re-import may not do.)
     let newer = dir.path().join("newer.csv");
     ok(argent(
         &db,
@@ -100,8 +103,6 @@ fn a_broken_csv_leaves_the_database_unchanged() {
             "demo-data",
             "--customers",
             "80",
-            "--seed",
-            "3",
             "--as-of",
             "2026-11-01",
             "--out",
@@ -134,6 +135,64 @@ fn a_broken_csv_leaves_the_database_unchanged() {
     // The same file, fixed, imports.
     ok(argent(&db, &["import", newer.to_str().unwrap()]));
     assert_ne!(snapshot(&db), before);
+}
+
+/// A re-import that contradicts the stored ledger, or a row beyond the import's bounds, is
+/// refused with its line and column, exit code 2, and nothing of the file imported.
+#[test]
+fn a_reimport_against_the_ledger_is_refused_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let header = "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n";
+    let first = dir.path().join("first.csv");
+    std::fs::write(
+        &first,
+        format!(
+            "{header}C1,Acme Ltd,standard,b2b,UTC,ap@acme.example,I1,2026-08-01,2026-08-31,GBP,1000.00,400.00,2026-09-10\n"
+        ),
+    )
+    .unwrap();
+    ok(argent(&db, &["import", first.to_str().unwrap()]));
+    let aging = || {
+        ok(argent(
+            &db,
+            &["aging", "--as-of", "2026-11-15", "--format", "json"],
+        ))
+    };
+    let before = aging();
+    let cases = [
+        (
+            "C2,Bolt Inc,small,b2b,UTC,bo@bolt.example,I1,2026-08-01,2026-08-31,GBP,1000.00,,",
+            "line 3, column 1 (customer_id): invoice I1 belongs to customer C1 in the ledger; a re-import cannot move it to customer C2",
+        ),
+        (
+            "C1,Acme Ltd,standard,b2b,UTC,ap@acme.example,I1,2026-08-01,2026-08-31,GBP,300.00,,",
+            "line 3, column 11 (amount): invoice I1 has GBP 400.00 paid on it; a re-import cannot lower its amount to GBP 300.00",
+        ),
+        (
+            "C1,Acme Ltd,standard,b2b,UTC,ap@acme.example,I2,2026-08-01,2226-08-31,GBP,1.00,,",
+            "line 3, column 9 (due_date): 2226-08-31 is outside the dates argent accepts (1970-01-01 to 2199-12-31)",
+        ),
+        (
+            "C1,Acme Ltd,standard,b2b,UTC,ap@acme.example,I2,2026-08-01,2026-08-31,XYZ,1.00,,",
+            "line 3, column 10 (currency): 'XYZ' is not an ISO 4217 currency code",
+        ),
+    ];
+    for (bad, want) in cases {
+        let file = dir.path().join("again.csv");
+        std::fs::write(
+            &file,
+            format!(
+                "{header}C3,Cole,small,b2b,UTC,c@cole.example,I3,2026-10-01,2026-10-31,GBP,5.00,,\n{bad}\n"
+            ),
+        )
+        .unwrap();
+        let out = argent(&db, &["import", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{err}");
+        assert_eq!(aging(), before, "nothing of {bad} was imported");
+    }
 }
 
 #[test]

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use crate::customer::{Customer, CustomerFlags};
 use crate::invoice::{Invoice, Payment};
 use crate::ledger::{AgingBucket, dso_days, in_period, invoice_states, period_start};
-use crate::money::Currency;
+use crate::money::{Currency, Money, MoneyError};
 use crate::promise::{PromiseStatus, PromiseToPay};
 use crate::risk::{self, RiskSegment};
 
@@ -143,14 +143,15 @@ pub fn cei_percent(
 }
 
 /// Each customer's risk segment as of `as_of`, by customer id: the customers given and
-/// any other id found on an invoice, a payment or a promise (those without flags).
+/// any other id found on an invoice, a payment or a promise (those without flags). An
+/// error if a customer's open balance does not fit in `i64` minor units.
 pub fn customer_segments(
     customers: &[Customer],
     invoices: &[Invoice],
     payments: &[Payment],
     promises: &[PromiseToPay],
     as_of: NaiveDate,
-) -> BTreeMap<String, RiskSegment> {
+) -> Result<BTreeMap<String, RiskSegment>, MoneyError> {
     let mut ids: BTreeMap<&str, CustomerFlags> = BTreeMap::new();
     for c in customers {
         ids.insert(c.id.as_str(), c.flags);
@@ -181,8 +182,8 @@ pub fn customer_segments(
         .map(|(id, flags)| {
             let inv = inv_by.get(id).map(Vec::as_slice).unwrap_or_default();
             let pay = pay_by.get(id).map(Vec::as_slice).unwrap_or_default();
-            let segment = risk::assess(risk::payment_history(inv, pay, as_of), &flags).segment;
-            (id.to_string(), segment)
+            let segment = risk::assess(risk::payment_history(inv, pay, as_of)?, &flags).segment;
+            Ok((id.to_string(), segment))
         })
         .collect()
 }
@@ -202,7 +203,8 @@ struct Acc<'a> {
 impl Acc<'_> {
     fn row(&self, segment: Option<RiskSegment>, currency: Currency, days: u32) -> SegmentRow {
         let current = self.buckets[AgingBucket::Current.index()];
-        let overdue = self.open_total - current;
+        // 0 <= current <= open_total (sums of the same non-negative open amounts).
+        let overdue = self.open_total.saturating_sub(current);
         SegmentRow {
             segment,
             currency,
@@ -226,8 +228,10 @@ impl Acc<'_> {
     }
 }
 
-/// Computes the dashboard (definitions in the module docs).
-pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
+/// Computes the dashboard (definitions in the module docs). Every sum is checked: one that
+/// does not fit in `i64` minor units is [`MoneyError::SumOverflow`] naming it, never a
+/// wrapped figure or a panic.
+pub fn dashboard(input: &DashboardInput<'_>) -> Result<Dashboard, MoneyError> {
     let DashboardInput {
         customers,
         invoices,
@@ -238,7 +242,7 @@ pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
         promise_grace_days,
     } = *input;
     let start = period_start(as_of, period_days);
-    let segments = customer_segments(customers, invoices, payments, promises, as_of);
+    let segments = customer_segments(customers, invoices, payments, promises, as_of)?;
     let segment_of =
         |id: &str| -> RiskSegment { segments.get(id).copied().unwrap_or(RiskSegment::InReview) };
 
@@ -256,15 +260,43 @@ pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
         for key in [(cur, None), (cur, Some(seg))] {
             let acc = accs.entry(key).or_default();
             acc.customers.insert(inv.customer_id.as_str());
+            let what = |figure: &'static str| {
+                let whose = match key.1 {
+                    None => "all customers".to_string(),
+                    Some(s) => format!("the {s} segment"),
+                };
+                move || format!("{figure} of {whose}")
+            };
             if end.is_open() {
-                acc.buckets[end.bucket().index()] += end.open_minor;
-                acc.open_total += end.open_minor;
+                let b = end.bucket().index();
+                Money::add_minor(
+                    &mut acc.buckets[b],
+                    end.open_minor,
+                    cur,
+                    what("the receivables"),
+                )?;
+                Money::add_minor(
+                    &mut acc.open_total,
+                    end.open_minor,
+                    cur,
+                    what("the receivables"),
+                )?;
             }
             if in_period(inv.issue_date, as_of, period_days) {
-                acc.sales += inv.amount.minor;
+                Money::add_minor(
+                    &mut acc.sales,
+                    inv.amount.minor,
+                    cur,
+                    what("the credit sales"),
+                )?;
             }
             if inv.issue_date <= start {
-                acc.begin += begin.open_minor;
+                Money::add_minor(
+                    &mut acc.begin,
+                    begin.open_minor,
+                    cur,
+                    what("the beginning receivables"),
+                )?;
             }
         }
     }
@@ -296,7 +328,16 @@ pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
                 PromiseStatus::Cancelled => continue,
             };
             slot.0 += 1;
-            slot.1 += p.amount.minor;
+            Money::add_minor(&mut slot.1, p.amount.minor, cur, || {
+                format!(
+                    "the promises {} of {}",
+                    status.as_str(),
+                    match key.1 {
+                        None => "all customers".to_string(),
+                        Some(s) => format!("the {s} segment"),
+                    }
+                )
+            })?;
             acc.customers.insert(p.customer_id.as_str());
         }
     }
@@ -317,7 +358,7 @@ pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
     for seg in segments.values() {
         *counts.entry(*seg).or_default() += 1;
     }
-    Dashboard {
+    Ok(Dashboard {
         as_of,
         period_days,
         period_start: start,
@@ -332,7 +373,7 @@ pub fn dashboard(input: &DashboardInput<'_>) -> Dashboard {
             .collect(),
         rows,
         totals,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -497,12 +538,13 @@ mod tests {
             period_days: 90,
             promise_grace_days: 3,
         })
+        .unwrap()
     }
 
     #[test]
     fn segments_are_what_risk_assess_gives() {
         let (c, i, p, pr) = portfolio();
-        let segs = customer_segments(&c, &i, &p, &pr, d("2026-06-30"));
+        let segs = customer_segments(&c, &i, &p, &pr, d("2026-06-30")).unwrap();
         assert_eq!(segs["L"], RiskSegment::Low);
         assert_eq!(segs["H"], RiskSegment::High);
         assert_eq!(segs["R"], RiskSegment::InReview);
@@ -660,7 +702,7 @@ mod tests {
     fn totals_agree_with_the_aging_report() {
         let (_, i, p, _) = portfolio();
         let dash = run();
-        let aging = aging_report(&i, &p, d("2026-06-30"), 90);
+        let aging = aging_report(&i, &p, d("2026-06-30"), 90).unwrap();
         for t in &aging.totals {
             let row = find(&dash.totals, None, t.currency);
             assert_eq!(row.buckets, t.buckets);
@@ -680,7 +722,8 @@ mod tests {
             as_of: d("2026-06-30"),
             period_days: 90,
             promise_grace_days: 3,
-        });
+        })
+        .unwrap();
         assert!(dash.rows.is_empty() && dash.totals.is_empty());
         assert_eq!(dash.segments[0].segment, RiskSegment::InReview);
         let json = serde_json::to_value(&dash).unwrap();
@@ -769,7 +812,7 @@ mod tests {
                 as_of,
                 period_days: period,
                 promise_grace_days: 3,
-            });
+            }).unwrap();
             for r in dash.rows.iter().chain(&dash.totals) {
                 if let Some(cei) = r.cei_percent {
                     prop_assert!((0.0..=100.0).contains(&cei), "{r:?}");
@@ -794,7 +837,7 @@ mod tests {
                 );
                 prop_assert_eq!(rows.iter().map(|r| r.customers).sum::<usize>(), t.customers);
             }
-            let aging = aging_report(&invoices, &payments, as_of, period);
+            let aging = aging_report(&invoices, &payments, as_of, period).unwrap();
             for a in &aging.totals {
                 if let Some(t) = dash.totals.iter().find(|t| t.currency == a.currency) {
                     prop_assert_eq!(t.open_total, a.total);
@@ -804,6 +847,111 @@ mod tests {
                     prop_assert_eq!((a.total, a.credit_sales), (0, 0));
                 }
             }
+        }
+    }
+
+    /// Two customers whose invoices each fit but together pass `i64::MAX`: the dashboard
+    /// is an error naming the sum, not a wrapped negative total.
+    #[test]
+    fn a_total_that_overflows_is_an_error_not_a_negative_figure() {
+        let half = i64::MAX / 2 + 1;
+        let invoices = vec![
+            inv("A1", "A", "2026-06-01", "2026-07-01", half, USD),
+            inv("B1", "B", "2026-06-01", "2026-07-01", half, USD),
+        ];
+        let err = dashboard(&DashboardInput {
+            customers: &[customer("A"), customer("B")],
+            invoices: &invoices,
+            payments: &[],
+            promises: &[],
+            as_of: d("2026-06-30"),
+            period_days: 90,
+            promise_grace_days: 3,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the receivables of all customers in USD add up to more than"),
+            "{err}"
+        );
+    }
+
+    fn extreme_date() -> impl Strategy<Value = NaiveDate> {
+        prop_oneof![
+            Just(NaiveDate::MIN),
+            Just(NaiveDate::MAX),
+            any::<i32>()
+                .prop_map(|n| NaiveDate::from_num_days_from_ce_opt(n).unwrap_or(NaiveDate::MAX)),
+            (-400_i64..400).prop_map(|k| d("2026-06-30") + chrono::Duration::days(k)),
+        ]
+    }
+
+    fn extreme_minor() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MAX),
+            Just(i64::MIN),
+            any::<i64>(),
+            0_i64..1_000_000
+        ]
+    }
+
+    proptest! {
+        /// At chrono's limits and i64's, the dashboard (and the promise judging it calls)
+        /// returns figures or an error, never panics.
+        #[test]
+        fn the_dashboard_never_panics_on_extreme_dates_or_amounts(
+            rows in prop::collection::vec(
+                (extreme_date(), extreme_date(), extreme_minor(), 0_usize..3, extreme_date(), extreme_minor()),
+                0..8,
+            ),
+            promises in prop::collection::vec((extreme_date(), extreme_date(), extreme_minor(), 0_usize..3), 0..4),
+            as_of in extreme_date(),
+            period in any::<u32>(),
+            grace in any::<i64>(),
+        ) {
+            let mut invoices = Vec::new();
+            let mut payments = Vec::new();
+            for (k, (issued, due, minor, cust, paid_on, paid)) in rows.into_iter().enumerate() {
+                let c = format!("C{cust}");
+                invoices.push(Invoice {
+                    number: format!("I{k}"),
+                    customer_id: c.clone(),
+                    issue_date: issued,
+                    due_date: due,
+                    amount: Money::new(minor, USD),
+                    disputed: false,
+                });
+                payments.push(Payment {
+                    id: format!("P{k}"),
+                    customer_id: c,
+                    invoice_number: format!("I{k}"),
+                    amount: Money::new(paid, USD),
+                    received_on: paid_on,
+                });
+            }
+            let promises: Vec<PromiseToPay> = promises
+                .into_iter()
+                .enumerate()
+                .map(|(k, (made, due, minor, cust))| PromiseToPay {
+                    id: format!("PTP{k}"),
+                    customer_id: format!("C{cust}"),
+                    invoice_numbers: vec![],
+                    amount: Money::new(minor, USD),
+                    promised_date: due,
+                    created_at: made.and_time(chrono::NaiveTime::MIN).and_utc(),
+                    status: PromiseStatus::Open,
+                })
+                .collect();
+            let customers: Vec<Customer> = (0..3).map(|k| customer(&format!("C{k}"))).collect();
+            let _ = dashboard(&DashboardInput {
+                customers: &customers,
+                invoices: &invoices,
+                payments: &payments,
+                promises: &promises,
+                as_of,
+                period_days: period,
+                promise_grace_days: grace,
+            });
         }
     }
 }

@@ -307,7 +307,7 @@ mod tests {
                 .filter(|i| i.customer_id == c.id)
                 .cloned()
                 .collect();
-            seen.insert(assess(payment_history(&inv, &pay, cfg.as_of), &c.flags).segment);
+            seen.insert(assess(payment_history(&inv, &pay, cfg.as_of).unwrap(), &c.flags).segment);
         }
         for s in [RiskSegment::Low, RiskSegment::Medium, RiskSegment::High] {
             assert!(seen.contains(&s), "no {s} customer in {seen:?}");

@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod analytics;
+pub mod bounds;
 pub mod case;
 pub mod customer;
 pub mod decision;
@@ -26,10 +27,10 @@ pub use analytics::{Dashboard, DashboardInput, SegmentCount, SegmentRow, dashboa
 pub use case::{Case, CaseKind, CaseStatus};
 pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
 pub use decision::{Decision, FiredRule, Outcome, Role};
-pub use import::{ImportError, Portfolio};
+pub use import::{ImportError, ImportFile, Portfolio};
 pub use invoice::{Invoice, Payment};
 pub use ledger::{AgingBucket, AgingReport};
-pub use money::{Currency, Money};
+pub use money::{Currency, Money, MoneyError};
 pub use plan::{Installment, PaymentPlan, PlanStatus};
 pub use promise::{PromiseStatus, PromiseToPay};
 pub use risk::{RiskAssessment, RiskSegment};

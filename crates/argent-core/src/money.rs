@@ -6,9 +6,182 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// An ISO 4217 alphabetic currency code, validated to three ASCII upper-case letters.
+/// An active ISO 4217 currency: its alphabetic code, one of [`ISO_4217`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
+
+/// Every active ISO 4217 currency that has minor units, with their number (the exponent):
+/// ISO 4217 list one as published on 2026-01-01, less the codes whose minor unit is "N.A."
+/// (precious metals, bond-market units, the SDR, the ADB unit, Sucre, XTS and XXX), which
+/// no invoice is written in. Funds codes with minor units (BOV, CHE, CHW, CLF, COU, MXV,
+/// USN, UYI, UYW) are in. Sorted by code.
+pub const ISO_4217: &[([u8; 3], u8)] = &[
+    (*b"AED", 2),
+    (*b"AFN", 2),
+    (*b"ALL", 2),
+    (*b"AMD", 2),
+    (*b"AOA", 2),
+    (*b"ARS", 2),
+    (*b"AUD", 2),
+    (*b"AWG", 2),
+    (*b"AZN", 2),
+    (*b"BAM", 2),
+    (*b"BBD", 2),
+    (*b"BDT", 2),
+    (*b"BHD", 3),
+    (*b"BIF", 0),
+    (*b"BMD", 2),
+    (*b"BND", 2),
+    (*b"BOB", 2),
+    (*b"BOV", 2),
+    (*b"BRL", 2),
+    (*b"BSD", 2),
+    (*b"BTN", 2),
+    (*b"BWP", 2),
+    (*b"BYN", 2),
+    (*b"BZD", 2),
+    (*b"CAD", 2),
+    (*b"CDF", 2),
+    (*b"CHE", 2),
+    (*b"CHF", 2),
+    (*b"CHW", 2),
+    (*b"CLF", 4),
+    (*b"CLP", 0),
+    (*b"CNY", 2),
+    (*b"COP", 2),
+    (*b"COU", 2),
+    (*b"CRC", 2),
+    (*b"CUP", 2),
+    (*b"CVE", 2),
+    (*b"CZK", 2),
+    (*b"DJF", 0),
+    (*b"DKK", 2),
+    (*b"DOP", 2),
+    (*b"DZD", 2),
+    (*b"EGP", 2),
+    (*b"ERN", 2),
+    (*b"ETB", 2),
+    (*b"EUR", 2),
+    (*b"FJD", 2),
+    (*b"FKP", 2),
+    (*b"GBP", 2),
+    (*b"GEL", 2),
+    (*b"GHS", 2),
+    (*b"GIP", 2),
+    (*b"GMD", 2),
+    (*b"GNF", 0),
+    (*b"GTQ", 2),
+    (*b"GYD", 2),
+    (*b"HKD", 2),
+    (*b"HNL", 2),
+    (*b"HTG", 2),
+    (*b"HUF", 2),
+    (*b"IDR", 2),
+    (*b"ILS", 2),
+    (*b"INR", 2),
+    (*b"IQD", 3),
+    (*b"IRR", 2),
+    (*b"ISK", 0),
+    (*b"JMD", 2),
+    (*b"JOD", 3),
+    (*b"JPY", 0),
+    (*b"KES", 2),
+    (*b"KGS", 2),
+    (*b"KHR", 2),
+    (*b"KMF", 0),
+    (*b"KPW", 2),
+    (*b"KRW", 0),
+    (*b"KWD", 3),
+    (*b"KYD", 2),
+    (*b"KZT", 2),
+    (*b"LAK", 2),
+    (*b"LBP", 2),
+    (*b"LKR", 2),
+    (*b"LRD", 2),
+    (*b"LSL", 2),
+    (*b"LYD", 3),
+    (*b"MAD", 2),
+    (*b"MDL", 2),
+    (*b"MGA", 2),
+    (*b"MKD", 2),
+    (*b"MMK", 2),
+    (*b"MNT", 2),
+    (*b"MOP", 2),
+    (*b"MRU", 2),
+    (*b"MUR", 2),
+    (*b"MVR", 2),
+    (*b"MWK", 2),
+    (*b"MXN", 2),
+    (*b"MXV", 2),
+    (*b"MYR", 2),
+    (*b"MZN", 2),
+    (*b"NAD", 2),
+    (*b"NGN", 2),
+    (*b"NIO", 2),
+    (*b"NOK", 2),
+    (*b"NPR", 2),
+    (*b"NZD", 2),
+    (*b"OMR", 3),
+    (*b"PAB", 2),
+    (*b"PEN", 2),
+    (*b"PGK", 2),
+    (*b"PHP", 2),
+    (*b"PKR", 2),
+    (*b"PLN", 2),
+    (*b"PYG", 0),
+    (*b"QAR", 2),
+    (*b"RON", 2),
+    (*b"RSD", 2),
+    (*b"RUB", 2),
+    (*b"RWF", 0),
+    (*b"SAR", 2),
+    (*b"SBD", 2),
+    (*b"SCR", 2),
+    (*b"SDG", 2),
+    (*b"SEK", 2),
+    (*b"SGD", 2),
+    (*b"SHP", 2),
+    (*b"SLE", 2),
+    (*b"SOS", 2),
+    (*b"SRD", 2),
+    (*b"SSP", 2),
+    (*b"STN", 2),
+    (*b"SVC", 2),
+    (*b"SYP", 2),
+    (*b"SZL", 2),
+    (*b"THB", 2),
+    (*b"TJS", 2),
+    (*b"TMT", 2),
+    (*b"TND", 3),
+    (*b"TOP", 2),
+    (*b"TRY", 2),
+    (*b"TTD", 2),
+    (*b"TWD", 2),
+    (*b"TZS", 2),
+    (*b"UAH", 2),
+    (*b"UGX", 0),
+    (*b"USD", 2),
+    (*b"USN", 2),
+    (*b"UYI", 0),
+    (*b"UYU", 2),
+    (*b"UYW", 4),
+    (*b"UZS", 2),
+    (*b"VED", 2),
+    (*b"VES", 2),
+    (*b"VND", 0),
+    (*b"VUV", 0),
+    (*b"WST", 2),
+    (*b"XAD", 2),
+    (*b"XAF", 0),
+    (*b"XCD", 2),
+    (*b"XCG", 2),
+    (*b"XOF", 0),
+    (*b"XPF", 0),
+    (*b"YER", 2),
+    (*b"ZAR", 2),
+    (*b"ZMW", 2),
+    (*b"ZWG", 2),
+];
 
 impl Currency {
     pub const USD: Currency = Currency(*b"USD");
@@ -16,23 +189,30 @@ impl Currency {
     pub const EUR: Currency = Currency(*b"EUR");
 
     pub fn as_str(&self) -> &str {
-        // Constructed only from ASCII upper-case letters.
+        // Constructed only from the ASCII codes of ISO_4217.
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
 
-    /// Number of digits after the decimal point (ISO 4217 exponent).
+    /// Number of digits after the decimal point (the ISO 4217 minor unit).
     pub fn exponent(&self) -> u32 {
-        match &self.0 {
-            b"JPY" | b"KRW" | b"CLP" | b"ISK" | b"VND" | b"XAF" | b"XOF" | b"UGX" | b"PYG" => 0,
-            b"BHD" | b"KWD" | b"OMR" | b"JOD" | b"TND" | b"IQD" | b"LYD" => 3,
-            _ => 2,
+        match ISO_4217.binary_search_by(|(code, _)| code.cmp(&self.0)) {
+            Ok(i) => u32::from(ISO_4217[i].1),
+            // Not reachable: a Currency is only made from a code of the table.
+            Err(_) => 2,
         }
+    }
+
+    /// Every currency of [`ISO_4217`], in code order.
+    pub fn all() -> impl Iterator<Item = Currency> {
+        ISO_4217.iter().map(|(code, _)| Currency(*code))
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum MoneyError {
-    #[error("'{0}' is not a currency code (expected three upper-case letters, e.g. USD)")]
+    #[error(
+        "'{0}' is not an ISO 4217 currency code (expected an active code such as USD, EUR, GBP, JPY)"
+    )]
     BadCurrency(String),
     #[error(
         "'{0}' is not an amount (expected digits with an optional '.' and at most {1} decimals)"
@@ -40,6 +220,13 @@ pub enum MoneyError {
     BadAmount(String, u32),
     #[error("amount '{0}' is too large")]
     Overflow(String),
+    /// A sum of amounts does not fit in `i64` minor units: the figure cannot be computed.
+    #[error(
+        "{what} in {currency} add up to more than the largest amount argent can hold \
+         ({} minor units)",
+        i64::MAX
+    )]
+    SumOverflow { what: String, currency: Currency },
     #[error("currency mismatch: {0} vs {1}")]
     CurrencyMismatch(Currency, Currency),
 }
@@ -47,11 +234,14 @@ pub enum MoneyError {
 impl FromStr for Currency {
     type Err = MoneyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let b = s.as_bytes();
-        if b.len() == 3 && b.iter().all(|c| c.is_ascii_uppercase()) {
-            Ok(Currency([b[0], b[1], b[2]]))
-        } else {
-            Err(MoneyError::BadCurrency(s.to_string()))
+        let code: Option<[u8; 3]> = s.as_bytes().try_into().ok();
+        match code.and_then(|c| ISO_4217.binary_search_by(|(k, _)| k.cmp(&c)).ok()) {
+            Some(i) => Ok(Currency(ISO_4217[i].0)),
+            None => {
+                // Echo at most a few characters of what was given.
+                let shown: String = s.chars().take(16).collect();
+                Err(MoneyError::BadCurrency(shown))
+            }
         }
     }
 }
@@ -150,6 +340,26 @@ impl Money {
             .ok_or_else(|| MoneyError::Overflow(format!("{self} - {other}")))
     }
 
+    /// Adds `minor` to `total`, both minor units of `currency`; an overflow is
+    /// [`MoneyError::SumOverflow`] naming `what` is being added up.
+    pub fn add_minor(
+        total: &mut i64,
+        minor: i64,
+        currency: Currency,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), MoneyError> {
+        match total.checked_add(minor) {
+            Some(t) => {
+                *total = t;
+                Ok(())
+            }
+            None => Err(MoneyError::SumOverflow {
+                what: what(),
+                currency,
+            }),
+        }
+    }
+
     fn same(self, other: Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
@@ -236,6 +446,22 @@ mod tests {
             Err(MoneyError::CurrencyMismatch(Currency::USD, Currency::GBP))
         );
         assert_eq!(a.checked_sub(a).unwrap().minor, 0);
+    }
+
+    #[test]
+    fn currency_codes_are_iso_4217_with_their_minor_units() {
+        for not_iso in ["XYZ", "ABC", "XAU", "XXX", "XTS", "XDR"] {
+            assert!(not_iso.parse::<Currency>().is_err(), "{not_iso} parsed");
+        }
+        let exp = |c: &str| c.parse::<Currency>().unwrap().exponent();
+        assert_eq!(exp("USD"), 2);
+        assert_eq!(exp("JPY"), 0);
+        assert_eq!(exp("BIF"), 0);
+        assert_eq!(exp("XPF"), 0);
+        assert_eq!(exp("VUV"), 0);
+        assert_eq!(exp("KWD"), 3);
+        assert_eq!(exp("CLF"), 4);
+        assert_eq!(exp("UYW"), 4);
     }
 
     proptest! {

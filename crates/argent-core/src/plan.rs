@@ -88,34 +88,38 @@ impl PaymentPlan {
             }
             prev = Some(inst.due_date);
         }
+        // i128: exact for any number of i64 installments this side of 2^64.
         let paid = self
             .installments
             .iter()
-            .fold(self.down_payment_minor, |acc, i| {
-                acc.saturating_add(i.amount_minor)
+            .fold(i128::from(self.down_payment_minor), |acc, i| {
+                acc + i128::from(i.amount_minor)
             });
+        // 0 <= discount <= balance (checked above): no overflow.
         let owed = self.balance_minor - self.discount_minor;
-        if paid != owed {
-            return Err(PlanError::DoesNotSettle { paid, owed });
+        if paid != i128::from(owed) {
+            return Err(PlanError::DoesNotSettle {
+                paid: i64::try_from(paid).unwrap_or(i64::MAX),
+                owed,
+            });
         }
         Ok(())
     }
 
-    /// Discount as basis points of the balance (100 bps = 1%).
+    /// Discount as basis points of the balance (100 bps = 1%), rounded down; exact for any
+    /// amounts (computed in `i128`).
     pub fn discount_bps(&self) -> i64 {
-        if self.balance_minor <= 0 {
-            return 0;
-        }
-        self.discount_minor.saturating_mul(10_000) / self.balance_minor
+        bps(
+            i128::from(self.discount_minor),
+            i128::from(self.balance_minor),
+        )
     }
 
-    /// Down payment as basis points of the discounted balance.
+    /// Down payment as basis points of the discounted balance, rounded down; exact for any
+    /// amounts (computed in `i128`).
     pub fn down_payment_bps(&self) -> i64 {
-        let owed = self.balance_minor - self.discount_minor;
-        if owed <= 0 {
-            return 0;
-        }
-        self.down_payment_minor.saturating_mul(10_000) / owed
+        let owed = i128::from(self.balance_minor) - i128::from(self.discount_minor);
+        bps(i128::from(self.down_payment_minor), owed)
     }
 
     /// Days from the start to the last installment.
@@ -125,9 +129,24 @@ impl PaymentPlan {
             .map_or(0, |l| (l.due_date - self.start_date).num_days())
     }
 
+    /// The balance less the discount: exact for a plan that [`validate`](Self::validate)s
+    /// (0 <= discount <= balance); held at `i64`'s limits for one that does not.
     pub fn total(&self) -> Money {
-        Money::new(self.balance_minor - self.discount_minor, self.currency)
+        Money::new(
+            self.balance_minor.saturating_sub(self.discount_minor),
+            self.currency,
+        )
     }
+}
+
+/// `part ÷ whole` in basis points, 0 when `whole` is not positive; held within `i64`.
+fn bps(part: i128, whole: i128) -> i64 {
+    if whole <= 0 {
+        return 0;
+    }
+    // |part| < 2^65 and 10_000 < 2^14: the product fits in i128.
+    let v = part * 10_000 / whole;
+    i64::try_from(v).unwrap_or(if v > 0 { i64::MAX } else { i64::MIN })
 }
 
 #[cfg(test)]
@@ -190,5 +209,33 @@ mod tests {
         let mut p = plan();
         p.discount_minor = -1;
         assert_eq!(p.validate(), Err(PlanError::BadAmounts));
+    }
+
+    /// Installments whose sum passes `i64::MAX` do not "settle" a balance of `i64::MAX` by
+    /// saturating onto it.
+    #[test]
+    fn installments_beyond_i64_do_not_settle_by_saturation() {
+        let mut p = plan();
+        p.balance_minor = i64::MAX;
+        p.discount_minor = 0;
+        p.down_payment_minor = 0;
+        p.installments[0].amount_minor = i64::MAX;
+        p.installments[1].amount_minor = 1;
+        assert!(
+            matches!(p.validate(), Err(PlanError::DoesNotSettle { .. })),
+            "{:?}",
+            p.validate()
+        );
+    }
+
+    /// Ratios of amounts beyond `i64::MAX / 10_000` are exact, not saturated.
+    #[test]
+    fn ratios_of_large_amounts_are_exact() {
+        let mut p = plan();
+        p.balance_minor = 1_000_000_000_000_000; // 10^15 minor units
+        p.discount_minor = 930_000_000_000_000; // 93%
+        p.down_payment_minor = 70_000_000_000_000; // all of the rest
+        assert_eq!(p.discount_bps(), 9300);
+        assert_eq!(p.down_payment_bps(), 10_000);
     }
 }

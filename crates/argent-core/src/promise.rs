@@ -33,13 +33,21 @@ impl PromiseToPay {
     /// Judges the promise as of `as_of`: kept once payments received from the day it was
     /// made up to `promised_date + grace_days` cover the amount; broken once that window
     /// has passed without them; open until then. A cancelled promise stays cancelled.
+    /// Exact whatever the amounts (summed in `i128`); a deadline past the calendar's limits
+    /// is held at them.
     pub fn assess(&self, payments: &[Payment], as_of: NaiveDate, grace_days: i64) -> PromiseStatus {
         if self.status == PromiseStatus::Cancelled {
             return PromiseStatus::Cancelled;
         }
         let made_on = self.created_at.date_naive();
-        let deadline = self.promised_date + Duration::days(grace_days);
-        let received: i64 = payments
+        let deadline = Duration::try_days(grace_days)
+            .and_then(|g| self.promised_date.checked_add_signed(g))
+            .unwrap_or(if grace_days < 0 {
+                NaiveDate::MIN
+            } else {
+                NaiveDate::MAX
+            });
+        let received: i128 = payments
             .iter()
             .filter(|p| p.customer_id == self.customer_id)
             .filter(|p| p.amount.currency == self.amount.currency)
@@ -47,9 +55,9 @@ impl PromiseToPay {
                 self.invoice_numbers.is_empty() || self.invoice_numbers.contains(&p.invoice_number)
             })
             .filter(|p| p.received_on >= made_on && p.received_on <= deadline.min(as_of))
-            .map(|p| p.amount.minor)
+            .map(|p| i128::from(p.amount.minor))
             .sum();
-        if received >= self.amount.minor {
+        if received >= i128::from(self.amount.minor) {
             PromiseStatus::Kept
         } else if as_of > deadline {
             PromiseStatus::Broken
@@ -117,5 +125,28 @@ mod tests {
             cancelled.assess(&pays, d("2026-04-01"), 3),
             PromiseStatus::Cancelled
         );
+    }
+
+    #[test]
+    fn extreme_amounts_and_grace_periods_are_judged_without_panic() {
+        let mut p = promise();
+        p.amount = Money::new(i64::MAX, Currency::USD);
+        let pays = [
+            pay("2026-03-05", i64::MAX - 1, "I1"),
+            pay("2026-03-06", 1, "I1"),
+        ];
+        // The two payments add up to the amount exactly (no saturation, no overflow).
+        assert_eq!(p.assess(&pays, d("2026-03-11"), 3), PromiseStatus::Kept);
+        assert_eq!(
+            p.assess(&pays[..1], d("2026-03-11"), i64::MAX),
+            PromiseStatus::Open
+        );
+        assert_eq!(
+            p.assess(&pays[..1], d("2026-03-11"), i64::MIN),
+            PromiseStatus::Broken
+        );
+        let mut far = promise();
+        far.promised_date = NaiveDate::MAX;
+        assert_eq!(far.assess(&[], NaiveDate::MAX, 3), PromiseStatus::Open);
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::customer::CustomerFlags;
 use crate::invoice::{Invoice, Payment};
 use crate::ledger::invoice_states;
+use crate::money::{Money, MoneyError};
 
 pub const MIN_HISTORY: usize = 3;
 
@@ -57,11 +58,13 @@ pub struct PaymentHistory {
     pub max_days_past_due: i64,
 }
 
+/// One customer's payment history as of `as_of`. An error if its open balance does not fit
+/// in `i64` minor units (it is summed over currencies; no imported ledger comes near).
 pub fn payment_history(
     invoices: &[Invoice],
     payments: &[Payment],
     as_of: NaiveDate,
-) -> PaymentHistory {
+) -> Result<PaymentHistory, MoneyError> {
     let states: Vec<_> = invoice_states(invoices, payments, as_of)
         .into_iter()
         .filter(|s| s.invoice.issue_date <= as_of)
@@ -73,36 +76,39 @@ pub fn payment_history(
     let mut overdue = 0_i64;
     let mut max_dpd = 0_i64;
     for s in &states {
+        let cur = s.invoice.amount.currency;
+        let what = || format!("the open invoices of customer {}", s.invoice.customer_id);
         let late = match s.settled_on {
             Some(paid) => (paid - s.invoice.due_date).num_days().max(0),
             None if s.days_past_due > 0 => s.days_past_due,
             None => {
-                open += s.open_minor;
+                Money::add_minor(&mut open, s.open_minor, cur, what)?;
                 continue; // open and not yet due: no evidence either way
             }
         };
         counted += 1;
-        late_days_sum += late;
+        // Days, not money: each is under 2^28, so this cannot reach i64::MAX.
+        late_days_sum = late_days_sum.saturating_add(late);
         if late > 0 {
             delinquent += 1;
         }
         if s.is_open() {
-            open += s.open_minor;
+            Money::add_minor(&mut open, s.open_minor, cur, what)?;
             if s.is_overdue() {
-                overdue += s.open_minor;
+                Money::add_minor(&mut overdue, s.open_minor, cur, what)?;
                 max_dpd = max_dpd.max(s.days_past_due);
             }
         }
     }
     let n = counted.max(1) as f64;
-    PaymentHistory {
+    Ok(PaymentHistory {
         invoices: states.len(),
         avg_days_late: late_days_sum as f64 / n,
         delinquency_rate: delinquent as f64 / n,
         open_minor: open,
         overdue_minor: overdue,
         max_days_past_due: max_dpd,
-    }
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -155,7 +161,7 @@ pub fn assess(history: PaymentHistory, flags: &CustomerFlags) -> RiskAssessment 
             h.delinquency_rate * 100.0
         ));
     }
-    if h.open_minor > 0 && h.overdue_minor * 2 >= h.open_minor {
+    if h.open_minor > 0 && i128::from(h.overdue_minor) * 2 >= i128::from(h.open_minor) {
         score += 1;
         reasons.push("half or more of the open balance is overdue".to_string());
     }
@@ -225,7 +231,7 @@ mod tests {
     fn punctual_payer_is_low_risk() {
         let (inv, pay) = history(|_| Some(-2));
         let a = assess(
-            payment_history(&inv, &pay, d(AS_OF)),
+            payment_history(&inv, &pay, d(AS_OF)).unwrap(),
             &CustomerFlags::default(),
         );
         assert_eq!(a.segment, RiskSegment::Low, "{a:?}");
@@ -236,7 +242,7 @@ mod tests {
     fn occasionally_late_payer_is_medium() {
         let (inv, pay) = history(|i| Some(if i % 3 == 0 { 40 } else { 0 }));
         let a = assess(
-            payment_history(&inv, &pay, d(AS_OF)),
+            payment_history(&inv, &pay, d(AS_OF)).unwrap(),
             &CustomerFlags::default(),
         );
         assert_eq!(a.segment, RiskSegment::Medium, "{a:?}");
@@ -246,7 +252,7 @@ mod tests {
     fn chronic_late_payer_with_old_open_invoices_is_high() {
         let (inv, pay) = history(|i| if i < 8 { Some(45) } else { None });
         let a = assess(
-            payment_history(&inv, &pay, d(AS_OF)),
+            payment_history(&inv, &pay, d(AS_OF)).unwrap(),
             &CustomerFlags::default(),
         );
         assert_eq!(a.segment, RiskSegment::High, "{a:?}");
@@ -258,7 +264,7 @@ mod tests {
     fn thin_history_or_legal_flags_go_to_review() {
         let (inv, pay) = history(|_| Some(0));
         let thin = assess(
-            payment_history(&inv[..2], &pay, d(AS_OF)),
+            payment_history(&inv[..2], &pay, d(AS_OF)).unwrap(),
             &CustomerFlags::default(),
         );
         assert_eq!(thin.segment, RiskSegment::InReview);
@@ -266,8 +272,24 @@ mod tests {
             bankrupt: true,
             ..Default::default()
         };
-        let flagged = assess(payment_history(&inv, &pay, d(AS_OF)), &flags);
+        let flagged = assess(payment_history(&inv, &pay, d(AS_OF)).unwrap(), &flags);
         assert_eq!(flagged.segment, RiskSegment::InReview);
         assert!(flagged.reasons[0].contains("bankrupt"));
+    }
+
+    /// A customer's open invoices adding up past `i64::MAX` are an error, not a wrapped
+    /// (negative) open balance that would make the overdue share look small.
+    #[test]
+    fn an_open_balance_that_overflows_is_an_error() {
+        let (mut inv, _) = history(|_| None);
+        for i in &mut inv {
+            i.amount = Money::new(i64::MAX / 4, Currency::USD);
+        }
+        let err = payment_history(&inv, &[], d(AS_OF)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the open invoices of customer C in USD"),
+            "{err}"
+        );
     }
 }

@@ -133,7 +133,7 @@ pub async fn get_approval(
     let item = store.approval(&id).await?;
     let invoices = store.invoices(Some(&item.customer_id)).await?;
     let payments = store.payments(Some(&item.customer_id)).await?;
-    let aging = aging_report(&invoices, &payments, agent.now().date_naive(), 90).rows;
+    let aging = aging_report(&invoices, &payments, agent.now().date_naive(), 90)?.rows;
     Ok(Json(ApprovalDetail { item, aging }))
 }
 
@@ -414,5 +414,5 @@ pub async fn aging(
         &ledger.payments,
         as_of,
         dso_days,
-    )))
+    )?))
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use argent_agent::AgentError;
-use argent_core::FiredRule;
+use argent_core::{FiredRule, MoneyError};
 use argent_store::StoreError;
 
 use crate::request_id::{current_page, current_request_id};
@@ -139,8 +139,18 @@ impl From<AgentError> for AppError {
                 message,
                 rules: Vec::new(),
             },
+            AgentError::Money(e) => e.into(),
             other => AppError::internal(other),
         }
+    }
+}
+
+/// A figure of the stored ledger that cannot be computed (a sum past `i64` minor units,
+/// which only amounts beyond the import bounds reach): said plainly, as the ledger's
+/// problem, not hidden behind "internal error" (422).
+impl From<MoneyError> for AppError {
+    fn from(e: MoneyError) -> Self {
+        AppError::Unprocessable(format!("the ledger's figures cannot be computed: {e}"))
     }
 }
 
@@ -167,3 +177,32 @@ impl From<PathRejection> for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argent_core::Currency;
+
+    /// A ledger figure that overflows is said plainly (422 with the sum named), from the
+    /// core directly or through the agent, never a bare 500.
+    #[test]
+    fn a_money_overflow_is_a_clear_422() {
+        let e = MoneyError::SumOverflow {
+            what: "the open invoices of all customers".into(),
+            currency: Currency::USD,
+        };
+        for err in [
+            AppError::from(e.clone()),
+            AppError::from(AgentError::Money(e)),
+        ] {
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(
+                err.to_string().starts_with(
+                    "the ledger's figures cannot be computed: the open invoices of all \
+                     customers in USD add up to more than"
+                ),
+                "{err}"
+            );
+        }
+    }
+}

@@ -750,7 +750,8 @@ async fn aging_is_the_ledger_report() {
     assert_eq!(s, StatusCode::OK, "{b}");
     let ledger = f.store().ledger().await.unwrap();
     let expected =
-        argent_core::ledger::aging_report(&ledger.invoices, &ledger.payments, d("2026-11-20"), 90);
+        argent_core::ledger::aging_report(&ledger.invoices, &ledger.payments, d("2026-11-20"), 90)
+            .unwrap();
     assert_eq!(b, serde_json::to_value(&expected).unwrap());
     assert_eq!(b["totals"][0]["total"], 16_200_00);
     assert_eq!(b["rows"][0]["customer_id"], "C-BO");

@@ -538,7 +538,8 @@ async fn the_dashboard_shows_the_ledgers_analytics_by_segment() {
         as_of: now().date_naive(),
         period_days: 90,
         promise_grace_days: argent_server::web::PROMISE_GRACE_DAYS,
-    });
+    })
+    .unwrap();
     assert!(!want.rows.is_empty());
     let (s, got) = f
         .as_user("mo", axum::http::Method::GET, "/api/dashboard", None)

@@ -3,9 +3,10 @@
 use chrono::NaiveDate;
 use sqlx::Row;
 
+use argent_core::import::{ImportFile, SourceMap, check_against_stored};
 use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
 
-use crate::{Result, Store, StoreError, dispatch, eq_or_all, from_json, parse_col};
+use crate::{Backend, Result, Store, StoreError, dispatch, eq_or_all, from_json, parse_col};
 
 /// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
@@ -111,6 +112,57 @@ macro_rules! import_rows {
     }};
 }
 pub(crate) use import_rows;
+
+/// The stored rows an import is checked against ([`check_against_stored`]), read through
+/// `$conn` (a `&mut` connection of either backend, inside the import's transaction): the
+/// invoices with a number in the import or of a customer in it, and the payments on the
+/// import's invoices, as `(Vec<InvoiceRow>, Vec<PaymentRow>)`. Read in chunks of
+/// [`CHUNK`] keys per `IN (...)`.
+macro_rules! stored_for_import {
+    ($conn:expr, $portfolio:expr) => {{
+        let tx = $conn;
+        let p: &::argent_core::Portfolio = $portfolio;
+        let numbers: Vec<&str> = p.invoices.iter().map(|i| i.number.as_str()).collect();
+        let mut customers: Vec<&str> = p.invoices.iter().map(|i| i.customer_id.as_str()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut invoices: ::std::collections::BTreeMap<String, $crate::ledger::InvoiceRow> =
+            ::std::collections::BTreeMap::new();
+        for (column, keys) in [("number", &numbers), ("customer_id", &customers)] {
+            for chunk in keys.chunks($crate::ledger::CHUNK) {
+                let mut q = ::sqlx::QueryBuilder::new(format!(
+                    "SELECT number, customer_id, issue_date, due_date, currency, amount_minor, \
+                     disputed FROM invoices WHERE {column} IN ("
+                ));
+                let mut list = q.separated(", ");
+                for k in chunk {
+                    list.push_bind(*k);
+                }
+                list.push_unseparated(")");
+                for r in q.build().fetch_all(&mut *tx).await? {
+                    let row: $crate::ledger::InvoiceRow = $crate::ledger::invoice_row!(r);
+                    invoices.insert(row.0.clone(), row);
+                }
+            }
+        }
+        let mut payments: Vec<$crate::ledger::PaymentRow> = Vec::new();
+        for chunk in numbers.chunks($crate::ledger::CHUNK) {
+            let mut q = ::sqlx::QueryBuilder::new(
+                "SELECT id, customer_id, invoice_number, currency, amount_minor, received_on \
+                 FROM payments WHERE invoice_number IN (",
+            );
+            let mut list = q.separated(", ");
+            for k in chunk {
+                list.push_bind(*k);
+            }
+            list.push_unseparated(")");
+            for r in q.build().fetch_all(&mut *tx).await? {
+                payments.push($crate::ledger::payment_row!(r));
+            }
+        }
+        (invoices.into_values().collect::<Vec<_>>(), payments)
+    }};
+}
 
 pub(crate) struct CustomerRow {
     pub(crate) id: String,
@@ -297,17 +349,58 @@ pub(crate) fn payments_from(rows: Vec<PaymentRow>) -> Result<Vec<Payment>> {
 }
 
 impl Store {
-    /// Writes a parsed portfolio in one transaction: every row or none. Customers,
-    /// invoices and payments are upserted by their ids, so re-importing a newer export
-    /// of the same ledger updates it in place.
+    /// Writes a portfolio in one transaction: every row or none. Customers, invoices and
+    /// payments are upserted by their ids, so re-importing a newer export of the same
+    /// ledger updates it in place. First, in the same transaction, the portfolio is checked
+    /// against what is stored ([`check_against_stored`]: no invoice moved to another
+    /// customer, no currency changed under a recorded payment, no amount lowered below
+    /// what was paid, no customer over the bound, amounts and dates within theirs); a
+    /// refusal is [`StoreError::Import`] naming the invoice and the field, and nothing is
+    /// written. [`import_file`](Self::import_file) does the same for a parsed file and
+    /// names the line and column.
     pub async fn import_portfolio(
         &self,
         portfolio: &Portfolio,
         source: &str,
     ) -> Result<ImportStats> {
+        self.import_checked(portfolio, &SourceMap::default(), source)
+            .await
+    }
+
+    /// [`import_portfolio`](Self::import_portfolio) for a parsed file
+    /// ([`argent_core::import::parse`]): a refusal names the line and column of the row.
+    pub async fn import_file(&self, file: &ImportFile, source: &str) -> Result<ImportStats> {
+        self.import_checked(&file.portfolio, &file.source, source)
+            .await
+    }
+
+    async fn import_checked(
+        &self,
+        portfolio: &Portfolio,
+        positions: &SourceMap,
+        source: &str,
+    ) -> Result<ImportStats> {
         let _writer = self.write_lock().await?;
+        // SQLite: take the database's write lock before reading what the checks need, so
+        // another process cannot change it in between. PostgreSQL: lock the two tables
+        // the checks read against concurrent writers (readers do not wait).
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let postgres = self.backend() == Backend::Postgres;
         dispatch!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
+            if postgres {
+                sqlx::query("LOCK TABLE invoices, payments IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (invoice_rows, payment_rows) = stored_for_import!(&mut *tx, portfolio);
+            let stored_invoices = invoices_from(invoice_rows)?;
+            let stored_payments = payments_from(payment_rows)?;
+            // A refusal returns here: the transaction is dropped, so rolled back.
+            check_against_stored(portfolio, positions, &stored_invoices, &stored_payments)?;
             import_rows!(&mut *tx, portfolio, source);
             tx.commit().await?;
         });

@@ -76,6 +76,10 @@ pub enum StoreError {
     /// audit trail recorded: it was changed in the database around argent. Refused.
     #[error("tampered: {0}")]
     Tampered(String),
+    /// An import refused by the checks against the stored ledger (and the bounds), naming
+    /// the row (line and column when it came from a file) and why. Nothing was written.
+    #[error(transparent)]
+    Import(#[from] argent_core::ImportError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -2,6 +2,7 @@
 //! ARGENT_TEST_POSTGRES_URL is set, on PostgreSQL too.
 
 use argent_core::demo::{DemoConfig, generate};
+use argent_core::import::parse;
 use argent_core::ledger::aging_report;
 use argent_core::{
     Case, CaseKind, CaseStatus, Currency, DashboardInput, Installment, Invoice, Money, PaymentPlan,
@@ -166,7 +167,8 @@ async fn dashboard_from_the_store_matches_the_dashboard_of_the_data() {
             as_of: cfg.as_of,
             period_days: 90,
             promise_grace_days: 3,
-        });
+        })
+        .unwrap();
         let l = store.ledger().await.unwrap();
         let stored_promises = store.promises(None).await.unwrap();
         let got = dashboard(&DashboardInput {
@@ -177,7 +179,8 @@ async fn dashboard_from_the_store_matches_the_dashboard_of_the_data() {
             as_of: cfg.as_of,
             period_days: 90,
             promise_grace_days: 3,
-        });
+        })
+        .unwrap();
         assert_eq!(got, expected, "{label}");
         assert!(got.rows.len() >= 3, "{label}: the sample spans segments");
         let counted: usize = got
@@ -200,8 +203,8 @@ async fn aging_from_the_store_matches_aging_from_the_file() {
         let p = generate(&cfg);
         store.import_portfolio(&p, "t").await.unwrap();
         let l = store.ledger().await.unwrap();
-        let from_store = aging_report(&l.invoices, &l.payments, cfg.as_of, 90);
-        let from_file = aging_report(&p.invoices, &p.payments, cfg.as_of, 90);
+        let from_store = aging_report(&l.invoices, &l.payments, cfg.as_of, 90).unwrap();
+        let from_file = aging_report(&p.invoices, &p.payments, cfg.as_of, 90).unwrap();
         assert_eq!(from_store, from_file, "{label}");
         assert!(
             from_store.totals.iter().any(|t| t.buckets[4] > 0),
@@ -331,4 +334,119 @@ async fn sqlite_database_is_one_file_in_wal_mode() {
     assert!(wal.exists(), "journal mode is WAL");
     again.close().await;
     ts.cleanup().await;
+}
+
+const REIMPORT_HEADER: &str = "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n";
+
+fn reimport_csv(rows: &[&str]) -> Vec<u8> {
+    let mut s = REIMPORT_HEADER.to_string();
+    for r in rows {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+/// A re-import that would move an invoice, change its currency under a payment, lower it
+/// below what was paid, or push a customer over the bound is refused at its line and
+/// column, and nothing of it is written (the good row before the bad one included).
+#[tokio::test]
+async fn a_reimport_that_contradicts_the_stored_ledger_is_refused() {
+    on_every_backend(|store, label| async move {
+        let first = reimport_csv(&[
+            "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,USD,100.00,40.00,2026-02-01",
+            "C2,Bolt,standard,b2b,UTC,b@bolt.example,INV-2,2026-01-01,2026-01-31,USD,50.00,,",
+        ]);
+        store
+            .import_file(&parse(&first).unwrap(), "first")
+            .await
+            .unwrap();
+        let before = store.ledger().await.unwrap();
+        let cases = [
+            (
+                "C2,Bolt,standard,b2b,UTC,b@bolt.example,INV-1,2026-01-01,2026-01-31,USD,100.00,40.00,2026-02-01",
+                "line 3, column 1 (customer_id): invoice INV-1 belongs to customer C1 in the \
+                 ledger; a re-import cannot move it to customer C2",
+            ),
+            (
+                "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,EUR,100.00,,",
+                "line 3, column 10 (currency): invoice INV-1 is recorded in USD with USD 40.00 \
+                 paid on it; a re-import cannot change its currency to EUR",
+            ),
+            (
+                "C1,Acme,standard,b2b,UTC,a@acme.example,INV-1,2026-01-01,2026-01-31,USD,30.00,,",
+                "line 3, column 11 (amount): invoice INV-1 has USD 40.00 paid on it; a \
+                 re-import cannot lower its amount to USD 30.00",
+            ),
+        ];
+        for (bad, want) in cases {
+            let data = reimport_csv(&[
+                "C3,Cole,standard,b2b,UTC,c@cole.example,INV-3,2026-01-01,2026-01-31,USD,10.00,,",
+                bad,
+            ]);
+            let err = store
+                .import_file(&parse(&data).unwrap(), "bad")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Import(_)), "{label}: {err:?}");
+            assert_eq!(err.to_string(), want, "{label}");
+            let after = store.ledger().await.unwrap();
+            assert_eq!(after.customers, before.customers, "{label}");
+            assert_eq!(after.invoices, before.invoices, "{label}");
+            assert_eq!(after.payments, before.payments, "{label}");
+        }
+
+        // The per-customer bound counts what is stored: C2 holds 50.00 and 99 invoices of
+        // 100 billion; one more of 100 billion passes 10^15 minor units.
+        let mut rows: Vec<String> = (0..99)
+            .map(|k| format!("C2,Bolt,standard,b2b,UTC,b@bolt.example,BIG-{k},2026-01-01,2026-01-31,USD,100000000000.00,,"))
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        store
+            .import_file(&parse(&reimport_csv(&refs)).unwrap(), "big")
+            .await
+            .unwrap();
+        let before = store.ledger().await.unwrap();
+        rows.clear();
+        let err = store
+            .import_file(
+                &parse(&reimport_csv(&[
+                    "C3,Cole,standard,b2b,UTC,c@cole.example,INV-3,2026-01-01,2026-01-31,USD,10.00,,",
+                    "C2,Bolt,standard,b2b,UTC,b@bolt.example,BIG-X,2026-01-01,2026-01-31,USD,100000000000.00,,",
+                ]))
+                .unwrap(),
+                "one too many",
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "line 3, column 11 (amount): invoice BIG-X: customer C2's invoices in USD would \
+                 add up to USD 10000000000050.00"
+            ),
+            "{label}: {err}"
+        );
+        let after = store.ledger().await.unwrap();
+        assert_eq!(after.invoices, before.invoices, "{label}");
+        assert_eq!(after.customers, before.customers, "{label}");
+
+        // A portfolio built in code meets the same checks; its error names the invoice.
+        let mut moved = store.ledger().await.unwrap();
+        moved.customers.retain(|c| c.id == "C2");
+        moved.invoices.retain(|i| i.number == "INV-1");
+        moved.invoices[0].customer_id = "C2".into();
+        moved.payments.clear();
+        let p = Portfolio {
+            customers: moved.customers,
+            invoices: moved.invoices,
+            payments: moved.payments,
+        };
+        let err = store.import_portfolio(&p, "code").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("customer_id: invoice INV-1 belongs to customer C1"),
+            "{label}: {err}"
+        );
+    })
+    .await;
 }

@@ -49,7 +49,7 @@ pub(crate) async fn figures(agent: &Agent, q: &DashboardQuery) -> AppResult<Dash
         as_of,
         period_days,
         promise_grace_days: PROMISE_GRACE_DAYS,
-    }))
+    })?)
 }
 
 /// `GET /api/dashboard?as_of=&period_days=`.

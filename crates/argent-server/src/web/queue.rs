@@ -254,7 +254,7 @@ async fn item_page(
     let now = agent.now();
     let invoices = store.invoices(Some(&item.customer_id)).await?;
     let payments = store.payments(Some(&item.customer_id)).await?;
-    let aging = aging_report(&invoices, &payments, now.date_naive(), 90);
+    let aging = aging_report(&invoices, &payments, now.date_naive(), 90)?;
     let aging_rows: Vec<Value> = aging
         .rows
         .iter()

@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod analytics;
+pub mod bounds;
 pub mod case;
 pub mod customer;
 pub mod decision;

@@ -65,9 +65,9 @@ pub enum AuditCommand {
         #[arg(long)]
         rule: Option<String>,
         /// RFC 3339 instant.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::instant)]
         since: Option<DateTime<Utc>>,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::instant)]
         until: Option<DateTime<Utc>>,
         #[arg(long, short)]
         out: Option<PathBuf>,

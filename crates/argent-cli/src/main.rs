@@ -12,7 +12,12 @@ use argent_core::import::{parse, to_csv};
 use argent_core::ledger::aging_report;
 use argent_store::Store;
 
+// First: its `print!`/`println!` replace std's in every module below.
+#[macro_use]
+mod output;
+
 mod agentcmd;
+mod args;
 mod auditcmd;
 mod docscmd;
 mod evalcmd;
@@ -41,7 +46,7 @@ struct Cli {
 
     /// Act as if it were this instant (RFC 3339) instead of now: for replaying a day,
     /// demos and tests. Contact rules such as quiet hours are judged at this instant.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = args::instant)]
     now: Option<chrono::DateTime<chrono::Utc>>,
 
     #[command(subcommand)]
@@ -64,7 +69,7 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// The export date (YYYY-MM-DD); invoices span the year before it. Default: today (UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = args::date)]
         as_of: Option<NaiveDate>,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
@@ -73,10 +78,10 @@ enum Command {
     /// Print the aging report (current, 1-30, 31-60, 61-90, 90+) and DSO per currency.
     Aging {
         /// Age as of this date (YYYY-MM-DD). Default: today (UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = args::date)]
         as_of: Option<NaiveDate>,
-        /// Days of credit sales DSO is measured over.
-        #[arg(long, default_value_t = 90)]
+        /// Days of credit sales DSO is measured over (1-3660).
+        #[arg(long, default_value_t = 90, value_parser = args::period_days)]
         dso_days: u32,
         /// Show at most this many customers (largest balance first); 0 shows none.
         #[arg(long, default_value_t = 20)]
@@ -87,7 +92,7 @@ enum Command {
     /// Print each customer's risk segment (low / medium / high / in_review) and why.
     Segments {
         /// Assess as of this date (YYYY-MM-DD). Default: today (UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = args::date)]
         as_of: Option<NaiveDate>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -212,6 +217,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output stopped early (`argent … | head`): not an error.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

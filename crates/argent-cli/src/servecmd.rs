@@ -14,16 +14,20 @@ use argent_store::Store;
 
 use crate::agentcmd::{ModelArgs, build_agent};
 
+/// The longest token or session lifetime, in hours: a year. (Unbounded, an expiry past what
+/// a date can hold made every sign-in panic.)
+const MAX_TTL_HOURS: i64 = 24 * 365;
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// How long a bearer token from POST /api/login stays valid, in hours.
-    #[arg(long, default_value_t = 12)]
+    /// How long a bearer token from POST /api/login stays valid, in hours (at most a year).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=MAX_TTL_HOURS))]
     pub token_ttl_hours: u32,
-    /// How long a browser session lasts, in hours.
-    #[arg(long, default_value_t = 12)]
+    /// How long a browser session lasts, in hours (at most a year).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=MAX_TTL_HOURS))]
     pub session_ttl_hours: u32,
     /// Mark the session cookie Secure (when the server is reached over HTTPS).
     #[arg(long)]
@@ -70,8 +74,8 @@ fn parse_role(s: &str) -> Result<UserRole, String> {
 pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeArgs) -> Result<()> {
     let agent = Arc::new(build_agent(store, models, clock).await?);
     let config = ServerConfig {
-        token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours.max(1))),
-        session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours.max(1))),
+        token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
+        session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours)),
         secure_cookies: args.secure_cookies,
         evals_dir: args.evals.is_dir().then(|| args.evals.clone()),
         eval_filter: args.eval_filter.clone(),

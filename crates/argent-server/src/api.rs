@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_agent::{Agent, AgentError, ReviewResult, Reviewer};
+use argent_core::bounds;
 use argent_core::ledger::{AgingReport, AgingRow, aging_report};
 use argent_core::{Decision, Role};
 use argent_store::{
@@ -293,6 +294,17 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 impl AuditQuery {
+    /// 400 unless `since` and `until` lie within the dates argent accepts
+    /// ([`argent_core::bounds`]).
+    pub(crate) fn check(&self) -> AppResult<()> {
+        for (name, t) in [("since", self.since), ("until", self.until)] {
+            if let Some(t) = t {
+                argent_core::bounds::check_instant(name, t)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The store's filter for this query, with the page given.
     pub(crate) fn filter(self, limit: Option<i64>, offset: Option<i64>) -> AuditFilter {
         AuditFilter {
@@ -316,6 +328,7 @@ pub async fn audit(
     _: Allowed<AuditRead>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<AuditPage>> {
+    q.check()?;
     let (limit, offset) = page(q.limit, q.offset, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE)?;
     let events = store
         .audit_events(&q.filter(Some(limit), Some(offset)))
@@ -373,6 +386,7 @@ pub async fn audit_export(
     _: Allowed<AuditRead>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> AppResult<Response> {
+    q.filter.check()?;
     export_response(&store, q).await
 }
 
@@ -392,7 +406,7 @@ pub struct AgingQuery {
     /// YYYY-MM-DD; default: the agent's today (UTC).
     pub as_of: Option<NaiveDate>,
     /// Days of credit sales DSO is measured over (default 90).
-    pub dso_days: Option<u32>,
+    pub dso_days: Option<i64>,
 }
 
 /// `GET /api/aging?as_of=&dso_days=`: buckets and DSO per currency, customers by balance.
@@ -401,13 +415,11 @@ pub async fn aging(
     _: Allowed<LedgerRead>,
     ApiQuery(q): ApiQuery<AgingQuery>,
 ) -> AppResult<Json<AgingReport>> {
-    let dso_days = q.dso_days.unwrap_or(90);
-    if !(1..=3660).contains(&dso_days) {
-        return Err(AppError::BadRequest(
-            "dso_days must be between 1 and 3660".into(),
-        ));
-    }
-    let as_of = q.as_of.unwrap_or_else(|| agent.now().date_naive());
+    let dso_days = bounds::check_period_days("dso_days", q.dso_days.unwrap_or(90))?;
+    let as_of = match q.as_of {
+        Some(d) => bounds::check_date("as_of", d)?,
+        None => agent.now().date_naive(),
+    };
     let ledger = agent.store.ledger().await?;
     Ok(Json(aging_report(
         &ledger.invoices,

@@ -348,22 +348,38 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
-/// Failed sign-ins, per user name. After `max_failures` failures within `window`, every
-/// attempt for that name is refused ([`AppError::TooManyAttempts`], 429) until the oldest
-/// failure leaves the window — even with the right password, so guessing faster gains
-/// nothing. It throttles rather than locks: the owner can sign in again after the window.
-/// Counts live in memory (one server process); a restart forgets them.
+/// Sign-in attempts, per user name. Each attempt is counted *before* its password is
+/// checked, in the same locked step that decides whether it may be checked at all
+/// ([`LoginThrottle::begin`]), so parallel guesses cannot all pass the check before any
+/// failure is recorded: after `max_failures` attempts within `window` that did not succeed,
+/// every attempt for that name is refused ([`AppError::TooManyAttempts`], 429) until the
+/// oldest leaves the window — even with the right password, so guessing faster gains
+/// nothing. A success forgets the name's count; an attempt that ends without a verdict (an
+/// internal error, or a request dropped before it was answered, which tells its sender
+/// nothing) is taken back. It throttles rather than locks: the owner can sign in again
+/// after the window. Counts live in memory (one server process); a restart forgets them.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    attempts: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
     max_failures: usize,
     window: std::time::Duration,
+}
+
+/// One sign-in attempt, already counted against its name (see [`LoginThrottle::begin`]).
+/// [`Attempt::succeeded`] clears the name's count, [`Attempt::failed`] keeps the attempt
+/// counted; dropped without either, the attempt is taken back.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: String,
+    at: std::time::Instant,
+    settled: bool,
 }
 
 impl LoginThrottle {
     pub fn new(max_failures: usize, window: std::time::Duration) -> LoginThrottle {
         LoginThrottle {
-            failures: Default::default(),
+            attempts: Default::default(),
             max_failures: max_failures.max(1),
             window,
         }
@@ -373,59 +389,84 @@ impl LoginThrottle {
         name.trim().to_lowercase()
     }
 
-    /// `Err(TooManyAttempts)` while `name` has used up its failures.
-    fn check(&self, name: &str) -> AppResult<()> {
-        let now = std::time::Instant::now();
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = map.get(&Self::key(name)) else {
-            return Ok(());
-        };
-        let recent: Vec<_> = times
-            .iter()
-            .filter(|t| now.duration_since(**t) < self.window)
-            .collect();
-        if recent.len() < self.max_failures {
-            return Ok(());
-        }
-        let oldest = recent.iter().min().map_or(now, |t| **t);
-        let wait = self.window.saturating_sub(now.duration_since(oldest));
-        Err(AppError::TooManyAttempts {
-            retry_after_secs: wait.as_secs().max(1),
-        })
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<std::time::Instant>>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn failed(&self, name: &str) {
+    /// Counts an attempt for `name` and decides whether it may go on to the password
+    /// check, in one step under the lock: `Err(TooManyAttempts)` (nothing counted) while
+    /// the name has `max_failures` attempts in the window that did not succeed.
+    pub fn begin(&self, name: &str) -> AppResult<Attempt<'_>> {
         let now = std::time::Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let key = Self::key(name);
+        let mut map = self.map();
         // Forget what has left the window, so unknown names cannot pile up for ever.
         map.retain(|_, times| {
             times.retain(|t| now.duration_since(*t) < self.window);
             !times.is_empty()
         });
-        map.entry(Self::key(name)).or_default().push(now);
+        let times = map.entry(key.clone()).or_default();
+        if times.len() >= self.max_failures {
+            let oldest = times.iter().min().copied().unwrap_or(now);
+            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            return Err(AppError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        times.push(now);
+        Ok(Attempt {
+            throttle: self,
+            key,
+            at: now,
+            settled: false,
+        })
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was right: the name's count starts again.
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        self.throttle.map().remove(&self.key);
     }
 
-    fn succeeded(&self, name: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&Self::key(name));
+    /// The password was wrong: the attempt stays counted.
+    pub fn failed(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut map = self.throttle.map();
+        if let Some(times) = map.get_mut(&self.key)
+            && let Some(i) = times.iter().position(|t| *t == self.at)
+        {
+            times.swap_remove(i);
+        }
     }
 }
 
 /// The user `name` if `password` is theirs; [`AppError::BadCredentials`] otherwise, in
 /// the same time whether or not the user exists; [`AppError::TooManyAttempts`] while the
-/// name is throttled.
+/// name is throttled (decided before the password is looked at).
 pub(crate) async fn check_credentials(
     store: &Store,
     throttle: &LoginThrottle,
     name: &str,
     password: &str,
 ) -> AppResult<(String, UserRole)> {
-    throttle.check(name)?;
+    let attempt = throttle.begin(name)?;
     let found = verify_credentials(store, name, password).await;
     match &found {
-        Ok(_) => throttle.succeeded(name),
-        Err(AppError::BadCredentials) => throttle.failed(name),
-        Err(_) => {}
+        Ok(_) => attempt.succeeded(),
+        Err(AppError::BadCredentials) => attempt.failed(),
+        Err(_) => drop(attempt),
     }
     found
 }
@@ -465,7 +506,9 @@ pub(crate) async fn issue_token(
     // Expired tokens are useless; sweep them whenever someone signs in.
     store.purge_expired_tokens(now).await?;
     let token = new_token();
-    let expires_at = now + ttl;
+    let expires_at = now
+        .checked_add_signed(ttl)
+        .ok_or_else(|| AppError::internal(format!("a token lifetime of {ttl} is too long")))?;
     store
         .insert_token(&hash_token(&token), user, kind, expires_at)
         .await?;

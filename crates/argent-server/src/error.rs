@@ -154,6 +154,12 @@ impl From<MoneyError> for AppError {
     }
 }
 
+impl From<argent_core::bounds::OutOfRange> for AppError {
+    fn from(e: argent_core::bounds::OutOfRange) -> Self {
+        AppError::BadRequest(e.to_string())
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {

@@ -5,8 +5,11 @@
 //! bound to that session ([`web`]). Every handler checks the caller's role against its
 //! endpoint's list in [`perm`]. Errors are one type, [`AppError`], answered as JSON with the
 //! request id under `/api` and as an HTML page elsewhere; internal errors are logged and
-//! answered with an opaque 500. The server knows no SQL (it calls the store) and no policy
-//! (it calls the agent, which re-judges every decision).
+//! answered with an opaque 500. Every response, errors included, carries the headers of
+//! [`security`]: no framing by other sites, no type sniffing, no `Referer`, and a
+//! Content-Security-Policy under which a page loads only this site's stylesheet. The server
+//! knows no SQL (it calls the store) and no policy (it calls the agent, which re-judges
+//! every decision).
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod request_id;
+pub mod security;
 pub mod web;
 
 pub use auth::{
@@ -225,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(state)
         .layer(middleware::from_fn(request_id::with_request_id))
+        .layer(middleware::from_fn(security::with_security_headers))
 }
 
 async fn api_not_found() -> AppError {

@@ -50,7 +50,7 @@ pub use tx::{CHECKPOINT_EVERY, StoreTx};
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("'{0}' is not a database URL (expected sqlite:PATH, a file path, or postgres://...)")]
@@ -82,7 +82,119 @@ pub enum StoreError {
     Import(#[from] argent_core::ImportError),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        readonly::note(&e);
+        StoreError::Db(e)
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Connections that could not write, and the end of them.
+///
+/// SQLite opens a file it may not write (permissions, an immutable file, a read-only
+/// mount) read-only without saying so, and PostgreSQL fixes a session's
+/// `default_transaction_read_only` when the session starts; such a connection refuses every
+/// write for as long as it lives, even after the database is writable again. A pool keeps
+/// its connections (on SQLite for ever), so after a brief read-only spell writes kept
+/// failing on whichever connection had been opened during it, until the process restarted.
+///
+/// So every error that says the connection cannot write (SQLite's `SQLITE_READONLY` and
+/// its extended codes; PostgreSQL's `25006 read_only_sql_transaction`) is noted here as it
+/// becomes a [`StoreError`], and no connection opened before the latest such error is used
+/// again: pools drop them when they are next acquired, and the SQLite writer reopens its
+/// connection when it is next taken. While the database stays read-only the new connections
+/// fail the same way (and are replaced again); once it is writable, the first fresh
+/// connection writes. A connection is also checked as it opens: if its SQLite file cannot be
+/// opened for writing then ([`check_file`]), or its PostgreSQL session is read-only
+/// ([`check_session`]), that is noted at once, so the connection is replaced before its
+/// next use instead of after a failed write. The note is process-wide
+/// (errors do not know their store): another store's connections are then replaced once
+/// too, which costs a reconnect; a database that stays read-only (a read-only copy being
+/// read) is served by a fresh connection per use.
+pub(crate) mod readonly {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Microseconds after [`base`] of the latest read-only error, plus one; 0: none yet.
+    static LATEST: AtomicU64 = AtomicU64::new(0);
+
+    fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    /// Whether `e` says the connection it came from cannot write.
+    pub(crate) fn is_readonly(e: &sqlx::Error) -> bool {
+        let sqlx::Error::Database(db) = e else {
+            return false;
+        };
+        if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+            // The primary result code is the low byte of the extended one.
+            return sqlx::error::DatabaseError::code(sqlite)
+                .and_then(|c| c.parse::<i64>().ok())
+                .is_some_and(|c| c & 0xff == 8);
+        }
+        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.code() == "25006")
+    }
+
+    /// Notes a read-only moment `ahead` from now.
+    fn note_at(ahead: Duration) {
+        let at = u64::try_from((base().elapsed() + ahead).as_micros()).unwrap_or(u64::MAX - 1);
+        LATEST.fetch_max(at + 1, Ordering::AcqRel);
+    }
+
+    /// Notes `e` if it is a read-only error (see the module docs).
+    pub(crate) fn note(e: &sqlx::Error) {
+        if is_readonly(e) {
+            note_at(Duration::ZERO);
+            tracing::warn!(error = %e, "a database connection could not write; connections opened before now will be replaced");
+        }
+    }
+
+    /// For a SQLite connection just opened on `file`: if the file cannot be opened for
+    /// writing now, the connection was opened read-only, and it is noted as if it had
+    /// failed a write (so it is replaced before it is used again, rather than after its
+    /// first failed write once the file is writable again).
+    pub(crate) fn check_file(file: &std::path::Path) {
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
+            // A pool stamps a new connection's age only after this check: the moment is
+            // noted a little ahead, so that stamp falls before it.
+            note_at(Duration::from_millis(100));
+            tracing::debug!(file = %file.display(), error = %e, "the database file cannot be written; this connection is read-only");
+        }
+    }
+
+    /// For a PostgreSQL session just started: if its transactions are read-only (the
+    /// database's or role's `default_transaction_read_only`, a standby), noted as
+    /// [`check_file`] does for SQLite.
+    pub(crate) async fn check_session(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+        let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+            .fetch_one(conn)
+            .await?;
+        if read_only == "on" {
+            note_at(Duration::from_millis(100));
+            tracing::debug!("a database session started read-only");
+        }
+        Ok(())
+    }
+
+    /// Whether a connection opened at `opened` predates the latest read-only error.
+    pub(crate) fn stale(opened: Instant) -> bool {
+        match LATEST.load(Ordering::Acquire) {
+            0 => false,
+            at => opened <= base() + Duration::from_micros(at - 1),
+        }
+    }
+
+    /// [`stale`] for a pooled connection `age` old.
+    pub(crate) fn stale_age(age: Duration) -> bool {
+        Instant::now().checked_sub(age).is_some_and(stale)
+    }
+}
 
 /// Which database a store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +355,21 @@ impl Store {
             // is a round trip to the connection's worker thread that can only ever find it
             // alive (there is no network to lose), and it doubled the cost of every query.
             .test_before_acquire(false);
+        let pool = if in_memory {
+            pool
+        } else {
+            // A connection opened before a read-only error is not used again (see
+            // [`readonly`]); the in-memory database's one connection is the database.
+            let file = opts.get_filename().to_path_buf();
+            pool.after_connect(move |_, _| {
+                readonly::check_file(&file);
+                Box::pin(async { Ok(()) })
+            })
+            .before_acquire(|_, meta| {
+                let keep = !readonly::stale_age(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+        };
         let pool = pool
             .idle_timeout(None)
             .max_lifetime(None)
@@ -253,10 +380,7 @@ impl Store {
         let writer = if in_memory {
             None
         } else {
-            let mut conn: sqlx::SqliteConnection =
-                sqlx::ConnectOptions::connect(&opts.pragma("wal_autocheckpoint", "0")).await?;
-            sqlx::query(tx::GUARD_TABLE).execute(&mut conn).await?;
-            Some(tx::Writer::new(conn))
+            Some(tx::Writer::open(opts).await?)
         };
         Ok(Store {
             pool: Pool::Sqlite(pool),
@@ -268,6 +392,12 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))
+            // A session started while the database was read-only stays so (see [`readonly`]).
+            .after_connect(|conn, _| Box::pin(readonly::check_session(conn)))
+            .before_acquire(|_, meta| {
+                let keep = !readonly::stale_age(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
             .connect_with(opts)
             .await?;
         Ok(Store {

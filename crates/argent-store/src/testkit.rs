@@ -357,3 +357,58 @@ pub async fn seed_queue(store: &Store, portfolio: &Portfolio, calls: &[QueuedCal
     .await?;
     tx.commit().await
 }
+
+/// A database file made read-only for a test of what the store does then (and after), put
+/// back as it was when dropped. Permissions bind ordinary users; a root test process (which
+/// permissions do not bind) makes the file immutable with `chattr +i` instead.
+#[derive(Debug)]
+pub struct ReadOnlyFile {
+    path: PathBuf,
+    mode: u32,
+    immutable: bool,
+}
+
+impl ReadOnlyFile {
+    /// Makes `path` read-only; `None` if this process cannot make it so (root without the
+    /// `chattr` tool or on a file system without the attribute), so the caller can skip.
+    #[cfg(unix)]
+    pub fn make(path: &std::path::Path) -> std::io::Result<Option<ReadOnlyFile>> {
+        use std::os::unix::fs::PermissionsExt;
+        let writable =
+            |p: &std::path::Path| std::fs::OpenOptions::new().write(true).open(p).is_ok();
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))?;
+        let mut guard = ReadOnlyFile {
+            path: path.to_path_buf(),
+            mode,
+            immutable: false,
+        };
+        if !writable(path) {
+            return Ok(Some(guard));
+        }
+        guard.immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        Ok((!writable(path)).then_some(guard))
+    }
+
+    /// Puts the file back as it was (what dropping the guard does).
+    pub fn restore(self) {}
+}
+
+#[cfg(unix)]
+impl Drop for ReadOnlyFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.immutable {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.path)
+                .status();
+        }
+        let _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(self.mode));
+    }
+}

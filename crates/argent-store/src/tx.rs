@@ -52,7 +52,9 @@ use argent_core::CustomerFlags;
 use futures_util::TryStreamExt;
 use sqlx::encode::{Encode, IsNull};
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{SqliteArgumentValue, SqliteArguments, SqliteRow, SqliteTypeInfo};
+use sqlx::sqlite::{
+    SqliteArgumentValue, SqliteArguments, SqliteConnectOptions, SqliteRow, SqliteTypeInfo,
+};
 use sqlx::{
     Arguments, Connection, Either, Executor, Postgres, Row, Sqlite, SqliteConnection, SqlitePool,
     Transaction, Type,
@@ -71,6 +73,10 @@ const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 pub(crate) struct Writer {
     /// `None` once the store is closed.
     conn: Option<SqliteConnection>,
+    /// How `conn` was opened, to open it again (see [`lock_writer`]).
+    opts: SqliteConnectOptions,
+    /// When `conn` was opened.
+    opened: Instant,
     /// A transaction was begun and not yet committed or rolled back.
     open: bool,
     commits: u32,
@@ -96,16 +102,50 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: SqliteConnection) -> SharedWriter {
-        Arc::new(Mutex::new(Writer {
+    /// Opens the writer connection of the file database `opts` names.
+    pub(crate) async fn open(opts: SqliteConnectOptions) -> Result<SharedWriter> {
+        let opts = opts.pragma("wal_autocheckpoint", "0");
+        let opened = Instant::now();
+        let conn = Writer::connect(&opts).await?;
+        Ok(Arc::new(Mutex::new(Writer {
             conn: Some(conn),
+            opts,
+            opened,
             open: false,
             commits: 0,
             last_checkpoint: Instant::now(),
             checkpointing: Arc::new(AtomicBool::new(false)),
             known_head: None,
             round_trips: 0,
-        }))
+        })))
+    }
+
+    async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
+        let mut conn = sqlx::ConnectOptions::connect(opts).await?;
+        crate::readonly::check_file(opts.get_filename());
+        sqlx::query(GUARD_TABLE).execute(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Replaces the connection if it was open when some connection failed to write for
+    /// want of write access (see [`crate::readonly`]): a SQLite connection opened while
+    /// the file could not be written stays read-only however the file changes. The new
+    /// connection is opened first; if that fails, the old one stays and the next taker
+    /// tries again. Whatever the old connection had open is rolled back by closing it.
+    async fn reopen_if_stale(&mut self) -> Result<()> {
+        if self.conn.is_none() || !crate::readonly::stale(self.opened) {
+            return Ok(());
+        }
+        let opened = Instant::now();
+        let fresh = Writer::connect(&self.opts).await?;
+        if let Some(old) = self.conn.replace(fresh) {
+            let _ = old.close().await;
+        }
+        self.opened = opened;
+        self.open = false;
+        self.known_head = None;
+        tracing::info!("reopened the database writer connection after a read-only error");
+        Ok(())
     }
 
     fn conn(&mut self) -> Result<&mut SqliteConnection> {
@@ -138,6 +178,7 @@ impl Writer {
 pub(crate) async fn lock_writer(w: &SharedWriter) -> Result<OwnedMutexGuard<Writer>> {
     let mut guard = w.clone().lock_owned().await;
     guard.settle().await?;
+    guard.reopen_if_stale().await?;
     Ok(guard)
 }
 

@@ -38,12 +38,14 @@ fn instant(field: &str, s: Option<&str>) -> AppResult<Option<chrono::DateTime<ch
         return Ok(None);
     };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(Some(t.with_timezone(&chrono::Utc)));
+        let t = t.with_timezone(&chrono::Utc);
+        return Ok(Some(argent_core::bounds::check_instant(field, t)?));
     }
-    if let Ok(d) = s.parse::<chrono::NaiveDate>()
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(Some(t.and_utc()));
+    if let Ok(d) = s.parse::<chrono::NaiveDate>() {
+        let d = argent_core::bounds::check_date(field, d)?;
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(Some(t.and_utc()));
+        }
     }
     Err(AppError::BadRequest(format!(
         "{field}: '{s}' is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"

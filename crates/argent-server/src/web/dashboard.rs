@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 
 use argent_agent::Agent;
 use argent_core::analytics::{Dashboard, DashboardInput, SegmentRow, dashboard};
+use argent_core::bounds;
 
 use super::{Page, money, page};
 use crate::auth::{Allowed, DashboardRead};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::extract::ApiQuery;
 
 /// Days after a promised date before an unpaid promise counts as broken.
@@ -25,18 +26,16 @@ pub struct DashboardQuery {
     /// YYYY-MM-DD; default: the agent's today (UTC).
     pub as_of: Option<chrono::NaiveDate>,
     /// The period CEI, DSO and ADD are measured over (default 90 days).
-    pub period_days: Option<u32>,
+    pub period_days: Option<i64>,
 }
 
 /// The dashboard's figures, from the store as it is now.
 pub(crate) async fn figures(agent: &Agent, q: &DashboardQuery) -> AppResult<Dashboard> {
-    let period_days = q.period_days.unwrap_or(90);
-    if !(1..=3660).contains(&period_days) {
-        return Err(AppError::BadRequest(
-            "period_days must be between 1 and 3660".into(),
-        ));
-    }
-    let as_of = q.as_of.unwrap_or_else(|| agent.now().date_naive());
+    let period_days = bounds::check_period_days("period_days", q.period_days.unwrap_or(90))?;
+    let as_of = match q.as_of {
+        Some(d) => bounds::check_date("as_of", d)?,
+        None => agent.now().date_naive(),
+    };
     let store = &agent.store;
     let ledger = store.ledger().await?;
     let customers = store.customers().await?;

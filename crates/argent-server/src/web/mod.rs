@@ -2,26 +2,32 @@
 //! (`templates/`), plain HTML forms, no JavaScript.
 //!
 //! **Sessions.** `POST /login` sets `argent_session`, a random 256-bit token (HttpOnly,
-//! SameSite=Strict, `Secure` when configured); the store keeps only its SHA-256, as for API
-//! tokens, with kind `session`. Pages accept only the cookie and `/api` only bearer tokens,
-//! so a cookie never authorizes an API call.
+//! SameSite=Strict; with `--secure-cookies` it is `Secure` and named
+//! `__Host-argent_session`, so a sibling subdomain cannot plant one); the store keeps only
+//! its SHA-256, as for API tokens, with kind `session`. Signing in ends the session the
+//! browser came with and starts a fresh one; a request with two different session cookies
+//! is refused rather than guessed between. Pages accept only the cookie and `/api` only
+//! bearer tokens, so a cookie never authorizes an API call.
 //!
 //! **CSRF.** Every form carries `_csrf`, the SHA-256 of a fixed label and the session
 //! token: a page from another origin can neither read the cookie nor compute it, and
 //! [`Posted`] refuses a post without it (403) before the handler runs. The login form,
-//! which has no session yet, uses a double-submit cookie instead.
+//! which has no session yet, uses a double-submit cookie instead. Every form post, the
+//! login form's included, is also refused when the browser says it came from another
+//! origin ([`check_same_origin`]): a sibling subdomain is the same *site*, so SameSite
+//! cookies alone do not stop it.
 //!
 //! **Roles.** Each page handler takes [`Page<P>`] or [`Posted<P, T>`] with a
 //! [`Permission`] from [`crate::perm`], exactly like the JSON API; a signed-out visitor is
 //! sent to `/login?next=…`, a signed-in one without the role gets a 403 page.
 
 use std::marker::PhantomData;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -35,9 +41,9 @@ use sha2::{Digest, Sha256};
 
 use argent_store::{Store, TokenKind};
 
-use crate::AppState;
 use crate::auth::{Permission, UserRole, perm};
 use crate::error::{AppError, AppResult};
+use crate::{AppState, ServerConfig};
 
 mod audit;
 mod dashboard;
@@ -54,7 +60,7 @@ pub(crate) use documents::{
 pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
-pub use session::SESSION_COOKIE;
+pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
 pub fn routes() -> Router<AppState> {
@@ -314,26 +320,87 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+/// Every distinct value of the cookie `name` the request carries, in the order sent.
+pub(crate) fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_string())
+        .filter(|c| c.name() == name)
+    {
+        if !out.iter().any(|v| v == c.value()) {
+            out.push(c.value().to_string());
+        }
+    }
+    out
+}
+
+/// The value of the cookie `name` (`what` it is, for the error). Two different values are
+/// refused (400), never chosen between: a sibling subdomain of the same site can set a
+/// cookie of this name for the whole site with a longer path, which the browser then
+/// sends first — signing the victim in as the attacker on that path.
+pub(crate) fn cookie_value(
+    headers: &HeaderMap,
+    name: &str,
+    what: &str,
+) -> AppResult<Option<String>> {
+    let mut values = cookie_values(headers, name);
+    if values.len() > 1 {
+        return Err(AppError::BadRequest(format!(
+            "the request carries more than one {what} ({name}) with different values; another \
+             site may have set one. Sign out, clear this site's cookies and sign in again"
+        )));
+    }
+    Ok(values.pop())
+}
+
+/// Refuses (403) a form post that a browser says came from another origin: a
+/// `Sec-Fetch-Site` other than `same-origin` (a sibling subdomain is `same-site`, which
+/// SameSite cookies let through), or — from a browser that does not send that header — an
+/// `Origin` whose host is not the request's. A request with neither (not a browser, or a
+/// very old one) is left to the CSRF token.
+pub(crate) fn check_same_origin(headers: &HeaderMap) -> AppResult<()> {
+    let refused = || {
+        AppError::Forbidden(
+            "this form was posted from another site; open the page here and submit it again".into(),
+        )
+    };
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Ok(()),
+            _ => Err(refused()),
+        };
+    }
+    if let Some(origin) = headers.get(ORIGIN) {
+        let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+        let authority = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, a)| a);
+        return match (authority, host) {
+            (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => Ok(()),
+            _ => Err(refused()),
+        };
+    }
+    Ok(())
 }
 
 impl<S> FromRequestParts<S> for SessionUser
 where
     Store: FromRef<S>,
+    Arc<ServerConfig>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = cookie_value(&parts.headers, SESSION_COOKIE)
+        let config = Arc::<ServerConfig>::from_ref(state);
+        let name = session::session_cookie_name(&config);
+        let token = cookie_value(&parts.headers, name, "session cookie")?
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Unauthorized)?;
         let (name, role, token_hash) =
@@ -354,6 +421,7 @@ pub struct Page<P: Permission>(pub SessionUser, PhantomData<P>);
 impl<S, P> FromRequestParts<S> for Page<P>
 where
     Store: FromRef<S>,
+    Arc<ServerConfig>: FromRef<S>,
     S: Send + Sync,
     P: Permission,
 {
@@ -387,6 +455,7 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 impl<S, P, T> FromRequest<S> for Posted<P, T>
 where
     Store: FromRef<S>,
+    Arc<ServerConfig>: FromRef<S>,
     S: Send + Sync,
     P: Permission,
     T: DeserializeOwned,
@@ -396,6 +465,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let Page::<P>(user, _) = Page::from_request_parts(&mut parts, state).await?;
+        check_same_origin(&parts.headers)?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
             .map_err(|_| AppError::BadRequest("the form is too large".into()))?;

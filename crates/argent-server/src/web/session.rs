@@ -13,16 +13,41 @@ use serde_json::json;
 
 use argent_store::{Store, TokenKind};
 
-use super::{Posted, check_csrf, cookie_value, render};
+use super::{Posted, check_csrf, check_same_origin, cookie_value, cookie_values, render};
 use crate::ServerConfig;
-use crate::auth::{LoginThrottle, SignedIn, UserRole, check_credentials, issue_token, new_token};
+use crate::auth::{
+    LoginThrottle, SignedIn, UserRole, check_credentials, hash_token, issue_token, new_token,
+};
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiQuery;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "argent_session";
-/// The login form's double-submit CSRF cookie.
+/// The session cookie's name with `--secure-cookies` (HTTPS): the `__Host-` prefix makes a
+/// browser accept it only from this very host (`Secure`, `Path=/`, no `Domain`), so a
+/// sibling subdomain of the same site cannot plant one.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-argent_session";
+/// The login form's double-submit CSRF cookie, plain and `__Host-` prefixed.
 const LOGIN_COOKIE: &str = "argent_login";
+const SECURE_LOGIN_COOKIE: &str = "__Host-argent_login";
+
+/// The session cookie's name under `config`: [`SECURE_SESSION_COOKIE`] with secure cookies,
+/// else [`SESSION_COOKIE`]. The other name is never read.
+pub fn session_cookie_name(config: &ServerConfig) -> &'static str {
+    if config.secure_cookies {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn login_cookie_name(config: &ServerConfig) -> &'static str {
+    if config.secure_cookies {
+        SECURE_LOGIN_COOKIE
+    } else {
+        LOGIN_COOKIE
+    }
+}
 
 fn cookie(
     name: &'static str,
@@ -41,10 +66,58 @@ fn cookie(
     c.build().to_string()
 }
 
-/// Only a path on this site: `/queue`, never `//evil.example` or `https://…`.
-fn safe_next(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(str::to_string)
+/// `next` if it is a path on this site a browser will not take anywhere else: it starts
+/// with one `/` (not `//`, not `/\`), and neither it nor what it decodes to (once or
+/// repeatedly) holds a backslash, whitespace, a control character or anything but printable
+/// ASCII, or starts with `//` — browsers drop tabs and newlines from URLs and read `\` as
+/// `/`, so `/<TAB>/evil.example` or `/\evil.example` would leave the site. The pages' own
+/// links are printable ASCII (percent-encoded), so nothing legitimate is refused. Anything
+/// else is `None`: the caller goes to the user's start page instead.
+pub(crate) fn safe_next(next: Option<&str>) -> Option<String> {
+    fn plain_path(s: &[u8]) -> bool {
+        s.first() == Some(&b'/')
+            && !matches!(s.get(1), Some(b'/' | b'\\'))
+            && s.iter().all(|b| b.is_ascii_graphic() && *b != b'\\')
+    }
+    /// One round of percent-decoding; `None` when nothing was encoded.
+    fn decode(s: &[u8]) -> Option<Vec<u8>> {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        let mut out = Vec::with_capacity(s.len());
+        let mut changed = false;
+        let mut i = 0;
+        while i < s.len() {
+            match (
+                s[i],
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            ) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    changed = true;
+                    i += 3;
+                }
+                (b, _, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        changed.then_some(out)
+    }
+    let next = next?;
+    let mut s = next.as_bytes().to_vec();
+    // Every decoding must stay a plain path (a handful of rounds covers any nesting a
+    // link could carry; deeper nesting is refused rather than followed).
+    for _ in 0..4 {
+        if !plain_path(&s) {
+            return None;
+        }
+        match decode(&s) {
+            Some(d) => s = d,
+            None => return Some(next.to_string()),
+        }
+    }
+    None
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +145,7 @@ fn login_form(
         }),
     )?;
     let mut res = (status, Html(html)).into_response();
-    if let Ok(v) = cookie(LOGIN_COOKIE, csrf, config, Some(3600)).parse() {
+    if let Ok(v) = cookie(login_cookie_name(config), csrf, config, Some(3600)).parse() {
         res.headers_mut().append(SET_COOKIE, v);
     }
     Ok(res)
@@ -86,16 +159,22 @@ pub async fn login_page(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let next = safe_next(q.next.as_deref());
-    if let Some(role) = signed_in(&store, &headers).await? {
+    if let Some(role) = signed_in(&store, &config, &headers).await? {
         let to = next.unwrap_or_else(|| role.home().to_string());
         return Ok(Redirect::to(&to).into_response());
     }
     login_form(&config, StatusCode::OK, next.as_deref(), "", None)
 }
 
-/// The role of whoever the request's session cookie belongs to, if anyone's.
-async fn signed_in(store: &Store, headers: &HeaderMap) -> AppResult<Option<UserRole>> {
-    let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
+/// The role of whoever the request's session cookie belongs to, if anyone's (and if the
+/// request carries one session cookie, not two).
+async fn signed_in(
+    store: &Store,
+    config: &ServerConfig,
+    headers: &HeaderMap,
+) -> AppResult<Option<UserRole>> {
+    let Ok([token]) = <[String; 1]>::try_from(cookie_values(headers, session_cookie_name(config)))
+    else {
         return Ok(None);
     };
     match crate::auth::token_owner(store, &token, TokenKind::Session).await {
@@ -115,6 +194,11 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: checks the password and starts a session.
+///
+/// Refused (403) before anything else: a post a browser says came from another origin
+/// (including a sibling subdomain, which SameSite cookies let through), and one without the
+/// form's double-submit pair (its cookie and the same value in `_csrf`). A success ends
+/// the session the browser came with, if any, and starts a fresh one.
 pub async fn login(
     State(store): State<Store>,
     State(config): State<Arc<ServerConfig>>,
@@ -122,7 +206,9 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
-    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    check_same_origin(&headers)?;
+    let expected = cookie_value(&headers, login_cookie_name(&config), "sign-in form cookie")?
+        .unwrap_or_default();
     if expected.is_empty() {
         return Err(AppError::Forbidden(
             "the sign-in form has expired (or cookies are off); reload the page".into(),
@@ -146,14 +232,18 @@ pub async fn login(
         }
         Err(e) => return Err(e),
     };
+    // Whatever session the browser came with (its own, or one planted on it) ends here.
+    for old in cookie_values(&headers, session_cookie_name(&config)) {
+        store.delete_token(&hash_token(&old)).await?;
+    }
     let (token, _) = issue_token(&store, &name, TokenKind::Session, config.session_ttl).await?;
     tracing::info!(user = %name, role = %role, "signed in (browser)");
     let to = next.unwrap_or_else(|| role.home().to_string());
     let mut res = Redirect::to(&to).into_response();
     let ttl = config.session_ttl.num_seconds();
     for c in [
-        cookie(SESSION_COOKIE, token, &config, Some(ttl)),
-        cookie(LOGIN_COOKIE, String::new(), &config, Some(0)),
+        cookie(session_cookie_name(&config), token, &config, Some(ttl)),
+        cookie(login_cookie_name(&config), String::new(), &config, Some(0)),
     ] {
         if let Ok(v) = c.parse() {
             res.headers_mut().append(SET_COOKIE, v);
@@ -170,8 +260,51 @@ pub async fn logout(
 ) -> AppResult<Response> {
     store.delete_token(&user.token_hash).await?;
     let mut res = Redirect::to("/login").into_response();
-    if let Ok(v) = cookie(SESSION_COOKIE, String::new(), &config, Some(0)).parse() {
+    if let Ok(v) = cookie(
+        session_cookie_name(&config),
+        String::new(),
+        &config,
+        Some(0),
+    )
+    .parse()
+    {
         res.headers_mut().append(SET_COOKIE, v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_paths_are_next() {
+        for ok in [
+            "/",
+            "/queue?status=pending",
+            "/documents/prompt/tone%2Ffirm",
+            "/a?b=100%25",
+        ] {
+            assert_eq!(safe_next(Some(ok)).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "queue",
+            "//x",
+            "/\\x",
+            "/\tx",
+            "/%09/x",
+            "/%2F/x",
+            "/%252F%252Fx",
+            "/%5Cx",
+            "/%255Cx",
+            "/a b",
+            "/\u{e9}",
+            "https://x",
+            "/%25252525252F/x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
 }

@@ -321,8 +321,9 @@ pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let text = set.policies.get(&name).map_or("", String::as_str);
-                for p in e.problems() {
-                    let pos = argent_policy::locate_key(text, &p.key);
+                let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+                let positions = argent_policy::locate_keys(text, &keys);
+                for (p, pos) in e.problems().iter().zip(positions) {
                     out.push((
                         DocKind::Policy,
                         name.clone(),

@@ -20,7 +20,7 @@ use argent_policy::{PolicyError, PolicySet, PriorContact};
 use argent_store::{DocKind, DocumentVersion};
 
 use crate::context::Account;
-use crate::prompt::{PromptError, PromptSet, collect, prompt_version};
+use crate::prompt::{PromptError, PromptSet, Shape, collect, include_problems, prompt_version};
 use crate::run::{Trigger, render_run_prompts, tone};
 use crate::{AgentError, policy_version};
 
@@ -220,6 +220,21 @@ impl std::fmt::Display for LineError {
     }
 }
 
+/// The largest document (prompt or policy) accepted, in bytes of UTF-8: 64 KiB. The shipped
+/// prompts together are under 5 KiB and the largest policy under 10 KiB, so a collections
+/// team's real documents fit with room to spare; a larger one is refused before it is
+/// parsed (the web API answers 413).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
+/// The problem with a document of `len` bytes, if it is over [`MAX_DOCUMENT_BYTES`].
+pub fn size_problem(len: usize) -> Option<String> {
+    (len > MAX_DOCUMENT_BYTES).then(|| {
+        format!(
+            "the document is {len} bytes; at most {MAX_DOCUMENT_BYTES} bytes (64 KiB) are accepted"
+        )
+    })
+}
+
 /// The problems in one document on its own; empty means it is valid.
 ///
 /// A policy: TOML syntax (with the position the parser gives), the JSON Schema and the
@@ -230,16 +245,22 @@ impl std::fmt::Display for LineError {
 /// segment, so a variable the agent does not provide is caught before activation. The
 /// other templates are stood in for by empty ones; [`validate_in_set`] checks the draft
 /// with the real ones.
+///
+/// Any text is safe to give it: a document over [`MAX_DOCUMENT_BYTES`] is refused unread,
+/// nothing recurses without bound (nesting is checked before a template is compiled, and
+/// includes before anything is rendered), and the work is linear in the text's size.
 pub fn validate_document(kind: DocKind, name: &str, body: &str) -> Vec<LineError> {
+    if let Some(e) = size_problem(body.len()) {
+        return vec![LineError::whole(e)];
+    }
     match kind {
         DocKind::Policy => validate_policy(name, body),
         DocKind::Prompt => {
-            let own = prompt_syntax(name, body);
-            if !own.is_empty() {
+            if let Err(own) = prompt_syntax(name, body) {
                 return own;
             }
             let set = stub_prompts().with_document(DocKind::Prompt, name, body);
-            render_check(&set)
+            prompt_problems(&set)
                 .into_iter()
                 .filter(|(k, n, _)| *k == DocKind::Prompt && n == name)
                 .map(|(_, _, e)| e)
@@ -267,7 +288,11 @@ pub fn validate_in_set(set: &DocumentSet, kind: DocKind, name: &str, body: &str)
 pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
     let mut out = Vec::new();
     for (name, body) in &set.policies {
-        for e in validate_policy(name, body) {
+        let errors = match size_problem(body.len()) {
+            Some(e) => vec![LineError::whole(e)],
+            None => validate_policy(name, body),
+        };
+        for e in errors {
             out.push((DocKind::Policy, name.clone(), e));
         }
     }
@@ -296,8 +321,9 @@ pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let text = set.policies.get(&name).map_or("", String::as_str);
-                for p in e.problems() {
-                    let pos = argent_policy::locate_key(text, &p.key);
+                let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+                let positions = argent_policy::locate_keys(text, &keys);
+                for (p, pos) in e.problems().iter().zip(positions) {
                     out.push((
                         DocKind::Policy,
                         name.clone(),
@@ -311,14 +337,45 @@ pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
             }
         }
     }
-    let mut syntax_ok = true;
+    out.extend(prompt_problems(set));
+    out
+}
+
+/// Every problem of the prompts of `set`: each template's own (size, name, syntax,
+/// nesting); if there are none, how they include each other (cycles, depth); if that is
+/// sound too, what rendering them as runs do shows.
+fn prompt_problems(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
+    let mut out = Vec::new();
+    let mut shapes = BTreeMap::new();
     for (name, body) in &set.prompts {
-        for e in prompt_syntax(name, body) {
-            syntax_ok = false;
-            out.push((DocKind::Prompt, name.clone(), e));
+        match prompt_syntax(name, body) {
+            Ok(shape) => {
+                shapes.insert(name.clone(), shape);
+            }
+            Err(errors) => {
+                out.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| (DocKind::Prompt, name.clone(), e)),
+                );
+            }
         }
     }
-    if syntax_ok {
+    if !out.is_empty() {
+        return out;
+    }
+    for p in include_problems(&shapes) {
+        out.push((
+            DocKind::Prompt,
+            p.name,
+            LineError {
+                line: Some(p.line),
+                column: Some(p.column),
+                message: p.message,
+            },
+        ));
+    }
+    if out.is_empty() {
         out.extend(render_check(set));
     }
     out
@@ -353,32 +410,50 @@ fn validate_policy(name: &str, body: &str) -> Vec<LineError> {
     out
 }
 
-/// The name check and handlebars syntax of one template.
-fn prompt_syntax(name: &str, body: &str) -> Vec<LineError> {
-    if let Err(e) = check_name(DocKind::Prompt, name) {
-        return vec![LineError::whole(e)];
+/// The size, the name, the nesting and the handlebars syntax of one template; its shape
+/// (what it includes) when they are sound.
+fn prompt_syntax(name: &str, body: &str) -> Result<Shape, Vec<LineError>> {
+    if let Some(e) = size_problem(body.len()) {
+        return Err(vec![LineError::whole(e)]);
     }
+    if let Err(e) = check_name(DocKind::Prompt, name) {
+        return Err(vec![LineError::whole(e)]);
+    }
+    // Nesting first: compiling recurses into subexpressions.
+    let shape = match crate::prompt::shape(body) {
+        Ok(shape) => shape,
+        Err(problems) => {
+            return Err(problems
+                .into_iter()
+                .map(|p| LineError {
+                    line: Some(p.line),
+                    column: Some(p.column),
+                    message: p.message,
+                })
+                .collect());
+        }
+    };
     match handlebars::Template::compile(body) {
-        Ok(_) => Vec::new(),
+        Ok(_) => Ok(shape.unwrap_or_default()),
         Err(e) => {
             let pos = e.pos();
             // The parser notices an unclosed block only at the end of the text; point at
             // the block that was opened instead.
             let at_end = pos.is_some_and(|(l, _)| l >= body.trim_end().lines().count());
             if at_end && let Some((line, column, helper)) = unclosed_block(body) {
-                return vec![LineError {
+                return Err(vec![LineError {
                     line: Some(line),
                     column: Some(column),
                     message: format!(
                         "template does not parse: {{{{#{helper}}}}} is never closed (expected {{{{/{helper}}}}})"
                     ),
-                }];
+                }]);
             }
-            vec![LineError {
+            Err(vec![LineError {
                 line: pos.map(|(l, _)| l),
                 column: pos.map(|(_, c)| c),
                 message: format!("template does not parse: {}", e.reason()),
-            }]
+            }])
         }
     }
 }
@@ -1034,6 +1109,145 @@ mod tests {
         // Variables inside blocks that only render for some accounts are still seen.
         let in_each = system.replace("{{this.days_past_due}}", "{{this.days_late}}");
         assert!(!validate_document(DocKind::Prompt, "system", &in_each).is_empty());
+    }
+
+    #[test]
+    fn a_template_that_includes_itself_is_refused_at_the_include() {
+        // At the top of the template, and inside a block (where handlebars' own check
+        // does not see it and rendering recursed until the stack overflowed).
+        for (body, line, column) in [
+            ("Be firm.\nSay so: {{> tone/firm}}\n", 2, 9),
+            (
+                "Be firm.\n{{#if company}}\n  Again: {{> tone/firm}}\n{{/if}}\n",
+                3,
+                10,
+            ),
+        ] {
+            let errors = validate_document(DocKind::Prompt, "tone/firm", body);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(
+                (errors[0].line, errors[0].column),
+                (Some(line), Some(column)),
+                "{errors:?}"
+            );
+            assert!(
+                errors[0].message.contains("tone/firm → tone/firm"),
+                "the chain is named: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cycle_through_two_templates_is_refused_in_the_set() {
+        let set = shipped().with_document(
+            DocKind::Prompt,
+            "tone/careful",
+            "Careful.\n{{#if company}}{{> tone/firm}}{{/if}}\n",
+        );
+        let body = "Firm.\n\n  {{> tone/careful}}\n";
+        // Alone the other template is an empty stand-in: no cycle, nothing wrong.
+        assert_eq!(
+            validate_document(DocKind::Prompt, "tone/firm", body),
+            vec![]
+        );
+        let errors = validate_in_set(&set, DocKind::Prompt, "tone/firm", body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].line, errors[0].column),
+            (Some(3), Some(3)),
+            "at the include that closes the cycle: {errors:?}"
+        );
+        assert!(
+            errors[0]
+                .message
+                .contains("tone/firm → tone/careful → tone/firm"),
+            "{errors:?}"
+        );
+        // The whole set names both ends of the cycle.
+        let problems = validate_set(&set.with_document(DocKind::Prompt, "tone/firm", body));
+        let names: BTreeSet<&str> = problems.iter().map(|(_, n, _)| n.as_str()).collect();
+        assert!(
+            names.contains("tone/firm") && names.contains("tone/careful"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn partials_nest_only_so_deep() {
+        // A chain of includes longer than the limit: tone/firm → p1 → p2 → … → pN.
+        // p1 → p2 → … → pN, as long a chain as allowed.
+        let mut set = shipped();
+        let n = crate::prompt::MAX_PARTIAL_DEPTH;
+        for i in 1..n {
+            set = set.with_document(
+                DocKind::Prompt,
+                &format!("p{i}"),
+                &format!("{{{{> p{}}}}}", i + 1),
+            );
+        }
+        set = set.with_document(DocKind::Prompt, &format!("p{n}"), "end");
+        assert_eq!(validate_set(&set), vec![]);
+        // A template that includes p1 makes it one too long.
+        let errors = validate_in_set(&set, DocKind::Prompt, "tone/firm", "Firm. {{> p1}}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].line, errors[0].column), (Some(1), Some(7)));
+        assert!(errors[0].message.contains("nest"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("tone/firm → p1 → p2"),
+            "{errors:?}"
+        );
+        // One level less is fine.
+        let ok = validate_in_set(&set, DocKind::Prompt, "tone/firm", "Firm. {{> p2}}");
+        assert_eq!(ok, vec![]);
+    }
+
+    #[test]
+    fn includes_must_name_a_template() {
+        // A name computed at render time could name anything, the template itself too;
+        // inline partials are templates nobody can see in the list.
+        for (body, what) in [
+            ("Firm. {{> (lookup this \"company\")}}", "literally"),
+            ("{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}", "inline"),
+        ] {
+            let errors = validate_document(DocKind::Prompt, "tone/firm", body);
+            assert!(!errors.is_empty(), "{body}");
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.message.contains(what) && e.line == Some(1)),
+                "{body}: {errors:?}"
+            );
+        }
+    }
+
+    /// A `tone/firm` draft of `bytes` bytes or a little less: paragraphs with a variable
+    /// and a block each, as a long real prompt has.
+    fn long_partial(bytes: usize) -> String {
+        let para = "When you write for {{company}}, be brief.\n{{#if company}}Name the amount and the date; ask for a reply.{{/if}}\n\n";
+        para.repeat(bytes / para.len())
+    }
+
+    /// Compiling costs, for each tag, time in proportion to the text before it (handlebars
+    /// counts from the start to place every tag), so the validation of a template is linear
+    /// in its size only because its tags are bounded: a draft with more is refused by the
+    /// one-pass shape check, before anything compiles it (`prompt::shape::MAX_TAGS`).
+    #[test]
+    fn a_template_with_more_tags_than_the_bound_is_refused_before_compiling() {
+        let max = crate::prompt::shape::MAX_TAGS;
+        let at_the_bound = long_partial(64 * 1024);
+        assert_eq!(
+            validate_document(DocKind::Prompt, "tone/firm", &at_the_bound),
+            vec![],
+            "a 64 KiB prompt as dense in tags as the shipped ones validates"
+        );
+        let body = "{{company}} ".repeat(max + 1);
+        let errors = validate_document(DocKind::Prompt, "tone/firm", &body);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.contains(&format!("at most {max}")),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0].line, Some(1));
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub mod testing;
 
 pub use context::Account;
 pub use documents::{
-    DiffLine, DiffTag, DocumentSet, LineError, diff_lines, validate_document, validate_in_set,
-    validate_set,
+    DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_lines, size_problem,
+    validate_document, validate_in_set, validate_set,
 };
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
 pub use prompt::{PromptError, PromptSet};

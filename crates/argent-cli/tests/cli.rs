@@ -749,6 +749,45 @@ fn docs_validate_prints_each_problem_at_its_line() {
     assert!(!db.exists(), "validate does not open the database");
 }
 
+#[test]
+fn docs_validate_reports_a_self_including_prompt_and_an_oversized_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    let prompt = dir.path().join("prompts").join("tone").join("firm.hbs");
+    std::fs::create_dir_all(prompt.parent().unwrap()).unwrap();
+    // This aborted the process with a stack overflow.
+    std::fs::write(
+        &prompt,
+        "Be firm.\n{{#if company}}\n  {{> tone/firm}}\n{{/if}}\n",
+    )
+    .unwrap();
+    let out = argent(
+        &db,
+        &["docs", "validate", "prompt", prompt.to_str().unwrap()],
+    );
+    // A problem (exit 2), not a crash (a signal, no exit code).
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("{}:3:3: ", prompt.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tone/firm → tone/firm"), "{stdout}");
+
+    std::fs::write(&prompt, "x".repeat(64 * 1024 + 1)).unwrap();
+    let out = argent(
+        &db,
+        &["docs", "validate", "prompt", prompt.to_str().unwrap()],
+    );
+    // A problem (exit 2), not a crash (a signal, no exit code).
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("65537 bytes") && stdout.contains("64 KiB"),
+        "{stdout}"
+    );
+}
+
 fn argent_as(user: Option<&str>, db: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_argent"));
     cmd.arg("--database")

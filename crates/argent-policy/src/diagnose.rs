@@ -62,24 +62,76 @@ pub fn diagnose(text: &str) -> Vec<Diagnostic> {
             problem: e.to_string(),
         }],
         Err(e) => {
-            let parsed = DeTable::parse(text).ok();
+            let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+            let positions = locate_keys(text, &keys);
             e.problems()
                 .iter()
-                .map(|p| {
-                    let pos = parsed
-                        .as_ref()
-                        .and_then(|t| locate_in(t.get_ref(), &p.key))
-                        .map(|offset| line_col(text, offset));
-                    Diagnostic {
-                        line: pos.map(|(l, _)| l),
-                        column: pos.map(|(_, c)| c),
-                        key: p.key.clone(),
-                        problem: p.problem.clone(),
-                    }
+                .zip(positions)
+                .map(|(p, pos)| Diagnostic {
+                    line: pos.map(|(l, _)| l),
+                    column: pos.map(|(_, c)| c),
+                    key: p.key.clone(),
+                    problem: p.problem.clone(),
                 })
                 .collect()
         }
     }
+}
+
+/// [`locate_key`] for many keys at once: the text is parsed once and walked once to turn
+/// offsets into lines and columns, so a document with a problem on every line costs time
+/// in proportion to its size, not its size times its problems.
+pub fn locate_keys(text: &str, keys: &[&str]) -> Vec<Option<(usize, usize)>> {
+    let Ok(parsed) = DeTable::parse(text) else {
+        return vec![None; keys.len()];
+    };
+    let offsets: Vec<Option<usize>> = keys
+        .iter()
+        .map(|k| locate_in(parsed.get_ref(), k))
+        .collect();
+    let mut wanted: Vec<usize> = offsets.iter().flatten().copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let found = line_cols(text, &wanted);
+    offsets
+        .into_iter()
+        .map(|o| {
+            o.and_then(|o| {
+                wanted
+                    .binary_search(&o)
+                    .ok()
+                    .and_then(|i| found.get(i).copied())
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes walked by [`line_cols`] on this thread (tests measure work by it).
+    static WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// What [`line_col`] gives for each of `offsets` (ascending), in one pass over the text.
+fn line_cols(text: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let (mut at, mut line, mut line_start) = (0_usize, 1_usize, 0_usize);
+    offsets
+        .iter()
+        .map(|&offset| {
+            let offset = offset.min(bytes.len());
+            #[cfg(test)]
+            WALKED.with(|w| w.set(w.get() + offset.saturating_sub(at)));
+            while at < offset {
+                if bytes[at] == b'\n' {
+                    line += 1;
+                    line_start = at + 1;
+                }
+                at += 1;
+            }
+            (line, offset - line_start + 1)
+        })
+        .collect()
 }
 
 /// Line and column (1-based) of the key path `key` (e.g. `negotiation[0].ceiling.id`) in
@@ -192,6 +244,54 @@ mod tests {
         assert_eq!(locate_key(DOC, ""), None);
         assert_eq!(locate_key(DOC, "nothing.here"), None);
         assert_eq!(locate_key("id = ", "id"), None);
+    }
+
+    #[test]
+    fn many_keys_are_located_in_one_pass_as_one_by_one() {
+        let keys = [
+            "negotiation[1].max_discount_percent",
+            "id",
+            "nothing.here",
+            "negotiation[0].ceiling.max_discount_percent",
+            "id",
+        ];
+        let batch = locate_keys(DOC, &keys);
+        let single: Vec<_> = keys.iter().map(|k| locate_key(DOC, k)).collect();
+        assert_eq!(batch, single);
+        assert_eq!(locate_keys("id = ", &["id"]), vec![None]);
+        let text = "a = 1\nb = \"é\"\n";
+        let offsets: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        let expect: Vec<_> = offsets.iter().map(|o| line_col(text, *o)).collect();
+        assert_eq!(line_cols(text, &offsets), expect);
+    }
+
+    #[test]
+    fn diagnosing_a_document_with_a_problem_per_rule_is_linear() {
+        // n rules, each with a value the schema refuses: n problems in a text of size ~n.
+        let doc = |n: usize| {
+            let mut t = String::from(
+                "id = \"x\"\ntitle = \"T\"\nversion = \"1\"\njurisdiction = \"b2b\"\n",
+            );
+            for i in 0..n {
+                t.push_str(&format!(
+                    "\n[[stop]]\nid = \"s{i}\"\nwhen = \"bankrupt\"\nactions = [\"send_email\"]\neffect = \"explode\"\nmessage = \"m\"\n"
+                ));
+            }
+            t
+        };
+        let work = |n: usize| {
+            let before = WALKED.with(std::cell::Cell::get);
+            let problems = diagnose(&doc(n));
+            assert!(problems.len() >= n, "{}", problems.len());
+            assert!(problems.iter().all(|p| p.line.is_some()));
+            WALKED.with(std::cell::Cell::get) - before
+        };
+        let (small, large) = (work(200), work(400));
+        assert!(large <= 2 * small + small / 8, "{small} → {large}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::path::Path;
 
 pub use argent_core::{Decision, FiredRule, Outcome, Role};
 pub use context::{Context, OpenInvoice, PriorContact};
-pub use diagnose::{Diagnostic, diagnose, locate_key};
+pub use diagnose::{Diagnostic, diagnose, locate_key, locate_keys};
 pub use error::{KeyProblem, PolicyError};
 pub use eval::{
     RULE_CUSTOMER_MISMATCH, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,

@@ -350,7 +350,11 @@ pub struct ExportQuery {
 
 /// Every event matching `q`'s filters as a download: JSON lines or CSV, oldest first, with
 /// hashes, so the export can be checked against the chain.
-pub(crate) async fn export_response(store: &Store, q: ExportQuery) -> AppResult<Response> {
+pub(crate) async fn export_response(
+    store: &Store,
+    cpu: &crate::limits::CpuSlots,
+    q: ExportQuery,
+) -> AppResult<Response> {
     let format = q.format.unwrap_or_else(|| "jsonl".into());
     let (mime, ext) = match format.as_str() {
         "jsonl" => ("application/x-ndjson", "jsonl"),
@@ -362,11 +366,17 @@ pub(crate) async fn export_response(store: &Store, q: ExportQuery) -> AppResult<
         }
     };
     let events = store.audit_events(&q.filter.filter(None, None)).await?;
-    let body = if ext == "csv" {
-        audit_to_csv(&events)
-    } else {
-        audit_to_jsonl(&events)
-    };
+    // Writing out every event is CPU work in proportion to the trail: off the executor.
+    let csv = ext == "csv";
+    let body = cpu
+        .run(move || {
+            if csv {
+                audit_to_csv(&events)
+            } else {
+                audit_to_jsonl(&events)
+            }
+        })
+        .await?;
     Ok((
         [
             (header::CONTENT_TYPE, mime.to_string()),
@@ -383,11 +393,12 @@ pub(crate) async fn export_response(store: &Store, q: ExportQuery) -> AppResult<
 /// `GET /api/audit/export?format=jsonl|csv&<the filters of /api/audit>`.
 pub async fn audit_export(
     State(store): State<Store>,
+    State(cpu): State<crate::limits::CpuSlots>,
     _: Allowed<AuditRead>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> AppResult<Response> {
     q.filter.check()?;
-    export_response(&store, q).await
+    export_response(&store, &cpu, q).await
 }
 
 /// `GET /api/audit/verify`: whether the hash chain holds, and where it first breaks.

@@ -27,6 +27,12 @@ pub enum AppError {
     /// Wrong name or password at login (401; the same message either way).
     #[error("unknown user or wrong password")]
     BadCredentials,
+    /// A request body or document larger than the server accepts (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A limit on concurrent work, e.g. eval runs per user (429).
+    #[error("{0}")]
+    Busy(String),
     /// Too many failed sign-ins for this user name lately (429, with `Retry-After`).
     #[error("too many failed sign-ins for this user; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
@@ -70,7 +76,8 @@ impl AppError {
         match self {
             AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts { .. } | AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -163,6 +170,10 @@ impl From<argent_core::bounds::OutOfRange> for AppError {
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+                "the request body is larger than the {} KiB this server reads",
+                crate::limits::MAX_REQUEST_BYTES / 1024
+            )),
             StatusCode::UNPROCESSABLE_ENTITY => AppError::Unprocessable(r.body_text()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(r.body_text()),
             _ => AppError::BadRequest(r.body_text()),

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware;
 use axum::response::IntoResponse;
@@ -27,6 +27,7 @@ mod api;
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod limits;
 pub mod request_id;
 pub mod security;
 pub mod web;
@@ -54,6 +55,13 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure` (set it when the server is behind HTTPS; a browser
     /// will not send a `Secure` cookie over plain HTTP, so it is off for 127.0.0.1).
     pub secure_cookies: bool,
+    /// CPU-heavy pieces of work (validation, exports, eval runs) run at once, on blocking
+    /// threads ([`limits::CpuSlots`]; default: cores − 1, at least 1).
+    pub cpu_slots: usize,
+    /// Eval runs from the web or the API one user may have going at once (default 1).
+    pub eval_runs_per_user: usize,
+    /// Eval runs from the web or the API going at once in all (default 2).
+    pub eval_runs_total: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +74,9 @@ impl Default for ServerConfig {
             evals_dir: None,
             eval_filter: None,
             login_window: std::time::Duration::from_secs(15 * 60),
+            cpu_slots: limits::default_cpu_slots(),
+            eval_runs_per_user: 1,
+            eval_runs_total: 2,
         }
     }
 }
@@ -101,6 +112,10 @@ pub struct AppState {
     pub agent: AgentHandle,
     pub config: Arc<ServerConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
+    /// Where CPU-heavy work runs ([`limits`]).
+    pub cpu: limits::CpuSlots,
+    /// Eval runs going, per user and in all ([`limits`]).
+    pub evals: Arc<limits::EvalSlots>,
 }
 
 impl AppState {
@@ -113,6 +128,8 @@ impl AppState {
                 config.login_max_failures,
                 config.login_window,
             )),
+            cpu: limits::CpuSlots::new(config.cpu_slots),
+            evals: limits::EvalSlots::new(config.eval_runs_per_user, config.eval_runs_total),
             config: Arc::new(config),
         }
     }
@@ -133,6 +150,12 @@ impl FromRef<AppState> for Arc<Agent> {
 impl FromRef<AppState> for Arc<auth::LoginThrottle> {
     fn from_ref(s: &AppState) -> Arc<auth::LoginThrottle> {
         s.throttle.clone()
+    }
+}
+
+impl FromRef<AppState> for limits::CpuSlots {
+    fn from_ref(s: &AppState) -> limits::CpuSlots {
+        s.cpu.clone()
     }
 }
 
@@ -228,6 +251,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::not_found)
         .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(state)
+        // No body is read past this (413 as it streams in); see `limits`.
+        .layer(DefaultBodyLimit::max(limits::MAX_REQUEST_BYTES))
         .layer(middleware::from_fn(request_id::with_request_id))
         .layer(middleware::from_fn(security::with_security_headers))
 }

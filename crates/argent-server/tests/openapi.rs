@@ -362,8 +362,21 @@ async fn document_and_eval_responses_match_the_documented_schemas() {
         None,
     )
     .await;
+    // Over the size cap: 413.
+    go(
+        "eve",
+        Method::POST,
+        v,
+        "/api/documents/policy/b2b/validate",
+        Some(json!({"body": "#".repeat(64 * 1024 + 1)})),
+    )
+    .await;
+    // Held CPU slots keep the run going while a second one of the same user is refused.
+    let hold = f.state.cpu.hold_all().await.unwrap();
     let started = go("eve", Method::POST, "/api/evals", "/api/evals", None).await;
     let id = started["id"].as_str().unwrap().to_string();
+    go("eve", Method::POST, "/api/evals", "/api/evals", None).await;
+    drop(hold);
     for _ in 0..600 {
         if f.store().eval_run(&id).await.unwrap().run.status != argent_store::EvalRunStatus::Running
         {
@@ -391,7 +404,7 @@ async fn document_and_eval_responses_match_the_documented_schemas() {
     .await;
     assert_eq!(
         statuses,
-        BTreeSet::from([200, 201, 202, 403, 404, 409, 422]),
+        BTreeSet::from([200, 201, 202, 403, 404, 409, 413, 422, 429]),
         "the cases exercise what they mean to"
     );
 }
@@ -422,7 +435,10 @@ async fn raw(
         .unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// What an API fuzzer (schemathesis in `.ci/api_fuzz.sh`) sends first: bodies that are not
@@ -484,5 +500,8 @@ async fn malformed_requests_answer_documented_statuses() {
             }
         }
     }
-    assert!(checked > 40, "only {checked} malformed requests were checked");
+    assert!(
+        checked > 40,
+        "only {checked} malformed requests were checked"
+    );
 }

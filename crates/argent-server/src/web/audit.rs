@@ -225,12 +225,14 @@ pub struct ExportPageQuery {
 /// `GET /audit/export?format=jsonl|csv&<the page's filters>`: a download.
 pub async fn export(
     State(store): State<Store>,
+    State(cpu): State<crate::limits::CpuSlots>,
     _: Page<AuditRead>,
     ApiQuery(q): ApiQuery<ExportPageQuery>,
 ) -> AppResult<Response> {
     let filter = q.filters.to_api()?;
     export_response(
         &store,
+        &cpu,
         ExportQuery {
             format: q.format,
             filter,

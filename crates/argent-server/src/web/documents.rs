@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_agent::{
-    Agent, DiffTag, DocumentSet, LineError, diff_lines, validate_document, validate_in_set,
+    Agent, DiffTag, DocumentSet, LineError, diff_lines, size_problem, validate_document,
+    validate_in_set,
 };
 use argent_store::{DocKind, DocStatus, DocumentSummary, DocumentVersion, Store};
 
@@ -26,6 +27,7 @@ use crate::AgentHandle;
 use crate::auth::{Allowed, DocsRead, DocsWrite};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::limits::CpuSlots;
 
 pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
     s.parse::<DocKind>()
@@ -38,45 +40,69 @@ fn doc_href(kind: DocKind, name: &str) -> String {
     format!("/documents/{}/{}", kind.as_str(), encode_query(name))
 }
 
+fn no_documents() -> AppError {
+    AppError::Conflict(
+        "the database has no documents yet; start the server with `argent serve`, which \
+         seeds them from prompts/ and policies/"
+            .into(),
+    )
+}
+
 /// The set the agent works from: the active version of every document.
 async fn active_set(store: &Store) -> AppResult<DocumentSet> {
     let active = store.active_documents().await?;
     if active.is_empty() {
-        return Err(AppError::Conflict(
-            "the database has no documents yet; start the server with `argent serve`, which \
-             seeds them from prompts/ and policies/"
-                .into(),
-        ));
+        return Err(no_documents());
     }
     Ok(DocumentSet::from_versions(&active))
 }
 
+/// 413 for a document over the size cap, before anything reads it.
+fn check_size(body: &str) -> AppResult<()> {
+    match size_problem(body.len()) {
+        Some(e) => Err(AppError::PayloadTooLarge(e)),
+        None => Ok(()),
+    }
+}
+
 /// Everything wrong with `body` as the next version of `(kind, name)`: its own problems
-/// and those it would cause in the active set.
+/// and those it would cause in the active set. 413 over the size cap; the validation runs
+/// on a CPU slot, off the executor.
 async fn problems(
     store: &Store,
+    cpu: &CpuSlots,
     kind: DocKind,
     name: &str,
     body: &str,
 ) -> AppResult<Vec<LineError>> {
-    let own = validate_document(kind, name, body);
-    if !own.is_empty() {
-        return Ok(own);
-    }
-    let set = active_set(store).await?;
-    Ok(validate_in_set(&set, kind, name, body))
+    check_size(body)?;
+    let active = store.active_documents().await?;
+    let (name, body) = (name.to_string(), body.to_string());
+    cpu.run(move || {
+        let own = validate_document(kind, &name, &body);
+        if !own.is_empty() {
+            return Ok(own);
+        }
+        if active.is_empty() {
+            return Err(no_documents());
+        }
+        let set = DocumentSet::from_versions(&active);
+        Ok(validate_in_set(&set, kind, &name, &body))
+    })
+    .await?
 }
 
 /// Writes `body` as a new draft of `(kind, name)` if it validates.
 async fn create_draft(
     store: &Store,
+    cpu: &CpuSlots,
     kind: DocKind,
     name: &str,
     body: &str,
     author: &str,
     note: Option<&str>,
 ) -> AppResult<Result<DocumentVersion, Vec<LineError>>> {
-    let errors = problems(store, kind, name, body).await?;
+    let errors = problems(store, cpu, kind, name, body).await?;
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -92,6 +118,7 @@ async fn create_draft(
 /// before the store switches.
 async fn activate(
     handle: &AgentHandle,
+    cpu: &CpuSlots,
     kind: DocKind,
     name: &str,
     version: i64,
@@ -109,11 +136,14 @@ async fn activate(
     let candidate = active_set(store)
         .await?
         .with_document(kind, name, &doc.body);
-    build_agent(&agent, &candidate)?;
+    let like = agent.clone();
+    cpu.run(move || build_agent(&like, &candidate)).await??;
     let activated = store.activate_document(kind, name, version, actor).await?;
     // Build from what the store now says is active (another activation may have landed).
     let now_active = active_set(store).await?;
-    handle.replace(Arc::new(build_agent(&agent, &now_active)?));
+    let like = agent.clone();
+    let built = cpu.run(move || build_agent(&like, &now_active)).await??;
+    handle.replace(Arc::new(built));
     tracing::info!(kind = %kind.as_str(), name, version, actor, "activated");
     Ok(activated)
 }
@@ -189,6 +219,7 @@ fn version_view(kind: DocKind, v: &DocumentVersion) -> Value {
 /// `GET /documents/{kind}/{name}?v=`: a version, the version history, and what may be done.
 pub async fn show(
     State(store): State<Store>,
+    State(cpu): State<CpuSlots>,
     Page(user, _): Page<DocsRead>,
     ApiPath((kind_s, name)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ShowQuery>,
@@ -206,7 +237,11 @@ pub async fn show(
             .ok_or_else(|| AppError::NotFound(format!("{kind_s} {name} has no version {n}")))?,
         None => active.unwrap_or(latest),
     };
-    let errors = validate_document(kind, &name, &shown.body);
+    let errors = {
+        let (name, body) = (name.clone(), shown.body.clone());
+        cpu.run(move || validate_document(kind, &name, &body))
+            .await?
+    };
     let may_write = crate::perm::DOCS_WRITE.contains(&user.role);
     let may_eval = crate::perm::EVALS_RUN.contains(&user.role);
     let title = format!("{} {name} — version {}", kind.as_str(), shown.version);
@@ -320,13 +355,32 @@ pub struct DraftForm {
 /// `POST /documents/{kind}/{name}`: validate, or save a new draft version.
 pub async fn save(
     State(store): State<Store>,
+    State(cpu): State<CpuSlots>,
     ApiPath((kind_s, name)): ApiPath<(String, String)>,
     Posted(user, form, _): Posted<DocsWrite, DraftForm>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
     let body = form.body.replace("\r\n", "\n");
+    // Over the size cap: the form again, with the text as it was sent, and 413.
+    if let Some(e) = size_problem(body.len()) {
+        let errors = [LineError {
+            line: None,
+            column: None,
+            message: e,
+        }];
+        let html = edit_page(
+            &user,
+            kind,
+            &name,
+            form.from,
+            &body,
+            &form.note,
+            Some(&errors),
+        )?;
+        return Ok((StatusCode::PAYLOAD_TOO_LARGE, html).into_response());
+    }
     if form.action == "validate" {
-        let errors = problems(&store, kind, &name, &body).await?;
+        let errors = problems(&store, &cpu, kind, &name, &body).await?;
         let status = if errors.is_empty() {
             StatusCode::OK
         } else {
@@ -345,7 +399,7 @@ pub async fn save(
     }
     let note = Some(form.note.trim()).filter(|n| !n.is_empty());
     let author = user.actor();
-    match create_draft(&store, kind, &name, &body, &author, note).await? {
+    match create_draft(&store, &cpu, kind, &name, &body, &author, note).await? {
         Ok(v) => {
             Ok(Redirect::to(&format!("{}?v={}", doc_href(kind, &name), v.version)).into_response())
         }
@@ -419,11 +473,12 @@ pub async fn diff(
 /// `POST /documents/{kind}/{name}/{version}/activate`.
 pub async fn activate_page(
     State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
     Posted(user, _, _): Posted<DocsWrite, Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
-    activate(&handle, kind, &name, version, &user.actor()).await?;
+    activate(&handle, &cpu, kind, &name, version, &user.actor()).await?;
     Ok(Redirect::to(&format!("{}?v={version}", doc_href(kind, &name))).into_response())
 }
 
@@ -476,11 +531,12 @@ pub struct Validation {
 /// `POST /api/documents/{kind}/{name}/validate {body}`: the problems, stores nothing.
 pub async fn api_validate(
     State(store): State<Store>,
+    State(cpu): State<CpuSlots>,
     _: Allowed<DocsRead>,
     ApiPath((kind_s, name)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<DraftBody>,
 ) -> AppResult<Json<Validation>> {
-    let errors = problems(&store, kind(&kind_s)?, &name, &req.body).await?;
+    let errors = problems(&store, &cpu, kind(&kind_s)?, &name, &req.body).await?;
     Ok(Json(Validation {
         valid: errors.is_empty(),
         errors,
@@ -491,13 +547,24 @@ pub async fn api_validate(
 /// with the problems.
 pub async fn api_create(
     State(store): State<Store>,
+    State(cpu): State<CpuSlots>,
     Allowed(user, _): Allowed<DocsWrite>,
     ApiPath((kind_s, name)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<DraftBody>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
     let author = user.actor();
-    match create_draft(&store, kind, &name, &req.body, &author, req.note.as_deref()).await? {
+    match create_draft(
+        &store,
+        &cpu,
+        kind,
+        &name,
+        &req.body,
+        &author,
+        req.note.as_deref(),
+    )
+    .await?
+    {
         Ok(v) => Ok((StatusCode::CREATED, Json(v)).into_response()),
         Err(errors) => Err(AppError::Unprocessable(format!(
             "the document does not validate: {}",
@@ -513,10 +580,13 @@ pub async fn api_create(
 /// `POST /api/documents/{kind}/{name}/{version}/activate`.
 pub async fn api_activate(
     State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
     Allowed(user, _): Allowed<DocsWrite>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
 ) -> AppResult<Json<DocumentVersion>> {
     let kind = kind(&kind_s)?;
     let actor = user.actor();
-    Ok(Json(activate(&handle, kind, &name, version, &actor).await?))
+    Ok(Json(
+        activate(&handle, &cpu, kind, &name, version, &actor).await?,
+    ))
 }

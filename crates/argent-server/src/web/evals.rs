@@ -5,6 +5,11 @@
 //! with); its record in the store says `running` until the report is written, and the
 //! page refreshes itself until then. A run of a draft runs the active set first, as its
 //! baseline, then the set with the draft in place, and stores the comparison.
+//!
+//! Runs are bounded (`crate::limits`): one going per user and two in all by default, the
+//! next refused with 429 before anything is stored; each runs on a blocking thread of its
+//! own (a single-threaded runtime) holding a CPU slot, never on the executor that serves
+//! the pages.
 
 use std::path::PathBuf;
 
@@ -25,6 +30,7 @@ use super::{Page, Posted, page};
 use crate::auth::{Allowed, EvalsRead, EvalsRun};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::limits::CpuSlots;
 use crate::{AppState, ServerConfig};
 
 /// Runs per list page.
@@ -52,7 +58,11 @@ pub(crate) struct EvalRequest {
 /// Records the run(s) and starts them in the background; returns the id of the run to
 /// show (the draft's, when there is one).
 pub(crate) async fn start(state: &AppState, req: EvalRequest) -> AppResult<String> {
+    // The run's place first: a refused run stores nothing. It frees when the background
+    // task ends (the run finished or failed), or on any error below.
+    let slot = state.evals.start(&req.started_by)?;
     let store = state.store.clone();
+    let cpu = state.cpu.clone();
     let (_, set) = eval_set(&state.config)?;
     let active_versions = store.active_documents().await?;
     if active_versions.is_empty() {
@@ -113,11 +123,12 @@ pub(crate) async fn start(state: &AppState, req: EvalRequest) -> AppResult<Strin
         ..RunOptions::default()
     };
     tokio::spawn(async move {
-        let base = run_and_record(&store, &set, &opts, &baseline_id, &active, None).await;
+        let _slot = slot;
+        let base = run_and_record(&store, &cpu, &set, &opts, &baseline_id, &active, None).await;
         if let Some((id, docs)) = draft {
             match base {
                 Some(base) => {
-                    run_and_record(&store, &set, &opts, &id, &docs, Some(&base)).await;
+                    run_and_record(&store, &cpu, &set, &opts, &id, &docs, Some(&base)).await;
                 }
                 None => {
                     let _ = store
@@ -133,13 +144,14 @@ pub(crate) async fn start(state: &AppState, req: EvalRequest) -> AppResult<Strin
 /// Runs the set over `docs` and writes the outcome to run `id`; the report on success.
 async fn run_and_record(
     store: &Store,
+    cpu: &CpuSlots,
     set: &EvalSet,
     opts: &RunOptions,
     id: &str,
     docs: &DocumentSet,
     baseline: Option<&Report>,
 ) -> Option<Report> {
-    let outcome = run_documents(set, docs, ModelChoice::Offline, opts).await;
+    let outcome = run_off_executor(cpu, set, docs, opts).await;
     let written = match &outcome {
         Ok(report) => {
             let comparison = baseline.map(|b| compare(b, report, &Gate::default()));
@@ -160,12 +172,33 @@ async fn run_and_record(
                 )
                 .await
         }
-        Err(e) => store.fail_eval_run(id, &e.to_string()).await,
+        Err(e) => store.fail_eval_run(id, e).await,
     };
     if let Err(e) = written {
         tracing::error!(run = %id, error = %e, "could not record an eval run");
     }
     outcome.ok()
+}
+
+/// Runs the set over `docs` on a blocking thread, in a single-threaded runtime of its own,
+/// once a CPU slot is free.
+async fn run_off_executor(
+    cpu: &CpuSlots,
+    set: &EvalSet,
+    docs: &DocumentSet,
+    opts: &RunOptions,
+) -> Result<Report, String> {
+    let (set, docs, opts) = (set.clone(), docs.clone(), opts.clone());
+    cpu.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the eval run's runtime: {e}"))?;
+        rt.block_on(run_documents(&set, &docs, ModelChoice::Offline, &opts))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 fn summary_view(r: &EvalRunSummary) -> Value {

@@ -468,7 +468,12 @@ where
         check_same_origin(&parts.headers)?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
-            .map_err(|_| AppError::BadRequest("the form is too large".into()))?;
+            .map_err(|_| {
+                AppError::PayloadTooLarge(format!(
+                    "the form is larger than the {} KiB this server reads",
+                    MAX_FORM_BYTES / 1024
+                ))
+            })?;
         check_csrf(&bytes, &user.csrf)?;
         let form = serde_urlencoded::from_bytes::<T>(&bytes).map_err(|e| {
             AppError::BadRequest(format!("the form is not what this page sends: {e}"))

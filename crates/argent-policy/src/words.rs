@@ -104,12 +104,32 @@ fn figure_mention(caps: &regex::Captures<'_>, text: &str) -> Option<Mention> {
     if let Some((factor, to)) = magnitude_after(text, end) {
         minor = minor.saturating_mul(factor);
         end = to;
+    } else if frac.is_none()
+        && may_have_minor(text, end)
+        && let Some((cents, to)) = minor_after(text, end, currency)
+    {
+        // "£5 and 50 pence"
+        minor = minor.saturating_add(i64::try_from(cents).unwrap_or(i64::MAX));
+        end = to;
     }
     Some(Mention {
         start: whole.start(),
         end,
         money: Money::new(minor, currency),
     })
+}
+
+/// Whether the word after byte `at` could start a minor part ("and", a number).
+fn may_have_minor(text: &str, at: usize) -> bool {
+    let rest = text.get(at..).unwrap_or("").trim_start_matches([' ', ',']);
+    let word = rest
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    !word.is_empty()
+        && (word.eq_ignore_ascii_case("and")
+            || word.bytes().all(|b| b.is_ascii_digit())
+            || small(word).is_some())
 }
 
 /// Digits (with thousands commas) and decimals as minor units of `currency`; `None` when
@@ -636,6 +656,9 @@ mod tests {
         // No double count of "$1,500 dollars".
         assert_eq!(money_mentions(re, "$1,500 dollars").len(), 1);
         assert_eq!(money_mentions(re, "$5 MAX").len(), 1);
+        let m = money_mentions(re, "£5 and 50 pence, or $7 and twenty cents");
+        let got: Vec<i64> = m.iter().map(|m| m.money.minor).collect();
+        assert_eq!(got, vec![5_50, 7_20]);
         assert_eq!(money_mentions(re, "$5 MAX")[0].money.minor, 5_00);
     }
 }

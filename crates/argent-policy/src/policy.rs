@@ -377,9 +377,6 @@ pub struct Policy {
     pub(crate) late_payment: Option<LatePayment>,
 }
 
-/// Finds money mentions: `$1,234.56`, `£40`, `€ 40.00`, `USD 1234.56`, `1,234.56 GBP`.
-pub(crate) const MONEY_MENTION: &str = r"(?:(?P<sym>[$£€])\s?|\b(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\s?)(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]{1,3}))?|\b(?P<num2>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac2>[0-9]{1,3}))?\s?(?P<code2>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b";
-
 impl Policy {
     /// Parses and validates a policy document. `file` is only used to name the source in
     /// errors.
@@ -895,7 +892,7 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         }
     });
 
-    let money_mention = match Regex::new(MONEY_MENTION) {
+    let money_mention = match Regex::new(crate::words::MONEY_PATTERN) {
         Ok(r) => r,
         Err(e) => {
             ck.problem(String::new(), format!("internal money pattern: {e}"));

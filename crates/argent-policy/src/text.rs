@@ -50,10 +50,12 @@ fn is_default_ignorable(c: char) -> bool {
 /// Text that needs no normalisation: ASCII without control characters other than tab,
 /// line feed and carriage return.
 fn is_plain(text: &str) -> bool {
-    text.is_ascii()
-        && !text
-            .bytes()
-            .any(|b| b.is_ascii_control() && !matches!(b, b'\t' | b'\n' | b'\r'))
+    // In blocks without an early exit inside, which the compiler vectorises.
+    text.as_bytes().chunks(64).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & (matches!(b, 0x20..=0x7e) | (b == b'\t') | (b == b'\n') | (b == b'\r'))
+        })
+    })
 }
 
 /// Every invisible character in `text` with its position (in characters, from 0).

@@ -25,54 +25,138 @@ pub struct Mention {
     pub money: Money,
 }
 
-/// Every amount mentioned in `text`: the symbol/code form `money_mention` finds (with any
-/// magnitude word after it) and amounts written with currency words, in text order.
+/// What [`money_mentions`] looks for: amounts with a symbol or ISO code (`$1,234.56`,
+/// `£40`, `€ 40.00`, `USD 1234.56`, `1,234.56 GBP`), and the currency words and codes that
+/// may end an amount written in words. Compiled once per policy ([`crate::Policy`]).
+pub const MONEY_PATTERN: &str = concat!(
+    r"(?:(?P<sym>[$£€])\s?|\b(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\s?)(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]{1,3}))?",
+    r"|\b(?P<num2>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac2>[0-9]{1,3}))?\s?(?P<code2>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b",
+    r"|\b(?P<cword>(?i:dollars?|bucks|pounds?(?:\s+sterling)?|quid|euros?|cents?|pence|penny|pennies))\b",
+    r"|\b(?P<ccode>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK)\b",
+);
+
+/// Capture group numbers in [`MONEY_PATTERN`] (by position: looking groups up by name
+/// costs a hash per lookup on the hot path).
+const SYM: usize = 1;
+const CODE: usize = 2;
+const NUM: usize = 3;
+const FRAC: usize = 4;
+const NUM2: usize = 5;
+const FRAC2: usize = 6;
+const CODE2: usize = 7;
+const CWORD: usize = 8;
+const CCODE: usize = 9;
+
+/// [`MONEY_PATTERN`] compiled, for callers without a policy at hand.
+pub fn money_pattern() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, compiled by every test
+        Regex::new(MONEY_PATTERN).unwrap()
+    })
+}
+
+/// Every amount mentioned in `text`, in text order: in figures with a symbol or code (and
+/// any magnitude word after it), and in words ending in a currency word (see the module
+/// docs). `money_mention` is [`MONEY_PATTERN`] compiled.
 pub fn money_mentions(money_mention: &Regex, text: &str) -> Vec<Mention> {
     let mut out: Vec<Mention> = Vec::new();
     for caps in money_mention.captures_iter(text) {
-        let code = caps
-            .name("sym")
-            .map(|s| match s.as_str() {
-                "£" => "GBP",
-                "€" => "EUR",
-                _ => "USD",
-            })
-            .or_else(|| caps.name("code").map(|c| c.as_str()))
-            .or_else(|| caps.name("code2").map(|c| c.as_str()));
-        let num = caps.name("num").or_else(|| caps.name("num2"));
-        let frac = caps.name("frac").or_else(|| caps.name("frac2"));
-        let (Some(code), Some(num), Some(whole)) = (code, num, caps.get(0)) else {
-            continue;
-        };
-        let Ok(currency) = code.parse::<Currency>() else {
-            continue;
-        };
-        let digits: String = num.as_str().chars().filter(|c| *c != ',').collect();
-        let amount = match frac {
-            Some(f) => format!("{digits}.{}", f.as_str()),
-            None => digits,
-        };
-        let Ok(mut money) = Money::parse(&amount, currency) else {
-            continue;
-        };
-        let mut end = whole.end();
-        if let Some((factor, to)) = magnitude_after(text, end) {
-            money.minor = money.minor.saturating_mul(factor);
-            end = to;
+        let Some(whole) = caps.get(0) else { continue };
+        if out.last().is_some_and(|m| whole.start() < m.end) {
+            continue; // e.g. the "cents" of "… dollars and fifty cents"
         }
-        out.push(Mention {
-            start: whole.start(),
-            end,
-            money,
-        });
-    }
-    for w in word_amounts(text) {
-        if !out.iter().any(|m| m.start < w.end && w.start < m.end) {
-            out.push(w);
+        let mention =
+            match (caps.get(CWORD), caps.get(CCODE)) {
+                (Some(w), _) => unit_of(w.as_str())
+                    .and_then(|unit| word_mention(text, whole.start(), whole.end(), unit)),
+                (None, Some(c)) => c.as_str().parse().ok().and_then(|cur| {
+                    word_mention(text, whole.start(), whole.end(), Unit::Major(cur))
+                }),
+                (None, None) => figure_mention(&caps, text),
+            };
+        let Some(m) = mention else { continue };
+        if out.iter().any(|p| p.start < m.end && m.start < p.end) {
+            continue; // "$1,500 dollars": the figure was read already
         }
+        out.push(m);
     }
-    out.sort_by_key(|m| m.start);
     out
+}
+
+/// An amount in figures with a symbol or code, and any magnitude after it.
+fn figure_mention(caps: &regex::Captures<'_>, text: &str) -> Option<Mention> {
+    let code = caps
+        .get(SYM)
+        .map(|s| match s.as_str() {
+            "£" => "GBP",
+            "€" => "EUR",
+            _ => "USD",
+        })
+        .or_else(|| caps.get(CODE).map(|c| c.as_str()))
+        .or_else(|| caps.get(CODE2).map(|c| c.as_str()))?;
+    let num = caps.get(NUM).or_else(|| caps.get(NUM2))?;
+    let frac = caps.get(FRAC).or_else(|| caps.get(FRAC2));
+    let whole = caps.get(0)?;
+    let currency: Currency = code.parse().ok()?;
+    let mut minor = figures_minor(num.as_str(), frac.map(|f| f.as_str()), currency)?;
+    let mut end = whole.end();
+    if let Some((factor, to)) = magnitude_after(text, end) {
+        minor = minor.saturating_mul(factor);
+        end = to;
+    } else if frac.is_none()
+        && may_have_minor(text, end)
+        && let Some((cents, to)) = minor_after(text, end, currency)
+    {
+        // "£5 and 50 pence"
+        minor = minor.saturating_add(i64::try_from(cents).unwrap_or(i64::MAX));
+        end = to;
+    }
+    Some(Mention {
+        start: whole.start(),
+        end,
+        money: Money::new(minor, currency),
+    })
+}
+
+/// Whether the word after byte `at` could start a minor part ("and", a number).
+fn may_have_minor(text: &str, at: usize) -> bool {
+    let rest = text.get(at..).unwrap_or("").trim_start_matches([' ', ',']);
+    let word = rest
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    !word.is_empty()
+        && (word.eq_ignore_ascii_case("and")
+            || word.bytes().all(|b| b.is_ascii_digit())
+            || small(word).is_some())
+}
+
+/// Digits (with thousands commas) and decimals as minor units of `currency`; `None` when
+/// there are more decimals than the currency has. Too large saturates: a huge amount stays
+/// huge, it is never dropped.
+fn figures_minor(num: &str, frac: Option<&str>, currency: Currency) -> Option<i64> {
+    let exp = currency.exponent();
+    let digits = |s: &str| {
+        s.bytes()
+            .filter(u8::is_ascii_digit)
+            .try_fold(0_i64, |acc, b| {
+                acc.checked_mul(10)?.checked_add(i64::from(b - b'0'))
+            })
+    };
+    let Some(whole) = digits(num) else {
+        return Some(i64::MAX);
+    };
+    let mut minor = whole.checked_mul(10_i64.pow(exp)).unwrap_or(i64::MAX);
+    if let Some(f) = frac {
+        let places = u32::try_from(f.len()).ok()?;
+        if places > exp {
+            return None;
+        }
+        let f = digits(f)?.checked_mul(10_i64.pow(exp - places))?;
+        minor = minor.saturating_add(f);
+    }
+    Some(minor)
 }
 
 /// A magnitude right after a number: `k`, `m`, `bn` attached (`$9.9k`), or `thousand`,
@@ -113,18 +197,6 @@ fn magnitude_after(text: &str, at: usize) -> Option<(i64, usize)> {
         }
     }
     None
-}
-
-/// A currency word, or an ISO code after a number.
-fn currency_words() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        #[allow(clippy::unwrap_used)] // a constant pattern, covered by the tests
-        Regex::new(
-            r"(?i)\b(?P<word>dollars?|bucks|pounds?(?:\s+sterling)?|quid|euros?|cents?|pence|penny|pennies)\b|\b(?-i:(?P<code>USD|GBP|EUR|CAD|AUD|NZD|CHF|JPY|SEK|NOK|DKK))\b",
-        )
-        .unwrap()
-    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -464,48 +536,30 @@ fn to_minor(milli: i128, currency: Currency) -> i64 {
     i64::try_from(scaled).unwrap_or(i64::MAX)
 }
 
-/// Amounts written with currency words (see the module docs), in text order.
-pub fn word_amounts(text: &str) -> Vec<Mention> {
-    let mut out: Vec<Mention> = Vec::new();
-    let mut consumed_to = 0;
-    for caps in currency_words().captures_iter(text) {
-        let Some(m) = caps.get(0) else { continue };
-        if m.start() < consumed_to {
-            continue;
-        }
-        let unit = match (caps.name("word"), caps.name("code")) {
-            (Some(w), _) => unit_of(w.as_str()),
-            (None, Some(c)) => c.as_str().parse().ok().map(Unit::Major),
-            _ => None,
-        };
-        let Some(unit) = unit else { continue };
-        let Some((start, milli)) = number_before(text, m.start()) else {
-            continue;
-        };
-        let mention = match unit {
-            Unit::Major(currency) => {
-                let mut minor = to_minor(milli, currency);
-                let mut end = m.end();
-                if let Some((cents, to)) = minor_after(text, end, currency) {
-                    minor = minor.saturating_add(i64::try_from(cents).unwrap_or(i64::MAX));
-                    end = to;
-                }
-                Mention {
-                    start,
-                    end,
-                    money: Money::new(minor, currency),
-                }
+/// The amount in words (or digits) that ends with the currency word or code at
+/// `start..end`, with the minor part after it for a major unit.
+fn word_mention(text: &str, start: usize, end: usize, unit: Unit) -> Option<Mention> {
+    let (from, milli) = number_before(text, start)?;
+    Some(match unit {
+        Unit::Major(currency) => {
+            let mut minor = to_minor(milli, currency);
+            let mut to = end;
+            if let Some((cents, after)) = minor_after(text, end, currency) {
+                minor = minor.saturating_add(i64::try_from(cents).unwrap_or(i64::MAX));
+                to = after;
             }
-            Unit::Minor(currency) => Mention {
-                start,
-                end: m.end(),
-                money: Money::new(i64::try_from(milli / 1000).unwrap_or(i64::MAX), currency),
-            },
-        };
-        consumed_to = mention.end;
-        out.push(mention);
-    }
-    out
+            Mention {
+                start: from,
+                end: to,
+                money: Money::new(minor, currency),
+            }
+        }
+        Unit::Minor(currency) => Mention {
+            start: from,
+            end,
+            money: Money::new(i64::try_from(milli / 1000).unwrap_or(i64::MAX), currency),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -514,7 +568,7 @@ mod tests {
     use super::*;
 
     fn amounts(text: &str) -> Vec<(String, i64)> {
-        word_amounts(text)
+        money_mentions(money_pattern(), text)
             .into_iter()
             .map(|m| (m.money.currency.to_string(), m.money.minor))
             .collect()
@@ -575,14 +629,36 @@ mod tests {
     }
 
     #[test]
+    fn capture_group_numbers_match_the_pattern() {
+        let names: Vec<Option<&str>> = money_pattern().capture_names().collect();
+        for (i, name) in [
+            (SYM, "sym"),
+            (CODE, "code"),
+            (NUM, "num"),
+            (FRAC, "frac"),
+            (NUM2, "num2"),
+            (FRAC2, "frac2"),
+            (CODE2, "code2"),
+            (CWORD, "cword"),
+            (CCODE, "ccode"),
+        ] {
+            assert_eq!(names[i], Some(name));
+        }
+        assert_eq!(names.len(), 10);
+    }
+
+    #[test]
     fn a_magnitude_after_a_symbol_amount_is_read() {
-        let re = Regex::new(crate::policy::MONEY_MENTION).unwrap();
-        let m = money_mentions(&re, "a balance of $10 thousand, or £9.9k, or $1.5m");
+        let re = money_pattern();
+        let m = money_mentions(re, "a balance of $10 thousand, or £9.9k, or $1.5m");
         let got: Vec<i64> = m.iter().map(|m| m.money.minor).collect();
         assert_eq!(got, vec![10_000_00, 9_900_00, 1_500_000_00]);
         // No double count of "$1,500 dollars".
-        assert_eq!(money_mentions(&re, "$1,500 dollars").len(), 1);
-        assert_eq!(money_mentions(&re, "$5 MAX").len(), 1);
-        assert_eq!(money_mentions(&re, "$5 MAX")[0].money.minor, 5_00);
+        assert_eq!(money_mentions(re, "$1,500 dollars").len(), 1);
+        assert_eq!(money_mentions(re, "$5 MAX").len(), 1);
+        let m = money_mentions(re, "£5 and 50 pence, or $7 and twenty cents");
+        let got: Vec<i64> = m.iter().map(|m| m.money.minor).collect();
+        assert_eq!(got, vec![5_50, 7_20]);
+        assert_eq!(money_mentions(re, "$5 MAX")[0].money.minor, 5_00);
     }
 }

@@ -419,15 +419,12 @@ mod tests {
         }
     }
 
-    /// Line and column counted from the start, the slow way.
+    /// Line and column counted from the start, the slow way: `\n` (or `\r\n`) ends a
+    /// line; a lone `\r` is a character like any other.
     fn line_col(text: &str, offset: usize) -> (usize, usize) {
-        let before = &text[..offset].replace("\r\n", "\n");
-        let line = before.matches(['\n', '\r']).count() + 1;
-        let column = before
-            .rsplit(['\n', '\r'])
-            .next()
-            .map_or(0, |l| l.chars().count())
-            + 1;
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, column)
     }
 

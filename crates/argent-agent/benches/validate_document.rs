@@ -15,7 +15,7 @@ use argent_agent::validate_document;
 use argent_store::DocKind;
 
 fn partial_of(bytes: usize) -> String {
-    let para = "When you write for {{company}}, be brief.\n{{#if company}}Name the amount and the date.{{/if}}\n\n";
+    let para = "When you write for {{company}}, be brief and clear.\n{{#if company}}Name the amount and the date, and ask for a reply.{{/if}}\n\n";
     let mut body = para.repeat(bytes / para.len());
     body.push_str(&"x".repeat(bytes - body.len()));
     body

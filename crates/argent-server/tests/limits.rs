@@ -23,9 +23,10 @@ use common::*;
 const CAP: usize = 64 * 1024;
 
 /// A valid `tone/*` partial of exactly `bytes` bytes: long paragraphs with a variable and
-/// a block each (the most work per byte a real prompt asks of validation).
+/// a block each, a tag every 40 bytes (the shipped `system.hbs` has one every 62), so a
+/// document at the size cap stays under the 2,000-tag bound.
 fn partial_of(bytes: usize) -> String {
-    let para = "When you write for {{company}}, be brief.\n{{#if company}}Name the amount and the date.{{/if}}\n\n";
+    let para = "When you write for {{company}}, be brief and clear.\n{{#if company}}Name the amount and the date, and ask for a reply.{{/if}}\n\n";
     let mut body = para.repeat(bytes / para.len());
     body.push_str(&"x".repeat(bytes - body.len()));
     body
@@ -182,7 +183,7 @@ async fn documents_over_the_size_cap_are_refused_with_413() {
         assert!(res.body.contains("64 KiB"), "{action}");
         assert!(
             res.body
-                .contains("When you write for {{company}}, be brief."),
+                .contains("When you write for {{company}}, be brief and clear."),
             "{action}: the text is not lost"
         );
     }

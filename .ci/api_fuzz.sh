@@ -65,10 +65,23 @@ set +e
     --suppress-health-check all \
     --seed 20261201 \
     --warnings off \
-    --no-color
-rc=$?
+    --no-color 2>&1 | tee "$work/st.log"
 set -e
+rc=0
+# A failed check (a 5xx, a response off its schema, an undocumented status) fails CI.
+# schemathesis' own errors (its generator crashing, a request timing out) are reported
+# but do not, unless the server is gone or panicked: that is checked below.
+if grep -qE '^=+ .*[0-9]+ failures? ' "$work/st.log"; then
+    echo "schemathesis found failures (above)"; rc=1
+fi
+if ! kill -0 "$server_pid" 2>/dev/null || ! curl -fsS -o /dev/null "$base/openapi.json"; then
+    echo "argent serve is no longer answering after the run:"; tail -50 "$work/serve.log"; rc=1
+fi
 if grep -q 'panicked' "$work/serve.log"; then
     echo "the server panicked:"; grep -n -A5 'panicked' "$work/serve.log"; rc=1
+fi
+if grep -qE '^=+ .*[0-9]+ errors? ' "$work/st.log"; then
+    echo "note: schemathesis reported errors of its own (above); the server kept answering"
+    grep -iE 'timed out|timeout|connection' "$work/serve.log" | tail -5 || true
 fi
 exit $rc

@@ -456,7 +456,14 @@ async fn malformed_requests_answer_documented_statuses() {
             // Fill path parameters with values of the wrong kind or that name nothing.
             let uri = path
                 .replace("{id}", "not-an-id")
-                .replace("{kind}", "prompt")
+                .replace(
+                    "{kind}",
+                    if path.ends_with("/validate") {
+                        "no-such-kind"
+                    } else {
+                        "prompt"
+                    },
+                )
                 .replace("{name}", "system")
                 .replace("{version}", "not-a-number");
             if op.get("requestBody").is_some() {

@@ -167,9 +167,10 @@ pub async fn list(
     if page_no < 1 {
         return Err(AppError::BadRequest("page must be 1 or more".into()));
     }
-    let filter = q
-        .to_api()?
-        .filter(Some(AUDIT_PAGE + 1), Some((page_no - 1) * AUDIT_PAGE));
+    let filter = q.to_api()?.filter(
+        Some(AUDIT_PAGE + 1),
+        Some(super::page_offset(page_no, AUDIT_PAGE)?),
+    );
     let mut events = store.audit_events(&filter).await?;
     let more = events.len() as i64 > AUDIT_PAGE;
     events.truncate(AUDIT_PAGE as usize);
@@ -208,7 +209,7 @@ pub async fn list(
             "filtered": !qs.is_empty(),
             "page": page_no,
             "prev": (page_no > 1).then(|| link(page_no - 1)),
-            "next": more.then(|| link(page_no + 1)),
+            "next": more.then(|| link(page_no.saturating_add(1))),
             "export_jsonl": export("jsonl"),
             "export_csv": export("csv"),
         }),

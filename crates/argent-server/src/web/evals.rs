@@ -31,6 +31,7 @@ use crate::auth::{Allowed, EvalsRead, EvalsRun};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::limits::CpuSlots;
+use crate::web::page_offset;
 use crate::{AppState, ServerConfig};
 
 /// Runs per list page.
@@ -234,7 +235,7 @@ pub async fn list(
 ) -> AppResult<Html<String>> {
     let page_no = q.page.unwrap_or(1).max(1);
     let runs = store
-        .eval_runs(EVALS_PAGE, (page_no - 1) * EVALS_PAGE)
+        .eval_runs(EVALS_PAGE, page_offset(page_no, EVALS_PAGE)?)
         .await?;
     let total = store.count_eval_runs().await?;
     page(
@@ -246,7 +247,8 @@ pub async fn list(
             "total": total,
             "may_run": crate::perm::EVALS_RUN.contains(&user.role),
             "prev": (page_no > 1).then(|| format!("/evals?page={}", page_no - 1)),
-            "next": (page_no * EVALS_PAGE < total).then(|| format!("/evals?page={}", page_no + 1)),
+            "next": (page_no.saturating_mul(EVALS_PAGE) < total)
+                .then(|| format!("/evals?page={}", page_no.saturating_add(1))),
         }),
     )
 }
@@ -373,7 +375,7 @@ pub async fn api_list(
     let page_no = q.page.unwrap_or(1).max(1);
     Ok(Json(EvalRunPage {
         runs: store
-            .eval_runs(EVALS_PAGE, (page_no - 1) * EVALS_PAGE)
+            .eval_runs(EVALS_PAGE, page_offset(page_no, EVALS_PAGE)?)
             .await?,
         total: store.count_eval_runs().await?,
     }))

@@ -529,6 +529,17 @@ pub(crate) fn age(since: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> S
     }
 }
 
+/// The offset of page `page_no` (1-based) of `per_page` rows; a page so far out that its
+/// offset does not fit is a 400, not an overflow.
+pub(crate) fn page_offset(page_no: i64, per_page: i64) -> Result<i64, crate::error::AppError> {
+    page_no
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(per_page))
+        .ok_or_else(|| {
+            crate::error::AppError::BadRequest(format!("page: {page_no} is past the last page"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,15 +559,4 @@ mod tests {
         assert_eq!(files, registered);
         assert!(REGISTRY.is_ok(), "{:?}", REGISTRY.as_ref().err());
     }
-}
-
-/// The offset of page `page_no` (1-based) of `per_page` rows; a page so far out that its
-/// offset does not fit is a 400, not an overflow.
-pub(crate) fn page_offset(page_no: i64, per_page: i64) -> Result<i64, crate::error::AppError> {
-    page_no
-        .checked_sub(1)
-        .and_then(|p| p.checked_mul(per_page))
-        .ok_or_else(|| {
-            crate::error::AppError::BadRequest(format!("page: {page_no} is past the last page"))
-        })
 }

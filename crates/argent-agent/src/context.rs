@@ -205,6 +205,7 @@ mod tests {
                 opted_out: vec![],
             }],
             flags: CustomerFlags::default(),
+            facts: Default::default(),
         }
     }
 

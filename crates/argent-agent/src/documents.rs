@@ -721,6 +721,7 @@ pub(crate) fn sample_account(
             opted_out: vec![],
         }],
         flags: CustomerFlags::default(),
+        facts: Default::default(),
     };
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(today);
     let invoice = |number: &str, issued: NaiveDate, due: NaiveDate, minor: i64, disputed| Invoice {

@@ -397,6 +397,7 @@ mod tests {
             time_zone: chrono_tz::UTC,
             contacts: vec![],
             flags: CustomerFlags::default(),
+            facts: Default::default(),
         }
     }
 

@@ -156,6 +156,9 @@ pub struct Customer {
     pub time_zone: Tz,
     pub contacts: Vec<Contact>,
     pub flags: CustomerFlags,
+    /// What else a policy must know about the account (see [`crate::facts`]).
+    #[serde(default)]
+    pub facts: crate::facts::AccountFacts,
 }
 
 impl Customer {

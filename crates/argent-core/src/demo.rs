@@ -206,6 +206,7 @@ pub fn generate(cfg: &DemoConfig) -> Portfolio {
                 opted_out,
             }],
             flags,
+            facts: Default::default(),
         });
 
         let mean = cfg.invoices_per_customer.max(1);

@@ -732,6 +732,7 @@ fn parse_customer(row: &Row<'_>, id: &str) -> Result<Customer, ImportError> {
         time_zone,
         contacts: vec![contact],
         flags,
+        facts: Default::default(),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod case;
 pub mod customer;
 pub mod decision;
 pub mod demo;
+pub mod facts;
 pub mod import;
 pub mod invoice;
 pub mod ledger;
@@ -27,6 +28,7 @@ pub use analytics::{Dashboard, DashboardInput, SegmentCount, SegmentRow, dashboa
 pub use case::{Case, CaseKind, CaseStatus};
 pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
 pub use decision::{Decision, FiredRule, Outcome, Role};
+pub use facts::{AccountFacts, CustomerOffer, LimitOverride, LocalWindow, ValidationNotice};
 pub use import::{ImportError, ImportFile, Portfolio};
 pub use invoice::{Invoice, Payment};
 pub use ledger::{AgingBucket, AgingReport};

@@ -469,6 +469,9 @@ struct RawCustomer {
     segment: Option<RiskSegment>,
     #[serde(default)]
     initial_communication_sent: Option<bool>,
+    /// Account facts (`argent_core::AccountFacts`), as a table.
+    #[serde(default)]
+    facts: argent_core::AccountFacts,
 }
 
 #[derive(Deserialize)]
@@ -845,6 +848,11 @@ impl Validator {
         let flags = CustomerFlags::parse_list(&c.flags.join(";"))
             .map_err(|e| self.problem("customer.flags", e))
             .ok();
+        if let Err(problems) = c.facts.check() {
+            for p in problems {
+                self.problem("customer.facts", p);
+            }
+        }
         Some(Customer {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -858,6 +866,7 @@ impl Validator {
                 opted_out: c.opted_out.clone(),
             }],
             flags: flags?,
+            facts: c.facts.clone(),
         })
     }
 

@@ -46,6 +46,7 @@ fn setup() -> (Policy, Action, Context) {
             opted_out: vec![],
         }],
         flags: CustomerFlags::default(),
+        facts: Default::default(),
     };
     let now = "2026-03-10T15:00:00Z".parse().expect("instant");
     let mut ctx = Context::new(customer, now, RiskSegment::Medium);

@@ -174,6 +174,7 @@ fn ctx(now: &str, tz: &str) -> Context {
             opted_out: vec![],
         }],
         flags: Default::default(),
+        facts: Default::default(),
     };
     let now: DateTime<Utc> = now.parse().unwrap();
     let mut c = Context::new(customer, now, argent_core::RiskSegment::Medium);

@@ -172,6 +172,7 @@ pub(crate) struct CustomerRow {
     pub(crate) time_zone: String,
     pub(crate) contacts: String,
     pub(crate) flags: CustomerFlags,
+    pub(crate) facts: String,
 }
 
 impl CustomerRow {
@@ -185,6 +186,7 @@ impl CustomerRow {
             name: self.name,
             contacts,
             flags: self.flags,
+            facts: from_json("customer facts", &id, &self.facts)?,
             id,
         })
     }
@@ -205,13 +207,14 @@ macro_rules! customer_row {
                 bankrupt: $r.try_get("bankrupt")?,
                 attorney_represented: $r.try_get("attorney_represented")?,
             },
+            facts: $r.try_get("facts")?,
         }
     };
 }
 pub(crate) use customer_row;
 
 const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, cease_contact, disputed, \
-                             bankrupt, attorney_represented";
+                             bankrupt, attorney_represented, facts";
 
 fn money(what: &'static str, id: &str, currency: &str, minor: i64) -> Result<Money> {
     let c: Currency = parse_col(what, id, currency)?;

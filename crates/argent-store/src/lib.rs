@@ -286,6 +286,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "eval_runs",
         include_str!("../../../migrations/sqlite/0005_eval_runs.sql"),
     ),
+    (
+        6,
+        "account_facts",
+        include_str!("../../../migrations/sqlite/0006_account_facts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -312,6 +317,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "eval_runs",
         include_str!("../../../migrations/postgres/0005_eval_runs.sql"),
+    ),
+    (
+        6,
+        "account_facts",
+        include_str!("../../../migrations/postgres/0006_account_facts.sql"),
     ),
 ];
 

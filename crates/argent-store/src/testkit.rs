@@ -148,6 +148,7 @@ pub fn two_consumer_portfolio() -> Portfolio {
             opted_out: vec![],
         }],
         flags: CustomerFlags::default(),
+        facts: Default::default(),
     };
     let mut p = Portfolio {
         customers: vec![
@@ -222,6 +223,7 @@ pub fn consumer_portfolio(n: usize) -> Portfolio {
                 opted_out: vec![],
             }],
             flags: CustomerFlags::default(),
+            facts: Default::default(),
         });
         let history = 150_00 + (i as i64 % 7) * 25_00;
         for k in 0..4 {

@@ -914,6 +914,24 @@ impl StoreTx {
         );
         Ok(())
     }
+
+    /// Replaces a customer's account facts (`argent_core::facts`). The caller checks them
+    /// and audits the change in the same transaction. `NotFound` if there is no such
+    /// customer.
+    pub async fn set_customer_facts(
+        &mut self,
+        customer_id: &str,
+        facts: &argent_core::AccountFacts,
+    ) -> Result<()> {
+        let sql = "UPDATE customers SET facts = $1, updated_at = $2 WHERE id = $3";
+        tx_write!(
+            self,
+            sql,
+            [crate::to_json(facts), now(), customer_id],
+            or: StoreError::NotFound(format!("customer {customer_id}"))
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]

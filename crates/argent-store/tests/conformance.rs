@@ -450,3 +450,46 @@ async fn a_reimport_that_contradicts_the_stored_ledger_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn account_facts_round_trip_and_survive_a_reimport() {
+    on_every_backend(|store, label| async move {
+        let p = sample(4);
+        store.import_portfolio(&p, "first").await.unwrap();
+        let id = p.customers[1].id.clone();
+        assert_eq!(
+            store.customer(&id).await.unwrap().facts,
+            argent_core::AccountFacts::default(),
+            "{label}: an imported customer has no facts"
+        );
+        let facts: argent_core::AccountFacts = serde_json::from_value(serde_json::json!({
+            "cease_contact_pending": true,
+            "validation_notice": {"sent_on": "2026-01-05", "channel": "letter"},
+            "region": "NY",
+            "invoice_acknowledged_on": {"INV-1": "2024-02-01"},
+            "inconvenient_times": [{"from": "12:00:00", "to": "13:00:00"}],
+            "limits": {"max_discount_bps": 1500, "note": "agreed with the account manager"}
+        }))
+        .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.set_customer_facts(&id, &facts).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.customer(&id).await.unwrap().facts, facts, "{label}");
+        assert_eq!(
+            store.account_records(&id).await.unwrap().customer.facts,
+            facts,
+            "{label}"
+        );
+        // An aging re-import carries no facts and must not erase them.
+        store.import_portfolio(&p, "second").await.unwrap();
+        assert_eq!(store.customer(&id).await.unwrap().facts, facts, "{label}");
+        // An unknown customer is NotFound (on the SQLite writer, from the commit).
+        let mut tx = store.begin().await.unwrap();
+        let err = match tx.set_customer_facts("NOBODY", &facts).await {
+            Err(e) => e,
+            Ok(()) => tx.commit().await.unwrap_err(),
+        };
+        assert!(matches!(err, StoreError::NotFound(_)), "{label}: {err}");
+    })
+    .await;
+}

@@ -386,15 +386,14 @@ fn policy(command: PolicyCommand) -> Result<()> {
         }
         PolicyCommand::Test { dir, quiet } => {
             let report = argent_policy::run_policy_tests(&dir)?;
+            // Each report ends with its totals on a line of their own, the last line.
             if quiet {
-                for c in report.cases.iter().filter(|c| !c.passed()) {
-                    println!("{c:?}");
-                }
+                print!("{}", report.failures());
+                println!("{:.0}% of cases expect allow", report.allow_percent());
                 println!("{} passed, {} failed", report.passed(), report.failed());
             } else {
-                print!("{report}");
+                println!("{report}");
             }
-            println!("{:.0}% of cases expect allow", report.allow_percent());
             if !report.success() {
                 anyhow::bail!("{} policy test(s) failed", report.failed());
             }

@@ -345,6 +345,25 @@ fn policy_test_runs_the_shipped_cases_and_fails_a_broken_pack() {
     assert!(totals.ends_with(", 0 failed"), "{out}");
     let passed: usize = totals.split_whitespace().next().unwrap().parse().unwrap();
     assert!(passed >= 60, "{passed} cases");
+    assert_eq!(out.lines().last(), Some(totals), "{out}");
+
+    // Without --quiet every case is listed and the totals are still a line of their own,
+    // the last one (they used to run into the next line).
+    let full = ok(argent(
+        &db,
+        &["policy", "test", "--dir", policies.to_str().unwrap()],
+    ));
+    let last = full.lines().last().unwrap();
+    assert_eq!(last, format!("{passed} passed, 0 failed"), "{full}");
+    assert_eq!(
+        full.lines().filter(|l| l.starts_with("PASS ")).count(),
+        passed
+    );
+    assert!(
+        full.lines()
+            .any(|l| l.starts_with("expected outcomes: ") && l.ends_with(" deny")),
+        "{full}"
+    );
 
     // A copy of the packs whose US discount range is raised to 90% must fail its tests.
     let copy = dir.path().join("policies");

@@ -843,7 +843,11 @@ fn deny_rule_ids_come_from_policy_documents() {
     assert!(!ids.contains("us-consumer"));
     let all = argent_evals::deny_rule_ids_in_dir(&dir).unwrap();
     assert!(all.contains("b2b.threats") && all.contains("uk.insolvency"));
-    assert!(!all.contains("b2b.unapproved-legal-threat"));
+    assert!(all.contains("b2b.threat-legal-action"));
+    assert!(
+        !all.contains("b2b.approval.strategic"),
+        "a needs_approval rule is not a deny"
+    );
 }
 
 /// Answers every case with a canned outcome; panics on one id; counts calls.

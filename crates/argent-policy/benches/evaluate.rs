@@ -59,6 +59,7 @@ fn setup() -> (Policy, Action, Context) {
             open_minor: 1200_00,
             due_date: "2026-01-15".parse().expect("date"),
             disputed: false,
+            last_payment_on: None,
         },
         OpenInvoice {
             number: "INV-2".into(),
@@ -67,6 +68,7 @@ fn setup() -> (Policy, Action, Context) {
             open_minor: 300_50,
             due_date: "2026-02-01".parse().expect("date"),
             disputed: false,
+            last_payment_on: None,
         },
     ];
     ctx.prior_contacts = (1..=4)
@@ -83,6 +85,28 @@ fn bench(c: &mut Criterion) {
     let d = evaluate(&policy, &action, &ctx);
     assert!(d.is_allowed(), "{d}");
     c.bench_function("evaluate send_email us-consumer 2KB", |b| {
+        b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
+    });
+
+    // The legal-facts path at its most work: a New York account whose invoices are
+    // time-barred, so every invoice's limitation date is computed, the disclosure is
+    // required and found, and the litigation phrases inside it ("sued", "sue you") are
+    // matched and then excused. Allowed, like the first.
+    let (policy, mut action, mut ctx) = setup();
+    if let Action::SendEmail(e) = &mut action {
+        e.body.insert_str(
+            0,
+            "The law limits how long you can be sued on a debt. Because of the age of your debt, we cannot sue you for it. ",
+        );
+    }
+    ctx.customer.facts.region = Some("NY".into());
+    for inv in &mut ctx.invoices {
+        inv.due_date = "2021-01-15".parse().expect("date");
+        inv.last_payment_on = Some("2022-01-15".parse().expect("date"));
+    }
+    let d = evaluate(&policy, &action, &ctx);
+    assert!(d.is_allowed(), "{d}");
+    c.bench_function("evaluate send_email us-consumer 2KB time-barred NY", |b| {
         b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
     });
 }

@@ -23,6 +23,10 @@ pub struct OpenInvoice {
     /// Disputed and not yet verified: collection on it is paused.
     #[serde(default)]
     pub disputed: bool,
+    /// The date of the last payment received on it, if any: the limitation period runs
+    /// again from it (see [`crate::legal`]).
+    #[serde(default)]
+    pub last_payment_on: Option<NaiveDate>,
 }
 
 impl OpenInvoice {
@@ -97,6 +101,17 @@ impl Context {
                 open_minor: s.open_minor,
                 due_date: s.invoice.due_date,
                 disputed: s.invoice.disputed,
+                last_payment_on: payments
+                    .iter()
+                    .filter(|p| {
+                        p.invoice_number == s.invoice.number
+                            && p.customer_id == s.invoice.customer_id
+                            && p.amount.currency == s.invoice.amount.currency
+                            && p.amount.minor > 0
+                            && p.received_on <= as_of
+                    })
+                    .map(|p| p.received_on)
+                    .max(),
             })
             .collect();
         self

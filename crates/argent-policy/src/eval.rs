@@ -25,9 +25,18 @@ pub const RULE_INVISIBLE_CHARACTERS: &str = "engine.invisible-characters";
 pub const RULE_PLAN_BALANCE_MISMATCH: &str = "engine.plan-balance-mismatch";
 /// A plan names an invoice that is not an open invoice of the customer in its currency.
 pub const RULE_UNKNOWN_INVOICE: &str = "engine.unknown-invoice";
+/// Every engine invariant's rule id.
+pub const ENGINE_RULES: &[&str] = &[
+    RULE_CUSTOMER_MISMATCH,
+    RULE_INVALID_ARGUMENTS,
+    RULE_JURISDICTION_MISMATCH,
+    RULE_INVISIBLE_CHARACTERS,
+    RULE_PLAN_BALANCE_MISMATCH,
+    RULE_UNKNOWN_INVOICE,
+];
 const ENGINE_CITATION: &str = "argent engine invariant";
 
-fn fire(d: &mut Decision, meta: &RuleMeta, detail: Option<String>) {
+pub(crate) fn fire(d: &mut Decision, meta: &RuleMeta, detail: Option<String>) {
     let message = match detail {
         Some(detail) => format!("{} ({detail})", meta.message),
         None => meta.message.clone(),
@@ -162,6 +171,16 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     }
     if let Some(fields) = &email {
         check_language(policy, fields, ctx, &mut d);
+        let [subject, body] = fields;
+        crate::legal::check_email_legal(
+            policy.litigation.as_ref(),
+            policy.limitation.as_ref(),
+            policy.customer_offer.as_ref(),
+            action.invoice_numbers(),
+            &[subject.text.as_ref(), body.text.as_ref()],
+            ctx,
+            &mut d,
+        );
     }
     // The amount approval limits are judged on: a plan's ledger balance, else what the
     // action states (a promise's amount, a case's disputed amount).
@@ -171,6 +190,9 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     {
         amount = Some(Money::new(terms.ledger, terms.currency));
         check_negotiation(policy, &terms, ctx, &mut d);
+    }
+    if let Some((_, plan)) = &plan {
+        crate::legal::check_plan_offer(policy.customer_offer.as_ref(), plan, ctx, &mut d);
     }
     if let Action::LogPromise(p) = action {
         check_promise(policy, p.promised_date, ctx, &mut d);
@@ -445,8 +467,28 @@ fn check_language(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &m
     }
 }
 
+/// Statutory late-payment interest on one invoice, in minor units: simple interest on the
+/// open amount at `rate_bps` a year for `days` days, ACT/365 (a year is 365 days, leap or
+/// not), rounded down to the minor unit. `days` is the number of days from the due date
+/// (not counted) to today (counted); none when not overdue. Exact: computed in `i128`;
+/// `None` only when the result does not fit an `i64`.
+pub fn statutory_interest(open_minor: i64, rate_bps: i64, days: i64) -> Option<i64> {
+    if open_minor <= 0 || rate_bps <= 0 || days <= 0 {
+        return Some(0);
+    }
+    let v = i128::from(open_minor)
+        .checked_mul(i128::from(rate_bps))?
+        .checked_mul(i128::from(days))?
+        / (10_000 * 365);
+    i64::try_from(v).ok()
+}
+
 /// Statutory extras a B2B creditor may claim on overdue invoices in `currency`: fixed
-/// compensation per invoice (by band) and simple interest at base + margin, minor units.
+/// compensation per invoice (by the band of its invoiced amount) and, per invoice, simple
+/// interest at base + margin on its open amount ([`statutory_interest`]), each rounded down
+/// to the minor unit and then summed. Returns the total and the fixed sums, minor units.
+/// A claim of exactly the open balance plus this total is allowed; one minor unit more is
+/// not.
 fn claimable_extras(policy: &Policy, currency: Currency, ctx: &Context) -> (i64, Vec<i64>) {
     let Some(lp) = &policy.late_payment else {
         return (0, Vec::new());
@@ -458,7 +500,7 @@ fn claimable_extras(policy: &Policy, currency: Currency, ctx: &Context) -> (i64,
         .map(|c| c.bands.as_slice())
         .unwrap_or(&[]);
     let today = ctx.local_today();
-    let rate_bps = i128::from(ctx.base_rate_bps) + i128::from(lp.interest_over_base_bps);
+    let rate_bps = i64::from(ctx.base_rate_bps).saturating_add(lp.interest_over_base_bps);
     let mut total: i64 = 0;
     let mut fixed = Vec::new();
     for inv in ctx
@@ -473,9 +515,9 @@ fn claimable_extras(policy: &Policy, currency: Currency, ctx: &Context) -> (i64,
             total = total.saturating_add(*comp);
             fixed.push(*comp);
         }
-        let days = i128::from((today - inv.due_date).num_days().max(0));
-        let interest = i128::from(inv.open_minor) * rate_bps * days / (10_000 * 365);
-        total = total.saturating_add(i64::try_from(interest).unwrap_or(i64::MAX));
+        let days = (today - inv.due_date).num_days();
+        let interest = statutory_interest(inv.open_minor, rate_bps, days).unwrap_or(i64::MAX);
+        total = total.saturating_add(interest);
     }
     (total, fixed)
 }
@@ -519,6 +561,7 @@ fn misstated_amount(
             let collectible = ctx.collectible_balance(currency);
             let fixed_sum: i64 = fixed.iter().sum();
             let figure_ok = mentioned.minor == open
+                || (extras > 0 && mentioned.minor == open.saturating_add(extras))
                 || mentioned.minor == collectible
                 || mentioned.minor == open.saturating_add(fixed_sum)
                 || fixed.contains(&mentioned.minor)
@@ -677,6 +720,36 @@ fn breaches(p: &PlanTerms, t: &Terms) -> Vec<String> {
     out
 }
 
+/// The within-range terms for this account: a manager's per-account limits replace the
+/// pack's where set — wider or narrower — but never beyond the pack's hard ceiling, which
+/// nobody may approve past (a wider limit is cut back to the ceiling; the ceiling itself is
+/// judged first, unchanged).
+fn account_terms(
+    within: &Terms,
+    ceiling: &Terms,
+    limits: Option<&argent_core::facts::LimitOverride>,
+) -> Terms {
+    let Some(l) = limits else { return *within };
+    Terms {
+        max_discount_bps: l
+            .max_discount_bps
+            .map_or(within.max_discount_bps, i64::from)
+            .min(ceiling.max_discount_bps),
+        max_installments: l
+            .max_installments
+            .unwrap_or(within.max_installments)
+            .min(ceiling.max_installments),
+        min_down_payment_bps: l
+            .min_down_payment_bps
+            .map_or(within.min_down_payment_bps, i64::from)
+            .max(ceiling.min_down_payment_bps),
+        max_plan_days: l
+            .max_plan_days
+            .unwrap_or(within.max_plan_days)
+            .min(ceiling.max_plan_days),
+    }
+}
+
 fn check_negotiation(policy: &Policy, plan: &PlanTerms, ctx: &Context, d: &mut Decision) {
     let tier = ctx.customer.tier;
     let Some(range) = policy.negotiation.iter().find(|r| {
@@ -696,13 +769,20 @@ fn check_negotiation(policy: &Policy, plan: &PlanTerms, ctx: &Context, d: &mut D
         });
         return;
     }
-    let soft = breaches(plan, &range.within);
+    let limits = ctx.customer.facts.limits.as_ref();
+    let within = account_terms(&range.within, &range.ceiling, limits);
+    let soft = breaches(plan, &within);
     if !soft.is_empty() {
+        let whose = if within == range.within {
+            String::new()
+        } else {
+            "; this account's limits, set by a manager".to_string()
+        };
         d.fire(FiredRule {
             id: range.id.clone(),
             outcome: Outcome::NeedsApproval,
             message: format!(
-                "{} ({}; segment {}, tier {})",
+                "{} ({}; segment {}, tier {}{whose})",
                 range.message,
                 soft.join("; "),
                 ctx.segment,

@@ -11,6 +11,7 @@ pub mod context;
 pub mod diagnose;
 pub mod error;
 pub mod eval;
+pub mod legal;
 pub mod policy;
 pub mod testing;
 pub mod text;
@@ -26,9 +27,10 @@ pub use error::{KeyProblem, PolicyError};
 pub use eval::{
     RULE_CUSTOMER_MISMATCH, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,
     RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNKNOWN_INVOICE, evaluate,
+    statutory_interest,
 };
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
-pub use testing::{CaseResult, TestReport, run_policy_tests};
+pub use testing::{CaseResult, Failures, TestReport, run_policy_tests};
 
 use argent_core::Jurisdiction;
 

@@ -248,6 +248,13 @@ struct PolicyDoc {
     promise: Option<PromiseDoc>,
     #[serde(default)]
     late_payment: Option<LatePaymentDoc>,
+    // Money and legal facts (crate::legal).
+    #[serde(default)]
+    litigation: Option<crate::legal::LitigationDoc>,
+    #[serde(default)]
+    limitation: Option<crate::legal::LimitationDoc>,
+    #[serde(default)]
+    customer_offer: Option<crate::legal::OfferDoc>,
 }
 
 fn contact_actions() -> Vec<ToolName> {
@@ -375,6 +382,10 @@ pub struct Policy {
     pub(crate) approval: Vec<Approval>,
     pub(crate) promise: Option<PromiseRule>,
     pub(crate) late_payment: Option<LatePayment>,
+    // Money and legal facts (crate::legal).
+    pub(crate) litigation: Option<crate::legal::Litigation>,
+    pub(crate) limitation: Option<crate::legal::Limitation>,
+    pub(crate) customer_offer: Option<crate::legal::OfferRule>,
 }
 
 impl Policy {
@@ -439,6 +450,7 @@ impl Policy {
         }
         ids.extend(self.approval.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.promise.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.legal_rules().into_iter().map(|r| r.id.as_str()));
         ids
     }
 }
@@ -472,6 +484,22 @@ impl Policy {
         }
         out.extend(self.approval.iter().map(|r| r.meta.clone()));
         out.extend(self.promise.iter().map(|r| r.meta.clone()));
+        out.extend(self.legal_rules().into_iter().cloned());
+        out
+    }
+
+    /// The rules of the money-and-legal-facts sections, in document order.
+    fn legal_rules(&self) -> Vec<&RuleMeta> {
+        let mut out: Vec<&RuleMeta> = Vec::new();
+        if let Some(l) = &self.litigation {
+            out.push(&l.meta);
+            out.extend(l.authorised.iter());
+        }
+        if let Some(l) = &self.limitation {
+            out.push(&l.meta);
+            out.extend(l.disclosure.iter().map(|d| &d.meta));
+        }
+        out.extend(self.customer_offer.iter().map(|o| &o.meta));
         out
     }
 
@@ -491,13 +519,21 @@ impl Effect {
 }
 
 /// Collects semantic problems with key paths.
-struct Checker {
-    problems: Vec<KeyProblem>,
+pub(crate) struct Checker {
+    pub(crate) problems: Vec<KeyProblem>,
     ids: HashSet<String>,
 }
 
 impl Checker {
-    fn problem(&mut self, key: String, problem: impl Into<String>) {
+    #[cfg(test)]
+    pub(crate) fn new() -> Checker {
+        Checker {
+            problems: Vec::new(),
+            ids: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn problem(&mut self, key: String, problem: impl Into<String>) {
         self.problems.push(KeyProblem {
             key,
             problem: problem.into(),
@@ -510,7 +546,7 @@ impl Checker {
         }
     }
 
-    fn meta(&mut self, key: &str, meta: &RuleMeta) {
+    pub(crate) fn meta(&mut self, key: &str, meta: &RuleMeta) {
         self.id(format!("{key}.id"), &meta.id);
         match meta.effect {
             Effect::NeedsApproval if meta.approvers.is_empty() => self.problem(
@@ -525,7 +561,7 @@ impl Checker {
         }
     }
 
-    fn regex(&mut self, key: String, pattern: &str) -> Option<Regex> {
+    pub(crate) fn regex(&mut self, key: String, pattern: &str) -> Option<Regex> {
         match regex::RegexBuilder::new(pattern)
             .size_limit(1 << 22)
             .build()
@@ -892,6 +928,17 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         }
     });
 
+    let has_litigation = doc.litigation.is_some();
+    let litigation = doc
+        .litigation
+        .and_then(|l| crate::legal::compile_litigation(&mut ck, l));
+    let limitation = doc
+        .limitation
+        .and_then(|l| crate::legal::compile_limitation(&mut ck, l, has_litigation));
+    let customer_offer = doc
+        .customer_offer
+        .and_then(|o| crate::legal::compile_offer(&mut ck, o));
+
     let money_mention = match Regex::new(crate::words::MONEY_PATTERN) {
         Ok(r) => r,
         Err(e) => {
@@ -920,5 +967,8 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         approval,
         promise,
         late_payment,
+        litigation,
+        limitation,
+        customer_offer,
     })
 }

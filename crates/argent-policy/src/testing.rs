@@ -9,10 +9,24 @@
 //! [[case]]
 //! name = "a polite reminder with the disclosures is allowed"
 //! expect = "allow"                  # allow | needs_approval | deny
-//! rules = []                        # exactly the rule ids expected to fire
+//! rules = []                        # optional: exactly the rule ids expected to fire
 //! context = { initial_communication_sent = false }   # optional, merged into the base
 //! action = { tool = "read_aging", args = { customer_id = "C1" } }
+//!
+//! [[case]]
+//! name = "a threat of court on a time-barred debt is denied"
+//! expect = "deny"                   # the outcome alone may be the whole assertion ...
+//! must_fire = ["uk.time-barred.threat"]        # ... with ids that must be among those fired
+//! must_not_fire = ["uk.required.debt-advice"]  # ... and ids that must not be
+//! action = { ... }
 //! ```
+//!
+//! `rules` keeps meaning "exactly these" (old files use it everywhere). A case without
+//! `rules` asserts only its outcome and its `must_fire` / `must_not_fire` lists, the way a
+//! compliance officer states a case. Every id in those lists must be a rule of the policy
+//! (or an engine invariant, [`crate::eval::ENGINE_RULES`]): a misspelt `must_not_fire` id
+//! would otherwise pass for ever, so an unknown id fails the case. An id in both lists is
+//! a failure too.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,8 +56,15 @@ struct TestFile {
 struct TestCaseDoc {
     name: String,
     expect: Outcome,
+    /// Exactly the rule ids that must fire, when given.
     #[serde(default)]
-    rules: Vec<String>,
+    rules: Option<Vec<String>>,
+    /// Rule ids that must be among those fired.
+    #[serde(default)]
+    must_fire: Vec<String>,
+    /// Rule ids that must not fire.
+    #[serde(default)]
+    must_not_fire: Vec<String>,
     #[serde(default)]
     approvers: Option<Vec<Role>>,
     #[serde(default)]
@@ -58,7 +79,12 @@ pub struct CaseResult {
     pub name: String,
     pub policy: String,
     pub expected: Outcome,
-    pub expected_rules: Vec<String>,
+    /// Exactly these rules must fire (`rules = [...]`), when the case says so.
+    pub expected_rules: Option<Vec<String>>,
+    /// Rules that must be among those fired.
+    pub must_fire: Vec<String>,
+    /// Rules that must not fire.
+    pub must_not_fire: Vec<String>,
     pub decision: Decision,
     /// Why the case failed; `None` when it passed.
     pub failure: Option<String>,
@@ -113,22 +139,48 @@ impl TestReport {
     }
 }
 
+impl TestReport {
+    /// The failing cases only, each as in the full report (no totals).
+    pub fn failures(&self) -> Failures<'_> {
+        Failures(self)
+    }
+}
+
+/// The failing cases of a [`TestReport`], for `--quiet` output.
+pub struct Failures<'a>(&'a TestReport);
+
+impl fmt::Display for Failures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.cases.iter().filter(|c| !c.passed()) {
+            write_case(f, c)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_case(f: &mut fmt::Formatter<'_>, c: &CaseResult) -> fmt::Result {
+    let file = c.file.file_name().map_or_else(
+        || c.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match &c.failure {
+        None => writeln!(f, "PASS {file}: {} ({})", c.name, c.expected),
+        Some(why) => {
+            writeln!(f, "FAIL {file}: {}", c.name)?;
+            for line in why.lines() {
+                writeln!(f, "     {line}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Every case, a line of expected outcomes, and the totals as the last line (no newline
+/// after it: print it with `println!`).
 impl fmt::Display for TestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.cases {
-            let file = c.file.file_name().map_or_else(
-                || c.file.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            match &c.failure {
-                None => writeln!(f, "PASS {file}: {} ({})", c.name, c.expected)?,
-                Some(why) => {
-                    writeln!(f, "FAIL {file}: {}", c.name)?;
-                    for line in why.lines() {
-                        writeln!(f, "     {line}")?;
-                    }
-                }
-            }
+            write_case(f, c)?;
         }
         let counts = self.expected_counts();
         let n = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
@@ -243,15 +295,13 @@ fn run_file(
                 case.expect, decision.outcome
             ));
         }
-        let mut got: Vec<&str> = decision.rule_ids();
-        got.sort_unstable();
-        got.dedup();
-        let mut want: Vec<&str> = case.rules.iter().map(String::as_str).collect();
-        want.sort_unstable();
-        want.dedup();
-        if got != want {
-            problems.push(format!("expected rules {want:?}, got {got:?}"));
-        }
+        problems.extend(rule_problems(
+            policy,
+            &decision,
+            case.rules.as_deref(),
+            &case.must_fire,
+            &case.must_not_fire,
+        ));
         if let Some(approvers) = &case.approvers {
             let got = decision.approvers();
             if &got != approvers {
@@ -266,9 +316,256 @@ fn run_file(
             policy: doc.policy.clone(),
             expected: case.expect,
             expected_rules: case.rules,
+            must_fire: case.must_fire,
+            must_not_fire: case.must_not_fire,
             decision,
             failure,
         });
     }
     Ok(())
+}
+
+/// What is wrong with the rules `decision` fired against a case's rule assertions:
+/// `exact` (every id fired, no other), `must_fire` (each among those fired) and
+/// `must_not_fire` (none fired). Ids that are no rule of `policy` nor an engine invariant,
+/// and ids in both lists, are problems in themselves.
+fn rule_problems(
+    policy: &Policy,
+    decision: &Decision,
+    exact: Option<&[String]>,
+    must_fire: &[String],
+    must_not_fire: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut got: Vec<&str> = decision.rule_ids();
+    got.sort_unstable();
+    got.dedup();
+    if let Some(exact) = exact {
+        let mut want: Vec<&str> = exact.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        want.dedup();
+        if got != want {
+            problems.push(format!("expected rules {want:?}, got {got:?}"));
+        }
+    }
+    let known = policy.rule_ids();
+    let unknown: Vec<&str> = must_fire
+        .iter()
+        .chain(must_not_fire)
+        .map(String::as_str)
+        .filter(|id| !known.contains(id) && !crate::eval::ENGINE_RULES.contains(id))
+        .collect();
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "{unknown:?}: not a rule of policy '{}' nor an engine rule",
+            policy.id
+        ));
+    }
+    let both: Vec<&str> = must_fire
+        .iter()
+        .filter(|id| must_not_fire.contains(id))
+        .map(String::as_str)
+        .collect();
+    if !both.is_empty() {
+        problems.push(format!("{both:?}: both in must_fire and must_not_fire"));
+    }
+    let missing: Vec<&str> = must_fire
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !got.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("expected {missing:?} to fire, got {got:?}"));
+    }
+    let unwanted: Vec<&str> = must_not_fire
+        .iter()
+        .map(String::as_str)
+        .filter(|id| got.contains(id))
+        .collect();
+    if !unwanted.is_empty() {
+        problems.push(format!("expected {unwanted:?} not to fire, got {got:?}"));
+    }
+    problems
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+policy = "us-consumer"
+[context]
+now = "2026-03-10T15:00:00Z"
+segment = "medium"
+initial_communication_sent = true
+[context.customer]
+id = "C1"
+name = "Dana Reyes"
+tier = "standard"
+jurisdiction = "us-consumer"
+time_zone = "America/New_York"
+contacts = [{ name = "Dana Reyes", email = "dana@example.com", opted_out = [] }]
+flags = { cease_contact = false, disputed = false, bankrupt = false, attorney_represented = false }
+[[context.invoices]]
+number = "INV-1"
+currency = "USD"
+amount_minor = 120000
+open_minor = 120000
+due_date = "2026-01-15"
+"#;
+
+    /// An email that threatens arrest and lacks the subsequent disclosure: it fires
+    /// `us.threat-arrest` and `us.subsequent-disclosure` (and is denied).
+    const THREAT: &str = r#"
+[case.action]
+tool = "send_email"
+[case.action.args]
+customer_id = "C1"
+to = "dana@example.com"
+subject = "Your account"
+body = "Pay now or you will be arrested. To stop receiving these emails, reply STOP."
+"#;
+
+    /// Runs one test file of `cases` (each a `[[case]]` header's keys, then `THREAT`'s
+    /// action) against a copy of the shipped us-consumer pack; the report's cases.
+    fn run(cases: &[&str]) -> Vec<CaseResult> {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        std::fs::copy(
+            shipped.join("us-consumer.toml"),
+            dir.path().join("us-consumer.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("tests")).unwrap();
+        let mut text = BASE.to_string();
+        for (i, keys) in cases.iter().enumerate() {
+            text.push_str(&format!(
+                "\n[[case]]\nname = \"case {i}\"\n{keys}\n{THREAT}"
+            ));
+        }
+        std::fs::write(dir.path().join("tests/t.toml"), text).unwrap();
+        run_policy_tests(dir.path()).unwrap().cases
+    }
+
+    fn verdicts(cases: &[&str]) -> Vec<bool> {
+        run(cases).iter().map(CaseResult::passed).collect()
+    }
+
+    #[test]
+    fn the_outcome_alone_is_an_assertion() {
+        assert_eq!(
+            verdicts(&["expect = \"deny\"", "expect = \"allow\""]),
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn rules_keeps_meaning_exactly_these() {
+        let got = verdicts(&[
+            r#"expect = "deny"
+rules = ["us.threat-arrest", "us.subsequent-disclosure"]"#,
+            // One fired rule missing from the list.
+            r#"expect = "deny"
+rules = ["us.threat-arrest"]"#,
+            // The old "nothing fires" form still means nothing.
+            r#"expect = "deny"
+rules = []"#,
+        ]);
+        assert_eq!(got, [true, false, false]);
+    }
+
+    #[test]
+    fn must_fire_is_a_subset_and_must_not_fire_excludes() {
+        let got = verdicts(&[
+            r#"expect = "deny"
+must_fire = ["us.threat-arrest"]"#,
+            r#"expect = "deny"
+must_fire = ["us.threat-arrest", "us.abusive-language"]"#,
+            r#"expect = "deny"
+must_not_fire = ["us.abusive-language"]"#,
+            r#"expect = "deny"
+must_not_fire = ["us.subsequent-disclosure"]"#,
+            r#"expect = "deny"
+must_fire = ["us.threat-arrest"]
+must_not_fire = ["us.abusive-language", "us.false-urgency"]"#,
+            // The outcome still counts when the rule lists hold.
+            r#"expect = "needs_approval"
+must_fire = ["us.threat-arrest"]"#,
+        ]);
+        assert_eq!(got, [true, false, true, false, true, false]);
+    }
+
+    #[test]
+    fn rules_and_must_lists_combine() {
+        let got = verdicts(&[
+            r#"expect = "deny"
+rules = ["us.threat-arrest", "us.subsequent-disclosure"]
+must_fire = ["us.threat-arrest"]"#,
+            r#"expect = "deny"
+rules = ["us.threat-arrest", "us.subsequent-disclosure"]
+must_not_fire = ["us.threat-arrest"]"#,
+        ]);
+        assert_eq!(got, [true, false]);
+    }
+
+    #[test]
+    fn unknown_or_contradictory_ids_fail_the_case_and_say_why() {
+        let cases = run(&[
+            // A misspelt id would make must_not_fire pass for ever.
+            r#"expect = "deny"
+must_not_fire = ["us.threat-arest"]"#,
+            r#"expect = "deny"
+must_fire = ["us.threat-arrest"]
+must_not_fire = ["us.threat-arrest"]"#,
+            // Engine invariants are known ids.
+            r#"expect = "deny"
+must_not_fire = ["engine.customer-mismatch"]"#,
+        ]);
+        let why: Vec<String> = cases
+            .iter()
+            .map(|c| c.failure.clone().unwrap_or_default())
+            .collect();
+        assert!(
+            why[0].contains("us.threat-arest") && why[0].contains("not a rule"),
+            "{why:?}"
+        );
+        assert!(
+            why[1].contains("both in must_fire and must_not_fire"),
+            "{why:?}"
+        );
+        assert!(cases[2].passed(), "{why:?}");
+    }
+
+    #[test]
+    fn an_unknown_case_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        std::fs::copy(
+            shipped.join("us-consumer.toml"),
+            dir.path().join("us-consumer.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("tests")).unwrap();
+        let text =
+            format!("{BASE}\n[[case]]\nname = \"x\"\nexpect = \"deny\"\nmust_fires = []\n{THREAT}");
+        std::fs::write(dir.path().join("tests/t.toml"), text).unwrap();
+        let err = run_policy_tests(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("must_fires"), "{err}");
+    }
+
+    #[test]
+    fn the_report_ends_with_its_totals_on_their_own_line() {
+        let report = TestReport {
+            cases: run(&["expect = \"deny\"", "expect = \"allow\""]),
+        };
+        let text = report.to_string();
+        let last = text.lines().last().unwrap();
+        assert_eq!(last, "1 passed, 1 failed");
+        assert!(text.contains("PASS t.toml: case 0 (deny)"), "{text}");
+        assert!(text.contains("FAIL t.toml: case 1"), "{text}");
+        let failures = report.failures().to_string();
+        assert!(!failures.contains("PASS"), "{failures}");
+        assert!(failures.contains("FAIL t.toml: case 1"), "{failures}");
+    }
 }

@@ -186,6 +186,7 @@ fn ctx(now: &str, tz: &str) -> Context {
         open_minor: 1500_50,
         due_date: "2026-01-15".parse().unwrap(),
         disputed: false,
+        last_payment_on: None,
     }];
     c
 }

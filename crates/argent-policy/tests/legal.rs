@@ -235,6 +235,7 @@ fn ordinary_collection_wording_is_no_threat() {
             "We can set up a plan that suits you.",
             "Please judge for yourself whether the plan is affordable.",
             "We would like to resolve this without any further steps.",
+            "We spoke to Sue, your adviser, yesterday.",
         ] {
             let d = evaluate(&p, &email(pack_name, s), &ctx(pack_name, json!({})));
             assert_eq!(d.outcome, Outcome::Allow, "{pack_name}: {s:?} -> {d}");

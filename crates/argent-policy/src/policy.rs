@@ -78,6 +78,17 @@ pub enum StopCondition {
     ChannelOptedOut,
     /// The recipient is not a contact on file (third-party disclosure risk).
     RecipientNotOnFile,
+    /// The contact (an email now, a call at its `not_before`) falls in a window of the
+    /// customer's local day they said is inconvenient (`facts.inconvenient_times`).
+    InconvenientTime,
+    /// An email to an address in `facts.workplace_addresses` while
+    /// `facts.no_workplace_contact` is set.
+    WorkplaceContact,
+    /// The action contacts the customer on a channel other than `facts.preferred_channel`.
+    NotPreferredChannel,
+    /// No validation notice is recorded (`facts.validation_notice`) and no initial
+    /// communication (which must carry the validation information) has been sent.
+    ValidationNoticeNotSent,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -109,6 +120,10 @@ struct FrequencyDoc {
     channels: Vec<Channel>,
     max: u32,
     window_days: u32,
+    /// Also fires when a conversation on one of `channels` took place less than this many
+    /// days before the contact (Regulation F: no call within 7 days after a conversation).
+    #[serde(default)]
+    after_conversation_days: Option<u32>,
     #[serde(default = "contact_actions")]
     actions: Vec<ToolName>,
 }
@@ -248,6 +263,8 @@ struct PolicyDoc {
     promise: Option<PromiseDoc>,
     #[serde(default)]
     late_payment: Option<LatePaymentDoc>,
+    #[serde(default)]
+    validation_period: Vec<crate::contact::ValidationPeriodDoc>,
 }
 
 fn contact_actions() -> Vec<ToolName> {
@@ -285,6 +302,7 @@ pub(crate) struct Frequency {
     pub channels: Vec<Channel>,
     pub max: u32,
     pub window_days: u32,
+    pub after_conversation_days: Option<u32>,
     pub actions: Vec<ToolName>,
 }
 
@@ -375,6 +393,7 @@ pub struct Policy {
     pub(crate) approval: Vec<Approval>,
     pub(crate) promise: Option<PromiseRule>,
     pub(crate) late_payment: Option<LatePayment>,
+    pub(crate) validation_periods: Vec<crate::contact::ValidationPeriod>,
 }
 
 impl Policy {
@@ -439,6 +458,7 @@ impl Policy {
         }
         ids.extend(self.approval.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.promise.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.validation_periods.iter().map(|r| r.meta.id.as_str()));
         ids
     }
 }
@@ -472,6 +492,7 @@ impl Policy {
         }
         out.extend(self.approval.iter().map(|r| r.meta.clone()));
         out.extend(self.promise.iter().map(|r| r.meta.clone()));
+        out.extend(self.validation_periods.iter().map(|r| r.meta.clone()));
         out
     }
 
@@ -491,13 +512,13 @@ impl Effect {
 }
 
 /// Collects semantic problems with key paths.
-struct Checker {
+pub(crate) struct Checker {
     problems: Vec<KeyProblem>,
     ids: HashSet<String>,
 }
 
 impl Checker {
-    fn problem(&mut self, key: String, problem: impl Into<String>) {
+    pub(crate) fn problem(&mut self, key: String, problem: impl Into<String>) {
         self.problems.push(KeyProblem {
             key,
             problem: problem.into(),
@@ -510,7 +531,7 @@ impl Checker {
         }
     }
 
-    fn meta(&mut self, key: &str, meta: &RuleMeta) {
+    pub(crate) fn meta(&mut self, key: &str, meta: &RuleMeta) {
         self.id(format!("{key}.id"), &meta.id);
         match meta.effect {
             Effect::NeedsApproval if meta.approvers.is_empty() => self.problem(
@@ -525,7 +546,7 @@ impl Checker {
         }
     }
 
-    fn regex(&mut self, key: String, pattern: &str) -> Option<Regex> {
+    pub(crate) fn regex(&mut self, key: String, pattern: &str) -> Option<Regex> {
         match regex::RegexBuilder::new(pattern)
             .size_limit(1 << 22)
             .build()
@@ -664,11 +685,20 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         if f.channels.is_empty() {
             ck.problem(format!("{key}.channels"), "must name at least one channel");
         }
+        if let Some(n) = f.after_conversation_days
+            && (n == 0 || n > 366)
+        {
+            ck.problem(
+                format!("{key}.after_conversation_days"),
+                format!("{n} is not between 1 and 366"),
+            );
+        }
         frequency.push(Frequency {
             meta: f.meta,
             channels: f.channels,
             max: f.max,
             window_days: f.window_days,
+            after_conversation_days: f.after_conversation_days,
             actions: f.actions,
         });
     }
@@ -892,6 +922,9 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         }
     });
 
+    let validation_periods =
+        crate::contact::compile_validation_periods(doc.validation_period, &mut ck);
+
     let money_mention = match Regex::new(crate::words::MONEY_PATTERN) {
         Ok(r) => r,
         Err(e) => {
@@ -920,5 +953,6 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         approval,
         promise,
         late_payment,
+        validation_periods,
     })
 }

@@ -177,15 +177,16 @@ fn the_validation_period_runs_thirty_five_days_from_sending() {
         Outcome::Allow,
         &[],
     );
-    // Once the period is over (sent 2026-02-03: ended 2026-03-10, today), still running today…
+    // Sent 2026-02-03, the period ends today (2026-03-10): a deadline today overshadows it…
+    let today = email("dana@example.com", "Please pay the balance by March 10, 2026.");
     assert_only(
-        &evaluate(&us, &deadline, &sent("2026-02-03")),
+        &evaluate(&us, &today, &sent("2026-02-03")),
         Outcome::Deny,
         &["us.validation-overshadowing"],
     );
-    // …and over the day after.
+    // …sent a day earlier, the period is over and nothing overshadows it.
     assert_only(
-        &evaluate(&us, &deadline, &sent("2026-02-02")),
+        &evaluate(&us, &today, &sent("2026-02-02")),
         Outcome::Allow,
         &[],
     );

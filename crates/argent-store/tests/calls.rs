@@ -203,7 +203,7 @@ async fn of_two_concurrent_steps_from_one_status_exactly_one_wins() {
             .unwrap();
         let (a, b) = tokio::join!(
             store.advance_case("K4", CaseStatus::VerificationSent, "a", None),
-            store.advance_case("K4", CaseStatus::Upheld, "b", None),
+            store.advance_case("K4", CaseStatus::VerificationSent, "b", None),
         );
         let wins = [a.is_ok(), b.is_ok()].iter().filter(|x| **x).count();
         assert_eq!(wins, 1, "{label}: {a:?} {b:?}");

@@ -39,11 +39,12 @@ impl Account {
         let contacts = r
             .contacts
             .into_iter()
-            .filter_map(|(at, channel)| {
-                channel
-                    .parse::<Channel>()
-                    .ok()
-                    .map(|channel| PriorContact { at, channel })
+            .filter_map(|(at, channel, conversation)| {
+                channel.parse::<Channel>().ok().map(|channel| PriorContact {
+                    at,
+                    channel,
+                    conversation,
+                })
             })
             .collect();
         Account::assemble(
@@ -91,7 +92,7 @@ impl Account {
         ctx.open_cases = self
             .cases
             .iter()
-            .filter(|c| c.status == CaseStatus::Open)
+            .filter(|c| c.status != CaseStatus::Resolved)
             .cloned()
             .collect();
         ctx.prior_contacts = self.contacts.clone();

@@ -804,10 +804,12 @@ pub(crate) fn sample_account(
         PriorContact {
             at: now - Duration::days(9),
             channel: Channel::Email,
+            conversation: false,
         },
         PriorContact {
             at: now - Duration::days(3),
             channel: Channel::Phone,
+            conversation: false,
         },
     ];
     let mut account = Account::assemble(

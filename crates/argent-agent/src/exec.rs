@@ -174,6 +174,25 @@ pub(crate) async fn execute(
             tx.insert_case(&case).await?;
             Ok(json!({"escalation_case_id": case.id, "to_role": to}))
         }
+        Action::RequestCall(a) => {
+            let task = argent_store::CallTask {
+                id: record_id("CALL", &call_id),
+                call_id: call_id.clone(),
+                customer_id: a.customer_id.clone(),
+                reason: a.reason.clone(),
+                script: a.script.clone(),
+                not_before: a.not_before,
+                status: argent_store::CallTaskStatus::Open,
+                created_at: now,
+                done_at: None,
+            };
+            tx.insert_call_task(&task).await?;
+            Ok(json!({
+                "call_task_id": task.id,
+                "status": "queued for a collector, who makes the call and logs it",
+                "not_before": a.not_before.map(|t| t.to_rfc3339()),
+            }))
+        }
     };
     result.map(Execution::from)
 }

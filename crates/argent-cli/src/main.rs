@@ -19,6 +19,7 @@ mod output;
 mod agentcmd;
 mod args;
 mod auditcmd;
+mod callscmd;
 mod docscmd;
 mod evalcmd;
 mod logincmd;
@@ -167,6 +168,16 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: servecmd::UsersCommand,
+    },
+    /// Call tasks the agent requested, and calls collectors log (attempts, conversations).
+    Calls {
+        #[command(subcommand)]
+        command: callscmd::CallsCommand,
+    },
+    /// Cases: move a dispute along (verification sent, resolved, upheld).
+    Cases {
+        #[command(subcommand)]
+        command: callscmd::CasesCommand,
     },
 }
 
@@ -372,6 +383,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Docs { command } => docscmd::docs(&cli.database, command).await?,
         Command::Users { command } => servecmd::users(open(&cli.database).await?, command).await?,
+        Command::Calls { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            callscmd::calls(open(&cli.database).await?, now, command).await?
+        }
+        Command::Cases { command } => callscmd::cases(open(&cli.database).await?, command).await?,
     }
     Ok(())
 }

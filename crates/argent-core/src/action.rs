@@ -40,7 +40,7 @@ pub const MAX_INSTALLMENTS: usize = 120;
 /// digits and 3 decimals, no sign, no exponent, no thousands separators.
 pub const AMOUNT_PATTERN: &str = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$";
 
-/// The six tools the agent may call.
+/// The seven tools the agent may call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolName {
@@ -50,16 +50,18 @@ pub enum ToolName {
     OpenCase,
     ProposePlan,
     Escalate,
+    RequestCall,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 6] = [
+    pub const ALL: [ToolName; 7] = [
         ToolName::ReadAging,
         ToolName::SendEmail,
         ToolName::LogPromise,
         ToolName::OpenCase,
         ToolName::ProposePlan,
         ToolName::Escalate,
+        ToolName::RequestCall,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -70,6 +72,7 @@ impl ToolName {
             ToolName::OpenCase => "open_case",
             ToolName::ProposePlan => "propose_plan",
             ToolName::Escalate => "escalate",
+            ToolName::RequestCall => "request_call",
         }
     }
 }
@@ -347,6 +350,25 @@ pub struct EscalateArgs {
     pub urgency: Urgency,
 }
 
+/// Ask a collector to telephone the debtor. Calls are made by people: this creates a call
+/// task with the reason and what to say; the collector logs the attempt or conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCallArgs {
+    /// The customer's id as shown in the context.
+    #[schemars(length(min = 1, max = 64))]
+    pub customer_id: String,
+    /// Why a call is needed now, for the collector.
+    #[schemars(length(min = 1, max = 2000))]
+    pub reason: String,
+    /// What the collector should say, including any disclosures the jurisdiction requires.
+    #[schemars(length(min = 1, max = 2000))]
+    pub script: String,
+    /// The earliest instant the call may be made (RFC 3339, e.g. "2026-03-11T15:00:00Z"); omit for as soon as possible.
+    #[serde(default)]
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// One tool call proposed by the model, with typed arguments.
 ///
 /// Serialized as `{"tool": "send_email", "args": {...}}` (also the form policy tests use).
@@ -364,6 +386,7 @@ pub enum Action {
     OpenCase(OpenCaseArgs),
     ProposePlan(ProposePlanArgs),
     Escalate(EscalateArgs),
+    RequestCall(RequestCallArgs),
 }
 
 /// A problem with one argument that the JSON Schema cannot express; `pointer` is a JSON
@@ -411,6 +434,7 @@ impl Action {
             Action::OpenCase(_) => ToolName::OpenCase,
             Action::ProposePlan(_) => ToolName::ProposePlan,
             Action::Escalate(_) => ToolName::Escalate,
+            Action::RequestCall(_) => ToolName::RequestCall,
         }
     }
 
@@ -422,6 +446,7 @@ impl Action {
             Action::OpenCase(a) => &a.customer_id,
             Action::ProposePlan(a) => &a.customer_id,
             Action::Escalate(a) => &a.customer_id,
+            Action::RequestCall(a) => &a.customer_id,
         }
     }
 
@@ -458,6 +483,13 @@ impl Action {
         let mut problems = Vec::new();
         match self {
             Action::ReadAging(_) | Action::SendEmail(_) | Action::Escalate(_) => {}
+            Action::RequestCall(a) => {
+                if let Some(t) = a.not_before
+                    && let Err(e) = crate::bounds::check_instant("/not_before", t)
+                {
+                    problems.push(problem("/not_before", e.to_string()));
+                }
+            }
             Action::LogPromise(a) => match money_at(&a.amount, a.currency, "/amount") {
                 Ok(m) if m.minor <= 0 => {
                     problems.push(problem("/amount", "a promised amount must be positive"));

@@ -27,13 +27,73 @@ str_enum!(CaseKind {
     Other => "other",
 });
 
+/// Where a case is in its lifecycle.
+///
+/// Every kind goes `open` → `resolved`. A dispute goes `open` → `verification_sent` (the
+/// verification of the debt was sent to the customer, so collection on it may resume,
+/// 15 U.S.C. 1692g(b)) → `resolved` (closed, the debt stands), or to `upheld` (the customer
+/// was right: the disputed debt is never collected) from `open` or `verification_sent`. A
+/// dispute cannot be resolved before its verification is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     Open,
+    /// A dispute whose verification was sent to the customer; collection may resume.
+    VerificationSent,
     Resolved,
+    /// A dispute decided in the customer's favour; the disputed debt is never collected.
+    Upheld,
 }
-str_enum!(CaseStatus { Open => "open", Resolved => "resolved" });
+str_enum!(CaseStatus {
+    Open => "open",
+    VerificationSent => "verification_sent",
+    Resolved => "resolved",
+    Upheld => "upheld",
+});
+
+impl CaseStatus {
+    /// Whether a person still has something to do on the case.
+    pub fn is_open(self) -> bool {
+        matches!(self, CaseStatus::Open | CaseStatus::VerificationSent)
+    }
+}
+
+/// Why a case cannot move to the status asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("case of kind {kind} cannot go from {from} to {to}: {why}")]
+pub struct TransitionError {
+    pub kind: CaseKind,
+    pub from: CaseStatus,
+    pub to: CaseStatus,
+    pub why: &'static str,
+}
+
+impl CaseKind {
+    /// Whether `from` → `to` is a step of this kind's lifecycle (see [`CaseStatus`]).
+    pub fn check_transition(self, from: CaseStatus, to: CaseStatus) -> Result<(), TransitionError> {
+        use CaseStatus::*;
+        let why = match (self, from, to) {
+            (CaseKind::Dispute, Open, VerificationSent | Upheld)
+            | (CaseKind::Dispute, VerificationSent, Resolved | Upheld) => return Ok(()),
+            (CaseKind::Dispute, Open, Resolved) => {
+                "record the verification sent to the customer first (15 U.S.C. 1692g(b)); a dispute found in the customer's favour is upheld"
+            }
+            (_, Open, Resolved) => return Ok(()),
+            (_, Resolved | Upheld, _) => "the case is closed",
+            (CaseKind::Dispute, VerificationSent, VerificationSent) => {
+                "the verification is already recorded"
+            }
+            (CaseKind::Dispute, _, Open) => "a dispute does not reopen; open a new case",
+            _ => "only a dispute has a verification or an upheld outcome",
+        };
+        Err(TransitionError {
+            kind: self,
+            from,
+            to,
+            why,
+        })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
@@ -49,11 +109,94 @@ pub struct Case {
 }
 
 impl Case {
-    /// Whether this case pauses dunning on `invoice_number`.
+    /// Whether this is a dispute that pauses collection on what it covers: one still
+    /// `open` (no verification recorded yet), or `upheld` (never collected again).
+    pub fn pauses_collection(&self) -> bool {
+        self.kind == CaseKind::Dispute
+            && matches!(self.status, CaseStatus::Open | CaseStatus::Upheld)
+    }
+
+    /// Whether this case pauses dunning on `invoice_number` (see
+    /// [`Case::pauses_collection`]); a dispute naming no invoice covers the account.
     pub fn pauses(&self, invoice_number: &str) -> bool {
-        self.status == CaseStatus::Open
-            && self.kind == CaseKind::Dispute
+        self.pauses_collection()
             && (self.invoice_numbers.is_empty()
                 || self.invoice_numbers.iter().any(|n| n == invoice_number))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn dispute(status: CaseStatus) -> Case {
+        Case {
+            id: "K1".into(),
+            customer_id: "C1".into(),
+            kind: CaseKind::Dispute,
+            status,
+            invoice_numbers: vec!["INV-1".into()],
+            disputed_amount: None,
+            summary: "not mine".into(),
+            opened_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_dispute_pauses_until_verified_and_for_ever_once_upheld() {
+        assert!(dispute(CaseStatus::Open).pauses("INV-1"));
+        assert!(!dispute(CaseStatus::Open).pauses("INV-2"));
+        assert!(!dispute(CaseStatus::VerificationSent).pauses("INV-1"));
+        assert!(!dispute(CaseStatus::Resolved).pauses("INV-1"));
+        assert!(dispute(CaseStatus::Upheld).pauses("INV-1"));
+        let mut q = dispute(CaseStatus::Open);
+        q.kind = CaseKind::Question;
+        assert!(!q.pauses("INV-1"));
+    }
+
+    #[test]
+    fn the_dispute_lifecycle_allows_only_its_steps() {
+        use CaseStatus::*;
+        let d = CaseKind::Dispute;
+        for (from, to) in [
+            (Open, VerificationSent),
+            (Open, Upheld),
+            (VerificationSent, Resolved),
+            (VerificationSent, Upheld),
+        ] {
+            assert!(d.check_transition(from, to).is_ok(), "{from} -> {to}");
+        }
+        for (from, to) in [
+            (Open, Resolved),
+            (Open, Open),
+            (VerificationSent, VerificationSent),
+            (VerificationSent, Open),
+            (Resolved, Upheld),
+            (Upheld, Resolved),
+            (Upheld, VerificationSent),
+        ] {
+            let e = d.check_transition(from, to).unwrap_err();
+            assert_eq!((e.from, e.to), (from, to));
+        }
+        assert!(
+            d.check_transition(Open, Resolved)
+                .unwrap_err()
+                .to_string()
+                .contains("verification")
+        );
+        let q = CaseKind::Hardship;
+        assert!(q.check_transition(Open, Resolved).is_ok());
+        assert!(q.check_transition(Open, VerificationSent).is_err());
+        assert!(q.check_transition(Open, Upheld).is_err());
+        assert!(q.check_transition(Resolved, Open).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_as_text() {
+        for s in CaseStatus::ALL {
+            assert_eq!(s.as_str().parse::<CaseStatus>().unwrap(), *s);
+        }
+        assert!(CaseStatus::VerificationSent.is_open() && !CaseStatus::Upheld.is_open());
     }
 }

@@ -22,10 +22,11 @@ pub mod risk;
 
 pub use action::{
     Action, ArgProblem, DecimalAmount, EscalateArgs, InstallmentArg, LogPromiseArgs, MoneyArg,
-    OpenCaseArgs, ProposePlanArgs, ReadAgingArgs, SendEmailArgs, ToolName, Urgency,
+    OpenCaseArgs, ProposePlanArgs, ReadAgingArgs, RequestCallArgs, SendEmailArgs, ToolName,
+    Urgency,
 };
 pub use analytics::{Dashboard, DashboardInput, SegmentCount, SegmentRow, dashboard};
-pub use case::{Case, CaseKind, CaseStatus};
+pub use case::{Case, CaseKind, CaseStatus, TransitionError};
 pub use customer::{Channel, Contact, Customer, CustomerFlags, Jurisdiction, Tier};
 pub use decision::{Decision, FiredRule, Outcome, Role};
 pub use facts::{AccountFacts, CustomerOffer, LimitOverride, LocalWindow, ValidationNotice};

@@ -75,6 +75,7 @@ fn setup() -> (Policy, Action, Context) {
         .map(|d| PriorContact {
             at: format!("2026-03-0{d}T14:00:00Z").parse().expect("instant"),
             channel: argent_core::Channel::Email,
+            conversation: false,
         })
         .collect();
     (policy, action, ctx)

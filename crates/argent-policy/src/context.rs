@@ -5,9 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use argent_core::ledger::invoice_states;
-use argent_core::{
-    Case, CaseKind, CaseStatus, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
-};
+use argent_core::{Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment};
 
 /// One invoice with what is still open on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +42,9 @@ impl OpenInvoice {
 pub struct PriorContact {
     pub at: DateTime<Utc>,
     pub channel: Channel,
+    /// A telephone conversation took place (not only an attempt).
+    #[serde(default)]
+    pub conversation: bool,
 }
 
 /// Everything a rule may consult about the account, as of `now`.
@@ -54,7 +55,8 @@ pub struct Context {
     /// Open invoices (open_minor > 0), from the ledger.
     #[serde(default)]
     pub invoices: Vec<OpenInvoice>,
-    /// Open cases; an open dispute case pauses collection on the invoices it names.
+    /// Cases not yet resolved; a dispute that is open (no verification recorded) or upheld
+    /// pauses collection on the invoices it names ([`Case::pauses`]).
     #[serde(default)]
     pub open_cases: Vec<Case>,
     /// Outbound contact attempts, any order.
@@ -195,11 +197,10 @@ impl Context {
     /// case with a disputed amount.
     pub fn has_disputed_debt(&self) -> bool {
         self.paused_invoices().next().is_some()
-            || self.open_cases.iter().any(|c| {
-                c.status == CaseStatus::Open
-                    && c.kind == CaseKind::Dispute
-                    && c.disputed_amount.is_some()
-            })
+            || self
+                .open_cases
+                .iter()
+                .any(|c| c.pauses_collection() && c.disputed_amount.is_some())
     }
 
     /// Amounts in `currency` that can only name disputed debt, minor units: each paused
@@ -214,8 +215,7 @@ impl Context {
             figures.push(i.amount_minor);
         }
         for c in &self.open_cases {
-            if c.status == CaseStatus::Open
-                && c.kind == CaseKind::Dispute
+            if c.pauses_collection()
                 && let Some(m) = c.disputed_amount
                 && m.currency == currency
             {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{Duration, Timelike};
+use chrono::{DateTime, Duration, Timelike, Utc};
 
 use argent_core::{
     Action, Channel, Currency, Decision, FiredRule, Money, Outcome, PaymentPlan, ProposePlanArgs,
@@ -65,13 +65,7 @@ fn engine_deny(d: &mut Decision, id: &str, message: String) {
     });
 }
 
-/// The channel a tool contacts the debtor on, if it does.
-fn channel_of(tool: ToolName) -> Option<Channel> {
-    match tool {
-        ToolName::SendEmail => Some(Channel::Email),
-        _ => None,
-    }
-}
+use crate::contact::{channel_of, contact_at};
 
 /// One field of an email as the content rules read it: normalised (see [`crate::text`])
 /// and with the amounts it mentions.
@@ -166,9 +160,11 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
 
     check_stops(policy, action, email.as_ref(), ctx, &mut d);
     if let Some(channel) = channel_of(tool) {
-        check_quiet_hours(policy, tool, ctx, &mut d);
-        check_frequency(policy, tool, channel, ctx, &mut d);
+        let at = contact_at(action, ctx);
+        check_quiet_hours(policy, tool, at, ctx, &mut d);
+        check_frequency(policy, tool, channel, at, ctx, &mut d);
     }
+    check_validation_period(policy, action, email.as_ref(), ctx, &mut d);
     if let Some(fields) = &email {
         check_language(policy, fields, ctx, &mut d);
         let [subject, body] = fields;
@@ -369,6 +365,12 @@ fn check_stops(
                 .then(|| Some(format!("{} is not a contact on file", e.to))),
                 _ => None,
             },
+            StopCondition::InconvenientTime
+            | StopCondition::WorkplaceContact
+            | StopCondition::NotPreferredChannel
+            | StopCondition::ValidationNoticeNotSent => {
+                crate::contact::stop_detail(stop.when, action, ctx).map(Some)
+            }
         };
         if let Some(detail) = detail {
             fire(d, &stop.meta, detail);
@@ -376,8 +378,14 @@ fn check_stops(
     }
 }
 
-fn check_quiet_hours(policy: &Policy, tool: ToolName, ctx: &Context, d: &mut Decision) {
-    let local = ctx.now.with_timezone(&ctx.customer.time_zone);
+fn check_quiet_hours(
+    policy: &Policy,
+    tool: ToolName,
+    at: DateTime<Utc>,
+    ctx: &Context,
+    d: &mut Decision,
+) {
+    let local = at.with_timezone(&ctx.customer.time_zone);
     let t = local.time();
     for q in policy
         .quiet_hours
@@ -405,6 +413,7 @@ fn check_frequency(
     policy: &Policy,
     tool: ToolName,
     channel: Channel,
+    at: DateTime<Utc>,
     ctx: &Context,
     d: &mut Decision,
 ) {
@@ -413,11 +422,34 @@ fn check_frequency(
         .iter()
         .filter(|f| f.actions.contains(&tool) && f.channels.contains(&channel))
     {
-        let since = ctx.now - Duration::days(i64::from(f.window_days));
+        if let Some(days) = f.after_conversation_days {
+            let since = at - Duration::days(i64::from(days));
+            if let Some(last) = ctx
+                .prior_contacts
+                .iter()
+                .filter(|c| {
+                    c.conversation && f.channels.contains(&c.channel) && c.at > since && c.at <= at
+                })
+                .map(|c| c.at)
+                .max()
+            {
+                fire(
+                    d,
+                    &f.meta,
+                    Some(format!(
+                        "a {} conversation took place at {}, less than {days} days before this contact",
+                        channel,
+                        last.format("%Y-%m-%d %H:%M UTC")
+                    )),
+                );
+                continue;
+            }
+        }
+        let since = at - Duration::days(i64::from(f.window_days));
         let prior = ctx
             .prior_contacts
             .iter()
-            .filter(|c| f.channels.contains(&c.channel) && c.at > since && c.at <= ctx.now)
+            .filter(|c| f.channels.contains(&c.channel) && c.at > since && c.at <= at)
             .count();
         if prior + 1 > f.max as usize {
             fire(
@@ -428,6 +460,43 @@ fn check_frequency(
                     f.window_days, f.max
                 )),
             );
+        }
+    }
+}
+
+/// The validation-period rules: an email's subject and body, or a call's script, must not
+/// overshadow the right to dispute while the period runs.
+fn check_validation_period(
+    policy: &Policy,
+    action: &Action,
+    email: Option<&[Field<'_>; 2]>,
+    ctx: &Context,
+    d: &mut Decision,
+) {
+    let tool = action.tool();
+    let mut rules = policy
+        .validation_periods
+        .iter()
+        .filter(|r| r.actions.contains(&tool))
+        .peekable();
+    if rules.peek().is_none() || ctx.customer.facts.validation_notice.is_none() {
+        return;
+    }
+    let script;
+    let texts: Vec<(&str, &str)> = match (action, email) {
+        (Action::SendEmail(_), Some([subject, body])) => vec![
+            (subject.name, subject.text.as_ref()),
+            (body.name, body.text.as_ref()),
+        ],
+        (Action::RequestCall(c), _) => {
+            script = text::normalize(&c.script);
+            vec![("call script", script.as_ref())]
+        }
+        _ => return,
+    };
+    for rule in rules {
+        if let Some(detail) = crate::contact::overshadowing_detail(rule, &texts, action, ctx) {
+            fire(d, &rule.meta, Some(detail));
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`argent_core::Decision`]: pure, synchronous, no I/O, regexes precompiled at load.
 //! [`run_policy_tests`] runs the policy tests kept in `policies/tests/`.
 
+mod contact;
 pub mod context;
 pub mod diagnose;
 pub mod error;

@@ -78,6 +78,17 @@ pub enum StopCondition {
     ChannelOptedOut,
     /// The recipient is not a contact on file (third-party disclosure risk).
     RecipientNotOnFile,
+    /// The contact (an email now, a call at its `not_before`) falls in a window of the
+    /// customer's local day they said is inconvenient (`facts.inconvenient_times`).
+    InconvenientTime,
+    /// An email to an address in `facts.workplace_addresses` while
+    /// `facts.no_workplace_contact` is set.
+    WorkplaceContact,
+    /// The action contacts the customer on a channel other than `facts.preferred_channel`.
+    NotPreferredChannel,
+    /// No validation notice is recorded (`facts.validation_notice`) and no initial
+    /// communication (which must carry the validation information) has been sent.
+    ValidationNoticeNotSent,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -109,6 +120,10 @@ struct FrequencyDoc {
     channels: Vec<Channel>,
     max: u32,
     window_days: u32,
+    /// Also fires when a conversation on one of `channels` took place less than this many
+    /// days before the contact (Regulation F: no call within 7 days after a conversation).
+    #[serde(default)]
+    after_conversation_days: Option<u32>,
     #[serde(default = "contact_actions")]
     actions: Vec<ToolName>,
 }
@@ -255,6 +270,8 @@ struct PolicyDoc {
     limitation: Option<crate::legal::LimitationDoc>,
     #[serde(default)]
     customer_offer: Option<crate::legal::OfferDoc>,
+    #[serde(default)]
+    validation_period: Vec<crate::contact::ValidationPeriodDoc>,
 }
 
 fn contact_actions() -> Vec<ToolName> {
@@ -292,6 +309,7 @@ pub(crate) struct Frequency {
     pub channels: Vec<Channel>,
     pub max: u32,
     pub window_days: u32,
+    pub after_conversation_days: Option<u32>,
     pub actions: Vec<ToolName>,
 }
 
@@ -386,6 +404,7 @@ pub struct Policy {
     pub(crate) litigation: Option<crate::legal::Litigation>,
     pub(crate) limitation: Option<crate::legal::Limitation>,
     pub(crate) customer_offer: Option<crate::legal::OfferRule>,
+    pub(crate) validation_periods: Vec<crate::contact::ValidationPeriod>,
 }
 
 impl Policy {
@@ -451,6 +470,7 @@ impl Policy {
         ids.extend(self.approval.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.promise.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.legal_rules().into_iter().map(|r| r.id.as_str()));
+        ids.extend(self.validation_periods.iter().map(|r| r.meta.id.as_str()));
         ids
     }
 }
@@ -484,6 +504,7 @@ impl Policy {
         }
         out.extend(self.approval.iter().map(|r| r.meta.clone()));
         out.extend(self.promise.iter().map(|r| r.meta.clone()));
+        out.extend(self.validation_periods.iter().map(|r| r.meta.clone()));
         out.extend(self.legal_rules().into_iter().cloned());
         out
     }
@@ -700,11 +721,20 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         if f.channels.is_empty() {
             ck.problem(format!("{key}.channels"), "must name at least one channel");
         }
+        if let Some(n) = f.after_conversation_days
+            && (n == 0 || n > 366)
+        {
+            ck.problem(
+                format!("{key}.after_conversation_days"),
+                format!("{n} is not between 1 and 366"),
+            );
+        }
         frequency.push(Frequency {
             meta: f.meta,
             channels: f.channels,
             max: f.max,
             window_days: f.window_days,
+            after_conversation_days: f.after_conversation_days,
             actions: f.actions,
         });
     }
@@ -938,6 +968,8 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     let customer_offer = doc
         .customer_offer
         .and_then(|o| crate::legal::compile_offer(&mut ck, o));
+    let validation_periods =
+        crate::contact::compile_validation_periods(doc.validation_period, &mut ck);
 
     let money_mention = match Regex::new(crate::words::MONEY_PATTERN) {
         Ok(r) => r,
@@ -970,5 +1002,6 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         litigation,
         limitation,
         customer_offer,
+        validation_periods,
     })
 }

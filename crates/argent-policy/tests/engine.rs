@@ -327,7 +327,7 @@ fn a_policy_that_blocks_everything_fails_the_shipped_tests() {
         let path = dir.join(format!("{name}.toml"));
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str(
-            "\n[[approval]]\nid = \"block.everything\"\nactions = [\"read_aging\", \"send_email\", \"log_promise\", \"open_case\", \"propose_plan\", \"escalate\"]\neffect = \"deny\"\nmessage = \"no\"\ncitation = \"none\"\n",
+            "\n[[approval]]\nid = \"block.everything\"\nactions = [\"read_aging\", \"send_email\", \"log_promise\", \"open_case\", \"propose_plan\", \"escalate\", \"request_call\"]\neffect = \"deny\"\nmessage = \"no\"\ncitation = \"none\"\n",
         );
         std::fs::write(&path, text).unwrap();
     }

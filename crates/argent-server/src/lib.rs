@@ -25,6 +25,7 @@ use argent_store::Store;
 
 mod api;
 pub mod auth;
+mod cases;
 pub mod error;
 mod extract;
 pub mod limits;
@@ -216,6 +217,12 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),
         ("GET", "/evals/{id}", get(web::evals_api_show)),
+        (
+            "POST",
+            "/cases/{id}/verification",
+            post(cases::verification),
+        ),
+        ("POST", "/cases/{id}/resolve", post(cases::resolve)),
     ]
 }
 

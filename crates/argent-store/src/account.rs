@@ -28,8 +28,8 @@ pub struct AccountRecords {
     pub payments: Vec<Payment>,
     pub cases: Vec<Case>,
     pub promises: Vec<PromiseToPay>,
-    /// The contact log as (at, channel), oldest first.
-    pub contacts: Vec<(DateTime<Utc>, String)>,
+    /// The contact log as (at, channel, whether a conversation took place), oldest first.
+    pub contacts: Vec<(DateTime<Utc>, String, bool)>,
     /// Whether any email to the customer was ever put in the outbox.
     pub emailed: bool,
 }
@@ -89,8 +89,11 @@ impl Store {
                 let payments = each!(p, |r| payment_row!(r));
                 let cases = each!(k, |r| case_row!(r));
                 let promises = each!(pr, |r| promise_row!(r));
-                let contacts: Vec<(DateTime<Utc>, String)> =
-                    each!(co, |r| (r.try_get("at")?, r.try_get("channel")?));
+                let contacts: Vec<(DateTime<Utc>, String, bool)> = each!(co, |r| (
+                    r.try_get("at")?,
+                    r.try_get("channel")?,
+                    r.try_get("conversation")?
+                ));
                 let emails: i64 = match e.first() {
                     Some(r) => r.try_get("n")?,
                     None => 0,

@@ -642,19 +642,24 @@ impl StoreTx {
     }
 }
 
-pub(crate) const CONTACTS_SQL: &str =
-    "SELECT at, channel FROM contact_log WHERE customer_id = $1 ORDER BY at, id";
+pub(crate) const CONTACTS_SQL: &str = "SELECT at, channel, conversation FROM contact_log \
+                                       WHERE customer_id = $1 ORDER BY at, id";
 
-/// A customer's contacts as (at, channel), oldest first, through executor `$ex`.
+/// A customer's contacts as (at, channel, conversation), oldest first, through executor
+/// `$ex`.
 macro_rules! select_contacts {
     ($ex:expr, $customer:expr) => {{
-        let mut out: Vec<(DateTime<Utc>, String)> = Vec::new();
+        let mut out: Vec<(DateTime<Utc>, String, bool)> = Vec::new();
         for r in ::sqlx::query($crate::agent::CONTACTS_SQL)
             .bind($customer)
             .fetch_all($ex)
             .await?
         {
-            out.push((r.try_get("at")?, r.try_get("channel")?));
+            out.push((
+                r.try_get("at")?,
+                r.try_get("channel")?,
+                r.try_get("conversation")?,
+            ));
         }
         out
     }};
@@ -662,8 +667,9 @@ macro_rules! select_contacts {
 pub(crate) use select_contacts;
 
 impl Store {
-    /// A customer's contacts as (at, channel), oldest first.
-    pub async fn contacts(&self, customer_id: &str) -> Result<Vec<(DateTime<Utc>, String)>> {
+    /// A customer's contacts as (at, channel, whether a conversation took place), oldest
+    /// first.
+    pub async fn contacts(&self, customer_id: &str) -> Result<Vec<(DateTime<Utc>, String, bool)>> {
         Ok(dispatch!(self, |pool| select_contacts!(pool, customer_id)))
     }
 }

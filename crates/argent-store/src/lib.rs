@@ -22,6 +22,7 @@ mod agent;
 pub mod anchor;
 mod audit;
 mod auth;
+mod calls;
 pub mod checkpoint;
 mod documents;
 mod eval_runs;
@@ -41,6 +42,7 @@ pub use audit::{
     audit_to_csv, audit_to_jsonl,
 };
 pub use auth::{NewUser, TokenKind, UserRecord};
+pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
@@ -291,6 +293,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "account_facts",
         include_str!("../../../migrations/sqlite/0006_account_facts.sql"),
     ),
+    (
+        8,
+        "calls",
+        include_str!("../../../migrations/sqlite/0008_calls.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -322,6 +329,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "account_facts",
         include_str!("../../../migrations/postgres/0006_account_facts.sql"),
+    ),
+    (
+        8,
+        "calls",
+        include_str!("../../../migrations/postgres/0008_calls.sql"),
     ),
 ];
 

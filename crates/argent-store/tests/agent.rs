@@ -1538,8 +1538,8 @@ async fn contacts_are_logged_in_time_order() {
         assert_eq!(
             store.contacts("C1").await.unwrap(),
             vec![
-                (at("2026-03-01T10:00:00.5Z"), "sms".to_string()),
-                (at("2026-03-02T10:00:00Z"), "email".to_string()),
+                (at("2026-03-01T10:00:00.5Z"), "sms".to_string(), false),
+                (at("2026-03-02T10:00:00Z"), "email".to_string(), false),
             ],
             "{label}"
         );

@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use argent_core::{Action, ToolName};
 use argent_core::{
     ArgProblem, Decision, EscalateArgs, LogPromiseArgs, OpenCaseArgs, ProposePlanArgs,
-    ReadAgingArgs, SendEmailArgs,
+    ReadAgingArgs, RequestCallArgs, SendEmailArgs,
 };
 use argent_policy::{Context, Policy, evaluate};
 
@@ -205,6 +205,11 @@ pub fn builtin_tools() -> Vec<Box<dyn Tool>> {
             ToolName::Escalate,
             "Hand the account to a person, with the reason and urgency.",
             Action::Escalate,
+        ),
+        typed::<RequestCallArgs>(
+            ToolName::RequestCall,
+            "Ask a collector to telephone the debtor (calls are made by people): the reason, what to say (with the disclosures the jurisdiction requires) and optionally the earliest time. Policy judges call frequency, quiet hours and the customer's stated times and channel.",
+            Action::RequestCall,
         ),
     ]
 }

@@ -47,7 +47,7 @@ fn stale_or_missing_schema_files_are_detected() {
     let dir = tempfile_dir();
     // Nothing committed: every tool is stale.
     let stale = registry().check_committed(&dir, false).unwrap();
-    assert_eq!(stale.len(), 6);
+    assert_eq!(stale.len(), ToolName::ALL.len());
     // Bless writes them; then nothing is stale.
     assert!(registry().check_committed(&dir, true).unwrap().is_empty());
     assert!(registry().check_committed(&dir, false).unwrap().is_empty());
@@ -80,7 +80,8 @@ fn definitions_carry_name_description_and_strict_parameters() {
             "log_promise",
             "open_case",
             "propose_plan",
-            "escalate"
+            "escalate",
+            "request_call"
         ]
     );
     for d in &defs {
@@ -304,5 +305,32 @@ proptest! {
     fn mutated_valid_plans_never_panic(field in prop_oneof![Just("balance"), Just("discount"), Just("start_date"), Just("currency")], junk in ".{0,30}") {
         let raw = plan_with(|v| v[field] = json!(junk));
         let _ = registry().parse("propose_plan", &raw);
+    }
+}
+
+#[test]
+fn a_call_request_parses_with_an_optional_instant_in_bounds() {
+    let r = registry();
+    let a = r
+        .parse(
+            "request_call",
+            r#"{"customer_id": "C1", "reason": "no reply", "script": "Hello", "not_before": "2026-03-11T15:00:00Z"}"#,
+        )
+        .unwrap();
+    assert_eq!(a.tool(), ToolName::RequestCall);
+    let a = r
+        .parse(
+            "request_call",
+            r#"{"customer_id": "C1", "reason": "no reply", "script": "Hello"}"#,
+        )
+        .unwrap();
+    assert_eq!(a.customer_id(), "C1");
+    for bad in [
+        r#"{"customer_id": "C1", "reason": "no reply"}"#,
+        r#"{"customer_id": "C1", "reason": "x", "script": "y", "not_before": "tomorrow"}"#,
+        r#"{"customer_id": "C1", "reason": "x", "script": "y", "not_before": "2400-01-01T00:00:00Z"}"#,
+        r#"{"customer_id": "C1", "reason": "x", "script": "y", "phone": "+1 555 0100"}"#,
+    ] {
+        assert!(r.parse("request_call", bad).is_err(), "{bad}");
     }
 }

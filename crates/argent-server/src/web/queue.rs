@@ -86,6 +86,7 @@ fn summary(tool: &str, args: &Value) -> String {
         ),
         "open_case" => format!("Case: {}", args["kind"].as_str().unwrap_or("?")),
         "escalate" => format!("Escalate: {}", args["reason"].as_str().unwrap_or("?")),
+        "request_call" => format!("Call request: {}", args["reason"].as_str().unwrap_or("?")),
         other => other.to_string(),
     }
 }

@@ -66,6 +66,10 @@ pub struct Context {
     /// interest in B2B packs.
     #[serde(default)]
     pub base_rate_bps: u32,
+    /// The customer's message this action answers (subject and body), if a message
+    /// started the run: the content rules refuse a draft that echoes an instruction in it.
+    #[serde(default)]
+    pub inbound_text: Option<String>,
 }
 
 impl Context {
@@ -80,6 +84,7 @@ impl Context {
             now,
             segment,
             base_rate_bps: 0,
+            inbound_text: None,
         }
     }
 

@@ -69,8 +69,9 @@ impl Agent {
     /// Parses arguments for the item's own tool (an edit cannot change the tool or the
     /// customer) and judges them against the account as it is now. With `recheck` (an
     /// edit or its preview: new text) an email is read by the content compliance check
-    /// again, which can only hold it; a plain approval of the text the reviewer read is
-    /// that person's decision, so the check is not asked again.
+    /// again, which can only hold it. A plain approval of the text the reviewer read is
+    /// that person's decision: the check is not asked again, and its hold, if it held the
+    /// item, is carried into the decision so only a role it names may release it.
     async fn judge_for_item(
         &self,
         item: &ApprovalItem,
@@ -97,6 +98,17 @@ impl Agent {
             self.check_content(policy, &action, ctx.inbound_text.as_deref(), &mut decision)
                 .await
         } else {
+            // The text the reviewer read: the check's hold stands (so who may release it
+            // is what it said) and this approval is the person's decision on it.
+            let hold = policy.content_check_rule().id;
+            if let Ok(stored) = serde_json::from_value::<Decision>(item.decision.clone())
+                && let Some(rule) = stored.rules.into_iter().find(|r| r.id == hold)
+            {
+                decision.fire(argent_core::FiredRule {
+                    outcome: Outcome::NeedsApproval,
+                    ..rule
+                });
+            }
             None
         };
         Ok((action, decision, account, checked))

@@ -489,10 +489,15 @@ fn unclosed_block(body: &str) -> Option<(usize, usize, String)> {
 /// Every template the agent renders, empty: what a single template is checked among.
 fn stub_prompts() -> DocumentSet {
     let mut set = DocumentSet::default();
-    let mut names: Vec<String> = ["system", "user_inbound", "user_step"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = [
+        "system",
+        "user_inbound",
+        "user_step",
+        crate::compliance::COMPLIANCE_PROMPT,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     names.extend(Tier::ALL.iter().map(|t| format!("tier/{t}")));
     names.extend(
         SEGMENTS
@@ -571,6 +576,16 @@ fn render_check(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
             }))
         } else if name == "user_step" {
             Some(serde_json::json!({"step_name": "overdue_notice"}))
+        } else if name == crate::compliance::COMPLIANCE_PROMPT {
+            // Rendered by the agent's content check, per jurisdiction.
+            for j in Jurisdiction::ALL {
+                let data =
+                    serde_json::json!({"company": SAMPLE_COMPANY, "jurisdiction": j.as_str()});
+                if let Err(e) = prompts.render(name, &data) {
+                    found.add(e, &format!("rendering '{name}' for {j}"));
+                }
+            }
+            None
         } else {
             None
         };

@@ -19,6 +19,7 @@ use argent_store::{Store, StoreError};
 use argent_tools::{Registry, RegistryError};
 
 pub mod authz;
+pub mod compliance;
 pub mod context;
 pub mod demo;
 pub mod documents;
@@ -30,6 +31,10 @@ pub mod review;
 pub mod run;
 pub mod testing;
 
+pub use compliance::{
+    COMPLIANCE_PROMPT, Category, CheckOutcome, CheckRequest, ComplianceCheck, ModelComplianceCheck,
+    OfflineComplianceCheck, Verdict,
+};
 pub use context::Account;
 pub use documents::{
     DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_lines, size_problem,
@@ -111,6 +116,9 @@ pub struct AgentConfig {
     /// Number runs and approvals `run-0001`, `apr-0001`, … instead of random UUIDs, so a
     /// recorded conversation replays byte for byte. Only for a store of its own (evals).
     pub deterministic_ids: bool,
+    /// How long the content compliance check may take before the draft is held for a
+    /// person instead (a timeout never allows).
+    pub compliance_timeout: std::time::Duration,
 }
 
 impl Default for AgentConfig {
@@ -125,6 +133,7 @@ impl Default for AgentConfig {
             segment_override: None,
             assume_initial_sent: false,
             deterministic_ids: false,
+            compliance_timeout: compliance::DEFAULT_CHECK_TIMEOUT,
         }
     }
 }
@@ -163,6 +172,9 @@ pub struct Agent {
     pub policy_version: String,
     pub prompts: PromptSet,
     pub config: AgentConfig,
+    /// The second content check of email drafts (offline classifier unless replaced with
+    /// [`Agent::with_compliance_check`]).
+    pub compliance: Arc<dyn ComplianceCheck>,
     ids: std::sync::atomic::AtomicU64,
 }
 
@@ -209,8 +221,15 @@ impl Agent {
             policy_version: docs.policy_version(),
             prompts: docs.prompt_set()?,
             config,
+            compliance: Arc::new(OfflineComplianceCheck),
             ids: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The agent with `check` as its content compliance check.
+    pub fn with_compliance_check(mut self, check: Arc<dyn ComplianceCheck>) -> Agent {
+        self.compliance = check;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {

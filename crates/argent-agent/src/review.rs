@@ -11,6 +11,7 @@ use argent_core::{Decision, Outcome, Role};
 use argent_policy::evaluate;
 use argent_store::{ApprovalItem, ApprovalStatus, NewAuditEvent, StoreError, ToolCallStatus};
 
+use crate::compliance::{CheckOutcome, inbound_text};
 use crate::context::Account;
 use crate::run::{CallOutcome, CallStatus, decision_json};
 use crate::{Agent, AgentError, authz, exec};
@@ -66,12 +67,17 @@ impl Agent {
     }
 
     /// Parses arguments for the item's own tool (an edit cannot change the tool or the
-    /// customer) and judges them against the account as it is now.
+    /// customer) and judges them against the account as it is now. With `recheck` (an
+    /// edit or its preview: new text) an email is read by the content compliance check
+    /// again, which can only hold it. A plain approval of the text the reviewer read is
+    /// that person's decision: the check is not asked again, and its hold, if it held the
+    /// item, is carried into the decision so only a role it names may release it.
     async fn judge_for_item(
         &self,
         item: &ApprovalItem,
         args: Value,
-    ) -> Result<(Action, Decision, Account), AgentError> {
+        recheck: bool,
+    ) -> Result<(Action, Decision, Account, Option<CheckOutcome>), AgentError> {
         let action = self
             .registry
             .parse_value(&item.tool, args)
@@ -84,12 +90,28 @@ impl Agent {
             )));
         }
         let account = self.load_account(&item.customer_id, self.now()).await?;
-        let decision = evaluate(
-            self.policy_for(&account)?,
-            &action,
-            &account.policy_context(),
-        );
-        Ok((action, decision, account))
+        let policy = self.policy_for(&account)?;
+        let mut ctx = account.policy_context();
+        ctx.inbound_text = item.context.get("trigger").and_then(inbound_text);
+        let mut decision = evaluate(policy, &action, &ctx);
+        let checked = if recheck {
+            self.check_content(policy, &action, ctx.inbound_text.as_deref(), &mut decision)
+                .await
+        } else {
+            // The text the reviewer read: the check's hold stands (so who may release it
+            // is what it said) and this approval is the person's decision on it.
+            let hold = policy.content_check_rule().id;
+            if let Ok(stored) = serde_json::from_value::<Decision>(item.decision.clone())
+                && let Some(rule) = stored.rules.into_iter().find(|r| r.id == hold)
+            {
+                decision.fire(argent_core::FiredRule {
+                    outcome: Outcome::NeedsApproval,
+                    ..rule
+                });
+            }
+            None
+        };
+        Ok((action, decision, account, checked))
     }
 
     /// What the policy would decide for an edited version of the item, without acting.
@@ -99,7 +121,7 @@ impl Agent {
         args: Value,
     ) -> Result<Decision, AgentError> {
         let item = self.store.approval(approval_id).await?;
-        Ok(self.judge_for_item(&item, args).await?.1)
+        Ok(self.judge_for_item(&item, args, true).await?.1)
     }
 
     pub async fn approve(
@@ -132,7 +154,7 @@ impl Agent {
         note: Option<&str>,
         edited: bool,
     ) -> Result<ReviewResult, AgentError> {
-        let (action, decision, account) = self.judge_for_item(&item, args).await?;
+        let (action, decision, account, checked) = self.judge_for_item(&item, args, edited).await?;
         if decision.outcome == Outcome::Deny {
             return Err(AgentError::Denied(
                 decision
@@ -175,7 +197,11 @@ impl Agent {
         let result = done.result.clone();
         // The three events in one append (one round trip for the chain's head instead of
         // three); they are chained in this order, as if appended one by one.
-        tx.audit_append_many(vec![
+        let mut events = Vec::with_capacity(4);
+        if let Some(c) = &checked {
+            events.push(self.reviewer_event(&item, who, "content_check", c.event(&item.call_id)));
+        }
+        events.extend([
             self.reviewer_event(
                 &item,
                 who,
@@ -194,9 +220,10 @@ impl Agent {
                 argent_store::integrity::EXECUTED,
                 done.event_payload(json!({"call_id": item.call_id, "tool": item.tool, "basis": "human_approval", "approval_id": item.id})),
             ),
-        ])
-        .await
-        .map_err(|e| lost_race(e.into(), &item.id))?;
+        ]);
+        tx.audit_append_many(events)
+            .await
+            .map_err(|e| lost_race(e.into(), &item.id))?;
         let outcome = CallOutcome {
             call_id: item.call_id.clone(),
             tool: item.tool.clone(),

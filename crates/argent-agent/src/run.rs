@@ -522,11 +522,14 @@ impl Agent {
             }
         };
         let account = self.load_account(&run.customer_id, now).await?;
-        let decision = evaluate(
-            self.policy_for(&account)?,
-            &action,
-            &account.policy_context(),
-        );
+        let policy = self.policy_for(&account)?;
+        let mut ctx = account.policy_context();
+        ctx.inbound_text = crate::compliance::inbound_text(&run.trigger);
+        let mut decision = evaluate(policy, &action, &ctx);
+        // The second content check (emails the rules allowed or queued): it can only hold.
+        let checked = self
+            .check_content(policy, &action, ctx.inbound_text.as_deref(), &mut decision)
+            .await;
         let mut tx = self.store.begin().await?;
         tx.record_tool_call(
             &call_id,
@@ -543,6 +546,10 @@ impl Agent {
             json!({"call_id": call_id, "tool": call.name, "action": action}),
         ))
         .await?;
+        if let Some(c) = &checked {
+            tx.audit_append(self.audit(run, "content_check", c.event(&call_id)))
+                .await?;
+        }
         tx.audit_append(self.audit(run, "policy_decision", decision_json(&call_id, &decision)))
             .await?;
         let rules: Vec<String> = decision.decisive_rules().map(|r| r.id.clone()).collect();

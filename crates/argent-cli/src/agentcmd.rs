@@ -9,9 +9,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use argent_agent::outbox::DirMailer;
 use argent_agent::{
-    Agent, AgentConfig, CallStatus, Clock, DocumentSet, OfflineModel, RunOutcome, Trigger,
+    Agent, AgentConfig, CallStatus, Clock, ComplianceCheck, DocumentSet, ModelComplianceCheck,
+    OfflineComplianceCheck, OfflineModel, RunOutcome, Trigger,
 };
-use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
+use argent_llm::{ChatModel, OpenAiConfig, OpenAiModel, Recorder, Replayer};
 use argent_store::{ApprovalStatus, AuditVerification, Store};
 
 use crate::logincmd::{AuthArgs, reviewer};
@@ -46,6 +47,30 @@ pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
         _ => bail!("--model {spec}: expected offline, openai, record:FILE or replay:FILE"),
     })
 }
+
+/// The content compliance check that goes with `--model`: with `openai`, the model-based
+/// check on the configured endpoint (`ARGENT_CHECK_MODEL`, if set, names a separate, e.g.
+/// cheaper, model for it); otherwise (offline, record:, replay:) the deterministic offline
+/// classifier, so recorded conversations replay without extra exchanges.
+pub fn build_compliance_check(spec: &str) -> Result<Arc<dyn ComplianceCheck>> {
+    if spec != "openai" {
+        return Ok(Arc::new(OfflineComplianceCheck));
+    }
+    let mut config = OpenAiConfig::from_env()?;
+    if let Some(m) = std::env::var(ENV_CHECK_MODEL)
+        .ok()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+    {
+        config.model = m;
+    }
+    Ok(Arc::new(ModelComplianceCheck::new(Arc::new(
+        OpenAiModel::new(config)?,
+    ))))
+}
+
+/// The environment variable naming the model the compliance check uses with `--model openai`.
+pub const ENV_CHECK_MODEL: &str = "ARGENT_CHECK_MODEL";
 
 /// A data directory: as given if it exists, else the one in this source tree.
 pub fn data_dir(p: &Path) -> PathBuf {
@@ -101,7 +126,9 @@ pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Ag
         clock,
         ..Default::default()
     };
+    let check = build_compliance_check(&m.model)?;
     Agent::from_documents(store, model, &docs, config)
+        .map(|a| a.with_compliance_check(check))
         .context("building the agent from the database's active documents")
 }
 

@@ -9,7 +9,8 @@ use clap::Subcommand;
 
 use argent_evals::{
     AgentRunner, EvalSet, Gate, Labels, ModelChoice, Report, RunOptions, compare,
-    deny_rule_ids_in_dir, progress_bar, report_summary, run_set,
+    deny_rule_ids_in_dir, load_compliance_set, progress_bar, report_summary, run_compliance,
+    run_set,
 };
 use argent_store::{NewEvalRun, Store};
 
@@ -48,6 +49,22 @@ pub enum EvalCommand {
         /// and policy directories when they are not the defaults).
         #[arg(long, requires = "save")]
         subject: Option<String>,
+    },
+    /// Run the content compliance check over its labelled drafts (`evals/compliance`) and
+    /// print precision and recall per category and overall, with the check's latency.
+    /// `--model offline` (default) is the deterministic classifier; `--model openai` the
+    /// model check on the configured endpoint (ARGENT_CHECK_MODEL overrides
+    /// ARGENT_LLM_MODEL for it), instructed by the `compliance_check` prompt in --prompts.
+    Compliance {
+        /// The labelled drafts' directory.
+        #[arg(long, default_value = "evals/compliance")]
+        dir: PathBuf,
+        /// Also write the report (every draft's result and the figures) as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds the check may take per draft before it counts as a hold (an error).
+        #[arg(long, default_value_t = 20)]
+        timeout_secs: u64,
     },
     /// Compare two reports; exits non-zero when B regresses past the gate.
     Compare {
@@ -196,6 +213,47 @@ pub async fn eval(
             println!("report: {} and {}", out.display(), html.display());
             if let Some(save) = save {
                 println!("saved as eval run {}", save.id);
+            }
+        }
+        EvalCommand::Compliance {
+            dir: set_dir,
+            out,
+            timeout_secs,
+        } => {
+            let check = match models.model.as_str() {
+                "offline" | "openai" => crate::agentcmd::build_compliance_check(&models.model)?,
+                other => bail!("--model {other}: the compliance eval takes offline or openai"),
+            };
+            let drafts = load_compliance_set(&dir(&set_dir))?;
+            let prompts = argent_agent::PromptSet::load(&dir(&models.prompts))
+                .with_context(|| format!("loading prompts from {}", models.prompts.display()))?;
+            let instructions = move |j: argent_core::Jurisdiction| {
+                prompts
+                    .render(
+                        argent_agent::COMPLIANCE_PROMPT,
+                        &serde_json::json!({"company": "Argent Supplies", "jurisdiction": j.as_str()}),
+                    )
+                    .ok()
+            };
+            let report = run_compliance(
+                check.as_ref(),
+                &drafts,
+                &instructions,
+                std::time::Duration::from_secs(timeout_secs.max(1)),
+            )
+            .await;
+            println!("{report}");
+            for (id, why) in report.misses() {
+                println!("  miss {id}: {why}");
+            }
+            if let Some(out) = out {
+                if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!("report: {}", out.display());
             }
         }
         EvalCommand::Compare { a, b, gate } => {

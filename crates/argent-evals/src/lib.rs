@@ -15,11 +15,15 @@
 //! * [`run_documents`]: the same run against prompts and policies held as documents (a
 //!   draft from the database), for comparing a draft with the active versions.
 //!
+//! * [`compliance`]: the content compliance check's eval set (`evals/compliance/`),
+//!   precision and recall per category ([`run_compliance`], [`score_compliance`]).
+//!
 //! Executed policy violations are defined in [`score`](crate::score) (module docs).
 
 pub mod agent_runner;
 pub mod case;
 pub mod compare;
+pub mod compliance;
 pub mod documents;
 pub mod outcome;
 pub mod report;
@@ -35,6 +39,10 @@ pub use case::{
     EvalSet, Expectations, InboundMessage, KeyProblem, PromiseExpectation, StatusExpectation,
 };
 pub use compare::{Comparison, Flip, Gate, MetricDelta, compare};
+pub use compliance::{
+    ComplianceReport, Counts, DraftResult, Label, LabelledDraft, load_compliance_set,
+    run_compliance, score_compliance,
+};
 pub use documents::{deny_rule_ids_in_documents, run_documents};
 pub use outcome::{
     CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, PromiseState,

@@ -72,6 +72,10 @@ pub struct Context {
     /// interest in B2B packs.
     #[serde(default)]
     pub base_rate_bps: u32,
+    /// The customer's message this action answers (subject and body), if a message
+    /// started the run: the content rules refuse a draft that echoes an instruction in it.
+    #[serde(default)]
+    pub inbound_text: Option<String>,
 }
 
 impl Context {
@@ -86,6 +90,7 @@ impl Context {
             now,
             segment,
             base_rate_bps: 0,
+            inbound_text: None,
         }
     }
 

@@ -503,14 +503,26 @@ fn check_validation_period(
 
 fn check_language(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &mut Decision) {
     // Prohibited and required patterns: one pass per (normalised) field over all of them.
-    let n = policy.prohibited.len();
+    // A phrase family contributes several patterns; its rule fires once.
+    let n = policy.prohibited_of.len();
     let [subject_field, body_field] = fields;
     let subject = policy.text_set.matches(&subject_field.text);
     let body = policy.text_set.matches(&body_field.text);
-    for (i, meta) in policy.prohibited.iter().enumerate() {
-        if subject.matched(i) || body.matched(i) {
-            fire(d, meta, None);
+    let mut fired = vec![false; policy.prohibited.len()];
+    for (i, rule) in policy.prohibited_of.iter().enumerate() {
+        if (subject.matched(i) || body.matched(i))
+            && let Some(seen) = fired.get_mut(*rule)
+        {
+            *seen = true;
         }
+    }
+    for (meta, _) in policy.prohibited.iter().zip(&fired).filter(|(_, f)| **f) {
+        fire(d, meta, None);
+    }
+    if let (Some(echo), Some(inbound)) = (&policy.echo, ctx.inbound_text.as_deref())
+        && let Some(detail) = echoed_instruction(echo, inbound, fields)
+    {
+        fire(d, &echo.meta, Some(detail));
     }
     // Required disclosures by message kind and channel, in the body.
     let kind = if ctx.initial_communication_sent {
@@ -550,6 +562,51 @@ pub fn statutory_interest(open_minor: i64, rate_bps: i64, days: i64) -> Option<i
         .checked_mul(i128::from(days))?
         / (10_000 * 365);
     i64::try_from(v).ok()
+}
+
+/// The words of `text`, lowercased: runs of letters and digits.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether the draft repeats an instruction the customer's message holds: `min_words` or
+/// more consecutive words of an inbound sentence that matches the rule's `instruction`
+/// pattern appear, in order, in the subject or body. Returns the words echoed.
+fn echoed_instruction(
+    echo: &crate::policy::Echo,
+    inbound: &str,
+    fields: &[Field<'_>; 2],
+) -> Option<String> {
+    let inbound = text::normalize(inbound);
+    let k = echo.min_words;
+    let mut shingles: std::collections::HashSet<Vec<String>> = std::collections::HashSet::new();
+    for range in text::sentences(&inbound) {
+        let sentence = &inbound[range];
+        if !echo.instruction.is_match(sentence) {
+            continue;
+        }
+        let w = words(sentence);
+        for win in w.windows(k) {
+            shingles.insert(win.to_vec());
+        }
+    }
+    if shingles.is_empty() {
+        return None;
+    }
+    for field in fields {
+        let w = words(&field.text);
+        if let Some(win) = w.windows(k).find(|win| shingles.contains(*win)) {
+            return Some(format!(
+                "the {} repeats the instruction in the customer's message: \"{}\"",
+                field.name,
+                win.join(" ")
+            ));
+        }
+    }
+    None
 }
 
 /// Statutory extras a B2B creditor may claim on overdue invoices in `currency`: fixed

@@ -128,11 +128,35 @@ struct FrequencyDoc {
     actions: Vec<ToolName>,
 }
 
+/// A prohibited-language rule: one `pattern`, or a maintained phrase family (`patterns`,
+/// each a phrasing of the same meaning). Every pattern goes into the one `RegexSet` pass.
 #[derive(Clone, Debug, Deserialize)]
 struct PatternDoc {
     #[serde(flatten)]
     meta: RuleMeta,
-    pattern: String,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    patterns: Vec<String>,
+}
+
+/// Echoing the customer's instruction back: the inbound message holds an instruction
+/// (`instruction`, e.g. "ignore previous instructions", "mark the account settled") and the
+/// draft repeats `min_words` or more consecutive words of the sentence that holds it.
+#[derive(Clone, Debug, Deserialize)]
+struct EchoDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    instruction: String,
+    #[serde(default = "default_echo_words")]
+    min_words: usize,
+}
+
+/// The model-based content check's rule: what its hold is called and who may release it.
+#[derive(Clone, Debug, Deserialize)]
+struct ContentCheckDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
 }
 
 /// Which communications a required disclosure applies to.
@@ -252,6 +276,10 @@ struct PolicyDoc {
     #[serde(default)]
     prohibited: Vec<PatternDoc>,
     #[serde(default)]
+    echo: Option<EchoDoc>,
+    #[serde(default)]
+    content_check: Option<ContentCheckDoc>,
+    #[serde(default)]
     required: Vec<RequiredDoc>,
     #[serde(default)]
     amounts: Option<AmountsDoc>,
@@ -282,6 +310,9 @@ fn email_only() -> Vec<Channel> {
 }
 fn default_context_chars() -> usize {
     48
+}
+fn default_echo_words() -> usize {
+    6
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,6 +349,13 @@ pub(crate) struct Required {
     pub meta: RuleMeta,
     pub kind: MessageKind,
     pub channels: Vec<Channel>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Echo {
+    pub meta: RuleMeta,
+    pub instruction: Regex,
+    pub min_words: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -391,8 +429,13 @@ pub struct Policy {
     pub(crate) quiet_hours: Vec<QuietHours>,
     pub(crate) frequency: Vec<Frequency>,
     pub(crate) prohibited: Vec<RuleMeta>,
+    /// For each prohibited pattern in `text_set` (the first `prohibited_of.len()`), the
+    /// index of its rule in `prohibited`: a family contributes several patterns.
+    pub(crate) prohibited_of: Vec<usize>,
     /// Prohibited patterns followed by required-disclosure patterns, matched in one pass.
     pub(crate) text_set: RegexSet,
+    pub(crate) echo: Option<Echo>,
+    pub(crate) content_check: Option<RuleMeta>,
     pub(crate) required: Vec<Required>,
     pub(crate) amounts: Option<Amounts>,
     pub(crate) money_mention: Regex,
@@ -484,6 +527,8 @@ impl Policy {
         out.extend(self.quiet_hours.iter().map(|r| r.meta.clone()));
         out.extend(self.frequency.iter().map(|r| r.meta.clone()));
         out.extend(self.prohibited.iter().cloned());
+        out.extend(self.echo.iter().map(|r| r.meta.clone()));
+        out.push(self.content_check_rule());
         out.extend(self.required.iter().map(|r| r.meta.clone()));
         out.extend(self.amounts.iter().map(|r| r.meta.clone()));
         for r in &self.negotiation {
@@ -522,6 +567,21 @@ impl Policy {
         }
         out.extend(self.customer_offer.iter().map(|o| &o.meta));
         out
+    }
+
+    /// The rule the model-based content check holds a draft under (always
+    /// `needs_approval`): the document's `[content_check]`, else `<id>.content-check`
+    /// releasable by a collector, manager or admin.
+    pub fn content_check_rule(&self) -> RuleMeta {
+        self.content_check.clone().unwrap_or_else(|| RuleMeta {
+            id: format!("{}.content-check", self.id),
+            effect: Effect::NeedsApproval,
+            message:
+                "The compliance check flagged this draft; a person must read it before it is sent."
+                    .into(),
+            citation: "House compliance procedure: second-line content check".into(),
+            approvers: vec![Role::Collector, Role::Manager, Role::Admin],
+        })
     }
 
     /// The rule with this id, if the document has one.
@@ -740,15 +800,68 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     }
 
     let mut prohibited = Vec::new();
+    let mut prohibited_of = Vec::new();
     let mut patterns = Vec::new();
     for (i, p) in doc.prohibited.into_iter().enumerate() {
         let key = format!("prohibited[{i}]");
         ck.meta(&key, &p.meta);
-        if ck.regex(format!("{key}.pattern"), &p.pattern).is_some() {
-            patterns.push(p.pattern);
+        let family: Vec<(String, String)> = match (p.pattern, p.patterns.is_empty()) {
+            (Some(one), true) => vec![(format!("{key}.pattern"), one)],
+            (None, false) => p
+                .patterns
+                .into_iter()
+                .enumerate()
+                .map(|(j, pat)| (format!("{key}.patterns[{j}]"), pat))
+                .collect(),
+            (Some(_), false) => {
+                ck.problem(key, "give either pattern or patterns, not both");
+                continue;
+            }
+            (None, true) => {
+                ck.problem(
+                    key,
+                    "a prohibited rule needs a pattern or a list of patterns",
+                );
+                continue;
+            }
+        };
+        let index = prohibited.len();
+        let mut ok = true;
+        for (k, pat) in &family {
+            ok &= ck.regex(k.clone(), pat).is_some();
+        }
+        if ok {
+            for (_, pat) in family {
+                patterns.push(pat);
+                prohibited_of.push(index);
+            }
             prohibited.push(p.meta);
         }
     }
+
+    let echo = doc.echo.and_then(|e| {
+        ck.meta("echo", &e.meta);
+        if !(3..=40).contains(&e.min_words) {
+            ck.problem("echo.min_words".into(), "must be between 3 and 40");
+        }
+        ck.regex("echo.instruction".into(), &e.instruction)
+            .map(|instruction| Echo {
+                meta: e.meta,
+                instruction,
+                min_words: e.min_words,
+            })
+    });
+
+    let content_check = doc.content_check.map(|c| {
+        ck.meta("content_check", &c.meta);
+        if c.meta.effect != Effect::NeedsApproval {
+            ck.problem(
+                "content_check.effect".into(),
+                "the content check can only hold a draft for a person: effect must be needs_approval",
+            );
+        }
+        c.meta
+    });
 
     let mut required = Vec::new();
     for (i, r) in doc.required.into_iter().enumerate() {
@@ -991,7 +1104,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         quiet_hours,
         frequency,
         prohibited,
+        prohibited_of,
         text_set,
+        echo,
+        content_check,
         required,
         amounts,
         money_mention,

@@ -155,6 +155,7 @@ fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
         set,
         like.config.clone(),
     )
+    .map(|a| a.with_compliance_check(like.compliance.clone()))
     .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))
 }
 

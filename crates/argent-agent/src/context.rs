@@ -182,6 +182,7 @@ impl Account {
             "invoices": self.open_invoices_json(),
             "open_cases": self.cases.iter().filter(|c| c.status == CaseStatus::Open).map(|c| json!({"id": c.id, "kind": c.kind.as_str(), "invoices": c.invoice_numbers})).collect::<Vec<_>>(),
             "open_promises": self.open_promises().iter().map(|p| json!({"amount": p.amount.amount_string(), "currency": p.amount.currency.as_str(), "promised_date": p.promised_date.to_string()})).collect::<Vec<_>>(),
+            "facts": self.customer.facts.set_json(),
             "footer": footer,
         })
     }

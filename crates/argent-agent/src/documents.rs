@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 
+use argent_core::{AccountFacts, CustomerOffer, LimitOverride, LocalWindow, ValidationNotice};
 use argent_core::{
     Case, CaseKind, CaseStatus, Channel, Contact, Currency, Customer, CustomerFlags, Invoice,
     Jurisdiction, Money, Payment, PromiseStatus, PromiseToPay, RiskSegment, Tier,
@@ -691,6 +692,51 @@ fn sample_now() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// Facts a sample account of `jurisdiction` would have, so a prompt is validated with the
+/// `facts` entry of its context filled in.
+fn sample_facts(jurisdiction: Jurisdiction, currency: Currency, today: NaiveDate) -> AccountFacts {
+    let days_ago = |n: i64| today - Duration::days(n);
+    let time = |h: u32| chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default();
+    match jurisdiction {
+        Jurisdiction::UsConsumer => AccountFacts {
+            validation_notice: Some(ValidationNotice {
+                sent_on: days_ago(60),
+                channel: Channel::Letter,
+            }),
+            region: Some("IL".into()),
+            inconvenient_times: vec![LocalWindow {
+                from: time(12),
+                to: time(13),
+            }],
+            no_workplace_contact: true,
+            preferred_channel: Some(Channel::Email),
+            ..AccountFacts::default()
+        },
+        Jurisdiction::UkConsumer => AccountFacts {
+            region: Some("england".into()),
+            acknowledged_on: Some(days_ago(400)),
+            customer_offer: Some(CustomerOffer {
+                amount_minor: 50_00,
+                currency,
+                every_days: 30,
+                income_expenditure: true,
+                received_on: days_ago(3),
+            }),
+            ..AccountFacts::default()
+        },
+        Jurisdiction::B2b => AccountFacts {
+            litigation_authorised: true,
+            limits: Some(LimitOverride {
+                max_discount_bps: Some(500),
+                max_installments: Some(4),
+                note: Some("long-standing customer".into()),
+                ..LimitOverride::default()
+            }),
+            ..AccountFacts::default()
+        },
+    }
+}
+
 /// A realistic account for rendering: six months of paid history, two overdue invoices
 /// (one disputed, under an open dispute case), one not yet due, an open promise to pay and
 /// earlier contacts; the risk segment as asked.
@@ -736,7 +782,7 @@ pub(crate) fn sample_account(
             opted_out: vec![],
         }],
         flags: CustomerFlags::default(),
-        facts: Default::default(),
+        facts: sample_facts(jurisdiction, currency, today),
     };
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(today);
     let invoice = |number: &str, issued: NaiveDate, due: NaiveDate, minor: i64, disputed| Invoice {

@@ -24,6 +24,7 @@ pub mod context;
 pub mod demo;
 pub mod documents;
 mod exec;
+pub mod facts;
 pub mod offline;
 pub mod outbox;
 pub mod prompt;

@@ -22,6 +22,7 @@ mod auditcmd;
 mod callscmd;
 mod docscmd;
 mod evalcmd;
+mod factscmd;
 mod logincmd;
 mod render;
 mod servecmd;
@@ -60,6 +61,12 @@ enum Command {
     Import {
         /// The CSV file (columns: see README "Import format").
         file: PathBuf,
+    },
+    /// Account facts (validation notice, limitation, litigation, contact restrictions,
+    /// the customer's offer, negotiation limits): import a facts file, show a customer's.
+    Facts {
+        #[command(subcommand)]
+        command: factscmd::FactsCommand,
     },
     /// Write a realistic sample portfolio as an aging-export CSV.
     DemoData {
@@ -381,6 +388,7 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?
         }
+        Command::Facts { command } => factscmd::facts(open(&cli.database).await?, command).await?,
         Command::Docs { command } => docscmd::docs(&cli.database, command).await?,
         Command::Users { command } => servecmd::users(open(&cli.database).await?, command).await?,
         Command::Calls { command } => {

@@ -48,6 +48,7 @@ fn every_subcommand_has_help() {
         "docs",
         "login",
         "logout",
+        "facts",
     ];
     for sub in subcommands {
         assert!(top.contains(sub), "top-level help lists {sub}");

@@ -163,6 +163,191 @@ impl AccountFacts {
         }
     }
 
+    /// Only the facts that are set, as JSON: what the agent is shown. `false`, `null`,
+    /// empty lists and maps are left out (serde-driven, so a new field needs nothing here).
+    pub fn set_json(&self) -> serde_json::Value {
+        fn prune(v: serde_json::Value) -> Option<serde_json::Value> {
+            use serde_json::Value;
+            match v {
+                Value::Null | Value::Bool(false) => None,
+                Value::Array(a) if a.is_empty() => None,
+                Value::Object(m) => {
+                    let m: serde_json::Map<String, Value> = m
+                        .into_iter()
+                        .filter_map(|(k, v)| prune(v).map(|v| (k, v)))
+                        .collect();
+                    (!m.is_empty()).then_some(Value::Object(m))
+                }
+                other => Some(other),
+            }
+        }
+        serde_json::to_value(self)
+            .ok()
+            .and_then(prune)
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
+    }
+
+    /// The top-level fields that differ between `before` and `after`, each with its value
+    /// before and after (JSON): what an audit event records.
+    pub fn changed_fields(
+        before: &AccountFacts,
+        after: &AccountFacts,
+    ) -> BTreeMap<String, (serde_json::Value, serde_json::Value)> {
+        let (b, a) = (
+            serde_json::to_value(before).unwrap_or_default(),
+            serde_json::to_value(after).unwrap_or_default(),
+        );
+        let mut out = BTreeMap::new();
+        if let (Some(b), Some(a)) = (b.as_object(), a.as_object()) {
+            for (k, av) in a {
+                let bv = b.get(k).cloned().unwrap_or_default();
+                if &bv != av {
+                    out.insert(k.clone(), (bv, av.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The days the US validation period lasts after the notice is sent: 30 days to dispute
+    /// plus 5 days presumed for it to arrive (12 CFR 1006.34(b)(5)).
+    pub const VALIDATION_PERIOD_DAYS: u64 = 35;
+
+    /// The last day of the validation period, if a notice was sent.
+    pub fn validation_period_ends(&self) -> Option<NaiveDate> {
+        self.validation_notice.and_then(|v| {
+            v.sent_on
+                .checked_add_days(chrono::Days::new(Self::VALIDATION_PERIOD_DAYS))
+        })
+    }
+
+    /// Every fact that is set, in plain words, for the account page (one line each).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let flags: [(bool, &str); 6] = [
+            (
+                self.cease_contact_pending,
+                "Asked us to stop contacting them; a person has not yet confirmed it (contact stops meanwhile).",
+            ),
+            (
+                self.attorney_suspected,
+                "Mentioned a lawyer; representation is not confirmed (no direct contact meanwhile).",
+            ),
+            (
+                self.dispute_pending,
+                "Disputed the debt or asked for proof; not yet opened as a dispute or cleared (collection stops meanwhile).",
+            ),
+            (
+                self.bankruptcy_reported,
+                "Reported bankruptcy or insolvency; not yet confirmed (collection stops meanwhile).",
+            ),
+            (
+                self.deceased_reported,
+                "Someone reported that the debtor has died; not yet confirmed.",
+            ),
+            (
+                self.third_party_writer,
+                "The last message came from someone other than the debtor; nothing about the debt goes back to that writer.",
+            ),
+        ];
+        out.extend(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, s)| s.to_string()),
+        );
+        if let Some(n) = &self.attorney_name {
+            out.push(format!("Attorney: {n}."));
+        }
+        if let Some(v) = &self.validation_notice {
+            let ends = self
+                .validation_period_ends()
+                .map_or_else(String::new, |d| format!("; validation period ends {d}"));
+            out.push(format!(
+                "Validation notice sent {} by {}{ends}.",
+                v.sent_on, v.channel
+            ));
+        }
+        if let Some(r) = &self.region {
+            out.push(format!("Limitation period of region {r}."));
+        }
+        if let Some(d) = self.acknowledged_on {
+            out.push(format!("Debt last acknowledged in writing on {d}."));
+        }
+        for (n, d) in &self.invoice_acknowledged_on {
+            out.push(format!("Invoice {n} last acknowledged in writing on {d}."));
+        }
+        out.push(if self.litigation_authorised {
+            "The creditor has authorised legal proceedings.".to_string()
+        } else {
+            "Legal proceedings are not authorised: no mention of suit, court or enforcement."
+                .to_string()
+        });
+        if !self.inconvenient_times.is_empty() {
+            let ws: Vec<String> = self
+                .inconvenient_times
+                .iter()
+                .map(|w| format!("{}-{}", w.from.format("%H:%M"), w.to.format("%H:%M")))
+                .collect();
+            out.push(format!(
+                "Inconvenient times (their local time): {}.",
+                ws.join(", ")
+            ));
+        }
+        if self.no_workplace_contact {
+            out.push("No contact at their workplace.".to_string());
+        }
+        if !self.workplace_addresses.is_empty() {
+            out.push(format!(
+                "Workplace addresses: {}.",
+                self.workplace_addresses.join(", ")
+            ));
+        }
+        if let Some(c) = self.preferred_channel {
+            out.push(format!("Prefers to be contacted by {c}."));
+        }
+        if let Some(o) = &self.customer_offer {
+            let amount = crate::money::Money::new(o.amount_minor, o.currency);
+            let ie = if o.income_expenditure {
+                ", backed by an income and expenditure statement"
+            } else {
+                ", without an income and expenditure statement"
+            };
+            out.push(format!(
+                "Offered {amount} every {} days{ie} (received {}).",
+                o.every_days, o.received_on
+            ));
+        }
+        if let Some(l) = &self.limits {
+            let pct = |b: u32| format!("{}.{:02}%", b / 100, b % 100);
+            let mut terms = Vec::new();
+            if let Some(b) = l.max_discount_bps {
+                terms.push(format!("discount at most {}", pct(b)));
+            }
+            if let Some(n) = l.max_installments {
+                terms.push(format!("at most {n} instalments"));
+            }
+            if let Some(b) = l.min_down_payment_bps {
+                terms.push(format!("down payment at least {}", pct(b)));
+            }
+            if let Some(d) = l.max_plan_days {
+                terms.push(format!("plans at most {d} days"));
+            }
+            if terms.is_empty() {
+                terms.push("the pack's".to_string());
+            }
+            let note = l
+                .note
+                .as_ref()
+                .map_or_else(String::new, |n| format!(" ({n})"));
+            out.push(format!(
+                "Negotiation limits for this account: {}{note}.",
+                terms.join(", ")
+            ));
+        }
+        out
+    }
+
     /// Every problem with these facts, each naming the field (`/path`), or nothing.
     pub fn check(&self) -> Result<(), Vec<String>> {
         let mut out = Vec::new();
@@ -311,6 +496,41 @@ mod tests {
             .insert("A".into(), d("2021-06-01"));
         assert_eq!(f.acknowledged("A"), Some(d("2021-06-01")));
         assert_eq!(f.acknowledged("B"), Some(d("2020-01-01")));
+    }
+
+    #[test]
+    fn facts_are_described_in_plain_words_and_only_set_ones_shown_as_json() {
+        let f: AccountFacts = serde_json::from_value(serde_json::json!({
+            "validation_notice": {"sent_on": "2026-01-05", "channel": "letter"},
+            "limits": {"max_discount_bps": 1250}
+        }))
+        .unwrap();
+        let words = f.describe().join("\n");
+        assert!(
+            words.contains(
+                "Validation notice sent 2026-01-05 by letter; validation period ends 2026-02-09."
+            ),
+            "{words}"
+        );
+        assert!(words.contains("discount at most 12.50%"), "{words}");
+        assert!(
+            words.contains("Legal proceedings are not authorised"),
+            "{words}"
+        );
+        assert_eq!(
+            f.set_json(),
+            serde_json::json!({
+                "validation_notice": {"sent_on": "2026-01-05", "channel": "letter"},
+                "limits": {"max_discount_bps": 1250}
+            })
+        );
+        assert_eq!(AccountFacts::default().set_json(), serde_json::json!({}));
+        let changed = AccountFacts::changed_fields(&AccountFacts::default(), &f);
+        assert_eq!(
+            changed.keys().collect::<Vec<_>>(),
+            ["limits", "validation_notice"]
+        );
+        assert_eq!(changed["limits"].0, serde_json::Value::Null);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod customer;
 pub mod decision;
 pub mod demo;
 pub mod facts;
+pub mod facts_import;
 pub mod import;
 pub mod invoice;
 pub mod ledger;

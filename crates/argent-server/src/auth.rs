@@ -116,6 +116,11 @@ pub mod perm {
     pub const EVALS_READ: &[UserRole] = &[Evaluator, Manager, Compliance, Admin];
     /// Start eval runs (on the active documents or on a draft).
     pub const EVALS_RUN: &[UserRole] = &[Evaluator, Manager, Admin];
+    /// Read an account's page and its facts.
+    pub const FACTS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Edit an account's facts (the negotiation limits: only a manager or admin, which
+    /// `argent_agent::facts` enforces).
+    pub const FACTS_EDIT: &[UserRole] = &[Collector, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
@@ -155,6 +160,8 @@ permission!(DocsRead, perm::DOCS_READ, "See [`perm::DOCS_READ`].");
 permission!(DocsWrite, perm::DOCS_WRITE, "See [`perm::DOCS_WRITE`].");
 permission!(EvalsRead, perm::EVALS_READ, "See [`perm::EVALS_READ`].");
 permission!(EvalsRun, perm::EVALS_RUN, "See [`perm::EVALS_RUN`].");
+permission!(FactsRead, perm::FACTS_READ, "See [`perm::FACTS_READ`].");
+permission!(FactsEdit, perm::FACTS_EDIT, "See [`perm::FACTS_EDIT`].");
 
 /// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
 /// `P` does not list.

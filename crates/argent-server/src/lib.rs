@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 
 use argent_agent::Agent;
 use argent_store::Store;
@@ -190,6 +190,8 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/audit/verify", get(api::audit_verify)),
         ("GET", "/audit/export", get(api::audit_export)),
         ("GET", "/aging", get(api::aging)),
+        ("GET", "/customers/{id}/facts", get(web::facts_api_get)),
+        ("PUT", "/customers/{id}/facts", put(web::facts_api_put)),
         ("GET", "/dashboard", get(web::dashboard_api)),
         ("GET", "/documents", get(web::api_list)),
         ("GET", "/documents/{kind}/{name}", get(web::api_versions)),

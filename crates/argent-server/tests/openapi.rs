@@ -517,3 +517,51 @@ async fn malformed_requests_answer_documented_statuses() {
         "only {checked} malformed requests were checked"
     );
 }
+
+#[tokio::test]
+async fn facts_responses_match_the_documented_schemas() {
+    let f = fixture().await;
+    let doc = doc();
+    let path = "/api/customers/{id}/facts";
+    let full = json!({
+        "cease_contact_pending": true,
+        "attorney_name": "J. Law",
+        "validation_notice": {"sent_on": "2026-01-05", "channel": "letter"},
+        "region": "NY",
+        "acknowledged_on": "2024-02-01",
+        "invoice_acknowledged_on": {"INV-ANN-1": "2024-03-01"},
+        "inconvenient_times": [{"from": "21:00:00", "to": "08:00:00"}],
+        "workplace_addresses": ["ann@work.example"],
+        "preferred_channel": "email",
+        "customer_offer": {"amount_minor": 5000, "currency": "USD", "received_on": "2026-01-10"},
+        "limits": {"max_discount_bps": 1500}
+    });
+    let mut statuses = BTreeSet::new();
+    for (user, method, id, body) in [
+        ("alice", Method::GET, "C-ANN", None),
+        ("alice", Method::GET, "NOBODY", None),
+        ("eve", Method::GET, "C-ANN", None),
+        ("mo", Method::PUT, "C-ANN", Some(full.clone())),
+        ("alice", Method::GET, "C-ANN", None),
+        ("alice", Method::PUT, "C-ANN", Some(json!({}))),
+        ("cy", Method::PUT, "C-ANN", Some(full.clone())),
+        ("mo", Method::PUT, "NOBODY", Some(full.clone())),
+        (
+            "mo",
+            Method::PUT,
+            "C-ANN",
+            Some(json!({"limits": {"max_discount_bps": 20000}})),
+        ),
+        ("mo", Method::PUT, "C-ANN", Some(json!({"region": 5}))),
+    ] {
+        let uri = path.replace("{id}", id);
+        let (s, res) = f.as_user(user, method.clone(), &uri, body).await;
+        statuses.insert(s.as_u16());
+        check(&doc, method.as_str(), path, s, &res);
+    }
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 403, 404, 422]),
+        "the cases exercise what they mean to"
+    );
+}

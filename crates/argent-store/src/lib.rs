@@ -26,6 +26,7 @@ mod calls;
 pub mod checkpoint;
 mod documents;
 mod eval_runs;
+mod facts;
 pub mod integrity;
 mod ledger;
 mod records;
@@ -46,6 +47,7 @@ pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
+pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 

@@ -45,6 +45,7 @@ use crate::auth::{Permission, UserRole, perm};
 use crate::error::{AppError, AppResult};
 use crate::{AppState, ServerConfig};
 
+mod account;
 mod audit;
 mod dashboard;
 mod documents;
@@ -52,6 +53,7 @@ mod evals;
 mod queue;
 pub mod session;
 
+pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
 pub(crate) use dashboard::api as dashboard_api;
 pub(crate) use documents::{
@@ -74,6 +76,8 @@ pub fn routes() -> Router<AppState> {
         .route("/queue/{id}/reject", post(queue::reject))
         .route("/queue/{id}/preview", post(queue::preview))
         .route("/queue/{id}/edit", post(queue::edit))
+        .route("/accounts/{id}", get(account::show))
+        .route("/accounts/{id}/facts", post(account::save))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
@@ -159,6 +163,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "evals",
     "eval",
     "eval_compare",
+    "account",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -205,7 +210,7 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "/queue",
             "Approval queue",
             perm::QUEUE_READ,
-            &["queue", "item", "preview"],
+            &["queue", "item", "preview", "account"],
         ),
         (
             "/dashboard",

@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use argent_core::ledger::invoice_states;
+
+use crate::recent::RecentAction;
 use argent_core::{
     Case, CaseKind, CaseStatus, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
 };
@@ -66,6 +68,10 @@ pub struct Context {
     /// interest in B2B packs.
     #[serde(default)]
     pub base_rate_bps: u32,
+    /// The promises, plans, cases and escalations of this run and of the account that an
+    /// email may refer to, each with its status (executed, pending approval, refused).
+    #[serde(default)]
+    pub recent_actions: Vec<RecentAction>,
 }
 
 impl Context {
@@ -80,6 +86,7 @@ impl Context {
             now,
             segment,
             base_rate_bps: 0,
+            recent_actions: Vec::new(),
         }
     }
 

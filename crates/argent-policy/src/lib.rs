@@ -7,11 +7,13 @@
 //! [`argent_core::Decision`]: pure, synchronous, no I/O, regexes precompiled at load.
 //! [`run_policy_tests`] runs the policy tests kept in `policies/tests/`.
 
+pub mod consistency;
 pub mod context;
 pub mod diagnose;
 pub mod error;
 pub mod eval;
 pub mod policy;
+pub mod recent;
 pub mod testing;
 pub mod text;
 pub mod words;
@@ -24,10 +26,12 @@ pub use context::{Context, OpenInvoice, PriorContact};
 pub use diagnose::{Diagnostic, diagnose, locate_key, locate_keys};
 pub use error::{KeyProblem, PolicyError};
 pub use eval::{
-    RULE_CUSTOMER_MISMATCH, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,
-    RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNKNOWN_INVOICE, evaluate,
+    RULE_CONFIRMATION_MISMATCH, RULE_CUSTOMER_MISMATCH, RULE_HELD_WITH_ACTION,
+    RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS, RULE_JURISDICTION_MISMATCH,
+    RULE_PLAN_BALANCE_MISMATCH, RULE_UNBACKED_CONFIRMATION, RULE_UNKNOWN_INVOICE, evaluate,
 };
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
+pub use recent::{RecentAction, RecentKind, RecentStatus};
 pub use testing::{CaseResult, TestReport, run_policy_tests};
 
 use argent_core::Jurisdiction;

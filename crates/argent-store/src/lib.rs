@@ -291,6 +291,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "account_facts",
         include_str!("../../../migrations/sqlite/0006_account_facts.sql"),
     ),
+    (
+        9,
+        "approval_bundles",
+        include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -322,6 +327,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "account_facts",
         include_str!("../../../migrations/postgres/0006_account_facts.sql"),
+    ),
+    (
+        9,
+        "approval_bundles",
+        include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
     ),
 ];
 

@@ -214,7 +214,10 @@ async fn a_bundle_is_decided_in_one_transaction() {
         };
         let done = match second {
             Ok(()) => tx.commit().await,
-            Err(e) => Err(e),
+            Err(e) => {
+                drop(tx);
+                Err(e)
+            }
         };
         assert!(
             done.is_err(),
@@ -250,7 +253,10 @@ async fn a_bundle_must_name_an_existing_item() {
             .await;
         let done = match inserted {
             Ok(()) => tx.commit().await,
-            Err(e) => Err(e),
+            Err(e) => {
+                drop(tx);
+                Err(e)
+            }
         };
         assert!(
             done.is_err(),

@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use argent_core::action::Action;
 use argent_core::ledger::{invoice_states, open_balances};
 use argent_core::risk::{RiskAssessment, assess, payment_history};
 use argent_core::{
     Case, CaseStatus, Channel, Customer, Invoice, Money, Payment, PromiseStatus, PromiseToPay,
 };
-use argent_policy::{Context, PriorContact};
+use argent_core::{PlanStatus, Role};
+use argent_policy::{Context, PriorContact, RecentAction, RecentKind, RecentStatus};
 use argent_store::Store;
 
 use crate::AgentError;
@@ -27,6 +29,10 @@ pub struct Account {
     pub initial_sent: bool,
     pub risk: RiskAssessment,
     pub now: DateTime<Utc>,
+    /// The promises, plans, cases and escalations an email may refer to, with their
+    /// status: executed (the ledger's records), pending approval and refused (the queue and
+    /// the refused calls). Empty for an account assembled from parts.
+    pub recent: Vec<RecentAction>,
 }
 
 impl Account {
@@ -47,9 +53,11 @@ impl Account {
                 })
             })
             .collect();
-        Account::assemble(
+        let mut account = Account::assemble(
             r.customer, r.invoices, r.payments, r.cases, r.promises, contacts, r.emailed, now,
-        )
+        )?;
+        account.recent = recent_actions(store, &account).await?;
+        Ok(account)
     }
 
     /// An account from its parts, assessing its risk from the payment history as of `now`.
@@ -82,6 +90,7 @@ impl Account {
             initial_sent,
             risk,
             now,
+            recent: Vec::new(),
         })
     }
 
@@ -97,6 +106,7 @@ impl Account {
             .collect();
         ctx.prior_contacts = self.contacts.clone();
         ctx.initial_communication_sent = self.initial_sent;
+        ctx.recent_actions = self.recent.clone();
         ctx
     }
 
@@ -186,6 +196,110 @@ impl Account {
             "footer": footer,
         })
     }
+}
+
+/// How many of the account's queued or rejected items, and refused calls, an email is
+/// judged against (the newest).
+const RECENT_LIMIT: i64 = 50;
+
+/// The typed action a stored tool call or approval item holds, if it parses.
+pub(crate) fn stored_action(tool: &str, args: &Value) -> Option<Action> {
+    serde_json::from_value(json!({"tool": tool, "args": args})).ok()
+}
+
+/// The roles a stored item's `required_role` names.
+fn roles(required: &str) -> Vec<Role> {
+    required
+        .split(',')
+        .filter_map(|r| r.trim().parse::<Role>().ok())
+        .collect()
+}
+
+/// What an email may refer to on this account: its open promises, its plans that are
+/// proposed or active, its open cases and escalations (executed); the items waiting in the
+/// queue (pending approval); the items a person rejected and the calls the policy refused
+/// (refused).
+async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAction>, AgentError> {
+    let id = &account.customer.id;
+    let mut out: Vec<RecentAction> = Vec::new();
+    for p in account
+        .promises
+        .iter()
+        .filter(|p| p.status == PromiseStatus::Open)
+    {
+        let mut r = RecentAction::new(RecentKind::Promise, RecentStatus::Executed);
+        r.currency = Some(p.amount.currency);
+        r.amount_minor = Some(p.amount.minor);
+        r.dates = vec![p.promised_date];
+        r.invoices = p.invoice_numbers.clone();
+        r.at = Some(p.created_at);
+        out.push(r);
+    }
+    for p in store.plans(Some(id.as_str())).await? {
+        if !matches!(p.status, PlanStatus::Proposed | PlanStatus::Active) {
+            continue;
+        }
+        let mut r = RecentAction::new(RecentKind::Plan, RecentStatus::Executed);
+        r.currency = Some(p.currency);
+        r.balance_minor = Some(p.balance_minor);
+        r.discount_minor = p.discount_minor;
+        r.down_payment_minor = p.down_payment_minor;
+        r.installments_minor = p.installments.iter().map(|i| i.amount_minor).collect();
+        r.amount_minor = Some(
+            r.installments_minor
+                .iter()
+                .fold(p.down_payment_minor, |a, b| a.saturating_add(*b)),
+        );
+        r.dates = std::iter::once(p.start_date)
+            .chain(p.installments.iter().map(|i| i.due_date))
+            .collect();
+        out.push(r);
+    }
+    for c in account
+        .cases
+        .iter()
+        .filter(|c| c.status == CaseStatus::Open)
+    {
+        let kind = if c.id.starts_with("ESC") {
+            RecentKind::Escalation
+        } else {
+            RecentKind::Case
+        };
+        let mut r = RecentAction::new(kind, RecentStatus::Executed);
+        if let Some(m) = c.disputed_amount {
+            r.currency = Some(m.currency);
+            r.amount_minor = Some(m.minor);
+        }
+        r.invoices = c.invoice_numbers.clone();
+        r.at = Some(c.opened_at);
+        out.push(r);
+    }
+    for item in store.customer_approvals(id, RECENT_LIMIT).await? {
+        let status = match item.status {
+            argent_store::ApprovalStatus::Pending => RecentStatus::PendingApproval,
+            argent_store::ApprovalStatus::Rejected => RecentStatus::Refused,
+            argent_store::ApprovalStatus::Approved => continue,
+        };
+        let Some(action) = stored_action(&item.tool, &item.action) else {
+            continue;
+        };
+        if let Some(mut r) = RecentAction::from_action(&action, status) {
+            r.at = Some(item.created_at);
+            out.push(r.with_approval(item.id.clone(), roles(&item.required_role)));
+        }
+    }
+    for call in store.refused_tool_calls(id, RECENT_LIMIT).await? {
+        let action = serde_json::from_str::<Value>(&call.arguments)
+            .ok()
+            .and_then(|args| stored_action(&call.name, &args));
+        if let Some(mut r) =
+            action.and_then(|a| RecentAction::from_action(&a, RecentStatus::Refused))
+        {
+            r.at = Some(call.updated_at);
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

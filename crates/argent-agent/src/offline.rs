@@ -512,11 +512,11 @@ fn first_moves(
             // Never state the debt to someone who is not the contact on file.
             let lines = if sender.is_some_and(|f| !f.eq_ignore_ascii_case(&ctx.s("contact_email")))
             {
-                vec!["Thank you for your message. A member of our team will be in touch with the account holder.".to_string()]
+                vec!["Thank you for your message. We can only discuss this account with the account holder, and will write to them directly.".to_string()]
             } else {
                 vec![
                     format!("Thank you for your message. Your open balance is {cur} {bal}."),
-                    "A member of our team will answer your question in detail.".to_string(),
+                    "If anything on your account is unclear, reply to this email and we will explain it.".to_string(),
                 ]
             };
             vec![email(ctx, &re_subject, &lines, &mentioned)]

@@ -8,11 +8,13 @@ use serde_json::{Value, json};
 
 use argent_core::action::Action;
 use argent_core::{Decision, Outcome, Role};
-use argent_policy::evaluate;
-use argent_store::{ApprovalItem, ApprovalStatus, NewAuditEvent, StoreError, ToolCallStatus};
+use argent_policy::{RecentAction, RecentStatus, evaluate};
+use argent_store::{
+    ApprovalItem, ApprovalStatus, NewAuditEvent, StoreError, StoreTx, ToolCallStatus,
+};
 
 use crate::compliance::{CheckOutcome, inbound_text};
-use crate::context::Account;
+use crate::context::{Account, stored_action};
 use crate::run::{CallOutcome, CallStatus, decision_json};
 use crate::{Agent, AgentError, authz, exec};
 
@@ -63,7 +65,163 @@ impl Agent {
         if item.status != ApprovalStatus::Pending {
             return Err(AgentError::AlreadyDecided(approval_id.to_string()));
         }
+        // An email held with an action is decided with it, while that action waits.
+        if let Some(parent) = &item.bundle_of
+            && self.store.approval(parent).await?.status == ApprovalStatus::Pending
+        {
+            return Err(AgentError::NotPermitted(format!(
+                "approval {approval_id} is held with approval {parent} (the action it refers to) and is decided with it: approve or reject {parent}"
+            )));
+        }
         Ok(item)
+    }
+
+    /// The pending items held with `approval_id`.
+    async fn held_items(&self, approval_id: &str) -> Result<Vec<ApprovalItem>, AgentError> {
+        Ok(self
+            .store
+            .bundled_with(approval_id)
+            .await?
+            .into_iter()
+            .filter(|i| i.status == ApprovalStatus::Pending)
+            .collect())
+    }
+
+    /// Rejects an item held with `parent` in the reviewer's transaction.
+    async fn reject_held(
+        &self,
+        tx: &mut StoreTx,
+        held: &ApprovalItem,
+        parent: &str,
+        who: &Reviewer,
+        note: &str,
+    ) -> Result<(), AgentError> {
+        tx.decide_approval(
+            &held.id,
+            ApprovalStatus::Rejected,
+            &who.name,
+            who.role.as_str(),
+            Some(note),
+            None,
+        )
+        .await
+        .map_err(|e| lost_race(e.into(), &held.id))?;
+        tx.audit_append(self.reviewer_event(held, who, "approval_decided", json!({"approval_id": held.id, "call_id": held.call_id, "verdict": "rejected", "held_with": parent, "note": note})))
+            .await
+            .map_err(|e| lost_race(e.into(), &held.id))?;
+        tx.set_tool_call(&held.call_id, ToolCallStatus::Rejected, None)
+            .await
+            .map_err(|e| lost_race(e.into(), &held.id))?;
+        Ok(())
+    }
+
+    /// After the action of `parent` executed in `tx`: each email held with it, judged again
+    /// against the account with that action executed, is executed (approved by the same
+    /// reviewer) or, when the policy now denies it, rejected. One the reviewer's role may
+    /// not approve stays pending, on its own.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_held(
+        &self,
+        tx: &mut StoreTx,
+        parent: &ApprovalItem,
+        executed: Option<RecentAction>,
+        account: &Account,
+        who: &Reviewer,
+        note: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AgentError> {
+        for held in self.held_items(&parent.id).await? {
+            let Some(action) = stored_action(&held.tool, &held.action) else {
+                self.reject_held(tx, &held, &parent.id, who, "its arguments no longer parse")
+                    .await?;
+                continue;
+            };
+            let mut ctx = account.policy_context();
+            ctx.recent_actions
+                .retain(|r| r.approval_id.as_deref() != Some(parent.id.as_str()));
+            if let Some(mut r) = executed.clone() {
+                r.at = Some(now);
+                r.this_run = true;
+                ctx.recent_actions.push(r);
+            }
+            let decision = evaluate(self.policy_for(account)?, &action, &ctx);
+            if decision.outcome == Outcome::Deny {
+                let why = decision
+                    .decisive_rules()
+                    .map(|r| format!("{}: {}", r.id, r.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.reject_held(
+                    tx,
+                    &held,
+                    &parent.id,
+                    who,
+                    &format!(
+                        "judged again once {} was approved, the policy denies it ({why})",
+                        parent.id
+                    ),
+                )
+                .await?;
+                continue;
+            }
+            let Ok(auth) = authz::from_approval(
+                &held.call_id,
+                action,
+                &decision,
+                &held.id,
+                &who.name,
+                who.role,
+            ) else {
+                continue;
+            };
+            tx.decide_approval(
+                &held.id,
+                ApprovalStatus::Approved,
+                &who.name,
+                who.role.as_str(),
+                note,
+                Some(&held.action),
+            )
+            .await
+            .map_err(|e| lost_race(e.into(), &held.id))?;
+            let done = exec::execute(tx, auth, account, now)
+                .await
+                .map_err(|e| lost_race(e, &held.id))?;
+            tx.audit_append_many(vec![
+                self.reviewer_event(
+                    &held,
+                    who,
+                    "approval_decided",
+                    json!({"approval_id": held.id, "call_id": held.call_id, "verdict": "approved", "held_with": parent.id, "note": note, "final_action": held.action}),
+                ),
+                self.reviewer_event(&held, who, "policy_decision", decision_json(&held.call_id, &decision)),
+                self.reviewer_event(
+                    &held,
+                    who,
+                    argent_store::integrity::EXECUTED,
+                    done.event_payload(json!({"call_id": held.call_id, "tool": held.tool, "basis": "human_approval", "approval_id": held.id, "held_with": parent.id})),
+                ),
+            ])
+            .await
+            .map_err(|e| lost_race(e.into(), &held.id))?;
+            let outcome = CallOutcome {
+                call_id: held.call_id.clone(),
+                tool: held.tool.clone(),
+                arguments: held.action.to_string(),
+                status: CallStatus::Executed,
+                rules: decision.decisive_rules().map(|r| r.id.clone()).collect(),
+                approval_id: Some(held.id.clone()),
+                model_text: json!({"status": "executed", "result": done.result}).to_string(),
+            };
+            tx.set_tool_call(
+                &held.call_id,
+                ToolCallStatus::Approved,
+                serde_json::to_value(&outcome).ok().as_ref(),
+            )
+            .await
+            .map_err(|e| lost_race(e.into(), &held.id))?;
+        }
+        Ok(())
     }
 
     /// Parses arguments for the item's own tool (an edit cannot change the tool or the
@@ -176,6 +334,7 @@ impl Agent {
         let final_action = serde_json::to_value(auth.action())
             .ok()
             .and_then(|v| v.get("args").cloned());
+        let executed = RecentAction::from_action(auth.action(), RecentStatus::Executed);
         let now = self.now();
         let mut tx = self.store.begin().await?;
         // On the SQLite writer every write of this transaction goes in one round trip at
@@ -243,6 +402,8 @@ impl Agent {
         )
         .await
         .map_err(|e| lost_race(e.into(), &item.id))?;
+        self.decide_held(&mut tx, &item, executed, &account, who, note, now)
+            .await?;
         tx.commit()
             .await
             .map_err(|e| lost_race(e.into(), &item.id))?;
@@ -265,6 +426,7 @@ impl Agent {
                 "compliance reviews the trail; it does not decide queue items".into(),
             ));
         }
+        let held = self.held_items(&item.id).await?;
         let mut tx = self.store.begin().await?;
         tx.decide_approval(
             &item.id,
@@ -282,6 +444,14 @@ impl Agent {
         tx.set_tool_call(&item.call_id, ToolCallStatus::Rejected, None)
             .await
             .map_err(|e| lost_race(e.into(), &item.id))?;
+        let with = format!(
+            "rejected with the action it refers to ({}): {note}",
+            item.id
+        );
+        for held in held {
+            self.reject_held(&mut tx, &held, &item.id, who, &with)
+                .await?;
+        }
         tx.commit()
             .await
             .map_err(|e| lost_race(e.into(), &item.id))?;

@@ -414,12 +414,21 @@ impl Agent {
             .ok()
             .and_then(|v| v.get("args").cloned())
             .unwrap_or(Value::Null);
-        let model_text = json!({
-            "status": "queued_for_approval",
-            "approval_id": approval_id,
-            "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
-            "note": "A human reviewer will decide. Do not repeat this call; you may tell the customer it is being reviewed.",
-        })
+        let model_text = match &decision.held_with {
+            None => json!({
+                "status": "queued_for_approval",
+                "approval_id": approval_id,
+                "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
+                "note": "A human reviewer will decide. Do not repeat this call; you may tell the customer it is being reviewed.",
+            }),
+            Some(action_item) => json!({
+                "status": "queued_for_approval",
+                "approval_id": approval_id,
+                "held_with": action_item,
+                "rules": decision.decisive_rules().map(|r| json!({"id": r.id, "message": r.message})).collect::<Vec<_>>(),
+                "note": format!("This email refers to an action still waiting for a person (approval {action_item}); it is held with it and goes only if that is approved. Do not repeat this call."),
+            }),
+        }
         .to_string();
         let item = NewApproval {
             id: approval_id,
@@ -439,6 +448,7 @@ impl Agent {
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            bundle_of: decision.held_with.clone(),
         };
         (item, model_text)
     }
@@ -585,7 +595,12 @@ impl Agent {
                     self.approval_item(run, &call_id, &call.name, &action, &decision, &account);
                 let approval_id = item.id.clone();
                 tx.insert_approval(&item).await?;
-                tx.audit_append(self.audit(run, "approval_requested", json!({"call_id": call_id, "approval_id": approval_id, "approvers": decision.approvers()}))).await?;
+                let mut requested = json!({"call_id": call_id, "approval_id": approval_id, "approvers": decision.approvers()});
+                if let Some(held) = &decision.held_with {
+                    requested["held_with"] = json!(held);
+                }
+                tx.audit_append(self.audit(run, "approval_requested", requested))
+                    .await?;
                 o.status = CallStatus::Queued;
                 o.approval_id = Some(approval_id);
                 o.model_text = model_text;

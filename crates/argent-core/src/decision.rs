@@ -54,6 +54,10 @@ pub struct FiredRule {
 pub struct Decision {
     pub outcome: Outcome,
     pub rules: Vec<FiredRule>,
+    /// For `needs_approval`: the pending approval item this action must be decided with
+    /// (an email confirming, or offering terms of, an action still waiting for a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_with: Option<String>,
 }
 
 impl Default for Decision {
@@ -68,6 +72,7 @@ impl Decision {
         Decision {
             outcome: Outcome::Allow,
             rules: Vec::new(),
+            held_with: None,
         }
     }
 

@@ -5,7 +5,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use argent_core::ledger::invoice_states;
-use argent_core::{Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment};
+
+use crate::recent::RecentAction;
+use argent_core::{
+    Case, CaseKind, CaseStatus, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
+};
 
 /// One invoice with what is still open on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +80,10 @@ pub struct Context {
     /// started the run: the content rules refuse a draft that echoes an instruction in it.
     #[serde(default)]
     pub inbound_text: Option<String>,
+    /// The promises, plans, cases and escalations of this run and of the account that an
+    /// email may refer to, each with its status (executed, pending approval, refused).
+    #[serde(default)]
+    pub recent_actions: Vec<RecentAction>,
 }
 
 impl Context {
@@ -91,6 +99,7 @@ impl Context {
             segment,
             base_rate_bps: 0,
             inbound_text: None,
+            recent_actions: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 
 use argent_core::{
     Action, Channel, Currency, Decision, FiredRule, Money, Outcome, PaymentPlan, ProposePlanArgs,
-    SendEmailArgs, ToolName,
+    Role, SendEmailArgs, ToolName,
 };
 
 use crate::context::Context;
@@ -25,6 +25,14 @@ pub const RULE_INVISIBLE_CHARACTERS: &str = "engine.invisible-characters";
 pub const RULE_PLAN_BALANCE_MISMATCH: &str = "engine.plan-balance-mismatch";
 /// A plan names an invoice that is not an open invoice of the customer in its currency.
 pub const RULE_UNKNOWN_INVOICE: &str = "engine.unknown-invoice";
+/// An email tells the customer that a promise, plan or follow-up exists when none does, or
+/// only a refused one.
+pub const RULE_UNBACKED_CONFIRMATION: &str = "engine.unbacked-confirmation";
+/// An email confirms an action with amounts or dates that action does not have.
+pub const RULE_CONFIRMATION_MISMATCH: &str = "engine.confirmation-mismatch";
+/// An email confirms (or offers the terms of) an action still waiting for a person: it is
+/// held with that action and decided with it.
+pub const RULE_HELD_WITH_ACTION: &str = "engine.held-with-action";
 /// Every engine invariant's rule id.
 pub const ENGINE_RULES: &[&str] = &[
     RULE_CUSTOMER_MISMATCH,
@@ -33,6 +41,9 @@ pub const ENGINE_RULES: &[&str] = &[
     RULE_INVISIBLE_CHARACTERS,
     RULE_PLAN_BALANCE_MISMATCH,
     RULE_UNKNOWN_INVOICE,
+    RULE_UNBACKED_CONFIRMATION,
+    RULE_CONFIRMATION_MISMATCH,
+    RULE_HELD_WITH_ACTION,
 ];
 const ENGINE_CITATION: &str = "argent engine invariant";
 
@@ -177,6 +188,7 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
             ctx,
             &mut d,
         );
+        check_consistency(policy, fields, ctx, &mut d);
     }
     // The amount approval limits are judged on: a plan's ledger balance, else what the
     // action states (a promise's amount, a case's disputed amount).
@@ -194,6 +206,9 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         check_promise(policy, p.promised_date, ctx, &mut d);
     }
     check_approval(policy, action, amount, ctx, &mut d);
+    if d.outcome != Outcome::NeedsApproval {
+        d.held_with = None;
+    }
     d
 }
 
@@ -607,6 +622,174 @@ fn echoed_instruction(
         }
     }
     None
+}
+
+/// An email may not tell the customer something happened when it has not, nor offer terms
+/// no allowed or approved plan has (see [`crate::consistency`]). A confirmation or offer of
+/// an action still pending approval holds the email with it (`Decision::held_with`).
+fn check_consistency(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &mut Decision) {
+    use crate::consistency::{Backing, back_confirmation, back_offer, confirmations, offers};
+    let mut j = Judged {
+        d: &mut *d,
+        held: None,
+        fired: Vec::new(),
+    };
+    for field in fields {
+        let text = field.text.as_ref();
+        let in_sentence = |r: &std::ops::Range<usize>| -> Vec<&Mention> {
+            field
+                .mentions
+                .iter()
+                .filter(|m| r.contains(&m.start))
+                .collect()
+        };
+        for c in confirmations(text) {
+            let sentence = &text[c.sentence.clone()];
+            let quote = text::excerpt(sentence, 160);
+            match back_confirmation(ctx, c.claim, sentence, &in_sentence(&c.sentence)) {
+                Backing::Backed => {}
+                Backing::Pending {
+                    approval_id,
+                    approvers,
+                    detail,
+                } => j.hold(
+                    approval_id,
+                    approvers,
+                    format!("\"{quote}\" confirms {} and {detail}", c.claim.as_str()),
+                ),
+                Backing::Mismatch(why) => j.engine(
+                    RULE_CONFIRMATION_MISMATCH,
+                    format!(
+                        "the {} confirms {} with figures it does not have: {why} (\"{quote}\")",
+                        field.name,
+                        c.claim.as_str()
+                    ),
+                ),
+                Backing::Unbacked(why) => j.engine(
+                    RULE_UNBACKED_CONFIRMATION,
+                    format!(
+                        "the {} tells the customer about {} that has not happened: {why} (\"{quote}\")",
+                        field.name,
+                        c.claim.as_str()
+                    ),
+                ),
+            }
+        }
+        let Some(rule) = &policy.offers else { continue };
+        for o in offers(text) {
+            let sentence = &text[o.sentence.clone()];
+            let quote = text::excerpt(sentence, 160);
+            match back_offer(ctx, &o, sentence, &in_sentence(&o.sentence)) {
+                Backing::Backed => {}
+                Backing::Pending {
+                    approval_id,
+                    approvers,
+                    detail,
+                } => j.hold(
+                    approval_id,
+                    approvers,
+                    format!("\"{quote}\" offers {} and {detail}", o.kind.as_str()),
+                ),
+                Backing::Mismatch(why) => j.rule(&rule.meta, format!("{why}: \"{quote}\"")),
+                Backing::Unbacked(why) => {
+                    let meta = if o.clear {
+                        &rule.meta
+                    } else {
+                        rule.ambiguous.as_ref().unwrap_or(&rule.meta)
+                    };
+                    j.rule(
+                        meta,
+                        format!(
+                            "the {} offers {}{}; {why}: \"{quote}\"",
+                            field.name,
+                            o.kind.as_str(),
+                            if o.clear { "" } else { " in ambiguous words" }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let held = j.held;
+    d.held_with = held;
+}
+
+/// What [`check_consistency`] found so far: each rule fires once per message, and an email
+/// is held with at most one pending item.
+struct Judged<'d> {
+    d: &'d mut Decision,
+    held: Option<String>,
+    fired: Vec<(String, String)>,
+}
+
+impl Judged<'_> {
+    fn fire(&mut self, rule: FiredRule) {
+        if self
+            .fired
+            .iter()
+            .any(|(i, m)| *i == rule.id && *m == rule.message)
+        {
+            return;
+        }
+        self.fired.push((rule.id.clone(), rule.message.clone()));
+        self.d.fire(rule);
+    }
+
+    fn engine(&mut self, id: &str, message: String) {
+        self.fire(FiredRule {
+            id: id.to_string(),
+            outcome: Outcome::Deny,
+            message,
+            citation: ENGINE_CITATION.to_string(),
+            approvers: Vec::new(),
+        });
+    }
+
+    fn rule(&mut self, meta: &RuleMeta, detail: String) {
+        let outcome = meta.effect.outcome();
+        self.fire(FiredRule {
+            id: meta.id.clone(),
+            outcome,
+            message: format!("{} ({detail})", meta.message),
+            citation: meta.citation.clone(),
+            approvers: if outcome == Outcome::NeedsApproval {
+                meta.approvers.clone()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+
+    /// Holds the email with the pending item `approval_id`; a second, different item is a
+    /// deny (one email, one action to wait for).
+    fn hold(&mut self, approval_id: String, approvers: Vec<Role>, detail: String) {
+        match &self.held {
+            Some(id) if *id == approval_id => {}
+            Some(id) => {
+                let message = format!(
+                    "the email refers to two actions waiting for different approvals ({id}, {approval_id}); write one email per action"
+                );
+                self.engine(RULE_UNBACKED_CONFIRMATION, message);
+            }
+            None => {
+                self.held = Some(approval_id.clone());
+                let approvers = if approvers.is_empty() {
+                    vec![Role::Collector, Role::Manager]
+                } else {
+                    approvers
+                };
+                self.fire(FiredRule {
+                    id: RULE_HELD_WITH_ACTION.to_string(),
+                    outcome: Outcome::NeedsApproval,
+                    message: format!(
+                        "the email must not go before the action it refers to is approved: {detail}; it is decided with approval {approval_id}"
+                    ),
+                    citation: ENGINE_CITATION.to_string(),
+                    approvers,
+                });
+            }
+        }
+    }
 }
 
 /// Statutory extras a B2B creditor may claim on overdue invoices in `currency`: fixed

@@ -7,6 +7,7 @@
 //! [`argent_core::Decision`]: pure, synchronous, no I/O, regexes precompiled at load.
 //! [`run_policy_tests`] runs the policy tests kept in `policies/tests/`.
 
+pub mod consistency;
 mod contact;
 pub mod context;
 pub mod diagnose;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod eval;
 pub mod legal;
 pub mod policy;
+pub mod recent;
 pub mod testing;
 pub mod text;
 pub mod words;
@@ -26,11 +28,13 @@ pub use context::{Context, OpenInvoice, PriorContact};
 pub use diagnose::{Diagnostic, diagnose, locate_key, locate_keys};
 pub use error::{KeyProblem, PolicyError};
 pub use eval::{
-    RULE_CUSTOMER_MISMATCH, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,
-    RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNKNOWN_INVOICE, evaluate,
+    RULE_CONFIRMATION_MISMATCH, RULE_CUSTOMER_MISMATCH, RULE_HELD_WITH_ACTION,
+    RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS, RULE_JURISDICTION_MISMATCH,
+    RULE_PLAN_BALANCE_MISMATCH, RULE_UNBACKED_CONFIRMATION, RULE_UNKNOWN_INVOICE, evaluate,
     statutory_interest,
 };
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
+pub use recent::{RecentAction, RecentKind, RecentStatus};
 pub use testing::{CaseResult, Failures, TestReport, run_policy_tests};
 
 use argent_core::Jurisdiction;

@@ -190,6 +190,14 @@ struct AmountsDoc {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+struct OffersDoc {
+    #[serde(flatten)]
+    meta: RuleMeta,
+    #[serde(default)]
+    ambiguous: Option<RuleMeta>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 struct CeilingDoc {
     id: String,
     message: String,
@@ -284,6 +292,8 @@ struct PolicyDoc {
     #[serde(default)]
     amounts: Option<AmountsDoc>,
     #[serde(default)]
+    offers: Option<OffersDoc>,
+    #[serde(default)]
     negotiation: Vec<RangeDoc>,
     #[serde(default)]
     approval: Vec<ApprovalDoc>,
@@ -365,6 +375,14 @@ pub(crate) struct Amounts {
     pub context_chars: usize,
 }
 
+/// Terms offered in an email: `meta` fires on a clear offer no allowed or approved plan
+/// backs (or that states other terms than the plan), `ambiguous` on hedged wording.
+#[derive(Clone, Debug)]
+pub(crate) struct Offers {
+    pub meta: RuleMeta,
+    pub ambiguous: Option<RuleMeta>,
+}
+
 /// Plan terms in basis points and counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Terms {
@@ -438,6 +456,7 @@ pub struct Policy {
     pub(crate) content_check: Option<RuleMeta>,
     pub(crate) required: Vec<Required>,
     pub(crate) amounts: Option<Amounts>,
+    pub(crate) offers: Option<Offers>,
     pub(crate) money_mention: Regex,
     pub(crate) negotiation: Vec<Range>,
     pub(crate) approval: Vec<Approval>,
@@ -506,6 +525,10 @@ impl Policy {
         ids.extend(self.prohibited.iter().map(|r| r.id.as_str()));
         ids.extend(self.required.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.amounts.iter().map(|r| r.meta.id.as_str()));
+        if let Some(o) = &self.offers {
+            ids.push(&o.meta.id);
+            ids.extend(o.ambiguous.iter().map(|a| a.id.as_str()));
+        }
         for r in &self.negotiation {
             ids.push(&r.id);
             ids.push(&r.ceiling_id);
@@ -531,6 +554,10 @@ impl Policy {
         out.push(self.content_check_rule());
         out.extend(self.required.iter().map(|r| r.meta.clone()));
         out.extend(self.amounts.iter().map(|r| r.meta.clone()));
+        if let Some(o) = &self.offers {
+            out.push(o.meta.clone());
+            out.extend(o.ambiguous.iter().cloned());
+        }
         for r in &self.negotiation {
             out.push(RuleMeta {
                 id: r.id.clone(),
@@ -907,6 +934,17 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         None => None,
     };
 
+    let offers = doc.offers.map(|o| {
+        ck.meta("offers", &o.meta);
+        if let Some(a) = &o.ambiguous {
+            ck.meta("offers.ambiguous", a);
+        }
+        Offers {
+            meta: o.meta,
+            ambiguous: o.ambiguous,
+        }
+    });
+
     let mut negotiation = Vec::new();
     let n_ranges = doc.negotiation.len();
     for (i, r) in doc.negotiation.into_iter().enumerate() {
@@ -1110,6 +1148,7 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         content_check,
         required,
         amounts,
+        offers,
         money_mention,
         negotiation,
         approval,

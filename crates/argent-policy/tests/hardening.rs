@@ -395,7 +395,7 @@ fn a_balance_written_in_words_is_checked_like_one_in_figures() {
     }
     for body in [
         "Your balance is one thousand five hundred dollars and fifty cents.",
-        "One of our team will call you about the two invoices.",
+        "One of the two invoices is older than the other.",
     ] {
         let d = evaluate(&p, &email(body), &ctx);
         assert!(d.is_allowed(), "{body}: {d}");

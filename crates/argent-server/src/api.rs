@@ -122,6 +122,8 @@ pub struct ApprovalDetail {
     /// The customer's open balances by aging bucket (one row per currency), as of the
     /// agent's today.
     pub aging: Vec<AgingRow>,
+    /// The items held with this one (emails confirming its action), decided with it.
+    pub held: Vec<ApprovalItem>,
 }
 
 /// `GET /api/approvals/{id}`: the item and its account's aging.
@@ -135,7 +137,8 @@ pub async fn get_approval(
     let invoices = store.invoices(Some(&item.customer_id)).await?;
     let payments = store.payments(Some(&item.customer_id)).await?;
     let aging = aging_report(&invoices, &payments, agent.now().date_naive(), 90)?.rows;
-    Ok(Json(ApprovalDetail { item, aging }))
+    let held = store.bundled_with(&item.id).await?;
+    Ok(Json(ApprovalDetail { item, aging, held }))
 }
 
 #[derive(Debug, Default, Deserialize)]

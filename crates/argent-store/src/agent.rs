@@ -82,6 +82,10 @@ pub struct NewApproval {
     pub amount_minor: i64,
     pub currency: String,
     pub required_role: String,
+    /// The pending item this one is held with and decided with (an email confirming, or
+    /// offering the terms of, that item's action). `None` for an item on its own.
+    #[serde(default)]
+    pub bundle_of: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +109,9 @@ pub struct ApprovalItem {
     pub decided_role: Option<String>,
     pub note: Option<String>,
     pub final_action: Option<Value>,
+    /// The item this one is held with and decided with; `None` for an item on its own.
+    #[serde(default)]
+    pub bundle_of: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -315,7 +322,7 @@ impl Store {
 
 const APPROVAL_COLS: &str = "id, call_id, run_id, customer_id, tool, action, decision, context, priority, \
                              amount_minor, currency, required_role, status, created_at, decided_at, decided_by, \
-                             decided_role, note, final_action";
+                             decided_role, note, final_action, bundle_of";
 
 struct ApprovalRow {
     id: String,
@@ -337,6 +344,7 @@ struct ApprovalRow {
     decided_role: Option<String>,
     note: Option<String>,
     final_action: Option<String>,
+    bundle_of: Option<String>,
 }
 
 macro_rules! approval_row {
@@ -361,6 +369,7 @@ macro_rules! approval_row {
             decided_role: $r.try_get("decided_role")?,
             note: $r.try_get("note")?,
             final_action: $r.try_get("final_action")?,
+            bundle_of: $r.try_get("bundle_of")?,
         }
     };
 }
@@ -374,6 +383,7 @@ impl ApprovalRow {
             context: from_json("approval context", &id, &self.context)?,
             status: parse_col("approval status", &id, &self.status)?,
             final_action: opt_json("approval final action", &id, self.final_action)?,
+            bundle_of: self.bundle_of,
             call_id: self.call_id,
             run_id: self.run_id,
             customer_id: self.customer_id,
@@ -397,8 +407,8 @@ impl StoreTx {
     /// already has an approval item.
     pub async fn insert_approval(&mut self, a: &NewApproval) -> Result<()> {
         let sql = "INSERT INTO approvals (id, call_id, run_id, customer_id, tool, action, decision, context, \
-                   priority, amount_minor, currency, required_role, status, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13)";
+                   priority, amount_minor, currency, required_role, status, created_at, bundle_of) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14)";
         dispatch_tx!(self, |conn| {
             sqlx::query(sql)
                 .bind(a.id.as_str())
@@ -414,6 +424,7 @@ impl StoreTx {
                 .bind(a.currency.as_str())
                 .bind(a.required_role.as_str())
                 .bind(now())
+                .bind(a.bundle_of.as_deref())
                 .execute(&mut *conn)
                 .await?;
         });
@@ -915,5 +926,75 @@ impl Store {
         });
         tx.commit().await?;
         rows.into_iter().map(RunRow::into_record).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What an email may refer to: the account's queued and refused actions, and bundles.
+
+impl Store {
+    /// The items held with `id` (its bundle), oldest first, whatever their status.
+    pub async fn bundled_with(&self, id: &str) -> Result<Vec<ApprovalItem>> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLS} FROM approvals WHERE bundle_of = $1 ORDER BY created_at, id"
+        );
+        let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql).bind(id).fetch_all(pool).await? {
+                out.push(approval_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(ApprovalRow::into_item).collect()
+    }
+
+    /// The customer's approval items that are pending or were rejected, newest first, at
+    /// most `limit`.
+    pub async fn customer_approvals(
+        &self,
+        customer_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ApprovalItem>> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLS} FROM approvals WHERE customer_id = $1 \
+             AND status IN ('pending', 'rejected') ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(&sql)
+                .bind(customer_id)
+                .bind(limit.max(0))
+                .fetch_all(pool)
+                .await?
+            {
+                out.push(approval_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(ApprovalRow::into_item).collect()
+    }
+
+    /// The customer's tool calls the policy refused, newest first, at most `limit`.
+    pub async fn refused_tool_calls(
+        &self,
+        customer_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ToolCallRecord>> {
+        let sql = "SELECT call_id, run_id, customer_id, name, arguments, status, result, updated_at \
+                   FROM tool_calls WHERE customer_id = $1 AND status = 'refused' \
+                   ORDER BY updated_at DESC, call_id DESC LIMIT $2";
+        let rows: Vec<ToolCallRow> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql)
+                .bind(customer_id)
+                .bind(limit.max(0))
+                .fetch_all(pool)
+                .await?
+            {
+                out.push(tool_call_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(tool_call_record).collect()
     }
 }

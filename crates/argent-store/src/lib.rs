@@ -300,6 +300,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "calls",
         include_str!("../../../migrations/sqlite/0008_calls.sql"),
     ),
+    (
+        9,
+        "approval_bundles",
+        include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -336,6 +341,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "calls",
         include_str!("../../../migrations/postgres/0008_calls.sql"),
+    ),
+    (
+        9,
+        "approval_bundles",
+        include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
     ),
 ];
 

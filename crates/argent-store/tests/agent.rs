@@ -893,6 +893,7 @@ fn approval(id: &str, call: &str, priority: i64) -> NewApproval {
         amount_minor: 48_000_00,
         currency: "USD".into(),
         required_role: "manager".into(),
+        bundle_of: None,
     }
 }
 

@@ -291,13 +291,25 @@ async fn item_page(
         }));
     }
     thread.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    // The drafts held with this item, and the item this one is held with (if it waits).
+    let held: Vec<Value> = store
+        .bundled_with(&item.id)
+        .await?
+        .iter()
+        .map(|h| json!({"id": h.id, "status": h.status.as_str(), "draft": draft_view(&h.tool, &h.action)}))
+        .collect();
+    let held_by_pending = match &item.bundle_of {
+        Some(parent) => store.approval(parent).await?.status == ApprovalStatus::Pending,
+        None => false,
+    };
     let pending = item.status == ApprovalStatus::Pending;
     let reviewer = reviewer_for(&user.name, user.role).ok();
     let may_approve = pending
+        && !held_by_pending
         && reviewer.as_ref().is_some_and(|r| {
             decision.may_approve(r.role) && crate::perm::QUEUE_DECIDE.contains(&user.role)
         });
-    let can_decide = pending && crate::perm::QUEUE_DECIDE.contains(&user.role);
+    let can_decide = pending && !held_by_pending && crate::perm::QUEUE_DECIDE.contains(&user.role);
     let title = format!(
         "{} — {}",
         item.id,
@@ -331,6 +343,9 @@ async fn item_page(
             "may_approve": may_approve,
             "fields": edit_fields,
             "error": error,
+            "held": held,
+            "bundle_of": item.bundle_of,
+            "held_by_pending": held_by_pending,
         }),
     )
 }

@@ -8,7 +8,7 @@ use argent_core::ledger::invoice_states;
 
 use crate::recent::RecentAction;
 use argent_core::{
-    Case, CaseKind, CaseStatus, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
+    Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
 };
 
 /// One invoice with what is still open on it.

@@ -295,6 +295,7 @@ fn ctx(recent: Vec<RecentAction>) -> Context {
             open_minor: 120_000,
             due_date: "2026-01-15".parse().unwrap(),
             disputed: false,
+            last_payment_on: None,
         },
         OpenInvoice {
             number: "INV-2".into(),
@@ -303,6 +304,7 @@ fn ctx(recent: Vec<RecentAction>) -> Context {
             open_minor: 30_050,
             due_date: "2026-02-01".parse().unwrap(),
             disputed: false,
+            last_payment_on: None,
         },
     ];
     c.recent_actions = recent;

@@ -11,6 +11,7 @@ pub mod context;
 pub mod diagnose;
 pub mod error;
 pub mod eval;
+pub mod inbound;
 pub mod policy;
 pub mod testing;
 pub mod text;

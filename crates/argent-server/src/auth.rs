@@ -116,6 +116,10 @@ pub mod perm {
     pub const EVALS_READ: &[UserRole] = &[Evaluator, Manager, Compliance, Admin];
     /// Start eval runs (on the active documents or on a draft).
     pub const EVALS_RUN: &[UserRole] = &[Evaluator, Manager, Admin];
+    /// Read the signals recognised in customers' messages (`/signals`).
+    pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Confirm or clear a signal. Compliance reads, decides nothing.
+    pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
@@ -155,6 +159,16 @@ permission!(DocsRead, perm::DOCS_READ, "See [`perm::DOCS_READ`].");
 permission!(DocsWrite, perm::DOCS_WRITE, "See [`perm::DOCS_WRITE`].");
 permission!(EvalsRead, perm::EVALS_READ, "See [`perm::EVALS_READ`].");
 permission!(EvalsRun, perm::EVALS_RUN, "See [`perm::EVALS_RUN`].");
+permission!(
+    SignalsRead,
+    perm::SIGNALS_READ,
+    "See [`perm::SIGNALS_READ`]."
+);
+permission!(
+    SignalsDecide,
+    perm::SIGNALS_DECIDE,
+    "See [`perm::SIGNALS_DECIDE`]."
+);
 
 /// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
 /// `P` does not list.

@@ -216,6 +216,13 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),
         ("GET", "/evals/{id}", get(web::evals_api_show)),
+        ("GET", "/signals", get(web::signals_api_list)),
+        (
+            "POST",
+            "/signals/{id}/confirm",
+            post(web::signals_api_confirm),
+        ),
+        ("POST", "/signals/{id}/clear", post(web::signals_api_clear)),
     ]
 }
 

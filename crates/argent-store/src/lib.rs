@@ -28,6 +28,7 @@ mod eval_runs;
 pub mod integrity;
 mod ledger;
 mod records;
+mod signals;
 pub mod testkit;
 mod tx;
 
@@ -45,6 +46,7 @@ pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use signals::{NewSignal, SignalRecord};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 
 #[derive(Debug, Error)]
@@ -291,6 +293,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "account_facts",
         include_str!("../../../migrations/sqlite/0006_account_facts.sql"),
     ),
+    (
+        7,
+        "account_signals",
+        include_str!("../../../migrations/sqlite/0007_account_signals.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -322,6 +329,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "account_facts",
         include_str!("../../../migrations/postgres/0006_account_facts.sql"),
+    ),
+    (
+        7,
+        "account_signals",
+        include_str!("../../../migrations/postgres/0007_account_signals.sql"),
     ),
 ];
 

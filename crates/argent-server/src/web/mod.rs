@@ -51,6 +51,7 @@ mod documents;
 mod evals;
 mod queue;
 pub mod session;
+mod signals;
 
 pub use dashboard::PROMISE_GRACE_DAYS;
 pub(crate) use dashboard::api as dashboard_api;
@@ -61,6 +62,10 @@ pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
+pub(crate) use signals::{
+    api_clear as signals_api_clear, api_confirm as signals_api_confirm,
+    api_list as signals_api_list,
+};
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
 pub fn routes() -> Router<AppState> {
@@ -74,6 +79,9 @@ pub fn routes() -> Router<AppState> {
         .route("/queue/{id}/reject", post(queue::reject))
         .route("/queue/{id}/preview", post(queue::preview))
         .route("/queue/{id}/edit", post(queue::edit))
+        .route("/signals", get(signals::list))
+        .route("/signals/{id}/confirm", post(signals::confirm_page))
+        .route("/signals/{id}/clear", post(signals::clear_page))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
@@ -159,6 +167,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "evals",
     "eval",
     "eval_compare",
+    "signals",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -206,6 +215,12 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "Approval queue",
             perm::QUEUE_READ,
             &["queue", "item", "preview"],
+        ),
+        (
+            "/signals",
+            "Customer signals",
+            perm::SIGNALS_READ,
+            &["signals"],
         ),
         (
             "/dashboard",

@@ -363,8 +363,7 @@ pub fn new_text(text: &str) -> String {
         }
         // "On Tue, 3 Mar 2026 at 10:02, Argent <ar@…>" wrapped onto a second line
         // ending in "wrote:".
-        if t.len() >= 3
-            && t[..3].eq_ignore_ascii_case("on ")
+        if t.get(..3).is_some_and(|head| head.eq_ignore_ascii_case("on "))
             && lines
                 .get(i + 1)
                 .is_some_and(|n| n.trim_end().to_ascii_lowercase().ends_with("wrote:"))

@@ -375,18 +375,16 @@ async fn two_reviewers_at_once_decide_a_signal_exactly_once() {
         assert_eq!(recorded.len(), 1);
         let id = recorded[0].id.clone();
         let other = ts.reopen().await.unwrap();
+        let (casey, mia) = (
+            collector(),
+            Reviewer {
+                name: "mia".into(),
+                role: Role::Manager,
+            },
+        );
         let (a, b) = tokio::join!(
-            decide_signal(&ts.store, &collector(), &id, SignalVerdict::Confirm, None),
-            decide_signal(
-                &other,
-                &Reviewer {
-                    name: "mia".into(),
-                    role: Role::Manager,
-                },
-                &id,
-                SignalVerdict::Clear,
-                None
-            ),
+            decide_signal(&ts.store, &casey, &id, SignalVerdict::Confirm, None),
+            decide_signal(&other, &mia, &id, SignalVerdict::Clear, None),
         );
         let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
         assert_eq!(wins, 1, "{}: {a:?} / {b:?}", ts.label);

@@ -40,6 +40,9 @@ async fn seeded(store: &Store) {
 fn agent(store: &Store, model: Arc<dyn ChatModel>) -> Agent {
     let config = AgentConfig {
         clock: Clock::Fixed(now()),
+        // The validation notice went out with an earlier letter: these emails are
+        // subsequent communications.
+        assume_initial_sent: true,
         ..Default::default()
     };
     Agent::from_dirs(

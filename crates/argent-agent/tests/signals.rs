@@ -154,11 +154,7 @@ async fn a_stop_reply_stops_the_next_dunning_email_by_rule_not_by_the_model() {
         assert_eq!(p["excerpt"], "STOP");
         assert_eq!(
             p["message_sha256"],
-            message_sha256(
-                "ann@mail.example",
-                "Re: Your account INV-ANN-1",
-                reply
-            )
+            message_sha256("ann@mail.example", "Re: Your account INV-ANN-1", reply)
         );
         assert_eq!(recognised[0].run_id.as_deref(), Some(first.run_id.as_str()));
         // Recognised before the model was asked.
@@ -282,7 +278,10 @@ async fn pending_facts_stop_the_email_and_a_person_confirms_or_clears_each() {
         .unwrap();
 
         let c = ts.store.customer("C-ANN").await.unwrap();
-        assert!(c.flags.disputed, "confirming turns the pending dispute into the flag");
+        assert!(
+            c.flags.disputed,
+            "confirming turns the pending dispute into the flag"
+        );
         assert!(!c.facts.dispute_pending && !c.facts.attorney_suspected);
         assert!(!c.flags.attorney_represented && c.facts.attorney_name.is_none());
         assert_eq!(events(&ts.store, "signal.confirmed").await.len(), 1);
@@ -339,11 +338,16 @@ async fn the_same_message_twice_records_one_signal_and_quoted_history_none() {
         let bo = store.customer("C-BO").await.unwrap();
         assert!(bo.contacts.iter().all(|c| !c.allows(Channel::Email)));
         assert!(bo.facts.cease_contact_pending);
-        assert!(record("Please stop contacting me. Unsubscribe.").await.is_empty());
+        assert!(
+            record("Please stop contacting me. Unsubscribe.")
+                .await
+                .is_empty()
+        );
         assert_eq!(store.count_signals(None).await.unwrap(), 2, "{}", ts.label);
         assert_eq!(events(store, "signal.recognised").await.len(), 2);
 
-        let quoted = record("Paid today.\n\n-----Original Message-----\nI dispute this. STOP").await;
+        let quoted =
+            record("Paid today.\n\n-----Original Message-----\nI dispute this. STOP").await;
         assert!(quoted.is_empty(), "{quoted:?}");
         assert_eq!(store.count_signals(None).await.unwrap(), 2);
 
@@ -354,7 +358,10 @@ async fn the_same_message_twice_records_one_signal_and_quoted_history_none() {
             .unwrap();
         let bo = store.customer("C-BO").await.unwrap();
         assert!(bo.contacts.iter().all(|c| c.allows(Channel::Email)));
-        assert!(bo.facts.cease_contact_pending, "the cease request still waits");
+        assert!(
+            bo.facts.cease_contact_pending,
+            "the cease request still waits"
+        );
         ts.cleanup().await;
     }
 }

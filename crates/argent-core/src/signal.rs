@@ -259,7 +259,10 @@ mod tests {
         assert!(c.contacts.iter().all(|k| !k.allows(Channel::Email)));
         SignalKind::OptOut.decide(SignalVerdict::Clear, &mut c, &d, false);
         assert!(c.contacts[0].allows(Channel::Email));
-        assert!(!c.contacts[1].allows(Channel::Email), "Sam's own opt-out stays");
+        assert!(
+            !c.contacts[1].allows(Channel::Email),
+            "Sam's own opt-out stays"
+        );
     }
 
     #[test]

@@ -351,9 +351,9 @@ fn check_stops(
                     None => PENDING_SIGNAL.into(),
                 })
             }),
-            StopCondition::DisputePending => facts
-                .dispute_pending
-                .then_some(Some(PENDING_SIGNAL.into())),
+            StopCondition::DisputePending => {
+                facts.dispute_pending.then_some(Some(PENDING_SIGNAL.into()))
+            }
             StopCondition::BankruptcyReported => facts
                 .bankruptcy_reported
                 .then_some(Some(PENDING_SIGNAL.into())),

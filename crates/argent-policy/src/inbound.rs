@@ -363,7 +363,8 @@ pub fn new_text(text: &str) -> String {
         }
         // "On Tue, 3 Mar 2026 at 10:02, Argent <ar@…>" wrapped onto a second line
         // ending in "wrote:".
-        if t.get(..3).is_some_and(|head| head.eq_ignore_ascii_case("on "))
+        if t.get(..3)
+            .is_some_and(|head| head.eq_ignore_ascii_case("on "))
             && lines
                 .get(i + 1)
                 .is_some_and(|n| n.trim_end().to_ascii_lowercase().ends_with("wrote:"))
@@ -372,9 +373,7 @@ pub fn new_text(text: &str) -> String {
             break;
         }
         if c.outlook_from.is_match(line)
-            && lines
-                .get(i + 1)
-                .is_some_and(|n| c.outlook_next.is_match(n))
+            && lines.get(i + 1).is_some_and(|n| c.outlook_next.is_match(n))
         {
             break;
         }
@@ -503,7 +502,14 @@ fn clause_start(lower: &str, at: usize) -> usize {
             start = i + ch.len_utf8();
         }
     }
-    for word in [" but ", " and ", " so ", " because ", " though ", " however "] {
+    for word in [
+        " but ",
+        " and ",
+        " so ",
+        " because ",
+        " though ",
+        " however ",
+    ] {
         if let Some(p) = head.rfind(word)
             && p + word.len() > start
         {
@@ -764,7 +770,10 @@ mod tests {
         assert!(a.excerpt.starts_with("My attorney is Jane Roe"), "{a:?}");
         let s = classify("I am represented by Amy Chen at Chen Legal LLP.");
         let a = s.iter().find(|s| s.kind == SignalKind::Attorney).unwrap();
-        assert_eq!(a.attorney_name.as_deref(), Some("Amy Chen at Chen Legal LLP"));
+        assert_eq!(
+            a.attorney_name.as_deref(),
+            Some("Amy Chen at Chen Legal LLP")
+        );
         let s = classify("my lawyer will call you.");
         let a = s.iter().find(|s| s.kind == SignalKind::Attorney).unwrap();
         assert_eq!(a.attorney_name, None);

@@ -94,7 +94,10 @@ struct Classifier {
 
 const KIN: &str = r"(?:mother|mum|mom|mam|father|dad|husband|wife|partner|spouse|son|daughter|brother|sister|grand(?:mother|father|ma|pa|son|daughter)|nan|gran|aunt|uncle|niece|nephew|cousin|friend|neighbou?r|fianc[eé]e?|relative|boss|employer|tenant|client|patient|step(?:mother|father|son|daughter)|(?:mother|father|son|daughter|brother|sister)[- ]in[- ]law)";
 
-fn opt_out() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+/// One kind's phrase families: plain phrases, self-negative phrases, vetoes.
+type Phrases = (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>);
+
+fn opt_out() -> Phrases {
     let plain = vec![
         r"\bunsubscribe\b",
         r"\bstop (?:e-?mailing|mailing|messaging|spamming) (?:me|us)\b",
@@ -117,7 +120,7 @@ fn opt_out() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, negative, veto)
 }
 
-fn cease() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn cease() -> Phrases {
     let plain = vec![
         r"\bstop (?:contacting|calling|harass?ing|hounding|bothering|pestering|chasing|writing to|texting|phoning|ringing) (?:me|us)\b",
         r"\bcease (?:and desist|all (?:further )?(?:communications?|contact)|(?:any |further )*(?:communications?|contact)|contacting|communicating)\b",
@@ -142,7 +145,7 @@ fn cease() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, negative, veto)
 }
 
-fn dispute() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn dispute() -> Phrases {
     let plain = vec![
         r"\b(?:i|we)(?: (?:\w+|'m|'re))?(?: (?:\w+))? disput(?:e|ing)\b",
         r"\b(?:i|we)'(?:m|re) disputing\b",
@@ -178,7 +181,7 @@ fn dispute() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, negative, veto)
 }
 
-fn attorney() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn attorney() -> Phrases {
     let plain = vec![
         r"\b(?:my|our) (?:lawyers?|attorneys?|solicitors?|legal (?:counsel|representatives?|team|advisers?|advisors?)|counsel|barristers?|law firm)\b",
         r"\b(?:i|we)(?: have|'ve)? (?:hired|retained|instructed|engaged|appointed) (?:a |an |the )?(?:lawyer|attorney|solicitor|law firm|legal counsel|counsel)\b",
@@ -191,7 +194,7 @@ fn attorney() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, Vec::new(), veto)
 }
 
-fn bankruptcy() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn bankruptcy() -> Phrases {
     let plain = vec![
         r"\b(?:filed|filing|file|declared|declaring|declare|entered|applied) (?:for )?(?:personal |chapter (?:7|11|13) )?bankruptcy\b",
         r"\bchapter (?:7|11|13|seven|eleven|thirteen)\b",
@@ -218,7 +221,7 @@ fn bankruptcy() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, Vec::new(), Vec::new())
 }
 
-fn deceased() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn deceased() -> Phrases {
     let plain = vec![
         r"\bpassed away\b",
         r"\bpassed on\b",
@@ -243,7 +246,7 @@ fn deceased() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     (plain, Vec::new(), veto)
 }
 
-fn third_party() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+fn third_party() -> Phrases {
     // A family built around KIN (relatives and other people close to the debtor).
     let plain = vec![
         "on behalf of (?:my|his|her|their|our) KIN",
@@ -281,12 +284,7 @@ fn regex(p: &str) -> Regex {
 fn classifier() -> &'static Classifier {
     static C: OnceLock<Classifier> = OnceLock::new();
     C.get_or_init(|| {
-        let kinds: [(
-            SignalKind,
-            (Vec<&str>, Vec<&str>, Vec<&str>),
-            bool,
-            bool,
-        ); 7] = [
+        let kinds: [(SignalKind, Phrases, bool, bool); 7] = [
             (SignalKind::OptOut, opt_out(), true, false),
             (SignalKind::CeaseContact, cease(), true, false),
             (SignalKind::Dispute, dispute(), false, false),

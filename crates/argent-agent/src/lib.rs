@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod prompt;
 pub mod review;
 pub mod run;
+pub mod signals;
 pub mod testing;
 
 pub use compliance::{

@@ -219,6 +219,20 @@ impl Agent {
         trigger: Trigger,
     ) -> Result<RunOutcome, AgentError> {
         let now = self.now();
+        let run_id = self.new_id("run");
+        // What the customer said is recognised before the model reads it, and its facts
+        // are set before the account is loaded: the policy sees them whatever the model
+        // makes of the message (see `signals`).
+        if let Trigger::Inbound {
+            from,
+            subject,
+            body,
+            ..
+        } = &trigger
+        {
+            self.recognise_signals(&run_id, customer_id, from, subject, body, now)
+                .await?;
+        }
         let account = self.load_account(customer_id, now).await?;
         let (system, user) = self.render_prompts(&account, &trigger)?;
         let state = RunState {
@@ -226,7 +240,7 @@ impl Agent {
             ..Default::default()
         };
         let run = RunRecord {
-            id: self.new_id("run"),
+            id: run_id,
             customer_id: customer_id.to_string(),
             trigger: serde_json::to_value(&trigger).unwrap_or(Value::Null),
             status: RunStatus::Running,

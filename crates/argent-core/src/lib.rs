@@ -20,6 +20,7 @@ pub mod money;
 pub mod plan;
 pub mod promise;
 pub mod risk;
+pub mod signal;
 
 pub use action::{
     Action, ArgProblem, DecimalAmount, EscalateArgs, InstallmentArg, LogPromiseArgs, MoneyArg,
@@ -38,3 +39,4 @@ pub use money::{Currency, Money, MoneyError};
 pub use plan::{Installment, PaymentPlan, PlanStatus};
 pub use promise::{PromiseStatus, PromiseToPay};
 pub use risk::{RiskAssessment, RiskSegment};
+pub use signal::{SignalDetail, SignalKind, SignalStatus, SignalVerdict};

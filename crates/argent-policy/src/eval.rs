@@ -46,6 +46,9 @@ pub const ENGINE_RULES: &[&str] = &[
     RULE_HELD_WITH_ACTION,
 ];
 const ENGINE_CITATION: &str = "argent engine invariant";
+/// The detail of a stop on a fact recognised in what the customer wrote.
+const PENDING_SIGNAL: &str =
+    "recognised in the customer's message; until a person confirms or clears it on /signals";
 
 pub(crate) fn fire(d: &mut Decision, meta: &RuleMeta, detail: Option<String>) {
     let message = match detail {
@@ -350,6 +353,7 @@ fn check_stops(
 ) {
     let tool = action.tool();
     let flags = ctx.customer.flags;
+    let facts = &ctx.customer.facts;
     for stop in policy.stops.iter().filter(|s| s.actions.contains(&tool)) {
         let detail: Option<Option<String>> = match stop.when {
             StopCondition::CeaseContact => flags.cease_contact.then_some(None),
@@ -371,6 +375,27 @@ fn check_stops(
                     .map(|c| Some(format!("{} opted out of email", c.name))),
                 _ => None,
             },
+            StopCondition::CeaseContactPending => facts
+                .cease_contact_pending
+                .then_some(Some(PENDING_SIGNAL.into())),
+            StopCondition::AttorneySuspected => facts.attorney_suspected.then(|| {
+                Some(match &facts.attorney_name {
+                    Some(name) => format!("{PENDING_SIGNAL}; attorney named: {name}"),
+                    None => PENDING_SIGNAL.into(),
+                })
+            }),
+            StopCondition::DisputePending => {
+                facts.dispute_pending.then_some(Some(PENDING_SIGNAL.into()))
+            }
+            StopCondition::BankruptcyReported => facts
+                .bankruptcy_reported
+                .then_some(Some(PENDING_SIGNAL.into())),
+            StopCondition::DeceasedReported => facts
+                .deceased_reported
+                .then_some(Some(PENDING_SIGNAL.into())),
+            StopCondition::ThirdPartyWriter => facts
+                .third_party_writer
+                .then_some(Some(PENDING_SIGNAL.into())),
             StopCondition::RecipientNotOnFile => match action {
                 Action::SendEmail(e) => (!ctx.customer.contacts.iter().any(|c| {
                     c.email

@@ -14,6 +14,7 @@ pub mod diagnose;
 pub mod error;
 pub mod eval;
 pub mod legal;
+pub mod inbound;
 pub mod policy;
 pub mod recent;
 pub mod testing;

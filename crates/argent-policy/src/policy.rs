@@ -89,6 +89,20 @@ pub enum StopCondition {
     /// No validation notice is recorded (`facts.validation_notice`) and no initial
     /// communication (which must carry the validation information) has been sent.
     ValidationNoticeNotSent,
+    // What the customer said, recognised by `crate::inbound` and not yet confirmed or
+    // cleared by a person (`argent_core::facts::AccountFacts`).
+    /// The customer asked us to stop contacting them (pending confirmation).
+    CeaseContactPending,
+    /// The customer mentioned their lawyer (representation suspected, not confirmed).
+    AttorneySuspected,
+    /// The customer disputed the debt or asked for proof (pending confirmation).
+    DisputePending,
+    /// The customer reported a bankruptcy or insolvency (pending confirmation).
+    BankruptcyReported,
+    /// Someone wrote that the debtor has died (pending confirmation).
+    DeceasedReported,
+    /// The last message came from someone other than the debtor (pending review).
+    ThirdPartyWriter,
 }
 
 #[derive(Clone, Debug, Deserialize)]

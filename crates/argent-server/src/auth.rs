@@ -121,6 +121,10 @@ pub mod perm {
     /// Edit an account's facts (the negotiation limits: only a manager or admin, which
     /// `argent_agent::facts` enforces).
     pub const FACTS_EDIT: &[UserRole] = &[Collector, Manager, Admin];
+    /// Read the signals recognised in customers' messages (`/signals`).
+    pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Confirm or clear a signal. Compliance reads, decides nothing.
+    pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
@@ -162,6 +166,16 @@ permission!(EvalsRead, perm::EVALS_READ, "See [`perm::EVALS_READ`].");
 permission!(EvalsRun, perm::EVALS_RUN, "See [`perm::EVALS_RUN`].");
 permission!(FactsRead, perm::FACTS_READ, "See [`perm::FACTS_READ`].");
 permission!(FactsEdit, perm::FACTS_EDIT, "See [`perm::FACTS_EDIT`].");
+permission!(
+    SignalsRead,
+    perm::SIGNALS_READ,
+    "See [`perm::SIGNALS_READ`]."
+);
+permission!(
+    SignalsDecide,
+    perm::SIGNALS_DECIDE,
+    "See [`perm::SIGNALS_DECIDE`]."
+);
 
 /// A signed-in caller whose role `P` admits: 401 without a valid token, 403 for a role
 /// `P` does not list.

@@ -225,6 +225,13 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(cases::verification),
         ),
         ("POST", "/cases/{id}/resolve", post(cases::resolve)),
+        ("GET", "/signals", get(web::signals_api_list)),
+        (
+            "POST",
+            "/signals/{id}/confirm",
+            post(web::signals_api_confirm),
+        ),
+        ("POST", "/signals/{id}/clear", post(web::signals_api_clear)),
     ]
 }
 

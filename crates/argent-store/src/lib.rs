@@ -30,6 +30,7 @@ mod facts;
 pub mod integrity;
 mod ledger;
 mod records;
+mod signals;
 pub mod testkit;
 mod tx;
 
@@ -49,6 +50,7 @@ pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_s
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use signals::{NewSignal, SignalRecord};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 
 #[derive(Debug, Error)]
@@ -296,6 +298,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0006_account_facts.sql"),
     ),
     (
+        7,
+        "account_signals",
+        include_str!("../../../migrations/sqlite/0007_account_signals.sql"),
+    ),
+    (
         8,
         "calls",
         include_str!("../../../migrations/sqlite/0008_calls.sql"),
@@ -336,6 +343,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "account_facts",
         include_str!("../../../migrations/postgres/0006_account_facts.sql"),
+    ),
+    (
+        7,
+        "account_signals",
+        include_str!("../../../migrations/postgres/0007_account_signals.sql"),
     ),
     (
         8,

@@ -52,6 +52,7 @@ mod documents;
 mod evals;
 mod queue;
 pub mod session;
+mod signals;
 
 pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
@@ -63,6 +64,10 @@ pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
+pub(crate) use signals::{
+    api_clear as signals_api_clear, api_confirm as signals_api_confirm,
+    api_list as signals_api_list,
+};
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
 pub fn routes() -> Router<AppState> {
@@ -78,6 +83,9 @@ pub fn routes() -> Router<AppState> {
         .route("/queue/{id}/edit", post(queue::edit))
         .route("/accounts/{id}", get(account::show))
         .route("/accounts/{id}/facts", post(account::save))
+        .route("/signals", get(signals::list))
+        .route("/signals/{id}/confirm", post(signals::confirm_page))
+        .route("/signals/{id}/clear", post(signals::clear_page))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
@@ -164,6 +172,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "eval",
     "eval_compare",
     "account",
+    "signals",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -211,6 +220,12 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "Approval queue",
             perm::QUEUE_READ,
             &["queue", "item", "preview", "account"],
+        ),
+        (
+            "/signals",
+            "Customer signals",
+            perm::SIGNALS_READ,
+            &["signals"],
         ),
         (
             "/dashboard",

@@ -157,7 +157,7 @@ pub(crate) fn compile_validation_periods(
         }
         let overshadowing = ck.regex(format!("{key}.overshadowing"), &v.overshadowing);
         let demand = ck.regex(format!("{key}.demand"), &v.demand);
-        let deadline = ck.regex(format!("{key}"), DEADLINE_PATTERN);
+        let deadline = ck.regex(key.clone(), DEADLINE_PATTERN);
         if let (Some(overshadowing), Some(demand), Some(deadline)) =
             (overshadowing, demand, deadline)
         {

@@ -178,7 +178,10 @@ fn the_validation_period_runs_thirty_five_days_from_sending() {
         &[],
     );
     // Sent 2026-02-03, the period ends today (2026-03-10): a deadline today overshadows it…
-    let today = email("dana@example.com", "Please pay the balance by March 10, 2026.");
+    let today = email(
+        "dana@example.com",
+        "Please pay the balance by March 10, 2026.",
+    );
     assert_only(
         &evaluate(&us, &today, &sent("2026-02-03")),
         Outcome::Deny,

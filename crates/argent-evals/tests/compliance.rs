@@ -67,14 +67,12 @@ fn a_bad_label_is_refused_with_its_file_and_key() {
     assert!(e.contains("must name its category"), "{e}");
 }
 
+/// (true positives, false positives, false negatives).
+type Tally = (usize, usize, usize);
+
 /// Precision and recall recomputed from the per-draft results, by a different route than
 /// the library: lists filtered per definition.
-fn recompute(
-    results: &[DraftResult],
-) -> (
-    BTreeMap<Category, (usize, usize, usize)>,
-    (usize, usize, usize),
-) {
+fn recompute(results: &[DraftResult]) -> (BTreeMap<Category, Tally>, Tally) {
     let mut per = BTreeMap::new();
     let cats: Vec<Category> = Category::ALL.to_vec();
     for c in cats {

@@ -1,6 +1,8 @@
 //! The audited write of account facts, on SQLite and (when ARGENT_TEST_POSTGRES_URL is set)
 //! PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use argent_core::AccountFacts;
 use argent_core::demo::{DemoConfig, generate};
 use argent_core::facts_import;

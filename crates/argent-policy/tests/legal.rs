@@ -52,7 +52,10 @@ fn ctx(pack: &str, facts: Value) -> Context {
                       "open_minor": 80000, "due_date": "2026-01-20"}],
         "now": now,
         "segment": "medium",
-        "initial_communication_sent": true
+        "initial_communication_sent": true,
+        // A referral to lawyers really happened (an executed escalation), so a sentence
+        // saying so is not an unbacked confirmation: only the litigation rules are tested.
+        "recent_actions": [{"kind": "escalation", "status": "executed"}]
     }))
     .unwrap()
 }

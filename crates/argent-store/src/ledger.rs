@@ -36,7 +36,7 @@ macro_rules! import_rows {
         for chunk in p.customers.chunks($crate::ledger::CHUNK) {
             let mut q = ::sqlx::QueryBuilder::new(
                 "INSERT INTO customers (id, name, tier, jurisdiction, time_zone, contacts, cease_contact, \
-                 disputed, bankrupt, attorney_represented, updated_at) ",
+                 disputed, bankrupt, attorney_represented, facts, updated_at) ",
             );
             q.push_values(chunk, |mut b, c| {
                 b.push_bind(c.id.as_str())
@@ -49,6 +49,9 @@ macro_rules! import_rows {
                     .push_bind(c.flags.disputed)
                     .push_bind(c.flags.bankrupt)
                     .push_bind(c.flags.attorney_represented)
+                    // A new customer's facts as given (an aging CSV carries none); a
+                    // re-import never overwrites stored facts (not in the update below).
+                    .push_bind($crate::to_json(&c.facts))
                     .push_bind(now);
             });
             q.push(

@@ -133,8 +133,16 @@ fn date(s: &str) -> NaiveDate {
 
 /// A shared fixture for the agent and server tests: two US consumers in Chicago. Ann (low
 /// risk) owes 1,200.00 (INV-ANN-1); Bo owes 15,000.00 (INV-BO-1). Both have six invoices
-/// of history, each paid a day early.
+/// of history, each paid a day early, and were sent their validation notice by letter on
+/// 2025-01-06 (long over), as an account in collection would have been.
 pub fn two_consumer_portfolio() -> Portfolio {
+    let facts = argent_core::AccountFacts {
+        validation_notice: Some(argent_core::ValidationNotice {
+            sent_on: date("2025-01-06"),
+            channel: argent_core::Channel::Letter,
+        }),
+        ..Default::default()
+    };
     let customer = |id: &str, name: &str, email: &str| Customer {
         id: id.into(),
         name: name.into(),
@@ -148,7 +156,7 @@ pub fn two_consumer_portfolio() -> Portfolio {
             opted_out: vec![],
         }],
         flags: CustomerFlags::default(),
-        facts: Default::default(),
+        facts: facts.clone(),
     };
     let mut p = Portfolio {
         customers: vec![

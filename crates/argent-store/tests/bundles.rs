@@ -4,6 +4,8 @@
 //! know what else happened (pending and rejected items, refused calls). Every test runs on
 //! SQLite and, when ARGENT_TEST_POSTGRES_URL is set, on PostgreSQL too.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use argent_core::demo::{DemoConfig, generate};
 use argent_store::testkit::TestStore;
 use argent_store::{ApprovalStatus, NewApproval, Store, ToolCallStatus};

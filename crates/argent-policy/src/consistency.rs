@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use crate::context::Context;
 use crate::recent::{RecentAction, RecentKind, RecentStatus};
@@ -115,6 +115,12 @@ fn re(pattern: &str) -> Regex {
 }
 
 struct Families {
+    /// Every confirmation pattern (promise, agreement, plan, follow-up, in that order) and
+    /// every offer kind's (discount, waiver, settlement, concession, instalments), matched
+    /// once over the whole text first: a pattern that matches nowhere in the text matches in
+    /// no sentence, so the per-sentence work is done only for the patterns that matched.
+    confirm_set: RegexSet,
+    offer_set: RegexSet,
     promise: Vec<Regex>,
     agreement: Vec<Regex>,
     plan: Vec<Regex>,
@@ -144,7 +150,38 @@ const PROMISE_WORDS: &str =
 
 fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
-    F.get_or_init(|| Families {
+    F.get_or_init(|| {
+        let mut f = families_without_sets();
+        let confirm: Vec<&str> = [&f.promise, &f.agreement, &f.plan, &f.follow_up]
+            .into_iter()
+            .flatten()
+            .map(Regex::as_str)
+            .collect();
+        f.confirm_set = set(&confirm);
+        let offer: Vec<&str> = [
+            &f.discount,
+            &f.waiver,
+            &f.settlement,
+            &f.concession,
+            &f.instalment_terms,
+        ]
+        .into_iter()
+        .map(Regex::as_str)
+        .collect();
+        f.offer_set = set(&offer);
+        f
+    })
+}
+
+#[allow(clippy::unwrap_used)] // constant patterns, compiled by every test
+fn set(patterns: &[&str]) -> RegexSet {
+    RegexSet::new(patterns).unwrap()
+}
+
+fn families_without_sets() -> Families {
+    Families {
+        confirm_set: RegexSet::empty(),
+        offer_set: RegexSet::empty(),
         promise: vec![
             re(&format!(
                 r"(?i)\b{WE_HAVE} (?:now |duly |also )?{RECORDED} (?:your|the|this) (?:[a-z]+ )?{PROMISE_WORDS}"
@@ -155,11 +192,17 @@ fn families() -> &'static Families {
             re(&format!(
                 r"(?i)\bthank(?:s| you)(?: very much)? for (?:your|the) {PROMISE_WORDS}"
             )),
-            re(r"(?i)\b(?:this (?:email|letter|message) )?confirms? (?:that )?(?:your|the) (?:promise|commitment|promised payment|payment of .{0,40}? (?:on|by))"),
+            re(
+                r"(?i)\b(?:this (?:email|letter|message) )?confirms? (?:that )?(?:your|the) (?:promise|commitment|promised payment|payment of .{0,40}? (?:on|by))",
+            ),
         ],
         agreement: vec![
-            re(r"(?i)\bas (?:agreed|promised|discussed|arranged)\b.{0,20}? you(?:'ll| will| have agreed to| promised to) pay\b"),
-            re(r"(?i)\b(?:we|i) (?:note|understand) (?:that )?you(?:'ve| have)? (?:promised|agreed|committed) to pay\b"),
+            re(
+                r"(?i)\bas (?:agreed|promised|discussed|arranged)\b.{0,20}? you(?:'ll| will| have agreed to| promised to) pay\b",
+            ),
+            re(
+                r"(?i)\b(?:we|i) (?:note|understand) (?:that )?you(?:'ve| have)? (?:promised|agreed|committed) to pay\b",
+            ),
         ],
         plan: vec![
             re(&format!(
@@ -168,16 +211,32 @@ fn families() -> &'static Families {
             re(&format!(
                 r"(?i)\b(?:your|the|this|a|an) (?:new |revised |reduced |agreed |affordable )?{PLAN_WORDS}\b.{{0,60}}?\b(?:has been|have been|is now|is|was|are now) (?:now |duly |formally )?(?:set up|agreed|approved|accepted|confirmed|put in place|in place|active|activated|arranged|registered|recorded|live|underway)"
             )),
-            re(r"(?i)\b(?:this (?:email|letter|message) )?confirms? (?:that )?(?:your|the|our) (?:new |revised |agreed )?(?:payment |instal{1,2}ment |repayment )?(?:plan|arrangement|agreement)"),
-            re(r"(?i)\bthank(?:s| you)(?: very much)? for (?:agreeing|setting up) (?:to )?(?:a|the|your) (?:payment |instal{1,2}ment |repayment )?(?:plan|arrangement)"),
+            re(
+                r"(?i)\b(?:this (?:email|letter|message) )?confirms? (?:that )?(?:your|the|our) (?:new |revised |agreed )?(?:payment |instal{1,2}ment |repayment )?(?:plan|arrangement|agreement)",
+            ),
+            re(
+                r"(?i)\bthank(?:s| you)(?: very much)? for (?:agreeing|setting up) (?:to )?(?:a|the|your) (?:payment |instal{1,2}ment |repayment )?(?:plan|arrangement)",
+            ),
         ],
         follow_up: vec![
-            re(r"(?i)\b(?:a member of|someone (?:from|in|on)|one of) (?:our|the) (?:[a-z]+ )?(?:team|staff|colleagues|specialists|managers|advisers|advisors|department)\b.{0,40}?\b(?:will|shall|is going to|'ll)\b"),
-            re(r"(?i)\b(?:our|a|the) (?:[a-z]+ )?(?:team|manager|supervisor|specialist|colleague|adviser|advisor|collector|case ?worker|case handler|department)(?: member)? (?:will|shall|is going to|'ll) (?:now )?(?:contact|call|review|investigate|look into|be in touch|get back|reach out|follow up|respond|phone|email|write|ring|handle|deal with)"),
-            re(r"(?i)\bsomeone (?:will|shall|is going to) (?:contact|call|review|investigate|look into|be in touch|get back|reach out|follow up|respond|phone|email|write|ring)"),
-            re(r"(?i)\b(?:we(?:'ve| have)|i(?:'ve| have)) (?:now )?(?:escalated|referred|passed|forwarded|handed|transferred) (?:your|this|the)\b"),
-            re(r"(?i)\b(?:we(?:'ve| have)|i(?:'ve| have)) (?:now )?(?:opened|raised|logged|created) (?:a|an) (?:[a-z]+ )?(?:case|investigation|complaint|ticket|query|review)\b"),
-            re(r"(?i)\b(?:your|this|the) (?:case|dispute|query|complaint|matter|account|request)\b.{0,30}?\b(?:has been|is being|was|is now) (?:escalated|referred|passed|forwarded|handed|transferred|assigned)\b"),
+            re(
+                r"(?i)\b(?:a member of|someone (?:from|in|on)|one of) (?:our|the) (?:[a-z]+ )?(?:team|staff|colleagues|specialists|managers|advisers|advisors|department)\b.{0,40}?\b(?:will|shall|is going to|'ll)\b",
+            ),
+            re(
+                r"(?i)\b(?:our|a|the) (?:[a-z]+ )?(?:team|manager|supervisor|specialist|colleague|adviser|advisor|collector|case ?worker|case handler|department)(?: member)? (?:will|shall|is going to|'ll) (?:now )?(?:contact|call|review|investigate|look into|be in touch|get back|reach out|follow up|respond|phone|email|write|ring|handle|deal with)",
+            ),
+            re(
+                r"(?i)\bsomeone (?:will|shall|is going to) (?:contact|call|review|investigate|look into|be in touch|get back|reach out|follow up|respond|phone|email|write|ring)",
+            ),
+            re(
+                r"(?i)\b(?:we(?:'ve| have)|i(?:'ve| have)) (?:now )?(?:escalated|referred|passed|forwarded|handed|transferred) (?:your|this|the)\b",
+            ),
+            re(
+                r"(?i)\b(?:we(?:'ve| have)|i(?:'ve| have)) (?:now )?(?:opened|raised|logged|created) (?:a|an) (?:[a-z]+ )?(?:case|investigation|complaint|ticket|query|review)\b",
+            ),
+            re(
+                r"(?i)\b(?:your|this|the) (?:case|dispute|query|complaint|matter|account|request)\b.{0,30}?\b(?:has been|is being|was|is now) (?:escalated|referred|passed|forwarded|handed|transferred|assigned)\b",
+            ),
         ],
         conditional: re(
             r"(?i)\b(?:if|once|when|whether|unless|until|after|before|as soon as|should|would you|do you|can we|could we|shall we|in case)\b",
@@ -218,7 +277,7 @@ fn families() -> &'static Families {
         date_md: re(
             r"(?i)\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?) (\d{1,2})(?:st|nd|rd|th)?\b(?:,? (\d{4}))?",
         ),
-    })
+    }
 }
 
 /// Whether the match at `start..end` of `sentence` is asserted: nothing conditional
@@ -240,21 +299,77 @@ fn asserted(f: &Families, sentence: &str, start: usize, end: usize) -> bool {
 pub fn confirmations(text: &str) -> Vec<Confirmation> {
     let f = families();
     let mut out = Vec::new();
-    for range in text::sentences(text) {
-        let sentence = &text[range.clone()];
-        for (claim, family) in [
-            (Claim::Promise, &f.promise),
-            (Claim::Plan, &f.plan),
-            (Claim::Agreement, &f.agreement),
-            (Claim::FollowUp, &f.follow_up),
-        ] {
-            let hit = family.iter().any(|re| {
-                re.find_iter(sentence)
-                    .any(|m| asserted(f, sentence, m.start(), m.end()))
-            });
-            if hit {
+    let matched = f.confirm_set.matches(text);
+    if !matched.matched_any() {
+        return out;
+    }
+    // The set's indices, family by family, in the order the set was built.
+    let (p, a, l) = (f.promise.len(), f.agreement.len(), f.plan.len());
+    let offsets = [
+        (Claim::Promise, 0),
+        (Claim::Agreement, p),
+        (Claim::Plan, p + a),
+        (Claim::FollowUp, p + a + l),
+    ];
+    let offset_of = |claim: Claim| {
+        offsets
+            .iter()
+            .find(|(c, _)| *c == claim)
+            .map_or(0, |(_, o)| *o)
+    };
+    let sentences = text::sentences(text);
+    let claims = [
+        (Claim::Promise, &f.promise),
+        (Claim::Plan, &f.plan),
+        (Claim::Agreement, &f.agreement),
+        (Claim::FollowUp, &f.follow_up),
+    ];
+    // hit[sentence][claim]. Each pattern the set saw is searched once over the whole text
+    // and its matches are judged in the sentence they fall in; a match that does not lie
+    // within one sentence sends that pattern back to the sentence-by-sentence search.
+    let mut hit = vec![[false; 4]; sentences.len()];
+    for (ci, (claim, family)) in claims.iter().enumerate() {
+        let base = offset_of(*claim);
+        for (i, re) in family.iter().enumerate() {
+            if !matched.matched(base + i) {
+                continue;
+            }
+            let mut whole_text_ok = true;
+            for m in re.find_iter(text) {
+                let s = sentences.partition_point(|r| r.end <= m.start());
+                match sentences.get(s) {
+                    Some(r) if r.start <= m.start() && m.end() <= r.end => {
+                        if !hit[s][ci]
+                            && asserted(f, &text[r.clone()], m.start() - r.start, m.end() - r.start)
+                        {
+                            hit[s][ci] = true;
+                        }
+                    }
+                    _ => {
+                        whole_text_ok = false;
+                        break;
+                    }
+                }
+            }
+            if !whole_text_ok {
+                for (s, r) in sentences.iter().enumerate() {
+                    let sentence = &text[r.clone()];
+                    if !hit[s][ci]
+                        && re
+                            .find_iter(sentence)
+                            .any(|m| asserted(f, sentence, m.start(), m.end()))
+                    {
+                        hit[s][ci] = true;
+                    }
+                }
+            }
+        }
+    }
+    for (s, range) in sentences.iter().enumerate() {
+        for (ci, (claim, _)) in claims.iter().enumerate() {
+            if hit[s][ci] {
                 out.push(Confirmation {
-                    claim,
+                    claim: *claim,
                     sentence: range.clone(),
                 });
             }
@@ -269,15 +384,25 @@ pub fn confirmations(text: &str) -> Vec<Confirmation> {
 pub fn offers(text: &str) -> Vec<Offer> {
     let f = families();
     let mut out = Vec::new();
+    let matched = f.offer_set.matches(text);
+    if !matched.matched_any() {
+        return out;
+    }
     for range in text::sentences(text) {
         let sentence = &text[range.clone()];
-        for (kind, re) in [
+        for (i, (kind, re)) in [
             (OfferKind::Discount, &f.discount),
             (OfferKind::Waiver, &f.waiver),
             (OfferKind::Settlement, &f.settlement),
             (OfferKind::Concession, &f.concession),
             (OfferKind::Instalments, &f.instalment_terms),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if !matched.matched(i) {
+                continue;
+            }
             let stated_here = re.find_iter(sentence).any(|m| {
                 let mut from = m.start().saturating_sub(24);
                 while !sentence.is_char_boundary(from) {

@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use argent_core::ledger::invoice_states;
 
 use crate::recent::RecentAction;
-use argent_core::{
-    Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment,
-};
+use argent_core::{Case, Channel, Currency, Customer, Invoice, Money, Payment, RiskSegment};
 
 /// One invoice with what is still open on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

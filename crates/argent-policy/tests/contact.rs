@@ -218,7 +218,10 @@ fn overshadowing_language_is_refused_in_emails_and_call_scripts() {
         // Other families may fire too ("do not dispute" also misstates the consumer's
         // rights); the validation-period rule must be among them.
         assert_eq!(d.outcome, Outcome::Deny, "{body}: {d}");
-        assert!(ids(&d).contains(&"us.validation-overshadowing"), "{body}: {d}");
+        assert!(
+            ids(&d).contains(&"us.validation-overshadowing"),
+            "{body}: {d}"
+        );
     }
     // A sentence that sets no payment deadline is fine; so is a date that is not a demand.
     for body in [

@@ -800,6 +800,27 @@ pub fn to_csv(p: &Portfolio) -> Result<Vec<u8>, crate::money::MoneyError> {
     Ok(w.into_inner().unwrap_or_default())
 }
 
+/// Keeps, on an incoming customer's contacts, the channel opt-outs already stored for the
+/// same contact (the same email, case-insensitively; a contact without email: the same
+/// name). An aging export knows nothing of an opt-out recorded since (recognised in the
+/// customer's own message, or set by a person), and an import must not erase one.
+pub fn keep_stored_opt_outs(incoming: &mut Customer, stored: &[Contact]) {
+    for c in &mut incoming.contacts {
+        let same = stored.iter().find(|s| match (&c.email, &s.email) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (None, None) => s.name == c.name,
+            _ => false,
+        });
+        if let Some(s) = same {
+            for ch in &s.opted_out {
+                if !c.opted_out.contains(ch) {
+                    c.opted_out.push(*ch);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use sqlx::Row;
 
-use argent_core::import::{ImportFile, SourceMap, check_against_stored};
+use argent_core::import::{ImportFile, SourceMap, check_against_stored, keep_stored_opt_outs};
 use argent_core::{Contact, Currency, Customer, CustomerFlags, Invoice, Money, Payment, Portfolio};
 
 use crate::{Backend, Result, Store, StoreError, dispatch, eq_or_all, from_json, parse_col};
@@ -407,6 +407,33 @@ impl Store {
             let stored_payments = payments_from(payment_rows)?;
             // A refusal returns here: the transaction is dropped, so rolled back.
             check_against_stored(portfolio, positions, &stored_invoices, &stored_payments)?;
+            // Opt-outs recorded since the last export stay (`keep_stored_opt_outs`).
+            let mut stored_contacts: Vec<(String, String)> = Vec::new();
+            let ids: Vec<&str> = portfolio.customers.iter().map(|c| c.id.as_str()).collect();
+            for chunk in ids.chunks(CHUNK) {
+                let mut q =
+                    sqlx::QueryBuilder::new("SELECT id, contacts FROM customers WHERE id IN (");
+                let mut list = q.separated(", ");
+                for k in chunk {
+                    list.push_bind(*k);
+                }
+                list.push_unseparated(")");
+                for r in q.build().fetch_all(&mut *tx).await? {
+                    stored_contacts.push((r.try_get("id")?, r.try_get("contacts")?));
+                }
+            }
+            let mut merged: Option<Portfolio> = None;
+            for (id, json) in &stored_contacts {
+                let contacts: Vec<Contact> = from_json("customer contacts", id, json)?;
+                if contacts.iter().all(|c| c.opted_out.is_empty()) {
+                    continue;
+                }
+                let p = merged.get_or_insert_with(|| portfolio.clone());
+                if let Some(c) = p.customers.iter_mut().find(|c| &c.id == id) {
+                    keep_stored_opt_outs(c, &contacts);
+                }
+            }
+            let portfolio = merged.as_ref().unwrap_or(portfolio);
             import_rows!(&mut *tx, portfolio, source);
             tx.commit().await?;
         });

@@ -493,3 +493,30 @@ async fn account_facts_round_trip_and_survive_a_reimport() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_reimport_keeps_the_opt_outs_recorded_since() {
+    // An opt-out recognised in a customer's "STOP" (or set by a person) is stored on the
+    // contact; the next aging export knows nothing of it and must not erase it.
+    on_every_backend(|store, label| async move {
+        let p = sample(3);
+        store.import_portfolio(&p, "first").await.unwrap();
+        let id = p.customers[0].id.clone();
+        let mut contacts = store.customer(&id).await.unwrap().contacts;
+        contacts[0].opted_out.push(argent_core::Channel::Email);
+        let mut tx = store.begin().await.unwrap();
+        tx.set_customer_contacts(&id, &contacts).await.unwrap();
+        tx.commit().await.unwrap();
+        store.import_portfolio(&p, "second").await.unwrap();
+        let after = store.customer(&id).await.unwrap();
+        assert!(
+            after.contacts[0]
+                .opted_out
+                .contains(&argent_core::Channel::Email),
+            "{label}: the re-import erased the opt-out: {:?}",
+            after.contacts
+        );
+        assert_eq!(after.contacts.len(), contacts.len(), "{label}");
+    })
+    .await;
+}

@@ -16,13 +16,14 @@ fn registry() -> &'static Registry {
     })
 }
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "read_aging",
     "send_email",
     "log_promise",
     "open_case",
     "propose_plan",
     "escalate",
+    "request_call",
     "no_such_tool",
 ];
 

@@ -433,26 +433,6 @@ pub fn offers(text: &str) -> Vec<Offer> {
     out
 }
 
-fn month_number(name: &str) -> Option<u32> {
-    let m = name.get(..3)?.to_ascii_lowercase();
-    let n = match m.as_str() {
-        "jan" => 1,
-        "feb" => 2,
-        "mar" => 3,
-        "apr" => 4,
-        "may" => 5,
-        "jun" => 6,
-        "jul" => 7,
-        "aug" => 8,
-        "sep" => 9,
-        "oct" => 10,
-        "nov" => 11,
-        "dec" => 12,
-        _ => return None,
-    };
-    Some(n)
-}
-
 /// A date a text states: month, day and, when written, the year.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DateMention {
@@ -498,7 +478,7 @@ pub fn date_mentions(text: &str) -> Vec<DateMention> {
     for (re, day_at, month_at) in [(&f.date_dm, 1, 2), (&f.date_md, 2, 1)] {
         for c in re.captures_iter(text) {
             let day = c.get(day_at).and_then(|m| m.as_str().parse::<u32>().ok());
-            let month = c.get(month_at).and_then(|m| month_number(m.as_str()));
+            let month = c.get(month_at).and_then(|m| text::month_number(m.as_str()));
             let year = c.get(3).and_then(|m| m.as_str().parse::<i32>().ok());
             if let (Some(day), Some(month)) = (day, month)
                 && (1..=31).contains(&day)

@@ -184,26 +184,6 @@ impl ValidationPeriod {
     }
 }
 
-fn month(name: &str) -> Option<u32> {
-    let n = name.to_ascii_lowercase();
-    let m = match n.get(..3)? {
-        "jan" => 1,
-        "feb" => 2,
-        "mar" => 3,
-        "apr" => 4,
-        "may" => 5,
-        "jun" => 6,
-        "jul" => 7,
-        "aug" => 8,
-        "sep" => 9,
-        "oct" => 10,
-        "nov" => 11,
-        "dec" => 12,
-        _ => return None,
-    };
-    Some(m)
-}
-
 fn count(word: &str) -> Option<i64> {
     if let Ok(n) = word.parse::<i64>() {
         return Some(n);
@@ -262,12 +242,12 @@ pub(crate) fn deadlines<'t>(
             }
         } else if let (Some(mo), Some(d)) = (g(4), g(5)) {
             let year = g(6).and_then(|y| y.parse().ok());
-            month(mo)
+            crate::text::month_number(mo)
                 .zip(d.parse().ok())
                 .and_then(|(m, d)| next_occurrence(today, m, d, year))
         } else if let (Some(d), Some(mo)) = (g(7), g(8)) {
             let year = g(9).and_then(|y| y.parse().ok());
-            month(mo)
+            crate::text::month_number(mo)
                 .zip(d.parse().ok())
                 .and_then(|(m, d)| next_occurrence(today, m, d, year))
         } else if let (Some(n), Some(unit)) = (g(10), g(11)) {

@@ -222,6 +222,28 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// The month a name or abbreviation of at least three letters stands for (`jan`, `March`,
+/// `Sept`): 1..=12. Shared by the date readers of the consistency and contact rules.
+pub(crate) fn month_number(name: &str) -> Option<u32> {
+    let m = name.get(..3)?.to_ascii_lowercase();
+    let n = match m.as_str() {
+        "jan" => 1,
+        "feb" => 2,
+        "mar" => 3,
+        "apr" => 4,
+        "may" => 5,
+        "jun" => 6,
+        "jul" => 7,
+        "aug" => 8,
+        "sep" => 9,
+        "oct" => 10,
+        "nov" => 11,
+        "dec" => 12,
+        _ => return None,
+    };
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,7 +133,12 @@ pub(crate) fn render_run_prompts(
     let open_cases: Vec<String> = account
         .cases
         .iter()
-        .filter(|c| c.status == argent_core::CaseStatus::Open)
+        .filter(|c| {
+            matches!(
+                c.status,
+                argent_core::CaseStatus::Open | argent_core::CaseStatus::InProgress
+            )
+        })
         .map(|c| format!("{} {} ({})", c.id, c.kind, c.invoice_numbers.join(", ")))
         .collect();
     let open_promises: Vec<String> = account
@@ -500,7 +505,7 @@ impl Agent {
     }
 
     /// Judges and carries out one tool call, exactly once per call id.
-    async fn handle_call(
+    pub(crate) async fn handle_call(
         &self,
         run: &RunRecord,
         turn: usize,

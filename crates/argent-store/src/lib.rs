@@ -31,6 +31,7 @@ pub mod integrity;
 mod ledger;
 mod records;
 mod signals;
+mod tasks;
 pub mod testkit;
 mod tx;
 
@@ -51,6 +52,10 @@ pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use signals::{NewSignal, SignalRecord};
+pub use tasks::{
+    CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
+    TaskFilter,
+};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 
 #[derive(Debug, Error)]
@@ -312,6 +317,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "approval_bundles",
         include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
     ),
+    (
+        10,
+        "tasks",
+        include_str!("../../../migrations/sqlite/0010_tasks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -358,6 +368,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "approval_bundles",
         include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
+    ),
+    (
+        10,
+        "tasks",
+        include_str!("../../../migrations/postgres/0010_tasks.sql"),
     ),
 ];
 

@@ -89,7 +89,10 @@ async fn an_escalation_is_a_task_for_its_role_due_by_urgency() {
 
         let tasks = ts.store.tasks(&TaskFilter::open()).await.unwrap();
         assert_eq!(tasks.len(), 2, "{}: {tasks:?}", ts.label);
-        let high = tasks.iter().find(|t| t.owner_role == Role::Manager).unwrap();
+        let high = tasks
+            .iter()
+            .find(|t| t.owner_role == Role::Manager)
+            .unwrap();
         assert_eq!(high.kind, TaskKind::Escalation);
         assert_eq!(high.status, TaskStatus::Open);
         assert_eq!(high.body, "Wants to speak to a manager.");
@@ -99,7 +102,10 @@ async fn an_escalation_is_a_task_for_its_role_due_by_urgency() {
         assert_eq!(high.id, format!("TASK-{}", high.source));
         assert!(high.source.ends_with("/e1"), "{}", high.source);
         // Normal, to the default role: the next business day in Chicago — Monday, noon.
-        let normal = tasks.iter().find(|t| t.owner_role == Role::Collector).unwrap();
+        let normal = tasks
+            .iter()
+            .find(|t| t.owner_role == Role::Collector)
+            .unwrap();
         assert_eq!(normal.due_at, Some("2026-11-23T18:00:00Z".parse().unwrap()));
 
         // Each task's creation is audited, and the chain holds.
@@ -128,7 +134,13 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             json!({"customer_id": "C-ANN", "amount": "300.00", "currency": "USD", "promised_date": date, "invoice_numbers": ["INV-ANN-1"]}).to_string()
         };
         let o = agent
-            .act_for_person("collector:alice", "C-ANN", "test", "log_promise", &promise("2026-11-27"))
+            .act_for_person(
+                "collector:alice",
+                "C-ANN",
+                "test",
+                "log_promise",
+                &promise("2026-11-27"),
+            )
             .await
             .unwrap();
         assert_eq!(o.status, CallStatus::Executed, "{}: {o:?}", ts.label);
@@ -148,7 +160,13 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .unwrap();
         assert_eq!(o.status, CallStatus::Executed, "{}: {o:?}", ts.label);
         let o = agent
-            .act_for_person("collector:alice", "C-ANN", "test", "log_promise", &promise("2026-11-30"))
+            .act_for_person(
+                "collector:alice",
+                "C-ANN",
+                "test",
+                "log_promise",
+                &promise("2026-11-30"),
+            )
             .await
             .unwrap();
         assert_eq!(o.status, CallStatus::Refused, "{}: {o:?}", ts.label);

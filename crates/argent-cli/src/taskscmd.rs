@@ -190,7 +190,11 @@ pub async fn tasks(store: Store, now: DateTime<Utc>, command: TasksCommand) -> R
         TasksCommand::Show { id } => {
             let t = store.task(&id).await?;
             print_task(&t, now);
-            println!("    source: {}\n    created: {}", t.source, t.created_at.to_rfc3339());
+            println!(
+                "    source: {}\n    created: {}",
+                t.source,
+                t.created_at.to_rfc3339()
+            );
             if let Some(o) = &t.outcome {
                 println!("    outcome: {o}");
             }
@@ -203,7 +207,12 @@ pub async fn tasks(store: Store, now: DateTime<Utc>, command: TasksCommand) -> R
             let who = actor(&store, &auth).await?;
             let to = to.unwrap_or_else(|| who.name.clone());
             let t = store.assign_task(&id, &who, &to).await?;
-            println!("task {} is assigned to {} ({})", t.id, to, t.status.as_str());
+            println!(
+                "task {} is assigned to {} ({})",
+                t.id,
+                to,
+                t.status.as_str()
+            );
         }
         TasksCommand::Comment { id, body, auth } => {
             check_text("--body", &body)?;
@@ -278,7 +287,12 @@ pub async fn cases_list(store: Store, now: DateTime<Utc>, a: CaseListArgs) -> Re
 pub async fn cases_take(store: Store, id: &str, auth: &AuthArgs) -> Result<()> {
     let who = reviewer(&store, auth).await?;
     let c = store.take_case(id, &who.name, &who.name).await?;
-    println!("case {} ({}) is in progress, owned by {}", c.id, c.kind.as_str(), who.name);
+    println!(
+        "case {} ({}) is in progress, owned by {}",
+        c.id,
+        c.kind.as_str(),
+        who.name
+    );
     Ok(())
 }
 

@@ -69,7 +69,10 @@ async fn seed(db: &Path) {
         .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "t")
         .await
         .unwrap();
-    for (id, cust, role) in [("T-COL", "C-ANN", Role::Collector), ("T-MGR", "C-BO", Role::Manager)] {
+    for (id, cust, role) in [
+        ("T-COL", "C-ANN", Role::Collector),
+        ("T-MGR", "C-BO", Role::Manager),
+    ] {
         store
             .create_task(&NewTask {
                 id: id.into(),
@@ -142,52 +145,122 @@ async fn tasks_cases_and_promises_from_the_command_line() {
     ));
     assert!(err.contains("not permitted"), "{err}");
     // She takes, comments on and closes her role's.
-    let out = ok(argent(&db, &as_user("alice", &["tasks", "assign", "T-COL"]), Some(&pw("alice"))));
+    let out = ok(argent(
+        &db,
+        &as_user("alice", &["tasks", "assign", "T-COL"]),
+        Some(&pw("alice")),
+    ));
     assert!(out.contains("assigned to alice"), "{out}");
     ok(argent(
         &db,
-        &as_user("alice", &["tasks", "comment", "T-COL", "--body", "called twice"]),
+        &as_user(
+            "alice",
+            &["tasks", "comment", "T-COL", "--body", "called twice"],
+        ),
         Some(&pw("alice")),
     ));
     let out = ok(argent(
         &db,
-        &as_user("alice", &["tasks", "close", "T-COL", "--outcome", "promise logged"]),
+        &as_user(
+            "alice",
+            &["tasks", "close", "T-COL", "--outcome", "promise logged"],
+        ),
         Some(&pw("alice")),
     ));
     assert!(out.contains("is done"), "{out}");
     let out = ok(argent(&db, &["tasks", "show", "T-COL"], None));
-    assert!(out.contains("alice: called twice") && out.contains("outcome: promise logged"), "{out}");
+    assert!(
+        out.contains("alice: called twice") && out.contains("outcome: promise logged"),
+        "{out}"
+    );
     let out = ok(argent(&db, &["tasks", "list"], None));
-    assert!(!out.contains("T-COL"), "closed tasks leave the active list: {out}");
+    assert!(
+        !out.contains("T-COL"),
+        "closed tasks leave the active list: {out}"
+    );
     // The manager cancels his.
     ok(argent(
         &db,
-        &as_user("mo", &["tasks", "close", "T-MGR", "--outcome", "duplicate", "--cancel"]),
+        &as_user(
+            "mo",
+            &[
+                "tasks",
+                "close",
+                "T-MGR",
+                "--outcome",
+                "duplicate",
+                "--cancel",
+            ],
+        ),
         Some(&pw("mo")),
     ));
-    let out = ok(argent(&db, &["tasks", "list", "--status", "cancelled"], None));
+    let out = ok(argent(
+        &db,
+        &["tasks", "list", "--status", "cancelled"],
+        None,
+    ));
     assert!(out.contains("T-MGR"), "{out}");
 
     // Cases: listed with age and invoices, taken, rejected.
     let out = ok(argent(&db, &["cases", "list"], None));
-    assert!(out.contains("K1") && out.contains("age 2 d 0 h") && out.contains("INV-BO-1"), "{out}");
-    let out = ok(argent(&db, &as_user("alice", &["cases", "take", "K1"]), Some(&pw("alice"))));
-    assert!(out.contains("in progress, owned by alice"), "{out}");
-    let out = ok(argent(&db, &["cases", "list", "--owner", "alice"], None));
-    assert!(out.contains("in_progress") && out.contains("owner alice"), "{out}");
-    ok(argent(
+    assert!(
+        out.contains("K1") && out.contains("age 2 d 0 h") && out.contains("INV-BO-1"),
+        "{out}"
+    );
+    let out = ok(argent(
         &db,
-        &as_user("alice", &["cases", "resolve", "K1", "--outcome", "rejected", "--note", "no wire found"]),
+        &as_user("alice", &["cases", "take", "K1"]),
         Some(&pw("alice")),
     ));
-    let out = ok(argent(&db, &["cases", "list", "--status", "rejected"], None));
+    assert!(out.contains("in progress, owned by alice"), "{out}");
+    let out = ok(argent(&db, &["cases", "list", "--owner", "alice"], None));
+    assert!(
+        out.contains("in_progress") && out.contains("owner alice"),
+        "{out}"
+    );
+    ok(argent(
+        &db,
+        &as_user(
+            "alice",
+            &[
+                "cases",
+                "resolve",
+                "K1",
+                "--outcome",
+                "rejected",
+                "--note",
+                "no wire found",
+            ],
+        ),
+        Some(&pw("alice")),
+    ));
+    let out = ok(argent(
+        &db,
+        &["cases", "list", "--status", "rejected"],
+        None,
+    ));
     assert!(out.contains("K1"), "{out}");
 
     // Promises: the broken one, in the viewer's zone.
-    let out = ok(argent(&db, &["promises", "list", "--due", "broken", "--tz", "America/Chicago"], None));
+    let out = ok(argent(
+        &db,
+        &[
+            "promises",
+            "list",
+            "--due",
+            "broken",
+            "--tz",
+            "America/Chicago",
+        ],
+        None,
+    ));
     assert!(out.contains("P-BROKEN") && out.contains("broken"), "{out}");
     let out = ok(argent(&db, &["promises", "list", "--due", "today"], None));
     assert!(out.contains("no promises (2026-11-20 in UTC)"), "{out}");
-    let err = refused(argent(&db, &["promises", "list", "--tz", "Mars/Base"], None));
+    let err = refused(argent(
+        &db,
+        &["promises", "list", "--tz", "Mars/Base"],
+        None,
+    ));
     assert!(err.contains("--tz"), "{err}");
 }

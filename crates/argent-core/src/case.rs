@@ -229,7 +229,11 @@ mod tests {
         assert!(pc.check_transition(InProgress, Resolved).is_ok());
         assert!(pc.check_transition(InProgress, InProgress).is_err());
         assert!(CaseKind::Question.check_transition(Open, Rejected).is_err());
-        assert!(CaseKind::Question.check_transition(InProgress, Resolved).is_ok());
+        assert!(
+            CaseKind::Question
+                .check_transition(InProgress, Resolved)
+                .is_ok()
+        );
         assert!(q.check_transition(Open, VerificationSent).is_err());
         assert!(q.check_transition(Open, Upheld).is_err());
         assert!(q.check_transition(Resolved, Open).is_err());

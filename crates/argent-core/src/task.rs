@@ -77,8 +77,7 @@ pub fn escalation_due(urgency: Urgency, now: DateTime<Utc>, zone: Tz) -> DateTim
             let mut day = local.date_naive();
             loop {
                 day = day.succ_opt().unwrap_or(day);
-                if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) || day == NaiveDate::MAX
-                {
+                if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) || day == NaiveDate::MAX {
                     break;
                 }
             }
@@ -87,7 +86,10 @@ pub fn escalation_due(urgency: Urgency, now: DateTime<Utc>, zone: Tz) -> DateTim
             // ambiguous one (fall back) at its first occurrence.
             zone.from_local_datetime(&at)
                 .earliest()
-                .or_else(|| zone.from_local_datetime(&(at + Duration::hours(1))).earliest())
+                .or_else(|| {
+                    zone.from_local_datetime(&(at + Duration::hours(1)))
+                        .earliest()
+                })
                 .map_or(now + Duration::days(1), |t| t.with_timezone(&Utc))
         }
     }
@@ -146,7 +148,8 @@ pub fn promise_standing(
         .filter(|p| p.customer_id == promise.customer_id)
         .filter(|p| p.amount.currency == promise.amount.currency)
         .filter(|p| {
-            promise.invoice_numbers.is_empty() || promise.invoice_numbers.contains(&p.invoice_number)
+            promise.invoice_numbers.is_empty()
+                || promise.invoice_numbers.contains(&p.invoice_number)
         })
         .filter(|p| p.received_on >= made_on && p.received_on <= deadline.min(as_of))
         .map(|p| i128::from(p.amount.minor))
@@ -278,14 +281,26 @@ mod tests {
         let ny: Tz = "America/New_York".parse().unwrap();
         // Friday 2026-03-06 15:00 in New York (20:00 UTC).
         let fri = t("2026-03-06T20:00:00Z");
-        assert_eq!(escalation_due(Urgency::High, fri, ny), t("2026-03-07T00:00:00Z"));
-        assert_eq!(escalation_due(Urgency::Low, fri, ny), t("2026-03-09T20:00:00Z"));
+        assert_eq!(
+            escalation_due(Urgency::High, fri, ny),
+            t("2026-03-07T00:00:00Z")
+        );
+        assert_eq!(
+            escalation_due(Urgency::Low, fri, ny),
+            t("2026-03-09T20:00:00Z")
+        );
         // Normal: the next business day, Monday 2026-03-09 15:00 local, which is EDT
         // (clocks went forward on Sunday 2026-03-08): 19:00 UTC.
-        assert_eq!(escalation_due(Urgency::Normal, fri, ny), t("2026-03-09T19:00:00Z"));
+        assert_eq!(
+            escalation_due(Urgency::Normal, fri, ny),
+            t("2026-03-09T19:00:00Z")
+        );
         // A Tuesday is due on Wednesday at the same time.
         let tue = t("2026-03-03T14:30:00Z");
-        assert_eq!(escalation_due(Urgency::Normal, tue, ny), t("2026-03-04T14:30:00Z"));
+        assert_eq!(
+            escalation_due(Urgency::Normal, tue, ny),
+            t("2026-03-04T14:30:00Z")
+        );
         // The zone decides the weekday: 23:30 UTC on Friday is already Saturday in Tokyo,
         // so the next business day there is Monday.
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
@@ -326,19 +341,31 @@ mod tests {
     fn a_broken_promise_with_some_money_in_its_window_is_partially_kept() {
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         let p = promise(PromiseStatus::Open);
-        let some = [pay("2026-03-05", 200_00, "I1"), pay("2026-03-06", 900_00, "I2")];
+        let some = [
+            pay("2026-03-05", 200_00, "I1"),
+            pay("2026-03-06", 900_00, "I2"),
+        ];
         let j = promise_standing(&p, &some, d("2026-03-12"), 3);
-        assert_eq!((j.standing, j.received_minor), (PromiseStanding::Open, 200_00));
+        assert_eq!(
+            (j.standing, j.received_minor),
+            (PromiseStanding::Open, 200_00)
+        );
         let j = promise_standing(&p, &some, d("2026-03-14"), 3);
         assert_eq!(
             (j.standing, j.received_minor),
             (PromiseStanding::PartiallyKept, 200_00)
         );
         // Money before the promise was made, or after its deadline, does not count.
-        let outside = [pay("2026-02-20", 200_00, "I1"), pay("2026-03-20", 500_00, "I1")];
+        let outside = [
+            pay("2026-02-20", 200_00, "I1"),
+            pay("2026-03-20", 500_00, "I1"),
+        ];
         let j = promise_standing(&p, &outside, d("2026-03-25"), 3);
         assert_eq!((j.standing, j.received_minor), (PromiseStanding::Broken, 0));
-        let all = [pay("2026-03-05", 200_00, "I1"), pay("2026-03-11", 300_00, "I1")];
+        let all = [
+            pay("2026-03-05", 200_00, "I1"),
+            pay("2026-03-11", 300_00, "I1"),
+        ];
         assert_eq!(
             promise_standing(&p, &all, d("2026-03-14"), 3).standing,
             PromiseStanding::Kept
@@ -349,8 +376,7 @@ mod tests {
             PromiseStanding::PartiallyKept
         );
         assert_eq!(
-            promise_standing(&promise(PromiseStatus::Cancelled), &all, d("2026-03-14"), 3)
-                .standing,
+            promise_standing(&promise(PromiseStatus::Cancelled), &all, d("2026-03-14"), 3).standing,
             PromiseStanding::Cancelled
         );
     }
@@ -362,17 +388,33 @@ mod tests {
         assert_eq!(week_of(d("2026-03-02")), (d("2026-03-02"), d("2026-03-08")));
         assert_eq!(week_of(d("2026-03-08")), (d("2026-03-02"), d("2026-03-08")));
         let now = t("2026-03-10T12:00:00Z");
-        assert_eq!(AgeBucket::of(t("2026-03-10T13:00:00Z"), now), AgeBucket::UnderOneDay);
-        assert_eq!(AgeBucket::of(t("2026-03-09T12:00:01Z"), now), AgeBucket::UnderOneDay);
-        assert_eq!(AgeBucket::of(t("2026-03-09T12:00:00Z"), now), AgeBucket::OneToThreeDays);
-        assert_eq!(AgeBucket::of(t("2026-03-07T12:00:00Z"), now), AgeBucket::ThreeToSevenDays);
-        assert_eq!(AgeBucket::of(t("2026-03-03T12:00:00Z"), now), AgeBucket::OverSevenDays);
+        assert_eq!(
+            AgeBucket::of(t("2026-03-10T13:00:00Z"), now),
+            AgeBucket::UnderOneDay
+        );
+        assert_eq!(
+            AgeBucket::of(t("2026-03-09T12:00:01Z"), now),
+            AgeBucket::UnderOneDay
+        );
+        assert_eq!(
+            AgeBucket::of(t("2026-03-09T12:00:00Z"), now),
+            AgeBucket::OneToThreeDays
+        );
+        assert_eq!(
+            AgeBucket::of(t("2026-03-07T12:00:00Z"), now),
+            AgeBucket::ThreeToSevenDays
+        );
+        assert_eq!(
+            AgeBucket::of(t("2026-03-03T12:00:00Z"), now),
+            AgeBucket::OverSevenDays
+        );
     }
 
     #[test]
     fn collectors_act_on_their_roles_tasks_and_their_own_managers_on_any() {
         use Role::*;
-        let act = |role, name, owner, assignee, act| check_task_act(role, name, owner, assignee, act);
+        let act =
+            |role, name, owner, assignee, act| check_task_act(role, name, owner, assignee, act);
         // A collector takes and closes an unassigned collector task.
         assert!(act(Collector, "cara", Collector, None, TaskAct::Assign("cara")).is_ok());
         assert!(act(Collector, "cara", Collector, None, TaskAct::Close).is_ok());
@@ -380,17 +422,49 @@ mod tests {
         // …but not one a colleague holds, and assigns nothing to anyone else.
         let e = act(Collector, "cara", Collector, Some("colin"), TaskAct::Close).unwrap_err();
         assert!(e.contains("assigned to colin"), "{e}");
-        assert!(act(Collector, "cara", Collector, Some("colin"), TaskAct::Assign("cara")).is_err());
-        assert!(act(Collector, "cara", Collector, Some("colin"), TaskAct::Comment).is_ok());
+        assert!(
+            act(
+                Collector,
+                "cara",
+                Collector,
+                Some("colin"),
+                TaskAct::Assign("cara")
+            )
+            .is_err()
+        );
+        assert!(
+            act(
+                Collector,
+                "cara",
+                Collector,
+                Some("colin"),
+                TaskAct::Comment
+            )
+            .is_ok()
+        );
         let e = act(Collector, "cara", Collector, None, TaskAct::Assign("colin")).unwrap_err();
         assert!(e.contains("only take"), "{e}");
         // A manager's task is out of a collector's reach, unless assigned to them.
-        for a in [TaskAct::See, TaskAct::Comment, TaskAct::Close, TaskAct::Assign("cara")] {
+        for a in [
+            TaskAct::See,
+            TaskAct::Comment,
+            TaskAct::Close,
+            TaskAct::Assign("cara"),
+        ] {
             assert!(act(Collector, "cara", Manager, None, a).is_err(), "{a:?}");
         }
         assert!(act(Collector, "cara", Manager, Some("cara"), TaskAct::Close).is_ok());
         // Managers and admins do anything; compliance sees everything.
-        assert!(act(Manager, "mia", Collector, Some("colin"), TaskAct::Assign("cara")).is_ok());
+        assert!(
+            act(
+                Manager,
+                "mia",
+                Collector,
+                Some("colin"),
+                TaskAct::Assign("cara")
+            )
+            .is_ok()
+        );
         assert!(act(Admin, "ada", Compliance, None, TaskAct::Close).is_ok());
         assert!(act(Compliance, "cy", Manager, None, TaskAct::See).is_ok());
         assert!(act(Compliance, "cy", Manager, None, TaskAct::Close).is_err());

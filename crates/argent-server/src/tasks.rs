@@ -26,12 +26,12 @@ use argent_agent::{Agent, CallOutcome, CallStatus};
 use argent_core::ledger::aging_report;
 use argent_core::task::{promise_standing, week_of};
 use argent_core::{
-    AgeBucket, CaseKind, CaseStatus, Money, PromiseStanding, PromiseToPay, Role, TaskAct,
-    TaskKind, TaskStatus,
+    AgeBucket, CaseKind, CaseStatus, Money, PromiseStanding, PromiseToPay, Role, TaskAct, TaskKind,
+    TaskStatus,
 };
 use argent_store::{
-    CallTask, CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Store, StoreError, Task,
-    TaskActor, TaskComment, TaskCount, TaskFilter,
+    CallTask, CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Store, StoreError, Task, TaskActor,
+    TaskComment, TaskCount, TaskFilter,
 };
 
 use crate::auth::{Allowed, CallsWork, CasesRead, QueueDecide, TasksRead, TasksWork, UserRole};
@@ -66,7 +66,9 @@ pub(crate) fn store_err(e: StoreError) -> AppError {
 
 pub(crate) fn check_text(field: &str, text: &str, required: bool) -> AppResult<()> {
     if required && text.trim().is_empty() {
-        return Err(AppError::Unprocessable(format!("{field}: must not be empty")));
+        return Err(AppError::Unprocessable(format!(
+            "{field}: must not be empty"
+        )));
     }
     if text.chars().count() > MAX_TEXT {
         return Err(AppError::Unprocessable(format!(
@@ -144,23 +146,37 @@ pub(crate) fn task_filter(q: &TaskQuery, who: &TaskActor) -> AppResult<TaskFilte
                 .map_err(|e| AppError::BadRequest(format!("role: {e}")))?,
         ),
     };
-    let assignee = match q.assignee.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+    let assignee = match q
+        .assignee
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         Some("me") => Some(who.name.clone()),
         other => other.map(str::to_string),
     };
-    let due_before = match q.due_before.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+    let due_before = match q
+        .due_before
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
         None => None,
         Some(d) => Some(
             DateTime::parse_from_rfc3339(d)
                 .map_err(|e| {
-                    AppError::BadRequest(format!("due_before: '{d}' is not an RFC 3339 instant: {e}"))
+                    AppError::BadRequest(format!(
+                        "due_before: '{d}' is not an RFC 3339 instant: {e}"
+                    ))
                 })?
                 .with_timezone(&Utc),
         ),
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(AppError::BadRequest("limit must be between 1 and 500".into()));
+        return Err(AppError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
@@ -210,7 +226,11 @@ pub struct TaskDetail {
 }
 
 /// Task `id` with its comments, if `who` may see it (else 404, as if there were none).
-pub(crate) async fn visible_task(store: &Store, id: &str, who: &TaskActor) -> AppResult<TaskDetail> {
+pub(crate) async fn visible_task(
+    store: &Store,
+    id: &str,
+    who: &TaskActor,
+) -> AppResult<TaskDetail> {
     let task = store.task(id).await?;
     if argent_core::check_task_act(
         who.role,
@@ -252,10 +272,20 @@ pub struct AssignBody {
     pub to: Option<String>,
 }
 
-pub(crate) async fn assign(store: &Store, id: &str, who: &TaskActor, to: Option<&str>) -> AppResult<Task> {
-    let to = to.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&who.name);
+pub(crate) async fn assign(
+    store: &Store,
+    id: &str,
+    who: &TaskActor,
+    to: Option<&str>,
+) -> AppResult<Task> {
+    let to = to
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&who.name);
     if to.chars().count() > 64 {
-        return Err(AppError::Unprocessable("to: longer than 64 characters".into()));
+        return Err(AppError::Unprocessable(
+            "to: longer than 64 characters".into(),
+        ));
     }
     // A task the caller may not even see is 404, not a 403 that confirms it exists.
     visible_task(store, id, who).await?;
@@ -283,7 +313,10 @@ pub struct CommentBody {
 pub(crate) async fn comment(store: &Store, id: &str, who: &TaskActor, text: &str) -> AppResult<()> {
     check_text("/body", text, true)?;
     visible_task(store, id, who).await?;
-    store.comment_task(id, who, text.trim()).await.map_err(store_err)
+    store
+        .comment_task(id, who, text.trim())
+        .await
+        .map_err(store_err)
 }
 
 /// `POST /api/tasks/{id}/comment {body}`.
@@ -366,7 +399,10 @@ fn list_of<T: std::str::FromStr<Err = String>>(field: &str, s: &str) -> AppResul
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<T>().map_err(|e| AppError::BadRequest(format!("{field}: {e}"))))
+        .map(|p| {
+            p.parse::<T>()
+                .map_err(|e| AppError::BadRequest(format!("{field}: {e}")))
+        })
         .collect()
 }
 
@@ -390,7 +426,9 @@ pub(crate) fn case_filter(q: &CaseQuery, me: &str) -> AppResult<CaseFilter> {
     };
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest("limit must be between 1 and 1000".into()));
+        return Err(AppError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
@@ -522,7 +560,10 @@ pub(crate) async fn promise_board(
     today: NaiveDate,
     customer: Option<&str>,
 ) -> AppResult<PromiseBoard> {
-    let due = due.map(str::trim).filter(|d| !d.is_empty()).unwrap_or("open");
+    let due = due
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("open");
     if !matches!(
         due,
         "today" | "week" | "open" | "broken" | "kept" | "partial" | "cancelled" | "all"
@@ -998,7 +1039,9 @@ pub(crate) async fn queue_counts(agent: &Agent, tz: Tz) -> AppResult<QueueCounts
                     by_age: AgeBucket::ALL.iter().map(|b| (b.as_str(), 0)).collect(),
                 });
             c.total += 1;
-            *c.by_age.entry(AgeBucket::of(l.case.opened_at, now).as_str()).or_default() += 1;
+            *c.by_age
+                .entry(AgeBucket::of(l.case.opened_at, now).as_str())
+                .or_default() += 1;
         }
         if n < 5000 {
             break;

@@ -87,8 +87,14 @@ pub struct TaskActor {
 
 impl TaskActor {
     fn check(&self, t: &Task, act: TaskAct<'_>) -> Result<()> {
-        argent_core::check_task_act(self.role, &self.name, t.owner_role, t.assignee.as_deref(), act)
-            .map_err(|why| StoreError::Invalid(format!("{NOT_PERMITTED}task {}: {why}", t.id)))
+        argent_core::check_task_act(
+            self.role,
+            &self.name,
+            t.owner_role,
+            t.assignee.as_deref(),
+            act,
+        )
+        .map_err(|why| StoreError::Invalid(format!("{NOT_PERMITTED}task {}: {why}", t.id)))
     }
 }
 
@@ -329,7 +335,11 @@ impl StoreTx {
     pub async fn task(&mut self, id: &str) -> Result<Task> {
         let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1");
         let found = dispatch_tx!(self, |conn| {
-            match sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await? {
+            match sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
                 Some(r) => Some(task_row!(r)),
                 None => None,
             }

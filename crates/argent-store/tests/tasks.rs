@@ -91,10 +91,21 @@ async fn a_task_is_created_taken_commented_and_closed_with_audit_events() {
 
         let cara = who("cara", Role::Collector);
         let t = store.assign_task("T1", &cara, "cara").await.unwrap();
-        assert_eq!((t.status, t.assignee.as_deref()), (TaskStatus::InProgress, Some("cara")));
-        store.comment_task("T1", &cara, "left a voicemail").await.unwrap();
+        assert_eq!(
+            (t.status, t.assignee.as_deref()),
+            (TaskStatus::InProgress, Some("cara"))
+        );
+        store
+            .comment_task("T1", &cara, "left a voicemail")
+            .await
+            .unwrap();
         let t = store
-            .close_task("T1", &cara, TaskStatus::Done, "customer called back; promise logged")
+            .close_task(
+                "T1",
+                &cara,
+                TaskStatus::Done,
+                "customer called back; promise logged",
+            )
             .await
             .unwrap();
         assert_eq!(t.status, TaskStatus::Done);
@@ -106,11 +117,19 @@ async fn a_task_is_created_taken_commented_and_closed_with_audit_events() {
         );
         let comments = store.task_comments("T1").await.unwrap();
         assert_eq!(comments.len(), 1);
-        assert_eq!((comments[0].author.as_str(), comments[0].body.as_str()), ("cara", "left a voicemail"));
+        assert_eq!(
+            (comments[0].author.as_str(), comments[0].body.as_str()),
+            ("cara", "left a voicemail")
+        );
 
         // A closed task does not change again.
         let e = store
-            .close_task("T1", &who("mia", Role::Manager), TaskStatus::Cancelled, "again")
+            .close_task(
+                "T1",
+                &who("mia", Role::Manager),
+                TaskStatus::Cancelled,
+                "again",
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{label}: {e:?}");
@@ -125,7 +144,11 @@ async fn a_task_is_created_taken_commented_and_closed_with_audit_events() {
             .collect();
         assert_eq!(
             t1,
-            [("task.assigned", "cara"), ("task.commented", "cara"), ("task.closed", "cara")],
+            [
+                ("task.assigned", "cara"),
+                ("task.commented", "cara"),
+                ("task.closed", "cara")
+            ],
             "{label}"
         );
         assert_eq!(ev.iter().filter(|(k, _)| k == "task.created").count(), 4);
@@ -145,7 +168,10 @@ async fn a_collector_cannot_touch_a_managers_task_or_a_colleagues() {
         let before = task_events(&store).await.len();
         // T2 belongs to the manager role.
         for e in [
-            store.close_task("T2", &cara, TaskStatus::Done, "done").await.unwrap_err(),
+            store
+                .close_task("T2", &cara, TaskStatus::Done, "done")
+                .await
+                .unwrap_err(),
             store.assign_task("T2", &cara, "cara").await.unwrap_err(),
             store.comment_task("T2", &cara, "hello").await.unwrap_err(),
         ] {
@@ -158,10 +184,19 @@ async fn a_collector_cannot_touch_a_managers_task_or_a_colleagues() {
         // to anyone else.
         let colin = who("colin", Role::Collector);
         store.assign_task("T4", &colin, "colin").await.unwrap();
-        let e = store.close_task("T4", &cara, TaskStatus::Done, "x").await.unwrap_err();
-        assert!(matches!(&e, StoreError::Invalid(m) if m.contains("assigned to colin")), "{e:?}");
+        let e = store
+            .close_task("T4", &cara, TaskStatus::Done, "x")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Invalid(m) if m.contains("assigned to colin")),
+            "{e:?}"
+        );
         let e = store.assign_task("T3", &cara, "colin").await.unwrap_err();
-        assert!(matches!(&e, StoreError::Invalid(m) if m.contains("only take")), "{e:?}");
+        assert!(
+            matches!(&e, StoreError::Invalid(m) if m.contains("only take")),
+            "{e:?}"
+        );
         let t4 = store.task("T4").await.unwrap();
         assert_eq!(t4.assignee.as_deref(), Some("colin"), "{label}");
         assert_eq!(t4.status, TaskStatus::InProgress);
@@ -170,12 +205,18 @@ async fn a_collector_cannot_touch_a_managers_task_or_a_colleagues() {
         // A manager reassigns and closes anything.
         let mia = who("mia", Role::Manager);
         store.assign_task("T4", &mia, "cara").await.unwrap();
-        store.close_task("T4", &cara, TaskStatus::Done, "paid").await.unwrap();
+        store
+            .close_task("T4", &cara, TaskStatus::Done, "paid")
+            .await
+            .unwrap();
         store
             .close_task("T2", &mia, TaskStatus::Cancelled, "duplicate of T1")
             .await
             .unwrap();
-        assert_eq!(store.task("T2").await.unwrap().status, TaskStatus::Cancelled);
+        assert_eq!(
+            store.task("T2").await.unwrap().status,
+            TaskStatus::Cancelled
+        );
     })
     .await;
 }
@@ -208,16 +249,25 @@ async fn listings_filter_by_role_assignee_customer_status_due_time_and_viewer() 
             .unwrap();
         let mut f = TaskFilter::open();
         f.visible_to = Some(who("cara", Role::Collector));
-        assert_eq!(ids(store.tasks(&f).await.unwrap()), ["T1", "T2", "T4", "T3"]);
+        assert_eq!(
+            ids(store.tasks(&f).await.unwrap()),
+            ["T1", "T2", "T4", "T3"]
+        );
         f.visible_to = Some(who("colin", Role::Collector));
-        assert_eq!(ids(store.tasks(&f).await.unwrap()), ["T1", "T4", "T3"], "{label}");
+        assert_eq!(
+            ids(store.tasks(&f).await.unwrap()),
+            ["T1", "T4", "T3"],
+            "{label}"
+        );
         f.visible_to = Some(who("cy", Role::Compliance));
         assert_eq!(store.tasks(&f).await.unwrap().len(), 4);
         let mut f = TaskFilter::open();
         f.assignee = Some("cara".into());
         assert_eq!(ids(store.tasks(&f).await.unwrap()), ["T2"]);
-        let mut f = TaskFilter::default();
-        f.statuses = vec![TaskStatus::InProgress];
+        let f = TaskFilter {
+            statuses: vec![TaskStatus::InProgress],
+            ..TaskFilter::default()
+        };
         assert_eq!(ids(store.tasks(&f).await.unwrap()), ["T2"]);
 
         // Counts per role and status, with the overdue ones as of a given instant.
@@ -244,7 +294,9 @@ async fn task_ids_and_customers_are_checked_in_the_transaction() {
         seeded(&store).await;
         // The same id again (a replayed execution) fails and leaves nothing behind.
         let mut tx = store.begin().await.unwrap();
-        let dup = tx.create_task(&new_task("T1", "C-ANN", Role::Collector, None)).await;
+        let dup = tx
+            .create_task(&new_task("T1", "C-ANN", Role::Collector, None))
+            .await;
         let failed = match dup {
             Err(_) => true,
             Ok(_) => tx.commit().await.is_err(),
@@ -259,7 +311,10 @@ async fn task_ids_and_customers_are_checked_in_the_transaction() {
                 .is_err(),
             "{label}"
         );
-        assert!(matches!(store.task("T9").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.task("T9").await,
+            Err(StoreError::NotFound(_))
+        ));
     })
     .await;
 }
@@ -273,7 +328,12 @@ async fn a_case_is_taken_into_progress_and_listed_with_its_owner() {
             .unwrap();
         for (id, kind, cust, opened) in [
             ("K1", CaseKind::Dispute, "C-ANN", "2026-11-01T10:00:00Z"),
-            ("K2", CaseKind::PaymentClaimed, "C-BO", "2026-11-02T10:00:00Z"),
+            (
+                "K2",
+                CaseKind::PaymentClaimed,
+                "C-BO",
+                "2026-11-02T10:00:00Z",
+            ),
             ("K3", CaseKind::Question, "C-BO", "2026-11-03T10:00:00Z"),
         ] {
             store
@@ -311,7 +371,12 @@ async fn a_case_is_taken_into_progress_and_listed_with_its_owner() {
             Err(StoreError::Invalid(_))
         ));
         store
-            .advance_case("K1", CaseStatus::VerificationSent, "cara", Some("sent by post"))
+            .advance_case(
+                "K1",
+                CaseStatus::VerificationSent,
+                "cara",
+                Some("sent by post"),
+            )
             .await
             .unwrap();
 
@@ -331,7 +396,11 @@ async fn a_case_is_taken_into_progress_and_listed_with_its_owner() {
         );
         let active = store
             .case_list(&CaseFilter {
-                statuses: vec![CaseStatus::Open, CaseStatus::InProgress, CaseStatus::VerificationSent],
+                statuses: vec![
+                    CaseStatus::Open,
+                    CaseStatus::InProgress,
+                    CaseStatus::VerificationSent,
+                ],
                 ..CaseFilter::default()
             })
             .await
@@ -360,7 +429,8 @@ async fn a_case_is_taken_into_progress_and_listed_with_its_owner() {
         assert_eq!(bo[0].case.id, "K3", "{label}");
         let ev = task_events(&store).await;
         assert!(
-            ev.iter().any(|(k, a)| k == "case.in_progress" && a == "cara"),
+            ev.iter()
+                .any(|(k, a)| k == "case.in_progress" && a == "cara"),
             "{label}: {ev:?}"
         );
     })

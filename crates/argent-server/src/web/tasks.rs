@@ -21,14 +21,20 @@ use crate::auth::{CasesRead, LedgerRead, QueueDecide, TasksRead, TasksWork};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::tasks::{
-    CaseQuery, PromiseQuery, TaskQuery, actor_for, assign, case_filter, case_rows, close,
-    comment, promise_board, sla_age, store_err, task_filter, visible_task, zone,
+    CaseQuery, PromiseQuery, TaskQuery, actor_for, assign, case_filter, case_rows, close, comment,
+    promise_board, sla_age, store_err, task_filter, visible_task, zone,
 };
 
 pub(crate) fn task_view(t: &Task, who: &TaskActor, now: DateTime<Utc>) -> Value {
     let can = |act| {
-        argent_core::check_task_act(who.role, &who.name, t.owner_role, t.assignee.as_deref(), act)
-            .is_ok()
+        argent_core::check_task_act(
+            who.role,
+            &who.name,
+            t.owner_role,
+            t.assignee.as_deref(),
+            act,
+        )
+        .is_ok()
     };
     let open = t.status.is_open();
     json!({
@@ -66,8 +72,16 @@ pub async fn list(
     let status = q.status.clone().unwrap_or_else(|| "active".into());
     let assignee = q.assignee.clone().unwrap_or_default();
     let tabs: Vec<Value> = [
-        ("Mine", "/tasks?assignee=me", assignee == "me" && status == "active"),
-        ("Active", "/tasks", assignee.is_empty() && status == "active"),
+        (
+            "Mine",
+            "/tasks?assignee=me",
+            assignee == "me" && status == "active",
+        ),
+        (
+            "Active",
+            "/tasks",
+            assignee.is_empty() && status == "active",
+        ),
         ("Done", "/tasks?status=done", status == "done"),
         ("All", "/tasks?status=all", status == "all"),
     ]
@@ -189,11 +203,15 @@ pub async fn cases(
         .map(|r| {
             let c = &r.listing.case;
             let step = |to| c.kind.check_transition(c.status, to).is_ok();
-            let outcomes: Vec<&str> = [CaseStatus::Resolved, CaseStatus::Upheld, CaseStatus::Rejected]
-                .iter()
-                .filter(|s| can_decide && step(**s))
-                .map(|s| s.as_str())
-                .collect();
+            let outcomes: Vec<&str> = [
+                CaseStatus::Resolved,
+                CaseStatus::Upheld,
+                CaseStatus::Rejected,
+            ]
+            .iter()
+            .filter(|s| can_decide && step(**s))
+            .map(|s| s.as_str())
+            .collect();
             json!({
                 "id": c.id,
                 "customer_id": c.customer_id,
@@ -211,11 +229,12 @@ pub async fn cases(
             })
         })
         .collect();
-    let kind_links: Vec<Value> = std::iter::once(json!({"name": "all kinds", "href": "/cases"}))
-        .chain(CaseKind::ALL.iter().map(|k| {
-            json!({"name": k.as_str(), "href": format!("/cases?kind={}", k.as_str())})
-        }))
-        .collect();
+    let kind_links: Vec<Value> =
+        std::iter::once(json!({"name": "all kinds", "href": "/cases"}))
+            .chain(CaseKind::ALL.iter().map(
+                |k| json!({"name": k.as_str(), "href": format!("/cases?kind={}", k.as_str())}),
+            ))
+            .collect();
     page(
         &user,
         "cases",

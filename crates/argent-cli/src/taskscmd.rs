@@ -206,6 +206,15 @@ pub async fn tasks(store: Store, now: DateTime<Utc>, command: TasksCommand) -> R
         TasksCommand::Assign { id, to, auth } => {
             let who = actor(&store, &auth).await?;
             let to = to.unwrap_or_else(|| who.name.clone());
+            if to != who.name {
+                let works = store
+                    .user(&to)
+                    .await?
+                    .is_some_and(|u| u.role != "evaluator");
+                if !works {
+                    bail!("--to: there is no user '{to}' who works the queues");
+                }
+            }
             let t = store.assign_task(&id, &who, &to).await?;
             println!(
                 "task {} is assigned to {} ({})",

@@ -41,6 +41,8 @@ use crate::web::PROMISE_GRACE_DAYS;
 
 /// The longest comment, outcome or note accepted.
 pub const MAX_TEXT: usize = 2000;
+/// Call tasks the day's page shows at most (oldest first); the rest wait for the next load.
+pub const MAX_CALLS: usize = 200;
 
 /// The task actor a signed-in user is; 403 for a role that works no queue.
 pub(crate) fn actor_for(name: &str, role: UserRole) -> AppResult<TaskActor> {
@@ -289,6 +291,17 @@ pub(crate) async fn assign(
     }
     // A task the caller may not even see is 404, not a 403 that confirms it exists.
     visible_task(store, id, who).await?;
+    if to != who.name {
+        let works = store
+            .user(to)
+            .await?
+            .is_some_and(|u| u.role != UserRole::Evaluator.as_str());
+        if !works {
+            return Err(AppError::Unprocessable(format!(
+                "/to: there is no user '{to}' who works the queues"
+            )));
+        }
+    }
     store.assign_task(id, who, to).await.map_err(store_err)
 }
 
@@ -682,7 +695,15 @@ pub(crate) async fn today_view(agent: &Agent, who: &TaskActor, tz: Tz) -> AppRes
     let now = agent.now();
     let today = now.with_timezone(&tz).date_naive();
     let mut calls = Vec::new();
-    for task in store.call_tasks(None, true).await? {
+    let day_end = end_of_day(today, tz);
+    // Calls not to be made before a later day wait for that day's page.
+    let due_calls = store
+        .call_tasks(None, true)
+        .await?
+        .into_iter()
+        .filter(|t| t.not_before.is_none_or(|nb| nb <= day_end))
+        .take(MAX_CALLS);
+    for task in due_calls {
         let customer = store.customer(&task.customer_id).await?;
         let invoices = store.invoices(Some(&task.customer_id)).await?;
         let payments = store.payments(Some(&task.customer_id)).await?;
@@ -720,7 +741,7 @@ pub(crate) async fn today_view(agent: &Agent, who: &TaskActor, tz: Tz) -> AppRes
         });
     }
     let mut f = TaskFilter::open();
-    f.due_before = Some(end_of_day(today, tz));
+    f.due_before = Some(day_end);
     f.visible_to = Some(who.clone());
     let tasks_due = store.tasks(&f).await?;
     let promises_due = promise_board(store, Some("today"), tz, today, None)

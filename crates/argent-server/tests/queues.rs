@@ -204,6 +204,19 @@ async fn the_inbox_follows_the_role_rules() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    // Only to a user who works the queues.
+    for to in ["nobody", "eve"] {
+        let (s, b) = f
+            .as_user(
+                "mo",
+                Method::POST,
+                "/api/tasks/T-MGR/assign",
+                Some(json!({"to": to})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{to}: {b}");
+        check("post", "/api/tasks/{id}/assign", s, &b);
+    }
     // The manager assigns the manager task to Alice: now she sees and may close it.
     let (s, _) = f
         .as_user(
@@ -529,6 +542,22 @@ async fn call_outcomes_go_through_the_agents_policy_and_log_the_call() {
     ] {
         call_task(&f, id, cust).await;
     }
+    // A call not to be made before Monday waits for Monday's page.
+    let mut tx = f.store().begin().await.unwrap();
+    tx.insert_call_task(&CallTask {
+        id: "CALL-LATER".into(),
+        call_id: "run-y/0/later".into(),
+        customer_id: "C-BO".into(),
+        reason: "After the weekend.".into(),
+        script: "Hello.".into(),
+        not_before: Some(at("2026-11-23T15:00:00Z")),
+        status: CallTaskStatus::Open,
+        created_at: at("2026-11-20T15:00:00Z"),
+        done_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     seed_tasks(&f).await;
     seed_promises(&f).await;
     let (s, b) = f
@@ -571,13 +600,13 @@ async fn call_outcomes_go_through_the_agents_policy_and_log_the_call() {
         b["error"].as_str().unwrap().contains("promised_date"),
         "{b}"
     );
-    assert_eq!(f.store().call_tasks(None, true).await.unwrap().len(), 5);
+    assert_eq!(f.store().call_tasks(None, true).await.unwrap().len(), 6);
     // So is one the tool's schema refuses.
     let (s, b) = f
         .as_user("alice", Method::POST, "/api/calls/CALL-1/outcome", Some(json!({"outcome": "promise", "amount": "3,00", "currency": "USD", "promised_date": "2026-11-27"})))
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert_eq!(f.store().call_tasks(None, true).await.unwrap().len(), 5);
+    assert_eq!(f.store().call_tasks(None, true).await.unwrap().len(), 6);
 
     // Reached, promise: the agent's log_promise, allowed by policy; the call is a
     // conversation and the task is done.
@@ -657,7 +686,15 @@ async fn call_outcomes_go_through_the_agents_policy_and_log_the_call() {
         (follow.kind, follow.owner_role),
         (TaskKind::FollowUp, Role::Collector)
     );
-    assert!(f.store().call_tasks(None, true).await.unwrap().is_empty());
+    let left: Vec<String> = f
+        .store()
+        .call_tasks(None, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, ["CALL-LATER"]);
     // A call task already done is gone.
     let (s, _) = f
         .as_user(

@@ -7,8 +7,9 @@
 //! **Invariants.** Each action is a run of its own (trigger `{"kind": "person", …}`,
 //! model `person`), recorded as finished when it is created, so nothing ever resumes it
 //! or asks a model about it; its tool call has the usual idempotency key
-//! (`<run>/0/<id>`). The `run_started` and `run_finished` events name the person; the
-//! tool call, policy decision and execution events are the loop's own.
+//! (`<run>/0/<id>`). Every event of the run — `run_started`, the loop's own `tool_call`,
+//! `policy_decision`, `executed` / `approval_requested` / `refused`, `run_finished` —
+//! names the person as its actor, never the agent.
 
 use serde_json::json;
 

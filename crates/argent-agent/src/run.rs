@@ -207,11 +207,17 @@ impl Agent {
             .collect()
     }
 
+    /// An event of `run`, attributed to the agent, or to the person whose action the run
+    /// is (`crate::person`).
     pub(crate) fn audit(&self, run: &RunRecord, kind: &str, payload: Value) -> NewAuditEvent {
+        let actor = match (run.trigger.get("kind"), run.trigger.get("person")) {
+            (Some(Value::String(k)), Some(Value::String(p))) if k == "person" => p.clone(),
+            _ => self.config.actor.clone(),
+        };
         NewAuditEvent {
             run_id: Some(run.id.clone()),
             customer_id: Some(run.customer_id.clone()),
-            actor: self.config.actor.clone(),
+            actor,
             kind: kind.to_string(),
             payload,
         }

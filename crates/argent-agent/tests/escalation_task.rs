@@ -180,7 +180,7 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .unwrap();
         assert_eq!(o.status, CallStatus::Invalid, "{o:?}");
 
-        // The runs name the person; the tool calls are the loop's own events.
+        // The runs and every event of them name the person.
         let started = ts
             .store
             .audit_events(&AuditFilter {
@@ -200,6 +200,10 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .await
             .unwrap();
         assert_eq!(decisions.len(), 3, "{}", ts.label);
+        assert!(
+            decisions.iter().all(|e| e.actor == "collector:alice"),
+            "the person's decisions are theirs, not the agent's"
+        );
         ts.cleanup().await;
     }
 }

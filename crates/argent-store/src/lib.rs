@@ -33,6 +33,7 @@ mod records;
 mod signals;
 pub mod testkit;
 mod tx;
+mod work;
 
 pub use account::AccountRecords;
 pub use agent::{
@@ -52,6 +53,7 @@ pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use signals::{NewSignal, SignalRecord};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
+pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -312,6 +314,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "approval_bundles",
         include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
     ),
+    (
+        11,
+        "work_items",
+        include_str!("../../../migrations/sqlite/0011_work_items.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -358,6 +365,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "approval_bundles",
         include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
+    ),
+    (
+        11,
+        "work_items",
+        include_str!("../../../migrations/postgres/0011_work_items.sql"),
     ),
 ];
 

@@ -34,6 +34,7 @@ mod signals;
 mod tasks;
 pub mod testkit;
 mod tx;
+mod work;
 
 pub use account::AccountRecords;
 pub use agent::{
@@ -57,6 +58,7 @@ pub use tasks::{
     TaskFilter,
 };
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
+pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -322,6 +324,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks",
         include_str!("../../../migrations/sqlite/0010_tasks.sql"),
     ),
+    (
+        11,
+        "work_items",
+        include_str!("../../../migrations/sqlite/0011_work_items.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -373,6 +380,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "tasks",
         include_str!("../../../migrations/postgres/0010_tasks.sql"),
+    ),
+    (
+        11,
+        "work_items",
+        include_str!("../../../migrations/postgres/0011_work_items.sql"),
     ),
 ];
 

@@ -137,6 +137,7 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .act_for_person(
                 "collector:alice",
                 "C-ANN",
+                "k1",
                 "test",
                 "log_promise",
                 &promise("2026-11-27"),
@@ -145,6 +146,20 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .unwrap();
         assert_eq!(o.status, CallStatus::Executed, "{}: {o:?}", ts.label);
         assert_eq!(ts.store.promises(Some("C-ANN")).await.unwrap().len(), 1);
+        // The same action submitted again (same key) runs once: the first outcome.
+        let again = agent
+            .act_for_person(
+                "collector:alice",
+                "C-ANN",
+                "k1",
+                "test",
+                "log_promise",
+                &promise("2026-11-27"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, o);
+        assert_eq!(ts.store.promises(Some("C-ANN")).await.unwrap().len(), 1);
 
         // A dispute on the invoice, then a promise on it: policy refuses the promise,
         // for the person exactly as for the agent.
@@ -152,6 +167,7 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .act_for_person(
                 "collector:alice",
                 "C-ANN",
+                "k2",
                 "test",
                 "open_case",
                 &json!({"customer_id": "C-ANN", "kind": "dispute", "invoice_numbers": ["INV-ANN-1"], "summary": "Says the goods never arrived."}).to_string(),
@@ -163,6 +179,7 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
             .act_for_person(
                 "collector:alice",
                 "C-ANN",
+                "k3",
                 "test",
                 "log_promise",
                 &promise("2026-11-30"),
@@ -175,7 +192,7 @@ async fn a_persons_action_is_judged_by_the_same_policy() {
 
         // Arguments the schema refuses are invalid, and nothing is done.
         let o = agent
-            .act_for_person("collector:alice", "C-ANN", "test", "log_promise", &json!({"customer_id": "C-ANN", "amount": "-5", "currency": "USD", "promised_date": "2026-11-30"}).to_string())
+            .act_for_person("collector:alice", "C-ANN", "k9", "test", "log_promise", &json!({"customer_id": "C-ANN", "amount": "-5", "currency": "USD", "promised_date": "2026-11-30"}).to_string())
             .await
             .unwrap();
         assert_eq!(o.status, CallStatus::Invalid, "{o:?}");

@@ -895,6 +895,14 @@ fn outcome_tool(b: &OutcomeBody, customer_id: &str) -> AppResult<Option<(&'stati
     })
 }
 
+/// The idempotency key of the action an outcome of call task `task_id` becomes: the
+/// same arguments submitted twice are one action; corrected ones are a new one.
+fn action_key(task_id: &str, tool: &str, args: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{tool}\0{args}").as_bytes());
+    format!("call-{task_id}-{}", hex::encode(&digest[..8]))
+}
+
 /// Records how call task `task_id` went, as `user`: a promise, dispute or hardship claim
 /// becomes the agent's tool call through policy (an invalid one is 422 and nothing is
 /// logged); then the call is logged (conversation when reached) and the task is done;
@@ -927,6 +935,7 @@ pub(crate) async fn record_outcome(
                 .act_for_person(
                     &person,
                     &task.customer_id,
+                    &action_key(task_id, tool, &args),
                     &format!("call task {task_id}"),
                     tool,
                     &args,

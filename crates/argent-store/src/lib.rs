@@ -24,14 +24,17 @@ mod audit;
 mod auth;
 mod calls;
 pub mod checkpoint;
+pub mod contacts;
 mod documents;
 mod eval_runs;
 mod facts;
 pub mod integrity;
 mod ledger;
 mod records;
+pub mod search;
 mod signals;
 pub mod testkit;
+pub mod timeline;
 mod tx;
 
 pub use account::AccountRecords;
@@ -50,7 +53,10 @@ pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_s
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
+pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
+pub use timeline::{Cursor, TimelineEntry, TimelinePage, TimelineQuery};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 
 #[derive(Debug, Error)]

@@ -79,7 +79,7 @@ impl Store {
         let n = i64::try_from(limit).unwrap_or(100);
         let pattern = like_pattern(q);
         let mut hits: Vec<SearchHit> = Vec::new();
-        let mut push = |h: SearchHit, hits: &mut Vec<SearchHit>| {
+        let push = |h: SearchHit, hits: &mut Vec<SearchHit>| {
             if hits.len() < limit
                 && !hits.iter().any(|x| {
                     x.customer_id == h.customer_id && x.matched == h.matched && x.value == h.value

@@ -255,7 +255,11 @@ async fn the_timeline_holds_everything_in_order_and_links_every_audit_event() {
                 .unwrap()
         };
         assert_eq!(
-            decided.audit_seqs.iter().map(|s| kind_of(*s)).collect::<Vec<_>>(),
+            decided
+                .audit_seqs
+                .iter()
+                .map(|s| kind_of(*s))
+                .collect::<Vec<_>>(),
             ["approval_decided"]
         );
         // The refused email's entry carries its decision and refusal.
@@ -272,11 +276,18 @@ async fn the_timeline_holds_everything_in_order_and_links_every_audit_event() {
         // Sent: its delivery event.
         let sent = all.entries.iter().find(|e| e.kind == "email.sent").unwrap();
         assert_eq!(
-            sent.audit_seqs.iter().map(|s| kind_of(*s)).collect::<Vec<_>>(),
+            sent.audit_seqs
+                .iter()
+                .map(|s| kind_of(*s))
+                .collect::<Vec<_>>(),
             ["email_delivered"]
         );
         // The call names the collector through its event.
-        let call = all.entries.iter().find(|e| e.kind == "call.logged").unwrap();
+        let call = all
+            .entries
+            .iter()
+            .find(|e| e.kind == "call.logged")
+            .unwrap();
         assert_eq!(call.audit_seqs.len(), 1);
         assert_eq!(call.at_local, "2026-11-20T13:00:00-06:00");
         // An invoice due date is the start of that day in Chicago.
@@ -375,14 +386,22 @@ async fn the_contact_history_counts_refused_attempts_and_hashes_what_was_sent() 
             .await
             .unwrap();
         assert!(on_day.iter().any(|r| r.reference == refused_call));
-        let want: Vec<_> = rows.iter().filter(|r| local_day(r) == day).cloned().collect();
+        let want: Vec<_> = rows
+            .iter()
+            .filter(|r| local_day(r) == day)
+            .cloned()
+            .collect();
         assert_eq!(on_day, want);
         let prev = day.pred_opt().unwrap();
         let before = store
             .contact_history("C-ANN", None, Some(prev))
             .await
             .unwrap();
-        let want: Vec<_> = rows.iter().filter(|r| local_day(r) <= prev).cloned().collect();
+        let want: Vec<_> = rows
+            .iter()
+            .filter(|r| local_day(r) <= prev)
+            .cloned()
+            .collect();
         assert_eq!(before, want);
         assert!(before.iter().all(|r| r.reference != refused_call));
         assert!(matches!(
@@ -394,8 +413,15 @@ async fn the_contact_history_counts_refused_attempts_and_hashes_what_was_sent() 
 
         // The exports read back.
         let csv = argent_store::contacts_to_csv(&rows).unwrap();
-        assert_eq!(csv.matches("\r\n").count(), 4, "a header and three rows: {csv}");
-        assert!(csv.contains(",\"Invoice INV-ANN-1, \"\"final\"\" notice\","), "{csv}");
+        assert_eq!(
+            csv.matches("\r\n").count(),
+            4,
+            "a header and three rows: {csv}"
+        );
+        assert!(
+            csv.contains(",\"Invoice INV-ANN-1, \"\"final\"\" notice\","),
+            "{csv}"
+        );
         assert_eq!(argent_store::contacts_to_jsonl(&rows).lines().count(), 3);
         ts.cleanup().await;
     }

@@ -78,7 +78,11 @@ pub async fn timeline(
     );
     for e in &page.entries {
         let seqs: Vec<String> = e.audit_seqs.iter().map(i64::to_string).collect();
-        let who = e.actor.as_deref().map(|a| format!(" [{a}]")).unwrap_or_default();
+        let who = e
+            .actor
+            .as_deref()
+            .map(|a| format!(" [{a}]"))
+            .unwrap_or_default();
         let audit = if seqs.is_empty() {
             String::new()
         } else {

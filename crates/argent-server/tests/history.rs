@@ -32,7 +32,10 @@ fn check(method: &str, path: &str, status: StatusCode, body: &Value) {
         .build(&root)
         .unwrap();
     let errors: Vec<String> = v.iter_errors(body).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{method} {path} {status}: {errors:?}\n{body:#}");
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {errors:?}\n{body:#}"
+    );
 }
 
 #[tokio::test]
@@ -51,7 +54,12 @@ async fn the_timeline_api_pages_newest_first_for_the_roles_that_may_read_it() {
             .iter()
             .filter_map(|e| e["kind"].as_str())
             .collect();
-        for want in ["inbound", "tool.propose_plan", "approval.requested", "invoice.due"] {
+        for want in [
+            "inbound",
+            "tool.propose_plan",
+            "approval.requested",
+            "invoice.due",
+        ] {
             assert!(kinds.contains(&want), "{want} in {kinds:?}");
         }
     }
@@ -165,7 +173,10 @@ async fn the_contact_report_is_for_compliance_managers_and_admins_in_three_forma
             .contains("argent-contacts-C-ANN.csv")
     );
     let text = body.as_str().unwrap();
-    assert!(text.starts_with("at_utc,at_local,time_zone,channel,"), "{text}");
+    assert!(
+        text.starts_with("at_utc,at_local,time_zone,channel,"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 2);
     let (s, h, body) = call(
         &f.app,
@@ -233,7 +244,12 @@ async fn search_is_literal_bounded_and_links_to_the_customer_page() {
         assert_eq!(b["hits"], json!([]), "{q}");
     }
     let (_, b) = f
-        .as_user("cy", Method::GET, "/api/search?q=mail.example&limit=1", None)
+        .as_user(
+            "cy",
+            Method::GET,
+            "/api/search?q=mail.example&limit=1",
+            None,
+        )
         .await;
     assert_eq!(b["hits"].as_array().unwrap().len(), 1);
     for bad in ["", "?q=", "?q=%20%20", "?q=a&limit=0", "?q=a&limit=101"] {
@@ -248,7 +264,9 @@ async fn search_is_literal_bounded_and_links_to_the_customer_page() {
         .as_user("alice", Method::GET, &format!("/api/search?q={long}"), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, b) = f.as_user("eve", Method::GET, "/api/search?q=ann", None).await;
+    let (s, b) = f
+        .as_user("eve", Method::GET, "/api/search?q=ann", None)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     check("GET", path, s, &b);
 }
@@ -260,17 +278,29 @@ async fn the_pages_reach_the_customer_page_and_show_its_timeline() {
     // Search → the customer's page.
     let res = alice.get("/search?q=inv-ann").await;
     assert_eq!(res.status, StatusCode::OK);
-    assert!(res.body.contains("href=\"/accounts/C-ANN\""), "{}", res.body);
+    assert!(
+        res.body.contains("href=\"/accounts/C-ANN\""),
+        "{}",
+        res.body
+    );
     let res = alice.get("/search?q=%25").await;
     assert!(res.body.contains("No customer matches."));
     // The queue links to it.
     let res = alice.get("/queue").await;
-    assert!(res.body.contains("href=\"/accounts/C-ANN\""), "{}", res.body);
+    assert!(
+        res.body.contains("href=\"/accounts/C-ANN\""),
+        "{}",
+        res.body
+    );
     // The page shows the timeline; a collector gets neither the audit nor the report link.
     let res = alice.get("/accounts/C-ANN").await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("id=\"timeline-entries\""));
-    assert!(res.body.contains("<code>approval.requested</code>"), "{}", res.body);
+    assert!(
+        res.body.contains("<code>approval.requested</code>"),
+        "{}",
+        res.body
+    );
     assert!(!res.body.contains("id=\"contacts-report\""));
     assert!(!res.body.contains("id=\"account-audit\""));
     let res = alice.get("/accounts/C-ANN/contacts").await;
@@ -288,11 +318,20 @@ async fn the_pages_reach_the_customer_page_and_show_its_timeline() {
     );
     // The audit trail links each customer id to the page.
     let res = cy.get("/audit?customer_id=C-ANN").await;
-    assert!(res.body.contains("href=\"/accounts/C-ANN\""), "{}", res.body);
+    assert!(
+        res.body.contains("href=\"/accounts/C-ANN\""),
+        "{}",
+        res.body
+    );
     let res = cy.get("/accounts/C-ANN/contacts?from=2026-11-01").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert!(res.body.contains("id=\"attempts\""));
-    assert!(res.body.contains("from&#x3D;2026-11-01&amp;format&#x3D;csv"), "{}", res.body);
+    assert!(
+        res.body
+            .contains("from&#x3D;2026-11-01&amp;format&#x3D;csv"),
+        "{}",
+        res.body
+    );
     let res = cy.get("/accounts/C-ANN/contacts?format=csv").await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.content_type, "text/csv; charset=utf-8");

@@ -121,8 +121,7 @@ pub fn contact_attempts(
         .iter()
         .map(|o| (o.0.call_id.as_str(), o))
         .collect();
-    let in_period =
-        |at: DateTime<Utc>| start.is_none_or(|s| at >= s) && end.is_none_or(|e| at < e);
+    let in_period = |at: DateTime<Utc>| start.is_none_or(|s| at >= s) && end.is_none_or(|e| at < e);
     let mut out = Vec::new();
     for c in &src.calls {
         if c.name != "send_email" || c.status == "invalid" || !in_period(c.created_at) {
@@ -145,7 +144,12 @@ pub fn contact_attempts(
             })
             .unwrap_or_default();
         let args: Value = serde_json::from_str(&c.arguments).unwrap_or(Value::Null);
-        let arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let arg = |k: &str| {
+            args.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let (recipient, subject, body_sha256, delivered, delivered_at, queued) =
             match outbox_of.get(c.call_id.as_str()) {
                 Some((o, body)) => (

@@ -49,11 +49,11 @@ pub use audit::{
 pub use auth::{NewUser, TokenKind, UserRecord};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
+pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
-pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
 pub use timeline::{Cursor, TimelineEntry, TimelinePage, TimelineQuery};

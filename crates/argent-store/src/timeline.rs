@@ -300,7 +300,10 @@ pub fn merge(
     let mut by_ref: BTreeMap<&AuditRef, Vec<(usize, &[String])>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         for l in &e.links {
-            by_ref.entry(&l.r).or_default().push((i, l.kinds.as_slice()));
+            by_ref
+                .entry(&l.r)
+                .or_default()
+                .push((i, l.kinds.as_slice()));
         }
     }
     let mut seqs: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); entries.len()];
@@ -315,7 +318,7 @@ pub fn merge(
         let mut claimed = preset.contains(&ev.seq);
         for r in event_refs(ev) {
             for (i, kinds) in by_ref.get(&r).map(Vec::as_slice).unwrap_or(&[]) {
-                if kinds.is_empty() || kinds.iter().any(|k| *k == ev.kind) {
+                if kinds.is_empty() || kinds.contains(&ev.kind) {
                     seqs[*i].insert(ev.seq);
                     claimed = true;
                 }
@@ -689,10 +692,7 @@ pub fn tool_call_entries(calls: &[ToolCallRow]) -> Vec<TimelineEntry> {
                     args["subject"].as_str().unwrap_or("?")
                 ),
                 "log_promise" => "Promise to pay proposed".to_string(),
-                "open_case" => format!(
-                    "Case proposed ({})",
-                    args["kind"].as_str().unwrap_or("?")
-                ),
+                "open_case" => format!("Case proposed ({})", args["kind"].as_str().unwrap_or("?")),
                 "propose_plan" => "Payment plan proposed".to_string(),
                 "escalate" => "Escalation proposed".to_string(),
                 "request_call" => "Call requested".to_string(),
@@ -836,7 +836,10 @@ pub fn outbox_entries(emails: &[OutboxRow]) -> Vec<TimelineEntry> {
                 format!("Email queued to {}: {}", m.to_addr, m.subject),
             )
             .with_detail(detail.clone())
-            .link(AuditLink::of(AuditRef::Call(m.call_id.clone()), &["executed"])),
+            .link(AuditLink::of(
+                AuditRef::Call(m.call_id.clone()),
+                &["executed"],
+            )),
         );
         if let Some(at) = m.sent_at {
             out.push(
@@ -887,7 +890,9 @@ pub fn contact_entries(contacts: &[ContactRow]) -> Vec<TimelineEntry> {
                 &c.id.to_string(),
                 format!("{} call logged ({what})", c.channel),
             )
-            .with_detail(json!({"channel": c.channel, "log_id": c.call_id, "conversation": c.conversation}))
+            .with_detail(
+                json!({"channel": c.channel, "log_id": c.call_id, "conversation": c.conversation}),
+            )
             .link(AuditLink::of(
                 AuditRef::CallLog(c.call_id.clone()),
                 &["call.logged"],
@@ -961,15 +966,10 @@ pub fn audit_entries(events: &[AuditEvent]) -> Vec<TimelineEntry> {
             } else {
                 return None;
             };
-            let mut e = TimelineEntry::new(
-                ev.at,
-                &ev.kind,
-                "audit_events",
-                &ev.seq.to_string(),
-                title,
-            )
-            .with_actor(Some(ev.actor.clone()))
-            .with_detail(ev.payload.clone());
+            let mut e =
+                TimelineEntry::new(ev.at, &ev.kind, "audit_events", &ev.seq.to_string(), title)
+                    .with_actor(Some(ev.actor.clone()))
+                    .with_detail(ev.payload.clone());
             // Claims exactly its own event (by seq, below), whatever the payload names.
             e.audit_seqs = vec![ev.seq];
             Some(e)
@@ -979,6 +979,9 @@ pub fn audit_entries(events: &[AuditEvent]) -> Vec<TimelineEntry> {
 
 // ---------------------------------------------------------------------------------------
 // The store side: one query per source, all by an index on the customer.
+
+/// id, trigger (JSON text), status, model, created_at, updated_at.
+type RawRun = (String, String, String, String, DateTime<Utc>, DateTime<Utc>);
 
 impl Store {
     /// One page of customer `id`'s timeline (`NotFound` for an unknown customer).
@@ -1020,21 +1023,20 @@ impl Store {
     pub(crate) async fn timeline_runs(&self, id: &str) -> Result<Vec<RunRow>> {
         let sql = "SELECT id, run_trigger, status, model, created_at, updated_at FROM runs \
                    WHERE customer_id = $1 ORDER BY created_at, id";
-        let rows: Vec<(String, String, String, String, DateTime<Utc>, DateTime<Utc>)> =
-            dispatch!(self, |pool| {
-                let mut out = Vec::new();
-                for r in sqlx::query(sql).bind(id).fetch_all(pool).await? {
-                    out.push((
-                        r.try_get("id")?,
-                        r.try_get("run_trigger")?,
-                        r.try_get("status")?,
-                        r.try_get("model")?,
-                        r.try_get("created_at")?,
-                        r.try_get("updated_at")?,
-                    ));
-                }
-                out
-            });
+        let rows: Vec<RawRun> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(id).fetch_all(pool).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("run_trigger")?,
+                    r.try_get("status")?,
+                    r.try_get("model")?,
+                    r.try_get("created_at")?,
+                    r.try_get("updated_at")?,
+                ));
+            }
+            out
+        });
         rows.into_iter()
             .map(|(id, trigger, status, model, created_at, updated_at)| {
                 Ok(RunRow {
@@ -1224,7 +1226,12 @@ mod tests {
             event(1, "run_started", Some("r1"), json!({})),
             event(2, "model_call", Some("r1"), json!({})),
             event(3, "tool_call", Some("r1"), json!({"call_id": "r1/0/a"})),
-            event(4, "policy_decision", Some("r1"), json!({"call_id": "r1/0/a"})),
+            event(
+                4,
+                "policy_decision",
+                Some("r1"),
+                json!({"call_id": "r1/0/a"}),
+            ),
             event(
                 5,
                 "approval_requested",

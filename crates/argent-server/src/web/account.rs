@@ -198,13 +198,9 @@ pub async fn show(
         .role
         .reviewer_role()
         .is_some_and(|r| MAY_CHANGE_LIMITS.contains(&r));
-    let timeline = super::history::timeline_page(
-        &agent,
-        &id,
-        Some(ACCOUNT_TIMELINE_PAGE),
-        q.after.as_deref(),
-    )
-    .await?;
+    let timeline =
+        super::history::timeline_page(&agent, &id, Some(ACCOUNT_TIMELINE_PAGE), q.after.as_deref())
+            .await?;
     let may_audit = crate::perm::AUDIT_READ.contains(&user.role);
     let self_href = format!("/accounts/{}", super::encode_query(&c.id));
     let title = format!("Account {}", c.name);

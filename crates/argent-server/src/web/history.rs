@@ -73,10 +73,7 @@ pub(crate) async fn timeline_page(
         .transpose()
         .map_err(input)?;
     let customer = agent.store.customer(id).await?;
-    let as_of = agent
-        .now()
-        .with_timezone(&customer.time_zone)
-        .date_naive();
+    let as_of = agent.now().with_timezone(&customer.time_zone).date_naive();
     agent
         .store
         .timeline(
@@ -194,7 +191,11 @@ fn download(r: &ContactReport, format: &str) -> AppResult<Response> {
             "csv",
             contacts_to_csv(&r.attempts).map_err(AppError::internal)?,
         ),
-        "jsonl" => ("application/x-ndjson", "jsonl", contacts_to_jsonl(&r.attempts)),
+        "jsonl" => (
+            "application/x-ndjson",
+            "jsonl",
+            contacts_to_jsonl(&r.attempts),
+        ),
         other => {
             return Err(AppError::BadRequest(format!(
                 "format '{other}' is not one of: json, csv, jsonl"

@@ -229,12 +229,7 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             perm::QUEUE_READ,
             &["queue", "item", "preview", "account"],
         ),
-        (
-            "/search",
-            "Search",
-            perm::SEARCH,
-            &["search", "contacts"],
-        ),
+        ("/search", "Search", perm::SEARCH, &["search", "contacts"]),
         (
             "/signals",
             "Customer signals",

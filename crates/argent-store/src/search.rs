@@ -4,8 +4,8 @@
 //! into SQL, and its LIKE wildcards are escaped ([`like_pattern`]: `\` → `\\`, `%` → `\%`,
 //! `_` → `\_`, matched with `ESCAPE '\'`), so `%`, `_`, quotes and backslashes match
 //! themselves. It is trimmed; empty or longer than [`MAX_QUERY_CHARS`] is refused
-//! (`Invalid`). Matching is a case-insensitive substring match: both sides go through the
-//! database's `LOWER` (SQLite folds ASCII letters only; PostgreSQL folds by its locale).
+//! (`Invalid`). Matching is a case-insensitive substring match: SQLite's `LIKE` (which folds
+//! ASCII letters only) and PostgreSQL's `ILIKE` (which folds by the database's locale).
 //! Contact emails are found by a substring match on the stored contacts and then checked
 //! against each contact's email in Rust, so a name or phone number in the contacts never
 //! counts as an email hit.
@@ -19,7 +19,7 @@ use sqlx::Row;
 
 use argent_core::Contact;
 
-use crate::{Result, Store, StoreError, dispatch, from_json};
+use crate::{Backend, Result, Store, StoreError, dispatch, from_json};
 
 /// The longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -89,51 +89,64 @@ impl Store {
             }
         };
         // Exact id first (case-insensitive).
-        let exact = "SELECT id, name FROM customers WHERE LOWER(id) = LOWER($1) LIMIT 1";
-        let by_customer = "SELECT id, name FROM customers \
-             WHERE LOWER(id) LIKE LOWER($1) ESCAPE '\\' OR LOWER(name) LIKE LOWER($1) ESCAPE '\\' \
-             ORDER BY name, id LIMIT $2";
-        let by_invoice = "SELECT i.number, c.id, c.name FROM invoices i \
+        // SQLite's LIKE folds ASCII case by itself (as its LOWER does); PostgreSQL's ILIKE
+        // folds by the database's locale, as its LOWER does.
+        let (like, exact) = match self.backend() {
+            Backend::Sqlite => ("LIKE", "id = $1 COLLATE NOCASE"),
+            Backend::Postgres => ("ILIKE", "LOWER(id) = LOWER($1)"),
+        };
+        let exact = format!("SELECT id, name FROM customers WHERE {exact} LIMIT 1");
+        let by_customer = format!(
+            "SELECT id, name FROM customers \
+             WHERE id {like} $1 ESCAPE '\\' OR name {like} $1 ESCAPE '\\' \
+             ORDER BY name, id LIMIT $2"
+        );
+        let by_invoice = format!(
+            "SELECT i.number, c.id, c.name FROM invoices i \
              JOIN customers c ON c.id = i.customer_id \
-             WHERE LOWER(i.number) LIKE LOWER($1) ESCAPE '\\' ORDER BY i.number LIMIT $2";
-        let by_contacts = "SELECT id, name, contacts FROM customers \
-             WHERE LOWER(contacts) LIKE LOWER($1) ESCAPE '\\' ORDER BY name, id LIMIT $2";
+             WHERE i.number {like} $1 ESCAPE '\\' ORDER BY i.number LIMIT $2"
+        );
+        let by_contacts = format!(
+            "SELECT id, name, contacts FROM customers \
+             WHERE contacts {like} $1 ESCAPE '\\' ORDER BY name, id LIMIT $2"
+        );
         type Rows = (
             Vec<(String, String)>,
             Vec<(String, String)>,
             Vec<(String, String, String)>,
             Vec<(String, String, String)>,
         );
+        // The four reads are independent: each on a pooled connection of its own, at once.
         let (ex, cust, inv, cont): Rows = dispatch!(self, |pool| {
+            let (ex_rows, cust_rows, inv_rows, cont_rows) = tokio::try_join!(
+                sqlx::query(&exact).bind(q).fetch_all(pool),
+                sqlx::query(&by_customer)
+                    .bind(pattern.as_str())
+                    .bind(n)
+                    .fetch_all(pool),
+                sqlx::query(&by_invoice)
+                    .bind(pattern.as_str())
+                    .bind(n)
+                    .fetch_all(pool),
+                sqlx::query(&by_contacts)
+                    .bind(pattern.as_str())
+                    .bind(n)
+                    .fetch_all(pool),
+            )?;
             let mut ex = Vec::new();
-            for r in sqlx::query(exact).bind(q).fetch_all(pool).await? {
+            for r in ex_rows {
                 ex.push((r.try_get("id")?, r.try_get("name")?));
             }
             let mut cust = Vec::new();
-            for r in sqlx::query(by_customer)
-                .bind(pattern.as_str())
-                .bind(n)
-                .fetch_all(pool)
-                .await?
-            {
+            for r in cust_rows {
                 cust.push((r.try_get("id")?, r.try_get("name")?));
             }
             let mut inv = Vec::new();
-            for r in sqlx::query(by_invoice)
-                .bind(pattern.as_str())
-                .bind(n)
-                .fetch_all(pool)
-                .await?
-            {
+            for r in inv_rows {
                 inv.push((r.try_get("number")?, r.try_get("id")?, r.try_get("name")?));
             }
             let mut cont = Vec::new();
-            for r in sqlx::query(by_contacts)
-                .bind(pattern.as_str())
-                .bind(n)
-                .fetch_all(pool)
-                .await?
-            {
+            for r in cont_rows {
                 cont.push((r.try_get("id")?, r.try_get("name")?, r.try_get("contacts")?));
             }
             (ex, cust, inv, cont)

@@ -125,6 +125,13 @@ pub mod perm {
     pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
     /// Confirm or clear a signal. Compliance reads, decides nothing.
     pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
+    /// A customer's timeline (`/accounts/{id}`, `/api/customers/{id}/timeline`).
+    pub const TIMELINE_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Search customers by name, id, invoice number or email.
+    pub const SEARCH: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// The contact-history report (every attempt, body hashes, decisions, approvers) and its
+    /// exports: a compliance record. Collectors work from the timeline and do not export it.
+    pub const CONTACTS_EXPORT: &[UserRole] = &[Compliance, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
 }
@@ -170,6 +177,17 @@ permission!(
     SignalsRead,
     perm::SIGNALS_READ,
     "See [`perm::SIGNALS_READ`]."
+);
+permission!(
+    TimelineRead,
+    perm::TIMELINE_READ,
+    "See [`perm::TIMELINE_READ`]."
+);
+permission!(Search, perm::SEARCH, "See [`perm::SEARCH`].");
+permission!(
+    ContactsExport,
+    perm::CONTACTS_EXPORT,
+    "See [`perm::CONTACTS_EXPORT`]."
 );
 permission!(
     SignalsDecide,

@@ -27,6 +27,7 @@ mod historycmd;
 mod logincmd;
 mod render;
 mod servecmd;
+mod taskscmd;
 
 use agentcmd::ModelArgs;
 
@@ -182,7 +183,8 @@ enum Command {
         #[command(subcommand)]
         command: callscmd::CallsCommand,
     },
-    /// Cases: move a dispute along (verification sent, resolved, upheld).
+    /// Cases: list them, take one, move a dispute along (verification sent, resolved,
+    /// upheld), resolve or reject a payment claim or hardship request.
     Cases {
         #[command(subcommand)]
         command: callscmd::CasesCommand,
@@ -205,6 +207,16 @@ enum Command {
     Contacts {
         #[command(subcommand)]
         command: historycmd::ContactsCommand,
+    },
+    /// Tasks and escalations for people: list, show, assign (take), comment, close.
+    Tasks {
+        #[command(subcommand)]
+        command: taskscmd::TasksCommand,
+    },
+    /// Promises to pay: due today or this week, open, broken, kept, partially kept.
+    Promises {
+        #[command(subcommand)]
+        command: taskscmd::PromisesCommand,
     },
 }
 
@@ -415,7 +427,6 @@ async fn run(cli: Cli) -> Result<()> {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             callscmd::calls(open(&cli.database).await?, now, command).await?
         }
-        Command::Cases { command } => callscmd::cases(open(&cli.database).await?, command).await?,
         Command::Timeline {
             customer,
             limit,
@@ -428,6 +439,18 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Contacts { command } => {
             historycmd::contacts(&open(&cli.database).await?, command).await?
+        }
+        Command::Cases { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            callscmd::cases(open(&cli.database).await?, now, command).await?
+        }
+        Command::Tasks { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            taskscmd::tasks(open(&cli.database).await?, now, command).await?
+        }
+        Command::Promises { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            taskscmd::promises(open(&cli.database).await?, now, command).await?
         }
     }
     Ok(())

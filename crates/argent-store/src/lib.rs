@@ -33,6 +33,7 @@ mod ledger;
 mod records;
 pub mod search;
 mod signals;
+mod tasks;
 pub mod testkit;
 pub mod timeline;
 mod tx;
@@ -57,6 +58,10 @@ pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
+pub use tasks::{
+    CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
+    TaskFilter,
+};
 pub use timeline::{Cursor, TimelineEntry, TimelinePage, TimelineQuery};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
@@ -321,6 +326,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
     ),
     (
+        10,
+        "tasks",
+        include_str!("../../../migrations/sqlite/0010_tasks.sql"),
+    ),
+    (
         11,
         "work_items",
         include_str!("../../../migrations/sqlite/0011_work_items.sql"),
@@ -371,6 +381,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "approval_bundles",
         include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
+    ),
+    (
+        10,
+        "tasks",
+        include_str!("../../../migrations/postgres/0010_tasks.sql"),
     ),
     (
         11,

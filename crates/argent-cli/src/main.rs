@@ -23,6 +23,7 @@ mod callscmd;
 mod docscmd;
 mod evalcmd;
 mod factscmd;
+mod historycmd;
 mod logincmd;
 mod render;
 mod servecmd;
@@ -187,6 +188,25 @@ enum Command {
     Cases {
         #[command(subcommand)]
         command: callscmd::CasesCommand,
+    },
+    /// Everything that happened to a customer's account, newest first, with the audit
+    /// events of each entry.
+    Timeline {
+        #[arg(long)]
+        customer: String,
+        /// Entries per page (1..=500).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this cursor (printed at the end of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: historycmd::TimelineFormat,
+    },
+    /// The contact-history report for compliance (CSV or JSON Lines).
+    Contacts {
+        #[command(subcommand)]
+        command: historycmd::ContactsCommand,
     },
     /// Tasks and escalations for people: list, show, assign (take), comment, close.
     Tasks {
@@ -406,6 +426,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Calls { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             callscmd::calls(open(&cli.database).await?, now, command).await?
+        }
+        Command::Timeline {
+            customer,
+            limit,
+            after,
+            format,
+        } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            let store = open(&cli.database).await?;
+            historycmd::timeline(&store, now, &customer, limit, after.as_deref(), format).await?
+        }
+        Command::Contacts { command } => {
+            historycmd::contacts(&open(&cli.database).await?, command).await?
         }
         Command::Cases { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);

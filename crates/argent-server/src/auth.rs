@@ -125,6 +125,13 @@ pub mod perm {
     pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
     /// Confirm or clear a signal. Compliance reads, decides nothing.
     pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
+    /// A customer's timeline (`/accounts/{id}`, `/api/customers/{id}/timeline`).
+    pub const TIMELINE_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Search customers by name, id, invoice number or email.
+    pub const SEARCH: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// The contact-history report (every attempt, body hashes, decisions, approvers) and its
+    /// exports: a compliance record. Collectors work from the timeline and do not export it.
+    pub const CONTACTS_EXPORT: &[UserRole] = &[Compliance, Manager, Admin];
     /// See the tasks and escalations inbox and the collectors' day. Which tasks a role
     /// sees, takes or closes is then `argent_core::check_task_act` (collectors: their
     /// role's and their own; compliance sees all; managers and admins act on any).
@@ -186,6 +193,17 @@ permission!(TasksRead, perm::TASKS_READ, "See [`perm::TASKS_READ`].");
 permission!(TasksWork, perm::TASKS_WORK, "See [`perm::TASKS_WORK`].");
 permission!(CasesRead, perm::CASES_READ, "See [`perm::CASES_READ`].");
 permission!(CallsWork, perm::CALLS_WORK, "See [`perm::CALLS_WORK`].");
+permission!(
+    TimelineRead,
+    perm::TIMELINE_READ,
+    "See [`perm::TIMELINE_READ`]."
+);
+permission!(Search, perm::SEARCH, "See [`perm::SEARCH`].");
+permission!(
+    ContactsExport,
+    perm::CONTACTS_EXPORT,
+    "See [`perm::CONTACTS_EXPORT`]."
+);
 permission!(
     SignalsDecide,
     perm::SIGNALS_DECIDE,

@@ -24,15 +24,18 @@ mod audit;
 mod auth;
 mod calls;
 pub mod checkpoint;
+pub mod contacts;
 mod documents;
 mod eval_runs;
 mod facts;
 pub mod integrity;
 mod ledger;
 mod records;
+pub mod search;
 mod signals;
 mod tasks;
 pub mod testkit;
+pub mod timeline;
 mod tx;
 mod work;
 
@@ -48,15 +51,18 @@ pub use audit::{
 pub use auth::{NewUser, TokenKind, UserRecord};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
+pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
 pub use tasks::{
     CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
     TaskFilter,
 };
+pub use timeline::{Cursor, TimelineEntry, TimelinePage, TimelineQuery};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
 

@@ -1,5 +1,8 @@
 //! The account page (`/accounts/{id}`): the customer, flags, every account fact in plain
-//! words, open invoices and cases, and the form a collector edits the facts with; and the
+//! words, open invoices and cases, the customer's timeline (newest first, a page at a time,
+//! each entry with its audit events; see [`super::history`]), links to the audit trail and
+//! the contact-history report for the roles that may read them, and the form a collector
+//! edits the facts with; and the
 //! facts API (`GET`/`PUT /api/customers/{id}/facts`). Every change goes through
 //! [`argent_agent::facts`], the one audited write (`facts.updated`).
 
@@ -83,7 +86,12 @@ pub async fn api_put(
 pub struct AccountQuery {
     /// Set after a save: how many fields changed.
     pub saved: Option<usize>,
+    /// The timeline page to show (the `next` cursor of the one before).
+    pub after: Option<String>,
 }
+
+/// Timeline entries per account page.
+pub const ACCOUNT_TIMELINE_PAGE: i64 = 50;
 
 /// The form's fields: one per fact, typed by its kind, with the stored value as text.
 fn form_fields(facts: &AccountFacts, invoices: &[String], may_change_limits: bool) -> Vec<Value> {
@@ -190,6 +198,11 @@ pub async fn show(
         .role
         .reviewer_role()
         .is_some_and(|r| MAY_CHANGE_LIMITS.contains(&r));
+    let timeline =
+        super::history::timeline_page(&agent, &id, Some(ACCOUNT_TIMELINE_PAGE), q.after.as_deref())
+            .await?;
+    let may_audit = crate::perm::AUDIT_READ.contains(&user.role);
+    let self_href = format!("/accounts/{}", super::encode_query(&c.id));
     let title = format!("Account {}", c.name);
     page(
         &user,
@@ -214,6 +227,13 @@ pub async fn show(
             "may_edit": may_edit,
             "action": format!("/accounts/{}/facts", super::encode_query(&c.id)),
             "may_change_limits": may_change_limits,
+            "timeline": super::history::timeline_view(&timeline, may_audit, &self_href),
+            "paged": q.after.is_some(),
+            "first_page": format!("{self_href}#timeline"),
+            "audit_href": may_audit.then(|| format!("/audit?customer_id={}", super::encode_query(&c.id))),
+            "contacts_href": crate::perm::CONTACTS_EXPORT
+                .contains(&user.role)
+                .then(|| format!("{self_href}/contacts")),
             "saved": q.saved.map(|n| match n {
                 0 => "Nothing changed.".to_string(),
                 1 => "Saved: 1 field changed.".to_string(),

@@ -136,6 +136,7 @@ fn event_view(e: &AuditEvent) -> Value {
         "kind": e.kind,
         "customer_id": e.customer_id,
         "customer_href": e.customer_id.as_ref().map(|c| format!("/audit?customer_id={}", encode_query(c))),
+        "account_href": e.customer_id.as_ref().map(|c| format!("/accounts/{}", encode_query(c))),
         "run_id": e.run_id,
         "run_href": e.run_id.as_ref().map(|r| format!("/audit?run_id={}", encode_query(r))),
         "payload": payload,

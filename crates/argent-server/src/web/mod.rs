@@ -50,7 +50,9 @@ mod audit;
 mod dashboard;
 mod documents;
 mod evals;
+mod history;
 mod queue;
+mod search;
 pub mod session;
 mod signals;
 pub(crate) mod tasks;
@@ -65,6 +67,8 @@ pub(crate) use documents::{
 pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
+pub(crate) use history::{api_contacts, api_timeline};
+pub(crate) use search::api_search;
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub(crate) use signals::{
     api_clear as signals_api_clear, api_confirm as signals_api_confirm,
@@ -85,6 +89,8 @@ pub fn routes() -> Router<AppState> {
         .route("/queue/{id}/edit", post(queue::edit))
         .route("/accounts/{id}", get(account::show))
         .route("/accounts/{id}/facts", post(account::save))
+        .route("/accounts/{id}/contacts", get(history::contacts_page))
+        .route("/search", get(search::show))
         .route("/signals", get(signals::list))
         .route("/signals/{id}/confirm", post(signals::confirm_page))
         .route("/signals/{id}/clear", post(signals::clear_page))
@@ -186,6 +192,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "eval_compare",
     "account",
     "signals",
+    "contacts",
+    "search",
     "tasks",
     "task",
     "cases",
@@ -239,6 +247,7 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             perm::QUEUE_READ,
             &["queue", "item", "preview", "account"],
         ),
+        ("/search", "Search", perm::SEARCH, &["search", "contacts"]),
         ("/today", "Today", perm::TASKS_READ, &["today"]),
         ("/tasks", "Tasks", perm::TASKS_READ, &["tasks", "task"]),
         ("/cases", "Cases", perm::CASES_READ, &["cases"]),

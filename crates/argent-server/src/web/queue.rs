@@ -50,6 +50,7 @@ fn row(item: &ApprovalItem, now: chrono::DateTime<chrono::Utc>) -> Value {
     json!({
         "id": item.id,
         "customer_id": item.customer_id,
+        "account_href": format!("/accounts/{}", super::encode_query(&item.customer_id)),
         "customer_name": ctx["customer"]["name"].as_str().unwrap_or(&item.customer_id),
         "segment": ctx["segment"].as_str().unwrap_or("?"),
         "tool": item.tool,

@@ -331,6 +331,43 @@ mod tests {
         );
     }
 
+    /// The character-by-character split [`sentences`] replaced, kept as its reference.
+    fn sentences_by_char(text: &str) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let cut = match c {
+                '\n' | '\r' => Some((i, i + 1)),
+                '.' | '!' | '?' => match chars.peek() {
+                    None => Some((i + 1, i + 1)),
+                    Some((_, n)) if n.is_whitespace() => Some((i + 1, i + 1)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((end, next)) = cut {
+                if !text[start..end].trim().is_empty() {
+                    out.push(start..end);
+                }
+                start = next;
+            }
+        }
+        if !text[start..].trim().is_empty() {
+            out.push(start..text.len());
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sentences_split_as_the_character_walk_did(
+            text in "([a-zé€ ]{0,6}[.!?\n\r\u{a0}\u{2003}\u{3000} ,0-9]{0,3}){0,40}"
+        ) {
+            proptest::prop_assert_eq!(sentences(&text), sentences_by_char(&text));
+        }
+    }
+
     #[test]
     fn ids_are_named_as_whole_tokens() {
         assert!(names_id("About INV-2.", "INV-2"));

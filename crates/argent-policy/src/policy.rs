@@ -144,7 +144,7 @@ struct FrequencyDoc {
 }
 
 /// A prohibited-language rule: one `pattern`, or a maintained phrase family (`patterns`,
-/// each a phrasing of the same meaning). Every pattern goes into the one `RegexSet` pass.
+/// each a phrasing of the same meaning). Every pattern goes into the one language pass (`crate::scan::SetScan`).
 #[derive(Clone, Debug, Deserialize)]
 struct PatternDoc {
     #[serde(flatten)]

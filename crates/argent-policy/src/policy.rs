@@ -144,7 +144,8 @@ struct FrequencyDoc {
 }
 
 /// A prohibited-language rule: one `pattern`, or a maintained phrase family (`patterns`,
-/// each a phrasing of the same meaning). Every pattern goes into the one language pass (`crate::scan::SetScan`).
+/// each a phrasing of the same meaning). Every pattern goes into the one language pass
+/// (`crate::scan::SetScan`).
 #[derive(Clone, Debug, Deserialize)]
 struct PatternDoc {
     #[serde(flatten)]

@@ -8,7 +8,7 @@ use argent_core::{
     Tier,
 };
 use argent_policy::{Context, OpenInvoice, Policy, PriorContact, evaluate};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 fn setup() -> (Policy, Action, Context) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
@@ -81,14 +81,10 @@ fn setup() -> (Policy, Action, Context) {
     (policy, action, ctx)
 }
 
-fn bench(c: &mut Criterion) {
+/// The two cases: the plain 2 KB email, and the legal-facts path at its most work.
+fn cases() -> Vec<(&'static str, Policy, Action, Context)> {
     let (policy, action, ctx) = setup();
-    let d = evaluate(&policy, &action, &ctx);
-    assert!(d.is_allowed(), "{d}");
-    c.bench_function("evaluate send_email us-consumer 2KB", |b| {
-        b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
-    });
-
+    let plain = ("evaluate send_email us-consumer 2KB", policy, action, ctx);
     // The legal-facts path at its most work: a New York account whose invoices are
     // time-barred, so every invoice's limitation date is computed, the disclosure is
     // required and found, and the litigation phrases inside it ("sued", "sue you") are
@@ -105,12 +101,66 @@ fn bench(c: &mut Criterion) {
         inv.due_date = "2021-01-15".parse().expect("date");
         inv.last_payment_on = Some("2022-01-15".parse().expect("date"));
     }
-    let d = evaluate(&policy, &action, &ctx);
-    assert!(d.is_allowed(), "{d}");
-    c.bench_function("evaluate send_email us-consumer 2KB time-barred NY", |b| {
-        b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
-    });
+    let barred = (
+        "evaluate send_email us-consumer 2KB time-barred NY",
+        policy,
+        action,
+        ctx,
+    );
+    vec![plain, barred]
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, policy, action, ctx) in cases() {
+        let d = evaluate(&policy, &action, &ctx);
+        assert!(d.is_allowed(), "{name}: {d}");
+        c.bench_function(name, |b| {
+            b.iter(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)))
+        });
+    }
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `ARGENT_EVAL_ITERS=N [ARGENT_EVAL_CASE=i]`: evaluate case `i` (default 0) N times
+/// and exit, without criterion, for a profiler such as
+/// `valgrind --tool=callgrind` (instruction counts are repeatable where medians on a
+/// shared machine are not). With `ARGENT_EVAL_FASTEST=1` it also prints the fastest batch
+/// of 100 evaluations, per evaluation (on a busy machine the fastest batch is the one
+/// least disturbed). Otherwise the criterion benchmarks.
+fn main() {
+    if let Some(n) = std::env::var("ARGENT_EVAL_ITERS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let i: usize = std::env::var("ARGENT_EVAL_CASE")
+            .ok()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        let cases = cases();
+        let (name, policy, action, ctx) = &cases[i];
+        let d = evaluate(policy, action, ctx);
+        assert!(d.is_allowed(), "{name}: {d}");
+        let mut fastest = std::time::Duration::MAX;
+        for _ in 0..n.div_ceil(100) {
+            let start = std::time::Instant::now();
+            for _ in 0..100 {
+                black_box(evaluate(
+                    black_box(policy),
+                    black_box(action),
+                    black_box(ctx),
+                ));
+            }
+            fastest = fastest.min(start.elapsed());
+        }
+        if std::env::var_os("ARGENT_EVAL_FASTEST").is_some() {
+            println!(
+                "{name}: fastest batch {:.2} µs per evaluation",
+                fastest.as_secs_f64() * 1e4
+            );
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -17,14 +17,16 @@
 //! refused or absent is denied. An offer needs a plan the policy allowed or a person
 //! approved (or one pending, which holds the email with it), with the same terms.
 
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use crate::context::Context;
 use crate::recent::{RecentAction, RecentKind, RecentStatus};
+use crate::scan::{SetMatches, SetScan};
 use crate::text;
 use crate::words::Mention;
 
@@ -115,12 +117,14 @@ fn re(pattern: &str) -> Regex {
 }
 
 struct Families {
-    /// Every confirmation pattern (promise, agreement, plan, follow-up, in that order) and
+    /// Every confirmation pattern (promise, agreement, plan, follow-up, in that order), then
     /// every offer kind's (discount, waiver, settlement, concession, instalments), matched
-    /// once over the whole text first: a pattern that matches nowhere in the text matches in
-    /// no sentence, so the per-sentence work is done only for the patterns that matched.
-    confirm_set: RegexSet,
-    offer_set: RegexSet,
+    /// in one pass over the whole text first: a pattern that matches nowhere in the text
+    /// matches in no sentence, so the per-sentence work is done only for the patterns that
+    /// matched.
+    scan: SetScan,
+    /// How many of `scan`'s patterns are confirmation patterns (the offers follow).
+    confirm_len: usize,
     promise: Vec<Regex>,
     agreement: Vec<Regex>,
     plan: Vec<Regex>,
@@ -152,36 +156,43 @@ fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| {
         let mut f = families_without_sets();
-        let confirm: Vec<&str> = [&f.promise, &f.agreement, &f.plan, &f.follow_up]
+        let mut patterns: Vec<&str> = [&f.promise, &f.agreement, &f.plan, &f.follow_up]
             .into_iter()
             .flatten()
             .map(Regex::as_str)
             .collect();
-        f.confirm_set = set(&confirm);
-        let offer: Vec<&str> = [
-            &f.discount,
-            &f.waiver,
-            &f.settlement,
-            &f.concession,
-            &f.instalment_terms,
-        ]
-        .into_iter()
-        .map(Regex::as_str)
-        .collect();
-        f.offer_set = set(&offer);
+        f.confirm_len = patterns.len();
+        patterns.extend(
+            [
+                &f.discount,
+                &f.waiver,
+                &f.settlement,
+                &f.concession,
+                &f.instalment_terms,
+            ]
+            .into_iter()
+            .map(Regex::as_str),
+        );
+        f.scan = set(&patterns);
         f
     })
 }
 
+/// The family patterns as one set (for the scan's tests).
+#[cfg(test)]
+pub(crate) fn family_scan() -> &'static SetScan {
+    &families().scan
+}
+
 #[allow(clippy::unwrap_used)] // constant patterns, compiled by every test
-fn set(patterns: &[&str]) -> RegexSet {
-    RegexSet::new(patterns).unwrap()
+fn set(patterns: &[&str]) -> SetScan {
+    SetScan::new(patterns, 1 << 24).unwrap()
 }
 
 fn families_without_sets() -> Families {
     Families {
-        confirm_set: RegexSet::empty(),
-        offer_set: RegexSet::empty(),
+        scan: SetScan::empty(),
+        confirm_len: 0,
         promise: vec![
             re(&format!(
                 r"(?i)\b{WE_HAVE} (?:now |duly |also )?{RECORDED} (?:your|the|this) (?:[a-z]+ )?{PROMISE_WORDS}"
@@ -294,13 +305,45 @@ fn asserted(f: &Families, sentence: &str, start: usize, end: usize) -> bool {
     !f.negated.is_match(&sentence[from..end])
 }
 
+/// One normalised text as the two readers see it: which family patterns match anywhere in
+/// it (one pass for both readers) and its sentences, each computed once, when first needed.
+pub(crate) struct Reading<'t> {
+    text: &'t str,
+    matched: OnceCell<SetMatches>,
+    sentences: OnceCell<Vec<Range<usize>>>,
+}
+
+impl<'t> Reading<'t> {
+    pub(crate) fn new(text: &'t str) -> Reading<'t> {
+        Reading {
+            text,
+            matched: OnceCell::new(),
+            sentences: OnceCell::new(),
+        }
+    }
+
+    fn matched(&self) -> &SetMatches {
+        self.matched
+            .get_or_init(|| families().scan.matches(self.text))
+    }
+
+    fn sentences(&self) -> &[Range<usize>] {
+        self.sentences.get_or_init(|| text::sentences(self.text))
+    }
+}
+
 /// Every sentence of `text` (normalised) that confirms an action, with what it claims. A
 /// sentence may make more than one claim.
 pub fn confirmations(text: &str) -> Vec<Confirmation> {
+    confirmations_in(&Reading::new(text))
+}
+
+pub(crate) fn confirmations_in(reading: &Reading<'_>) -> Vec<Confirmation> {
     let f = families();
+    let text = reading.text;
     let mut out = Vec::new();
-    let matched = f.confirm_set.matches(text);
-    if !matched.matched_any() {
+    let matched = reading.matched();
+    if !(0..f.confirm_len).any(|i| matched.matched(i)) {
         return out;
     }
     // The set's indices, family by family, in the order the set was built.
@@ -317,7 +360,7 @@ pub fn confirmations(text: &str) -> Vec<Confirmation> {
             .find(|(c, _)| *c == claim)
             .map_or(0, |(_, o)| *o)
     };
-    let sentences = text::sentences(text);
+    let sentences = reading.sentences();
     let claims = [
         (Claim::Promise, &f.promise),
         (Claim::Plan, &f.plan),
@@ -382,13 +425,19 @@ pub fn confirmations(text: &str) -> Vec<Confirmation> {
 /// whether it is clear. Instalments count only with their terms (how many, how much per
 /// period, over how long): an invitation to agree a plan is not an offer of one.
 pub fn offers(text: &str) -> Vec<Offer> {
+    offers_in(&Reading::new(text))
+}
+
+pub(crate) fn offers_in(reading: &Reading<'_>) -> Vec<Offer> {
     let f = families();
+    let text = reading.text;
     let mut out = Vec::new();
-    let matched = f.offer_set.matches(text);
-    if !matched.matched_any() {
+    let matched = reading.matched();
+    let base = f.confirm_len;
+    if !(base..f.scan.len()).any(|i| matched.matched(i)) {
         return out;
     }
-    for range in text::sentences(text) {
+    for range in reading.sentences() {
         let sentence = &text[range.clone()];
         for (i, (kind, re)) in [
             (OfferKind::Discount, &f.discount),
@@ -400,7 +449,7 @@ pub fn offers(text: &str) -> Vec<Offer> {
         .into_iter()
         .enumerate()
         {
-            if !matched.matched(i) {
+            if !matched.matched(base + i) {
                 continue;
             }
             let stated_here = re.find_iter(sentence).any(|m| {

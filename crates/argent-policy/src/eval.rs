@@ -11,6 +11,7 @@ use argent_core::{
 
 use crate::context::Context;
 use crate::policy::{MessageKind, Policy, RuleMeta, Stop, StopCondition, Terms};
+use crate::scan::SetMatches;
 use crate::text;
 use crate::words::{Mention, money_mentions};
 
@@ -81,23 +82,35 @@ fn engine_deny(d: &mut Decision, id: &str, message: String) {
 
 use crate::contact::{channel_of, contact_at};
 
-/// One field of an email as the content rules read it: normalised (see [`crate::text`])
-/// and with the amounts it mentions.
+/// One field of an email as the content rules read it: normalised (see [`crate::text`]),
+/// with the amounts it mentions and which of the policy's language patterns match in it
+/// (one pass, read by the language and legal rules).
 struct Field<'a> {
     name: &'static str,
     text: Cow<'a, str>,
     mentions: Vec<Mention>,
+    language: SetMatches,
 }
 
 impl<'a> Field<'a> {
     fn read(policy: &Policy, name: &'static str, raw: &'a str) -> Field<'a> {
         let text = text::normalize(raw);
         let mentions = money_mentions(&policy.money_mention, &text);
+        let language = policy.text_set.matches(&text);
         Field {
             name,
             text,
             mentions,
+            language,
         }
+    }
+
+    /// Whether the policy's litigation phrase family may match in this field (false only
+    /// when the language pass saw it match nowhere).
+    fn may_mention_litigation(&self, policy: &Policy) -> bool {
+        policy
+            .litigation_at
+            .is_none_or(|i| self.language.matched(i))
     }
 }
 
@@ -188,6 +201,10 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
             policy.customer_offer.as_ref(),
             action.invoice_numbers(),
             &[subject.text.as_ref(), body.text.as_ref()],
+            &[
+                subject.may_mention_litigation(policy),
+                body.may_mention_litigation(policy),
+            ],
             ctx,
             &mut d,
         );
@@ -546,8 +563,8 @@ fn check_language(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &m
     // A phrase family contributes several patterns; its rule fires once.
     let n = policy.prohibited_of.len();
     let [subject_field, body_field] = fields;
-    let subject = policy.text_set.matches(&subject_field.text);
-    let body = policy.text_set.matches(&body_field.text);
+    let subject = &subject_field.language;
+    let body = &body_field.language;
     let mut fired = vec![false; policy.prohibited.len()];
     for (i, rule) in policy.prohibited_of.iter().enumerate() {
         if (subject.matched(i) || body.matched(i))
@@ -653,7 +670,9 @@ fn echoed_instruction(
 /// no allowed or approved plan has (see [`crate::consistency`]). A confirmation or offer of
 /// an action still pending approval holds the email with it (`Decision::held_with`).
 fn check_consistency(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d: &mut Decision) {
-    use crate::consistency::{Backing, back_confirmation, back_offer, confirmations, offers};
+    use crate::consistency::{
+        Backing, Reading, back_confirmation, back_offer, confirmations_in, offers_in,
+    };
     let mut j = Judged {
         d: &mut *d,
         held: None,
@@ -668,7 +687,9 @@ fn check_consistency(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d:
                 .filter(|m| r.contains(&m.start))
                 .collect()
         };
-        for c in confirmations(text) {
+        // One pass of the family patterns and one sentence split serve both readers.
+        let reading = Reading::new(text);
+        for c in confirmations_in(&reading) {
             let sentence = &text[c.sentence.clone()];
             let quote = text::excerpt(sentence, 160);
             match back_confirmation(ctx, c.claim, sentence, &in_sentence(&c.sentence)) {
@@ -701,7 +722,7 @@ fn check_consistency(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d:
             }
         }
         let Some(rule) = &policy.offers else { continue };
-        for o in offers(text) {
+        for o in offers_in(&reading) {
             let sentence = &text[o.sentence.clone()];
             let quote = text::excerpt(sentence, 160);
             match back_offer(ctx, &o, sentence, &in_sentence(&o.sentence)) {

@@ -314,9 +314,18 @@ fn barred_detail(
 }
 
 /// The first match of `re` in `fields` outside any match of `except` (a disclosure that
-/// itself names suit), quoted with a little context.
-fn first_phrase(re: &Regex, except: Option<&Regex>, fields: &[&str]) -> Option<String> {
-    fields.iter().find_map(|f| {
+/// itself names suit), quoted with a little context. A field whose `may_match` is false is
+/// known to hold no match of `re` (the policy's language pass saw none) and is skipped.
+fn first_phrase(
+    re: &Regex,
+    except: Option<&Regex>,
+    fields: &[&str],
+    may_match: &[bool],
+) -> Option<String> {
+    fields.iter().enumerate().find_map(|(i, f)| {
+        if !may_match.get(i).copied().unwrap_or(true) {
+            return None;
+        }
         // Most drafts mention nothing: one scan and out.
         re.find(f)?;
         let spans: Vec<(usize, usize)> = except
@@ -343,20 +352,28 @@ fn fire(d: &mut Decision, meta: &RuleMeta, detail: String) {
 }
 
 /// The legal-fact rules for an email whose normalised subject and body are `fields` and
-/// that lists the invoices `listed` (may be none).
+/// that lists the invoices `listed` (may be none). `litigation_in[i]` is false when the
+/// litigation phrases are known to match nowhere in `fields[i]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_email_legal(
     litigation: Option<&Litigation>,
     limitation: Option<&Limitation>,
     offer: Option<&OfferRule>,
     listed: &[String],
     fields: &[&str],
+    litigation_in: &[bool],
     ctx: &Context,
     d: &mut Decision,
 ) {
     let facts = &ctx.customer.facts;
     let disclosure = limitation.and_then(|l| l.disclosure.as_ref());
     if let Some(lit) = litigation
-        && let Some(quote) = first_phrase(&lit.phrases, disclosure.map(|d| &d.pattern), fields)
+        && let Some(quote) = first_phrase(
+            &lit.phrases,
+            disclosure.map(|d| &d.pattern),
+            fields,
+            litigation_in,
+        )
     {
         let barred =
             limitation.and_then(|lim| barred_detail(lim, listed, fields, ctx).map(|b| (lim, b)));
@@ -391,7 +408,7 @@ pub(crate) fn check_email_legal(
     if let Some(rule) = offer
         && let Some(o) = &facts.customer_offer
         && o.income_expenditure
-        && let Some(quote) = first_phrase(&rule.refusal, None, fields)
+        && let Some(quote) = first_phrase(&rule.refusal, None, fields, &[])
     {
         fire(
             d,

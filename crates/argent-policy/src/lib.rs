@@ -17,6 +17,7 @@ pub mod inbound;
 pub mod legal;
 pub mod policy;
 pub mod recent;
+mod scan;
 pub mod testing;
 pub mod text;
 pub mod words;

@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::NaiveTime;
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde::Deserialize;
 
 use argent_core::{Channel, Currency, Jurisdiction, Money, RiskSegment, Role, Tier, ToolName};
 
 use crate::error::{KeyProblem, PolicyError, line_col, pointer_to_key};
+use crate::scan::SetScan;
 
 /// The JSON Schema every policy document must satisfy (policies/policy.schema.json).
 pub const POLICY_SCHEMA: &str = include_str!("../../../policies/policy.schema.json");
@@ -143,7 +144,8 @@ struct FrequencyDoc {
 }
 
 /// A prohibited-language rule: one `pattern`, or a maintained phrase family (`patterns`,
-/// each a phrasing of the same meaning). Every pattern goes into the one `RegexSet` pass.
+/// each a phrasing of the same meaning). Every pattern goes into the one language pass
+/// (`crate::scan::SetScan`).
 #[derive(Clone, Debug, Deserialize)]
 struct PatternDoc {
     #[serde(flatten)]
@@ -464,8 +466,10 @@ pub struct Policy {
     /// For each prohibited pattern in `text_set` (the first `prohibited_of.len()`), the
     /// index of its rule in `prohibited`: a family contributes several patterns.
     pub(crate) prohibited_of: Vec<usize>,
-    /// Prohibited patterns followed by required-disclosure patterns, matched in one pass.
-    pub(crate) text_set: RegexSet,
+    /// Prohibited patterns followed by required-disclosure patterns (and the litigation
+    /// phrase family, at `litigation_at`), matched in one pass over each field.
+    pub(crate) text_set: SetScan,
+    pub(crate) litigation_at: Option<usize>,
     pub(crate) echo: Option<Echo>,
     pub(crate) content_check: Option<RuleMeta>,
     pub(crate) required: Vec<Required>,
@@ -918,20 +922,6 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         }
     }
 
-    let text_set = match regex::RegexSetBuilder::new(&patterns)
-        .size_limit(1 << 24)
-        .build()
-    {
-        Ok(s) => s,
-        Err(e) => {
-            ck.problem(
-                "prohibited".into(),
-                format!("language patterns do not compile together: {e}"),
-            );
-            RegexSet::empty()
-        }
-    };
-
     let amounts = match doc.amounts {
         Some(a) => {
             ck.meta("amounts", &a.meta);
@@ -1136,6 +1126,23 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     let validation_periods =
         crate::contact::compile_validation_periods(doc.validation_period, &mut ck);
 
+    // The litigation phrase family joins the language set: a field it matches nowhere in
+    // needs no search of its own for where it does.
+    let litigation_at = litigation.as_ref().map(|l| {
+        patterns.push(l.phrases.as_str().to_string());
+        patterns.len() - 1
+    });
+    let text_set = match SetScan::new(&patterns, 1 << 24) {
+        Ok(s) => s,
+        Err(e) => {
+            ck.problem(
+                "prohibited".into(),
+                format!("language patterns do not compile together: {e}"),
+            );
+            SetScan::empty()
+        }
+    };
+
     let money_mention = match Regex::new(crate::words::MONEY_PATTERN) {
         Ok(r) => r,
         Err(e) => {
@@ -1158,6 +1165,7 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         prohibited,
         prohibited_of,
         text_set,
+        litigation_at,
         echo,
         content_check,
         required,

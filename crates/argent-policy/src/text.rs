@@ -156,27 +156,27 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
 
 /// The sentences of `text` as byte ranges: split after `.`, `!` or `?` followed by white
 /// space (so `$300.50` and `INV.2` stay whole), and at line breaks.
+///
+/// Every character that can end a sentence is ASCII, and an ASCII byte in UTF-8 is always
+/// that character (never part of another's encoding), so the text is walked byte by byte
+/// and only the character after a stop is decoded.
 pub fn sentences(text: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, &b) in text.as_bytes().iter().enumerate() {
         // (end of this sentence, start of the next)
-        let cut = match c {
-            '\n' | '\r' => Some((i, i + 1)),
-            '.' | '!' | '?' => match chars.peek() {
-                None => Some((i + 1, i + 1)),
-                Some((_, n)) if n.is_whitespace() => Some((i + 1, i + 1)),
-                _ => None,
+        let (end, next) = match b {
+            b'\n' | b'\r' => (i, i + 1),
+            b'.' | b'!' | b'?' => match text.get(i + 1..).and_then(|r| r.chars().next()) {
+                Some(n) if !n.is_whitespace() => continue,
+                _ => (i + 1, i + 1),
             },
-            _ => None,
+            _ => continue,
         };
-        if let Some((end, next)) = cut {
-            if !text[start..end].trim().is_empty() {
-                out.push(start..end);
-            }
-            start = next;
+        if !text[start..end].trim().is_empty() {
+            out.push(start..end);
         }
+        start = next;
     }
     if !text[start..].trim().is_empty() {
         out.push(start..text.len());
@@ -329,6 +329,43 @@ mod tests {
                 "Thanks"
             ]
         );
+    }
+
+    /// The character-by-character split [`sentences`] replaced, kept as its reference.
+    fn sentences_by_char(text: &str) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let cut = match c {
+                '\n' | '\r' => Some((i, i + 1)),
+                '.' | '!' | '?' => match chars.peek() {
+                    None => Some((i + 1, i + 1)),
+                    Some((_, n)) if n.is_whitespace() => Some((i + 1, i + 1)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((end, next)) = cut {
+                if !text[start..end].trim().is_empty() {
+                    out.push(start..end);
+                }
+                start = next;
+            }
+        }
+        if !text[start..].trim().is_empty() {
+            out.push(start..text.len());
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sentences_split_as_the_character_walk_did(
+            text in "([a-zé€ ]{0,6}[.!?\n\r\u{a0}\u{2003}\u{3000} ,0-9]{0,3}){0,40}"
+        ) {
+            proptest::prop_assert_eq!(sentences(&text), sentences_by_char(&text));
+        }
     }
 
     #[test]

@@ -337,9 +337,14 @@ fn a_broken_promise_fires_its_follow_up_on_the_right_day() {
             Some("PTP-1".to_string())
         )
     );
-    // Then the ladder goes on: the call request, five days' gap after the follow-up.
+    // The 25th is a Sunday: the follow-up is due at 09:00 on Monday the 26th. Then the
+    // ladder goes on: the call request, five days' gap after it.
+    assert_eq!(
+        a.state.as_ref().unwrap().followed_promises,
+        ["PTP-1".to_string()]
+    );
     assert_eq!(due[1].1, "call_request");
-    assert_eq!(due[1].0, d("2026-10-30"));
+    assert_eq!(due[1].0, d("2026-10-31"));
 }
 
 #[test]

@@ -376,7 +376,11 @@ pub fn parse_procedure(name: &str, body: &str) -> Result<Procedure, Vec<Problem>
     let steps_span = raw.steps.span();
     let raw_steps = raw.steps.into_inner();
     if raw_steps.is_empty() {
-        problems.push(at(body, steps_span.clone(), "steps: a procedure needs at least one step"));
+        problems.push(at(
+            body,
+            steps_span.clone(),
+            "steps: a procedure needs at least one step",
+        ));
     }
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut ladder = Vec::new();
@@ -430,7 +434,10 @@ pub fn parse_procedure(name: &str, body: &str) -> Result<Procedure, Vec<Problem>
                     problems.push(at(
                         body,
                         p.span(),
-                        format!("prompt: a {} step is not drafted; remove the prompt", s.kind),
+                        format!(
+                            "prompt: a {} step is not drafted; remove the prompt",
+                            s.kind
+                        ),
                     ));
                 }
                 Some(v.clone())
@@ -438,7 +445,9 @@ pub fn parse_procedure(name: &str, body: &str) -> Result<Procedure, Vec<Problem>
             (None, false) => None,
         };
         let anchors: Vec<(Anchor, Range<usize>)> = [
-            s.due_days.as_ref().map(|d| (Anchor::DueDate(*d.get_ref()), d.span())),
+            s.due_days
+                .as_ref()
+                .map(|d| (Anchor::DueDate(*d.get_ref()), d.span())),
             s.after_previous_days
                 .as_ref()
                 .map(|d| (Anchor::PreviousStep(*d.get_ref()), d.span())),
@@ -850,11 +859,20 @@ after_broken_promise_days = 1
     fn duplicate_ids_missing_prompts_and_anchors_are_errors() {
         let bad = OK.replace("id = \"hold\"", "id = \"first\"");
         let p = problems(&bad);
-        assert!(p.iter().any(|p| p.message.contains("used twice") && p.line == Some(12)));
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("used twice") && p.line == Some(12))
+        );
         let bad = OK.replace("prompt = \"step/overdue_notice\"\n", "");
         let p = problems(&bad);
-        assert!(p.iter().any(|p| p.message.contains("needs a prompt") && p.line == Some(6)));
-        let bad = OK.replace("after_previous_days = 7", "after_previous_days = 7\ndue_days = 3");
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("needs a prompt") && p.line == Some(6))
+        );
+        let bad = OK.replace(
+            "after_previous_days = 7",
+            "after_previous_days = 7\ndue_days = 3",
+        );
         let p = problems(&bad);
         assert!(p.iter().any(|p| p.message.contains("only one of")));
         let bad = OK.replace("due_days = 1", "after_previous_days = 1");
@@ -862,20 +880,24 @@ after_broken_promise_days = 1
         assert!(p.iter().any(|p| p.message.contains("first step")));
         let bad = OK.replace("USD = 500_00", "XXQ = 500_00");
         let p = problems(&bad);
-        assert!(p.iter().any(|p| p.message.contains("XXQ") && p.line == Some(15)), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("XXQ") && p.line == Some(15)),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn the_assignment_must_name_existing_procedures_and_cover_every_segment() {
-        let assignment = "[[rules]]\nsegment = \"low\"\nprocedure = \"t\"\n\n[[rules]]\nprocedure = \"nope\"\n";
-        let err = ProcedureSet::from_sources([("t", 1, OK), (ASSIGNMENT, 1, assignment)])
-            .unwrap_err();
+        let assignment =
+            "[[rules]]\nsegment = \"low\"\nprocedure = \"t\"\n\n[[rules]]\nprocedure = \"nope\"\n";
+        let err =
+            ProcedureSet::from_sources([("t", 1, OK), (ASSIGNMENT, 1, assignment)]).unwrap_err();
         assert_eq!(err.len(), 1, "{err:?}");
         assert_eq!(err[0].1.line, Some(6));
         assert!(err[0].1.message.contains("nope"));
         let partial = "[[rules]]\nsegment = \"low\"\nprocedure = \"t\"\n";
-        let err =
-            ProcedureSet::from_sources([("t", 1, OK), (ASSIGNMENT, 1, partial)]).unwrap_err();
+        let err = ProcedureSet::from_sources([("t", 1, OK), (ASSIGNMENT, 1, partial)]).unwrap_err();
         assert!(err.iter().any(|(_, p)| p.message.contains("medium-risk")));
         let in_review = "[[rules]]\nsegment = \"in_review\"\nprocedure = \"t\"\n";
         assert!(parse_assignment(in_review).is_err());

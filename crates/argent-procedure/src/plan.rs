@@ -46,12 +46,14 @@ use argent_core::{
     Case, CaseKind, Currency, Customer, Invoice, Money, Payment, PromiseStatus, PromiseToPay,
     RiskSegment,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{Anchor, DEFAULT_PROMISE_GRACE_DAYS, Hours, Procedure, ProcedureSet, Step};
 use crate::StepWork;
+use crate::doc::{Anchor, DEFAULT_PROMISE_GRACE_DAYS, Hours, Procedure, ProcedureSet, Step};
 
 /// What the planner knows about one account.
 #[derive(Clone, Copy, Debug)]
@@ -235,8 +237,7 @@ pub fn schedule(
     for _ in 0..10 {
         let lt = t.with_timezone(&tz);
         let day = lt.date_naive();
-        let business_day =
-            hours.weekends || !matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        let business_day = hours.weekends || !matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
         if !business_day || lt.hour() >= hours.end {
             t = local(day + Duration::days(1), hours.start);
             continue;
@@ -321,7 +322,11 @@ fn facts<'a>(s: &Snapshot<'a>, today: NaiveDate) -> Result<Facts<'a>, PlanError>
 /// Judges open promises as of `today`.
 fn judge_promises(s: &Snapshot<'_>, today: NaiveDate, grace: i64) -> Vec<PromiseOutcome> {
     let mut out = Vec::new();
-    for p in s.promises.iter().filter(|p| p.status == PromiseStatus::Open) {
+    for p in s
+        .promises
+        .iter()
+        .filter(|p| p.status == PromiseStatus::Open)
+    {
         let status = p.assess(s.payments, today, grace);
         if status == PromiseStatus::Open {
             continue;
@@ -332,7 +337,9 @@ fn judge_promises(s: &Snapshot<'_>, today: NaiveDate, grace: i64) -> Vec<Promise
             .payments
             .iter()
             .filter(|x| x.amount.currency == p.amount.currency)
-            .filter(|x| p.invoice_numbers.is_empty() || p.invoice_numbers.contains(&x.invoice_number))
+            .filter(|x| {
+                p.invoice_numbers.is_empty() || p.invoice_numbers.contains(&x.invoice_number)
+            })
             .filter(|x| x.received_on >= made_on && x.received_on <= deadline.min(today))
             .map(|x| i128::from(x.amount.minor))
             .sum();
@@ -423,8 +430,7 @@ pub fn plan(
 
     // Pauses.
     let flags = &s.customer.flags;
-    let open_case =
-        |k: CaseKind| s.cases.iter().any(|c| c.kind == k && c.status.is_open());
+    let open_case = |k: CaseKind| s.cases.iter().any(|c| c.kind == k && c.status.is_open());
     let open_promise = s
         .promises
         .iter()
@@ -432,7 +438,10 @@ pub fn plan(
         .max_by_key(|p| p.promised_date);
     let all_disputed = f.any_overdue && f.overdue_by_currency.values().all(|v| *v == 0);
     let pause = if flags.bankrupt {
-        Some((PauseReason::Bankruptcy, "bankruptcy: automatic stay".to_string()))
+        Some((
+            PauseReason::Bankruptcy,
+            "bankruptcy: automatic stay".to_string(),
+        ))
     } else if flags.disputed || all_disputed {
         Some((
             PauseReason::Disputed,
@@ -519,7 +528,8 @@ pub fn plan(
             .filter(|p| opening || !prior.followed_promises.contains(&p.id))
             .filter_map(|p| {
                 let broken_on = p.promised_date + Duration::days(grace + 1);
-                (broken_on >= cycle_started).then(|| (p, gap_date(step, broken_on + Duration::days(days))))
+                (broken_on >= cycle_started)
+                    .then(|| (p, gap_date(step, broken_on + Duration::days(days))))
             })
             .min_by_key(|(p, d)| (*d, p.id.clone()))
             .map(|(p, d)| (step, p, d))
@@ -529,7 +539,11 @@ pub fn plan(
     let start = if opening {
         0
     } else {
-        match prior.current_step.as_deref().and_then(|id| procedure.ladder_step(id)) {
+        match prior
+            .current_step
+            .as_deref()
+            .and_then(|id| procedure.ladder_step(id))
+        {
             Some((i, _)) => i + 1,
             None => prior
                 .current_index
@@ -597,7 +611,13 @@ pub fn plan(
     if let Some((step, promise, date)) = followup.clone()
         && date <= today
     {
-        let due_at = schedule(date, now, tz, procedure.hours, step.kind.contacts_customer());
+        let due_at = schedule(
+            date,
+            now,
+            tz,
+            procedure.hours,
+            step.kind.contacts_customer(),
+        );
         open_cycle(&mut plan.state);
         plan.state.last_step_at = Some(due_at);
         plan.state.followed_promises.push(promise.id.clone());
@@ -620,17 +640,23 @@ pub fn plan(
         });
         if let Some((_, st, d)) = next {
             plan.state.next_step = Some(st.id.clone());
-            plan.state.next_at = Some(schedule(d.max(today), now, tz, procedure.hours, st.kind.contacts_customer()));
+            plan.state.next_at = Some(schedule(
+                d.max(today),
+                now,
+                tz,
+                procedure.hours,
+                st.kind.contacts_customer(),
+            ));
         }
         return Ok(plan);
     }
 
     // A follow-up owed but not yet due holds the ladder back until it has run.
     let next = match (&followup, next) {
-        (Some((fs, _, fd)), Some((_, st, d))) if d <= today => {
-            let _ = (fs, st);
-            plan.state.status = Status::Active;
-            plan.state.version = version;
+        (Some((fs, _, fd)), Some((_, _, d))) if d <= today => {
+            // The account is in dunning (a cycle opens if none was), waiting on the
+            // follow-up.
+            open_cycle(&mut plan.state);
             plan.state.next_step = Some(fs.id.clone());
             plan.state.next_at = Some(schedule(
                 (*fd).max(today),
@@ -639,9 +665,6 @@ pub fn plan(
                 procedure.hours,
                 fs.kind.contacts_customer(),
             ));
-            if opening {
-                plan.state.procedure = Some(procedure.name.clone());
-            }
             return Ok(plan);
         }
         (_, next) => next,
@@ -651,7 +674,13 @@ pub fn plan(
         Some((i, step, date)) if date <= today => {
             // An account whose ladder would open with nothing overdue and no pre-due step
             // is not in dunning yet.
-            let due_at = schedule(date, now, tz, procedure.hours, step.kind.contacts_customer());
+            let due_at = schedule(
+                date,
+                now,
+                tz,
+                procedure.hours,
+                step.kind.contacts_customer(),
+            );
             open_cycle(&mut plan.state);
             plan.state.current_step = Some(step.id.clone());
             plan.state.current_index = i64::try_from(i).ok();
@@ -713,8 +742,9 @@ pub fn plan(
             if let Some(reason) = contact_flag_reason() {
                 plan.state.status = Status::Paused;
                 plan.state.paused_reason = Some(reason);
-                plan.state.detail =
-                    Some(format!("{reason}: no step left that does not contact the customer"));
+                plan.state.detail = Some(format!(
+                    "{reason}: no step left that does not contact the customer"
+                ));
             } else if prior.cycle_open() {
                 plan.state.status = Status::Finished;
                 plan.state.detail = Some(
@@ -725,8 +755,13 @@ pub fn plan(
             }
             if let Some((fs, _, fd)) = &followup {
                 plan.state.next_step = Some(fs.id.clone());
-                plan.state.next_at =
-                    Some(schedule(*fd, now, tz, procedure.hours, fs.kind.contacts_customer()));
+                plan.state.next_at = Some(schedule(
+                    *fd,
+                    now,
+                    tz,
+                    procedure.hours,
+                    fs.kind.contacts_customer(),
+                ));
             }
         }
     }

@@ -90,7 +90,10 @@ fn pay(n: &str, minor: i64, on: &str) -> Payment {
 fn history() -> (Vec<Invoice>, Vec<Payment>) {
     let mut invoices = Vec::new();
     let mut payments = Vec::new();
-    for (i, due) in ["2026-06-01", "2026-07-01", "2026-08-01"].iter().enumerate() {
+    for (i, due) in ["2026-06-01", "2026-07-01", "2026-08-01"]
+        .iter()
+        .enumerate()
+    {
         let n = format!("H{i}");
         invoices.push(inv(&n, due, 100_00, false));
         payments.push(pay(&n, 100_00, due));
@@ -303,7 +306,8 @@ fn a_broken_promise_fires_its_follow_up_on_the_right_day() {
     let mut a = Account::overdue("2026-10-01", 900_00);
     assert_eq!(steps(&a.run("2026-10-08", 1, &set)), ["overdue_notice"]);
     // Promised for the 20th; grace 3 days: broken on the 24th, follow-up a day later.
-    a.promises.push(promise("PTP-1", 900_00, "2026-10-20", "2026-10-09"));
+    a.promises
+        .push(promise("PTP-1", 900_00, "2026-10-20", "2026-10-09"));
     a.payments.push(pay("INV-1", 200_00, "2026-10-19"));
     let mut broken_seen = None;
     let mut due = Vec::new();
@@ -352,7 +356,8 @@ fn a_kept_promise_and_a_cleared_balance_end_the_cycle() {
     let set = standard();
     let mut a = Account::overdue("2026-10-01", 900_00);
     a.run("2026-10-08", 1, &set);
-    a.promises.push(promise("PTP-1", 900_00, "2026-10-20", "2026-10-09"));
+    a.promises
+        .push(promise("PTP-1", 900_00, "2026-10-20", "2026-10-09"));
     a.payments.push(pay("INV-1", 900_00, "2026-10-18"));
     let p = a.tick(at("2026-10-19"), &set);
     assert!(p.ended);
@@ -423,7 +428,11 @@ fn arb_account() -> impl Strategy<Value = (Account, i64)> {
                     payments.push(pay(&n, *minor, &(due + Duration::days(20)).to_string()));
                 }
             }
-            let kinds = [CaseKind::Dispute, CaseKind::Hardship, CaseKind::PaymentClaimed];
+            let kinds = [
+                CaseKind::Dispute,
+                CaseKind::Hardship,
+                CaseKind::PaymentClaimed,
+            ];
             let cases = cases
                 .iter()
                 .enumerate()

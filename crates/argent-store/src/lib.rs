@@ -29,6 +29,7 @@ mod eval_runs;
 mod facts;
 pub mod integrity;
 mod ledger;
+mod procedures;
 mod records;
 mod signals;
 pub mod testkit;
@@ -51,6 +52,7 @@ pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_s
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use signals::{NewSignal, SignalRecord};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
@@ -319,6 +321,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "work_items",
         include_str!("../../../migrations/sqlite/0011_work_items.sql"),
     ),
+    (
+        12,
+        "procedures",
+        include_str!("../../../migrations/sqlite/0012_procedures.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -370,6 +377,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "work_items",
         include_str!("../../../migrations/postgres/0011_work_items.sql"),
+    ),
+    (
+        12,
+        "procedures",
+        include_str!("../../../migrations/postgres/0012_procedures.sql"),
     ),
 ];
 

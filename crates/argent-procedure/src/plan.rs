@@ -5,7 +5,8 @@
 //!
 //! Rules (the issue's, and the decisions where it was silent):
 //!
-//! - **One step per account per plan.** Steps are consolidated: one contact covers every
+//! - **One step per account per plan**, and at most one per local day (a tick run again
+//!   the same day plans nothing new for an account that got a step). Steps are consolidated: one contact covers every
 //!   collectible overdue invoice (all collectible open invoices for a pre-due step).
 //! - **Cycles.** A cycle opens when the first ladder step falls due for an account with a
 //!   collectible open balance; it is anchored to the oldest collectible open invoice's due
@@ -505,7 +506,13 @@ pub fn plan(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
+    // At most one step per account per local day, however often the tick runs.
+    let day_after_last = prior
+        .last_step_at
+        .filter(|_| !opening)
+        .map(|t| local_date(t, tz) + Duration::days(1));
     let gap_date = |step: &Step, date: NaiveDate| -> NaiveDate {
+        let date = day_after_last.map_or(date, |d| date.max(d));
         match last_touch {
             Some(t) if step.kind.contacts_customer() && step.min_gap_days > 0 => {
                 date.max(local_date(t, tz) + Duration::days(step.min_gap_days))

@@ -489,7 +489,8 @@ fn arb_account() -> impl Strategy<Value = (Account, i64)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Ticking every day (at a random hour): each step of a cycle is planned at most once,
+    /// Ticking every day (at a random hour, and again minutes later): at most one step per
+    /// account per day, each step of a cycle is planned at most once,
     /// a paused account gets nothing, contact steps are due inside business hours in the
     /// debtor's zone, and nothing is due before the tick.
     #[test]
@@ -506,6 +507,9 @@ proptest! {
                 + Duration::days(k)
                 + Duration::hours(hour);
             let p = a.tick(now, &set);
+            // The same tick again (a second scheduler, a re-run): nothing more.
+            let again = a.tick(now + Duration::minutes(5), &set);
+            prop_assert!(again.due.is_none(), "a second step the same day: {:?}", again.due);
             if p.state.status == Status::Paused {
                 prop_assert!(p.due.is_none());
             }

@@ -29,6 +29,7 @@ mod cases;
 pub mod error;
 mod extract;
 pub mod limits;
+mod procedures;
 pub mod request_id;
 pub mod security;
 pub mod web;
@@ -192,6 +193,12 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/aging", get(api::aging)),
         ("GET", "/customers/{id}/facts", get(web::facts_api_get)),
         ("PUT", "/customers/{id}/facts", put(web::facts_api_put)),
+        (
+            "GET",
+            "/customers/{id}/procedure",
+            get(procedures::customer),
+        ),
+        ("GET", "/procedures/summary", get(procedures::summary)),
         ("GET", "/dashboard", get(web::dashboard_api)),
         ("GET", "/documents", get(web::api_list)),
         ("GET", "/documents/{kind}/{name}", get(web::api_versions)),

@@ -380,6 +380,22 @@ pub fn plan(
     set: &ProcedureSet,
     now: DateTime<Utc>,
 ) -> Result<Plan, PlanError> {
+    let mut p = plan_once(s, prior, set, now)?;
+    if p.due.is_some() {
+        // What comes next and when, as the next plan will see it (it plans no step today).
+        let next = plan_once(s, Some(&p.state), set, now)?;
+        p.state.next_step = next.state.next_step;
+        p.state.next_at = next.state.next_at;
+    }
+    Ok(p)
+}
+
+fn plan_once(
+    s: &Snapshot<'_>,
+    prior: Option<&State>,
+    set: &ProcedureSet,
+    now: DateTime<Utc>,
+) -> Result<Plan, PlanError> {
     let tz = s.customer.time_zone;
     let today = local_date(now, tz);
     let fresh = State::new(&s.customer.id);
@@ -714,13 +730,6 @@ pub fn plan(
                 },
                 due_at,
             });
-            // What follows, for people (its date is known once this one has run).
-            plan.state.next_step = procedure
-                .ladder
-                .iter()
-                .skip(i + 1)
-                .find(|st| applies(st, s, &f))
-                .map(|st| st.id.clone());
         }
         Some((_, step, date)) => {
             plan.state.status = if prior.cycle_open() {

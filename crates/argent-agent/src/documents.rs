@@ -1096,11 +1096,51 @@ mod tests {
     }
 
     #[test]
+    fn procedures_are_validated_with_the_prompts_and_procedures_they_name() {
+        let docs = shipped();
+        let problems: Vec<_> = validate_set(&docs)
+            .into_iter()
+            .filter(|(k, _, _)| *k == DocKind::Procedure)
+            .collect();
+        assert!(problems.is_empty(), "{problems:?}");
+        let body = docs.procedures["standard"].replace("step/due_today", "step/nope");
+        let errors = validate_in_set(&docs, DocKind::Procedure, "standard", &body);
+        let line = line_of(&body, |l| l.contains("step/nope"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("step/nope") && e.line == Some(line)),
+            "{errors:?}"
+        );
+        let body = docs.procedures["standard"].replacen("min_gap_days", "min_gap", 1);
+        let errors = validate_document(DocKind::Procedure, "standard", &body);
+        let line = line_of(&body, |l| l.starts_with("min_gap ="));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(line), "{errors:?}");
+        let a = docs.procedures["assignment"].replace("\"gentle\"", "\"soft\"");
+        assert!(validate_document(DocKind::Procedure, "assignment", &a).is_empty());
+        let errors = validate_in_set(&docs, DocKind::Procedure, "assignment", &a);
+        assert!(errors.iter().any(|e| e.message.contains("'soft'")), "{errors:?}");
+        assert!(docs.procedure_set().is_ok());
+        assert!(
+            docs.with_document(DocKind::Procedure, "assignment", &a)
+                .procedure_set()
+                .unwrap_err()
+                .starts_with("procedures/assignment.toml:")
+        );
+    }
+
+    #[test]
     fn a_set_round_trips_through_versions_and_files() {
         let docs = shipped();
         let entries = docs.entries();
-        assert_eq!(entries.len(), docs.prompts.len() + docs.policies.len());
+        assert!(!docs.procedures.is_empty(), "procedures/ beside policies/");
+        assert_eq!(
+            entries.len(),
+            docs.prompts.len() + docs.policies.len() + docs.procedures.len()
+        );
         assert_eq!(entries[0].0, DocKind::Prompt);
+        assert_eq!(entries.last().unwrap().0, DocKind::Procedure);
         let versions: Vec<DocumentVersion> = entries
             .iter()
             .enumerate()

@@ -74,7 +74,13 @@ async fn load(store: &Store, n: usize) -> f64 {
             jurisdictions[k],
             zones[k]
         ));
-        let cur = if k == 2 { "GBP" } else if k == 3 { "EUR" } else { "USD" };
+        let cur = if k == 2 {
+            "GBP"
+        } else if k == 3 {
+            "EUR"
+        } else {
+            "USD"
+        };
         // How late this customer pays: 0-24 days.
         let late = i64::try_from(i % 25).unwrap_or(0);
         for h in 0..8_i64 {
@@ -202,7 +208,10 @@ async fn bench(label: &str, store: &Store, n: usize) {
     println!("{label}: {c} customers, {i} invoices, {p} payments loaded in {load_s:.1} s");
     for (what, now) in [
         ("first tick of the day", at("2026-11-20")),
-        ("the same tick again", at("2026-11-20") + Duration::minutes(10)),
+        (
+            "the same tick again",
+            at("2026-11-20") + Duration::minutes(10),
+        ),
         ("eight days later", at("2026-11-28")),
     ] {
         let t = Instant::now();
@@ -220,7 +229,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 100_000 } else { 200 });
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => panic!("runtime: {e}"),
     };

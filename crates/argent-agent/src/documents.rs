@@ -1120,7 +1120,10 @@ mod tests {
         let a = docs.procedures["assignment"].replace("\"gentle\"", "\"soft\"");
         assert!(validate_document(DocKind::Procedure, "assignment", &a).is_empty());
         let errors = validate_in_set(&docs, DocKind::Procedure, "assignment", &a);
-        assert!(errors.iter().any(|e| e.message.contains("'soft'")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.message.contains("'soft'")),
+            "{errors:?}"
+        );
         assert!(docs.procedure_set().is_ok());
         assert!(
             docs.with_document(DocKind::Procedure, "assignment", &a)

@@ -81,7 +81,7 @@ pub async fn docs(database: &str, cmd: DocsCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<7} {:<34} {:>6} {:>6} {:>8}",
+                "{:<9} {:<34} {:>6} {:>6} {:>8}",
                 "kind", "name", "active", "latest", "versions"
             );
             for d in &docs {
@@ -89,7 +89,7 @@ pub async fn docs(database: &str, cmd: DocsCommand) -> Result<()> {
                     .active_version
                     .map_or_else(|| "-".to_string(), |v| v.to_string());
                 println!(
-                    "{:<7} {:<34} {:>6} {:>6} {:>8}",
+                    "{:<9} {:<34} {:>6} {:>6} {:>8}",
                     d.kind.as_str(),
                     d.name,
                     active,

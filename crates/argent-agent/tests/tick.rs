@@ -332,3 +332,40 @@ async fn a_payment_clearing_the_balance_ends_the_procedure_and_cancels_queued_st
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_last_contact_delays_a_step_by_its_minimum_gap() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        setup(&ts, 2).await;
+        let set = active_procedures(&ts.store).await.unwrap();
+        // A call with C-00001 on the 8th: the gentle overdue notice waits 7 days after it.
+        ts.store
+            .log_call(
+                "call-1",
+                "C-00001",
+                "2026-11-08T15:00:00Z".parse().unwrap(),
+                true,
+                None,
+                "alice",
+                None,
+            )
+            .await
+            .unwrap();
+        let r = tick(&ts.store, &set, at("2026-11-10"), 100).await.unwrap();
+        assert_eq!(r.due, 1, "{label}: only C-00002");
+        let st = ts.store.procedure_state("C-00001").await.unwrap().unwrap();
+        assert_eq!(st.next_step.as_deref(), Some("overdue_notice"), "{label}");
+        // The 15th, at 09:00 in New York.
+        assert_eq!(
+            st.next_at,
+            Some("2026-11-16T14:00:00Z".parse().unwrap()),
+            "{label}: the 15th is a Sunday, so Monday 09:00"
+        );
+        let r = tick(&ts.store, &set, at("2026-11-14"), 100).await.unwrap();
+        assert_eq!(r.due, 0, "{label}");
+        let r = tick(&ts.store, &set, at("2026-11-15"), 100).await.unwrap();
+        assert_eq!(r.due_by_step.get("overdue_notice"), Some(&1), "{label}");
+        ts.cleanup().await;
+    }
+}

@@ -30,8 +30,8 @@
 //!   once covered it is kept. A broken promise fires the procedure's broken-promise step,
 //!   once per promise, `after_broken_promise_days` after the day it was found broken
 //!   (its date + grace + 1), before the ladder moves on.
-//! - **Timing.** A ladder step's date is its anchor (due date + `due_days`, or the last step
-//!   + `after_previous_days`), no earlier than `min_days_past_due` allows and, for contact
+//! - **Timing.** A ladder step's date is its anchor (due date plus `due_days`, or the last
+//!   step plus `after_previous_days`), no earlier than `min_days_past_due` allows and, for contact
 //!   steps, `min_gap_days` after the last contact or step. Steps whose `skip_after_days`
 //!   has passed, whose conditions fail, or that a stop flag forbids are skipped.
 //! - **Business hours.** A contact step's due instant is the first moment at or after the
@@ -631,7 +631,7 @@ fn plan_once(
         st.status = Status::Active;
     };
 
-    if let Some((step, promise, date)) = followup.clone()
+    if let Some((step, promise, date)) = followup
         && date <= today
     {
         let due_at = schedule(

@@ -3,7 +3,8 @@
 //!
 //! A tick reads the active procedure documents (the database's, checked against the audit
 //! trail like every active document), then pages through the customers in id order
-//! ([`Store::tick_batch`]), runs the pure planner ([`argent_procedure::plan`]) on each
+//! ([`Store::tick_batch`], the next page read while the current one is planned and
+//! written; a page's states are its own customers', so the overlap changes nothing), runs the pure planner ([`argent_procedure::plan`]) on each
 //! account and writes each page in one transaction ([`StoreTx::apply_tick`]): promises
 //! judged kept or broken, changed states, and the due steps as `procedure_step` work items
 //! keyed by [`StepWork::dedupe_key`]. Invariants:
@@ -57,7 +58,7 @@ pub struct TickReport {
     pub unassigned: usize,
     /// Accounts that could not be planned, with why.
     pub errors: Vec<String>,
-    /// Where the time went.
+    /// Where the time went (`read_ms`: waiting for pages, which are read ahead).
     pub read_ms: u128,
     pub plan_ms: u128,
     pub write_ms: u128,
@@ -97,15 +98,23 @@ pub async fn tick(
         ..TickReport::default()
     };
     let (mut read, mut planning, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut after = String::new();
+    // The next page is read while this one is planned and written (`read` counts only
+    // the time spent waiting for it).
+    let fetch = |after: String| {
+        let store = store.clone();
+        tokio::spawn(async move { store.tick_batch(&after, batch).await })
+    };
+    let mut pending = fetch(String::new());
     loop {
         let t = Instant::now();
-        let b = store.tick_batch(&after, batch).await?;
+        let b = pending
+            .await
+            .map_err(|e| AgentError::Invariant(format!("reading a page of accounts: {e}")))??;
         read += t.elapsed();
         let Some(last) = b.customers.last() else {
             break;
         };
-        after = last.id.clone();
+        pending = fetch(last.id.clone());
         let t = Instant::now();
         let mut w = TickWrite::default();
         for c in &b.customers {

@@ -32,18 +32,39 @@ pub struct DocumentSet {
     pub prompts: BTreeMap<String, String>,
     /// Policy name (`us-consumer`) → TOML text.
     pub policies: BTreeMap<String, String>,
+    /// Procedure name (`standard`, and `assignment`) → TOML text.
+    pub procedures: BTreeMap<String, String>,
 }
 
 impl DocumentSet {
     /// Every `*.hbs` under `prompts_dir` (recursively) and every `*.toml` directly under
     /// `policies_dir` (not `tests/`), as [`PromptSet::load`] and [`PolicySet::load_dir`]
-    /// read them.
+    /// read them; and the procedures in the `procedures/` directory beside `policies_dir`,
+    /// if there is one (see [`DocumentSet::from_dirs_with_procedures`]).
     pub fn from_dirs(prompts_dir: &Path, policies_dir: &Path) -> Result<DocumentSet, AgentError> {
+        let procedures = policies_dir
+            .parent()
+            .map(|p| p.join("procedures"))
+            .filter(|p| p.is_dir());
+        DocumentSet::from_dirs_with_procedures(prompts_dir, policies_dir, procedures.as_deref())
+    }
+
+    /// As [`DocumentSet::from_dirs`], with the procedures (every `*.toml` directly under
+    /// `procedures_dir`) from the directory given, or none.
+    pub fn from_dirs_with_procedures(
+        prompts_dir: &Path,
+        policies_dir: &Path,
+        procedures_dir: Option<&Path>,
+    ) -> Result<DocumentSet, AgentError> {
         let mut prompts = BTreeMap::new();
         collect(prompts_dir, prompts_dir, &mut prompts)?;
         Ok(DocumentSet {
             prompts,
             policies: DocumentSet::read_policies(policies_dir)?,
+            procedures: match procedures_dir {
+                Some(d) => DocumentSet::read_policies(d)?,
+                None => BTreeMap::new(),
+            },
         })
     }
 
@@ -84,6 +105,7 @@ impl DocumentSet {
         let map = match kind {
             DocKind::Prompt => &mut self.prompts,
             DocKind::Policy => &mut self.policies,
+            DocKind::Procedure => &mut self.procedures,
         };
         map.insert(name.to_string(), body.to_string());
     }
@@ -101,12 +123,13 @@ impl DocumentSet {
         match kind {
             DocKind::Prompt => self.prompts.get(name),
             DocKind::Policy => self.policies.get(name),
+            DocKind::Procedure => self.procedures.get(name),
         }
         .map(String::as_str)
     }
 
-    /// Every document as `(kind, name, text)`, prompts first: what
-    /// `Store::seed_documents` takes.
+    /// Every document as `(kind, name, text)`, prompts, then policies, then procedures:
+    /// what `Store::seed_documents` takes.
     pub fn entries(&self) -> Vec<(DocKind, String, String)> {
         let prompts = self
             .prompts
@@ -116,17 +139,23 @@ impl DocumentSet {
             .policies
             .iter()
             .map(|(n, t)| (DocKind::Policy, n.clone(), t.clone()));
-        prompts.chain(policies).collect()
+        let procedures = self
+            .procedures
+            .iter()
+            .map(|(n, t)| (DocKind::Procedure, n.clone(), t.clone()));
+        prompts.chain(policies).chain(procedures).collect()
     }
 
-    /// Writes the set as files, `dir/prompts/<name>.hbs` and `dir/policies/<name>.toml`,
-    /// for code that takes directories (the eval runner); returns the two directories.
+    /// Writes the set as files, `dir/prompts/<name>.hbs`, `dir/policies/<name>.toml` and
+    /// `dir/procedures/<name>.toml`, for code that takes directories (the eval runner);
+    /// returns the prompt and policy directories (the procedures sit beside them).
     /// Refuses names that are not document names (so a name cannot escape `dir`).
     pub fn write_to(&self, dir: &Path) -> Result<(PathBuf, PathBuf), AgentError> {
         let io = |p: &Path, e: std::io::Error| AgentError::Io(format!("{}: {e}", p.display()));
         let prompts_dir = dir.join("prompts");
         let policies_dir = dir.join("policies");
-        for d in [&prompts_dir, &policies_dir] {
+        let procedures_dir = dir.join("procedures");
+        for d in [&prompts_dir, &policies_dir, &procedures_dir] {
             std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
         }
         for (kind, name, text) in self.entries() {
@@ -134,6 +163,7 @@ impl DocumentSet {
             let path = match kind {
                 DocKind::Prompt => prompts_dir.join(format!("{name}.hbs")),
                 DocKind::Policy => policies_dir.join(format!("{name}.toml")),
+                DocKind::Procedure => procedures_dir.join(format!("{name}.toml")),
             };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -151,6 +181,46 @@ impl DocumentSet {
     /// The policies, loaded and validated (errors name `policies/<name>.toml`).
     pub fn policy_set(&self) -> Result<PolicySet, PolicyError> {
         PolicySet::from_sources(self.policies.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+    }
+
+    /// The procedures, validated as a set (each document, the assignment naming existing
+    /// procedures, every prompt a step names existing among the prompts): errors as
+    /// `procedures/<name>.toml:line:column: problem`.
+    pub fn procedure_set(&self) -> Result<argent_procedure::ProcedureSet, String> {
+        self.procedure_set_versions(&BTreeMap::new())
+    }
+
+    /// [`DocumentSet::procedure_set`] with each procedure's version (1 where not given).
+    pub fn procedure_set_versions(
+        &self,
+        versions: &BTreeMap<String, i64>,
+    ) -> Result<argent_procedure::ProcedureSet, String> {
+        let mut problems: Vec<(String, LineError)> = procedure_problems(self)
+            .into_iter()
+            .map(|(_, n, e)| (n, e))
+            .collect();
+        if problems.is_empty() {
+            match argent_procedure::ProcedureSet::from_sources(self.procedures.iter().map(
+                |(n, b)| {
+                    (
+                        n.as_str(),
+                        versions.get(n).copied().unwrap_or(1),
+                        b.as_str(),
+                    )
+                },
+            )) {
+                Ok(set) => return Ok(set),
+                Err(ps) => problems.extend(ps.into_iter().map(|(n, p)| (n, line_error(p)))),
+            }
+        }
+        Err(problems
+            .iter()
+            .map(|(n, e)| match e.line {
+                Some(_) => format!("procedures/{n}.toml:{e}"),
+                None => format!("procedures/{n}.toml: {e}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 
     /// What `agent.prompts.version()` is for an agent built from this set.
@@ -174,13 +244,16 @@ pub fn check_name(kind: DocKind, name: &str) -> Result<(), String> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    if !segments.iter().all(ok_segment) || (kind == DocKind::Policy && segments.len() != 1) {
+    if !segments.iter().all(ok_segment) || (kind != DocKind::Prompt && segments.len() != 1) {
         let what = match kind {
             DocKind::Prompt => {
                 "a prompt name is a path like 'tone/firm': letters, digits, '-', '_' and '.', separated by '/'"
             }
             DocKind::Policy => {
                 "a policy name is like 'us-consumer': letters, digits, '-', '_' and '.'"
+            }
+            DocKind::Procedure => {
+                "a procedure name is like 'standard': letters, digits, '-', '_' and '.'"
             }
         };
         return Err(format!("'{name}' is not a {kind} name: {what}"));
@@ -256,6 +329,7 @@ pub fn validate_document(kind: DocKind, name: &str, body: &str) -> Vec<LineError
     }
     match kind {
         DocKind::Policy => validate_policy(name, body),
+        DocKind::Procedure => validate_procedure(name, body),
         DocKind::Prompt => {
             if let Err(own) = prompt_syntax(name, body) {
                 return own;
@@ -339,7 +413,58 @@ pub fn validate_set(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
         }
     }
     out.extend(prompt_problems(set));
+    out.extend(procedure_problems(set));
+    if !set.procedures.is_empty()
+        && out.iter().all(|(k, _, _)| *k != DocKind::Procedure)
+        && let Err(ps) = argent_procedure::ProcedureSet::from_sources(
+            set.procedures
+                .iter()
+                .map(|(n, b)| (n.as_str(), 1, b.as_str())),
+        )
+    {
+        for (n, p) in ps {
+            out.push((DocKind::Procedure, n, line_error(p)));
+        }
+    }
     out
+}
+
+fn line_error(p: argent_procedure::Problem) -> LineError {
+    LineError {
+        line: p.line,
+        column: p.column,
+        message: p.message,
+    }
+}
+
+/// Each procedure document's own problems, and steps naming a prompt template the set
+/// does not have.
+fn procedure_problems(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
+    let mut out = Vec::new();
+    for (name, body) in &set.procedures {
+        for e in validate_procedure(name, body) {
+            out.push((DocKind::Procedure, name.clone(), e));
+        }
+    }
+    if out.is_empty() {
+        let missing = argent_procedure::ProcedureSet::check_prompts(&set.procedures, |p| {
+            set.prompts.contains_key(p)
+        });
+        for (n, p) in missing {
+            out.push((DocKind::Procedure, n, line_error(p)));
+        }
+    }
+    out
+}
+
+fn validate_procedure(name: &str, body: &str) -> Vec<LineError> {
+    if let Err(e) = check_name(DocKind::Procedure, name) {
+        return vec![LineError::whole(e)];
+    }
+    argent_procedure::validate(name, body)
+        .into_iter()
+        .map(line_error)
+        .collect()
 }
 
 /// Every problem of the prompts of `set`: each template's own (size, name, syntax,
@@ -971,11 +1096,54 @@ mod tests {
     }
 
     #[test]
+    fn procedures_are_validated_with_the_prompts_and_procedures_they_name() {
+        let docs = shipped();
+        let problems: Vec<_> = validate_set(&docs)
+            .into_iter()
+            .filter(|(k, _, _)| *k == DocKind::Procedure)
+            .collect();
+        assert!(problems.is_empty(), "{problems:?}");
+        let body = docs.procedures["standard"].replace("step/due_today", "step/nope");
+        let errors = validate_in_set(&docs, DocKind::Procedure, "standard", &body);
+        let line = line_of(&body, |l| l.contains("step/nope"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("step/nope") && e.line == Some(line)),
+            "{errors:?}"
+        );
+        let body = docs.procedures["standard"].replacen("min_gap_days", "min_gap", 1);
+        let errors = validate_document(DocKind::Procedure, "standard", &body);
+        let line = line_of(&body, |l| l.starts_with("min_gap ="));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(line), "{errors:?}");
+        let a = docs.procedures["assignment"].replace("\"gentle\"", "\"soft\"");
+        assert!(validate_document(DocKind::Procedure, "assignment", &a).is_empty());
+        let errors = validate_in_set(&docs, DocKind::Procedure, "assignment", &a);
+        assert!(
+            errors.iter().any(|e| e.message.contains("'soft'")),
+            "{errors:?}"
+        );
+        assert!(docs.procedure_set().is_ok());
+        assert!(
+            docs.with_document(DocKind::Procedure, "assignment", &a)
+                .procedure_set()
+                .unwrap_err()
+                .starts_with("procedures/assignment.toml:")
+        );
+    }
+
+    #[test]
     fn a_set_round_trips_through_versions_and_files() {
         let docs = shipped();
         let entries = docs.entries();
-        assert_eq!(entries.len(), docs.prompts.len() + docs.policies.len());
+        assert!(!docs.procedures.is_empty(), "procedures/ beside policies/");
+        assert_eq!(
+            entries.len(),
+            docs.prompts.len() + docs.policies.len() + docs.procedures.len()
+        );
         assert_eq!(entries[0].0, DocKind::Prompt);
+        assert_eq!(entries.last().unwrap().0, DocKind::Procedure);
         let versions: Vec<DocumentVersion> = entries
             .iter()
             .enumerate()

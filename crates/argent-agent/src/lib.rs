@@ -33,6 +33,7 @@ pub mod review;
 pub mod run;
 pub mod signals;
 pub mod testing;
+pub mod tick;
 
 pub use compliance::{
     COMPLIANCE_PROMPT, Category, CheckOutcome, CheckRequest, ComplianceCheck, ModelComplianceCheck,

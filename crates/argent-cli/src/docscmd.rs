@@ -1,4 +1,5 @@
-//! `argent docs`: the prompts and policies the database holds as versioned documents.
+//! `argent docs`: the prompts, policies and procedures the database holds as versioned
+//! documents.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,7 +13,7 @@ use argent_store::{DocKind, Store};
 pub enum DocsCommand {
     /// List the documents in the database: kind, name, active and latest version.
     List,
-    /// Check a prompt template or policy document file as the web editor does before a
+    /// Check a prompt template, policy or procedure document file as the web editor does before a
     /// draft is saved: prints `FILE:LINE:COLUMN: problem` for each problem and exits
     /// non-zero if there is any. Does not open the database.
     Validate {
@@ -29,6 +30,7 @@ pub enum DocsCommand {
 pub enum KindArg {
     Prompt,
     Policy,
+    Procedure,
 }
 
 impl From<KindArg> for DocKind {
@@ -36,6 +38,7 @@ impl From<KindArg> for DocKind {
         match k {
             KindArg::Prompt => DocKind::Prompt,
             KindArg::Policy => DocKind::Policy,
+            KindArg::Procedure => DocKind::Procedure,
         }
     }
 }
@@ -78,7 +81,7 @@ pub async fn docs(database: &str, cmd: DocsCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<7} {:<34} {:>6} {:>6} {:>8}",
+                "{:<9} {:<34} {:>6} {:>6} {:>8}",
                 "kind", "name", "active", "latest", "versions"
             );
             for d in &docs {
@@ -86,7 +89,7 @@ pub async fn docs(database: &str, cmd: DocsCommand) -> Result<()> {
                     .active_version
                     .map_or_else(|| "-".to_string(), |v| v.to_string());
                 println!(
-                    "{:<7} {:<34} {:>6} {:>6} {:>8}",
+                    "{:<9} {:<34} {:>6} {:>6} {:>8}",
                     d.kind.as_str(),
                     d.name,
                     active,

@@ -28,6 +28,7 @@ mod logincmd;
 mod render;
 mod servecmd;
 mod taskscmd;
+mod tickcmd;
 
 use agentcmd::ModelArgs;
 
@@ -166,7 +167,7 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         dunning: usize,
     },
-    /// Prompts and policies as versioned documents in the database.
+    /// Prompts, policies and procedures as versioned documents in the database.
     Docs {
         #[command(subcommand)]
         command: docscmd::DocsCommand,
@@ -218,6 +219,22 @@ enum Command {
         #[command(subcommand)]
         command: taskscmd::PromisesCommand,
     },
+    /// The scheduler: plan every account against its dunning procedure (procedures/) and
+    /// enqueue the steps due as work for `argent worker`, once each however often it runs.
+    /// A database without procedure documents is seeded from procedures/ first. Use the
+    /// global --now to plan as of another instant.
+    Tick {
+        /// Customers per page (one read per table and one transaction per page).
+        #[arg(long, default_value_t = tickcmd::DEFAULT_TICK_BATCH)]
+        batch: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Dunning procedures: where accounts stand.
+    Procedures {
+        #[command(subcommand)]
+        command: tickcmd::ProceduresCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,7 +257,7 @@ enum PolicyCommand {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Table,
     Json,
 }
@@ -451,6 +468,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Promises { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             taskscmd::promises(open(&cli.database).await?, now, command).await?
+        }
+        Command::Tick { batch, format } => {
+            tickcmd::tick_cmd(
+                open(&cli.database).await?,
+                &cli.models,
+                cli.now,
+                batch,
+                format,
+            )
+            .await?
+        }
+        Command::Procedures { command } => {
+            tickcmd::procedures(open(&cli.database).await?, command, cli.now).await?
         }
     }
     Ok(())

@@ -615,7 +615,7 @@ fn the_database_is_seeded_once_and_then_its_active_documents_are_used() {
     );
     ok(out);
     let listed = ok(argent(&db, &["docs", "list"]));
-    let count = files.prompts.len() + files.policies.len();
+    let count = files.prompts.len() + files.policies.len() + files.procedures.len();
     assert!(listed.contains(&format!("{count} document(s)")), "{listed}");
     assert!(
         listed

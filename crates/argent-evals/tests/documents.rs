@@ -29,7 +29,10 @@ async fn active_from_a_seeded_database() -> DocumentSet {
         .seed_documents(&files.entries(), "seed")
         .await
         .unwrap();
-    assert_eq!(n, files.prompts.len() + files.policies.len());
+    assert_eq!(
+        n,
+        files.prompts.len() + files.policies.len() + files.procedures.len()
+    );
     let active = DocumentSet::from_versions(&store.active_documents().await.unwrap());
     store.close().await;
     assert_eq!(active, files);

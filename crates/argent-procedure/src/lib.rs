@@ -11,6 +11,18 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod doc;
+pub mod plan;
+
+pub use doc::{
+    ASSIGNMENT, Anchor, Assignment, Conditions, Hours, Problem, Procedure, ProcedureSet, Rule,
+    Step, parse_assignment, parse_procedure, validate,
+};
+pub use plan::{
+    DueStep, PauseReason, Plan, PlanError, PromiseOutcome, Snapshot, State, Status,
+    in_business_hours, plan, schedule,
+};
+
 /// The `kind` of the work items that carry a [`StepWork`].
 pub const WORK_KIND: &str = "procedure_step";
 
@@ -88,11 +100,16 @@ pub struct StepWork {
 
 impl StepWork {
     /// The work item's idempotency key: one item per (account, procedure, version, step,
-    /// cycle).
+    /// cycle), and for a broken-promise follow-up per promise too (a cycle can see two
+    /// promises broken).
     pub fn dedupe_key(&self, customer_id: &str) -> String {
-        format!(
+        let key = format!(
             "step|{customer_id}|{}|{}|{}|{}",
             self.procedure, self.version, self.step, self.cycle
-        )
+        );
+        match &self.promise_id {
+            Some(p) => format!("{key}|{p}"),
+            None => key,
+        }
     }
 }

@@ -29,6 +29,7 @@ mod cases;
 pub mod error;
 mod extract;
 pub mod limits;
+mod procedures;
 pub mod request_id;
 pub mod security;
 mod tasks;
@@ -196,6 +197,12 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/customers/{id}/timeline", get(web::api_timeline)),
         ("GET", "/customers/{id}/contacts", get(web::api_contacts)),
         ("GET", "/search", get(web::api_search)),
+        (
+            "GET",
+            "/customers/{id}/procedure",
+            get(procedures::customer),
+        ),
+        ("GET", "/procedures/summary", get(procedures::summary)),
         ("GET", "/dashboard", get(web::dashboard_api)),
         ("GET", "/documents", get(web::api_list)),
         ("GET", "/documents/{kind}/{name}", get(web::api_versions)),

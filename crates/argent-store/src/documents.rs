@@ -24,16 +24,20 @@ use crate::{
     Backend, NewAuditEvent, Result, Store, StoreError, StoreTx, dispatch, now, parse_col, str_enum,
 };
 
-/// What a document is: a handlebars prompt template or a TOML policy pack.
+/// What a document is: a handlebars prompt template, a TOML policy pack or a TOML dunning
+/// procedure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DocKind {
     Prompt,
     Policy,
+    /// A dunning procedure (or the assignment of procedures to risk segments), TOML.
+    Procedure,
 }
 str_enum!(DocKind {
     Prompt => "prompt",
     Policy => "policy",
+    Procedure => "procedure",
 });
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -179,7 +179,7 @@ pub(crate) struct CustomerRow {
 }
 
 impl CustomerRow {
-    fn into_customer(self) -> Result<Customer> {
+    pub(crate) fn into_customer(self) -> Result<Customer> {
         let id = self.id;
         let contacts: Vec<Contact> = from_json("customer contacts", &id, &self.contacts)?;
         Ok(Customer {
@@ -216,7 +216,7 @@ macro_rules! customer_row {
 }
 pub(crate) use customer_row;
 
-const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, cease_contact, disputed, \
+pub(crate) const CUSTOMER_COLS: &str = "id, name, tier, jurisdiction, time_zone, contacts, cease_contact, disputed, \
                              bankrupt, attorney_represented, facts";
 
 fn money(what: &'static str, id: &str, currency: &str, minor: i64) -> Result<Money> {

@@ -30,6 +30,7 @@ mod eval_runs;
 mod facts;
 pub mod integrity;
 mod ledger;
+mod procedures;
 mod records;
 pub mod search;
 mod signals;
@@ -56,6 +57,7 @@ pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_s
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
 pub use tasks::{
@@ -335,6 +337,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "work_items",
         include_str!("../../../migrations/sqlite/0011_work_items.sql"),
     ),
+    (
+        12,
+        "procedures",
+        include_str!("../../../migrations/sqlite/0012_procedures.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -391,6 +398,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "work_items",
         include_str!("../../../migrations/postgres/0011_work_items.sql"),
+    ),
+    (
+        12,
+        "procedures",
+        include_str!("../../../migrations/postgres/0012_procedures.sql"),
     ),
 ];
 

@@ -30,8 +30,11 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::CpuSlots;
 
 pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
-    s.parse::<DocKind>()
-        .map_err(|_| AppError::NotFound(format!("no document kind '{s}' (prompt or policy)")))
+    s.parse::<DocKind>().map_err(|_| {
+        AppError::NotFound(format!(
+            "no document kind '{s}' (prompt, policy or procedure)"
+        ))
+    })
 }
 
 /// A document's page. Prompt names may hold `/` (`tone/firm`): it is percent-encoded,
@@ -149,6 +152,11 @@ async fn activate(
 }
 
 fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
+    // The scheduler loads the procedures from the same active set: they must load too.
+    if !set.procedures.is_empty() {
+        set.procedure_set()
+            .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))?;
+    }
     Agent::from_documents(
         like.store.clone(),
         like.model.clone(),

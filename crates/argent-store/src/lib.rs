@@ -24,6 +24,7 @@ mod audit;
 mod auth;
 mod calls;
 pub mod checkpoint;
+mod desk;
 mod documents;
 mod eval_runs;
 mod facts;
@@ -47,6 +48,7 @@ pub use audit::{
 pub use auth::{NewUser, TokenKind, UserRecord};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
+pub use desk::{CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
@@ -319,6 +321,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "work_items",
         include_str!("../../../migrations/sqlite/0011_work_items.sql"),
     ),
+    (
+        14,
+        "desk",
+        include_str!("../../../migrations/sqlite/0014_desk.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -370,6 +377,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "work_items",
         include_str!("../../../migrations/postgres/0011_work_items.sql"),
+    ),
+    (
+        14,
+        "desk",
+        include_str!("../../../migrations/postgres/0014_desk.sql"),
     ),
 ];
 

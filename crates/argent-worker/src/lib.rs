@@ -34,10 +34,12 @@ use argent_store::WorkItem;
 pub mod lease;
 pub mod package;
 pub mod runtime;
+pub mod scheduler;
 pub mod steps;
 
 pub use lease::{AfterFailure, LeaseConfig};
 pub use runtime::{Worker, WorkerConfig, WorkerReport, default_owner, shutdown_on_signals};
+pub use scheduler::{Scheduler, run_scheduler};
 pub use steps::{AlertSink, CaseAlertSink, InternalAlert, StepExecutor};
 
 /// The lease a worker holds on an item while it runs it.

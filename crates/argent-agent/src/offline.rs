@@ -605,7 +605,8 @@ impl ChatModel for OfflineModel {
                 .and_then(|u| u.lines().find_map(|l| l.strip_prefix("From: ")))
                 .map(str::trim)
                 .filter(|f| !f.is_empty());
-            let call_step = inbound.is_none() && user.is_some_and(|u| u.contains("(kind: call_task)"));
+            let call_step =
+                inbound.is_none() && user.is_some_and(|u| u.contains("(kind: call_task)"));
             if call_step {
                 call_request(&ctx)
             } else {

@@ -71,7 +71,9 @@ pub fn procedure_hold(trigger: &Value, action: &Action) -> Option<argent_core::F
         argent_core::FiredRule {
             id: FORMAL_DEMAND_RULE.to_string(),
             outcome: Outcome::NeedsApproval,
-            message: "A formal demand carries legal language: a manager approves it before it is sent.".to_string(),
+            message:
+                "A formal demand carries legal language: a manager approves it before it is sent."
+                    .to_string(),
             citation: "argent procedure: formal demand step".to_string(),
             approvers: vec![argent_core::Role::Manager],
         }

@@ -202,9 +202,7 @@ pub async fn work(store: Store, cmd: WorkCommand) -> Result<()> {
                     step,
                     i.due_at.format("%Y-%m-%d %H:%M"),
                     i.attempts,
-                    i.last_error
-                        .map(|e| format!("  ({e})"))
-                        .unwrap_or_default()
+                    i.last_error.map(|e| format!("  ({e})")).unwrap_or_default()
                 );
             }
         }
@@ -267,7 +265,9 @@ pub fn holds_csv(holds: &[argent_store::CreditHold]) -> String {
     let mut out = String::from(HOLD_CSV_HEADER);
     out.push('\n');
     for h in holds {
-        let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let t = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| t.to_rfc3339()).unwrap_or_default()
+        };
         let row = [
             csv_field(&h.customer_id),
             h.status.as_str().to_string(),

@@ -214,7 +214,11 @@ async fn assert_once_each(store: &Store, ids: &[String], label: &str) {
     assert_eq!(count(store, "run_started").await, ids.len(), "{label}");
     assert_eq!(count(store, "run_finished").await, ids.len(), "{label}");
     assert!(
-        store.runs(Some(RunStatus::Running)).await.unwrap().is_empty(),
+        store
+            .runs(Some(RunStatus::Running))
+            .await
+            .unwrap()
+            .is_empty(),
         "{label}"
     );
     assert!(matches!(
@@ -233,12 +237,20 @@ async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
         let store = db.store().await;
         let ids = seed(&store, 1).await;
 
-        let crashed = worker_cmd(&db, &["--once", "--lease-seconds", "2"], &[("ARGENT_TEST_CRASH_AFTER", "send_email")])
-            .spawn()
-            .unwrap();
+        let crashed = worker_cmd(
+            &db,
+            &["--once", "--lease-seconds", "2"],
+            &[("ARGENT_TEST_CRASH_AFTER", "send_email")],
+        )
+        .spawn()
+        .unwrap();
         let out = wait(crashed, Duration::from_secs(60)).await;
         assert!(!out.status.success(), "{label}: the child must have died");
-        assert!(text(&out).contains("aborting after commit"), "{label}: {}", text(&out));
+        assert!(
+            text(&out).contains("aborting after commit"),
+            "{label}: {}",
+            text(&out)
+        );
         let item = store.work_item(&ids[0]).await.unwrap();
         assert_eq!(item.status, WorkStatus::Leased, "{label}");
         let run_id = item.run_id.clone().unwrap();
@@ -246,7 +258,11 @@ async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
         assert_eq!(store.emails(None).await.unwrap().len(), 1, "{label}");
 
         // Before the lease expires, another worker finds nothing to do…
-        let early = wait(worker_cmd(&db, &["--once"], &[]).spawn().unwrap(), Duration::from_secs(60)).await;
+        let early = wait(
+            worker_cmd(&db, &["--once"], &[]).spawn().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
         assert!(early.status.success(), "{label}: {}", text(&early));
         assert!(text(&early).contains("0 done"), "{label}: {}", text(&early));
 
@@ -255,7 +271,11 @@ async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
             store.work_item(&ids[0]).await.unwrap().lease_until.unwrap() <= chrono::Utc::now()
         })
         .await;
-        let taken = wait(worker_cmd(&db, &["--once"], &[]).spawn().unwrap(), Duration::from_secs(60)).await;
+        let taken = wait(
+            worker_cmd(&db, &["--once"], &[]).spawn().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
         assert!(taken.status.success(), "{label}: {}", text(&taken));
         assert!(text(&taken).contains("1 done"), "{label}: {}", text(&taken));
         // A store opened now reads what the long-open one reads (the takeover left the
@@ -268,7 +288,11 @@ async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
         );
         fresh.close().await;
         let item = store.work_item(&ids[0]).await.unwrap();
-        assert_eq!(item.run_id.as_deref(), Some(run_id.as_str()), "{label}: the same run");
+        assert_eq!(
+            item.run_id.as_deref(),
+            Some(run_id.as_str()),
+            "{label}: the same run"
+        );
         assert_eq!(item.attempts, 2, "{label}: {item:?}\n{}", text(&taken));
         assert_once_each(&store, &ids, label).await;
         store.close().await;
@@ -291,7 +315,10 @@ async fn a_worker_killed_during_the_model_call_is_resumed_by_another() {
         let mut child = worker_cmd(&db, &["--model", "openai", "--lease-seconds", "2"], &env)
             .spawn()
             .unwrap();
-        until("the model call", Duration::from_secs(60), async || fake.agent_requests() >= 1).await;
+        until("the model call", Duration::from_secs(60), async || {
+            fake.agent_requests() >= 1
+        })
+        .await;
         child.kill().unwrap(); // SIGKILL
         let out = child.wait_with_output().unwrap();
         assert!(!out.status.success());
@@ -305,7 +332,9 @@ async fn a_worker_killed_during_the_model_call_is_resumed_by_another() {
         })
         .await;
         let taken = wait(
-            worker_cmd(&db, &["--model", "openai", "--once"], &env).spawn().unwrap(),
+            worker_cmd(&db, &["--model", "openai", "--once"], &env)
+                .spawn()
+                .unwrap(),
             Duration::from_secs(60),
         )
         .await;
@@ -366,28 +395,70 @@ async fn sigterm_finishes_or_releases_the_running_item() {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
         // Grace: the item in flight finishes; the other is not started.
-        let child = worker_cmd(&db, &["--model", "openai", "--concurrency", "1", "--grace-seconds", "60"], &env)
-            .spawn()
+        let child = worker_cmd(
+            &db,
+            &[
+                "--model",
+                "openai",
+                "--concurrency",
+                "1",
+                "--grace-seconds",
+                "60",
+            ],
+            &env,
+        )
+        .spawn()
+        .unwrap();
+        until(
+            "the first model call",
+            Duration::from_secs(60),
+            async || fake.agent_requests() >= 1,
+        )
+        .await;
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
             .unwrap();
-        until("the first model call", Duration::from_secs(60), async || fake.agent_requests() >= 1).await;
-        let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(term.success());
         let out = wait(child, Duration::from_secs(60)).await;
         assert!(out.status.success(), "{label}: {}", text(&out));
         assert!(text(&out).contains("1 done"), "{label}: {}", text(&out));
         let items: Vec<_> = futures_join(&store, &ids).await;
         let statuses: Vec<WorkStatus> = items.iter().map(|i| i.status).collect();
-        assert!(statuses.contains(&WorkStatus::Done), "{label}: {statuses:?}");
-        assert!(statuses.contains(&WorkStatus::Queued), "{label}: {statuses:?}");
+        assert!(
+            statuses.contains(&WorkStatus::Done),
+            "{label}: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&WorkStatus::Queued),
+            "{label}: {statuses:?}"
+        );
         assert_eq!(store.emails(None).await.unwrap().len(), 1, "{label}");
 
         // No grace: the item in flight is released (its run stays linked) …
         let before = fake.agent_requests();
-        let child = worker_cmd(&db, &["--model", "openai", "--concurrency", "1", "--grace-seconds", "0"], &env)
-            .spawn()
+        let child = worker_cmd(
+            &db,
+            &[
+                "--model",
+                "openai",
+                "--concurrency",
+                "1",
+                "--grace-seconds",
+                "0",
+            ],
+            &env,
+        )
+        .spawn()
+        .unwrap();
+        until("the next model call", Duration::from_secs(60), async || {
+            fake.agent_requests() > before
+        })
+        .await;
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
             .unwrap();
-        until("the next model call", Duration::from_secs(60), async || fake.agent_requests() > before).await;
-        let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(term.success());
         let out = wait(child, Duration::from_secs(60)).await;
         assert!(out.status.success(), "{label}: {}", text(&out));
@@ -402,7 +473,9 @@ async fn sigterm_finishes_or_releases_the_running_item() {
         let run_id = left.run_id.clone().unwrap();
         // … and the next worker resumes that run.
         let out = wait(
-            worker_cmd(&db, &["--model", "openai", "--once"], &env).spawn().unwrap(),
+            worker_cmd(&db, &["--model", "openai", "--once"], &env)
+                .spawn()
+                .unwrap(),
             Duration::from_secs(60),
         )
         .await;

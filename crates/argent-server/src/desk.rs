@@ -132,7 +132,13 @@ pub async fn approve(
 ) -> AppResult<Json<Referral>> {
     check_note(body.note.as_deref(), false)?;
     let mut r = store
-        .decide_referral(&id, true, &user.name, body.note.as_deref(), chrono::Utc::now())
+        .decide_referral(
+            &id,
+            true,
+            &user.name,
+            body.note.as_deref(),
+            chrono::Utc::now(),
+        )
         .await?;
     r.package = Value::Null;
     Ok(Json(r))
@@ -147,7 +153,13 @@ pub async fn reject(
 ) -> AppResult<Json<Referral>> {
     check_note(body.note.as_deref(), true)?;
     let mut r = store
-        .decide_referral(&id, false, &user.name, body.note.as_deref(), chrono::Utc::now())
+        .decide_referral(
+            &id,
+            false,
+            &user.name,
+            body.note.as_deref(),
+            chrono::Utc::now(),
+        )
         .await?;
     r.package = Value::Null;
     Ok(Json(r))

@@ -402,7 +402,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<CreditHold> {
         let mut tx = self.begin().await?;
-        let out = tx.clear_credit_hold(customer_id, actor, reason, now).await?;
+        let out = tx
+            .clear_credit_hold(customer_id, actor, reason, now)
+            .await?;
         tx.commit().await?;
         Ok(out)
     }

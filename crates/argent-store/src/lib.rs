@@ -48,7 +48,9 @@ pub use audit::{
 pub use auth::{NewUser, TokenKind, UserRecord};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
-pub use desk::{CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus};
+pub use desk::{
+    CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus,
+};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;

@@ -71,10 +71,7 @@ impl LeaseConfig {
             ));
         }
         if self.max_attempts < 1 {
-            return Err(format!(
-                "max_attempts: {} (at least 1)",
-                self.max_attempts
-            ));
+            return Err(format!("max_attempts: {} (at least 1)", self.max_attempts));
         }
         if self.retry_base > self.retry_max || self.poll_min > self.poll_max {
             return Err("a backoff's base is above its ceiling".into());

@@ -67,10 +67,7 @@ impl WorkerConfig {
     /// Problems with the configuration, naming the setting.
     pub fn check(&self) -> Result<(), String> {
         if self.concurrency == 0 || self.concurrency > 1000 {
-            return Err(format!(
-                "concurrency: {} (1 to 1000)",
-                self.concurrency
-            ));
+            return Err(format!("concurrency: {} (1 to 1000)", self.concurrency));
         }
         if self.owner.trim().is_empty() {
             return Err("owner: empty".into());
@@ -240,7 +237,9 @@ impl Worker {
             {
                 Ok(true) => report.released += 1,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(work = %id, error = %e, "releasing work failed; its lease will expire"),
+                Err(e) => {
+                    tracing::warn!(work = %id, error = %e, "releasing work failed; its lease will expire")
+                }
             }
         }
         report
@@ -353,7 +352,12 @@ impl Worker {
             let now = Utc::now();
             match self
                 .store
-                .heartbeat_work(id, &self.config.owner, self.config.lease.lease_end(now), now)
+                .heartbeat_work(
+                    id,
+                    &self.config.owner,
+                    self.config.lease.lease_end(now),
+                    now,
+                )
                 .await
             {
                 Ok(true) => {}
@@ -402,7 +406,9 @@ pub fn shutdown_on_signals() -> std::io::Result<watch::Receiver<bool>> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        eprintln!("argent worker: shutting down (no new work; running items finish or are released)");
+        eprintln!(
+            "argent worker: shutting down (no new work; running items finish or are released)"
+        );
         let _ = tx.send(true);
     });
     Ok(rx)

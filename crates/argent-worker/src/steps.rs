@@ -208,7 +208,12 @@ impl StepExecutor {
         };
         let outcome = match &item.run_id {
             None => agent
-                .start_linked(&item.customer_id, trigger, &run_id_for(&item.id, None), &link)
+                .start_linked(
+                    &item.customer_id,
+                    trigger,
+                    &run_id_for(&item.id, None),
+                    &link,
+                )
                 .await
                 .map_err(agent_error)?,
             Some(run_id) => {
@@ -276,7 +281,9 @@ impl StepExecutor {
         let customer = tx.customer_for_update(&item.customer_id).await?;
         let f = &customer.flags;
         if f.cease_contact || f.bankrupt || f.attorney_represented {
-            return Ok(json!({"created": false, "why": "the account may not be called (cease-contact, bankruptcy or attorney flag)"}));
+            return Ok(
+                json!({"created": false, "why": "the account may not be called (cease-contact, bankruptcy or attorney flag)"}),
+            );
         }
         let invoices = if work.invoices.is_empty() {
             "the overdue invoices on the account".to_string()
@@ -330,8 +337,15 @@ impl StepExecutor {
             })
             .await?;
         let result = json!({"hold_id": hold.id, "placed": new, "placed_at": hold.placed_at});
-        tx.finish_work(&item.id, &lease.owner, WorkStatus::Done, Some(&result), None, now)
-            .await?;
+        tx.finish_work(
+            &item.id,
+            &lease.owner,
+            WorkStatus::Done,
+            Some(&result),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(result)
     }
@@ -363,8 +377,15 @@ impl StepExecutor {
         };
         let mut tx = agent.store.begin().await?;
         let result = self.alerts.alert(&mut tx, &alert).await?;
-        tx.finish_work(&item.id, &lease.owner, WorkStatus::Done, Some(&result), None, now)
-            .await?;
+        tx.finish_work(
+            &item.id,
+            &lease.owner,
+            WorkStatus::Done,
+            Some(&result),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(result)
     }
@@ -391,8 +412,15 @@ impl StepExecutor {
             })
             .await?;
         let result = json!({"referral_id": referral.id, "created": new, "status": referral.status, "package_sha256": referral.package_sha256});
-        tx.finish_work(&item.id, &lease.owner, WorkStatus::Done, Some(&result), None, now)
-            .await?;
+        tx.finish_work(
+            &item.id,
+            &lease.owner,
+            WorkStatus::Done,
+            Some(&result),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(result)
     }

@@ -10,9 +10,7 @@ use serde_json::json;
 
 use argent_procedure::StepKind;
 use argent_store::testkit::TestStore;
-use argent_store::{
-    AuditFilter, ReferralStatus, StoreError, WorkFilter, WorkStatus, work_id,
-};
+use argent_store::{AuditFilter, ReferralStatus, StoreError, WorkFilter, WorkStatus, work_id};
 use argent_worker::steps::run_id_for;
 use common::*;
 
@@ -31,7 +29,12 @@ async fn an_email_step_runs_the_agent_once_linked_to_its_item() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 2).await;
-        let work = step(StepKind::Email, "overdue_notice", Some("step/overdue_notice"), &["I1"]);
+        let work = step(
+            StepKind::Email,
+            "overdue_notice",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
         let new = item("C1", &work);
         let id = work_id(&new.dedupe_key);
         ts.store.enqueue_work(&[new], now()).await.unwrap();
@@ -51,7 +54,10 @@ async fn an_email_step_runs_the_agent_once_linked_to_its_item() {
         assert_eq!(started[0].payload["work_id"], id.as_str());
         assert_eq!(started[0].payload["trigger"]["kind"], "procedure_step");
         let run = ts.store.run(done.run_id.as_deref().unwrap()).await.unwrap();
-        assert_eq!(run.lease_owner, None, "{label}: a finished run holds no lease");
+        assert_eq!(
+            run.lease_owner, None,
+            "{label}: a finished run holds no lease"
+        );
 
         // The queue again: nothing is due, nothing happens twice.
         let again = run_once(agent(ts.store.clone()), config("w2", 2)).await;
@@ -71,9 +77,19 @@ async fn a_formal_demand_is_held_for_a_manager_where_the_same_email_step_is_allo
         let label = ts.label;
         import(&ts.store, 2).await;
         // The same prompt for both customers: as an email step the policy allows it…
-        let email = step(StepKind::Email, "overdue_notice", Some("step/overdue_notice"), &["I1"]);
+        let email = step(
+            StepKind::Email,
+            "overdue_notice",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
         // …as a formal demand it is held, whatever the policy says.
-        let demand = step(StepKind::FormalDemand, "formal_demand", Some("step/overdue_notice"), &["I2"]);
+        let demand = step(
+            StepKind::FormalDemand,
+            "formal_demand",
+            Some("step/overdue_notice"),
+            &["I2"],
+        );
         ts.store
             .enqueue_work(&[item("C1", &email), item("C2", &demand)], now())
             .await
@@ -81,7 +97,11 @@ async fn a_formal_demand_is_held_for_a_manager_where_the_same_email_step_is_allo
         let report = run_once(agent(ts.store.clone()), config("w1", 2)).await;
         assert_eq!(report.done, 2, "{label}: {report:?}");
 
-        assert_eq!(ts.store.emails(Some("C1")).await.unwrap().len(), 1, "{label}");
+        assert_eq!(
+            ts.store.emails(Some("C1")).await.unwrap().len(),
+            1,
+            "{label}"
+        );
         assert!(
             ts.store.emails(Some("C2")).await.unwrap().is_empty(),
             "{label}: the formal demand is not sent"
@@ -101,7 +121,11 @@ async fn a_formal_demand_is_held_for_a_manager_where_the_same_email_step_is_allo
             .iter()
             .map(|r| r["id"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(rules, [argent_agent::FORMAL_DEMAND_RULE], "{label}: only the step held it");
+        assert_eq!(
+            rules,
+            [argent_agent::FORMAL_DEMAND_RULE],
+            "{label}: only the step held it"
+        );
         assert!(
             pending.iter().all(|a| a.customer_id != "C1"),
             "{label}: the plain email step was not held"
@@ -113,13 +137,20 @@ async fn a_formal_demand_is_held_for_a_manager_where_the_same_email_step_is_allo
             name: "cole".into(),
             role: argent_core::Role::Collector,
         };
-        assert!(a.approve(&held[0].id, &collector, None).await.is_err(), "{label}");
+        assert!(
+            a.approve(&held[0].id, &collector, None).await.is_err(),
+            "{label}"
+        );
         let manager = argent_agent::Reviewer {
             name: "mia".into(),
             role: argent_core::Role::Manager,
         };
         a.approve(&held[0].id, &manager, None).await.unwrap();
-        assert_eq!(ts.store.emails(Some("C2")).await.unwrap().len(), 1, "{label}");
+        assert_eq!(
+            ts.store.emails(Some("C2")).await.unwrap().len(),
+            1,
+            "{label}"
+        );
         ts.cleanup().await;
     }
 }
@@ -129,7 +160,12 @@ async fn a_call_step_makes_one_call_task_and_no_email() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 2).await;
-        let call = step(StepKind::CallTask, "call_request", Some("step/overdue_notice"), &["I1"]);
+        let call = step(
+            StepKind::CallTask,
+            "call_request",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
         let new = item("C1", &call);
         let id = work_id(&new.dedupe_key);
         ts.store.enqueue_work(&[new], now()).await.unwrap();
@@ -138,10 +174,20 @@ async fn a_call_step_makes_one_call_task_and_no_email() {
         let tasks = ts.store.call_tasks(None, false).await.unwrap();
         assert_eq!(tasks.len(), 1, "{label}");
         assert_eq!(tasks[0].customer_id, "C1");
-        assert!(tasks[0].script.contains("I1"), "{label}: {}", tasks[0].script);
-        assert!(ts.store.emails(Some("C1")).await.unwrap().is_empty(), "{label}");
+        assert!(
+            tasks[0].script.contains("I1"),
+            "{label}: {}",
+            tasks[0].script
+        );
+        assert!(
+            ts.store.emails(Some("C1")).await.unwrap().is_empty(),
+            "{label}"
+        );
         let done = ts.store.work_item(&id).await.unwrap();
-        assert!(done.result.unwrap().get("generic_call_task").is_none(), "{label}: the model asked for the call");
+        assert!(
+            done.result.unwrap().get("generic_call_task").is_none(),
+            "{label}: the model asked for the call"
+        );
         ts.cleanup().await;
     }
 }
@@ -153,7 +199,12 @@ async fn a_call_step_whose_model_asked_for_no_call_gets_a_generic_task() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 1).await;
-        let call = step(StepKind::CallTask, "call_request", Some("step/overdue_notice"), &["I1"]);
+        let call = step(
+            StepKind::CallTask,
+            "call_request",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
         let new = item("C1", &call);
         let id = work_id(&new.dedupe_key);
         ts.store.enqueue_work(&[new], now()).await.unwrap();
@@ -168,7 +219,11 @@ async fn a_call_step_whose_model_asked_for_no_call_gets_a_generic_task() {
         assert_eq!(tasks[0].call_id, format!("work/{id}"));
         let result = ts.store.work_item(&id).await.unwrap().result.unwrap();
         assert_eq!(result["generic_call_task"]["created"], true, "{label}");
-        assert_eq!(events(&ts.store, "call_task.created").await.len(), 1, "{label}");
+        assert_eq!(
+            events(&ts.store, "call_task.created").await.len(),
+            1,
+            "{label}"
+        );
         ts.cleanup().await;
     }
 }
@@ -199,7 +254,10 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
         let report = run_once(agent(ts.store.clone()), config("w1", 4)).await;
         assert_eq!(report.done, 3, "{label}: {report:?}");
         // The referral after the hold, so its audit extract has the hold in it.
-        ts.store.enqueue_work(&[item("C1", &referral)], now()).await.unwrap();
+        ts.store
+            .enqueue_work(&[item("C1", &referral)], now())
+            .await
+            .unwrap();
         let report = run_once(agent(ts.store.clone()), config("w1", 4)).await;
         assert_eq!(report.done, 1, "{label}: {report:?}");
 
@@ -207,8 +265,16 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
         let holds = ts.store.credit_holds(true).await.unwrap();
         assert_eq!(holds.len(), 1, "{label}");
         assert_eq!(holds[0].customer_id, "C1");
-        assert!(holds[0].reason.contains("credit_hold"), "{}", holds[0].reason);
-        assert_eq!(events(&ts.store, "credit_hold.placed").await.len(), 1, "{label}");
+        assert!(
+            holds[0].reason.contains("credit_hold"),
+            "{}",
+            holds[0].reason
+        );
+        assert_eq!(
+            events(&ts.store, "credit_hold.placed").await.len(),
+            1,
+            "{label}"
+        );
         let placed: Vec<bool> = ts
             .store
             .work_items(&WorkFilter {
@@ -227,11 +293,19 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
         // The alert: an open case for the account manager, audited.
         let cases = ts.store.cases(Some("C2")).await.unwrap();
         assert_eq!(cases.len(), 1, "{label}");
-        assert!(cases[0].summary.starts_with("Account manager alert"), "{}", cases[0].summary);
+        assert!(
+            cases[0].summary.starts_with("Account manager alert"),
+            "{}",
+            cases[0].summary
+        );
         assert_eq!(events(&ts.store, "alert.created").await.len(), 1);
 
         // The referral: pending, with its package.
-        let refs = ts.store.referrals(Some(ReferralStatus::Pending)).await.unwrap();
+        let refs = ts
+            .store
+            .referrals(Some(ReferralStatus::Pending))
+            .await
+            .unwrap();
         assert_eq!(refs.len(), 1, "{label}");
         let full = ts.store.referral(&refs[0].id).await.unwrap();
         let p = &full.package;
@@ -257,7 +331,11 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
             extract.iter().all(|e| e["kind"] != "alert.created"),
             "{label}: only C1's events"
         );
-        assert!(extract.iter().all(|e| e["hash"].as_str().is_some_and(|h| h.len() == 64)));
+        assert!(
+            extract
+                .iter()
+                .all(|e| e["hash"].as_str().is_some_and(|h| h.len() == 64))
+        );
 
         // A manager decides it once.
         let decided = ts
@@ -270,7 +348,10 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
             .store
             .decide_referral(&full.id, false, "max", Some("no"), now())
             .await;
-        assert!(matches!(twice, Err(StoreError::Conflict(_))), "{label}: {twice:?}");
+        assert!(
+            matches!(twice, Err(StoreError::Conflict(_))),
+            "{label}: {twice:?}"
+        );
         assert_eq!(events(&ts.store, "referral.approved").await.len(), 1);
 
         // A manager clears the hold; the export then has none active.
@@ -313,7 +394,11 @@ async fn a_hold_is_cleared_when_the_balance_is_paid() {
         );
         let parsed = argent_core::import::parse(paid.as_bytes()).unwrap();
         ts.store.import_file(&parsed, "paid").await.unwrap();
-        let cleared = ts.store.clear_settled_credit_holds("worker", now()).await.unwrap();
+        let cleared = ts
+            .store
+            .clear_settled_credit_holds("worker", now())
+            .await
+            .unwrap();
         assert_eq!(cleared, ["C1"], "{label}");
         let active = ts.store.credit_holds(true).await.unwrap();
         assert_eq!(active.len(), 1);
@@ -361,7 +446,12 @@ async fn failing_attempts_are_retried_then_failed() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 1).await;
-        let work = step(StepKind::Email, "overdue_notice", Some("step/overdue_notice"), &["I1"]);
+        let work = step(
+            StepKind::Email,
+            "overdue_notice",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
         let new = item("C1", &work);
         let id = work_id(&new.dedupe_key);
         ts.store.enqueue_work(&[new], now()).await.unwrap();
@@ -380,19 +470,30 @@ async fn failing_attempts_are_retried_then_failed() {
         let running = tokio::spawn(worker.run(rx));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while ts.store.work_item(&id).await.unwrap().status != WorkStatus::Failed {
-            assert!(std::time::Instant::now() < deadline, "{label}: never failed");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{label}: never failed"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         stop.send(true).unwrap();
         let report = running.await.unwrap();
-        assert_eq!((report.retried, report.failed), (2, 1), "{label}: {report:?}");
+        assert_eq!(
+            (report.retried, report.failed),
+            (2, 1),
+            "{label}: {report:?}"
+        );
         let i = ts.store.work_item(&id).await.unwrap();
         assert_eq!(i.attempts, 3);
         assert!(i.last_error.is_some());
         assert!(ts.store.emails(None).await.unwrap().is_empty());
         assert_eq!(events(&ts.store, "work.failed").await.len(), 1, "{label}");
         // Each attempt was a run of its own that failed before acting.
-        let runs = ts.store.runs(Some(argent_store::RunStatus::Failed)).await.unwrap();
+        let runs = ts
+            .store
+            .runs(Some(argent_store::RunStatus::Failed))
+            .await
+            .unwrap();
         assert_eq!(runs.len(), 3, "{label}");
         ts.cleanup().await;
     }

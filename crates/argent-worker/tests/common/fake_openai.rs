@@ -145,7 +145,11 @@ fn completion(model: &str, content: Option<String>, calls: Vec<ToolCall>) -> Res
     if !tool_calls.is_empty() {
         message["tool_calls"] = json!(tool_calls);
     }
-    let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     let body = json!({
         "id": "chatcmpl-fake",
         "object": "chat.completion",

@@ -101,7 +101,7 @@ impl Account {
         ctx.open_cases = self
             .cases
             .iter()
-            .filter(|c| c.status != CaseStatus::Resolved)
+            .filter(|c| !matches!(c.status, CaseStatus::Resolved | CaseStatus::Rejected))
             .cloned()
             .collect();
         ctx.prior_contacts = self.contacts.clone();
@@ -190,7 +190,7 @@ impl Account {
                 json!({"currency": c, "amount": amount})
             }).collect::<Vec<_>>(),
             "invoices": self.open_invoices_json(),
-            "open_cases": self.cases.iter().filter(|c| c.status == CaseStatus::Open).map(|c| json!({"id": c.id, "kind": c.kind.as_str(), "invoices": c.invoice_numbers})).collect::<Vec<_>>(),
+            "open_cases": self.cases.iter().filter(|c| matches!(c.status, CaseStatus::Open | CaseStatus::InProgress)).map(|c| json!({"id": c.id, "kind": c.kind.as_str(), "invoices": c.invoice_numbers})).collect::<Vec<_>>(),
             "open_promises": self.open_promises().iter().map(|p| json!({"amount": p.amount.amount_string(), "currency": p.amount.currency.as_str(), "promised_date": p.promised_date.to_string()})).collect::<Vec<_>>(),
             "facts": self.customer.facts.set_json(),
             "footer": footer,
@@ -258,7 +258,7 @@ async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAc
     for c in account
         .cases
         .iter()
-        .filter(|c| c.status == CaseStatus::Open)
+        .filter(|c| matches!(c.status, CaseStatus::Open | CaseStatus::InProgress))
     {
         let kind = if c.id.starts_with("ESC") {
             RecentKind::Escalation

@@ -172,6 +172,32 @@ pub(crate) async fn execute(
                 opened_at: now,
             };
             tx.insert_case(&case).await?;
+            // The escalation is also a task in the role's inbox, due by its urgency in the
+            // customer's business days. The model's result stays as it was (the recorded
+            // cassettes replay it); the task is in the audit trail (`task.created`).
+            let urgency = match a.urgency {
+                argent_core::Urgency::Low => "low",
+                argent_core::Urgency::Normal => "normal",
+                argent_core::Urgency::High => "high",
+            };
+            tx.create_task(&argent_store::NewTask {
+                id: record_id("TASK", &call_id),
+                kind: argent_core::TaskKind::Escalation,
+                customer_id: a.customer_id.clone(),
+                owner_role: a.to_role.unwrap_or(argent_core::Role::Collector),
+                assignee: None,
+                title: format!("Escalation ({urgency}): {}", account.customer.name),
+                body: a.reason.clone(),
+                due_at: Some(argent_core::task::escalation_due(
+                    a.urgency,
+                    now,
+                    account.customer.time_zone,
+                )),
+                source: call_id.clone(),
+                created_at: now,
+                actor: "agent".into(),
+            })
+            .await?;
             Ok(json!({"escalation_case_id": case.id, "to_role": to}))
         }
         Action::RequestCall(a) => {

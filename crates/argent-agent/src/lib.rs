@@ -27,6 +27,7 @@ mod exec;
 pub mod facts;
 pub mod offline;
 pub mod outbox;
+mod person;
 pub mod prompt;
 pub mod review;
 pub mod run;

@@ -192,7 +192,12 @@ pub(crate) fn render_run_prompts(
     let open_cases: Vec<String> = account
         .cases
         .iter()
-        .filter(|c| c.status == argent_core::CaseStatus::Open)
+        .filter(|c| {
+            matches!(
+                c.status,
+                argent_core::CaseStatus::Open | argent_core::CaseStatus::InProgress
+            )
+        })
         .map(|c| format!("{} {} ({})", c.id, c.kind, c.invoice_numbers.join(", ")))
         .collect();
     let open_promises: Vec<String> = account
@@ -290,11 +295,17 @@ impl Agent {
             .collect()
     }
 
+    /// An event of `run`, attributed to the agent, or to the person whose action the run
+    /// is (`crate::person`).
     pub(crate) fn audit(&self, run: &RunRecord, kind: &str, payload: Value) -> NewAuditEvent {
+        let actor = match (run.trigger.get("kind"), run.trigger.get("person")) {
+            (Some(Value::String(k)), Some(Value::String(p))) if k == "person" => p.clone(),
+            _ => self.config.actor.clone(),
+        };
         NewAuditEvent {
             run_id: Some(run.id.clone()),
             customer_id: Some(run.customer_id.clone()),
-            actor: self.config.actor.clone(),
+            actor,
             kind: kind.to_string(),
             payload,
         }
@@ -637,7 +648,7 @@ impl Agent {
     }
 
     /// Judges and carries out one tool call, exactly once per call id.
-    async fn handle_call(
+    pub(crate) async fn handle_call(
         &self,
         run: &RunRecord,
         turn: usize,

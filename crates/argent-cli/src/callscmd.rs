@@ -50,6 +50,15 @@ pub struct LogArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum CasesCommand {
+    /// Cases with owner, status, SLA age and invoices, oldest first (active ones unless
+    /// --status).
+    List(crate::taskscmd::CaseListArgs),
+    /// Take a case: you own it and it is in progress.
+    Take {
+        id: String,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
     /// Record that the verification of a disputed debt was sent to the customer;
     /// collection on it may resume (15 U.S.C. 1692g(b)).
     Verification {
@@ -60,8 +69,9 @@ pub enum CasesCommand {
         #[command(flatten)]
         auth: AuthArgs,
     },
-    /// Close a case: resolved (a dispute only after its verification) or upheld (the
-    /// customer was right; the disputed debt is never collected).
+    /// Close a case: resolved (a dispute only after its verification), upheld (the
+    /// customer was right; the disputed debt is never collected) or rejected (a payment
+    /// claim or hardship request that did not stand).
     Resolve {
         id: String,
         #[arg(long, value_enum)]
@@ -77,6 +87,7 @@ pub enum CasesCommand {
 pub enum OutcomeArg {
     Resolved,
     Upheld,
+    Rejected,
 }
 
 fn check_note(note: &str) -> Result<()> {
@@ -156,8 +167,16 @@ pub async fn calls(store: Store, now: DateTime<Utc>, command: CallsCommand) -> R
     Ok(())
 }
 
-pub async fn cases(store: Store, command: CasesCommand) -> Result<()> {
+pub async fn cases(store: Store, now: DateTime<Utc>, command: CasesCommand) -> Result<()> {
+    let command = match command {
+        CasesCommand::List(a) => return crate::taskscmd::cases_list(store, now, a).await,
+        CasesCommand::Take { id, auth } => {
+            return crate::taskscmd::cases_take(store, &id, &auth).await;
+        }
+        other => other,
+    };
     let (id, to, note, auth) = match &command {
+        CasesCommand::List(_) | CasesCommand::Take { .. } => bail!("internal: handled above"),
         CasesCommand::Verification { id, note, auth } => {
             (id, CaseStatus::VerificationSent, note, auth)
         }
@@ -171,6 +190,7 @@ pub async fn cases(store: Store, command: CasesCommand) -> Result<()> {
             match outcome {
                 OutcomeArg::Resolved => CaseStatus::Resolved,
                 OutcomeArg::Upheld => CaseStatus::Upheld,
+                OutcomeArg::Rejected => CaseStatus::Rejected,
             },
             note,
             auth,

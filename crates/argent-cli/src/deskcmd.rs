@@ -138,7 +138,7 @@ pub fn spawn_desk(
     }
     let exec = Arc::new(StepExecutor::with_source(
         agent,
-        Arc::new(argent_worker::CaseAlertSink),
+        Arc::new(argent_worker::TaskAlertSink),
     ));
     let worker = Arc::new(Worker::new(store, exec, config).map_err(anyhow::Error::msg)?);
     Ok(tokio::spawn(worker.run(shutdown)))

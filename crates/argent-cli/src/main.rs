@@ -27,6 +27,7 @@ mod factscmd;
 mod logincmd;
 mod render;
 mod servecmd;
+mod taskscmd;
 
 use agentcmd::ModelArgs;
 
@@ -182,7 +183,8 @@ enum Command {
         #[command(subcommand)]
         command: callscmd::CallsCommand,
     },
-    /// Cases: move a dispute along (verification sent, resolved, upheld).
+    /// Cases: list them, take one, move a dispute along (verification sent, resolved,
+    /// upheld), resolve or reject a payment claim or hardship request.
     Cases {
         #[command(subcommand)]
         command: callscmd::CasesCommand,
@@ -204,6 +206,16 @@ enum Command {
     Referrals {
         #[command(subcommand)]
         command: deskcmd::ReferralsCommand,
+    },
+    /// Tasks and escalations for people: list, show, assign (take), comment, close.
+    Tasks {
+        #[command(subcommand)]
+        command: taskscmd::TasksCommand,
+    },
+    /// Promises to pay: due today or this week, open, broken, kept, partially kept.
+    Promises {
+        #[command(subcommand)]
+        command: taskscmd::PromisesCommand,
     },
 }
 
@@ -408,7 +420,18 @@ async fn run(cli: Cli) -> Result<()> {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             callscmd::calls(open(&cli.database).await?, now, command).await?
         }
-        Command::Cases { command } => callscmd::cases(open(&cli.database).await?, command).await?,
+        Command::Cases { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            callscmd::cases(open(&cli.database).await?, now, command).await?
+        }
+        Command::Tasks { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            taskscmd::tasks(open(&cli.database).await?, now, command).await?
+        }
+        Command::Promises { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            taskscmd::promises(open(&cli.database).await?, now, command).await?
+        }
         Command::Worker(cmd) => {
             deskcmd::worker(open(&cli.database).await?, &cli.models, cli.now, cmd).await?
         }

@@ -29,32 +29,44 @@ str_enum!(CaseKind {
 
 /// Where a case is in its lifecycle.
 ///
-/// Every kind goes `open` → `resolved`. A dispute goes `open` → `verification_sent` (the
-/// verification of the debt was sent to the customer, so collection on it may resume,
-/// 15 U.S.C. 1692g(b)) → `resolved` (closed, the debt stands), or to `upheld` (the customer
-/// was right: the disputed debt is never collected) from `open` or `verification_sent`. A
-/// dispute cannot be resolved before its verification is recorded.
+/// Every kind goes `open` → (`in_progress`, once a person takes it) → `resolved`. A dispute
+/// goes `open` | `in_progress` → `verification_sent` (the verification of the debt was sent
+/// to the customer, so collection on it may resume, 15 U.S.C. 1692g(b)) → `resolved`
+/// (closed, the debt stands), or to `upheld` (the customer was right: the disputed debt is
+/// never collected) from any open status. A dispute cannot be resolved before its
+/// verification is recorded, and is never `rejected` (the verification is its answer). A
+/// payment claim or a hardship request that does not stand (no payment found; hardship
+/// not accepted) is `rejected`; a question or other case is only ever resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     Open,
+    /// A person has taken the case and is working on it.
+    InProgress,
     /// A dispute whose verification was sent to the customer; collection may resume.
     VerificationSent,
     Resolved,
     /// A dispute decided in the customer's favour; the disputed debt is never collected.
     Upheld,
+    /// A payment claim or hardship request that did not stand; collection resumes.
+    Rejected,
 }
 str_enum!(CaseStatus {
     Open => "open",
+    InProgress => "in_progress",
     VerificationSent => "verification_sent",
     Resolved => "resolved",
     Upheld => "upheld",
+    Rejected => "rejected",
 });
 
 impl CaseStatus {
     /// Whether a person still has something to do on the case.
     pub fn is_open(self) -> bool {
-        matches!(self, CaseStatus::Open | CaseStatus::VerificationSent)
+        matches!(
+            self,
+            CaseStatus::Open | CaseStatus::InProgress | CaseStatus::VerificationSent
+        )
     }
 }
 
@@ -73,17 +85,29 @@ impl CaseKind {
     pub fn check_transition(self, from: CaseStatus, to: CaseStatus) -> Result<(), TransitionError> {
         use CaseStatus::*;
         let why = match (self, from, to) {
-            (CaseKind::Dispute, Open, VerificationSent | Upheld)
+            (_, Open, InProgress) => return Ok(()),
+            (CaseKind::Dispute, Open | InProgress, VerificationSent | Upheld)
             | (CaseKind::Dispute, VerificationSent, Resolved | Upheld) => return Ok(()),
-            (CaseKind::Dispute, Open, Resolved) => {
+            (CaseKind::Dispute, Open | InProgress, Resolved) => {
                 "record the verification sent to the customer first (15 U.S.C. 1692g(b)); a dispute found in the customer's favour is upheld"
             }
-            (_, Open, Resolved) => return Ok(()),
-            (_, Resolved | Upheld, _) => "the case is closed",
+            (CaseKind::Dispute, _, Rejected) => {
+                "a dispute is answered by its verification: record verification_sent, then resolve it"
+            }
+            (CaseKind::PaymentClaimed | CaseKind::Hardship, Open | InProgress, Rejected) => {
+                return Ok(());
+            }
+            (_, Open | InProgress, Resolved) => return Ok(()),
+            (_, Resolved | Upheld | Rejected, _) => "the case is closed",
+            (_, InProgress, InProgress) => "the case is already in progress",
             (CaseKind::Dispute, VerificationSent, VerificationSent) => {
                 "the verification is already recorded"
             }
-            (CaseKind::Dispute, _, Open) => "a dispute does not reopen; open a new case",
+            (CaseKind::Dispute, VerificationSent, InProgress) => {
+                "the verification is already recorded; resolve or uphold the dispute"
+            }
+            (_, _, Open) => "a case does not go back to open",
+            (_, _, Rejected) => "only a payment claim or a hardship request is rejected",
             _ => "only a dispute has a verification or an upheld outcome",
         };
         Err(TransitionError {
@@ -110,10 +134,14 @@ pub struct Case {
 
 impl Case {
     /// Whether this is a dispute that pauses collection on what it covers: one still
-    /// `open` (no verification recorded yet), or `upheld` (never collected again).
+    /// `open` or `in_progress` (no verification recorded yet), or `upheld` (never
+    /// collected again).
     pub fn pauses_collection(&self) -> bool {
         self.kind == CaseKind::Dispute
-            && matches!(self.status, CaseStatus::Open | CaseStatus::Upheld)
+            && matches!(
+                self.status,
+                CaseStatus::Open | CaseStatus::InProgress | CaseStatus::Upheld
+            )
     }
 
     /// Whether this case pauses dunning on `invoice_number` (see
@@ -146,6 +174,7 @@ mod tests {
     #[test]
     fn a_dispute_pauses_until_verified_and_for_ever_once_upheld() {
         assert!(dispute(CaseStatus::Open).pauses("INV-1"));
+        assert!(dispute(CaseStatus::InProgress).pauses("INV-1"));
         assert!(!dispute(CaseStatus::Open).pauses("INV-2"));
         assert!(!dispute(CaseStatus::VerificationSent).pauses("INV-1"));
         assert!(!dispute(CaseStatus::Resolved).pauses("INV-1"));
@@ -185,8 +214,26 @@ mod tests {
                 .to_string()
                 .contains("verification")
         );
+        assert!(d.check_transition(Open, InProgress).is_ok());
+        assert!(d.check_transition(InProgress, VerificationSent).is_ok());
+        assert!(d.check_transition(InProgress, Upheld).is_ok());
+        assert!(d.check_transition(InProgress, Resolved).is_err());
+        assert!(d.check_transition(InProgress, Rejected).is_err());
+        assert!(d.check_transition(VerificationSent, InProgress).is_err());
         let q = CaseKind::Hardship;
         assert!(q.check_transition(Open, Resolved).is_ok());
+        assert!(q.check_transition(Open, Rejected).is_ok());
+        assert!(q.check_transition(InProgress, Rejected).is_ok());
+        assert!(q.check_transition(Rejected, Resolved).is_err());
+        let pc = CaseKind::PaymentClaimed;
+        assert!(pc.check_transition(InProgress, Resolved).is_ok());
+        assert!(pc.check_transition(InProgress, InProgress).is_err());
+        assert!(CaseKind::Question.check_transition(Open, Rejected).is_err());
+        assert!(
+            CaseKind::Question
+                .check_transition(InProgress, Resolved)
+                .is_ok()
+        );
         assert!(q.check_transition(Open, VerificationSent).is_err());
         assert!(q.check_transition(Open, Upheld).is_err());
         assert!(q.check_transition(Resolved, Open).is_err());

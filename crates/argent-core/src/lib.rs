@@ -21,6 +21,7 @@ pub mod plan;
 pub mod promise;
 pub mod risk;
 pub mod signal;
+pub mod task;
 
 pub use action::{
     Action, ArgProblem, DecimalAmount, EscalateArgs, InstallmentArg, LogPromiseArgs, MoneyArg,
@@ -40,3 +41,6 @@ pub use plan::{Installment, PaymentPlan, PlanStatus};
 pub use promise::{PromiseStatus, PromiseToPay};
 pub use risk::{RiskAssessment, RiskSegment};
 pub use signal::{SignalDetail, SignalKind, SignalStatus, SignalVerdict};
+pub use task::{
+    AgeBucket, PromiseJudgement, PromiseStanding, TaskAct, TaskKind, TaskStatus, check_task_act,
+};

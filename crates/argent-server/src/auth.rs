@@ -125,6 +125,17 @@ pub mod perm {
     pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
     /// Confirm or clear a signal. Compliance reads, decides nothing.
     pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
+    /// See the tasks and escalations inbox and the collectors' day. Which tasks a role
+    /// sees, takes or closes is then `argent_core::check_task_act` (collectors: their
+    /// role's and their own; compliance sees all; managers and admins act on any).
+    pub const TASKS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Assign, comment on and close tasks (within `check_task_act`).
+    pub const TASKS_WORK: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// The case list.
+    pub const CASES_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Record how a call went (and through it a promise, dispute or hardship claim, which
+    /// policy then judges as it judges the agent's). Compliance reads, records nothing.
+    pub const CALLS_WORK: &[UserRole] = &[Collector, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
     /// Read the credit holds procedure steps placed (the ERP export).
@@ -192,6 +203,10 @@ permission!(
     perm::SIGNALS_READ,
     "See [`perm::SIGNALS_READ`]."
 );
+permission!(TasksRead, perm::TASKS_READ, "See [`perm::TASKS_READ`].");
+permission!(TasksWork, perm::TASKS_WORK, "See [`perm::TASKS_WORK`].");
+permission!(CasesRead, perm::CASES_READ, "See [`perm::CASES_READ`].");
+permission!(CallsWork, perm::CALLS_WORK, "See [`perm::CALLS_WORK`].");
 permission!(
     SignalsDecide,
     perm::SIGNALS_DECIDE,

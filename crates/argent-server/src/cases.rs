@@ -1,5 +1,6 @@
-//! The dispute lifecycle over the API: record the verification sent to the customer, then
-//! resolve or uphold the dispute. Each step is one audited store transaction, conditional
+//! The case lifecycle over the API: record the verification sent to the customer, then
+//! resolve or uphold a dispute; resolve or reject a payment claim or hardship request
+//! (taking a case and the case list are in `tasks`). Each step is one audited store transaction, conditional
 //! on the case's current status.
 
 use axum::Json;
@@ -28,6 +29,8 @@ pub enum Outcome {
     Resolved,
     /// The customer was right: the disputed debt is never collected.
     Upheld,
+    /// A payment claim or hardship request that did not stand; collection resumes.
+    Rejected,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +73,22 @@ fn check_note(note: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// Moves case `id` to `to` with a note, as `actor` (the API and the `/cases` page).
+pub(crate) async fn advance(
+    store: &Store,
+    id: &str,
+    to: CaseStatus,
+    actor: &str,
+    note: &str,
+) -> AppResult<Case> {
+    check_note(note)?;
+    match store.advance_case(id, to, actor, Some(note)).await {
+        Ok(case) => Ok(case),
+        Err(StoreError::Invalid(why)) => Err(AppError::Unprocessable(why)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn step(
     store: &Store,
     id: &str,
@@ -77,12 +96,7 @@ async fn step(
     actor: &str,
     note: &str,
 ) -> AppResult<Json<CaseStep>> {
-    check_note(note)?;
-    match store.advance_case(id, to, actor, Some(note)).await {
-        Ok(case) => Ok(Json(case.into())),
-        Err(StoreError::Invalid(why)) => Err(AppError::Unprocessable(why)),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Json(advance(store, id, to, actor, note).await?.into()))
 }
 
 /// `POST /api/cases/{id}/verification {note}`: the verification of a disputed debt was
@@ -104,7 +118,8 @@ pub async fn verification(
 }
 
 /// `POST /api/cases/{id}/resolve {outcome, note}`: close the case (`resolved`, a dispute
-/// only after its verification) or uphold a dispute (`upheld`).
+/// only after its verification), uphold a dispute (`upheld`), or reject a payment claim
+/// or hardship request (`rejected`).
 pub async fn resolve(
     State(store): State<Store>,
     Allowed(user, _): Allowed<QueueDecide>,
@@ -114,6 +129,7 @@ pub async fn resolve(
     let to = match body.outcome {
         Outcome::Resolved => CaseStatus::Resolved,
         Outcome::Upheld => CaseStatus::Upheld,
+        Outcome::Rejected => CaseStatus::Rejected,
     };
     step(&store, &id, to, &user.name, &body.note).await
 }

@@ -32,6 +32,7 @@ mod extract;
 pub mod limits;
 pub mod request_id;
 pub mod security;
+mod tasks;
 pub mod web;
 
 pub use auth::{
@@ -226,6 +227,17 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(cases::verification),
         ),
         ("POST", "/cases/{id}/resolve", post(cases::resolve)),
+        ("GET", "/cases", get(tasks::api_cases)),
+        ("POST", "/cases/{id}/take", post(tasks::api_take_case)),
+        ("GET", "/tasks", get(tasks::api_list)),
+        ("GET", "/tasks/{id}", get(tasks::api_show)),
+        ("POST", "/tasks/{id}/assign", post(tasks::api_assign)),
+        ("POST", "/tasks/{id}/comment", post(tasks::api_comment)),
+        ("POST", "/tasks/{id}/close", post(tasks::api_close)),
+        ("GET", "/promises", get(tasks::api_promises)),
+        ("GET", "/today", get(tasks::api_today)),
+        ("POST", "/calls/{id}/outcome", post(tasks::api_call_outcome)),
+        ("GET", "/queues", get(tasks::api_counts)),
         ("GET", "/signals", get(web::signals_api_list)),
         (
             "POST",

@@ -211,11 +211,14 @@ impl StoreTx {
             return Err(StoreError::NotFound(format!("customer {}", h.customer_id)));
         }
         let now = micros(h.now);
+        // Two placers at once: the partial unique index makes the second wait for the
+        // first and then insert nothing; it returns the first's hold.
         let sql = format!(
             "INSERT INTO credit_holds ({HOLD_COLS}) \
-             VALUES ($1, $2, 'active', $3, $4, $5, $6, NULL, NULL, NULL)"
+             VALUES ($1, $2, 'active', $3, $4, $5, $6, NULL, NULL, NULL) \
+             ON CONFLICT (customer_id) WHERE status = 'active' DO NOTHING"
         );
-        dispatch_tx!(self, |conn| {
+        let inserted = dispatch_tx!(self, |conn| {
             sqlx::query(&sql)
                 .bind(h.id.as_str())
                 .bind(h.customer_id.as_str())
@@ -224,8 +227,21 @@ impl StoreTx {
                 .bind(now)
                 .bind(h.work_id.as_deref())
                 .execute(&mut *conn)
-                .await?;
+                .await?
+                .rows_affected()
         });
+        if inserted == 0 {
+            let existing = self
+                .active_credit_hold(&h.customer_id)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "customer {}: a concurrent credit hold was cleared meanwhile",
+                        h.customer_id
+                    ))
+                })?;
+            return Ok((existing, false));
+        }
         self.audit_append(audit(
             &h.customer_id,
             &h.placed_by,

@@ -32,6 +32,7 @@ pub mod integrity;
 mod ledger;
 mod records;
 mod signals;
+mod tasks;
 pub mod testkit;
 mod tx;
 mod work;
@@ -56,6 +57,10 @@ pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use signals::{NewSignal, SignalRecord};
+pub use tasks::{
+    CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
+    TaskFilter,
+};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};
 
@@ -337,6 +342,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0009_approval_bundles.sql"),
     ),
     (
+        10,
+        "tasks",
+        include_str!("../../../migrations/sqlite/0010_tasks.sql"),
+    ),
+    (
         11,
         "work_items",
         include_str!("../../../migrations/sqlite/0011_work_items.sql"),
@@ -392,6 +402,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "approval_bundles",
         include_str!("../../../migrations/postgres/0009_approval_bundles.sql"),
+    ),
+    (
+        10,
+        "tasks",
+        include_str!("../../../migrations/postgres/0010_tasks.sql"),
     ),
     (
         11,

@@ -262,6 +262,7 @@ to_arg_by_encoding!(
     Option<i64>,
     bool,
     chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
     chrono::NaiveDate
 );
 

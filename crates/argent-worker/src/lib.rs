@@ -40,7 +40,7 @@ pub mod steps;
 pub use lease::{AfterFailure, LeaseConfig};
 pub use runtime::{Worker, WorkerConfig, WorkerReport, default_owner, shutdown_on_signals};
 pub use scheduler::{Scheduler, run_scheduler};
-pub use steps::{AlertSink, CaseAlertSink, InternalAlert, StepExecutor};
+pub use steps::{AlertSink, InternalAlert, StepExecutor, TaskAlertSink};
 
 /// The lease a worker holds on an item while it runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]

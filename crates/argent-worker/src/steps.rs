@@ -26,11 +26,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use argent_agent::{Agent, AgentError, CallStatus, RunOutcome, Trigger, WorkLink};
-use argent_core::{Case, CaseKind, CaseStatus};
+use argent_core::{Role, TaskKind};
 use argent_procedure::{StepKind, StepWork};
 use argent_store::{
-    CallTask, CallTaskStatus, NewAuditEvent, NewCreditHold, NewReferral, RunStatus, StoreError,
-    StoreTx, WorkItem, WorkStatus,
+    CallTask, CallTaskStatus, NewAuditEvent, NewCreditHold, NewReferral, NewTask, RunStatus,
+    StoreError, StoreTx, WorkItem, WorkStatus,
 };
 
 use crate::{ExecError, Execute, Lease};
@@ -54,34 +54,30 @@ pub trait AlertSink: Send + Sync {
     async fn alert(&self, tx: &mut StoreTx, alert: &InternalAlert) -> Result<Value, StoreError>;
 }
 
-/// Alerts as open cases of kind `other` addressed to the account manager, with an
-/// `alert.created` audit event: the case list is where people already look. (The tasks
-/// inbox replaces this when it is merged.)
-pub struct CaseAlertSink;
+/// Alerts as tasks (kind `account_manager_alert`) for the manager role in the tasks
+/// inbox, due when the step ran; `task.created` is audited with the task. The task id is
+/// derived from the work item, so a replay collides instead of duplicating.
+pub struct TaskAlertSink;
 
 #[async_trait]
-impl AlertSink for CaseAlertSink {
+impl AlertSink for TaskAlertSink {
     async fn alert(&self, tx: &mut StoreTx, a: &InternalAlert) -> Result<Value, StoreError> {
-        let case = Case {
-            id: a.id.clone(),
-            customer_id: a.customer_id.clone(),
-            kind: CaseKind::Other,
-            status: CaseStatus::Open,
-            invoice_numbers: Vec::new(),
-            disputed_amount: None,
-            summary: format!("Account manager alert: {} — {}", a.title, a.body),
-            opened_at: a.now,
-        };
-        tx.insert_case(&case).await?;
-        tx.audit_append(NewAuditEvent {
-            run_id: None,
-            customer_id: Some(a.customer_id.clone()),
-            actor: "worker".into(),
-            kind: "alert.created".into(),
-            payload: json!({"alert_id": a.id, "to": "account_manager", "title": a.title, "work_id": a.work_id, "as": "case"}),
-        })
-        .await?;
-        Ok(json!({"alert_id": a.id, "as": "case"}))
+        let task = tx
+            .create_task(&NewTask {
+                id: a.id.clone(),
+                kind: TaskKind::AccountManagerAlert,
+                customer_id: a.customer_id.clone(),
+                owner_role: Role::Manager,
+                assignee: None,
+                title: a.title.clone(),
+                body: a.body.clone(),
+                due_at: Some(a.now),
+                source: a.work_id.clone(),
+                created_at: a.now,
+                actor: "worker".into(),
+            })
+            .await?;
+        Ok(json!({"task_id": task.id, "owner_role": task.owner_role}))
     }
 }
 
@@ -98,9 +94,9 @@ pub struct StepExecutor {
 }
 
 impl StepExecutor {
-    /// Over a fixed agent, with alerts as cases.
+    /// Over a fixed agent, with alerts as tasks for the manager role.
     pub fn new(agent: Arc<Agent>) -> StepExecutor {
-        StepExecutor::with_source(Arc::new(move || agent.clone()), Arc::new(CaseAlertSink))
+        StepExecutor::with_source(Arc::new(move || agent.clone()), Arc::new(TaskAlertSink))
     }
 
     pub fn with_source(agent: AgentSource, alerts: Arc<dyn AlertSink>) -> StepExecutor {

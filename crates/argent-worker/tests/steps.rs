@@ -290,15 +290,21 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
         placed.sort();
         assert_eq!(placed, [false, true], "{label}");
 
-        // The alert: an open case for the account manager, audited.
-        let cases = ts.store.cases(Some("C2")).await.unwrap();
-        assert_eq!(cases.len(), 1, "{label}");
-        assert!(
-            cases[0].summary.starts_with("Account manager alert"),
-            "{}",
-            cases[0].summary
-        );
-        assert_eq!(events(&ts.store, "alert.created").await.len(), 1);
+        // The alert: a task for the manager role in the tasks inbox, audited.
+        let tasks = ts
+            .store
+            .tasks(&argent_store::TaskFilter {
+                customer_id: Some("C2".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(tasks.len(), 1, "{label}");
+        assert_eq!(tasks[0].kind, argent_core::TaskKind::AccountManagerAlert);
+        assert_eq!(tasks[0].owner_role, argent_core::Role::Manager);
+        assert!(tasks[0].title.contains("C2"), "{}", tasks[0].title);
+        assert!(tasks[0].body.contains("am_alert"), "{}", tasks[0].body);
+        assert_eq!(events(&ts.store, "task.created").await.len(), 1);
 
         // The referral: pending, with its package.
         let refs = ts
@@ -328,7 +334,7 @@ async fn credit_hold_alert_and_referral_are_written_with_their_items_end() {
             "{label}: {extract:?}"
         );
         assert!(
-            extract.iter().all(|e| e["kind"] != "alert.created"),
+            extract.iter().all(|e| e["kind"] != "task.created"),
             "{label}: only C1's events"
         );
         assert!(

@@ -163,7 +163,7 @@ pub async fn show(
     let cases: Vec<Value> = account
         .cases
         .iter()
-        .filter(|k| k.status == CaseStatus::Open)
+        .filter(|k| matches!(k.status, CaseStatus::Open | CaseStatus::InProgress))
         .map(|k| {
             json!({
                 "id": k.id,

@@ -94,6 +94,7 @@ pub async fn show(
     ApiQuery(q): ApiQuery<DashboardQuery>,
 ) -> AppResult<Html<String>> {
     let d = figures(&agent, &q).await?;
+    let work = crate::tasks::queue_counts(&agent, chrono_tz::UTC).await?;
     page(
         &user,
         "dashboard",
@@ -107,6 +108,22 @@ pub async fn show(
             "segments": d.segments.iter().map(|s| json!({"segment": s.segment.as_str(), "customers": s.customers})).collect::<Vec<_>>(),
             "rows": d.rows.iter().map(row_view).collect::<Vec<_>>(),
             "totals": d.totals.iter().map(row_view).collect::<Vec<_>>(),
+            "work": work_view(&work),
         }),
     )
+}
+
+/// The work queues' counts for the dashboard (`crate::tasks::queue_counts`).
+fn work_view(w: &crate::tasks::QueueCounts) -> Value {
+    json!({
+        "age_labels": argent_core::AgeBucket::ALL.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+        "tasks": w.tasks.iter().map(|t| json!({"role": t.owner_role.as_str(), "status": t.status.as_str(), "count": t.count, "overdue": t.overdue})).collect::<Vec<_>>(),
+        "cases": w.cases.iter().map(|c| json!({
+            "kind": c.kind.as_str(),
+            "status": c.status.as_str(),
+            "total": c.total,
+            "ages": argent_core::AgeBucket::ALL.iter().map(|b| c.by_age.get(b.as_str()).copied().unwrap_or(0)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "promises": w.promises.iter().map(|(k, v)| json!({"standing": k, "count": v})).collect::<Vec<_>>(),
+    })
 }

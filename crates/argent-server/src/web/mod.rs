@@ -53,6 +53,8 @@ mod evals;
 mod queue;
 pub mod session;
 mod signals;
+pub(crate) mod tasks;
+mod today;
 
 pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
@@ -86,6 +88,17 @@ pub fn routes() -> Router<AppState> {
         .route("/signals", get(signals::list))
         .route("/signals/{id}/confirm", post(signals::confirm_page))
         .route("/signals/{id}/clear", post(signals::clear_page))
+        .route("/today", get(today::show))
+        .route("/today/calls/{id}", post(today::outcome))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks/{id}/assign", post(tasks::assign_page))
+        .route("/tasks/{id}/comment", post(tasks::comment_page))
+        .route("/tasks/{id}/close", post(tasks::close_page))
+        .route("/cases", get(tasks::cases))
+        .route("/cases/{id}/take", post(tasks::take_case_page))
+        .route("/cases/{id}/step", post(tasks::step_case_page))
+        .route("/promises", get(tasks::promises))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
@@ -173,6 +186,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "eval_compare",
     "account",
     "signals",
+    "tasks",
+    "task",
+    "cases",
+    "promises",
+    "today",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -221,6 +239,10 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             perm::QUEUE_READ,
             &["queue", "item", "preview", "account"],
         ),
+        ("/today", "Today", perm::TASKS_READ, &["today"]),
+        ("/tasks", "Tasks", perm::TASKS_READ, &["tasks", "task"]),
+        ("/cases", "Cases", perm::CASES_READ, &["cases"]),
+        ("/promises", "Promises", perm::LEDGER_READ, &["promises"]),
         (
             "/signals",
             "Customer signals",

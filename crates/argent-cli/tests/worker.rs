@@ -490,3 +490,232 @@ async fn futures_join(store: &Store, ids: &[String]) -> Vec<argent_store::WorkIt
     }
     out
 }
+
+fn argent_cmd(db: &Db, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_argent"));
+    c.args(["--database", &db.url, "--now", NOW])
+        .args(args)
+        .env_remove("ARGENT_DATABASE_URL")
+        .env_remove("ARGENT_TOKEN")
+        .env("ARGENT_TOKEN_FILE", "/nonexistent/argent-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn step_item(customer: &str, kind: StepKind, step: &str) -> NewWorkItem {
+    let work = StepWork {
+        procedure: "standard".into(),
+        version: 1,
+        step: step.into(),
+        kind,
+        cycle: 1,
+        prompt: None,
+        invoices: vec!["I1".into()],
+        promise_id: None,
+        reason: "90 days past the oldest due date".into(),
+    };
+    NewWorkItem {
+        kind: WORK_KIND.into(),
+        dedupe_key: work.dedupe_key(customer),
+        customer_id: customer.into(),
+        payload: serde_json::to_value(&work).unwrap(),
+        due_at: now(),
+    }
+}
+
+/// A credit-hold step reaches the ERP export (CSV and JSON) and a manager clears it; a
+/// referral step waits for a manager, who alone may approve it.
+#[tokio::test(flavor = "multi_thread")]
+async fn holds_and_referrals_from_the_cli() {
+    let db = Db::all().await.into_iter().next().unwrap();
+    let store = db.store().await;
+    let parsed = argent_core::import::parse(ledger_csv(1).as_bytes()).unwrap();
+    store.import_file(&parsed, "test").await.unwrap();
+    store
+        .enqueue_work(
+            &[
+                step_item("C1", StepKind::CreditHold, "credit_hold"),
+                step_item("C1", StepKind::AgencyReferral, "agency_referral"),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    let out = wait(
+        worker_cmd(&db, &["--once"], &[]).spawn().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(text(&out).contains("2 done"), "{}", text(&out));
+
+    let csv = argent_cmd(&db, &["credit-holds", "export"], None);
+    assert!(csv.status.success(), "{}", text(&csv));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("customer_id,status,reason"), "{csv}");
+    assert!(
+        lines[1].starts_with("C1,active,procedure standard v1 step credit_hold"),
+        "{csv}"
+    );
+    let json = argent_cmd(&db, &["credit-holds", "export", "--format", "json"], None);
+    let holds: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(holds.as_array().unwrap().len(), 1);
+    assert_eq!(holds[0]["customer_id"], "C1");
+
+    let list = argent_cmd(&db, &["referrals", "list"], None);
+    let list = String::from_utf8(list.stdout).unwrap();
+    let id = list.split_whitespace().next().unwrap().to_string();
+    assert!(
+        id.starts_with("REF-") && list.contains("pending") && list.contains("C1"),
+        "{list}"
+    );
+    let package = argent_cmd(&db, &["referrals", "package", &id], None);
+    let package: serde_json::Value = serde_json::from_slice(&package.stdout).unwrap();
+    assert_eq!(package["format"], "argent.referral-package/1");
+    assert_eq!(package["customer"]["id"], "C1");
+
+    for (name, role) in [("mia", "manager"), ("cole", "collector")] {
+        let out = argent_cmd(
+            &db,
+            &["users", "add", name, "--role", role, "--password-stdin"],
+            Some("a long enough password\n"),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let refused = argent_cmd(
+        &db,
+        &[
+            "referrals",
+            "approve",
+            &id,
+            "--user",
+            "cole",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("only a manager"),
+        "{}",
+        text(&refused)
+    );
+    let approved = argent_cmd(
+        &db,
+        &[
+            "referrals",
+            "approve",
+            &id,
+            "--note",
+            "agency A",
+            "--user",
+            "mia",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(
+        text(&approved).contains("approved by mia"),
+        "{}",
+        text(&approved)
+    );
+    let cleared = argent_cmd(
+        &db,
+        &[
+            "credit-holds",
+            "clear",
+            "C1",
+            "--reason",
+            "paid by card",
+            "--user",
+            "mia",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(cleared.status.success(), "{}", text(&cleared));
+    let csv = argent_cmd(&db, &["credit-holds", "export"], None);
+    assert_eq!(
+        String::from_utf8(csv.stdout).unwrap().lines().count(),
+        1,
+        "only the header"
+    );
+    let all = argent_cmd(&db, &["credit-holds", "export", "--all"], None);
+    let all = String::from_utf8(all.stdout).unwrap();
+    assert!(
+        all.contains("C1,cleared,") && all.contains("mia") && all.contains("paid by card"),
+        "{all}"
+    );
+    store.close().await;
+}
+
+/// `argent serve --desk` runs the queue in the server's process; SIGTERM stops the worker
+/// and then the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_desk_runs_the_queue_in_process() {
+    let db = Db::all().await.into_iter().next().unwrap();
+    let store = db.store().await;
+    let ids = seed(&store, 2).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_argent"))
+        .args([
+            "--database",
+            &db.url,
+            "--now",
+            NOW,
+            "serve",
+            "--desk",
+            "--addr",
+            "127.0.0.1:0",
+            "--concurrency",
+            "2",
+        ])
+        .env_remove("ARGENT_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(
+        "the desk to run both items",
+        Duration::from_secs(90),
+        async || {
+            let mut done = 0;
+            for id in &ids {
+                if store.work_item(id).await.unwrap().status == WorkStatus::Done {
+                    done += 1;
+                }
+            }
+            done == ids.len()
+        },
+    )
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = wait(child, Duration::from_secs(60)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("serving on http://127.0.0.1:"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("desk stopped: 2 done"),
+        "{}",
+        text(&out)
+    );
+    assert_once_each(&store, &ids, "sqlite").await;
+    store.close().await;
+}

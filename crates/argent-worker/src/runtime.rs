@@ -271,7 +271,7 @@ impl Worker {
             until: self.config.lease.lease_end(Utc::now()),
         };
         let work = self.exec.execute(&item, &lease);
-        let beat = self.heartbeat(&item.id);
+        let beat = self.heartbeat(&item.id, item.lease_until.unwrap_or(lease.until));
         let result = tokio::select! {
             r = work => r,
             () = beat => Err(ExecError::LeaseLost),
@@ -345,26 +345,30 @@ impl Worker {
         tx.commit().await
     }
 
-    /// Renews the lease every heartbeat; returns when it is lost.
-    async fn heartbeat(&self, id: &str) {
+    /// Renews the lease every heartbeat; returns when it is lost: another worker holds
+    /// it, or renewals kept failing until the lease ran out (another worker may then take
+    /// the item over, so this one must not go on).
+    async fn heartbeat(&self, id: &str, mut held_until: DateTime<Utc>) {
         loop {
             tokio::time::sleep(self.config.lease.heartbeat).await;
             let now = Utc::now();
+            let until = self.config.lease.lease_end(now);
             match self
                 .store
-                .heartbeat_work(
-                    id,
-                    &self.config.owner,
-                    self.config.lease.lease_end(now),
-                    now,
-                )
+                .heartbeat_work(id, &self.config.owner, until, now)
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => held_until = until,
                 Ok(false) => return,
-                // A failed renewal is not a lost lease: try again next beat (the lease
-                // has two beats of slack).
-                Err(e) => tracing::warn!(work = %id, error = %e, "heartbeat failed"),
+                // A failed renewal is not a lost lease yet: try again next beat (the
+                // lease has two beats of slack) …
+                Err(e) => {
+                    tracing::warn!(work = %id, error = %e, "heartbeat failed");
+                    // … unless the lease has run out meanwhile.
+                    if Utc::now() >= held_until {
+                        return;
+                    }
+                }
             }
         }
     }

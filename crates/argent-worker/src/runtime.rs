@@ -28,6 +28,11 @@ use argent_store::{NewAuditEvent, Store, WorkItem, WorkStatus};
 use crate::lease::{AfterFailure, LeaseConfig};
 use crate::{ExecError, Execute, Lease};
 
+/// When the worker is full and a slot frees up, it waits at most this long for more
+/// slots (up to [`CLAIM_BATCH`]) before claiming, so one claim fills several.
+const CLAIM_GATHER: Duration = Duration::from_millis(20);
+const CLAIM_BATCH: usize = 8;
+
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -195,6 +200,18 @@ impl Worker {
                     tokio::select! {
                         Some(r) = set.join_next() => tally(&mut report, r),
                         () = stopped(&mut shutdown) => {}
+                    }
+                    // Gather the slots that free up within a moment, so one claim
+                    // transaction fills several (claims are write transactions).
+                    let gather = tokio::time::sleep(CLAIM_GATHER);
+                    tokio::pin!(gather);
+                    while set.len() + CLAIM_BATCH.min(self.config.concurrency)
+                        > self.config.concurrency
+                    {
+                        tokio::select! {
+                            Some(r) = set.join_next() => tally(&mut report, r),
+                            () = &mut gather => break,
+                        }
                     }
                 }
                 continue;

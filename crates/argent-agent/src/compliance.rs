@@ -636,7 +636,7 @@ impl ComplianceCheck for ModelComplianceCheck {
 pub(crate) fn inbound_text(trigger: &Value) -> Option<String> {
     match serde_json::from_value::<crate::run::Trigger>(trigger.clone()).ok()? {
         crate::run::Trigger::Inbound { subject, body, .. } => Some(format!("{subject}\n{body}")),
-        crate::run::Trigger::Step { .. } => None,
+        crate::run::Trigger::Step { .. } | crate::run::Trigger::ProcedureStep { .. } => None,
     }
 }
 

@@ -47,7 +47,9 @@ pub use documents::{
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
 pub use prompt::{PromptError, PromptSet};
 pub use review::{ReviewResult, Reviewer};
-pub use run::{CallOutcome, CallStatus, RunOutcome, Trigger};
+pub use run::{
+    CallOutcome, CallStatus, FORMAL_DEMAND_RULE, RunOutcome, Trigger, WorkLink, procedure_hold,
+};
 
 /// Operator-facing errors. Errors meant for the model (invalid arguments, refusals) are
 /// not errors here: they are tool results the model sees.

@@ -358,6 +358,35 @@ fn standard_plan(ctx: &Ctx, discount_bps: i64, note: &str) -> Value {
     })
 }
 
+/// A procedure's call step: ask a collector to call about what is overdue, with a script.
+fn call_request(ctx: &Ctx) -> Vec<(String, Value)> {
+    let overdue: Vec<String> = ctx
+        .collectible()
+        .into_iter()
+        .filter(|i| i["days_past_due"].as_i64().unwrap_or(0) > 0)
+        .map(|i| {
+            format!(
+                "{} ({} {}, due {})",
+                i["number"].as_str().unwrap_or(""),
+                i["currency"].as_str().unwrap_or(""),
+                i["open"].as_str().unwrap_or(""),
+                i["due_date"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if overdue.is_empty() {
+        return Vec::new();
+    }
+    let script = format!(
+        "Introduce yourself and confirm you are speaking with the account holder. Explain the call is about overdue invoices: {}. Ask when payment can be made, and note any promise, dispute or difficulty they mention.",
+        overdue.join("; ")
+    );
+    vec![(
+        "request_call".into(),
+        json!({"customer_id": ctx.s("customer_id"), "reason": "Dunning procedure call step: the overdue invoices are still unpaid after our emails.", "script": script}),
+    )]
+}
+
 fn first_moves(
     ctx: &Ctx,
     inbound: Option<(&str, &str)>,
@@ -576,7 +605,13 @@ impl ChatModel for OfflineModel {
                 .and_then(|u| u.lines().find_map(|l| l.strip_prefix("From: ")))
                 .map(str::trim)
                 .filter(|f| !f.is_empty());
-            first_moves(&ctx, inbound, sender)
+            let call_step =
+                inbound.is_none() && user.is_some_and(|u| u.contains("(kind: call_task)"));
+            if call_step {
+                call_request(&ctx)
+            } else {
+                first_moves(&ctx, inbound, sender)
+            }
         } else {
             // Revise once: if the gate refused something and we have not escalated, escalate.
             let refused: Vec<&str> = req

@@ -269,6 +269,12 @@ impl Agent {
             }
             None
         };
+        // A formal demand stays held for a manager however it is judged now.
+        if let Some(trigger) = item.context.get("trigger")
+            && let Some(rule) = crate::run::procedure_hold(trigger, &action)
+        {
+            decision.fire(rule);
+        }
         Ok((action, decision, account, checked))
     }
 

@@ -29,6 +29,65 @@ pub enum Trigger {
     },
     /// A dunning procedure step is due (e.g. `overdue_notice`).
     Step { step: String },
+    /// A step of a dunning procedure, run by a worker for a work item: the step's prompt
+    /// (`step/{step}`) plus what the step covers, shown to the model after the step prompt.
+    ProcedureStep {
+        /// The prompt template under `step/` (`overdue_notice`).
+        step: String,
+        /// The step's id in its procedure (`overdue_notice`, `formal_demand`).
+        step_id: String,
+        /// `email`, `call_task`, `formal_demand`, … (`argent_procedure::StepKind`).
+        step_kind: String,
+        procedure: String,
+        version: i64,
+        /// The overdue invoices this one contact covers.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invoices: Vec<String>,
+        /// For a broken-promise follow-up: the promise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promise_id: Option<String>,
+        /// Why the step is due.
+        reason: String,
+        /// The work item the run does.
+        work_id: String,
+    },
+}
+
+/// The rule that holds every email a `formal_demand` step drafts for a person, whatever
+/// the policy decided (it can only tighten: see [`procedure_hold`]).
+pub const FORMAL_DEMAND_RULE: &str = "procedure.formal-demand";
+
+/// For an email drafted by a `formal_demand` procedure step (the run's stored trigger):
+/// the rule that holds it for a manager, to fire on top of the policy's decision. A formal
+/// demand carries legal language and always needs a person, even where the policy would
+/// allow the email; `None` for anything else.
+pub fn procedure_hold(trigger: &Value, action: &Action) -> Option<argent_core::FiredRule> {
+    let Action::SendEmail(_) = action else {
+        return None;
+    };
+    let kind = trigger.get("kind").and_then(Value::as_str);
+    let step_kind = trigger.get("step_kind").and_then(Value::as_str);
+    (kind == Some("procedure_step") && step_kind == Some("formal_demand")).then(|| {
+        argent_core::FiredRule {
+            id: FORMAL_DEMAND_RULE.to_string(),
+            outcome: Outcome::NeedsApproval,
+            message:
+                "A formal demand carries legal language: a manager approves it before it is sent."
+                    .to_string(),
+            citation: "argent procedure: formal demand step".to_string(),
+            approvers: vec![argent_core::Role::Manager],
+        }
+    })
+}
+
+/// Which agent run a worker starts for a work item: the run's id (derived from the work
+/// item, so a worker that takes the item over finds the same run) and the lease the
+/// worker holds, recorded on the run and checked when the run is created.
+#[derive(Clone, Debug)]
+pub struct WorkLink {
+    pub work_id: String,
+    pub owner: String,
+    pub lease_until: DateTime<Utc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +186,7 @@ pub(crate) fn render_run_prompts(
     )?;
     let step = match trigger {
         Trigger::Inbound { .. } => "inbound_reply".to_string(),
-        Trigger::Step { step } => step.clone(),
+        Trigger::Step { step } | Trigger::ProcedureStep { step, .. } => step.clone(),
     };
     let local = account.now.with_timezone(&account.customer.time_zone);
     let open_cases: Vec<String> = account
@@ -175,6 +234,35 @@ pub(crate) fn render_run_prompts(
             &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
         )?,
         Trigger::Step { step } => prompts.render("user_step", &json!({"step_name": step}))?,
+        Trigger::ProcedureStep {
+            step,
+            step_id,
+            step_kind,
+            procedure,
+            version,
+            invoices,
+            promise_id,
+            reason,
+            ..
+        } => {
+            let mut user = prompts.render("user_step", &json!({"step_name": step}))?;
+            user.push_str(&format!(
+                "\n\nProcedure {procedure} v{version}, step {step_id} (kind: {step_kind}), due because: {reason}."
+            ));
+            if !invoices.is_empty() {
+                user.push_str(&format!(
+                    "\nThis one contact covers these invoices: {}.",
+                    invoices.join(", ")
+                ));
+            }
+            if let Some(p) = promise_id {
+                user.push_str(&format!("\nThe promise to pay that was broken: {p}."));
+            }
+            if step_kind == "call_task" {
+                user.push_str("\nThis step is a telephone call by a collector: use request_call with the reason and a call script; do not send an email.");
+            }
+            user
+        }
     };
     Ok((system, user))
 }
@@ -274,6 +362,55 @@ impl Agent {
                 json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version}),
             ))
             .await?;
+        self.drive(run, state).await
+    }
+
+    /// Starts run `run_id` for a worker's work item and drives it to its end. The run
+    /// record, its `run_started` event and the work item's link to it
+    /// (`StoreTx::set_work_run`, which needs the worker's lease) commit in one
+    /// transaction, so a worker that takes the item over after a crash finds either no run
+    /// (and starts it) or this one (and resumes it): never two.
+    pub async fn start_linked(
+        &self,
+        customer_id: &str,
+        trigger: Trigger,
+        run_id: &str,
+        link: &WorkLink,
+    ) -> Result<RunOutcome, AgentError> {
+        let now = self.now();
+        let account = self.load_account(customer_id, now).await?;
+        let (system, user) = self.render_prompts(&account, &trigger)?;
+        let state = RunState {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
+            ..Default::default()
+        };
+        let run = RunRecord {
+            id: run_id.to_string(),
+            customer_id: customer_id.to_string(),
+            trigger: serde_json::to_value(&trigger).unwrap_or(Value::Null),
+            status: RunStatus::Running,
+            step: 0,
+            tokens: 0,
+            state: serde_json::to_value(&state).unwrap_or(Value::Null),
+            model: self.model.name(),
+            prompt_version: self.prompts.version().to_string(),
+            policy_version: self.policy_version.clone(),
+            created_at: now,
+            updated_at: now,
+            lease_owner: Some(link.owner.clone()),
+            lease_until: Some(link.lease_until),
+        };
+        let mut tx = self.store.begin().await?;
+        tx.create_run(&run).await?;
+        tx.audit_append(self.audit(
+            &run,
+            "run_started",
+            json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version, "work_id": link.work_id}),
+        ))
+        .await?;
+        tx.set_work_run(&link.work_id, &link.owner, &run.id).await?;
+        tx.commit().await?;
+        crash_point("run_started");
         self.drive(run, state).await
     }
 
@@ -565,6 +702,9 @@ impl Agent {
         let checked = self
             .check_content(policy, &action, ctx.inbound_text.as_deref(), &mut decision)
             .await;
+        if let Some(rule) = procedure_hold(&run.trigger, &action) {
+            decision.fire(rule);
+        }
         let mut tx = self.store.begin().await?;
         tx.record_tool_call(
             &call_id,

@@ -48,7 +48,8 @@ pub struct TickReport {
     pub promises_broken: usize,
     pub promises_kept: usize,
     pub states_written: usize,
-    /// Queued steps cancelled because the account's balance was cleared.
+    /// Queued steps cancelled because the account's balance was cleared or it became
+    /// paused.
     pub cancelled: u64,
     /// Steps due by step id.
     pub due_by_step: BTreeMap<String, usize>,
@@ -142,6 +143,9 @@ pub async fn tick(
                         .paused_reason
                         .map_or("unknown", |r: PauseReason| r.as_str());
                     *report.paused.entry(r.to_string()).or_default() += 1;
+                    if prior.is_none_or(|p| p.status != argent_procedure::Status::Paused) {
+                        w.paused.push((c.id.clone(), r.to_string()));
+                    }
                 }
                 argent_procedure::Status::Unassigned => report.unassigned += 1,
                 _ => {}

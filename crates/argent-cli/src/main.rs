@@ -20,6 +20,7 @@ mod agentcmd;
 mod args;
 mod auditcmd;
 mod callscmd;
+mod deskcmd;
 mod docscmd;
 mod evalcmd;
 mod factscmd;
@@ -208,6 +209,24 @@ enum Command {
     Contacts {
         #[command(subcommand)]
         command: historycmd::ContactsCommand,
+    },
+    /// Run due procedure steps (work items): claims them with leases, heartbeats, runs the
+    /// agent or the step's write; SIGTERM/SIGINT finishes or releases what it holds.
+    Worker(deskcmd::WorkerCmd),
+    /// Work items the scheduler enqueued: list them, count them by status.
+    Work {
+        #[command(subcommand)]
+        command: deskcmd::WorkCommand,
+    },
+    /// Credit holds placed by procedure steps: export them for the ERP, clear one.
+    CreditHolds {
+        #[command(subcommand)]
+        command: deskcmd::CreditHoldsCommand,
+    },
+    /// Agency referrals waiting for a manager, their documentation packages, decisions.
+    Referrals {
+        #[command(subcommand)]
+        command: deskcmd::ReferralsCommand,
     },
     /// Tasks and escalations for people: list, show, assign (take), comment, close.
     Tasks {
@@ -429,13 +448,7 @@ async fn run(cli: Cli) -> Result<()> {
             dunning,
         } => demo(&db, customers, dunning, &cli.models).await?,
         Command::Serve(args) => {
-            servecmd::serve(
-                open(&cli.database).await?,
-                &cli.models,
-                clock(cli.now),
-                args,
-            )
-            .await?
+            servecmd::serve(open(&cli.database).await?, &cli.models, cli.now, args).await?
         }
         Command::Facts { command } => factscmd::facts(open(&cli.database).await?, command).await?,
         Command::Docs { command } => docscmd::docs(&cli.database, command).await?,
@@ -481,6 +494,18 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Procedures { command } => {
             tickcmd::procedures(open(&cli.database).await?, command, cli.now).await?
+        }
+        Command::Worker(cmd) => {
+            deskcmd::worker(open(&cli.database).await?, &cli.models, cli.now, cmd).await?
+        }
+        Command::Work { command } => deskcmd::work(open(&cli.database).await?, command).await?,
+        Command::CreditHolds { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            deskcmd::credit_holds(open(&cli.database).await?, now, command).await?
+        }
+        Command::Referrals { command } => {
+            let now = cli.now.unwrap_or_else(chrono::Utc::now);
+            deskcmd::referrals(open(&cli.database).await?, now, command).await?
         }
     }
     Ok(())

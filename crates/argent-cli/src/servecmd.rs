@@ -49,6 +49,17 @@ pub struct ServeArgs {
     /// How often to check whether the chain moved: 60s, 5m, 1h, or seconds.
     #[arg(long, default_value = "60s", value_parser = crate::auditcmd::parse_every)]
     pub checkpoint_every: std::time::Duration,
+    /// Run the collections desk in this process too: the scheduler every --tick-every and a
+    /// worker (--concurrency, --lease-seconds, …) over the server's current agent, so one
+    /// command runs everything on a single machine. SIGTERM/SIGINT stop the worker
+    /// gracefully, then the server.
+    #[arg(long)]
+    pub desk: bool,
+    /// How often the in-process scheduler ticks: 60s, 5m, 1h, or seconds.
+    #[arg(long, default_value = "60s", value_parser = crate::auditcmd::parse_every, requires = "desk")]
+    pub tick_every: std::time::Duration,
+    #[command(flatten)]
+    pub worker: crate::deskcmd::WorkerArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,7 +82,13 @@ fn parse_role(s: &str) -> Result<UserRole, String> {
     s.parse()
 }
 
-pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeArgs) -> Result<()> {
+pub async fn serve(
+    store: Store,
+    models: &ModelArgs,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    args: ServeArgs,
+) -> Result<()> {
+    let clock = now.map_or(Clock::System, Clock::Fixed);
     let agent = Arc::new(build_agent(store, models, clock).await?);
     let config = ServerConfig {
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
@@ -113,9 +130,37 @@ pub async fn serve(store: Store, models: &ModelArgs, clock: Clock, args: ServeAr
         "argent: serving on http://{addr} (model: {})",
         agent.model.name()
     );
-    argent_server::serve(listener, AppState::new(agent, config))
-        .await
-        .context("serving")?;
+    let state = AppState::new(agent.clone(), config);
+    if !args.desk {
+        argent_server::serve(listener, state)
+            .await
+            .context("serving")?;
+        return Ok(());
+    }
+    // The scheduler plans with the database's procedure documents: a database seeded
+    // before procedures existed gets them from procedures/ (as `argent tick` does).
+    crate::tickcmd::seed_procedures(&agent.store, models).await?;
+    let handle = state.agent.clone();
+    let shutdown = argent_worker::shutdown_on_signals().context("installing signal handlers")?;
+    let desk = crate::deskcmd::spawn_desk(
+        agent.store.clone(),
+        Arc::new(move || handle.current()),
+        &args.worker,
+        now,
+        args.tick_every,
+        shutdown.clone(),
+    )?;
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        r = argent_server::serve(listener, state) => r.context("serving")?,
+        _ = stop.wait_for(|s| *s) => {
+            let report = desk.await.context("the desk's worker")?;
+            println!(
+                "argent: desk stopped: {} done, {} retried, {} failed, {} lost, {} released",
+                report.done, report.retried, report.failed, report.lost, report.released
+            );
+        }
+    }
     Ok(())
 }
 

@@ -36,7 +36,7 @@ fn procedures_dir(m: &ModelArgs) -> std::path::PathBuf {
 
 /// Seeds the procedure documents into a database that has none (a database seeded before
 /// procedures existed), checked against its active prompts first.
-async fn seed_procedures(store: &Store, m: &ModelArgs) -> Result<()> {
+pub(crate) async fn seed_procedures(store: &Store, m: &ModelArgs) -> Result<()> {
     let docs = active_documents(store, m).await?;
     if !docs.procedures.is_empty() {
         return Ok(());

@@ -145,6 +145,12 @@ pub mod perm {
     pub const CALLS_WORK: &[UserRole] = &[Collector, Manager, Admin];
     /// Anyone signed in: their start page, the text of a policy rule.
     pub const SIGNED_IN: &[UserRole] = UserRole::ALL;
+    /// Read the credit holds procedure steps placed (the ERP export).
+    pub const CREDIT_HOLDS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Read agency referrals and their documentation packages.
+    pub const REFERRALS_READ: &[UserRole] = &[Manager, Compliance, Admin];
+    /// Approve or reject an agency referral: a manager only.
+    pub const REFERRALS_DECIDE: &[UserRole] = &[Manager];
 }
 
 /// An endpoint's permission: the roles that may call it. Handlers take [`Allowed<P>`], so
@@ -173,6 +179,21 @@ permission!(
 permission!(AuditRead, perm::AUDIT_READ, "See [`perm::AUDIT_READ`].");
 permission!(LedgerRead, perm::LEDGER_READ, "See [`perm::LEDGER_READ`].");
 permission!(SignedIn, perm::SIGNED_IN, "See [`perm::SIGNED_IN`].");
+permission!(
+    CreditHoldsRead,
+    perm::CREDIT_HOLDS_READ,
+    "See [`perm::CREDIT_HOLDS_READ`]."
+);
+permission!(
+    ReferralsRead,
+    perm::REFERRALS_READ,
+    "See [`perm::REFERRALS_READ`]."
+);
+permission!(
+    ReferralsDecide,
+    perm::REFERRALS_DECIDE,
+    "See [`perm::REFERRALS_DECIDE`]."
+);
 permission!(
     DashboardRead,
     perm::DASHBOARD_READ,

@@ -26,6 +26,7 @@ use argent_store::Store;
 mod api;
 pub mod auth;
 mod cases;
+mod desk;
 pub mod error;
 mod extract;
 pub mod limits;
@@ -254,6 +255,11 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(web::signals_api_confirm),
         ),
         ("POST", "/signals/{id}/clear", post(web::signals_api_clear)),
+        ("GET", "/credit-holds", get(desk::credit_holds)),
+        ("GET", "/referrals", get(desk::referrals)),
+        ("GET", "/referrals/{id}/package", get(desk::package)),
+        ("POST", "/referrals/{id}/approve", post(desk::approve)),
+        ("POST", "/referrals/{id}/reject", post(desk::reject)),
     ]
 }
 

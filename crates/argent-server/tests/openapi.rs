@@ -565,3 +565,157 @@ async fn facts_responses_match_the_documented_schemas() {
         "the cases exercise what they mean to"
     );
 }
+
+/// The collections desk's API: credit holds (the ERP export) and agency referrals with
+/// their packages, decided by a manager only, once; every answer as documented.
+#[tokio::test]
+async fn desk_responses_match_the_documented_schemas() {
+    let f = fixture().await;
+    let doc = doc();
+    let store = f.ts.store.clone();
+    let now = chrono::Utc::now();
+    store
+        .place_credit_hold(&argent_store::NewCreditHold {
+            id: "hold-1".into(),
+            customer_id: "C-ANN".into(),
+            reason: "procedure standard v1 step credit_hold".into(),
+            placed_by: "worker".into(),
+            work_id: Some("work-1".into()),
+            now,
+        })
+        .await
+        .unwrap();
+    let package = json!({
+        "format": "argent.referral-package/1", "generated_at": now, "customer": {"id": "C-BO"},
+        "invoices": [{"number": "INV-BO-1"}], "payments": [], "promises": [], "cases": [],
+        "contact_history": [],
+        "audit_extract": [{"seq": 1, "at": now, "actor": "agent", "kind": "run_started", "hash": "a", "prev_hash": "b"}],
+    });
+    let mut tx = store.begin().await.unwrap();
+    for id in ["REF-1", "REF-2"] {
+        tx.create_referral(&argent_store::NewReferral {
+            id: id.into(),
+            customer_id: "C-BO".into(),
+            reason: "procedure standard v1 step agency_referral".into(),
+            package: package.clone(),
+            work_id: Some(format!("work-{id}")),
+            created_by: "worker".into(),
+            now,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut statuses = BTreeSet::new();
+    for (user, method, uri, body) in [
+        ("alice", Method::GET, "/api/credit-holds", None),
+        ("cy", Method::GET, "/api/credit-holds?status=all", None),
+        ("eve", Method::GET, "/api/credit-holds", None),
+        (
+            "alice",
+            Method::GET,
+            "/api/credit-holds?status=cleared",
+            None,
+        ),
+        ("mo", Method::GET, "/api/referrals", None),
+        ("alice", Method::GET, "/api/referrals", None),
+        ("mo", Method::GET, "/api/referrals?status=nope", None),
+        ("cy", Method::GET, "/api/referrals/REF-1/package", None),
+        ("mo", Method::GET, "/api/referrals/NOPE/package", None),
+        (
+            "root",
+            Method::POST,
+            "/api/referrals/REF-1/approve",
+            Some(json!({})),
+        ),
+        (
+            "alice",
+            Method::POST,
+            "/api/referrals/REF-1/approve",
+            Some(json!({})),
+        ),
+        (
+            "mo",
+            Method::POST,
+            "/api/referrals/REF-1/approve",
+            Some(json!({"note": "agency A"})),
+        ),
+        (
+            "mo",
+            Method::POST,
+            "/api/referrals/REF-1/reject",
+            Some(json!({"note": "too late"})),
+        ),
+        (
+            "mo",
+            Method::POST,
+            "/api/referrals/REF-2/reject",
+            Some(json!({})),
+        ),
+        (
+            "mo",
+            Method::POST,
+            "/api/referrals/REF-2/reject",
+            Some(json!({"note": "paid meanwhile"})),
+        ),
+        (
+            "mo",
+            Method::POST,
+            "/api/referrals/NOPE/approve",
+            Some(json!({})),
+        ),
+    ] {
+        let (s, res) = f.as_user(user, method.clone(), uri, body).await;
+        statuses.insert(s.as_u16());
+        let path = if uri.contains("/package") {
+            "/api/referrals/{id}/package".to_string()
+        } else if let Some(verb) = uri
+            .strip_prefix("/api/referrals/")
+            .and_then(|r| r.split('/').nth(1))
+        {
+            format!("/api/referrals/{{id}}/{verb}")
+        } else {
+            uri.split('?').next().unwrap().to_string()
+        };
+        check(&doc, method.as_str(), &path, s, &res);
+        match (user, uri) {
+            ("alice", "/api/credit-holds") => {
+                assert_eq!(res["holds"][0]["customer_id"], "C-ANN");
+                assert_eq!(res["holds"][0]["status"], "active");
+            }
+            ("cy", "/api/referrals/REF-1/package") => {
+                assert_eq!(res["package"], package);
+                assert_eq!(res["package_sha256"].as_str().unwrap().len(), 64);
+            }
+            ("mo", "/api/referrals") => assert_eq!(res["referrals"].as_array().unwrap().len(), 2),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 400, 403, 404, 409, 422]),
+        "the cases exercise what they mean to"
+    );
+    let decided = store.referral("REF-1").await.unwrap();
+    assert_eq!(decided.status, argent_store::ReferralStatus::Approved);
+    assert_eq!(decided.decided_by.as_deref(), Some("mo"));
+    let rejected = store.referral("REF-2").await.unwrap();
+    assert_eq!(rejected.status, argent_store::ReferralStatus::Rejected);
+    let events = store
+        .audit_events(&argent_store::AuditFilter {
+            customer_id: Some("C-BO".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "referral.approved").count(),
+        1
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "referral.rejected").count(),
+        1
+    );
+}

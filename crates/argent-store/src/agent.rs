@@ -782,6 +782,37 @@ impl StoreTx {
     }
 }
 
+impl StoreTx {
+    /// Creates the run record in this transaction (with its `run_started` event and, for a
+    /// worker, the link from its work item, so the three commit together).
+    pub async fn create_run(&mut self, r: &RunRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO runs ({RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
+        let (trigger, state) = (to_json(&r.trigger), to_json(&r.state));
+        dispatch_tx!(self, |conn| {
+            sqlx::query(&sql)
+                .bind(r.id.as_str())
+                .bind(r.customer_id.as_str())
+                .bind(trigger.as_str())
+                .bind(r.status.as_str())
+                .bind(r.step)
+                .bind(r.tokens)
+                .bind(state.as_str())
+                .bind(r.model.as_str())
+                .bind(r.prompt_version.as_str())
+                .bind(r.policy_version.as_str())
+                .bind(micros(r.created_at))
+                .bind(micros(r.updated_at))
+                .bind(r.lease_owner.as_deref())
+                .bind(r.lease_until.map(micros))
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
 impl Store {
     pub async fn create_run(&self, r: &RunRecord) -> Result<()> {
         let _writer = self.write_lock().await?;

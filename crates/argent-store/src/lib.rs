@@ -25,6 +25,7 @@ mod auth;
 mod calls;
 pub mod checkpoint;
 pub mod contacts;
+mod desk;
 mod documents;
 mod eval_runs;
 mod facts;
@@ -53,6 +54,9 @@ pub use auth::{NewUser, TokenKind, UserRecord};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
+pub use desk::{
+    CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus,
+};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
@@ -180,13 +184,31 @@ pub(crate) mod readonly {
     /// writing now, the connection was opened read-only, and it is noted as if it had
     /// failed a write (so it is replaced before it is used again, rather than after its
     /// first failed write once the file is writable again).
+    ///
+    /// The check asks the kernel (`access(2)` with `W_OK`: permissions, an immutable
+    /// file, a read-only mount) and never opens the file: closing a descriptor of the
+    /// database file would drop every POSIX lock this process holds on it (SQLite's
+    /// shared locks among them), and another process could then take itself for the last
+    /// connection and reset the WAL under this one's feet — the database then reads as
+    /// malformed (found with a worker process taking over from a killed one).
     pub(crate) fn check_file(file: &std::path::Path) {
-        if let Err(e) = std::fs::OpenOptions::new().write(true).open(file) {
+        if let Err(e) = writable(file) {
             // A pool stamps a new connection's age only after this check: the moment is
             // noted a little ahead, so that stamp falls before it.
             note_at(Duration::from_millis(100));
             tracing::debug!(file = %file.display(), error = %e, "the database file cannot be written; this connection is read-only");
         }
+    }
+
+    #[cfg(unix)]
+    fn writable(file: &std::path::Path) -> std::io::Result<()> {
+        rustix::fs::access(file, rustix::fs::Access::WRITE_OK).map_err(std::io::Error::from)
+    }
+
+    #[cfg(not(unix))]
+    fn writable(file: &std::path::Path) -> std::io::Result<()> {
+        // Elsewhere closing a descriptor does not drop the process's other locks.
+        std::fs::OpenOptions::new().write(true).open(file).map(drop)
     }
 
     /// For a PostgreSQL session just started: if its transactions are read-only (the
@@ -342,6 +364,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "procedures",
         include_str!("../../../migrations/sqlite/0012_procedures.sql"),
     ),
+    (
+        14,
+        "desk",
+        include_str!("../../../migrations/sqlite/0014_desk.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -403,6 +430,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "procedures",
         include_str!("../../../migrations/postgres/0012_procedures.sql"),
+    ),
+    (
+        14,
+        "desk",
+        include_str!("../../../migrations/postgres/0014_desk.sql"),
     ),
 ];
 

@@ -65,6 +65,9 @@ pub struct TickWrite {
     pub work: Vec<NewWorkItem>,
     /// Customers whose cycle ended: their queued steps are cancelled.
     pub ended: Vec<String>,
+    /// Customers that became paused, with why: their queued steps are cancelled (a step
+    /// enqueued before a dispute, case, promise or stop flag must not run after it).
+    pub paused: Vec<(String, String)>,
 }
 
 /// What a batch's transaction changed (the rest was already there).
@@ -424,6 +427,11 @@ impl StoreTx {
         for c in &w.ended {
             written.cancelled += self
                 .cancel_queued_work(c, "the overdue balance was cleared", now)
+                .await?;
+        }
+        for (c, why) in &w.paused {
+            written.cancelled += self
+                .cancel_queued_work(c, &format!("the account was paused: {why}"), now)
                 .await?;
         }
         for chunk in w.states.chunks(CHUNK) {

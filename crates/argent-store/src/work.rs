@@ -327,6 +327,24 @@ impl Store {
         limit: i64,
         kinds: Option<&[&str]>,
     ) -> Result<Vec<WorkItem>> {
+        self.claim_due_work(owner, now, now, until, limit, kinds)
+            .await
+    }
+
+    /// [`Store::claim_work`] with the due cutoff apart from the lease clock: items
+    /// `queued` with `due_at <= due_by`, or `leased` with `lease_until <= now`. Workers
+    /// run leases on the wall clock and may judge what is due at another instant (`--now`).
+    /// The agent run an item already has (`run_id`) is leased to `owner` too, so
+    /// `argent resume` leaves it to the worker.
+    pub async fn claim_due_work(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+        kinds: Option<&[&str]>,
+    ) -> Result<Vec<WorkItem>> {
         let lock = match self.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -336,21 +354,23 @@ impl Store {
         let kind_clause = if kinds.is_empty() {
             String::new()
         } else {
-            let ph: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
+            let ph: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
             format!(" AND kind IN ({})", ph.join(", "))
         };
         let pick = format!(
             "SELECT id FROM work_items \
-             WHERE ((status = 'queued' AND due_at <= $1) OR (status = 'leased' AND lease_until <= $1)){kind_clause} \
+             WHERE ((status = 'queued' AND due_at <= $3) OR (status = 'leased' AND lease_until <= $1)){kind_clause} \
              ORDER BY due_at, id LIMIT $2{lock}"
         );
+        let run_lease = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
+                         WHERE id = (SELECT run_id FROM work_items WHERE id = $3) AND status = 'running'";
         let claim = "UPDATE work_items SET status = 'leased', lease_owner = $1, lease_until = $2, \
                      attempts = attempts + 1, updated_at = $3 WHERE id = $4";
         let read = format!("SELECT {WORK_COLS} FROM work_items WHERE id = $1");
-        let (now, until) = (micros(now), micros(until));
+        let (now, until, due_by) = (micros(now), micros(until), micros(due_by));
         let mut tx = self.begin().await?;
         let rows: Vec<WorkRow> = dispatch_tx!(tx, |conn| {
-            let mut q = sqlx::query(&pick).bind(now).bind(limit.max(0));
+            let mut q = sqlx::query(&pick).bind(now).bind(limit.max(0)).bind(due_by);
             for k in &kinds {
                 q = q.bind(*k);
             }
@@ -364,6 +384,12 @@ impl Store {
                     .bind(owner)
                     .bind(until)
                     .bind(now)
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(run_lease)
+                    .bind(owner)
+                    .bind(until)
                     .bind(id.as_str())
                     .execute(&mut *conn)
                     .await?;
@@ -390,16 +416,27 @@ impl Store {
     ) -> Result<bool> {
         let sql = "UPDATE work_items SET lease_until = $1, updated_at = $2 \
                    WHERE id = $3 AND lease_owner = $4 AND status = 'leased'";
+        let run_lease = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
+                         WHERE id = (SELECT run_id FROM work_items WHERE id = $3) AND status = 'running'";
         let mut tx = self.begin().await?;
         let n = dispatch_tx!(tx, |conn| {
-            sqlx::query(sql)
+            let n = sqlx::query(sql)
                 .bind(micros(until))
                 .bind(micros(now))
                 .bind(id)
                 .bind(owner)
                 .execute(&mut *conn)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n > 0 {
+                sqlx::query(run_lease)
+                    .bind(owner)
+                    .bind(micros(until))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            n
         });
         tx.commit().await?;
         Ok(n > 0)
@@ -413,6 +450,36 @@ impl Store {
         let mut tx = self.begin().await?;
         let n = dispatch_tx!(tx, |conn| {
             sqlx::query(sql)
+                .bind(micros(now))
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Puts item `id` back in the queue after a failed attempt, due again at `due_at`,
+    /// with `error` as its last error, if `owner` holds it (`false` otherwise). The
+    /// attempt stays counted.
+    pub async fn retry_work(
+        &self,
+        id: &str,
+        owner: &str,
+        due_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "UPDATE work_items SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
+                   due_at = $1, last_error = $2, updated_at = $3 \
+                   WHERE id = $4 AND lease_owner = $5 AND status = 'leased'";
+        let mut tx = self.begin().await?;
+        let n = dispatch_tx!(tx, |conn| {
+            sqlx::query(sql)
+                .bind(micros(due_at))
+                .bind(error)
                 .bind(micros(now))
                 .bind(id)
                 .bind(owner)

@@ -1,0 +1,167 @@
+//! A fake OpenAI-compatible chat server on 127.0.0.1 for worker tests and the throughput
+//! benchmark: it answers `/v1/chat/completions` as the offline model would (the request's
+//! messages, converted, go through `argent_agent::OfflineModel`), after a configurable
+//! latency; a request without tools (the compliance check) gets `{"compliant": true}`.
+//! Optionally the first N requests hang (a worker killed while its model call is in
+//! flight).
+
+#![allow(dead_code)] // each user needs a different part
+#![allow(clippy::unwrap_used)] // test support: a failure here should panic the test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use argent_agent::OfflineModel;
+use argent_llm::{ChatMessage, ChatModel, ChatRequest, ToolCall};
+
+struct Inner {
+    latency: Duration,
+    hang_first: usize,
+    hits: AtomicUsize,
+    tool_requests: AtomicUsize,
+}
+
+pub struct FakeOpenAi {
+    /// `http://127.0.0.1:PORT/v1`
+    pub base_url: String,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeOpenAi {
+    /// Starts the server: every answer after `latency`; the first `hang_first` agent
+    /// requests never answered.
+    pub async fn start(latency: Duration, hang_first: usize) -> FakeOpenAi {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            latency,
+            hang_first,
+            hits: AtomicUsize::new(0),
+            tool_requests: AtomicUsize::new(0),
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeOpenAi {
+            base_url: format!("http://{addr}/v1"),
+            inner,
+            task,
+        }
+    }
+
+    /// Requests received.
+    pub fn hits(&self) -> usize {
+        self.inner.hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests with tools (the agent's, not the compliance check's).
+    pub fn agent_requests(&self) -> usize {
+        self.inner.tool_requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeOpenAi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn to_messages(body: &Value) -> Vec<ChatMessage> {
+    let mut out = Vec::new();
+    for m in body["messages"].as_array().into_iter().flatten() {
+        let content = m["content"].as_str().unwrap_or_default().to_string();
+        match m["role"].as_str().unwrap_or_default() {
+            "system" | "developer" => out.push(ChatMessage::system(content)),
+            "user" => out.push(ChatMessage::user(content)),
+            "tool" => out.push(ChatMessage::tool_result(
+                m["tool_call_id"].as_str().unwrap_or_default(),
+                content,
+            )),
+            _ => {
+                let calls: Vec<ToolCall> = m["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        ToolCall::new(
+                            c["id"].as_str().unwrap_or_default(),
+                            c["function"]["name"].as_str().unwrap_or_default(),
+                            c["function"]["arguments"].as_str().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let text = m["content"].as_str().map(str::to_string);
+                out.push(ChatMessage::assistant_tool_calls(text, calls));
+            }
+        }
+    }
+    out
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let n = inner.hits.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let model = body["model"].as_str().unwrap_or("fake").to_string();
+    if !has_tools {
+        tokio::time::sleep(inner.latency).await;
+        return completion(&model, Some("{\"compliant\": true}".into()), Vec::new());
+    }
+    let k = inner.tool_requests.fetch_add(1, Ordering::SeqCst);
+    let _ = n;
+    if k < inner.hang_first {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    tokio::time::sleep(inner.latency).await;
+    let req = ChatRequest::new(to_messages(&body));
+    match OfflineModel.chat(&req).await {
+        Ok(r) => completion(&model, r.content, r.tool_calls),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/json")],
+            json!({"error": {"message": e.to_string(), "type": "invalid_request_error"}})
+                .to_string(),
+        )
+            .into_response(),
+    }
+}
+
+fn completion(model: &str, content: Option<String>, calls: Vec<ToolCall>) -> Response {
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+        .collect();
+    let mut message = json!({"role": "assistant", "content": content});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = json!(tool_calls);
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    let body = json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

@@ -102,11 +102,11 @@ pub async fn worker(
 
 /// The scheduler `argent serve --desk` ticks: `argent tick`'s planner over the database's
 /// active procedure documents.
-pub fn desk_scheduler(store: &Store) -> Option<Arc<dyn Scheduler>> {
-    Some(Arc::new(argent_worker::ProcedureTick {
+pub fn desk_scheduler(store: &Store) -> Arc<dyn Scheduler> {
+    Arc::new(argent_worker::ProcedureTick {
         store: store.clone(),
         batch: crate::tickcmd::DEFAULT_TICK_BATCH,
-    }))
+    })
 }
 
 /// Starts the in-process desk of `argent serve --desk`: the scheduler (if one is wired)
@@ -125,20 +125,13 @@ pub fn spawn_desk(
         "argent: desk on: worker {} (concurrency {}, lease {} s)",
         config.owner, args.concurrency, args.lease_seconds
     );
-    match desk_scheduler(&store) {
-        Some(s) => {
-            eprintln!("argent: desk scheduler ticks every {tick_every:?}");
-            tokio::spawn(argent_worker::run_scheduler(
-                s,
-                tick_every,
-                now,
-                shutdown.clone(),
-            ));
-        }
-        None => eprintln!(
-            "argent: no scheduler is built in yet; the desk's worker runs what `argent tick` enqueues"
-        ),
-    }
+    eprintln!("argent: desk scheduler ticks every {tick_every:?}");
+    tokio::spawn(argent_worker::run_scheduler(
+        desk_scheduler(&store),
+        tick_every,
+        now,
+        shutdown.clone(),
+    ));
     let exec = Arc::new(StepExecutor::with_source(
         agent,
         Arc::new(argent_worker::TaskAlertSink),

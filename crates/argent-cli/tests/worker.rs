@@ -719,3 +719,89 @@ async fn serve_desk_runs_the_queue_in_process() {
     assert_once_each(&store, &ids, "sqlite").await;
     store.close().await;
 }
+
+/// The whole desk as separate processes: a fresh database with an imported portfolio, two
+/// `argent tick`s at once and three `argent worker`s: every overdue account is contacted
+/// exactly once for its step (one work item, one run, one email each), and ticking again
+/// enqueues nothing new.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ticks_and_three_workers_contact_each_overdue_account_once() {
+    for db in Db::all().await {
+        let label = db.label;
+        let store = db.store().await;
+        let n = 12;
+        let parsed = argent_core::import::parse(ledger_csv(n).as_bytes()).unwrap();
+        store.import_file(&parsed, "test").await.unwrap();
+        let tick = || {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_argent"));
+            c.args(["--database", &db.url, "--now", NOW, "tick", "--batch", "5"])
+                .env_remove("ARGENT_DATABASE_URL")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c
+        };
+        // The first tick seeds the procedure documents; two at once must not both seed or
+        // enqueue twice.
+        let ticks: Vec<Child> = (0..2).map(|_| tick().spawn().unwrap()).collect();
+        for t in ticks {
+            let out = wait(t, Duration::from_secs(120)).await;
+            assert!(out.status.success(), "{label}: {}", text(&out));
+        }
+        let items = store
+            .work_items(&argent_store::WorkFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            items.len(),
+            n,
+            "{label}: one step per overdue account: {items:?}"
+        );
+        assert_eq!(count(&store, "procedure.step_enqueued").await, n, "{label}");
+        let workers: Vec<Child> = (0..3)
+            .map(|_| {
+                worker_cmd(&db, &["--once", "--concurrency", "4"], &[])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for w in workers {
+            let out = wait(w, Duration::from_secs(240)).await;
+            assert!(out.status.success(), "{label}: {}", text(&out));
+        }
+        for i in 1..=n {
+            let c = format!("C{i}");
+            let mine: Vec<_> = items.iter().filter(|w| w.customer_id == c).collect();
+            assert_eq!(mine.len(), 1, "{label}: {c}");
+            let item = store.work_item(&mine[0].id).await.unwrap();
+            assert_eq!(item.status, WorkStatus::Done, "{label}: {item:?}");
+            let step: StepWork = serde_json::from_value(item.payload.clone()).unwrap();
+            assert_eq!(step.kind, StepKind::Email, "{label}: {step:?}");
+            assert_eq!(step.invoices, vec![format!("I{i}")], "{label}");
+            assert_eq!(
+                store.emails(Some(&c)).await.unwrap().len(),
+                1,
+                "{label}: one email for {c}"
+            );
+        }
+        assert_eq!(count(&store, "run_started").await, n, "{label}");
+        // Ticking again at the same instant changes nothing.
+        let out = wait(tick().spawn().unwrap(), Duration::from_secs(120)).await;
+        assert!(out.status.success(), "{label}: {}", text(&out));
+        assert_eq!(
+            store
+                .work_items(&argent_store::WorkFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            n,
+            "{label}"
+        );
+        assert!(matches!(
+            store.audit_verify().await.unwrap(),
+            argent_store::AuditVerification::Intact { .. }
+        ));
+        store.close().await;
+        db.drop_schema().await;
+    }
+}

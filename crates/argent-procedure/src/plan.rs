@@ -381,6 +381,17 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> Result<Plan, PlanError> {
     let mut p = plan_once(s, prior, set, now)?;
+    if p.ended {
+        // A cycle that ends may let the next one open at once (a newer invoice already
+        // calls for a step): plan that now, so a second tick minutes later finds nothing
+        // new (planning is a fixpoint for a given instant).
+        let next = plan_once(s, Some(&p.state), set, now)?;
+        p = Plan {
+            ended: true,
+            promises: p.promises,
+            ..next
+        };
+    }
     if p.due.is_some() {
         // What comes next and when, as the next plan will see it (it plans no step today).
         let next = plan_once(s, Some(&p.state), set, now)?;

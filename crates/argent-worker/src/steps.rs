@@ -252,17 +252,7 @@ impl StepExecutor {
         {
             result["generic_call_task"] = self.generic_call_task(&mut tx, item, work, now).await?;
         }
-        tx.finish_work(
-            &item.id,
-            &lease.owner,
-            WorkStatus::Done,
-            Some(&result),
-            None,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(result)
+        finish_done(tx, item, lease, result, now).await
     }
 
     /// The call task for a call step whose run made no call request: a generic script
@@ -333,17 +323,7 @@ impl StepExecutor {
             })
             .await?;
         let result = json!({"hold_id": hold.id, "placed": new, "placed_at": hold.placed_at});
-        tx.finish_work(
-            &item.id,
-            &lease.owner,
-            WorkStatus::Done,
-            Some(&result),
-            None,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(result)
+        finish_done(tx, item, lease, result, now).await
     }
 
     async fn alert(
@@ -373,17 +353,7 @@ impl StepExecutor {
         };
         let mut tx = agent.store.begin().await?;
         let result = self.alerts.alert(&mut tx, &alert).await?;
-        tx.finish_work(
-            &item.id,
-            &lease.owner,
-            WorkStatus::Done,
-            Some(&result),
-            None,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(result)
+        finish_done(tx, item, lease, result, now).await
     }
 
     async fn referral(
@@ -408,17 +378,7 @@ impl StepExecutor {
             })
             .await?;
         let result = json!({"referral_id": referral.id, "created": new, "status": referral.status, "package_sha256": referral.package_sha256});
-        tx.finish_work(
-            &item.id,
-            &lease.owner,
-            WorkStatus::Done,
-            Some(&result),
-            None,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(result)
+        finish_done(tx, item, lease, result, now).await
     }
 }
 
@@ -429,4 +389,26 @@ fn run_result(o: &RunOutcome) -> Value {
         "status": o.status,
         "calls": o.calls.iter().map(|c| json!({"tool": c.tool, "status": c.status, "rules": c.rules, "approval_id": c.approval_id})).collect::<Vec<_>>(),
     })
+}
+
+/// Ends `item` as done with `result` in `tx` (the transaction of the step's side effect)
+/// and commits both together, so the side effect never happens without its item's end.
+async fn finish_done(
+    mut tx: StoreTx,
+    item: &WorkItem,
+    lease: &Lease,
+    result: Value,
+    now: DateTime<Utc>,
+) -> Result<Value, ExecError> {
+    tx.finish_work(
+        &item.id,
+        &lease.owner,
+        WorkStatus::Done,
+        Some(&result),
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(result)
 }

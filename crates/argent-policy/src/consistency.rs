@@ -156,24 +156,12 @@ fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| {
         let mut f = families_without_sets();
-        let mut patterns: Vec<&str> = [&f.promise, &f.agreement, &f.plan, &f.follow_up]
-            .into_iter()
-            .flatten()
-            .map(Regex::as_str)
-            .collect();
-        f.confirm_len = patterns.len();
-        patterns.extend(
-            [
-                &f.discount,
-                &f.waiver,
-                &f.settlement,
-                &f.concession,
-                &f.instalment_terms,
-            ]
-            .into_iter()
-            .map(Regex::as_str),
-        );
-        f.scan = set(&patterns);
+        let (scan, confirm_len) = {
+            let (patterns, confirm_len) = set_patterns(&f);
+            (set(&patterns), confirm_len)
+        };
+        f.confirm_len = confirm_len;
+        f.scan = scan;
         f
     })
 }
@@ -185,6 +173,40 @@ pub(crate) fn family_scan() -> &'static SetScan {
 }
 
 #[allow(clippy::unwrap_used)] // constant patterns, compiled by every test
+/// The families' set patterns in set order (every confirmation pattern, then every offer
+/// kind's) and how many are confirmation patterns.
+fn set_patterns(f: &Families) -> (Vec<&str>, usize) {
+    let mut patterns: Vec<&str> = [&f.promise, &f.agreement, &f.plan, &f.follow_up]
+        .into_iter()
+        .flatten()
+        .map(Regex::as_str)
+        .collect();
+    let confirm_len = patterns.len();
+    patterns.extend(
+        [
+            &f.discount,
+            &f.waiver,
+            &f.settlement,
+            &f.concession,
+            &f.instalment_terms,
+        ]
+        .into_iter()
+        .map(Regex::as_str),
+    );
+    (patterns, confirm_len)
+}
+
+/// The patterns of the families' set, in its order: a policy appends them to its language
+/// set so each field is scanned once, and reads them back with [`Reading::with_matches`].
+pub(crate) fn family_patterns() -> Vec<&'static str> {
+    set_patterns(families()).0
+}
+
+/// How many patterns [`family_patterns`] gives.
+pub(crate) fn family_count() -> usize {
+    families().scan.len()
+}
+
 fn set(patterns: &[&str]) -> SetScan {
     SetScan::new(patterns, 1 << 24).unwrap()
 }
@@ -318,6 +340,17 @@ impl<'t> Reading<'t> {
         Reading {
             text,
             matched: OnceCell::new(),
+            sentences: OnceCell::new(),
+        }
+    }
+
+    /// A reading whose family pass was already made: `matched` answers for the families'
+    /// patterns in [`family_patterns`] order (e.g. sliced from a policy's language pass
+    /// over the same text).
+    pub(crate) fn with_matches(text: &'t str, matched: SetMatches) -> Reading<'t> {
+        Reading {
+            text,
+            matched: OnceCell::from(matched),
             sentences: OnceCell::new(),
         }
     }

@@ -688,7 +688,15 @@ fn check_consistency(policy: &Policy, fields: &[Field<'_>; 2], ctx: &Context, d:
                 .collect()
         };
         // One pass of the family patterns and one sentence split serve both readers.
-        let reading = Reading::new(text);
+        // The family pass was part of the field's language pass when the policy's set
+        // holds the families (it does unless it failed to compile, which fails the load).
+        let reading = match policy.families_at {
+            Some(at) => Reading::with_matches(
+                text,
+                field.language.slice(at, crate::consistency::family_count()),
+            ),
+            None => Reading::new(text),
+        };
         for c in confirmations_in(&reading) {
             let sentence = &text[c.sentence.clone()];
             let quote = text::excerpt(sentence, 160);

@@ -470,6 +470,9 @@ pub struct Policy {
     /// phrase family, at `litigation_at`), matched in one pass over each field.
     pub(crate) text_set: SetScan,
     pub(crate) litigation_at: Option<usize>,
+    /// Where the consistency families' patterns start in `text_set` (they follow the
+    /// litigation family), so a field's one language pass answers for them too.
+    pub(crate) families_at: Option<usize>,
     pub(crate) echo: Option<Echo>,
     pub(crate) content_check: Option<RuleMeta>,
     pub(crate) required: Vec<Required>,
@@ -1132,14 +1135,21 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         patterns.push(l.phrases.as_str().to_string());
         patterns.len() - 1
     });
-    let text_set = match SetScan::new(&patterns, 1 << 24) {
-        Ok(s) => s,
+    // So do the consistency families (what an email confirms or offers).
+    let families_at = patterns.len();
+    patterns.extend(
+        crate::consistency::family_patterns()
+            .into_iter()
+            .map(str::to_string),
+    );
+    let (text_set, families_at) = match SetScan::new(&patterns, 1 << 25) {
+        Ok(s) => (s, Some(families_at)),
         Err(e) => {
             ck.problem(
                 "prohibited".into(),
                 format!("language patterns do not compile together: {e}"),
             );
-            SetScan::empty()
+            (SetScan::empty(), None)
         }
     };
 
@@ -1166,6 +1176,7 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         prohibited_of,
         text_set,
         litigation_at,
+        families_at,
         echo,
         content_check,
         required,

@@ -71,6 +71,16 @@ impl SetMatches {
         self.matched.get(i).copied().unwrap_or(false)
     }
 
+    /// The answers for patterns `from..from + len`, renumbered from 0: what a set of just
+    /// those patterns would answer (a set's patterns match independently of each other).
+    pub fn slice(&self, from: usize, len: usize) -> SetMatches {
+        SetMatches {
+            matched: (from..from.saturating_add(len))
+                .map(|i| self.matched(i))
+                .collect(),
+        }
+    }
+
     /// The indices that matched, in order.
     #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {

@@ -172,7 +172,6 @@ pub(crate) fn family_scan() -> &'static SetScan {
     &families().scan
 }
 
-#[allow(clippy::unwrap_used)] // constant patterns, compiled by every test
 /// The families' set patterns in set order (every confirmation pattern, then every offer
 /// kind's) and how many are confirmation patterns.
 fn set_patterns(f: &Families) -> (Vec<&str>, usize) {
@@ -207,6 +206,7 @@ pub(crate) fn family_count() -> usize {
     families().scan.len()
 }
 
+#[allow(clippy::unwrap_used)] // constant patterns, compiled by every test
 fn set(patterns: &[&str]) -> SetScan {
     SetScan::new(patterns, 1 << 24).unwrap()
 }

@@ -198,6 +198,32 @@ async fn count(store: &Store, kind: &str) -> usize {
         .len()
 }
 
+/// Runs three `argent worker --once --concurrency 4` processes at once over the queue and
+/// returns how many items their reports say they finished.
+async fn three_workers_once(db: &Db, label: &str) -> usize {
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            worker_cmd(db, &["--once", "--concurrency", "4"], &[])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut done = 0;
+    for c in children {
+        let out = wait(c, Duration::from_secs(240)).await;
+        assert!(out.status.success(), "{label}: {}", text(&out));
+        let t = text(&out);
+        let line = t.lines().find(|l| l.contains(" done,")).unwrap();
+        done += line
+            .split("argent worker: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|d| d.parse::<usize>().ok())
+            .unwrap();
+    }
+    done
+}
+
 /// Exactly one email and one run (started once, finished) per item, items done, the
 /// trail intact.
 async fn assert_once_each(store: &Store, ids: &[String], label: &str) {
@@ -350,26 +376,7 @@ async fn three_workers_run_each_item_exactly_once() {
         let store = db.store().await;
         let n = 24;
         let ids = seed(&store, n).await;
-        let children: Vec<Child> = (0..3)
-            .map(|_| {
-                worker_cmd(&db, &["--once", "--concurrency", "4"], &[])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut done = 0;
-        for c in children {
-            let out = wait(c, Duration::from_secs(240)).await;
-            assert!(out.status.success(), "{label}: {}", text(&out));
-            let t = text(&out);
-            let line = t.lines().find(|l| l.contains(" done,")).unwrap();
-            done += line
-                .split("argent worker: ")
-                .nth(1)
-                .and_then(|r| r.split(' ').next())
-                .and_then(|d| d.parse::<usize>().ok())
-                .unwrap();
-        }
+        let done = three_workers_once(&db, label).await;
         assert_eq!(done, n, "{label}: the workers' reports add up to the items");
         assert_once_each(&store, &ids, label).await;
         store.close().await;
@@ -758,33 +765,34 @@ async fn two_ticks_and_three_workers_contact_each_overdue_account_once() {
             "{label}: one step per overdue account: {items:?}"
         );
         assert_eq!(count(&store, "procedure.step_enqueued").await, n, "{label}");
-        let workers: Vec<Child> = (0..3)
-            .map(|_| {
-                worker_cmd(&db, &["--once", "--concurrency", "4"], &[])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for w in workers {
-            let out = wait(w, Duration::from_secs(240)).await;
-            assert!(out.status.success(), "{label}: {}", text(&out));
-        }
+        assert_eq!(three_workers_once(&db, label).await, n, "{label}");
         for i in 1..=n {
             let c = format!("C{i}");
-            let mine: Vec<_> = items.iter().filter(|w| w.customer_id == c).collect();
-            assert_eq!(mine.len(), 1, "{label}: {c}");
-            let item = store.work_item(&mine[0].id).await.unwrap();
-            assert_eq!(item.status, WorkStatus::Done, "{label}: {item:?}");
-            let step: StepWork = serde_json::from_value(item.payload.clone()).unwrap();
+            let step: StepWork = serde_json::from_value(
+                items
+                    .iter()
+                    .find(|w| w.customer_id == c)
+                    .unwrap()
+                    .payload
+                    .clone(),
+            )
+            .unwrap();
             assert_eq!(step.kind, StepKind::Email, "{label}: {step:?}");
             assert_eq!(step.invoices, vec![format!("I{i}")], "{label}");
-            assert_eq!(
-                store.emails(Some(&c)).await.unwrap().len(),
-                1,
-                "{label}: one email for {c}"
-            );
         }
-        assert_eq!(count(&store, "run_started").await, n, "{label}");
+        // Done, one email and one run per account, the trail intact.
+        let ids: Vec<String> = (1..=n)
+            .map(|i| {
+                let c = format!("C{i}");
+                items
+                    .iter()
+                    .find(|w| w.customer_id == c)
+                    .unwrap()
+                    .id
+                    .clone()
+            })
+            .collect();
+        assert_once_each(&store, &ids, label).await;
         // Ticking again at the same instant changes nothing.
         let out = wait(tick().spawn().unwrap(), Duration::from_secs(120)).await;
         assert!(out.status.success(), "{label}: {}", text(&out));
@@ -797,10 +805,6 @@ async fn two_ticks_and_three_workers_contact_each_overdue_account_once() {
             n,
             "{label}"
         );
-        assert!(matches!(
-            store.audit_verify().await.unwrap(),
-            argent_store::AuditVerification::Intact { .. }
-        ));
         store.close().await;
         db.drop_schema().await;
     }

@@ -1,0 +1,1 @@
+//! The IMAP reader (see the crate docs).

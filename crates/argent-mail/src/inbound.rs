@@ -1,0 +1,1 @@
+//! Inbound mail: parsing, classification and the IMAP reader (see the crate docs).

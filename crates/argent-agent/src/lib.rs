@@ -85,11 +85,13 @@ pub enum AgentError {
     Io(String),
 }
 
-/// Where "now" comes from: the system clock, or a fixed instant (demo, evals, tests).
+/// Where "now" comes from: the system clock, a fixed instant (demo, evals, tests), or a
+/// clock a simulation moves ([`ManualClock`]).
 #[derive(Clone, Copy, Debug)]
 pub enum Clock {
     System,
     Fixed(DateTime<Utc>),
+    Manual(&'static ManualClock),
 }
 
 impl Clock {
@@ -97,7 +99,33 @@ impl Clock {
         match self {
             Clock::System => Utc::now(),
             Clock::Fixed(t) => *t,
+            Clock::Manual(c) => c.get(),
         }
+    }
+}
+
+/// A clock that stands still until it is set (`argent demo`'s simulated days). It is
+/// shared by reference so [`Clock`] stays `Copy`: [`ManualClock::leak`] makes one that
+/// lives as long as the process (one per simulation).
+#[derive(Debug)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock at `at`, leaked so it can be shared as `&'static`.
+    pub fn leak(at: DateTime<Utc>) -> &'static ManualClock {
+        Box::leak(Box::new(ManualClock(std::sync::atomic::AtomicI64::new(
+            at.timestamp_micros(),
+        ))))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        self.0
+            .store(at.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.0.load(std::sync::atomic::Ordering::SeqCst))
+            .unwrap_or_default()
     }
 }
 

@@ -28,6 +28,7 @@ mod historycmd;
 mod logincmd;
 mod render;
 mod servecmd;
+mod simcmd;
 mod taskscmd;
 mod tickcmd;
 
@@ -157,7 +158,9 @@ enum Command {
         command: evalcmd::EvalCommand,
     },
     /// Run the whole product on a fresh embedded database: a sample portfolio, the agent over
-    /// overdue accounts and realistic inbound replies, and a summary. No network, no key.
+    /// overdue accounts and realistic inbound replies, then the desk (scheduler, worker,
+    /// procedures) over simulated days with simulated debtors, and a summary. No network,
+    /// no key.
     Demo {
         /// Where the demo database goes (replaced if it exists).
         #[arg(long, default_value = "argent-demo.db")]
@@ -167,6 +170,12 @@ enum Command {
         /// How many overdue accounts get a dunning run.
         #[arg(long, default_value_t = 4)]
         dunning: usize,
+        /// Simulated days the desk then runs by itself (0: none).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=730))]
+        days: u32,
+        /// Seed of the simulated debtors' behaviour.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
     /// Prompts, policies and procedures as versioned documents in the database.
     Docs {
@@ -446,7 +455,9 @@ async fn run(cli: Cli) -> Result<()> {
             db,
             customers,
             dunning,
-        } => demo(&db, customers, dunning, &cli.models).await?,
+            days,
+            seed,
+        } => demo(&db, customers, dunning, days, seed, &cli.models).await?,
         Command::Serve(args) => {
             servecmd::serve(open(&cli.database).await?, &cli.models, cli.now, args).await?
         }
@@ -547,6 +558,8 @@ async fn demo(
     db: &std::path::Path,
     customers: usize,
     dunning: usize,
+    days: u32,
+    seed: u64,
     models: &ModelArgs,
 ) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
@@ -590,7 +603,14 @@ async fn demo(
     let rows = render::assess_all(&ledger, as_of)?;
     print!("{}", render::segment_summary(&rows));
     println!();
-    agentcmd::demo_agent_runs(store, models, dunning).await?;
+    agentcmd::demo_agent_runs(store.clone(), models, dunning).await?;
+    if days > 0 {
+        println!();
+        let start = as_of
+            .succ_opt()
+            .ok_or_else(|| anyhow::anyhow!("the demo starts past the calendar"))?;
+        simcmd::simulate_days(store, models, db, start, days, seed).await?;
+    }
     println!();
     println!(
         "Explore it: argent -d {} aging | segments | approvals list | audit verify",

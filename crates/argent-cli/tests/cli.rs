@@ -243,12 +243,30 @@ fn demo_runs_offline_on_a_fresh_database() {
             "demo",
             "--customers",
             "30",
+            "--days",
+            "8",
             "--db",
             demo_db.to_str().unwrap(),
         ])
         .output()
         .unwrap());
     assert!(out.contains("sample portfolio of 30 customers"), "{out}");
+    // The desk over simulated days, saying that the debtors are simulated, with a line
+    // per day and DSO per currency at both ends.
+    assert!(out.contains("8 simulated days from"), "{out}");
+    assert!(out.contains("DEBTORS ARE SIMULATED"), "{out}");
+    let days = out
+        .lines()
+        .filter(|l| l.contains(" steps enqueued, "))
+        .count();
+    assert_eq!(days, 8, "{out}");
+    assert!(out.contains("procedure steps (enqueued"), "{out}");
+    assert!(out.contains("DSO (90-day period) per currency"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("USD ") && l.contains(" -> ")),
+        "{out}"
+    );
     assert!(out.contains("risk segments (30 customers)"), "{out}");
     assert!(
         out.contains("offline (deterministic stand-in, not an LLM)"),

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod bounds;
 pub mod case;
 pub mod customer;
+pub mod debtors;
 pub mod decision;
 pub mod demo;
 pub mod facts;

@@ -23,7 +23,8 @@
 //! run from its checkpoint, where a tool call that took effect is never repeated.
 //!
 //! The pure parts (lease arithmetic, backoff, what a failure becomes) are in [`lease`];
-//! the loop is [`runtime`]; the executors are [`steps`] and [`package`].
+//! the loop is [`runtime`]; the executors are [`steps`] and [`package`]. [`sim`] runs the
+//! whole desk over simulated days against a seeded model of debtors (`argent demo`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,6 +36,7 @@ pub mod lease;
 pub mod package;
 pub mod runtime;
 pub mod scheduler;
+pub mod sim;
 pub mod steps;
 
 pub use lease::{AfterFailure, LeaseConfig};

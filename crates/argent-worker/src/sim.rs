@@ -82,6 +82,7 @@ pub struct SegmentStats {
     pub paid_unprompted: usize,
     /// Paid by debtors during the simulation, minor units per currency.
     pub paid: BTreeMap<String, i64>,
+    /// Accounts overdue on day 0 whose invoices overdue then are all paid by the last day.
     pub cleared: usize,
 }
 
@@ -207,12 +208,15 @@ pub async fn simulate(
             }
         }
     }
+    let mut start_overdue: HashMap<String, i64> = HashMap::new();
     for c in &ledger.customers {
         let s = report.segments.entry(segment_of(&c.id)).or_default();
         s.accounts += 1;
-        if overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start) > 0 {
+        let o = overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start);
+        if o > 0 {
             s.overdue_at_start += 1;
         }
+        start_overdue.insert(c.id.clone(), o);
     }
     let reviewer = Reviewer {
         name: "simulated reviewer".into(),
@@ -426,9 +430,11 @@ pub async fn simulate(
     }
     let ledger = store.ledger().await?;
     let end_dash = dash(&ledger, &promises, day)?;
+    let start_ledger = &start_overdue;
     for c in &ledger.customers {
-        if overdue(&ledger.invoices, &ledger.payments, &c.id, day) == 0
-            && overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start) > 0
+        // What was overdue on day 0 is paid by now (with every payment booked since).
+        if start_ledger.get(&c.id).is_some_and(|o| *o > 0)
+            && overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start) == 0
         {
             report
                 .segments

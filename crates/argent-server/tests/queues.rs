@@ -840,3 +840,136 @@ async fn the_pages_list_and_work_the_queues_with_csrf_forms() {
         dash.body.contains("id=\"work-queues\"") && dash.body.contains("data-role=\"manager\"")
     );
 }
+
+/// The desk page: active credit holds for everyone who may read them, referrals only for
+/// managers, compliance and admins, decided by a manager only through CSRF forms (a
+/// rejection needs a reason), each decision once, and the package as a download.
+#[tokio::test]
+async fn the_desk_page_shows_holds_and_a_manager_decides_referrals() {
+    let f = fixture().await;
+    let store = f.store();
+    let now = Utc::now();
+    store
+        .place_credit_hold(&argent_store::NewCreditHold {
+            id: "hold-1".into(),
+            customer_id: "C-ANN".into(),
+            reason: "procedure standard v1 step credit_hold".into(),
+            placed_by: "worker".into(),
+            work_id: Some("work-1".into()),
+            now,
+        })
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for id in ["REF-1", "REF-2"] {
+        tx.create_referral(&argent_store::NewReferral {
+            id: id.into(),
+            customer_id: "C-BO".into(),
+            reason: "procedure standard v1 step agency_referral".into(),
+            package: json!({"format": "argent.referral-package/1", "customer": {"id": "C-BO"}}),
+            work_id: Some(format!("work-{id}")),
+            created_by: "worker".into(),
+            now,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut alice = Browser::sign_in(&f.app, "alice").await;
+    let page = alice.get("/desk").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("data-id=\"hold-1\""), "{}", page.body);
+    assert!(
+        !page.body.contains("REF-1"),
+        "a collector does not see referrals"
+    );
+    assert!(
+        page.body.contains("href=\"/desk\""),
+        "the nav links the page"
+    );
+    let token = csrf(&page.body);
+    let res = alice
+        .post(
+            "/desk/referrals/REF-1/approve",
+            &[("_csrf", &token), ("note", "")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+    assert_eq!(
+        alice.get("/desk/referrals/REF-1/package").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let mut cy = Browser::sign_in(&f.app, "cy").await;
+    let page = cy.get("/desk").await;
+    assert!(page.body.contains("data-id=\"REF-1\""), "{}", page.body);
+    assert!(
+        !page.body.contains("/desk/referrals/REF-1/approve"),
+        "compliance reads only"
+    );
+
+    let mut mo = Browser::sign_in(&f.app, "mo").await;
+    let page = mo.get("/desk").await;
+    assert!(
+        page.body.contains("/desk/referrals/REF-1/approve"),
+        "{}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    // No token: refused before anything happens.
+    let res = mo
+        .post("/desk/referrals/REF-1/approve", &[("note", "ok")])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    // A rejection must say why.
+    let res = mo
+        .post(
+            "/desk/referrals/REF-2/reject",
+            &[("_csrf", &token), ("note", " ")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.body.contains("note"), "{}", res.body);
+    let res = mo
+        .post(
+            "/desk/referrals/REF-1/approve",
+            &[("_csrf", &token), ("note", "")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let res = mo
+        .post(
+            "/desk/referrals/REF-2/reject",
+            &[("_csrf", &token), ("note", "paying on a plan")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    // Decided once: a second approval is a conflict, and nothing changed.
+    let res = mo
+        .post(
+            "/desk/referrals/REF-2/approve",
+            &[("_csrf", &token), ("note", "")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.body);
+    let r1 = store.referral("REF-1").await.unwrap();
+    let r2 = store.referral("REF-2").await.unwrap();
+    assert_eq!(r1.status, argent_store::ReferralStatus::Approved);
+    assert_eq!(r1.decided_by.as_deref(), Some("mo"));
+    assert_eq!(r2.status, argent_store::ReferralStatus::Rejected);
+    assert_eq!(r2.note.as_deref(), Some("paying on a plan"));
+    let page = mo.get("/desk").await;
+    assert!(
+        page.body.contains("mo, "),
+        "the decision is shown: {}",
+        page.body
+    );
+    assert!(!page.body.contains("/desk/referrals/REF-1/approve"));
+
+    let pkg = mo.get("/desk/referrals/REF-1/package").await;
+    assert_eq!(pkg.status, StatusCode::OK);
+    let v: Value = serde_json::from_str(&pkg.body).unwrap();
+    assert_eq!(v["package"]["customer"]["id"], "C-BO");
+    assert_eq!(v["package_sha256"], r1.package_sha256.as_str());
+}

@@ -48,6 +48,7 @@ use crate::{AppState, ServerConfig};
 mod account;
 mod audit;
 mod dashboard;
+mod desk;
 mod documents;
 mod evals;
 mod history;
@@ -105,6 +106,10 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{id}/take", post(tasks::take_case_page))
         .route("/cases/{id}/step", post(tasks::step_case_page))
         .route("/promises", get(tasks::promises))
+        .route("/desk", get(desk::show))
+        .route("/desk/referrals/{id}/approve", post(desk::approve))
+        .route("/desk/referrals/{id}/reject", post(desk::reject))
+        .route("/desk/referrals/{id}/package", get(desk::package))
         .route("/audit", get(audit::list))
         .route("/audit/export", get(audit::export))
         .route("/rules/{id}", get(audit::rule))
@@ -199,6 +204,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "cases",
     "promises",
     "today",
+    "desk",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -252,6 +258,12 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
         ("/tasks", "Tasks", perm::TASKS_READ, &["tasks", "task"]),
         ("/cases", "Cases", perm::CASES_READ, &["cases"]),
         ("/promises", "Promises", perm::LEDGER_READ, &["promises"]),
+        (
+            "/desk",
+            "Holds & referrals",
+            perm::CREDIT_HOLDS_READ,
+            &["desk"],
+        ),
         (
             "/signals",
             "Customer signals",

@@ -288,6 +288,15 @@ impl Agent {
         Ok(self.judge_for_item(&item, args, true).await?.1)
     }
 
+    /// The item and what the policy decides for it now, as proposed (bulk approval checks
+    /// that this is still the decision it was queued with). Acts on nothing.
+    pub async fn rejudge(&self, approval_id: &str) -> Result<(ApprovalItem, Decision), AgentError> {
+        let item = self.pending_item(approval_id).await?;
+        let args = item.action.clone();
+        let decision = self.judge_for_item(&item, args, false).await?.1;
+        Ok((item, decision))
+    }
+
     pub async fn approve(
         &self,
         approval_id: &str,

@@ -320,31 +320,31 @@ impl Store {
 // ---------------------------------------------------------------------------------------
 // Approval queue
 
-const APPROVAL_COLS: &str = "id, call_id, run_id, customer_id, tool, action, decision, context, priority, \
+pub(crate) const APPROVAL_COLS: &str = "id, call_id, run_id, customer_id, tool, action, decision, context, priority, \
                              amount_minor, currency, required_role, status, created_at, decided_at, decided_by, \
                              decided_role, note, final_action, bundle_of";
 
-struct ApprovalRow {
-    id: String,
-    call_id: String,
-    run_id: String,
-    customer_id: String,
-    tool: String,
-    action: String,
-    decision: String,
-    context: String,
-    priority: i64,
-    amount_minor: i64,
-    currency: String,
-    required_role: String,
-    status: String,
-    created_at: DateTime<Utc>,
-    decided_at: Option<DateTime<Utc>>,
-    decided_by: Option<String>,
-    decided_role: Option<String>,
-    note: Option<String>,
-    final_action: Option<String>,
-    bundle_of: Option<String>,
+pub(crate) struct ApprovalRow {
+    pub(crate) id: String,
+    pub(crate) call_id: String,
+    pub(crate) run_id: String,
+    pub(crate) customer_id: String,
+    pub(crate) tool: String,
+    pub(crate) action: String,
+    pub(crate) decision: String,
+    pub(crate) context: String,
+    pub(crate) priority: i64,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) required_role: String,
+    pub(crate) status: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) decided_at: Option<DateTime<Utc>>,
+    pub(crate) decided_by: Option<String>,
+    pub(crate) decided_role: Option<String>,
+    pub(crate) note: Option<String>,
+    pub(crate) final_action: Option<String>,
+    pub(crate) bundle_of: Option<String>,
 }
 
 macro_rules! approval_row {
@@ -375,7 +375,7 @@ macro_rules! approval_row {
 }
 
 impl ApprovalRow {
-    fn into_item(self) -> Result<ApprovalItem> {
+    pub(crate) fn into_item(self) -> Result<ApprovalItem> {
         let id = self.id;
         Ok(ApprovalItem {
             action: from_json("approval action", &id, &self.action)?,
@@ -407,8 +407,11 @@ impl StoreTx {
     /// already has an approval item.
     pub async fn insert_approval(&mut self, a: &NewApproval) -> Result<()> {
         let sql = "INSERT INTO approvals (id, call_id, run_id, customer_id, tool, action, decision, context, \
-                   priority, amount_minor, currency, required_role, status, created_at, bundle_of) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14)";
+                   priority, amount_minor, currency, required_role, status, created_at, bundle_of, \
+                   segment, jurisdiction, rule_ids, search) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, \
+                   $15, $16, $17, $18)";
+        let f = crate::queue::facets(a);
         dispatch_tx!(self, |conn| {
             sqlx::query(sql)
                 .bind(a.id.as_str())
@@ -425,6 +428,10 @@ impl StoreTx {
                 .bind(a.required_role.as_str())
                 .bind(now())
                 .bind(a.bundle_of.as_deref())
+                .bind(f.segment.as_str())
+                .bind(f.jurisdiction.as_str())
+                .bind(f.rule_ids.as_str())
+                .bind(f.search.as_str())
                 .execute(&mut *conn)
                 .await?;
         });

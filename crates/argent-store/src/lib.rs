@@ -18,6 +18,8 @@ use sqlx::sqlite::{
 use thiserror::Error;
 
 mod account;
+// `#[macro_use]`: `approval_row!` is read by `queue` too.
+#[macro_use]
 mod agent;
 pub mod anchor;
 mod audit;
@@ -32,6 +34,7 @@ mod facts;
 pub mod integrity;
 mod ledger;
 mod procedures;
+mod queue;
 mod records;
 pub mod search;
 mod signals;
@@ -62,6 +65,7 @@ pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
+pub use queue::QueueFilter;
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
 pub use tasks::{
@@ -369,6 +373,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "desk",
         include_str!("../../../migrations/sqlite/0014_desk.sql"),
     ),
+    (
+        19,
+        "queue_facets",
+        include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -435,6 +444,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "desk",
         include_str!("../../../migrations/postgres/0014_desk.sql"),
+    ),
+    (
+        19,
+        "queue_facets",
+        include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
     ),
 ];
 

@@ -280,7 +280,7 @@ pub struct QueuedCall {
     pub events: Vec<NewAuditEvent>,
 }
 
-/// Rows per multi-row INSERT when seeding (at most 14 binds a row).
+/// Rows per multi-row INSERT when seeding (at most 18 binds a row).
 const SEED_CHUNK: usize = 500;
 
 /// Writes `portfolio` and then every call's run, tool call (status `queued`), pending
@@ -336,10 +336,12 @@ pub async fn seed_queue(store: &Store, portfolio: &Portfolio, calls: &[QueuedCal
 
             let mut q = QueryBuilder::new(
                 "INSERT INTO approvals (id, call_id, run_id, customer_id, tool, action, decision, context, \
-                 priority, amount_minor, currency, required_role, status, created_at) ",
+                 priority, amount_minor, currency, required_role, status, created_at, \
+                 segment, jurisdiction, rule_ids, search) ",
             );
             q.push_values(chunk, |mut b, c| {
                 let a = &c.approval;
+                let f = crate::queue::facets(a);
                 b.push_bind(a.id.as_str())
                     .push_bind(a.call_id.as_str())
                     .push_bind(a.run_id.as_str())
@@ -353,7 +355,11 @@ pub async fn seed_queue(store: &Store, portfolio: &Portfolio, calls: &[QueuedCal
                     .push_bind(a.currency.as_str())
                     .push_bind(a.required_role.as_str())
                     .push_bind("pending")
-                    .push_bind(at);
+                    .push_bind(at)
+                    .push_bind(f.segment)
+                    .push_bind(f.jurisdiction)
+                    .push_bind(f.rule_ids)
+                    .push_bind(f.search);
             });
             q.build().execute(&mut *conn).await?;
         }

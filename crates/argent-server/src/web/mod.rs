@@ -83,6 +83,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/queue", get(queue::list))
+        .route("/queue/bulk-approve", post(queue::bulk_approve))
         .route("/queue/{id}", get(queue::show))
         .route("/queue/{id}/approve", post(queue::approve))
         .route("/queue/{id}/reject", post(queue::reject))
@@ -133,6 +134,7 @@ pub fn routes() -> Router<AppState> {
         .route("/evals/compare", get(evals::compare_page))
         .route("/evals/{id}", get(evals::show))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/workbench.js", get(workbench_js))
 }
 
 pub(crate) async fn not_found() -> AppError {
@@ -159,6 +161,20 @@ async fn stylesheet() -> Response {
             (CACHE_CONTROL, "max-age=3600"),
         ],
         STYLESHEET.as_str(),
+    )
+        .into_response()
+}
+
+/// The approval workbench's keyboard shortcuts: progressive enhancement, the pages work
+/// without it (the Content-Security-Policy allows this site's own scripts only, never
+/// inline ones).
+async fn workbench_js() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/workbench.js"),
     )
         .into_response()
 }

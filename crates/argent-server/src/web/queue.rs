@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use argent_agent::{Agent, AgentError};
-use argent_core::Decision;
 use argent_core::ledger::{AgingBucket, aging_report};
-use argent_store::{ApprovalItem, ApprovalStatus};
+use argent_core::{Currency, Decision, Money};
+use argent_store::{ApprovalItem, ApprovalStatus, QueueFilter};
 
 use super::{Page, Posted, SessionUser, age, encode_query, money, page};
 use crate::api::reviewer_for;
@@ -29,6 +29,167 @@ pub struct ListQuery {
     /// What just happened, shown once: `approved`, `edited` or `rejected`.
     pub done: Option<String>,
     pub id: Option<String>,
+    #[serde(flatten)]
+    pub filter: FilterQuery,
+    /// After a bulk approval: how many were approved, and the items left pending because
+    /// their decision changed or the approval was refused (comma-separated ids).
+    pub bulk_ok: Option<usize>,
+    pub bulk_changed: Option<String>,
+    pub bulk_refused: Option<String>,
+}
+
+/// The workbench's filters, kept in the URL (`/queue?mine=1&tool=propose_plan&…`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct FilterQuery {
+    /// `1`: only items the viewer's role may approve.
+    pub mine: Option<String>,
+    pub tool: Option<String>,
+    /// A rule id that fired on the item.
+    pub rule: Option<String>,
+    pub segment: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub currency: Option<String>,
+    /// Amount range, in the currency's units (`1500.00`); two decimals without a currency.
+    pub min: Option<String>,
+    pub max: Option<String>,
+    /// Queued at least this long ago: `<n>h` or `<n>d`.
+    pub age: Option<String>,
+    /// Customer name or id, invoice number or sender's email.
+    pub q: Option<String>,
+}
+
+const TOOLS: &[&str] = &[
+    "send_email",
+    "propose_plan",
+    "log_promise",
+    "open_case",
+    "escalate",
+    "request_call",
+];
+
+impl FilterQuery {
+    /// The filters that are set, as query pairs in a fixed order (for links).
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            ("mine", &self.mine),
+            ("tool", &self.tool),
+            ("rule", &self.rule),
+            ("segment", &self.segment),
+            ("jurisdiction", &self.jurisdiction),
+            ("currency", &self.currency),
+            ("min", &self.min),
+            ("max", &self.max),
+            ("age", &self.age),
+            ("q", &self.q),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| (k, v.to_string()))
+        })
+        .collect()
+    }
+
+    /// `a=1&b=2` of the filters that are set (empty when none).
+    pub(crate) fn query_string(&self) -> String {
+        serde_urlencoded::to_string(self.pairs()).unwrap_or_default()
+    }
+
+    /// Parses a query string made by [`query_string`](Self::query_string) (the
+    /// `back` field of the item page's forms).
+    fn from_query_string(qs: &str) -> AppResult<FilterQuery> {
+        serde_urlencoded::from_str(qs)
+            .map_err(|e| AppError::BadRequest(format!("back: not a queue filter ({e})")))
+    }
+
+    /// The store filter, for `status`, as `user` sees it. A value that cannot be read is
+    /// an error naming the parameter.
+    fn to_filter(
+        &self,
+        status: Option<ApprovalStatus>,
+        user: &SessionUser,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<QueueFilter> {
+        let get = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let currency = match get(&self.currency) {
+            Some(c) => Some(c.to_ascii_uppercase().parse::<Currency>().map_err(|_| {
+                AppError::BadRequest(format!("currency: '{c}' is not a currency code"))
+            })?),
+            None => None,
+        };
+        let amount = |name: &str, v: &Option<String>| -> AppResult<Option<i64>> {
+            match get(v) {
+                None => Ok(None),
+                Some(a) => Money::parse(&a.replace(',', ""), currency.unwrap_or(Currency::USD))
+                    .map(|m| Some(m.minor))
+                    .map_err(|e| {
+                        AppError::BadRequest(format!("{name}: '{a}' is not an amount ({e})"))
+                    }),
+            }
+        };
+        let queued_before = match get(&self.age) {
+            None => None,
+            Some(a) => {
+                let bad = || {
+                    AppError::BadRequest(format!(
+                        "age: '{a}' is not a number of hours or days such as 4h or 3d"
+                    ))
+                };
+                let (n, unit) = a.split_at(a.len().saturating_sub(1));
+                let n: i64 = n.parse().map_err(|_| bad())?;
+                let d = match unit {
+                    "h" => chrono::Duration::try_hours(n),
+                    "d" => chrono::Duration::try_days(n),
+                    _ => None,
+                }
+                .filter(|_| n >= 0)
+                .ok_or_else(bad)?;
+                Some(now.checked_sub_signed(d).ok_or_else(bad)?)
+            }
+        };
+        let tool = get(&self.tool);
+        if let Some(t) = &tool {
+            if !TOOLS.contains(&t.as_str()) {
+                return Err(AppError::BadRequest(format!(
+                    "tool: '{t}' is not one of: {}",
+                    TOOLS.join(", ")
+                )));
+            }
+        }
+        let mine = match get(&self.mine).as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(AppError::BadRequest(format!(
+                    "mine: '{other}' is not 1 or 0"
+                )));
+            }
+        };
+        Ok(QueueFilter {
+            status,
+            approvable_by: mine.then(|| {
+                reviewer_for(&user.name, user.role)
+                    .map(|r| r.role.as_str().to_string())
+                    .unwrap_or_else(|_| user.role.as_str().to_string())
+            }),
+            tool,
+            rule: get(&self.rule),
+            segment: get(&self.segment),
+            jurisdiction: get(&self.jurisdiction),
+            currency: currency.map(|c| c.as_str().to_string()),
+            min_amount: amount("min", &self.min)?,
+            max_amount: amount("max", &self.max)?,
+            queued_before,
+            search: get(&self.q),
+        })
+    }
 }
 
 fn parse_status(s: Option<&str>) -> AppResult<Option<ApprovalStatus>> {
@@ -65,7 +226,45 @@ fn row(item: &ApprovalItem, now: chrono::DateTime<chrono::Utc>) -> Value {
         "rules": decision.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         "approvers": item.required_role.replace(',', ", "),
         "decided_by": item.decided_by,
+        "rule_message": decision.decisive_rules().next().map(|r| r.message.clone()),
+        "snippet": snippet(&ctx["trigger"]),
+        "plan": plan_terms(&item.tool, &item.action),
     })
+}
+
+/// One line of what the customer wrote (the inbound message that started the run), at
+/// most 140 characters.
+fn snippet(trigger: &Value) -> Option<String> {
+    let body = trigger["body"].as_str()?;
+    let line = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('>'))?;
+    let mut out: String = line.chars().take(140).collect();
+    if line.chars().count() > 140 {
+        out.push('…');
+    }
+    Some(out)
+}
+
+/// A plan's terms in one line: down payment, instalment amount × count, currency.
+fn plan_terms(tool: &str, args: &Value) -> Option<String> {
+    if tool != "propose_plan" {
+        return None;
+    }
+    let cur = args["currency"].as_str().unwrap_or("");
+    let inst = args["installments"].as_array()?;
+    let amounts: Vec<&str> = inst.iter().filter_map(|i| i["amount"].as_str()).collect();
+    let each = match amounts.first() {
+        Some(first) if amounts.iter().all(|a| a == first) => (*first).to_string(),
+        Some(first) => format!("{first} (varies)"),
+        None => "?".to_string(),
+    };
+    Some(format!(
+        "down {} {cur} · {} × {each} {cur}",
+        args["down_payment"].as_str().unwrap_or("0"),
+        inst.len()
+    ))
 }
 
 /// A line saying what the action does.
@@ -92,7 +291,8 @@ fn summary(tool: &str, args: &Value) -> String {
     }
 }
 
-/// `GET /queue?status=&page=`: highest priority first (risk, then age, then amount).
+/// `GET /queue?status=&page=&mine=&tool=&rule=&segment=&jurisdiction=&currency=&min=&max=&age=&q=`:
+/// highest priority first (risk, then age, then amount), filtered as the URL says.
 pub async fn list(
     State(agent): State<Arc<Agent>>,
     Page(user, _): Page<QueueRead>,
@@ -105,28 +305,74 @@ pub async fn list(
     }
     let offset = (page_no - 1).saturating_mul(QUEUE_PAGE);
     let store = &agent.store;
-    let items = store.approvals(status, QUEUE_PAGE, offset).await?;
-    let total = store.count_approvals(status).await?;
     let now = agent.now();
+    let filter = q.filter.to_filter(status, &user, now)?;
+    let items = store.queue_page(&filter, QUEUE_PAGE, offset).await?;
+    let total = store.queue_count(&filter).await?;
     let pages = ((total + QUEUE_PAGE - 1) / QUEUE_PAGE).max(1);
     let status_str = status.map_or("all", |s| s.as_str());
-    let link = |p: i64| format!("/queue?status={status_str}&page={p}");
-    let flash = match (q.done.as_deref(), q.id.as_deref()) {
+    let back = q.filter.query_string();
+    let with_filter = |base: String| {
+        if back.is_empty() {
+            base
+        } else {
+            format!("{base}&{back}")
+        }
+    };
+    let link = |p: i64| with_filter(format!("/queue?status={status_str}&page={p}"));
+    let mut flash = match (q.done.as_deref(), q.id.as_deref()) {
         (Some(done @ ("approved" | "edited" | "rejected")), Some(id)) => {
             Some(format!("{id} {done}."))
         }
         _ => None,
     };
+    if let Some(n) = q.bulk_ok {
+        let mut m = format!("{n} approved.");
+        if let Some(c) = q.bulk_changed.as_deref().filter(|c| !c.is_empty()) {
+            m.push_str(&format!(
+                " Left pending because the decision changed since it was queued: {c}."
+            ));
+        }
+        if let Some(r) = q.bulk_refused.as_deref().filter(|r| !r.is_empty()) {
+            m.push_str(&format!(" Refused on approval (left pending): {r}."));
+        }
+        flash = Some(m);
+    }
     let statuses: Vec<Value> = ["pending", "approved", "rejected", "all"]
         .iter()
-        .map(|s| json!({"name": s, "current": *s == status_str, "href": format!("/queue?status={s}")}))
+        .map(|s| json!({"name": s, "current": *s == status_str, "href": with_filter(format!("/queue?status={s}"))}))
         .collect();
+    let reviewer = reviewer_for(&user.name, user.role).ok();
+    let can_decide = crate::perm::QUEUE_DECIDE.contains(&user.role);
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            let mut r = row(i, now);
+            let decision: Decision = serde_json::from_value(i.decision.clone()).unwrap_or_default();
+            r["bulk"] = json!(
+                can_decide
+                    && i.status == ApprovalStatus::Pending
+                    && i.bundle_of.is_none()
+                    && reviewer
+                        .as_ref()
+                        .is_some_and(|w| decision.may_approve(w.role))
+            );
+            r["href"] = json!(if back.is_empty() {
+                format!("/queue/{}", encode_query(&i.id))
+            } else {
+                format!("/queue/{}?{back}", encode_query(&i.id))
+            });
+            r
+        })
+        .collect();
+    let f = &q.filter;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     page(
         &user,
         "queue",
         "Approval queue",
         json!({
-            "items": items.iter().map(|i| row(i, now)).collect::<Vec<_>>(),
+            "items": rows,
             "total": total,
             "status": status_str,
             "statuses": statuses,
@@ -135,9 +381,118 @@ pub async fn list(
             "prev": (page_no > 1).then(|| link(page_no - 1)),
             "next": (page_no < pages).then(|| link(page_no + 1)),
             "flash": flash,
-            "can_decide": crate::perm::QUEUE_DECIDE.contains(&user.role),
+            "can_decide": can_decide,
+            "back": back,
+            "filter": {
+                "mine": f.mine.as_deref() == Some("1"),
+                "tools": options(TOOLS, f.tool.as_deref()),
+                "segments": options(&["low", "medium", "high", "in_review"], f.segment.as_deref()),
+                "jurisdictions": options(&["us-consumer", "uk-consumer", "b2b"], f.jurisdiction.as_deref()),
+                "rule": opt(&f.rule),
+                "currency": opt(&f.currency),
+                "min": opt(&f.min),
+                "max": opt(&f.max),
+                "age": opt(&f.age),
+                "q": opt(&f.q),
+                "status": status_str,
+            },
         }),
     )
+}
+
+/// A select's options, the current one selected.
+fn options(names: &[&str], current: Option<&str>) -> Vec<Value> {
+    names
+        .iter()
+        .map(|n| json!({"name": n, "selected": current == Some(*n)}))
+        .collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BulkForm {
+    ids: Vec<String>,
+    back: String,
+    note: String,
+}
+
+/// Most items one bulk approval takes.
+pub const BULK_MAX: usize = 200;
+
+/// `POST /queue/bulk-approve` with `ids` (repeated), `back` (the list's filters) and an
+/// optional note: approves each item the reviewer may approve. Each one is judged again
+/// first; an item whose decision changed since it was queued (another outcome or other
+/// rules) is left pending and named, as is one whose approval is refused; each approval
+/// is its own audited decision, exactly as from the item page.
+pub async fn bulk_approve(
+    State(agent): State<Arc<Agent>>,
+    Posted(user, form, _): Posted<QueueDecide, Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let who = reviewer_for(&user.name, user.role)?;
+    let mut f = BulkForm::default();
+    for (k, v) in form {
+        match k.as_str() {
+            "ids" => f.ids.push(v),
+            "back" => f.back = v,
+            "note" => f.note = v,
+            _ => {}
+        }
+    }
+    if f.ids.is_empty() {
+        return Err(AppError::Unprocessable(
+            "ids: tick at least one item to approve".into(),
+        ));
+    }
+    if f.ids.len() > BULK_MAX {
+        return Err(AppError::Unprocessable(format!(
+            "ids: at most {BULK_MAX} items at once ({} ticked)",
+            f.ids.len()
+        )));
+    }
+    let back = FilterQuery::from_query_string(&f.back)?;
+    let note = Some(f.note.trim()).filter(|n| !n.is_empty());
+    let (mut ok, mut changed, mut refused) = (0usize, Vec::new(), Vec::new());
+    for id in &f.ids {
+        match agent.rejudge(id).await {
+            Ok((item, now_d)) => {
+                let queued: Decision =
+                    serde_json::from_value(item.decision.clone()).unwrap_or_default();
+                if !same_decision(&queued, &now_d) {
+                    changed.push(id.clone());
+                    continue;
+                }
+            }
+            Err(_) => {
+                refused.push(id.clone());
+                continue;
+            }
+        }
+        match agent.approve(id, &who, note).await {
+            Ok(_) => ok += 1,
+            Err(_) => refused.push(id.clone()),
+        }
+    }
+    let mut url = format!(
+        "/queue?bulk_ok={ok}&bulk_changed={}&bulk_refused={}",
+        encode_query(&changed.join(",")),
+        encode_query(&refused.join(","))
+    );
+    let qs = back.query_string();
+    if !qs.is_empty() {
+        url.push('&');
+        url.push_str(&qs);
+    }
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// Whether a decision made now is the one the item was queued with: the same outcome and
+/// the same decisive rules.
+fn same_decision(queued: &Decision, now: &Decision) -> bool {
+    let ids = |d: &Decision| {
+        let mut v: Vec<String> = d.decisive_rules().map(|r| r.id.clone()).collect();
+        v.sort();
+        v
+    };
+    queued.outcome == now.outcome && ids(queued) == ids(now)
 }
 
 /// The editable form of an action's arguments: one field per top-level key, typed by the
@@ -240,9 +595,18 @@ pub async fn show(
     State(agent): State<Arc<Agent>>,
     Page(user, _): Page<QueueRead>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<FilterQuery>,
 ) -> AppResult<Html<String>> {
     let item = agent.store.approval(&id).await?;
-    item_page(&agent, &user, &item, None, fields(&item.action)).await
+    item_page_with(
+        &agent,
+        &user,
+        &item,
+        None,
+        fields(&item.action),
+        &q.query_string(),
+    )
+    .await
 }
 
 async fn item_page(
@@ -251,6 +615,19 @@ async fn item_page(
     item: &ApprovalItem,
     error: Option<String>,
     edit_fields: Vec<Value>,
+) -> AppResult<Html<String>> {
+    item_page_with(agent, user, item, error, edit_fields, "").await
+}
+
+/// The item page, with `back`: the queue filters the reviewer came from (carried by the
+/// "& next" buttons and the link back to the list).
+async fn item_page_with(
+    agent: &Agent,
+    user: &SessionUser,
+    item: &ApprovalItem,
+    error: Option<String>,
+    edit_fields: Vec<Value>,
+    back: &str,
 ) -> AppResult<Html<String>> {
     let store = &agent.store;
     let now = agent.now();
@@ -347,6 +724,8 @@ async fn item_page(
             "held": held,
             "bundle_of": item.bundle_of,
             "held_by_pending": held_by_pending,
+            "back": back,
+            "list_href": if back.is_empty() { "/queue".to_string() } else { format!("/queue?{back}") },
         }),
     )
 }
@@ -377,10 +756,51 @@ fn draft_view(tool: &str, args: &Value) -> Value {
 pub struct NoteForm {
     #[serde(default)]
     pub note: String,
+    /// `1`: go on to the next pending item under `back`'s filters.
+    #[serde(default)]
+    pub next: String,
+    /// The queue filters the reviewer came from (a query string).
+    #[serde(default)]
+    pub back: String,
 }
 
 fn done(id: &str, what: &str) -> Response {
     Redirect::to(&format!("/queue?done={what}&id={}", encode_query(id))).into_response()
+}
+
+/// Where to go once `id` is decided: with `next`, the next pending item under the filters
+/// the reviewer came from (or the list when none is left); else the list.
+async fn after_decision(
+    agent: &Agent,
+    user: &SessionUser,
+    id: &str,
+    what: &str,
+    form: &NoteForm,
+) -> AppResult<Response> {
+    if form.next != "1" {
+        return Ok(done(id, what));
+    }
+    let back = FilterQuery::from_query_string(&form.back)?;
+    let qs = back.query_string();
+    let filter = back.to_filter(Some(ApprovalStatus::Pending), user, agent.now())?;
+    let suffix = if qs.is_empty() {
+        String::new()
+    } else {
+        format!("?{qs}")
+    };
+    Ok(match agent.store.queue_next(&filter, id).await? {
+        Some(next) => Redirect::to(&format!("/queue/{}{suffix}", encode_query(&next.id))),
+        None => Redirect::to(&format!(
+            "/queue?done={what}&id={}{}",
+            encode_query(id),
+            if qs.is_empty() {
+                String::new()
+            } else {
+                format!("&{qs}")
+            }
+        )),
+    }
+    .into_response())
 }
 
 /// `POST /queue/{id}/approve`.
@@ -392,7 +812,7 @@ pub async fn approve(
     let who = reviewer_for(&user.name, user.role)?;
     let note = Some(form.note.trim()).filter(|n| !n.is_empty());
     match agent.approve(&id, &who, note).await {
-        Ok(_) => Ok(done(&id, "approved")),
+        Ok(_) => after_decision(&agent, &user, &id, "approved", &form).await,
         Err(e) => Err(refusal(&agent, &id, None, e).await),
     }
 }
@@ -417,7 +837,7 @@ pub async fn reject(
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
     }
     agent.reject(&id, &who, form.note.trim()).await?;
-    Ok(done(&id, "rejected"))
+    after_decision(&agent, &user, &id, "rejected", &form).await
 }
 
 /// `POST /queue/{id}/preview` with the edit form: the decision the edited arguments would

@@ -854,11 +854,18 @@ pub async fn run<S, F, Fut>(
                 tracing::warn!(error = %e, mailbox = %cfg.mailbox, retry_in = ?wait, "IMAP reader failed");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
+                    _ = stopped(&mut shutdown) => return,
                 }
             }
         }
     }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; it is dropped here, not held across an
+    // await of the caller.
+    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 
 /// `Ok(())`: shutdown asked for.
@@ -896,7 +903,7 @@ where
                 let (wait, _interrupt) = handle.wait_with_timeout(cfg.idle.min(MAX_IDLE));
                 tokio::select! {
                     r = wait => { r.map_err(proto("IDLE"))?; false }
-                    _ = shutdown.wait_for(|s| *s) => true,
+                    _ = stopped(shutdown) => true,
                 }
             };
             session = within(cfg.connect_timeout, "ending IDLE", async {
@@ -910,7 +917,7 @@ where
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll) => {}
-                _ = shutdown.wait_for(|s| *s) => {
+                _ = stopped(shutdown) => {
                     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
                     return Ok(());
                 }

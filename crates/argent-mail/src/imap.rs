@@ -189,7 +189,10 @@ impl ImapConfig {
         };
         let user = get("ARGENT_IMAP_USER")
             .ok_or_else(|| bad("ARGENT_IMAP_USER", "not set (the mailbox's login)".into()))?;
-        let password = match (get("ARGENT_IMAP_PASSWORD"), get("ARGENT_IMAP_PASSWORD_FILE")) {
+        let password = match (
+            get("ARGENT_IMAP_PASSWORD"),
+            get("ARGENT_IMAP_PASSWORD_FILE"),
+        ) {
             (Some(p), _) => p,
             (None, Some(file)) => std::fs::read_to_string(&file)
                 .map_err(|e| bad("ARGENT_IMAP_PASSWORD_FILE", format!("reading {file}: {e}")))?
@@ -521,8 +524,7 @@ fn tls_connector(cfg: &ImapConfig) -> Result<TlsConnector, ImapError> {
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| tls_err(format!("reading CA file {}: {e}", path.display())))?;
             for cert in certs {
-                let cert =
-                    cert.map_err(|e| tls_err(format!("CA file {}: {e}", path.display())))?;
+                let cert = cert.map_err(|e| tls_err(format!("CA file {}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| tls_err(format!("CA file {}: {e}", path.display())))?;
@@ -558,12 +560,11 @@ fn tls_connector(cfg: &ImapConfig) -> Result<TlsConnector, ImapError> {
 
 async fn start_tls(cfg: &ImapConfig, tcp: TcpStream) -> Result<Conn, ImapError> {
     let connector = tls_connector(cfg)?;
-    let name = rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {
-        ImapError::Tls {
+    let name =
+        rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
             host: cfg.host.clone(),
             why: format!("not a server name: {e}"),
-        }
-    })?;
+        })?;
     let tls = connector
         .connect(name, tcp)
         .await
@@ -602,50 +603,54 @@ async fn greeting(addr: &str, client: &mut async_imap::Client<Conn>) -> Result<(
 pub async fn connect(cfg: &ImapConfig) -> Result<Session, ImapError> {
     cfg.check()?;
     let addr = format!("{}:{}", cfg.host, cfg.port);
-    within(cfg.connect_timeout, &format!("connecting to {addr}"), async {
-        let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
-            .await
-            .map_err(|source| ImapError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let client = match cfg.tls {
-            TlsMode::Implicit => {
-                let mut c = async_imap::Client::new(start_tls(cfg, tcp).await?);
-                greeting(&addr, &mut c).await?;
-                c
-            }
-            TlsMode::Plain => {
-                let mut c = async_imap::Client::new(Conn::Plain(tcp));
-                greeting(&addr, &mut c).await?;
-                c
-            }
-            TlsMode::StartTls => {
-                let mut c = async_imap::Client::new(Conn::Plain(tcp));
-                greeting(&addr, &mut c).await?;
-                c.run_command_and_check_ok("STARTTLS", None)
-                    .await
-                    .map_err(|e| ImapError::Tls {
-                        host: cfg.host.clone(),
-                        why: format!("STARTTLS refused: {e}"),
-                    })?;
-                let Conn::Plain(tcp) = c.into_inner() else {
-                    return Err(ImapError::Tls {
-                        host: cfg.host.clone(),
-                        why: "STARTTLS on a connection that is already TLS".into(),
-                    });
-                };
-                async_imap::Client::new(start_tls(cfg, tcp).await?)
-            }
-        };
-        client
-            .login(&cfg.user, &cfg.password)
-            .await
-            .map_err(|(e, _)| ImapError::Login {
-                user: cfg.user.clone(),
-                why: e.to_string(),
-            })
-    })
+    within(
+        cfg.connect_timeout,
+        &format!("connecting to {addr}"),
+        async {
+            let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
+                .await
+                .map_err(|source| ImapError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let client = match cfg.tls {
+                TlsMode::Implicit => {
+                    let mut c = async_imap::Client::new(start_tls(cfg, tcp).await?);
+                    greeting(&addr, &mut c).await?;
+                    c
+                }
+                TlsMode::Plain => {
+                    let mut c = async_imap::Client::new(Conn::Plain(tcp));
+                    greeting(&addr, &mut c).await?;
+                    c
+                }
+                TlsMode::StartTls => {
+                    let mut c = async_imap::Client::new(Conn::Plain(tcp));
+                    greeting(&addr, &mut c).await?;
+                    c.run_command_and_check_ok("STARTTLS", None)
+                        .await
+                        .map_err(|e| ImapError::Tls {
+                            host: cfg.host.clone(),
+                            why: format!("STARTTLS refused: {e}"),
+                        })?;
+                    let Conn::Plain(tcp) = c.into_inner() else {
+                        return Err(ImapError::Tls {
+                            host: cfg.host.clone(),
+                            why: "STARTTLS on a connection that is already TLS".into(),
+                        });
+                    };
+                    async_imap::Client::new(start_tls(cfg, tcp).await?)
+                }
+            };
+            client
+                .login(&cfg.user, &cfg.password)
+                .await
+                .map_err(|(e, _)| ImapError::Login {
+                    user: cfg.user.clone(),
+                    why: e.to_string(),
+                })
+        },
+    )
     .await
 }
 
@@ -821,7 +826,12 @@ async fn fetch_batch(
 /// `argent mail fetch`: connect, one pass, log out.
 pub async fn fetch_once<S: MailSink>(cfg: &ImapConfig, sink: &S) -> Result<FetchReport, ImapError> {
     let mut session = connect(cfg).await?;
-    let report = within(cfg.pass_timeout, "fetching", fetch_new(&mut session, cfg, sink)).await?;
+    let report = within(
+        cfg.pass_timeout,
+        "fetching",
+        fetch_new(&mut session, cfg, sink),
+    )
+    .await?;
     // The messages are stored; a failed LOGOUT changes nothing.
     let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
     Ok(report)
@@ -890,10 +900,20 @@ where
             .has_str("IDLE");
     tracing::info!(host = %cfg.host, mailbox = %cfg.mailbox, idle, "IMAP reader connected");
     loop {
-        let report = within(cfg.pass_timeout, "fetching", fetch_new(&mut session, cfg, sink)).await?;
+        let report = within(
+            cfg.pass_timeout,
+            "fetching",
+            fetch_new(&mut session, cfg, sink),
+        )
+        .await?;
         *failures = 0;
         if report.stored > 0 {
-            tracing::info!(stored = report.stored, duplicates = report.duplicates, refused = report.refused, "mail received");
+            tracing::info!(
+                stored = report.stored,
+                duplicates = report.duplicates,
+                refused = report.refused,
+                "mail received"
+            );
             after_pass(report).await;
         }
         if idle {
@@ -1021,7 +1041,10 @@ mod tests {
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]
@@ -1052,7 +1075,10 @@ mod tests {
         ]))
         .unwrap()
         .unwrap();
-        assert_eq!((c.port, c.tls, c.mailbox.as_str()), (993, TlsMode::Implicit, "INBOX"));
+        assert_eq!(
+            (c.port, c.tls, c.mailbox.as_str()),
+            (993, TlsMode::Implicit, "INBOX")
+        );
         assert!(!format!("{c:?}").contains("s3cret"));
         let c = ImapConfig::from_lookup(env(&[
             ("ARGENT_IMAP_HOST", "imap.example.com"),
@@ -1083,15 +1109,21 @@ mod tests {
         ] {
             let mut pairs = base.to_vec();
             pairs.push((var, value));
-            let err = ImapConfig::from_lookup(env(&pairs)).unwrap_err().to_string();
+            let err = ImapConfig::from_lookup(env(&pairs))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(var), "{var}={value}: {err}");
         }
-        let err = ImapConfig::from_lookup(env(&base[..2])).unwrap_err().to_string();
+        let err = ImapConfig::from_lookup(env(&base[..2]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ARGENT_IMAP_PASSWORD"), "{err}");
         // Plain text only to the loopback.
         let mut pairs = base.to_vec();
         pairs.push(("ARGENT_IMAP_TLS", "plain"));
-        let err = ImapConfig::from_lookup(env(&pairs)).unwrap_err().to_string();
+        let err = ImapConfig::from_lookup(env(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loopback"), "{err}");
         pairs[0] = ("ARGENT_IMAP_HOST", "127.0.0.1");
         assert!(ImapConfig::from_lookup(env(&pairs)).unwrap().is_some());

@@ -58,7 +58,11 @@ async fn an_imap_batch_is_stored_once_with_its_checkpoint() {
             ],
         );
         let r = s.receive_imap_batch(&b).await.unwrap();
-        assert_eq!(r.stored, vec![inbound_id("a@x"), inbound_id("b@x")], "{label}");
+        assert_eq!(
+            r.stored,
+            vec![inbound_id("a@x"), inbound_id("b@x")],
+            "{label}"
+        );
         assert_eq!(r.duplicates, 1, "{label}");
         let cp = s.mailbox_checkpoint("INBOX").await.unwrap().unwrap();
         assert_eq!((cp.uidvalidity, cp.last_uid), (7, 3), "{label}");
@@ -155,7 +159,10 @@ async fn concurrent_readers_store_each_message_once() {
             .map(|i| msg(&format!("m{i}@x"), Some(i), "b"))
             .collect();
         let b = batch(3, 20, msgs);
-        let (x, y) = tokio::join!(ts.store.receive_imap_batch(&b), other.receive_imap_batch(&b));
+        let (x, y) = tokio::join!(
+            ts.store.receive_imap_batch(&b),
+            other.receive_imap_batch(&b)
+        );
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x.stored.len() + y.stored.len(), 20, "{label}");
         assert_eq!(x.duplicates + y.duplicates, 20, "{label}");
@@ -192,7 +199,12 @@ async fn webhook_and_cli_messages_dedupe_and_return_the_existing_id() {
             uid: None,
             refused: None,
         };
-        assert!(s.receive_inbound(MailSource::Webhook, &anon).await.unwrap().created);
+        assert!(
+            s.receive_inbound(MailSource::Webhook, &anon)
+                .await
+                .unwrap()
+                .created
+        );
         let listed = s.inbound_messages(None, 10).await.unwrap();
         assert_eq!(listed.len(), 2, "{label}");
         let hook = listed.iter().find(|r| r.id == first.id).unwrap();

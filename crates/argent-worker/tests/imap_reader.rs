@@ -39,10 +39,18 @@ async fn a_fetch_stores_each_message_once_and_later_mail_on_the_next() {
         let mailbox = format!("AR-{label}");
         let mut s = server.session().await;
         server.create(&mut s, &mailbox).await;
-        let m1 = message(Some("m1@debtor.example"), "Re: invoice 1", "I will pay Friday.");
+        let m1 = message(
+            Some("m1@debtor.example"),
+            "Re: invoice 1",
+            "I will pay Friday.",
+        );
         let m2 = message(Some("m2@debtor.example"), "Re: invoice 2", "Paid.");
         // The same message delivered twice (two UIDs, one Message-ID).
-        let m1_again = message(Some("m1@debtor.example"), "Re: invoice 1", "I will pay Friday!");
+        let m1_again = message(
+            Some("m1@debtor.example"),
+            "Re: invoice 1",
+            "I will pay Friday!",
+        );
         let anon = message(None, "no id", "A message without a Message-ID.");
         for m in [&m1, &m2, &m1_again, &anon] {
             server.append(&mut s, &mailbox, m).await;
@@ -56,7 +64,12 @@ async fn a_fetch_stores_each_message_once_and_later_mail_on_the_next() {
         );
         assert!(r.restarted, "{label}: no checkpoint before");
         assert_eq!(r.last_uid, 4, "{label}");
-        let cp = ts.store.mailbox_checkpoint(&mailbox).await.unwrap().unwrap();
+        let cp = ts
+            .store
+            .mailbox_checkpoint(&mailbox)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(cp.last_uid, 4, "{label}");
         assert_eq!(cp.uidvalidity, i64::from(r.uidvalidity), "{label}");
 
@@ -70,7 +83,10 @@ async fn a_fetch_stores_each_message_once_and_later_mail_on_the_next() {
         assert_eq!(raws, want, "{label}");
         assert!(pending.iter().all(|p| p.source == MailSource::Imap));
         let keys: Vec<Option<String>> = pending.iter().map(|p| p.message_id.clone()).collect();
-        assert!(keys.contains(&None), "{label}: the one without a Message-ID");
+        assert!(
+            keys.contains(&None),
+            "{label}: the one without a Message-ID"
+        );
         assert_eq!(received_events(&ts.store).await, 3, "{label}");
 
         // A second fetch: nothing new, nothing fetched.
@@ -82,7 +98,11 @@ async fn a_fetch_stores_each_message_once_and_later_mail_on_the_next() {
         let m3 = message(Some("m3@debtor.example"), "Re: invoice 3", "Dispute.");
         server.append(&mut s, &mailbox, &m3).await;
         let r = fetch_once(&ts.store, &cfg).await.unwrap();
-        assert_eq!((r.fetched, r.stored, r.last_uid), (1, 1, 5), "{label}: {r:?}");
+        assert_eq!(
+            (r.fetched, r.stored, r.last_uid),
+            (1, 1, 5),
+            "{label}: {r:?}"
+        );
         assert_eq!(ts.store.count_inbound(None).await.unwrap(), 4, "{label}");
         assert_eq!(received_events(&ts.store).await, 4, "{label}");
         // Fetching leaves the messages unread for the people sharing the mailbox.
@@ -127,7 +147,12 @@ async fn a_uidvalidity_change_reads_again_without_duplicates() {
             (3, 1, 2),
             "{label}: {r:?}"
         );
-        let cp = ts.store.mailbox_checkpoint(&mailbox).await.unwrap().unwrap();
+        let cp = ts
+            .store
+            .mailbox_checkpoint(&mailbox)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (cp.uidvalidity, cp.last_uid),
             (i64::from(r.uidvalidity), 3),
@@ -152,21 +177,19 @@ async fn tls_implicit_and_starttls_verify_the_server() {
         let mailbox = format!("TLS-{label}");
         let mut s = server.session().await;
         server.create(&mut s, &mailbox).await;
-        server.append(&mut s, &mailbox, &message(Some("t1@x"), "t", "1")).await;
-        let r = fetch_once(
-            &ts.store,
-            &server.tls_config(&mailbox, TlsMode::Implicit),
-        )
-        .await
-        .unwrap();
+        server
+            .append(&mut s, &mailbox, &message(Some("t1@x"), "t", "1"))
+            .await;
+        let r = fetch_once(&ts.store, &server.tls_config(&mailbox, TlsMode::Implicit))
+            .await
+            .unwrap();
         assert_eq!(r.stored, 1, "{label}");
-        server.append(&mut s, &mailbox, &message(Some("t2@x"), "t", "2")).await;
-        let r = fetch_once(
-            &ts.store,
-            &server.tls_config(&mailbox, TlsMode::StartTls),
-        )
-        .await
-        .unwrap();
+        server
+            .append(&mut s, &mailbox, &message(Some("t2@x"), "t", "2"))
+            .await;
+        let r = fetch_once(&ts.store, &server.tls_config(&mailbox, TlsMode::StartTls))
+            .await
+            .unwrap();
         assert_eq!(r.stored, 1, "{label}");
         // A certificate nobody vouches for is refused (here: the system roots only).
         let mut untrusted = server.tls_config(&mailbox, TlsMode::Implicit);
@@ -212,7 +235,13 @@ async fn a_message_over_the_cap_is_kept_for_a_person_and_does_not_block_the_rest
             .unwrap();
         assert_eq!(failed.len(), 1, "{label}");
         assert_eq!(failed[0].message_id.as_deref(), Some("big@x"), "{label}");
-        assert!(failed[0].error.as_deref().unwrap().contains("over the 4096-byte limit"));
+        assert!(
+            failed[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("over the 4096-byte limit")
+        );
         // Only the header was taken.
         let raw = ts.store.inbound_raw(&failed[0].id).await.unwrap();
         assert!(raw.len() < 1000, "{label}: {} bytes", raw.len());
@@ -250,7 +279,13 @@ async fn the_continuous_reader_takes_new_mail_as_it_arrives() {
             let mailbox = format!("LIVE-{}-{idle}", ts.label);
             let mut s = server.session().await;
             server.create(&mut s, &mailbox).await;
-            server.append(&mut s, &mailbox, &message(Some(&format!("l0-{idle}@x")), "0", "0")).await;
+            server
+                .append(
+                    &mut s,
+                    &mailbox,
+                    &message(Some(&format!("l0-{idle}@x")), "0", "0"),
+                )
+                .await;
             let mut cfg = server.config(&mailbox);
             cfg.use_idle = idle;
             cfg.poll = Duration::from_millis(300);
@@ -271,9 +306,21 @@ async fn the_continuous_reader_takes_new_mail_as_it_arrives() {
             wait_for_count(&ts.store, 1, &label).await;
             // Delivered while the reader waits (in IDLE, or between polls).
             tokio::time::sleep(Duration::from_millis(300)).await;
-            server.append(&mut s, &mailbox, &message(Some(&format!("l1-{idle}@x")), "1", "1")).await;
+            server
+                .append(
+                    &mut s,
+                    &mailbox,
+                    &message(Some(&format!("l1-{idle}@x")), "1", "1"),
+                )
+                .await;
             wait_for_count(&ts.store, 2, &label).await;
-            server.append(&mut s, &mailbox, &message(Some(&format!("l2-{idle}@x")), "2", "2")).await;
+            server
+                .append(
+                    &mut s,
+                    &mailbox,
+                    &message(Some(&format!("l2-{idle}@x")), "2", "2"),
+                )
+                .await;
             wait_for_count(&ts.store, 3, &label).await;
             // The hook ran for every message stored.
             let deadline = Instant::now() + Duration::from_secs(5);

@@ -76,8 +76,7 @@ impl Dovecot {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // The login and mail processes run as other users when the test runs as root.
-        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir(d.join(sub)).unwrap();
         }
@@ -104,11 +103,59 @@ impl Dovecot {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
         let steps: Vec<Vec<String>> = vec![
-            [&["req", "-x509"][..], &ec[..], &["-days", "2", "-subj", "/CN=argent test CA", "-keyout", "ca.key", "-out", "ca.pem"][..]].concat(),
-            [&["req"][..], &ec[..], &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"][..]].concat(),
-            vec!["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"],
+            [
+                &["req", "-x509"][..],
+                &ec[..],
+                &[
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=argent test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ][..],
+            ]
+            .concat(),
+            [
+                &["req"][..],
+                &ec[..],
+                &[
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "leaf.csr",
+                ][..],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                "cert.pem",
+            ],
         ]
         .into_iter()
         .map(|v| v.into_iter().map(String::from).collect())

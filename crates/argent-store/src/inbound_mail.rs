@@ -354,20 +354,20 @@ impl Store {
     pub async fn pending_inbound(&self, limit: i64) -> Result<Vec<PendingInbound>> {
         let sql = "SELECT id, raw, received_at, source, message_id FROM inbound_mail \
                    WHERE status = 'new' ORDER BY received_at, id LIMIT $1";
-        let rows: Vec<(String, Vec<u8>, DateTime<Utc>, String, Option<String>)> =
-            dispatch!(self, |pool| {
-                let mut out = Vec::new();
-                for r in sqlx::query(sql).bind(limit.max(0)).fetch_all(pool).await? {
-                    out.push((
-                        r.try_get("id")?,
-                        r.try_get("raw")?,
-                        r.try_get("received_at")?,
-                        r.try_get("source")?,
-                        r.try_get("message_id")?,
-                    ));
-                }
-                out
-            });
+        type PendingRow = (String, Vec<u8>, DateTime<Utc>, String, Option<String>);
+        let rows: Vec<PendingRow> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(limit.max(0)).fetch_all(pool).await? {
+                out.push((
+                    r.try_get("id")?,
+                    r.try_get("raw")?,
+                    r.try_get("received_at")?,
+                    r.try_get("source")?,
+                    r.try_get("message_id")?,
+                ));
+            }
+            out
+        });
         rows.into_iter()
             .map(|(id, raw, received_at, source, message_id)| {
                 Ok(PendingInbound {

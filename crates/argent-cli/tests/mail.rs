@@ -222,3 +222,102 @@ async fn mail_fetch_stores_once_and_survives_kill_9() {
         db.drop_schema().await;
     }
 }
+
+/// `argent worker` with IMAP configured reads the mailbox continuously (IDLE): mail
+/// delivered while it runs is stored, and SIGTERM stops the reader with the worker.
+#[tokio::test]
+async fn the_worker_reads_the_mailbox_while_it_runs() {
+    let Some(server) = Dovecot::start() else {
+        return;
+    };
+    for db in Db::all().await {
+        let label = db.label;
+        let mailbox = format!("WORKER-{label}");
+        let mut s = server.session().await;
+        server.create(&mut s, &mailbox).await;
+        server
+            .append(
+                &mut s,
+                &mailbox,
+                &message(Some("w0@debtor.example"), "Re", "first"),
+            )
+            .await;
+        // The database exists (migrated) before the worker opens it.
+        let store = Store::open(&db.url).await.unwrap();
+        let c = mail_cmd(&server, &db, &mailbox, &[]);
+        // `argent -d DB mail` → `argent -d DB worker`: same environment, other command.
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_argent"));
+        cmd.arg("-d")
+            .arg(&db.url)
+            .args(["worker", "--grace-seconds", "1"]);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let child = cmd
+            .env_remove("ARGENT_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let wait_for = |n: i64| {
+            let store = store.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let have = store.count_inbound(None).await.unwrap();
+                    if have >= n {
+                        return have;
+                    }
+                    if Instant::now() > deadline {
+                        return have;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let first = wait_for(1).await;
+        if first != 1 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{label}: {first} stored, waiting for 1; worker: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        server
+            .append(
+                &mut s,
+                &mailbox,
+                &message(Some("w1@debtor.example"), "Re", "second"),
+            )
+            .await;
+        assert_eq!(wait_for(2).await, 2, "{label}");
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("reading mailbox {mailbox}")),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(store.count_inbound(None).await.unwrap(), 2, "{label}");
+        store.close().await;
+        s.logout().await.unwrap();
+        db.drop_schema().await;
+    }
+}

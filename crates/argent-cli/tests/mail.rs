@@ -12,8 +12,8 @@ mod dovecot;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use argent_store::{AuditFilter, Store};
-use dovecot::{Dovecot, PASSWORD, USER, message};
+use argent_store::Store;
+use dovecot::{Dovecot, PASSWORD, USER, message, received_events};
 
 struct Db {
     label: &'static str,
@@ -85,17 +85,6 @@ fn ok(out: Output, what: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-async fn events(store: &Store) -> usize {
-    store
-        .audit_events(&AuditFilter {
-            kind: Some("mail_received".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len()
-}
-
 #[tokio::test]
 async fn mail_fetch_stores_once_and_survives_kill_9() {
     let Some(server) = Dovecot::start() else {
@@ -158,7 +147,11 @@ async fn mail_fetch_stores_once_and_survives_kill_9() {
             i64::try_from(N).unwrap(),
             "{label}: every message once after {kills} kills"
         );
-        assert_eq!(events(&store).await, N, "{label}: audited once each");
+        assert_eq!(
+            received_events(&store).await,
+            N,
+            "{label}: audited once each"
+        );
         let cp = store.mailbox_checkpoint(&mailbox).await.unwrap().unwrap();
         assert_eq!(cp.last_uid, i64::try_from(N).unwrap(), "{label}");
         eprintln!(

@@ -14,20 +14,9 @@ use std::time::{Duration, Instant};
 
 use argent_mail::imap::{ImapError, TlsMode};
 use argent_store::testkit::TestStore;
-use argent_store::{AuditFilter, InboundStatus, MailSource, Store};
+use argent_store::{InboundStatus, MailSource, Store};
 use argent_worker::mail::{fetch_once, spawn_reader};
-use dovecot::{Dovecot, message};
-
-async fn received_events(store: &Store) -> usize {
-    store
-        .audit_events(&AuditFilter {
-            kind: Some("mail_received".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .len()
-}
+use dovecot::{Dovecot, message, received_events};
 
 #[tokio::test]
 async fn a_fetch_stores_each_message_once_and_later_mail_on_the_next() {

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use argent_mail::imap::{ImapConfig, Session, TlsMode};
+use argent_store::{AuditFilter, Store};
 
 pub const USER: &str = "ar@example.com";
 pub const PASSWORD: &str = "collect-pw";
@@ -313,4 +314,16 @@ pub fn message(id: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
         "Subject: {subject}\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n{body}\r\n"
     ));
     m.into_bytes()
+}
+
+/// How many `mail_received` events the audit trail holds.
+pub async fn received_events(store: &Store) -> usize {
+    store
+        .audit_events(&AuditFilter {
+            kind: Some("mail_received".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
 }

@@ -334,3 +334,40 @@ async fn the_continuous_reader_takes_new_mail_as_it_arrives() {
         ts.cleanup().await;
     }
 }
+
+/// Receiving throughput (not run by default: `cargo test --release --test imap_reader --
+/// --ignored --nocapture`): 1000 messages of about 5 KB fetched and stored in batches of
+/// 50, per backend.
+#[tokio::test]
+#[ignore]
+async fn throughput_of_a_fetch() {
+    let Some(server) = Dovecot::start() else {
+        return;
+    };
+    const N: usize = 1000;
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        let mailbox = format!("BENCH-{label}");
+        let mut s = server.session().await;
+        server.create(&mut s, &mailbox).await;
+        let body = "I will pay the invoice on Friday. ".repeat(150);
+        for i in 0..N {
+            let m = message(Some(&format!("b{i}@x")), "Re: invoice", &body);
+            server.append(&mut s, &mailbox, &m).await;
+        }
+        let cfg = server.config(&mailbox);
+        let t = Instant::now();
+        let r = fetch_once(&ts.store, &cfg).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(r.stored, N, "{label}");
+        #[allow(clippy::cast_precision_loss)]
+        let rate = N as f64 / secs;
+        println!(
+            "{label}: {N} messages of {} bytes fetched and stored in {secs:.2} s ({rate:.0} messages/s, batches of {})",
+            message(Some("b0@x"), "Re: invoice", &body).len(),
+            cfg.batch
+        );
+        s.logout().await.unwrap();
+        ts.cleanup().await;
+    }
+}

@@ -87,7 +87,7 @@ pub async fn worker(
     config.once = cmd.once;
     let owner = config.owner.clone();
     let exec = Arc::new(StepExecutor::new(agent.clone()));
-    let worker = Arc::new(Worker::new(store, exec, config).map_err(anyhow::Error::msg)?);
+    let worker = Arc::new(Worker::new(store.clone(), exec, config).map_err(anyhow::Error::msg)?);
     let shutdown = argent_worker::shutdown_on_signals().context("installing signal handlers")?;
     eprintln!(
         "argent worker {owner}: concurrency {}, lease {} s (model: {})",
@@ -95,7 +95,22 @@ pub async fn worker(
         cmd.worker.lease_seconds,
         agent.model.name()
     );
+    // The mailbox reader, when IMAP is configured (not with --once: use `argent mail fetch`).
+    let reader = if cmd.once {
+        None
+    } else {
+        let agent = agent.clone();
+        crate::mailcmd::spawn_reader_if_configured(
+            store,
+            Arc::new(move || agent.clone()),
+            shutdown.clone(),
+        )?
+    };
     let report = worker.run(shutdown).await;
+    if let Some(reader) = reader {
+        // The reader stops at the same signal; a stored batch is never cut in half.
+        let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
+    }
     print_report(&report);
     Ok(())
 }

@@ -26,6 +26,7 @@ mod evalcmd;
 mod factscmd;
 mod historycmd;
 mod logincmd;
+mod mailcmd;
 mod render;
 mod servecmd;
 mod simcmd;
@@ -147,6 +148,12 @@ enum Command {
     Login(logincmd::LoginArgs),
     /// Revoke the token `argent login` stored and remove its file.
     Logout,
+    /// Inbound email: fetch the IMAP mailbox once, receive a raw message from a file,
+    /// list what was received (exactly once each).
+    Mail {
+        #[command(subcommand)]
+        command: mailcmd::MailCommand,
+    },
     /// Outbound email: queued by the agent, delivered by this step.
     Outbox {
         #[command(subcommand)]
@@ -448,6 +455,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Login(args) => logincmd::login(&open(&cli.database).await?, args).await?,
         Command::Logout => logincmd::logout(&open(&cli.database).await?).await?,
         Command::Eval { command } => evalcmd::eval(command, &cli.models, &cli.database).await?,
+        Command::Mail { command } => mailcmd::mail(open(&cli.database).await?, command).await?,
         Command::Outbox { command } => {
             agentcmd::outbox(open(&cli.database).await?, command).await?
         }

@@ -90,7 +90,13 @@ pub async fn serve(
 ) -> Result<()> {
     let clock = now.map_or(Clock::System, Clock::Fixed);
     let agent = Arc::new(build_agent(store, models, clock).await?);
+    let inbound_token = inbound_token()?;
+    if inbound_token.is_some() {
+        eprintln!("argent: POST /api/inbound is on (ARGENT_INBOUND_TOKEN)");
+    }
     let config = ServerConfig {
+        inbound_token,
+        inbound_max_bytes: crate::mailcmd::max_bytes()?,
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
         session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours)),
         secure_cookies: args.secure_cookies,
@@ -150,11 +156,22 @@ pub async fn serve(
         args.tick_every,
         shutdown.clone(),
     )?;
+    let reader = crate::mailcmd::spawn_reader_if_configured(
+        agent.store.clone(),
+        {
+            let handle = state.agent.clone();
+            Arc::new(move || handle.current())
+        },
+        shutdown.clone(),
+    )?;
     let mut stop = shutdown.clone();
     tokio::select! {
         r = argent_server::serve(listener, state) => r.context("serving")?,
         _ = stop.wait_for(|s| *s) => {
             let report = desk.await.context("the desk's worker")?;
+            if let Some(reader) = reader {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reader).await;
+            }
             println!(
                 "argent: desk stopped: {} done, {} retried, {} failed, {} lost, {} released",
                 report.done, report.retried, report.failed, report.lost, report.released
@@ -162,6 +179,24 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// The shortest inbound webhook token accepted.
+const MIN_INBOUND_TOKEN: usize = 24;
+
+/// `ARGENT_INBOUND_TOKEN`: the bearer token of `POST /api/inbound` (from the environment
+/// only, so it is not in the process list); unset: the webhook refuses everything.
+fn inbound_token() -> Result<Option<String>> {
+    match std::env::var("ARGENT_INBOUND_TOKEN") {
+        Ok(t) if t.is_empty() => Ok(None),
+        Ok(t) if t.len() < MIN_INBOUND_TOKEN => bail!(
+            "ARGENT_INBOUND_TOKEN is {} characters; use at least {MIN_INBOUND_TOKEN} random ones",
+            t.len()
+        ),
+        Ok(t) => Ok(Some(t)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => bail!("ARGENT_INBOUND_TOKEN: {e}"),
+    }
 }
 
 pub async fn users(store: Store, cmd: UsersCommand) -> Result<()> {

@@ -29,6 +29,7 @@ mod cases;
 mod desk;
 pub mod error;
 mod extract;
+pub mod inbound;
 pub mod limits;
 mod procedures;
 pub mod request_id;
@@ -66,6 +67,11 @@ pub struct ServerConfig {
     pub eval_runs_per_user: usize,
     /// Eval runs from the web or the API going at once in all (default 2).
     pub eval_runs_total: usize,
+    /// The bearer token of `POST /api/inbound` (`ARGENT_INBOUND_TOKEN`), separate from
+    /// users' tokens; `None`: the webhook refuses everything.
+    pub inbound_token: Option<String>,
+    /// The largest raw message `POST /api/inbound` accepts (default 10 MiB).
+    pub inbound_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +87,8 @@ impl Default for ServerConfig {
             cpu_slots: limits::default_cpu_slots(),
             eval_runs_per_user: 1,
             eval_runs_total: 2,
+            inbound_token: None,
+            inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -260,6 +268,7 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/referrals/{id}/package", get(desk::package)),
         ("POST", "/referrals/{id}/approve", post(desk::approve)),
         ("POST", "/referrals/{id}/reject", post(desk::reject)),
+        ("POST", "/inbound", post(inbound::receive)),
     ]
 }
 

@@ -719,3 +719,73 @@ async fn desk_responses_match_the_documented_schemas() {
         1
     );
 }
+
+/// `POST /api/inbound` answers with what the document says: 202 and 200 with
+/// `InboundReceived`, and `Error` bodies for 400, 401, 413 and 415.
+#[tokio::test]
+async fn inbound_responses_match_the_documented_schemas() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let token = "an-inbound-token-for-the-contract-test";
+    let f = fixture_with(argent_server::ServerConfig {
+        inbound_token: Some(token.into()),
+        inbound_max_bytes: 4096,
+        ..argent_server::ServerConfig::default()
+    })
+    .await;
+    let doc = doc();
+    let send = |auth: Option<&str>, ct: &str, body: Vec<u8>| {
+        let mut req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/inbound")
+            .header("content-type", ct);
+        if let Some(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let app = f.app.clone();
+        async move {
+            let res = app
+                .oneshot(req.body(Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let m = b"Message-ID: <contract@x>\r\nSubject: hi\r\n\r\nhello\r\n".to_vec();
+    let cases = [
+        (
+            Some(token),
+            "message/rfc822",
+            m.clone(),
+            StatusCode::ACCEPTED,
+        ),
+        (Some(token), "message/rfc822", m.clone(), StatusCode::OK),
+        (
+            Some(token),
+            "message/rfc822",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (None, "message/rfc822", m.clone(), StatusCode::UNAUTHORIZED),
+        (
+            Some(token),
+            "message/rfc822",
+            vec![b'a'; 5000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            Some(token),
+            "text/plain",
+            m.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ];
+    for (auth, ct, body, want) in cases {
+        let (status, body) = send(auth, ct, body).await;
+        assert_eq!(status, want, "{body}");
+        check(&doc, "POST", "/api/inbound", status, &body);
+    }
+}

@@ -31,6 +31,7 @@ mod desk;
 mod documents;
 mod eval_runs;
 mod facts;
+mod inbound_mail;
 pub mod integrity;
 mod ledger;
 mod procedures;
@@ -63,6 +64,10 @@ pub use desk::{
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
+pub use inbound_mail::{
+    BatchReceived, ImapBatch, InboundRecord, InboundStatus, MailSource, MailboxCheckpoint,
+    NewInbound, PendingInbound, Received, inbound_id,
+};
 pub use ledger::{ImportStats, LedgerSnapshot};
 pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use queue::QueueFilter;
@@ -374,6 +379,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0014_desk.sql"),
     ),
     (
+        15,
+        "mail",
+        include_str!("../../../migrations/sqlite/0015_mail.sql"),
+    ),
+    (
         19,
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
@@ -444,6 +454,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "desk",
         include_str!("../../../migrations/postgres/0014_desk.sql"),
+    ),
+    (
+        15,
+        "mail",
+        include_str!("../../../migrations/postgres/0015_mail.sql"),
     ),
     (
         19,

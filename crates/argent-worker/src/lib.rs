@@ -33,6 +33,7 @@ use serde_json::Value;
 use argent_store::WorkItem;
 
 pub mod lease;
+pub mod mail;
 pub mod package;
 pub mod runtime;
 pub mod scheduler;

@@ -31,6 +31,7 @@ mod eval_runs;
 mod facts;
 pub mod integrity;
 mod ledger;
+pub mod outbox_delivery;
 mod procedures;
 mod records;
 pub mod search;
@@ -61,6 +62,7 @@ pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_s
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use outbox_delivery::{AttemptOutcome, OutboxAttempt};
 pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
@@ -369,6 +371,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "desk",
         include_str!("../../../migrations/sqlite/0014_desk.sql"),
     ),
+    (
+        15,
+        "mail",
+        include_str!("../../../migrations/sqlite/0015_mail.sql"),
+    ),
+    (
+        16,
+        "smtp",
+        include_str!("../../../migrations/sqlite/0016_smtp.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -435,6 +447,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "desk",
         include_str!("../../../migrations/postgres/0014_desk.sql"),
+    ),
+    (
+        15,
+        "mail",
+        include_str!("../../../migrations/postgres/0015_mail.sql"),
+    ),
+    (
+        16,
+        "smtp",
+        include_str!("../../../migrations/postgres/0016_smtp.sql"),
     ),
 ];
 

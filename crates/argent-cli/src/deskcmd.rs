@@ -37,6 +37,9 @@ pub struct WorkerArgs {
     /// released for another worker.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub grace_seconds: u64,
+    /// When SMTP is configured, how often the outbox is delivered (seconds).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_every_seconds: u64,
 }
 
 impl WorkerArgs {
@@ -95,7 +98,32 @@ pub async fn worker(
         cmd.worker.lease_seconds,
         agent.model.name()
     );
-    let report = worker.run(shutdown).await;
+    let settings = crate::mailcmd::mail_settings()?;
+    let report = if cmd.once {
+        let report = worker.run(shutdown).await;
+        // Then what the run queued, once.
+        if let Some(smtp) = &settings.smtp {
+            let mailer = argent_mail::smtp::SmtpMailer::new(smtp)?;
+            let d = agent
+                .deliver_smtp(&mailer, &settings, &crate::mailcmd::deliverer_name(), 500)
+                .await?;
+            eprintln!("argent worker: mail: {}", crate::mailcmd::describe(&d));
+        }
+        report
+    } else {
+        let a = agent.clone();
+        let mail = crate::mailcmd::spawn_delivery(
+            Arc::new(move || a.clone()),
+            settings,
+            Duration::from_secs(cmd.worker.mail_every_seconds),
+            shutdown.clone(),
+        )?;
+        let report = worker.run(shutdown).await;
+        if let Some(m) = mail {
+            m.await.context("the mail delivery task")?;
+        }
+        report
+    };
     print_report(&report);
     Ok(())
 }
@@ -132,6 +160,12 @@ pub fn spawn_desk(
         now,
         shutdown.clone(),
     ));
+    crate::mailcmd::spawn_delivery(
+        agent.clone(),
+        crate::mailcmd::mail_settings()?,
+        Duration::from_secs(args.mail_every_seconds),
+        shutdown.clone(),
+    )?;
     let exec = Arc::new(StepExecutor::with_source(
         agent,
         Arc::new(argent_worker::TaskAlertSink),

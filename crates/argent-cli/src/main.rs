@@ -21,6 +21,7 @@ mod args;
 mod auditcmd;
 mod callscmd;
 mod deskcmd;
+mod mailcmd;
 mod docscmd;
 mod evalcmd;
 mod factscmd;

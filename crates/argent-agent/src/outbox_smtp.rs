@@ -23,7 +23,9 @@ use argent_core::{Role, TaskKind};
 use argent_mail::outbound::{Outgoing, build_message, domain_of, message_id_for};
 use argent_mail::smtp::{MailSettings, SendFailure, SmtpMailer, SmtpSettings, backoff, rate_wait};
 use argent_store::integrity::{self, EmailRefusal};
-use argent_store::{AttemptOutcome, NewAuditEvent, NewTask, OutboxAttempt, OutboxEmail, StoreError};
+use argent_store::{
+    AttemptOutcome, NewAuditEvent, NewTask, OutboxAttempt, OutboxEmail, StoreError,
+};
 
 use crate::run::crash_point;
 use crate::{Agent, AgentError};
@@ -62,7 +64,13 @@ fn event(email_customer: &str, kind: &str, payload: serde_json::Value) -> NewAud
     }
 }
 
-fn collector_task(email: &OutboxEmail, id: String, title: String, body: String, now: DateTime<Utc>) -> NewTask {
+fn collector_task(
+    email: &OutboxEmail,
+    id: String,
+    title: String,
+    body: String,
+    now: DateTime<Utc>,
+) -> NewTask {
     NewTask {
         id,
         kind: TaskKind::FollowUp,
@@ -92,8 +100,10 @@ impl Agent {
             .smtp
             .as_ref()
             .ok_or_else(|| AgentError::Io("SMTP is not configured (ARGENT_SMTP_HOST)".into()))?;
-        let mut out = SmtpDelivery::default();
-        out.uncertain = self.reconcile_attempts(smtp).await?;
+        let mut out = SmtpDelivery {
+            uncertain: self.reconcile_attempts(smtp).await?,
+            ..SmtpDelivery::default()
+        };
         let now = self.now();
         for mut email in self.store.deliverable_emails(now, limit).await? {
             if let Some(refusal) = self.store.email_binding(&email).await? {
@@ -121,8 +131,12 @@ impl Agent {
             }
             let now = self.now();
             let Some(domain) = domain_of(&email.to_addr) else {
-                self.fail_unsent(&email, &format!("recipient '{}' has no domain", email.to_addr), now)
-                    .await?;
+                self.fail_unsent(
+                    &email,
+                    &format!("recipient '{}' has no domain", email.to_addr),
+                    now,
+                )
+                .await?;
                 out.failed += 1;
                 continue;
             };
@@ -133,7 +147,10 @@ impl Agent {
                 tx.defer_email(
                     &email.id,
                     at,
-                    &format!("rate limit: {} a minute to {domain}", smtp.rate_for(&domain)),
+                    &format!(
+                        "rate limit: {} a minute to {domain}",
+                        smtp.rate_for(&domain)
+                    ),
                 )
                 .await?;
                 tx.commit().await?;
@@ -221,12 +238,14 @@ impl Agent {
                 .await?;
                 Concluded::Sent
             }
-            Err(SendFailure::Temporary(e))
-                if attempt.attempt < i64::from(smtp.max_attempts) =>
-            {
+            Err(SendFailure::Temporary(e)) if attempt.attempt < i64::from(smtp.max_attempts) => {
                 let next = now
-                    + chrono::Duration::from_std(backoff(attempt.attempt, smtp.retry_base, smtp.retry_max))
-                        .unwrap_or_else(|_| chrono::Duration::hours(1));
+                    + chrono::Duration::from_std(backoff(
+                        attempt.attempt,
+                        smtp.retry_base,
+                        smtp.retry_max,
+                    ))
+                    .unwrap_or_else(|_| chrono::Duration::hours(1));
                 tx.conclude_attempt(&attempt.id, AttemptOutcome::Retry, &e, now)
                     .await?;
                 tx.defer_email(&email.id, next, &e).await?;
@@ -241,16 +260,19 @@ impl Agent {
             Err(failure) => {
                 let why = match failure {
                     SendFailure::Permanent(e) => e,
-                    SendFailure::Temporary(e) => format!(
-                        "gave up after {} attempts; the last: {e}",
-                        attempt.attempt
-                    ),
+                    SendFailure::Temporary(e) => {
+                        format!("gave up after {} attempts; the last: {e}", attempt.attempt)
+                    }
                 };
                 tx.conclude_attempt(&attempt.id, AttemptOutcome::Failed, &why, now)
                     .await?;
                 tx.end_email(&email.id, "failed", &why).await?;
-                tx.audit_append(event(&email.customer_id, EMAIL_FAILED, with(json!({"error": why}))))
-                    .await?;
+                tx.audit_append(event(
+                    &email.customer_id,
+                    EMAIL_FAILED,
+                    with(json!({"error": why})),
+                ))
+                .await?;
                 tx.create_task(&collector_task(
                     email,
                     format!("TASK-mail-{}", email.id),
@@ -270,7 +292,12 @@ impl Agent {
     }
 
     /// An email that cannot even be tried (no domain, unbuildable): failed, audited, a task.
-    async fn fail_unsent(&self, email: &OutboxEmail, why: &str, now: DateTime<Utc>) -> Result<(), AgentError> {
+    async fn fail_unsent(
+        &self,
+        email: &OutboxEmail,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AgentError> {
         let mut tx = self.store.begin().await?;
         tx.end_email(&email.id, "failed", why).await?;
         tx.audit_append(event(

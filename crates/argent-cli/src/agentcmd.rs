@@ -398,7 +398,11 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 .await?;
             println!(
                 "{id}: {}",
-                if arrived { "marked sent" } else { "pending again; the next delivery sends it" }
+                if arrived {
+                    "marked sent"
+                } else {
+                    "pending again; the next delivery sends it"
+                }
             );
         }
     }

@@ -13,7 +13,8 @@ use argent_mail::smtp::{MailSettings, SmtpMailer};
 
 /// The mail settings of this process.
 pub fn mail_settings() -> Result<MailSettings> {
-    MailSettings::from_env().context("mail settings (ARGENT_MAIL_* / ARGENT_SMTP_* / ARGENT_MAIL_CONFIG)")
+    MailSettings::from_env()
+        .context("mail settings (ARGENT_MAIL_* / ARGENT_SMTP_* / ARGENT_MAIL_CONFIG)")
 }
 
 /// Who records attempts: this process.

@@ -98,7 +98,8 @@ pub fn clean_msg_id(raw: &str) -> Option<String> {
     let s = s.strip_suffix('>').unwrap_or(s);
     let ok = !s.is_empty()
         && s.len() <= 250
-        && s.bytes().all(|b| b.is_ascii_graphic() && !b"<>\"\\,;()[]".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>\"\\,;()[]".contains(&b))
         && s.matches('@').count() == 1
         && !s.starts_with('@')
         && !s.ends_with('@');
@@ -138,7 +139,11 @@ impl Threading {
         };
         let mut refs: Vec<String> = Vec::new();
         if let Some(list) = t.get("references").and_then(Value::as_array) {
-            for id in list.iter().filter_map(Value::as_str).filter_map(clean_msg_id) {
+            for id in list
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(clean_msg_id)
+            {
                 if !refs.contains(&id) && id != parent {
                     refs.push(id);
                 }
@@ -222,17 +227,25 @@ fn no_newlines(s: &str) -> String {
 }
 
 /// The `List-Unsubscribe` value and whether one-click applies.
-pub fn list_unsubscribe(u: &Unsubscribe, message_id: &str, outbox_id: &str) -> Result<(String, bool), BuildError> {
+pub fn list_unsubscribe(
+    u: &Unsubscribe,
+    message_id: &str,
+    outbox_id: &str,
+) -> Result<(String, bool), BuildError> {
     let addr = u.mailto.trim();
-    if domain_of(addr).is_none() || addr.contains(|c: char| c.is_whitespace() || "<>?".contains(c)) {
+    if domain_of(addr).is_none() || addr.contains(|c: char| c.is_whitespace() || "<>?".contains(c))
+    {
         return Err(BuildError::Unsubscribe(u.mailto.clone()));
     }
-    let subject = utf8_percent_encode(&format!("unsubscribe {outbox_id}"), NON_ALPHANUMERIC).to_string();
+    let subject =
+        utf8_percent_encode(&format!("unsubscribe {outbox_id}"), NON_ALPHANUMERIC).to_string();
     let mut value = format!("<mailto:{addr}?subject={subject}>");
     let mut one_click = false;
     if let Some(url) = &u.url {
         let url = url.trim();
-        if !url.starts_with("https://") || url.contains(|c: char| c.is_whitespace() || c.is_control() || "<>".contains(c)) {
+        if !url.starts_with("https://")
+            || url.contains(|c: char| c.is_whitespace() || c.is_control() || "<>".contains(c))
+        {
             return Err(BuildError::UnsubscribeUrl(url.to_string()));
         }
         let url = url.replace(
@@ -254,11 +267,11 @@ pub fn build_message(o: &Outgoing<'_>) -> Result<Message, BuildError> {
         .from
         .parse()
         .map_err(|e| BuildError::From(o.from.to_string(), format!("{e}")))?;
-    let to = o
-        .to
-        .parse()
-        .map_err(|e| BuildError::To(o.to.to_string(), format!("{e}")))?;
-    let mid = clean_msg_id(o.message_id).ok_or_else(|| BuildError::MessageId(o.message_id.to_string()))?;
+    let to =
+        o.to.parse()
+            .map_err(|e| BuildError::To(o.to.to_string(), format!("{e}")))?;
+    let mid = clean_msg_id(o.message_id)
+        .ok_or_else(|| BuildError::MessageId(o.message_id.to_string()))?;
     let (unsub, one_click) = list_unsubscribe(o.unsubscribe, &mid, o.outbox_id)?;
     let mut b = Message::builder()
         .from(from)
@@ -302,7 +315,10 @@ mod tests {
 
     #[test]
     fn message_ids_are_stable_and_clean() {
-        assert_eq!(message_id_for("EM-call-1", "Argent.Example"), "EM-call-1@argent.example");
+        assert_eq!(
+            message_id_for("EM-call-1", "Argent.Example"),
+            "EM-call-1@argent.example"
+        );
         let odd = message_id_for("EM-call 1<x>", "argent.example");
         assert!(odd.starts_with("EM-call-1-x-."), "{odd}");
         assert!(clean_msg_id(&odd).is_some());
@@ -313,7 +329,10 @@ mod tests {
     #[test]
     fn domains() {
         assert_eq!(domain_of("AP@Example.COM").as_deref(), Some("example.com"));
-        assert_eq!(domain_of("Acme AP <ap@acme.test>").as_deref(), Some("acme.test"));
+        assert_eq!(
+            domain_of("Acme AP <ap@acme.test>").as_deref(),
+            Some("acme.test")
+        );
         assert_eq!(domain_of("nobody"), None);
         assert_eq!(domain_of("x@"), None);
     }
@@ -324,7 +343,10 @@ mod tests {
                         "references": ["m1@cust.test", "<m2@argent.example>", "bad id\r\nX-Evil: 1"]});
         let th = Threading::from_trigger(&t);
         assert_eq!(th.in_reply_to.as_deref(), Some("m3@cust.test"));
-        assert_eq!(th.references, vec!["m1@cust.test", "m2@argent.example", "m3@cust.test"]);
+        assert_eq!(
+            th.references,
+            vec!["m1@cust.test", "m2@argent.example", "m3@cust.test"]
+        );
         assert_eq!(
             th.references_hdr().as_deref(),
             Some("m1@cust.test m2@argent.example m3@cust.test")
@@ -340,7 +362,10 @@ mod tests {
         let many: Vec<String> = (0..50).map(|i| format!("m{i}@x.test")).collect();
         let th = Threading::from_trigger(&json!({"message_id": "last@x.test", "references": many}));
         assert_eq!(th.references.len(), MAX_REFERENCES);
-        assert_eq!(th.references.last().map(String::as_str), Some("last@x.test"));
+        assert_eq!(
+            th.references.last().map(String::as_str),
+            Some("last@x.test")
+        );
     }
 
     #[test]
@@ -358,12 +383,27 @@ mod tests {
             outbox_id: "EM-1",
         };
         let text = String::from_utf8(build_message(&o).unwrap().formatted()).unwrap();
-        assert!(text.contains("Message-ID: <EM-1@argent.example>\r\n"), "{text}");
+        assert!(
+            text.contains("Message-ID: <EM-1@argent.example>\r\n"),
+            "{text}"
+        );
         assert!(text.contains("In-Reply-To: <m3@cust.test>\r\n"), "{text}");
-        assert!(text.contains("References: <m1@cust.test> <m3@cust.test>\r\n"), "{text}");
-        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{text}");
-        assert!(text.contains("<https://ar.argent.example/optout?m=EM%2D1%40argent%2Eexample>"), "{text}");
-        assert!(text.contains("mailto:optout@argent.example?subject=unsubscribe%20EM%2D1"), "{text}");
+        assert!(
+            text.contains("References: <m1@cust.test> <m3@cust.test>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<https://ar.argent.example/optout?m=EM%2D1%40argent%2Eexample>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailto:optout@argent.example?subject=unsubscribe%20EM%2D1"),
+            "{text}"
+        );
         assert!(!text.contains("\r\nBcc:"), "{text}");
         let o = Outgoing {
             unsubscribe: &unsub(None),
@@ -374,10 +414,16 @@ mod tests {
         let text = String::from_utf8(build_message(&o).unwrap().formatted()).unwrap();
         assert!(!text.contains("List-Unsubscribe-Post"), "{text}");
         assert!(!text.contains("In-Reply-To"), "{text}");
-        assert!(text.contains("List-Unsubscribe: <mailto:optout@argent.example"), "{text}");
+        assert!(
+            text.contains("List-Unsubscribe: <mailto:optout@argent.example"),
+            "{text}"
+        );
         let bad = unsub(Some("http://plain.example/x"));
         assert!(matches!(
-            build_message(&Outgoing { unsubscribe: &bad, ..o }),
+            build_message(&Outgoing {
+                unsubscribe: &bad,
+                ..o
+            }),
             Err(BuildError::UnsubscribeUrl(_))
         ));
     }

@@ -192,9 +192,10 @@ impl MailSettings {
     ) -> Result<MailSettings, ConfigError> {
         let fc: FileConfig = match file {
             Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_path_buf(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Toml(p.to_path_buf(), e.to_string()))?
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read(p.to_path_buf(), e))?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Toml(p.to_path_buf(), e.to_string()))?
             }
             None => FileConfig::default(),
         };
@@ -224,7 +225,8 @@ impl MailSettings {
                 format!("'{mailto}' is not an email address"),
             ));
         }
-        let url = parse_env::<String>(env, "ARGENT_MAIL_UNSUBSCRIBE_URL")?.or(fc.mail.unsubscribe_url);
+        let url =
+            parse_env::<String>(env, "ARGENT_MAIL_UNSUBSCRIBE_URL")?.or(fc.mail.unsubscribe_url);
         if let Some(u) = &url
             && (!u.starts_with("https://") || u.contains(char::is_whitespace))
         {
@@ -258,7 +260,10 @@ impl MailSettings {
             Some(p) => Some(p),
             None => match (&fs.password_env, fs.password) {
                 (Some(var), _) => Some(env(var).ok_or_else(|| {
-                    bad("smtp.password_env", format!("environment variable {var} is not set"))
+                    bad(
+                        "smtp.password_env",
+                        format!("environment variable {var} is not set"),
+                    )
                 })?),
                 (None, p) => p,
             },
@@ -283,7 +288,10 @@ impl MailSettings {
             max_attempts: parse_env(env, "ARGENT_SMTP_MAX_ATTEMPTS")?
                 .or(fs.max_attempts)
                 .unwrap_or(8),
-            retry_base: secs(parse_env(env, "ARGENT_SMTP_RETRY_SECONDS")?.or(fs.retry_seconds), 60),
+            retry_base: secs(
+                parse_env(env, "ARGENT_SMTP_RETRY_SECONDS")?.or(fs.retry_seconds),
+                60,
+            ),
             retry_max: secs(
                 parse_env(env, "ARGENT_SMTP_RETRY_MAX_SECONDS")?.or(fs.retry_max_seconds),
                 3600,
@@ -311,10 +319,7 @@ impl MailSettings {
             ));
         }
         if s.username.is_some() != s.password.is_some() {
-            return Err(bad(
-                "smtp.username/password",
-                "give both or neither".into(),
-            ));
+            return Err(bad("smtp.username/password", "give both or neither".into()));
         }
         Ok(MailSettings {
             from,
@@ -362,9 +367,8 @@ impl SmtpMailer {
             let name = s.tls_name.clone().unwrap_or_else(|| s.host.clone());
             let mut tp = TlsParameters::builder(name);
             if let Some(ca) = &s.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    client(format!("reading the CA file {}: {e}", ca.display()))
-                })?;
+                let pem = std::fs::read(ca)
+                    .map_err(|e| client(format!("reading the CA file {}: {e}", ca.display())))?;
                 let cert = Certificate::from_pem(&pem)
                     .map_err(|e| client(format!("CA file {}: {e}", ca.display())))?;
                 tp = tp.add_root_certificate(cert);
@@ -474,9 +478,7 @@ pub fn rate_wait(
         return None;
     }
     // The slot that frees first is that of the attempt `len - limit` from the oldest.
-    recent
-        .get(recent.len() - limit)
-        .map(|t| **t + window)
+    recent.get(recent.len() - limit).map(|t| **t + window)
 }
 
 #[cfg(test)]
@@ -508,25 +510,39 @@ mod tests {
              rate_per_minute = 5\ndomain_rates = { \"Big.Test\" = 100 }\n",
         )
         .unwrap();
-        let s = MailSettings::load_with(Some(&f), &env_of(&[("PW", "secret"), ("ARGENT_SMTP_PORT", "2465")]))
-            .unwrap();
+        let s = MailSettings::load_with(
+            Some(&f),
+            &env_of(&[("PW", "secret"), ("ARGENT_SMTP_PORT", "2465")]),
+        )
+        .unwrap();
         assert_eq!(s.domain(), "acme.test");
         assert_eq!(s.unsubscribe.mailto, "ar@acme.test");
         let smtp = s.smtp.unwrap();
         assert_eq!((smtp.port, smtp.security), (2465, Security::Tls));
         assert_eq!(smtp.password.as_deref(), Some("secret"));
-        assert_eq!((smtp.rate_for("big.test"), smtp.rate_for("x.test")), (100, 5));
+        assert_eq!(
+            (smtp.rate_for("big.test"), smtp.rate_for("x.test")),
+            (100, 5)
+        );
 
-        let err = MailSettings::load_with(None, &env_of(&[("ARGENT_SMTP_HOST", "h"), ("ARGENT_SMTP_PORT", "x")]))
-            .unwrap_err()
-            .to_string();
+        let err = MailSettings::load_with(
+            None,
+            &env_of(&[("ARGENT_SMTP_HOST", "h"), ("ARGENT_SMTP_PORT", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("ARGENT_SMTP_PORT"), "{err}");
         std::fs::write(&f, "[smtp]\nhots = \"typo\"\n").unwrap();
-        let err = MailSettings::load_with(Some(&f), &env_of(&[])).unwrap_err().to_string();
-        assert!(err.contains("mail.toml") && err.contains("hots"), "{err}");
-        let err = MailSettings::load_with(None, &env_of(&[("ARGENT_MAIL_UNSUBSCRIBE_URL", "http://x")]))
+        let err = MailSettings::load_with(Some(&f), &env_of(&[]))
             .unwrap_err()
             .to_string();
+        assert!(err.contains("mail.toml") && err.contains("hots"), "{err}");
+        let err = MailSettings::load_with(
+            None,
+            &env_of(&[("ARGENT_MAIL_UNSUBSCRIBE_URL", "http://x")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("https"), "{err}");
     }
 

@@ -135,8 +135,13 @@ impl Store {
     }
 
     /// Attempts started to recipient `domain` at or after `since` (rate limits).
-    pub async fn attempts_to_domain_since(&self, domain: &str, since: DateTime<Utc>) -> Result<i64> {
-        let sql = "SELECT COUNT(*) AS n FROM outbox_attempts WHERE domain = $1 AND started_at >= $2";
+    pub async fn attempts_to_domain_since(
+        &self,
+        domain: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64> {
+        let sql =
+            "SELECT COUNT(*) AS n FROM outbox_attempts WHERE domain = $1 AND started_at >= $2";
         Ok(dispatch!(self, |pool| {
             sqlx::query(sql)
                 .bind(domain)

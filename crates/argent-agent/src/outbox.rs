@@ -95,7 +95,8 @@ impl Agent {
         limit: i64,
     ) -> Result<Delivery, AgentError> {
         let mut out = Delivery::default();
-        for mut email in self.store.pending_emails(limit).await? {
+        // Pending emails that are due and that no SMTP attempt is working on.
+        for mut email in self.store.deliverable_emails(self.now(), limit).await? {
             if email.message_id.is_none() {
                 // Queued before emails had one: chosen now, before it is first delivered,
                 // and kept for any later delivery.

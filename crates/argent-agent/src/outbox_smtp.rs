@@ -105,103 +105,118 @@ impl Agent {
             ..SmtpDelivery::default()
         };
         let now = self.now();
-        for mut email in self.store.deliverable_emails(now, limit).await? {
-            if let Some(refusal) = self.store.email_binding(&email).await? {
-                self.store
-                    .audit_append(event(
-                        &email.customer_id,
-                        integrity::EMAIL_REFUSED,
-                        json!({
-                            "outbox_id": email.id, "call_id": email.call_id,
-                            "audited_sha256": refusal.audited, "stored_sha256": refusal.stored,
-                            "why": refusal.why,
-                        }),
-                    ))
-                    .await?;
-                out.refused.push(refusal);
-                continue;
-            }
-            if email.message_id.is_none() {
-                // Queued before emails had one: chosen now, before the first attempt.
-                let mid = message_id_for(&email.id, &settings.domain());
-                let mut tx = self.store.begin().await?;
-                tx.assign_message_id(&email.id, &mid).await?;
-                tx.commit().await?;
-                email = self.store.email(&email.id).await?;
-            }
-            let now = self.now();
-            let Some(domain) = domain_of(&email.to_addr) else {
-                self.fail_unsent(
-                    &email,
-                    &format!("recipient '{}' has no domain", email.to_addr),
-                    now,
-                )
-                .await?;
-                out.failed += 1;
-                continue;
-            };
-            let since = now - chrono::Duration::minutes(1);
-            let starts = self.store.attempt_starts_to_domain(&domain, since).await?;
-            if let Some(at) = rate_wait(&starts, smtp.rate_for(&domain), now) {
-                let mut tx = self.store.begin().await?;
-                tx.defer_email(
-                    &email.id,
-                    at,
-                    &format!(
-                        "rate limit: {} a minute to {domain}",
-                        smtp.rate_for(&domain)
-                    ),
-                )
-                .await?;
-                tx.commit().await?;
-                out.rate_limited += 1;
-                continue;
-            }
-            let message_id = email.message_id.clone().unwrap_or_default();
-            let msg = match build_message(&Outgoing {
-                from: &settings.from,
-                to: &email.to_addr,
-                subject: &email.subject,
-                body: &email.body,
-                message_id: &message_id,
-                in_reply_to: email.in_reply_to.as_deref(),
-                references: email.references_hdr.as_deref(),
-                unsubscribe: &settings.unsubscribe,
-                outbox_id: &email.id,
-            }) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.fail_unsent(&email, &e.to_string(), now).await?;
-                    out.failed += 1;
-                    continue;
-                }
-            };
-            // The attempt is durable before the server sees the message.
-            let mut tx = self.store.begin().await?;
-            let Some(attempt) = tx.start_attempt(&email, &domain, owner, now).await? else {
-                tx.rollback().await?;
-                continue;
-            };
-            tx.commit().await?;
-            crash_point("smtp_attempt_recorded");
-            let answer = mailer.send(&msg).await;
-            if answer.is_ok() {
-                // The server said 250; nothing is recorded yet.
-                crash_point("smtp_accepted");
-            }
-            match self.conclude(&email, &attempt, answer, smtp, mailer).await {
-                Ok(Concluded::Sent) => out.sent += 1,
-                Ok(Concluded::Deferred) => out.deferred += 1,
-                Ok(Concluded::Failed) => out.failed += 1,
-                // Marked uncertain by another deliverer meanwhile (this attempt outlived
-                // its lease): its answer is left to the collector's task.
+        for email in self.store.deliverable_emails(now, limit).await? {
+            let id = email.id.clone();
+            match self.deliver_one(email, mailer, settings, smtp, owner).await {
+                Ok(One::Sent) => out.sent += 1,
+                Ok(One::Deferred) => out.deferred += 1,
+                Ok(One::RateLimited) => out.rate_limited += 1,
+                Ok(One::Failed) => out.failed += 1,
+                Ok(One::Refused(r)) => out.refused.push(r),
+                Ok(One::Skipped) => {}
+                // Another deliverer changed it meanwhile (sent it, concluded this attempt
+                // as uncertain after its lease, ...): left as that one recorded it.
                 Err(AgentError::Store(StoreError::Conflict(e))) => {
-                    tracing::warn!("outbox {}: {e}", email.id);
+                    tracing::warn!("outbox {id}: {e}");
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    /// One email of a pass (see the module docs).
+    async fn deliver_one(
+        &self,
+        mut email: OutboxEmail,
+        mailer: &SmtpMailer,
+        settings: &MailSettings,
+        smtp: &SmtpSettings,
+        owner: &str,
+    ) -> Result<One, AgentError> {
+        if let Some(refusal) = self.store.email_binding(&email).await? {
+            self.store
+                .audit_append(event(
+                    &email.customer_id,
+                    integrity::EMAIL_REFUSED,
+                    json!({
+                        "outbox_id": email.id, "call_id": email.call_id,
+                        "audited_sha256": refusal.audited, "stored_sha256": refusal.stored,
+                        "why": refusal.why,
+                    }),
+                ))
+                .await?;
+            return Ok(One::Refused(refusal));
+        }
+        if email.message_id.is_none() {
+            // Queued before emails had one: chosen now, before the first attempt.
+            let mid = message_id_for(&email.id, &settings.domain());
+            let mut tx = self.store.begin().await?;
+            tx.assign_message_id(&email.id, &mid).await?;
+            tx.commit().await?;
+            email = self.store.email(&email.id).await?;
+        }
+        let now = self.now();
+        let Some(domain) = domain_of(&email.to_addr) else {
+            let why = format!("recipient '{}' has no domain", email.to_addr);
+            self.fail_unsent(&email, &why, now).await?;
+            return Ok(One::Failed);
+        };
+        let since = now - chrono::Duration::minutes(1);
+        let starts = self.store.attempt_starts_to_domain(&domain, since).await?;
+        let rate = smtp.rate_for(&domain);
+        if let Some(at) = rate_wait(&starts, rate, now) {
+            let mut tx = self.store.begin().await?;
+            tx.defer_email(
+                &email.id,
+                at,
+                &format!("rate limit: {rate} a minute to {domain}"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(One::RateLimited);
+        }
+        let message_id = email.message_id.clone().unwrap_or_default();
+        let msg = match build_message(&Outgoing {
+            from: &settings.from,
+            to: &email.to_addr,
+            subject: &email.subject,
+            body: &email.body,
+            message_id: &message_id,
+            in_reply_to: email.in_reply_to.as_deref(),
+            references: email.references_hdr.as_deref(),
+            unsubscribe: &settings.unsubscribe,
+            outbox_id: &email.id,
+        }) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail_unsent(&email, &e.to_string(), now).await?;
+                return Ok(One::Failed);
+            }
+        };
+        // The attempt is durable before the server sees the message.
+        let mut tx = self.store.begin().await?;
+        let Some(attempt) = tx.start_attempt(&email, &domain, owner, now).await? else {
+            tx.rollback().await?;
+            return Ok(One::Skipped);
+        };
+        tx.commit().await?;
+        crash_point("smtp_attempt_recorded");
+        let answer = mailer.send(&msg).await;
+        if answer.is_ok() {
+            // The server said 250; nothing is recorded yet.
+            crash_point("smtp_accepted");
+        }
+        Ok(
+            match self
+                .conclude(&email, &attempt, answer, smtp, mailer)
+                .await?
+            {
+                Concluded::Sent => One::Sent,
+                Concluded::Deferred => One::Deferred,
+                Concluded::Failed => One::Failed,
+            },
+        )
     }
 
     async fn conclude(
@@ -332,32 +347,37 @@ impl Agent {
                  Message-ID <{}> is unknown; not resent automatically",
                 a.attempt, a.owner, a.started_at, a.message_id
             );
-            let mut tx = self.store.begin().await?;
-            tx.conclude_attempt(&a.id, AttemptOutcome::Uncertain, &why, now)
+            let marked: Result<(), StoreError> = async {
+                let mut tx = self.store.begin().await?;
+                tx.conclude_attempt(&a.id, AttemptOutcome::Uncertain, &why, now)
+                    .await?;
+                tx.end_email(&email.id, "uncertain", &why).await?;
+                tx.audit_append(event(
+                    &email.customer_id,
+                    EMAIL_UNCERTAIN,
+                    json!({"outbox_id": email.id, "call_id": email.call_id, "to": email.to_addr,
+                           "message_id": a.message_id, "attempt": a.attempt, "why": why}),
+                ))
                 .await?;
-            tx.end_email(&email.id, "uncertain", &why).await?;
-            tx.audit_append(event(
-                &email.customer_id,
-                EMAIL_UNCERTAIN,
-                json!({"outbox_id": email.id, "call_id": email.call_id, "to": email.to_addr,
-                       "message_id": a.message_id, "attempt": a.attempt, "why": why}),
-            ))
-            .await?;
-            tx.create_task(&collector_task(
-                &email,
-                format!("TASK-mail-{}", a.id),
-                format!("Did the email to {} arrive?", email.to_addr),
-                format!(
-                    "Outbox email {} (\"{}\", Message-ID <{}>) may or may not have been delivered: {why}.\n\
-                     Check with the customer or the mail server's log, then record it: \
-                     `argent outbox resolve {} --arrived` or `--resend`.",
-                    email.id, email.subject, a.message_id, email.id
-                ),
-                now,
-            ))
-            .await?;
-            match tx.commit().await {
+                tx.create_task(&collector_task(
+                    &email,
+                    format!("TASK-mail-{}", a.id),
+                    format!("Did the email to {} arrive?", email.to_addr),
+                    format!(
+                        "Outbox email {} (\"{}\", Message-ID <{}>) may or may not have been delivered: {why}.\n\
+                         Check with the customer or the mail server's log, then record it: \
+                         `argent outbox resolve {} --arrived` or `--resend`.",
+                        email.id, email.subject, a.message_id, email.id
+                    ),
+                    now,
+                ))
+                .await?;
+                tx.commit().await
+            }
+            .await;
+            match marked {
                 Ok(()) => n += 1,
+                // Concluded meanwhile by its own deliverer, or by another pass.
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -410,4 +430,15 @@ enum Concluded {
     Sent,
     Deferred,
     Failed,
+}
+
+/// What happened to one email in a pass.
+enum One {
+    Sent,
+    Deferred,
+    RateLimited,
+    Failed,
+    Refused(EmailRefusal),
+    /// Another deliverer is on it.
+    Skipped,
 }

@@ -142,10 +142,17 @@ async fn attempts_are_exclusive_and_concluded_once() {
             .unwrap();
         tx.commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.conclude_attempt(&a.id, AttemptOutcome::Sent, "250", t0)
+        // Reported by the write itself, or (queued on the SQLite writer) by the commit.
+        let err = match tx
+            .conclude_attempt(&a.id, AttemptOutcome::Sent, "250", t0)
             .await
-            .unwrap();
-        let err = tx.commit().await.unwrap_err();
+        {
+            Err(e) => {
+                tx.rollback().await.unwrap();
+                e
+            }
+            Ok(()) => tx.commit().await.unwrap_err(),
+        };
         assert!(
             matches!(err, StoreError::Conflict(_)),
             "{label}: concluded twice: {err}"

@@ -54,12 +54,34 @@ impl From<Value> for Execution {
     }
 }
 
+/// What an email queued by an execution needs from its run: the domain of its
+/// `Message-ID` (the configured sender's) and, when the run answers a customer's email,
+/// `In-Reply-To` / `References` (from the run's trigger).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MailContext {
+    pub(crate) domain: String,
+    pub(crate) threading: argent_mail::outbound::Threading,
+}
+
+impl crate::Agent {
+    /// The mail context of a run whose stored trigger is `trigger` (`None`: no trigger).
+    pub(crate) fn mail_context(&self, trigger: Option<&Value>) -> MailContext {
+        MailContext {
+            domain: self.config.mail_domain.clone(),
+            threading: trigger
+                .map(argent_mail::outbound::Threading::from_trigger)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Runs the action; returns what it did (see [`Execution`]).
 pub(crate) async fn execute(
     tx: &mut StoreTx,
     auth: Authorized,
     account: &Account,
     now: DateTime<Utc>,
+    mail: &MailContext,
 ) -> Result<Execution, AgentError> {
     let call_id = auth.call_id().to_string();
     let result = match auth.action() {
@@ -82,8 +104,12 @@ pub(crate) async fn execute(
             )
         }
         Action::SendEmail(a) => {
+            let id = record_id("EM", &call_id);
+            // The Message-ID is chosen now, before anything is sent, so every attempt
+            // (and a resend after a crash) carries the same one and replies thread to it.
+            let message_id = argent_mail::outbound::message_id_for(&id, &mail.domain);
             let email = OutboxEmail {
-                id: record_id("EM", &call_id),
+                id,
                 call_id: call_id.clone(),
                 customer_id: a.customer_id.clone(),
                 to_addr: a.to.clone(),
@@ -92,6 +118,10 @@ pub(crate) async fn execute(
                 created_at: now,
                 status: "pending".into(),
                 sent_at: None,
+                message_id: Some(message_id),
+                in_reply_to: mail.threading.in_reply_to.clone(),
+                references_hdr: mail.threading.references_hdr(),
+                ..Default::default()
             };
             let fresh = tx.enqueue_email(&email).await?;
             if fresh {

@@ -27,6 +27,7 @@ mod exec;
 pub mod facts;
 pub mod offline;
 pub mod outbox;
+pub mod outbox_smtp;
 mod person;
 pub mod prompt;
 pub mod review;
@@ -153,6 +154,9 @@ pub struct AgentConfig {
     /// How long the content compliance check may take before the draft is held for a
     /// person instead (a timeout never allows).
     pub compliance_timeout: std::time::Duration,
+    /// The right part of the `Message-ID` of every email queued (the configured sender's
+    /// domain: `argent_mail::smtp::MailSettings::domain`).
+    pub mail_domain: String,
 }
 
 impl Default for AgentConfig {
@@ -168,6 +172,7 @@ impl Default for AgentConfig {
             assume_initial_sent: false,
             deterministic_ids: false,
             compliance_timeout: compliance::DEFAULT_CHECK_TIMEOUT,
+            mail_domain: "argent.example".into(),
         }
     }
 }

@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use lettre::Message;
-use lettre::message::header::ContentType;
+use argent_mail::outbound::{Outgoing, Unsubscribe, build_message, domain_of, message_id_for};
 use serde_json::json;
 
 use argent_store::integrity::{self, EmailRefusal};
@@ -27,16 +26,30 @@ pub struct DirMailer {
 
 impl Mailer for DirMailer {
     fn deliver(&self, from: &str, email: &OutboxEmail) -> Result<(), String> {
-        let msg = Message::builder()
-            .from(from.parse().map_err(|e| format!("sender {from}: {e}"))?)
-            .to(email
-                .to_addr
-                .parse()
-                .map_err(|e| format!("recipient {}: {e}", email.to_addr))?)
-            .subject(email.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(email.body.clone())
-            .map_err(|e| format!("building {}: {e}", email.id))?;
+        // The same headers SMTP delivery sends, so a dry run shows them; the opt-out
+        // address is the sender's.
+        let unsubscribe = Unsubscribe {
+            mailto: domain_of(from)
+                .map(|_| bare(from))
+                .ok_or_else(|| format!("sender {from}: not an email address"))?,
+            url: None,
+        };
+        let message_id = match &email.message_id {
+            Some(m) => m.clone(),
+            None => message_id_for(&email.id, &domain_of(from).unwrap_or_default()),
+        };
+        let msg = build_message(&Outgoing {
+            from,
+            to: &email.to_addr,
+            subject: &email.subject,
+            body: &email.body,
+            message_id: &message_id,
+            in_reply_to: email.in_reply_to.as_deref(),
+            references: email.references_hdr.as_deref(),
+            unsubscribe: &unsubscribe,
+            outbox_id: &email.id,
+        })
+        .map_err(|e| format!("building {}: {e}", email.id))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let path = self
             .dir
@@ -46,6 +59,14 @@ impl Mailer for DirMailer {
 
     fn describe(&self) -> String {
         format!("files in {}", self.dir.display())
+    }
+}
+
+/// `a@b` out of `Name <a@b>`.
+fn bare(addr: &str) -> String {
+    match (addr.rfind('<'), addr.rfind('>')) {
+        (Some(l), Some(r)) if l < r => addr[l + 1..r].trim().to_string(),
+        _ => addr.trim().to_string(),
     }
 }
 
@@ -74,7 +95,17 @@ impl Agent {
         limit: i64,
     ) -> Result<Delivery, AgentError> {
         let mut out = Delivery::default();
-        for email in self.store.pending_emails(limit).await? {
+        // Pending emails that are due and that no SMTP attempt is working on.
+        for mut email in self.store.deliverable_emails(self.now(), limit).await? {
+            if email.message_id.is_none() {
+                // Queued before emails had one: chosen now, before it is first delivered,
+                // and kept for any later delivery.
+                let mid = message_id_for(&email.id, &domain_of(from).unwrap_or_default());
+                let mut tx = self.store.begin().await?;
+                tx.assign_message_id(&email.id, &mid).await?;
+                tx.commit().await?;
+                email = self.store.email(&email.id).await?;
+            }
             if let Some(refusal) = self.store.email_binding(&email).await? {
                 self.store
                     .audit_append(NewAuditEvent {

@@ -184,7 +184,8 @@ impl Agent {
             )
             .await
             .map_err(|e| lost_race(e.into(), &held.id))?;
-            let done = exec::execute(tx, auth, account, now)
+            let mail = self.mail_context(held.context.get("trigger"));
+            let done = exec::execute(tx, auth, account, now, &mail)
                 .await
                 .map_err(|e| lost_race(e, &held.id))?;
             tx.audit_append_many(vec![
@@ -365,7 +366,8 @@ impl Agent {
         )
         .await
         .map_err(|e| lost_race(e.into(), &item.id))?;
-        let done = exec::execute(&mut tx, auth, &account, now)
+        let mail = self.mail_context(item.context.get("trigger"));
+        let done = exec::execute(&mut tx, auth, &account, now, &mail)
             .await
             .map_err(|e| lost_race(e, &item.id))?;
         let result = done.result.clone();

@@ -742,7 +742,8 @@ impl Agent {
                 let auth = authz::from_policy(&call_id, action, &decision).ok_or_else(|| {
                     AgentError::Invariant("allow decision did not authorise".into())
                 })?;
-                let done = exec::execute(&mut tx, auth, &account, now).await?;
+                let mail = self.mail_context(Some(&run.trigger));
+                let done = exec::execute(&mut tx, auth, &account, now, &mail).await?;
                 tx.audit_append(self.audit(
                     run,
                     argent_store::integrity::EXECUTED,

@@ -124,6 +124,7 @@ pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Ag
     let docs = active_documents(&store, m).await?;
     let config = AgentConfig {
         clock,
+        mail_domain: crate::mailsend::mail_settings()?.domain(),
         ..Default::default()
     };
     let check = build_compliance_check(&m.model)?;
@@ -182,19 +183,41 @@ pub enum StatusArg {
 
 #[derive(Subcommand, Debug)]
 pub enum OutboxCommand {
-    /// Deliver pending emails as .eml files into a directory.
+    /// Deliver pending emails: over SMTP when it is configured (ARGENT_SMTP_HOST or the
+    /// `[smtp]` table of ARGENT_MAIL_CONFIG), else, or with --dir (a dry run), as .eml
+    /// files into a directory.
     Deliver {
-        #[arg(long, default_value = "out/mail")]
-        dir: PathBuf,
-        #[arg(long, default_value = "ar@argent.example")]
-        from: String,
+        /// Write .eml files here instead of sending (default out/mail when SMTP is not
+        /// configured).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The sender (default: ARGENT_MAIL_FROM, the config file's, or ar@argent.example).
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long, default_value_t = 500)]
         limit: i64,
     },
-    /// List outbox emails.
+    /// List outbox emails: status (pending, sent, failed, uncertain), attempts, and the
+    /// mail server's last answer.
     List {
         #[arg(long)]
         customer: Option<String>,
+        /// Only emails in this status.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Record a collector's answer for an `uncertain` email (an SMTP attempt whose answer
+    /// was never recorded): it arrived, or send it again.
+    Resolve {
+        id: String,
+        #[arg(long, conflicts_with = "resend", required_unless_present = "resend")]
+        arrived: bool,
+        #[arg(long)]
+        resend: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -293,13 +316,40 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 prompts: "prompts".into(),
                 policies: "policies".into(),
             };
+            let mut settings = crate::mailsend::mail_settings()?;
+            if let Some(f) = from {
+                settings.from = f;
+            }
             let agent = build_agent(store, &models, Clock::System).await?;
-            let d = agent
-                .deliver_outbox(&DirMailer { dir: dir.clone() }, &from, limit)
-                .await?;
-            println!("delivered {} email(s) into {}", d.sent, dir.display());
-            if !d.refused.is_empty() {
-                let lines: Vec<String> = d.refused.iter().map(|r| r.to_string()).collect();
+            let refused = match (dir, &settings.smtp) {
+                (None, Some(smtp)) => {
+                    let mailer = argent_mail::smtp::SmtpMailer::new(smtp)?;
+                    let d = agent
+                        .deliver_smtp(
+                            &mailer,
+                            &settings,
+                            &crate::mailsend::deliverer_name(),
+                            limit,
+                        )
+                        .await?;
+                    println!(
+                        "over {}: {}",
+                        mailer.describe(),
+                        crate::mailsend::describe(&d)
+                    );
+                    d.refused
+                }
+                (dir, _) => {
+                    let dir = dir.unwrap_or_else(|| PathBuf::from("out/mail"));
+                    let d = agent
+                        .deliver_outbox(&DirMailer { dir: dir.clone() }, &settings.from, limit)
+                        .await?;
+                    println!("delivered {} email(s) into {}", d.sent, dir.display());
+                    d.refused
+                }
+            };
+            if !refused.is_empty() {
+                let lines: Vec<String> = refused.iter().map(|r| r.to_string()).collect();
                 bail!(
                     "{} email(s) not sent: they are not what the audit trail recorded (audited as \
                      email_refused; they stay pending):\n  {}",
@@ -308,13 +358,57 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 );
             }
         }
-        OutboxCommand::List { customer } => {
+        OutboxCommand::List { customer, status } => {
             for e in store.emails(customer.as_deref()).await? {
+                if status.as_deref().is_some_and(|s| s != e.status) {
+                    continue;
+                }
                 println!(
-                    "{:<40} {:<8} {:<8} {:<30} {}",
+                    "{:<40} {:<9} {:<8} {:<30} {}",
                     e.id, e.status, e.customer_id, e.to_addr, e.subject
                 );
+                if e.attempts > 0 || e.last_error.is_some() {
+                    println!(
+                        "    attempts {}{}{}",
+                        e.attempts,
+                        e.next_attempt_at
+                            .filter(|_| e.status == "pending")
+                            .map(|t| format!(", next at {}", t.to_rfc3339()))
+                            .unwrap_or_default(),
+                        e.last_error
+                            .as_deref()
+                            .map(|x| format!(", last: {x}"))
+                            .unwrap_or_default()
+                    );
+                }
             }
+        }
+        OutboxCommand::Resolve {
+            id,
+            arrived,
+            resend,
+            auth,
+            note,
+        } => {
+            let who = reviewer(&store, &auth).await?;
+            let models = ModelArgs {
+                model: "offline".into(),
+                prompts: "prompts".into(),
+                policies: "policies".into(),
+            };
+            let agent = build_agent(store, &models, Clock::System).await?;
+            let arrived = arrived && !resend;
+            agent
+                .resolve_uncertain(&id, arrived, &who.name, note.as_deref())
+                .await?;
+            println!(
+                "{id}: {}",
+                if arrived {
+                    "marked sent"
+                } else {
+                    "pending again; the next delivery sends it"
+                }
+            );
         }
     }
     Ok(())

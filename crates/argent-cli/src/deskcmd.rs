@@ -37,6 +37,9 @@ pub struct WorkerArgs {
     /// released for another worker.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub grace_seconds: u64,
+    /// When SMTP is configured, how often the outbox is delivered (seconds).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_every_seconds: u64,
 }
 
 impl WorkerArgs {
@@ -95,22 +98,45 @@ pub async fn worker(
         cmd.worker.lease_seconds,
         agent.model.name()
     );
-    // The mailbox reader, when IMAP is configured (not with --once: use `argent mail fetch`).
-    let reader = if cmd.once {
-        None
+    let settings = crate::mailsend::mail_settings()?;
+    let report = if cmd.once {
+        let report = worker.run(shutdown).await;
+        // Then what the run queued, once.
+        if let Some(smtp) = &settings.smtp {
+            let mailer = argent_mail::smtp::SmtpMailer::new(smtp)?;
+            let d = agent
+                .deliver_smtp(&mailer, &settings, &crate::mailsend::deliverer_name(), 500)
+                .await?;
+            eprintln!("argent worker: mail: {}", crate::mailsend::describe(&d));
+        }
+        report
     } else {
-        let agent = agent.clone();
-        crate::mailcmd::spawn_reader_if_configured(
-            store,
-            Arc::new(move || agent.clone()),
+        // The mailbox reader, when IMAP is configured (with --once: `argent mail fetch`).
+        let reader = {
+            let agent = agent.clone();
+            crate::mailcmd::spawn_reader_if_configured(
+                store.clone(),
+                Arc::new(move || agent.clone()),
+                shutdown.clone(),
+            )?
+        };
+        let a = agent.clone();
+        let mail = crate::mailsend::spawn_delivery(
+            Arc::new(move || a.clone()),
+            settings,
+            Duration::from_secs(cmd.worker.mail_every_seconds),
             shutdown.clone(),
-        )?
+        )?;
+        let report = worker.run(shutdown).await;
+        if let Some(reader) = reader {
+            // The reader stops at the same signal; a stored batch is never cut in half.
+            let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
+        }
+        if let Some(m) = mail {
+            m.await.context("the mail delivery task")?;
+        }
+        report
     };
-    let report = worker.run(shutdown).await;
-    if let Some(reader) = reader {
-        // The reader stops at the same signal; a stored batch is never cut in half.
-        let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
-    }
     print_report(&report);
     Ok(())
 }
@@ -147,6 +173,12 @@ pub fn spawn_desk(
         now,
         shutdown.clone(),
     ));
+    crate::mailsend::spawn_delivery(
+        agent.clone(),
+        crate::mailsend::mail_settings()?,
+        Duration::from_secs(args.mail_every_seconds),
+        shutdown.clone(),
+    )?;
     let exec = Arc::new(StepExecutor::with_source(
         agent,
         Arc::new(argent_worker::TaskAlertSink),

@@ -27,6 +27,7 @@ mod factscmd;
 mod historycmd;
 mod logincmd;
 mod mailcmd;
+mod mailsend;
 mod render;
 mod servecmd;
 mod simcmd;

@@ -3,7 +3,7 @@
 //! - [`outbound`]: building a message from an outbox row (a stable `Message-ID` chosen
 //!   before sending, `In-Reply-To`/`References` when it answers a customer,
 //!   `List-Unsubscribe`), and the SMTP adapter (lettre) with per-domain rate limits and
-//!   retries on temporary failures.
+//!   retries on temporary failures ([`smtp`]).
 //! - [`inbound`]: parsing a raw RFC 822 message (mail-parser) into what argent needs (the
 //!   new text apart from quoted history and signatures, attachments as metadata only,
 //!   threading headers, the `Authentication-Results` verdict), recognising auto-replies and
@@ -19,3 +19,4 @@ pub mod imap;
 pub mod inbound;
 pub mod outbound;
 pub mod raw;
+pub mod smtp;

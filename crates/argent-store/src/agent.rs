@@ -114,7 +114,7 @@ pub struct ApprovalItem {
     pub bundle_of: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEmail {
     pub id: String,
     /// The tool call that wrote it: at most one email per call.
@@ -124,9 +124,29 @@ pub struct OutboxEmail {
     pub subject: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
-    /// `pending` or `sent`.
+    /// `pending`, `sent`, `failed` (refused for good by the mail server: `last_error` has
+    /// its answer) or `uncertain` (an SMTP attempt was never concluded; see
+    /// `outbox_delivery`).
     pub status: String,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The `Message-ID` (without angle brackets), chosen when the email is queued.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The customer's message it answers (`In-Reply-To`), without angle brackets.
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    /// `References`: message ids without angle brackets, space-separated.
+    #[serde(default)]
+    pub references_hdr: Option<String>,
+    /// SMTP attempts started.
+    #[serde(default)]
+    pub attempts: i64,
+    /// Not to be tried again before this (a temporary failure, a rate limit).
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The mail server's last answer, or the connection error.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 impl OutboxEmail {
@@ -544,8 +564,11 @@ impl Store {
 // ---------------------------------------------------------------------------------------
 // Outbox
 
-const OUTBOX_COLS: &str =
-    "id, call_id, customer_id, to_addr, subject, body, created_at, status, sent_at";
+const OUTBOX_INSERT_COLS: &str = "id, call_id, customer_id, to_addr, subject, body, created_at, \
+     status, sent_at, message_id, in_reply_to, references_hdr";
+pub(crate) const OUTBOX_COLS: &str = "id, call_id, customer_id, to_addr, subject, body, \
+     created_at, status, sent_at, message_id, in_reply_to, references_hdr, attempts, \
+     next_attempt_at, last_error";
 
 macro_rules! outbox_row {
     ($r:expr) => {
@@ -559,6 +582,12 @@ macro_rules! outbox_row {
             created_at: $r.try_get("created_at")?,
             status: $r.try_get("status")?,
             sent_at: $r.try_get("sent_at")?,
+            message_id: $r.try_get("message_id")?,
+            in_reply_to: $r.try_get("in_reply_to")?,
+            references_hdr: $r.try_get("references_hdr")?,
+            attempts: $r.try_get("attempts")?,
+            next_attempt_at: $r.try_get("next_attempt_at")?,
+            last_error: $r.try_get("last_error")?,
         }
     };
 }
@@ -568,7 +597,8 @@ impl StoreTx {
     /// enqueued one: a resumed run cannot send twice.
     pub async fn enqueue_email(&mut self, e: &OutboxEmail) -> Result<bool> {
         let sql = format!(
-            "INSERT INTO outbox ({OUTBOX_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO outbox ({OUTBOX_INSERT_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (call_id) DO NOTHING"
         );
         let n = dispatch_tx!(self, |conn| {
@@ -582,6 +612,9 @@ impl StoreTx {
                 .bind(micros(e.created_at))
                 .bind(e.status.as_str())
                 .bind(e.sent_at.map(micros))
+                .bind(e.message_id.as_deref())
+                .bind(e.in_reply_to.as_deref())
+                .bind(e.references_hdr.as_deref())
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()

@@ -57,7 +57,9 @@ pub struct ContactAttempt {
     /// The email left (marked sent), or the call reached the customer.
     pub delivered: bool,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// `sent`, `queued` (in the outbox), `pending_approval`, `rejected`, `refused`,
+    /// `sent`, `queued` (in the outbox), `failed` (refused by the mail server),
+    /// `uncertain` (an SMTP attempt whose answer was never recorded), `pending_approval`,
+    /// `rejected`, `refused`,
     /// `received` (being judged), `attempt` or `conversation` (calls).
     pub status: String,
     /// The policy's first decision: `allow`, `review` or `deny`; `None` for a logged call.
@@ -172,6 +174,9 @@ pub fn contact_attempts(
         let approval = approval_of.get(c.call_id.as_str());
         let status = match (&queued, c.status.as_str()) {
             (Some(s), _) if s == "sent" => "sent",
+            // The mail server refused it for good, or whether it arrived is unknown.
+            (Some(s), _) if s == "failed" => "failed",
+            (Some(s), _) if s == "uncertain" => "uncertain",
             (Some(_), _) => "queued",
             (None, "queued") => "pending_approval",
             (None, other) => other,

@@ -34,6 +34,7 @@ mod facts;
 mod inbound_mail;
 pub mod integrity;
 mod ledger;
+pub mod outbox_delivery;
 mod procedures;
 mod queue;
 mod records;
@@ -69,6 +70,7 @@ pub use inbound_mail::{
     NewInbound, PendingInbound, Received, inbound_id,
 };
 pub use ledger::{ImportStats, LedgerSnapshot};
+pub use outbox_delivery::{AttemptOutcome, OutboxAttempt};
 pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use queue::QueueFilter;
 pub use search::SearchHit;
@@ -384,6 +386,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0015_mail.sql"),
     ),
     (
+        16,
+        "smtp",
+        include_str!("../../../migrations/sqlite/0016_smtp.sql"),
+    ),
+    (
         19,
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
@@ -459,6 +466,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "mail",
         include_str!("../../../migrations/postgres/0015_mail.sql"),
+    ),
+    (
+        16,
+        "smtp",
+        include_str!("../../../migrations/postgres/0016_smtp.sql"),
     ),
     (
         19,

@@ -908,6 +908,7 @@ fn email(id: &str, call: &str, customer: &str, created: &str) -> OutboxEmail {
         created_at: at(created),
         status: "pending".into(),
         sent_at: None,
+        ..Default::default()
     }
 }
 

@@ -678,11 +678,22 @@ async fn the_per_domain_rate_limit_holds_across_processes() {
             .filter(|e| e.status == "pending")
             .collect();
         assert_eq!(waiting.len(), 1, "{label}");
-        let first = store
-            .outbox_attempts(&store.emails(None).await.unwrap()[0].id)
-            .await
-            .unwrap()[0]
-            .started_at;
+        // The earliest attempt to the limited domain (the emails' order is not the order
+        // they were attempted in: they share a creation time and their ids are random).
+        let mut first = None;
+        for e in store.emails(None).await.unwrap() {
+            if !e.to_addr.ends_with("@one.test") {
+                continue;
+            }
+            for a in store.outbox_attempts(&e.id).await.unwrap() {
+                first = Some(
+                    first.map_or(a.started_at, |f: chrono::DateTime<chrono::Utc>| {
+                        f.min(a.started_at)
+                    }),
+                );
+            }
+        }
+        let first = first.unwrap();
         let next = waiting[0].next_attempt_at.unwrap();
         assert_eq!(
             next,

@@ -54,8 +54,8 @@ pub struct MailSettings {
     pub smtp: Option<SmtpSettings>,
 }
 
-/// The SMTP server and delivery limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The SMTP server and delivery limits. (`Debug` never shows the password.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -80,6 +80,27 @@ pub struct SmtpSettings {
     /// How long an attempt may stay unconcluded before it is presumed dead and its email
     /// marked `uncertain` (must exceed `timeout`).
     pub attempt_lease: Duration,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("tls_name", &self.tls_name)
+            .field("rate_per_minute", &self.rate_per_minute)
+            .field("domain_rates", &self.domain_rates)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
+            .field("timeout", &self.timeout)
+            .field("attempt_lease", &self.attempt_lease)
+            .finish()
+    }
 }
 
 impl SmtpSettings {
@@ -520,6 +541,10 @@ mod tests {
         let smtp = s.smtp.unwrap();
         assert_eq!((smtp.port, smtp.security), (2465, Security::Tls));
         assert_eq!(smtp.password.as_deref(), Some("secret"));
+        assert!(
+            !format!("{smtp:?}").contains("secret"),
+            "Debug hides the password"
+        );
         assert_eq!(
             (smtp.rate_for("big.test"), smtp.rate_for("x.test")),
             (100, 5)

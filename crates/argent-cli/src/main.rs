@@ -26,6 +26,7 @@ mod evalcmd;
 mod factscmd;
 mod historycmd;
 mod logincmd;
+mod mailcmd;
 mod render;
 mod servecmd;
 mod taskscmd;
@@ -227,6 +228,12 @@ enum Command {
     Referrals {
         #[command(subcommand)]
         command: deskcmd::ReferralsCommand,
+    },
+    /// Received mail: process what is waiting, the unmatched queue, assign one to a
+    /// customer.
+    Mail {
+        #[command(subcommand)]
+        command: mailcmd::MailCommand,
     },
     /// Tasks and escalations for people: list, show, assign (take), comment, close.
     Tasks {
@@ -473,6 +480,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Cases { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             callscmd::cases(open(&cli.database).await?, now, command).await?
+        }
+        Command::Mail { command } => {
+            mailcmd::mail(
+                open(&cli.database).await?,
+                &cli.models,
+                clock(cli.now),
+                command,
+            )
+            .await?
         }
         Command::Tasks { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);

@@ -24,6 +24,7 @@ mod audit;
 mod auth;
 mod calls;
 pub mod checkpoint;
+pub mod mail_in;
 pub mod contacts;
 mod desk;
 mod documents;
@@ -369,6 +370,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "desk",
         include_str!("../../../migrations/sqlite/0014_desk.sql"),
     ),
+    (
+        15,
+        "mail",
+        include_str!("../../../migrations/sqlite/0015_mail.sql"),
+    ),
+    (
+        18,
+        "inbound_processing",
+        include_str!("../../../migrations/sqlite/0018_inbound_processing.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -435,6 +446,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "desk",
         include_str!("../../../migrations/postgres/0014_desk.sql"),
+    ),
+    (
+        15,
+        "mail",
+        include_str!("../../../migrations/postgres/0015_mail.sql"),
+    ),
+    (
+        18,
+        "inbound_processing",
+        include_str!("../../../migrations/postgres/0018_inbound_processing.sql"),
     ),
 ];
 

@@ -51,6 +51,7 @@ mod dashboard;
 mod documents;
 mod evals;
 mod history;
+mod mail;
 mod queue;
 mod search;
 pub mod session;
@@ -70,6 +71,7 @@ pub(crate) use evals::{
 pub(crate) use history::{api_contacts, api_timeline};
 pub(crate) use search::api_search;
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
+pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
 pub(crate) use signals::{
     api_clear as signals_api_clear, api_confirm as signals_api_confirm,
     api_list as signals_api_list,
@@ -91,6 +93,8 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}/facts", post(account::save))
         .route("/accounts/{id}/contacts", get(history::contacts_page))
         .route("/search", get(search::show))
+        .route("/mail/unmatched", get(mail::list))
+        .route("/mail/{id}/assign", post(mail::assign_page))
         .route("/signals", get(signals::list))
         .route("/signals/{id}/confirm", post(signals::confirm_page))
         .route("/signals/{id}/clear", post(signals::clear_page))
@@ -192,6 +196,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "eval_compare",
     "account",
     "signals",
+    "mail",
     "contacts",
     "search",
     "tasks",
@@ -257,6 +262,12 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "Customer signals",
             perm::SIGNALS_READ,
             &["signals"],
+        ),
+        (
+            "/mail/unmatched",
+            "Unmatched mail",
+            perm::MAIL_READ,
+            &["mail"],
         ),
         (
             "/dashboard",

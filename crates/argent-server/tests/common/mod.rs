@@ -86,6 +86,9 @@ pub fn inbound(from: &str, body: &str) -> Trigger {
         subject: "My account".into(),
         body: body.into(),
         received_at: now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     }
 }
 

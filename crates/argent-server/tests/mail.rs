@@ -6,54 +6,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use argent_agent::mail_in::{MAIL_ASSIGNED, process_pending};
-use argent_agent::{Agent, AgentConfig, Clock};
-use argent_llm::ScriptedModel;
+use argent_agent::mail_in::MAIL_ASSIGNED;
 use argent_store::AuditFilter;
-use argent_store::mail_in::NewInbound;
 use common::*;
-
-async fn unmatched(f: &Fixture, id: &str, from: &str, subject: &str) {
-    let raw = format!(
-        "From: {from}\r\nTo: ar@acme-ar.example\r\nSubject: {subject}\r\nDate: Fri, 20 Nov 2026 17:30:00 +0000\r\nMessage-ID: <{id}@example.org>\r\n\r\nCan I pay in two parts?\r\n"
-    );
-    f.store()
-        .receive_inbound(&NewInbound {
-            id: id.into(),
-            dedupe_key: id.into(),
-            message_id: Some(format!("{id}@example.org")),
-            source: "webhook".into(),
-            raw: raw.into_bytes(),
-            raw_sha256: format!("sha-{id}"),
-            received_at: now(),
-        })
-        .await
-        .unwrap();
-    // Processing never asks this model: an unmatched message starts no run.
-    let agent = Agent::from_dirs(
-        f.store().clone(),
-        Arc::new(ScriptedModel::new()),
-        &repo("prompts"),
-        &repo("policies"),
-        AgentConfig {
-            clock: Clock::Fixed(now()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let r = process_pending(&agent, 10).await.unwrap();
-    assert_eq!(r.unmatched, 1, "{r:?}");
-}
 
 #[tokio::test]
 async fn an_unmatched_message_is_assigned_from_the_api_then_processed_and_audited() {
     let f = fixture().await;
-    unmatched(&f, "in-u1", "Ann Lee <ann.home@example.org>", "My bill").await;
+    receive_unmatched(&f, "in-u1", "Ann Lee <ann.home@example.org>", "My bill").await;
 
     let (s, body) = f.as_user("cy", Method::GET, "/api/mail/unmatched", None).await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -114,7 +77,7 @@ async fn an_unmatched_message_is_assigned_from_the_api_then_processed_and_audite
 #[tokio::test]
 async fn the_unmatched_page_lists_and_assigns() {
     let f = fixture().await;
-    unmatched(&f, "in-u2", "Someone <someone@example.org>", "Invoice question").await;
+    receive_unmatched(&f, "in-u2", "Someone <someone@example.org>", "Invoice question").await;
     let mut b = Browser::sign_in(&f.app, "alice").await;
     let page = b.get("/mail/unmatched").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);

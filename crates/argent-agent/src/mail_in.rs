@@ -234,7 +234,11 @@ async fn process_row(
     report: &mut Report,
 ) -> Result<(), AgentError> {
     let now = agent.now();
-    let expected = if assigned.is_some() { "unmatched" } else { "new" };
+    let expected = if assigned.is_some() {
+        "unmatched"
+    } else {
+        "new"
+    };
     let actor = assigned.map_or_else(|| agent.config.actor.clone(), |a| a.actor.clone());
     let raw = agent.store.inbound_raw(&row.id).await?;
 
@@ -310,8 +314,8 @@ async fn process_row(
         let o = outcome(row, &parsed, status, None, None, now);
         let mut tx = agent.store.begin().await?;
         if let Err(e) = tx.settle_inbound(&row.id, expected, &o).await {
-                return settled_elsewhere(tx, e, report).await;
-            }
+            return settled_elsewhere(tx, e, report).await;
+        }
         tx.audit_append(NewAuditEvent {
             run_id: None,
             customer_id: None,
@@ -346,7 +350,10 @@ async fn process_row(
             return_date: Some(until),
         } => {
             let mut c = tx.customer_for_update(&customer_id).await?;
-            let later = c.facts.contact_paused_until.map_or(*until, |d| d.max(*until));
+            let later = c
+                .facts
+                .contact_paused_until
+                .map_or(*until, |d| d.max(*until));
             if c.facts.contact_paused_until != Some(later) {
                 c.facts.contact_paused_until = Some(later);
                 c.facts.check().map_err(|p| {
@@ -376,7 +383,9 @@ async fn process_row(
                     tx.set_customer_facts(&customer_id, &c.facts).await?;
                 }
             }
-            let what = recipient.as_deref().unwrap_or("an address of this customer");
+            let what = recipient
+                .as_deref()
+                .unwrap_or("an address of this customer");
             tx.create_task(&NewTask {
                 id: format!("TASK-bounce-{}", row.id),
                 kind: TaskKind::FollowUp,
@@ -405,8 +414,8 @@ async fn process_row(
     };
     let o = outcome(row, &parsed, status, Some(&customer_id), matched_by, now);
     if let Err(e) = tx.settle_inbound(&row.id, expected, &o).await {
-                return settled_elsewhere(tx, e, report).await;
-            }
+        return settled_elsewhere(tx, e, report).await;
+    }
     let mut payload = audit_payload(row, &o, Some(&parsed));
     payload["sender_on_file"] = json!(sender_on_file);
     tx.audit_append(NewAuditEvent {
@@ -454,7 +463,10 @@ async fn process_row(
     report.runs += 1;
     match agent.start(&customer_id, trigger).await {
         Ok(outcome) => {
-            agent.store.set_inbound_run(&row.id, &outcome.run_id).await?;
+            agent
+                .store
+                .set_inbound_run(&row.id, &outcome.run_id)
+                .await?;
         }
         Err(e) => {
             report.run_errors += 1;

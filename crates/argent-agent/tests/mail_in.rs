@@ -152,7 +152,12 @@ async fn a_reply_in_our_thread_is_matched_by_thread_and_answered_once() {
         )
         .await;
         let r = process_pending(&agent, 10).await.unwrap();
-        assert_eq!((r.seen, r.processed, r.runs, r.run_errors), (1, 1, 1, 0), "{}: {r:?}", ts.label);
+        assert_eq!(
+            (r.seen, r.processed, r.runs, r.run_errors),
+            (1, 1, 1, 0),
+            "{}: {r:?}",
+            ts.label
+        );
 
         let row = ts.store.inbound_mail("in-1").await.unwrap();
         assert_eq!(row.status, "processed");
@@ -169,20 +174,29 @@ async fn a_reply_in_our_thread_is_matched_by_thread_and_answered_once() {
         let user = serde_json::to_string(&req.messages).unwrap();
         assert!(user.contains("I can pay half on Friday."), "{user}");
         assert!(user.contains("<quoted>"), "{user}");
-        assert!(user.contains("Invoice INV-ANN-1 for $1,200.00 is past due"), "{user}");
+        assert!(
+            user.contains("Invoice INV-ANN-1 for $1,200.00 is past due"),
+            "{user}"
+        );
         assert!(!user.contains("NOT a contact on file"), "{user}");
 
         // The run's trigger carries the threading the reply needs.
         let run = ts.store.run(&run_id).await.unwrap();
         assert_eq!(run.trigger["kind"], "inbound");
         assert_eq!(run.trigger["message_id"], "reply-1@mail.example");
-        assert_eq!(run.trigger["references"], json!([SENT_ID, "reply-1@mail.example"]));
+        assert_eq!(
+            run.trigger["references"],
+            json!([SENT_ID, "reply-1@mail.example"])
+        );
         assert_eq!(run.trigger["mail"]["sender_on_file"], true);
         assert_eq!(run.trigger["body"], "I can pay half on Friday.\n\nAnn");
 
         // The email to Ann, the contact on file, goes out.
         let out = ts.store.emails(Some("C-ANN")).await.unwrap();
-        assert!(out.iter().any(|e| e.call_id.ends_with("/r0-email")), "{out:?}");
+        assert!(
+            out.iter().any(|e| e.call_id.ends_with("/r0-email")),
+            "{out:?}"
+        );
 
         // Audited, never the body.
         let ev = events(&ts.store, MAIL_PROCESSED).await;
@@ -199,7 +213,11 @@ async fn a_reply_in_our_thread_is_matched_by_thread_and_answered_once() {
         let again = process_pending(&agent, 10).await.unwrap();
         assert_eq!(again.seen, 0);
         assert_eq!(events(&ts.store, MAIL_PROCESSED).await.len(), 1);
-        assert_eq!(model.request_count(), 2, "one run, two model turns, no more");
+        assert_eq!(
+            model.request_count(),
+            2,
+            "one run, two model turns, no more"
+        );
         assert!(matches!(
             ts.store.audit_verify().await.unwrap(),
             AuditVerification::Intact { .. }
@@ -219,8 +237,16 @@ async fn a_reply_in_our_thread_is_matched_by_thread_and_answered_once() {
             )
             .await
             .unwrap();
-        let entry = page.entries.iter().find(|e| e.kind == "mail.received").unwrap();
-        assert!(entry.title.contains("spf=pass dkim=pass dmarc=pass"), "{}", entry.title);
+        let entry = page
+            .entries
+            .iter()
+            .find(|e| e.kind == "mail.received")
+            .unwrap();
+        assert!(
+            entry.title.contains("spf=pass dkim=pass dmarc=pass"),
+            "{}",
+            entry.title
+        );
         assert_eq!(entry.detail["auth_failed"], false);
         assert!(!entry.audit_seqs.is_empty(), "linked to mail_processed");
         ts.cleanup().await;
@@ -236,7 +262,13 @@ async fn a_message_from_an_address_on_file_is_matched_by_sender() {
         receive(
             &ts.store,
             "in-2",
-            raw("BO@mail.example", "Question", "", "What do I owe?", "q-2@mail.example"),
+            raw(
+                "BO@mail.example",
+                "Question",
+                "",
+                "What do I owe?",
+                "q-2@mail.example",
+            ),
         )
         .await;
         let r = process_pending(&agent, 10).await.unwrap();
@@ -280,8 +312,18 @@ async fn a_third_party_in_the_thread_runs_the_agent_but_the_policy_holds_what_it
         let items = ts.store.approvals(None, 100, 0).await.unwrap();
         assert_eq!(items.len(), 1, "{}: {items:?}", ts.label);
         let decision = items[0].decision.to_string();
-        assert!(decision.contains("us.inbound-sender-not-on-file"), "{decision}");
-        assert!(ts.store.emails(Some("C-ANN")).await.unwrap().iter().all(|e| !e.call_id.ends_with("/r0-email")));
+        assert!(
+            decision.contains("us.inbound-sender-not-on-file"),
+            "{decision}"
+        );
+        assert!(
+            ts.store
+                .emails(Some("C-ANN"))
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| !e.call_id.ends_with("/r0-email"))
+        );
         let ev = events(&ts.store, MAIL_PROCESSED).await;
         assert_eq!(ev[0].payload["sender_on_file"], false);
         ts.cleanup().await;
@@ -323,7 +365,12 @@ async fn an_out_of_office_with_a_return_date_pauses_contact_until_then() {
         seeded(&ts.store).await;
         // No model turn is scripted: a model run would fail the test.
         let agent = agent(&ts.store, Arc::new(ScriptedModel::new()));
-        assert_eq!(plan_status(&ts.store, now()).await.0, Status::Active, "{}: due before", ts.label);
+        assert_eq!(
+            plan_status(&ts.store, now()).await.0,
+            Status::Active,
+            "{}: due before",
+            ts.label
+        );
         receive(
             &ts.store,
             "in-4",
@@ -343,7 +390,10 @@ async fn an_out_of_office_with_a_return_date_pauses_contact_until_then() {
         assert_eq!(row.kind.as_deref(), Some("out_of_office"));
         assert_eq!(row.customer_id.as_deref(), Some("C-ANN"));
         let c = ts.store.customer("C-ANN").await.unwrap();
-        assert_eq!(c.facts.contact_paused_until, NaiveDate::from_ymd_opt(2026, 12, 14));
+        assert_eq!(
+            c.facts.contact_paused_until,
+            NaiveDate::from_ymd_opt(2026, 12, 14)
+        );
         let ev = events(&ts.store, MAIL_PROCESSED).await;
         assert_eq!(ev[0].payload["return_date"], "2026-12-14");
 
@@ -353,23 +403,48 @@ async fn an_out_of_office_with_a_return_date_pauses_contact_until_then() {
             (Status::Paused, Some(PauseReason::OutOfOffice))
         );
         let after: DateTime<Utc> = "2026-12-15T16:00:00Z".parse().unwrap();
-        assert_ne!(plan_status(&ts.store, after).await.1, Some(PauseReason::OutOfOffice));
+        assert_ne!(
+            plan_status(&ts.store, after).await.1,
+            Some(PauseReason::OutOfOffice)
+        );
 
         // The policy refuses an email before the date...
         let model = drafts_email(1);
         let out = agent_at(&ts.store, model, now())
-            .start("C-ANN", Trigger::Step { step: "overdue_notice".into() })
+            .start(
+                "C-ANN",
+                Trigger::Step {
+                    step: "overdue_notice".into(),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.calls[0].status, CallStatus::Refused, "{:?}", out.calls);
-        assert!(out.calls[0].rules.iter().any(|r| r.contains("us.out-of-office")), "{:?}", out.calls[0].rules);
+        assert!(
+            out.calls[0]
+                .rules
+                .iter()
+                .any(|r| r.contains("us.out-of-office")),
+            "{:?}",
+            out.calls[0].rules
+        );
         // ...and not from the date on.
         let later = agent_at(&ts.store, Arc::new(ScriptedModel::new()), after);
         let account = later.load_account("C-ANN", after).await.unwrap();
-        let policy = later.policies.for_jurisdiction(account.customer.jurisdiction).unwrap();
-        let action = later.registry.parse("send_email", &collection_email()).unwrap();
+        let policy = later
+            .policies
+            .for_jurisdiction(account.customer.jurisdiction)
+            .unwrap();
+        let action = later
+            .registry
+            .parse("send_email", &collection_email())
+            .unwrap();
         let d = argent_policy::evaluate(policy, &action, &account.policy_context());
-        assert!(d.rules.iter().all(|r| r.id != "us.out-of-office"), "{:?}", d.rules);
+        assert!(
+            d.rules.iter().all(|r| r.id != "us.out-of-office"),
+            "{:?}",
+            d.rules
+        );
         ts.cleanup().await;
     }
 }
@@ -388,9 +463,16 @@ async fn a_hard_bounce_marks_the_address_undeliverable_opens_a_task_and_email_is
         let row = ts.store.inbound_mail("in-5").await.unwrap();
         assert_eq!(row.kind.as_deref(), Some("hard_bounce"));
         assert_eq!(row.customer_id.as_deref(), Some("C-ANN"));
-        assert_eq!(row.matched_by.as_deref(), Some("thread"), "by the returned Message-ID");
+        assert_eq!(
+            row.matched_by.as_deref(),
+            Some("thread"),
+            "by the returned Message-ID"
+        );
         let c = ts.store.customer("C-ANN").await.unwrap();
-        assert_eq!(c.facts.undeliverable_emails, vec!["ann@mail.example".to_string()]);
+        assert_eq!(
+            c.facts.undeliverable_emails,
+            vec!["ann@mail.example".to_string()]
+        );
         let tasks = ts
             .store
             .tasks(&TaskFilter {
@@ -402,22 +484,49 @@ async fn a_hard_bounce_marks_the_address_undeliverable_opens_a_task_and_email_is
         assert_eq!(tasks.len(), 1, "{tasks:?}");
         assert_eq!(tasks[0].kind, TaskKind::FollowUp);
         assert_eq!(tasks[0].owner_role, Role::Collector);
-        assert!(tasks[0].title.contains("ann@mail.example"), "{}", tasks[0].title);
+        assert!(
+            tasks[0].title.contains("ann@mail.example"),
+            "{}",
+            tasks[0].title
+        );
 
         let out = agent_at(&ts.store, drafts_email(1), now())
-            .start("C-ANN", Trigger::Step { step: "overdue_notice".into() })
+            .start(
+                "C-ANN",
+                Trigger::Step {
+                    step: "overdue_notice".into(),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.calls[0].status, CallStatus::Refused, "{:?}", out.calls);
-        assert!(out.calls[0].rules.iter().any(|r| r.contains("us.address-undeliverable")), "{:?}", out.calls[0].rules);
+        assert!(
+            out.calls[0]
+                .rules
+                .iter()
+                .any(|r| r.contains("us.address-undeliverable")),
+            "{:?}",
+            out.calls[0].rules
+        );
 
         // A soft bounce is recorded and changes nothing.
         let soft = "From: MAILER-DAEMON@mx.acme-ar.example\r\nTo: ar@acme-ar.example\r\nSubject: Delayed Mail\r\nMessage-Id: <dsn-6@mx.acme-ar.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; bo@mail.example\r\nAction: delayed\r\nStatus: 4.2.2\r\n\r\n--B--\r\n";
         receive(&ts.store, "in-6", soft.as_bytes().to_vec()).await;
         process_pending(&agent, 10).await.unwrap();
         let row = ts.store.inbound_mail("in-6").await.unwrap();
-        assert_eq!((row.status.as_str(), row.kind.as_deref()), ("ignored", Some("soft_bounce")));
-        assert!(ts.store.customer("C-BO").await.unwrap().facts.undeliverable_emails.is_empty());
+        assert_eq!(
+            (row.status.as_str(), row.kind.as_deref()),
+            ("ignored", Some("soft_bounce"))
+        );
+        assert!(
+            ts.store
+                .customer("C-BO")
+                .await
+                .unwrap()
+                .facts
+                .undeliverable_emails
+                .is_empty()
+        );
         ts.cleanup().await;
     }
 }
@@ -431,33 +540,71 @@ async fn unmatched_mail_waits_for_a_collector_then_is_processed_as_assigned() {
         receive(
             &ts.store,
             "in-7",
-            raw("Ann Lee <ann.lee.home@example.org>", "My bill", "", "Can I pay in two parts?", "u-7@example.org"),
+            raw(
+                "Ann Lee <ann.lee.home@example.org>",
+                "My bill",
+                "",
+                "Can I pay in two parts?",
+                "u-7@example.org",
+            ),
         )
         .await;
         // A malformed message next to it fails on its own; the other is processed.
         receive(&ts.store, "in-8", b"\x00\xff not mail".to_vec()).await;
         let r = process_pending(&agent, 10).await.unwrap();
-        assert_eq!((r.unmatched, r.failed, r.runs), (1, 1, 0), "{}: {r:?}", ts.label);
+        assert_eq!(
+            (r.unmatched, r.failed, r.runs),
+            (1, 1, 0),
+            "{}: {r:?}",
+            ts.label
+        );
         let bad = ts.store.inbound_mail("in-8").await.unwrap();
         assert_eq!(bad.status, "failed");
         assert!(bad.error.unwrap().contains("could not be parsed"));
         let queue = ts.store.inbound_list(Some("unmatched"), 10).await.unwrap();
         assert_eq!(queue.len(), 1);
-        assert_eq!(queue[0].from_addr.as_deref(), Some("ann.lee.home@example.org"));
+        assert_eq!(
+            queue[0].from_addr.as_deref(),
+            Some("ann.lee.home@example.org")
+        );
         assert_eq!(queue[0].subject.as_deref(), Some("My bill"));
 
         // Compliance reads, does not assign.
-        let e = assign_unmatched(&agent, "in-7", "C-ANN", &Reviewer { name: "cy".into(), role: Role::Compliance })
-            .await
-            .unwrap_err();
+        let e = assign_unmatched(
+            &agent,
+            "in-7",
+            "C-ANN",
+            &Reviewer {
+                name: "cy".into(),
+                role: Role::Compliance,
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, AgentError::NotPermitted(_)), "{e:?}");
-        let e = assign_unmatched(&agent, "in-7", "C-NOBODY", &Reviewer { name: "casey".into(), role: Role::Collector })
-            .await
-            .unwrap_err();
-        assert!(matches!(e, AgentError::Store(StoreError::NotFound(_))), "{e:?}");
+        let e = assign_unmatched(
+            &agent,
+            "in-7",
+            "C-NOBODY",
+            &Reviewer {
+                name: "casey".into(),
+                role: Role::Collector,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, AgentError::Store(StoreError::NotFound(_))),
+            "{e:?}"
+        );
 
-        let who = Reviewer { name: "casey".into(), role: Role::Collector };
-        let r = assign_unmatched(&agent, "in-7", "C-ANN", &who).await.unwrap();
+        let who = Reviewer {
+            name: "casey".into(),
+            role: Role::Collector,
+        };
+        let r = assign_unmatched(&agent, "in-7", "C-ANN", &who)
+            .await
+            .unwrap();
         assert_eq!((r.processed, r.runs), (1, 1), "{r:?}");
         let row = ts.store.inbound_mail("in-7").await.unwrap();
         assert_eq!(row.status, "processed");
@@ -467,13 +614,35 @@ async fn unmatched_mail_waits_for_a_collector_then_is_processed_as_assigned() {
         assert_eq!(assigned.len(), 1);
         assert_eq!(assigned[0].actor, "collector:casey");
         assert_eq!(assigned[0].payload["customer_id"], "C-ANN");
-        let processed: Vec<Value> = events(&ts.store, MAIL_PROCESSED).await.into_iter().map(|e| e.payload).collect();
-        assert!(processed.iter().any(|p| p["inbound_id"] == "in-7" && p["matched_by"] == "assigned"), "{processed:?}");
+        let processed: Vec<Value> = events(&ts.store, MAIL_PROCESSED)
+            .await
+            .into_iter()
+            .map(|e| e.payload)
+            .collect();
+        assert!(
+            processed
+                .iter()
+                .any(|p| p["inbound_id"] == "in-7" && p["matched_by"] == "assigned"),
+            "{processed:?}"
+        );
 
         // A second assignment is a conflict and changes nothing.
-        let e = assign_unmatched(&agent, "in-7", "C-BO", &who).await.unwrap_err();
-        assert!(matches!(e, AgentError::Store(StoreError::Conflict(_))), "{e:?}");
-        assert_eq!(ts.store.inbound_mail("in-7").await.unwrap().customer_id.as_deref(), Some("C-ANN"));
+        let e = assign_unmatched(&agent, "in-7", "C-BO", &who)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AgentError::Store(StoreError::Conflict(_))),
+            "{e:?}"
+        );
+        assert_eq!(
+            ts.store
+                .inbound_mail("in-7")
+                .await
+                .unwrap()
+                .customer_id
+                .as_deref(),
+            Some("C-ANN")
+        );
         assert_eq!(model.request_count(), 2);
         ts.cleanup().await;
     }

@@ -152,10 +152,14 @@ impl AuthResults {
     /// `spf=pass dkim=none dmarc=fail`, methods not reported left out; `none reported`
     /// when there is nothing.
     pub fn summary(&self) -> String {
-        let parts: Vec<String> = [("spf", self.spf), ("dkim", self.dkim), ("dmarc", self.dmarc)]
-            .into_iter()
-            .filter_map(|(m, v)| v.map(|v| format!("{m}={}", v.as_str())))
-            .collect();
+        let parts: Vec<String> = [
+            ("spf", self.spf),
+            ("dkim", self.dkim),
+            ("dmarc", self.dmarc),
+        ]
+        .into_iter()
+        .filter_map(|(m, v)| v.map(|v| format!("{m}={}", v.as_str())))
+        .collect();
         if parts.is_empty() {
             "none reported".into()
         } else {
@@ -239,11 +243,7 @@ impl ParsedMail {
     /// first, each once.
     pub fn thread_ids(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for id in self
-            .in_reply_to
-            .iter()
-            .chain(self.references.iter().rev())
-        {
+        for id in self.in_reply_to.iter().chain(self.references.iter().rev()) {
             if !out.contains(id) {
                 out.push(id.clone());
             }
@@ -432,7 +432,8 @@ static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static HEADER_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*\*?(from|von|de)\s?:\*?\s").unwrap_or_else(|_| unreachable!("a fixed pattern"))
+    Regex::new(r"(?i)^\s*\*?(from|von|de)\s?:\*?\s")
+        .unwrap_or_else(|_| unreachable!("a fixed pattern"))
 });
 
 static HEADER_SENT: LazyLock<Regex> = LazyLock::new(|| {
@@ -489,7 +490,10 @@ pub fn split_text(text: &str) -> (String, Option<String>, Option<String>) {
         .rposition(|l| l.trim_end_matches(['\r']) == "-- " || l.trim() == "--");
     let (new, signature) = match sig_at {
         Some(i)
-            if head[i + 1..].iter().filter(|l| !l.trim().is_empty()).count()
+            if head[i + 1..]
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .count()
                 <= MAX_SIGNATURE_LINES
                 && !tidy(&head[..i]).is_empty() =>
         {
@@ -545,7 +549,8 @@ pub fn auth_results(value: &str) -> AuthResults {
 }
 
 fn header_text<'a>(msg: &'a Message<'a>, name: &str) -> Option<Cow<'a, str>> {
-    msg.header_raw(name).map(|s| Cow::Owned(s.trim().to_ascii_lowercase()))
+    msg.header_raw(name)
+        .map(|s| Cow::Owned(s.trim().to_ascii_lowercase()))
 }
 
 static OOO_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
@@ -570,7 +575,8 @@ static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static STATUS_CODE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").unwrap_or_else(|_| unreachable!("a fixed pattern"))
+    Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+        .unwrap_or_else(|_| unreachable!("a fixed pattern"))
 });
 
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
@@ -613,8 +619,7 @@ fn classify(
     if !marked && !ooo_subject {
         return MailKind::Human;
     }
-    let out_of_office =
-        ooo_subject || OOO_BODY.is_match(subject) || OOO_BODY.is_match(new_text);
+    let out_of_office = ooo_subject || OOO_BODY.is_match(subject) || OOO_BODY.is_match(new_text);
     let return_date = if out_of_office {
         date.and_then(|d| return_date(new_text, d.date_naive()))
     } else {
@@ -668,9 +673,7 @@ fn dsn_bounce(msg: &Message<'_>) -> Option<MailKind> {
                 }
             }
             "status" if status.is_none() => {
-                status = STATUS_CODE
-                    .find(value)
-                    .map(|m| m.as_str().to_string());
+                status = STATUS_CODE.find(value).map(|m| m.as_str().to_string());
             }
             "action" if action.is_none() => action = Some(value.to_ascii_lowercase()),
             _ => {}
@@ -756,7 +759,8 @@ static MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ISO_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b").unwrap_or_else(|_| unreachable!("a fixed pattern"))
+    Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+        .unwrap_or_else(|_| unreachable!("a fixed pattern"))
 });
 
 static NUMERIC_DATE: LazyLock<Regex> = LazyLock::new(|| {

@@ -6,12 +6,15 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 
 use argent_mail::inbound::{
-    MailKind, ParseError, Verdict, auth_results, parse, parse_with_limit, return_date,
-    split_text,
+    MailKind, ParseError, Verdict, auth_results, parse, parse_with_limit, return_date, split_text,
 };
 
 fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/corpus/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/corpus/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -35,8 +38,17 @@ fn gmail_reply_threading_sender_auth_and_quoted_history() {
     assert!(!m.html_only);
     assert_eq!(m.kind, MailKind::Human);
     // quoted-printable decoded (the em dash), quoted history cut at "On … wrote:".
-    assert!(m.new_text.contains("Sorry for the delay — I can pay the full amount by December 15."), "{}", m.new_text);
-    assert!(m.new_text.ends_with("Jane"), "sign-offs are kept: {}", m.new_text);
+    assert!(
+        m.new_text
+            .contains("Sorry for the delay — I can pay the full amount by December 15."),
+        "{}",
+        m.new_text
+    );
+    assert!(
+        m.new_text.ends_with("Jane"),
+        "sign-offs are kept: {}",
+        m.new_text
+    );
     assert!(!m.new_text.contains("wrote:"));
     assert!(!m.new_text.contains("INV-1001 for $1,200.00"));
     let q = m.quoted.clone().unwrap();
@@ -54,13 +66,25 @@ fn outlook_reply_iso_8859_1_original_message_block_and_failing_dmarc() {
     let m = parse(&corpus("outlook_reply.eml")).unwrap();
     assert_eq!(m.from.address, "k.bauer@contoso.example");
     assert_eq!(m.from.name.as_deref(), Some("Bauer, Klaus"));
-    assert!(m.new_text.contains("we dispute this invoice"), "{}", m.new_text);
-    assert!(m.new_text.contains("Mit freundlichen Grüßen"), "charset decoded: {}", m.new_text);
+    assert!(
+        m.new_text.contains("we dispute this invoice"),
+        "{}",
+        m.new_text
+    );
+    assert!(
+        m.new_text.contains("Mit freundlichen Grüßen"),
+        "charset decoded: {}",
+        m.new_text
+    );
     assert!(!m.new_text.contains("Original Message"));
     assert!(!m.new_text.contains("EUR 5.400,00"));
     assert!(m.quoted.unwrap().starts_with("-----Original Message-----"));
     assert_eq!(m.auth.spf, Some(Verdict::Pass));
-    assert_eq!(m.auth.dkim, Some(Verdict::None), "the comment is not read as a verdict");
+    assert_eq!(
+        m.auth.dkim,
+        Some(Verdict::None),
+        "the comment is not read as a verdict"
+    );
     assert_eq!(m.auth.dmarc, Some(Verdict::Fail));
     assert!(m.auth.failing());
     assert_eq!(m.auth.summary(), "spf=pass dkim=none dmarc=fail");
@@ -88,10 +112,22 @@ fn apple_mail_reply_quoted_with_angle_brackets() {
 fn html_only_mail_becomes_text() {
     let m = parse(&corpus("html_only.eml")).unwrap();
     assert!(m.html_only);
-    assert!(m.new_text.contains("three monthly instalments"), "{}", m.new_text);
-    assert!(m.new_text.contains("£400"), "entities decoded: {}", m.new_text);
+    assert!(
+        m.new_text.contains("three monthly instalments"),
+        "{}",
+        m.new_text
+    );
+    assert!(
+        m.new_text.contains("£400"),
+        "entities decoded: {}",
+        m.new_text
+    );
     assert!(!m.new_text.contains('<'), "no tags: {}", m.new_text);
-    assert!(!m.new_text.contains("color: red"), "no style: {}", m.new_text);
+    assert!(
+        !m.new_text.contains("color: red"),
+        "no style: {}",
+        m.new_text
+    );
     assert_eq!(m.kind, MailKind::Human);
 }
 
@@ -100,7 +136,11 @@ fn iso_8859_1_headers_and_8bit_body() {
     let m = parse(&corpus("latin1.eml")).unwrap();
     assert_eq!(m.from.name.as_deref(), Some("François Léger"));
     assert_eq!(m.subject, "Réglement de la facture");
-    assert!(m.new_text.contains("Je réglerai la facture dès réception"), "{}", m.new_text);
+    assert!(
+        m.new_text.contains("Je réglerai la facture dès réception"),
+        "{}",
+        m.new_text
+    );
     assert!(m.new_text.contains("10 décembre"));
 }
 
@@ -113,12 +153,18 @@ fn base64_body_decoded_and_references_in_order() {
     );
     assert_eq!(
         m.references,
-        vec!["older@chen-design.example", "argent-out-4-jkl@acme-ar.example"]
+        vec![
+            "older@chen-design.example",
+            "argent-out-4-jkl@acme-ar.example"
+        ]
     );
     assert!(m.in_reply_to.is_empty());
     assert_eq!(
         m.thread_ids(),
-        vec!["argent-out-4-jkl@acme-ar.example", "older@chen-design.example"],
+        vec![
+            "argent-out-4-jkl@acme-ar.example",
+            "older@chen-design.example"
+        ],
         "the newest reference first"
     );
 }
@@ -256,7 +302,9 @@ fn deeply_nested_multiparts_do_not_crash() {
     let mut raw = String::from("From: a@b.example\r\nSubject: nest\r\nMIME-Version: 1.0\r\n");
     let depth = 2000;
     for i in 0..depth {
-        raw.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     raw.push_str("Content-Type: text/plain\r\n\r\nhello\r\n");
     let _ = parse(raw.as_bytes());
@@ -272,11 +320,15 @@ fn signature_only_cut_at_the_delimiter_and_when_short() {
     assert!(sig.is_none(), "too long to be a signature");
     assert!(new.contains("line 19"));
     // A wrapped "On … wrote:" header.
-    let (new, q, _) = split_text("Fine.\n\nOn Mon, 30 Nov 2026 at 10:00, Acme Receivables <ar@acme.example>\nwrote:\n> old");
+    let (new, q, _) = split_text(
+        "Fine.\n\nOn Mon, 30 Nov 2026 at 10:00, Acme Receivables <ar@acme.example>\nwrote:\n> old",
+    );
     assert_eq!(new, "Fine.");
     assert!(q.unwrap().starts_with("On Mon"));
     // German and an Outlook header block without a separator line.
-    let (new, q, _) = split_text("Danke.\n\nVon: Acme <ar@acme.example>\nGesendet: Montag, 30. November 2026 10:00\nAn: Klaus\nBetreff: Rechnung\n\nalt");
+    let (new, q, _) = split_text(
+        "Danke.\n\nVon: Acme <ar@acme.example>\nGesendet: Montag, 30. November 2026 10:00\nAn: Klaus\nBetreff: Rechnung\n\nalt",
+    );
     assert_eq!(new, "Danke.");
     assert!(q.unwrap().starts_with("Von:"));
 }
@@ -285,13 +337,28 @@ fn signature_only_cut_at_the_delimiter_and_when_short() {
 fn return_dates_in_common_forms() {
     let sent = date(2026, 12, 3);
     for (text, want) in [
-        ("I am out of the office until 14 December 2026.", Some(date(2026, 12, 14))),
+        (
+            "I am out of the office until 14 December 2026.",
+            Some(date(2026, 12, 14)),
+        ),
         ("Back on December 14th.", Some(date(2026, 12, 14))),
-        ("Ich bin ab dem 4. Januar 2027 wieder im Büro.", Some(date(2027, 1, 4))),
-        ("Ich bin bis 14.12. nicht erreichbar.", Some(date(2026, 12, 14))),
-        ("Ich bin bis zum 14.12.2026 im Urlaub.", Some(date(2026, 12, 14))),
+        (
+            "Ich bin ab dem 4. Januar 2027 wieder im Büro.",
+            Some(date(2027, 1, 4)),
+        ),
+        (
+            "Ich bin bis 14.12. nicht erreichbar.",
+            Some(date(2026, 12, 14)),
+        ),
+        (
+            "Ich bin bis zum 14.12.2026 im Urlaub.",
+            Some(date(2026, 12, 14)),
+        ),
         ("Je serai de retour le 7 janvier.", Some(date(2027, 1, 7))),
-        ("Estaré de vuelta el 15 de diciembre de 2026.", Some(date(2026, 12, 15))),
+        (
+            "Estaré de vuelta el 15 de diciembre de 2026.",
+            Some(date(2026, 12, 15)),
+        ),
         ("Back 2026-12-20.", Some(date(2026, 12, 20))),
         ("Back on 12/20/2026.", Some(date(2026, 12, 20))),
         ("Back on 05/06/2027.", None), // day or month first: unknown
@@ -305,7 +372,9 @@ fn return_dates_in_common_forms() {
 
 #[test]
 fn auth_results_edge_cases() {
-    let a = auth_results("mx.example; dkim=fail header.d=x; dkim=pass header.d=y; spf=softfail (sender spf=pass said nobody) smtp.mailfrom=x");
+    let a = auth_results(
+        "mx.example; dkim=fail header.d=x; dkim=pass header.d=y; spf=softfail (sender spf=pass said nobody) smtp.mailfrom=x",
+    );
     assert_eq!(a.dkim, Some(Verdict::Pass), "any passing signature");
     assert_eq!(a.spf, Some(Verdict::SoftFail));
     assert!(a.failing());
@@ -323,7 +392,11 @@ fn auto_reply_headers_without_out_of_office() {
         }
     );
     let raw = b"From: ann@x.example\r\nSubject: Re: invoice\r\nAuto-Submitted: no\r\n\r\nSorry, I was out of the office until 1 December. I'll pay now.\r\n";
-    assert_eq!(parse(raw).unwrap().kind, MailKind::Human, "a person writing about being away");
+    assert_eq!(
+        parse(raw).unwrap().kind,
+        MailKind::Human,
+        "a person writing about being away"
+    );
 }
 
 proptest! {

@@ -198,7 +198,11 @@ impl Store {
         let sql = "SELECT customer_id FROM outbox WHERE message_id = $1";
         for id in message_ids {
             let found: Option<String> = dispatch!(self, |pool| {
-                match sqlx::query(sql).bind(id.as_str()).fetch_optional(pool).await? {
+                match sqlx::query(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+                    .await?
+                {
                     Some(r) => Some(r.try_get("customer_id")?),
                     None => None,
                 }
@@ -215,7 +219,12 @@ impl StoreTx {
     /// Settles message `id` with `o`, on condition that it is still `expected` (`new`, or
     /// `unmatched` for an assignment): otherwise [`StoreError::Conflict`] (settled by
     /// someone else), at the latest when the transaction commits.
-    pub async fn settle_inbound(&mut self, id: &str, expected: &str, o: &InboundOutcome) -> Result<()> {
+    pub async fn settle_inbound(
+        &mut self,
+        id: &str,
+        expected: &str,
+        o: &InboundOutcome,
+    ) -> Result<()> {
         let auth = o.auth.as_ref().map(crate::to_json);
         tx_write!(
             self,

@@ -570,7 +570,11 @@ pub fn inbound_entries(mails: &[crate::mail_in::InboundMail]) -> Vec<TimelineEnt
                 .map(|o| {
                     ["spf", "dkim", "dmarc"]
                         .iter()
-                        .filter_map(|k| o.get(*k).and_then(Value::as_str).map(|v| format!("{k}={v}")))
+                        .filter_map(|k| {
+                            o.get(*k)
+                                .and_then(Value::as_str)
+                                .map(|v| format!("{k}={v}"))
+                        })
                         .collect::<Vec<_>>()
                         .join(" ")
                 })

@@ -60,7 +60,9 @@ pub async fn list(
         .await?;
     let now = agent.now();
     let flash = match (q.done.as_deref(), q.id.as_deref(), q.customer.as_deref()) {
-        (Some("assigned"), Some(id), Some(c)) => Some(format!("{id} assigned to {c} and processed.")),
+        (Some("assigned"), Some(id), Some(c)) => {
+            Some(format!("{id} assigned to {c} and processed."))
+        }
         _ => None,
     };
     page(

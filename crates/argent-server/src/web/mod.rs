@@ -69,9 +69,9 @@ pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
 pub(crate) use history::{api_contacts, api_timeline};
+pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
 pub(crate) use search::api_search;
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
-pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
 pub(crate) use signals::{
     api_clear as signals_api_clear, api_confirm as signals_api_confirm,
     api_list as signals_api_list,

@@ -303,6 +303,8 @@ pub async fn receive_unmatched(f: &Fixture, id: &str, from: &str, subject: &str)
         },
     )
     .unwrap();
-    let r = argent_agent::mail_in::process_pending(&agent, 10).await.unwrap();
+    let r = argent_agent::mail_in::process_pending(&agent, 10)
+        .await
+        .unwrap();
     assert_eq!(r.unmatched, 1, "{r:?}");
 }

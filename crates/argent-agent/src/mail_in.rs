@@ -90,9 +90,14 @@ impl MatchedBy {
 pub async fn process_pending(agent: &Agent, limit: i64) -> Result<Report, AgentError> {
     let rows = agent.store.inbound_pending(limit.max(0)).await?;
     let mut report = Report::default();
+    if rows.is_empty() {
+        return Ok(report);
+    }
+    // Contacts are matched in memory: loaded once per pass.
+    let customers = agent.store.customers().await?;
     for row in rows {
         report.seen += 1;
-        process_row(agent, &row, None, &mut report).await?;
+        process_row(agent, &row, &customers, None, &mut report).await?;
     }
     Ok(report)
 }
@@ -119,8 +124,6 @@ pub async fn assign_unmatched(
             row.status
         ))));
     }
-    // The customer must exist (NotFound otherwise).
-    agent.store.customer(customer_id).await?;
     let mut report = Report {
         seen: 1,
         ..Default::default()
@@ -129,7 +132,8 @@ pub async fn assign_unmatched(
         customer_id: customer_id.to_string(),
         actor: format!("{}:{}", who.role, who.name),
     };
-    process_row(agent, &row, Some(&assigned), &mut report).await?;
+    let customers = [agent.store.customer(customer_id).await?];
+    process_row(agent, &row, &customers, Some(&assigned), &mut report).await?;
     if report.skipped > 0 {
         return Err(AgentError::Store(StoreError::Conflict(format!(
             "inbound mail {id} was settled by someone else"
@@ -230,6 +234,7 @@ fn audit_payload(row: &InboundRow, o: &InboundOutcome, parsed: Option<&ParsedMai
 async fn process_row(
     agent: &Agent,
     row: &InboundRow,
+    customers: &[Customer],
     assigned: Option<&Assignment>,
     report: &mut Report,
 ) -> Result<(), AgentError> {
@@ -268,7 +273,6 @@ async fn process_row(
     };
 
     // Matching.
-    let customers = agent.store.customers().await?;
     let (customer, matched_by): (Option<&Customer>, Option<MatchedBy>) = match assigned {
         Some(a) => (
             customers.iter().find(|c| c.id == a.customer_id),
@@ -293,7 +297,7 @@ async fn process_row(
                 (Some(c), Some(MatchedBy::Thread))
             } else {
                 let address = bounce_to.unwrap_or_else(|| parsed.from.address.clone());
-                match by_address(&customers, &address) {
+                match by_address(customers, &address) {
                     Some(c) => (Some(c), Some(MatchedBy::Sender)),
                     None => (None, None),
                 }

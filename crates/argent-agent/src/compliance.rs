@@ -631,12 +631,22 @@ impl ComplianceCheck for ModelComplianceCheck {
 // ---------------------------------------------------------------------------------------
 // In the agent.
 
-/// The customer's message a run answers (subject and body), from the run's trigger as
-/// stored (`Trigger` JSON); `None` for a dunning step.
-pub(crate) fn inbound_text(trigger: &Value) -> Option<String> {
-    match serde_json::from_value::<crate::run::Trigger>(trigger.clone()).ok()? {
-        crate::run::Trigger::Inbound { subject, body, .. } => Some(format!("{subject}\n{body}")),
-        crate::run::Trigger::Step { .. } | crate::run::Trigger::ProcedureStep { .. } => None,
+/// Sets what the policy may know of the message a run answers (from the run's stored
+/// trigger): its text, and for mail whether the sender is not on file and whether its
+/// authentication failed. Nothing for a dunning step.
+pub(crate) fn apply_inbound(ctx: &mut argent_policy::Context, trigger: &Value) {
+    if let Ok(crate::run::Trigger::Inbound {
+        subject,
+        body,
+        mail,
+        ..
+    }) = serde_json::from_value::<crate::run::Trigger>(trigger.clone())
+    {
+        ctx.inbound_text = Some(format!("{subject}\n{body}"));
+        if let Some(m) = mail {
+            ctx.inbound_sender_not_on_file = !m.sender_on_file;
+            ctx.inbound_auth_failed = m.auth_failed;
+        }
     }
 }
 

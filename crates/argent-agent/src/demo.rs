@@ -175,6 +175,9 @@ pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<Demo
             subject: fill(s.subject, &inv, &amount, &date, name),
             body: fill(s.body, &inv, &amount, &date, name),
             received_at: now - Duration::minutes(30),
+            message_id: None,
+            references: Vec::new(),
+            mail: None,
         };
         let outcome = agent.start(&c.id, trigger).await?;
         record(&mut runs, s.name, c, outcome);

@@ -735,6 +735,9 @@ fn render_check(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
             subject: "Re: your invoice".into(),
             body: "Hello, I can pay half now and the rest next month.".into(),
             received_at: sample_now(),
+            message_id: None,
+            references: Vec::new(),
+            mail: None,
         },
     )];
     for s in steps {

@@ -25,6 +25,7 @@ pub mod demo;
 pub mod documents;
 mod exec;
 pub mod facts;
+pub mod mail_in;
 pub mod offline;
 pub mod outbox;
 pub mod outbox_smtp;

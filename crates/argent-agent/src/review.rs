@@ -13,7 +13,7 @@ use argent_store::{
     ApprovalItem, ApprovalStatus, NewAuditEvent, StoreError, StoreTx, ToolCallStatus,
 };
 
-use crate::compliance::{CheckOutcome, inbound_text};
+use crate::compliance::{CheckOutcome, apply_inbound};
 use crate::context::{Account, stored_action};
 use crate::run::{CallOutcome, CallStatus, decision_json};
 use crate::{Agent, AgentError, authz, exec};
@@ -251,7 +251,9 @@ impl Agent {
         let account = self.load_account(&item.customer_id, self.now()).await?;
         let policy = self.policy_for(&account)?;
         let mut ctx = account.policy_context();
-        ctx.inbound_text = item.context.get("trigger").and_then(inbound_text);
+        if let Some(t) = item.context.get("trigger") {
+            apply_inbound(&mut ctx, t);
+        }
         let mut decision = evaluate(policy, &action, &ctx);
         let checked = if recheck {
             self.check_content(policy, &action, ctx.inbound_text.as_deref(), &mut decision)

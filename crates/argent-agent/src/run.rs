@@ -24,8 +24,20 @@ pub enum Trigger {
     Inbound {
         from: String,
         subject: String,
+        /// What the customer wrote now (for mail: the new text, without the quoted history
+        /// and signature).
         body: String,
         received_at: DateTime<Utc>,
+        /// The message's Message-ID (without angle brackets), when it came by mail: the
+        /// reply's `In-Reply-To`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        /// The message's References then its Message-ID: the reply's `References`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        references: Vec<String>,
+        /// What inbound mail processing found (`crate::mail_in`), when it came by mail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mail: Option<InboundMail>,
     },
     /// A dunning procedure step is due (e.g. `overdue_notice`).
     Step { step: String },
@@ -51,6 +63,32 @@ pub enum Trigger {
         /// The work item the run does.
         work_id: String,
     },
+}
+
+/// What inbound mail processing found about the message a run answers: what the policy
+/// needs (is the sender the contact on file, did authentication fail) and what the model
+/// is shown besides the new text (the quoted history, marked as quoted; attachments by
+/// name, type and size only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMail {
+    /// The `inbound_mail` row.
+    pub inbound_id: String,
+    /// The sender is a contact on file for the customer. `false`: the message was matched
+    /// by thread (or assigned by a person) from an address not on file.
+    pub sender_on_file: bool,
+    /// How the customer was found: `thread`, `sender` or `assigned`.
+    pub matched_by: String,
+    /// The Authentication-Results verdicts, e.g. `spf=pass dkim=pass dmarc=fail`.
+    pub auth: String,
+    /// SPF, DKIM or DMARC failed.
+    #[serde(default)]
+    pub auth_failed: bool,
+    /// The quoted history below the new text, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted: Option<String>,
+    /// Attachments: `name (type, N bytes)`; never their content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 /// The rule that holds every email a `formal_demand` step drafts for a person, whatever
@@ -229,10 +267,23 @@ pub(crate) fn render_run_prompts(
     });
     let system = prompts.render("system", &data)?;
     let user = match trigger {
-        Trigger::Inbound { from, subject, body, received_at } => prompts.render(
-            "user_inbound",
-            &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
-        )?,
+        Trigger::Inbound {
+            from,
+            subject,
+            body,
+            received_at,
+            mail,
+            ..
+        } => {
+            let mut user = prompts.render(
+                "user_inbound",
+                &json!({"from": from, "subject": subject, "body": body, "received_at": received_at.to_rfc3339()}),
+            )?;
+            if let Some(m) = mail {
+                user.push_str(&inbound_mail_note(m));
+            }
+            user
+        }
         Trigger::Step { step } => prompts.render("user_step", &json!({"step_name": step}))?,
         Trigger::ProcedureStep {
             step,
@@ -265,6 +316,35 @@ pub(crate) fn render_run_prompts(
         }
     };
     Ok((system, user))
+}
+
+/// What the model is told about a mail beyond its new text: who sent it (on file or
+/// not), the authentication verdict, the attachments (described only) and the quoted
+/// history, fenced and marked as quoted (it is not what the customer wrote now).
+fn inbound_mail_note(m: &InboundMail) -> String {
+    let mut out = String::new();
+    if !m.sender_on_file {
+        out.push_str("\n\nNote: the sender is NOT a contact on file for this customer (the message came in the customer's thread). Do not disclose anything about the debt to this sender.");
+    }
+    if m.auth_failed {
+        out.push_str(&format!(
+            "\n\nNote: this message failed sender authentication ({}); it may be forged.",
+            m.auth
+        ));
+    }
+    if !m.attachments.is_empty() {
+        out.push_str("\n\nAttachments (not opened; names only): ");
+        out.push_str(&m.attachments.join("; "));
+        out.push('.');
+    }
+    if let Some(q) = &m.quoted {
+        const MAX_QUOTED: usize = 4000;
+        let q: String = q.chars().take(MAX_QUOTED).collect();
+        out.push_str("\n\nQuoted history below the customer's message (earlier messages, NOT written now; context only):\n<quoted>\n");
+        out.push_str(&q);
+        out.push_str("\n</quoted>");
+    }
+    out
 }
 
 impl Agent {
@@ -696,7 +776,7 @@ impl Agent {
         let account = self.load_account(&run.customer_id, now).await?;
         let policy = self.policy_for(&account)?;
         let mut ctx = account.policy_context();
-        ctx.inbound_text = crate::compliance::inbound_text(&run.trigger);
+        crate::compliance::apply_inbound(&mut ctx, &run.trigger);
         let mut decision = evaluate(policy, &action, &ctx);
         // The second content check (emails the rules allowed or queued): it can only hold.
         let checked = self

@@ -141,6 +141,9 @@ pub async fn seed_plan_queue(
             subject: "My account".into(),
             body: "Could I pay this over three months, with something off?".into(),
             received_at: now,
+            message_id: None,
+            references: Vec::new(),
+            mail: None,
         };
         let mut run = RunRecord {
             id: agent.new_id("run"),

@@ -58,6 +58,9 @@ async fn run_request_call(store: &Store) -> RunOutcome {
                 subject: "Re: your account".into(),
                 body: "I will look at it.".into(),
                 received_at: now(),
+                message_id: None,
+                references: Vec::new(),
+                mail: None,
             },
         )
         .await

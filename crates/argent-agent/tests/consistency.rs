@@ -72,6 +72,9 @@ fn inbound(body: &str) -> Trigger {
         subject: "My account".into(),
         body: body.into(),
         received_at: now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     }
 }
 

@@ -64,6 +64,9 @@ async fn a_second_call_with_the_same_id_is_refused_and_audited() {
                     subject: "Help".into(),
                     body: "I want to talk to a person.".into(),
                     received_at: now(),
+                    message_id: None,
+                    references: Vec::new(),
+                    mail: None,
                 },
             )
             .await

@@ -73,6 +73,9 @@ async fn an_escalation_is_a_task_for_its_role_due_by_urgency() {
                     subject: "Help".into(),
                     body: "I want to talk to a manager.".into(),
                     received_at: now(),
+                    message_id: None,
+                    references: Vec::new(),
+                    mail: None,
                 },
             )
             .await

@@ -61,6 +61,9 @@ fn from_ann(subject: &str, body: &str) -> Trigger {
         subject: subject.into(),
         body: body.into(),
         received_at: now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     }
 }
 

@@ -57,6 +57,9 @@ fn inbound(from: &str, body: &str) -> Trigger {
         subject: "My account".into(),
         body: body.into(),
         received_at: now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     }
 }
 

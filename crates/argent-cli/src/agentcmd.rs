@@ -437,6 +437,9 @@ pub fn read_inbound(path: &Path, default_from: &str) -> Result<Trigger> {
         subject,
         body: body.to_string(),
         received_at: Utc::now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     })
 }
 

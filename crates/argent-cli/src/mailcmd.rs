@@ -17,10 +17,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 
-use argent_agent::Agent;
+use argent_agent::mail_in::{assign_unmatched, process_pending};
+use argent_agent::{Agent, Clock};
 use argent_mail::imap::{FetchReport, ImapConfig};
 use argent_mail::raw::{DEFAULT_MAX_BYTES, RawFacts, check_size};
 use argent_store::{InboundStatus, MailSource, NewInbound, Store};
+
+use crate::agentcmd::{ModelArgs, build_agent};
+use crate::logincmd::{AuthArgs, reviewer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum InboundStatusArg {
@@ -51,6 +55,39 @@ pub enum MailCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Process received messages waiting (`new`): parse, match, act (an agent run for a
+    /// person's message from a matched customer). `fetch` and `receive` do this too.
+    Process {
+        /// The most messages to process.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// The unmatched-mail queue: messages that matched no customer, newest first.
+    Unmatched {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assign unmatched message ID to CUSTOMER (audited), then process it as matched.
+    Assign {
+        id: String,
+        customer: String,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+}
+
+/// Messages processed after each fetch or reader pass.
+pub const PROCESS_BATCH: i64 = 200;
+
+/// Processes what is waiting and prints one line (and the report as JSON with `json`).
+async fn process_now(store: &Store, models: &ModelArgs, clock: Clock, limit: i64) -> Result<()> {
+    let agent = build_agent(store.clone(), models, clock).await?;
+    let r = process_pending(&agent, limit).await?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
 }
 
 fn imap_config() -> Result<ImapConfig> {
@@ -78,8 +115,40 @@ pub(crate) fn max_bytes() -> Result<usize> {
     }
 }
 
-pub async fn mail(store: Store, cmd: MailCommand) -> Result<()> {
+pub async fn mail(store: Store, models: &ModelArgs, clock: Clock, cmd: MailCommand) -> Result<()> {
     match cmd {
+        MailCommand::Process { limit } => process_now(&store, models, clock, limit).await?,
+        MailCommand::Unmatched { limit, json } => {
+            let items = store.inbound_list(Some("unmatched"), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for m in &items {
+                    println!(
+                        "{}  {}  {}  {}  {}",
+                        m.id,
+                        m.received_at.to_rfc3339(),
+                        m.from_addr.as_deref().unwrap_or("-"),
+                        m.kind.as_deref().unwrap_or("-"),
+                        m.subject.as_deref().unwrap_or("-"),
+                    );
+                }
+                println!("{} unmatched message(s)", items.len());
+            }
+        }
+        MailCommand::Assign { id, customer, auth } => {
+            let who = reviewer(&store, &auth).await?;
+            let agent = build_agent(store.clone(), models, clock).await?;
+            let r = assign_unmatched(&agent, &id, &customer, &who).await?;
+            let m = store.inbound_mail(&id).await?;
+            println!(
+                "{id}: {} (customer {}, matched by {})",
+                m.status,
+                m.customer_id.as_deref().unwrap_or("-"),
+                m.matched_by.as_deref().unwrap_or("-")
+            );
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
         MailCommand::Fetch { json } => {
             let cfg = imap_config()?;
             let report = argent_worker::mail::fetch_once(&store, &cfg)
@@ -170,22 +239,23 @@ pub async fn mail(store: Store, cmd: MailCommand) -> Result<()> {
 
 /// After the reader stored new mail: hand it to processing.
 ///
-/// PROCESSING HOOK (issue #14: receiving → processing). The one call site the lead wires
-/// once the other half of #14 lands:
-///
-/// ```ignore
-/// argent_agent::mail_in::process_pending(&agent, PROCESS_BATCH).await
-/// ```
-///
-/// Until then the messages wait in `inbound_mail` with status `new`
-/// (`Store::pending_inbound`); nothing here pretends to process them.
+/// After a reader pass stored mail: process what is waiting (parse, match, act), with the
+/// agent current at that moment. An error is logged; the messages stay `new` and the next
+/// pass (or `argent mail process`) takes them.
 async fn after_pass(agent: Arc<Agent>, report: FetchReport) {
-    let _ = &agent; // the processing step needs the agent (see above)
-    tracing::info!(
-        mailbox = %report.mailbox,
-        stored = report.stored,
-        "new mail stored; waiting for processing"
-    );
+    match process_pending(&agent, PROCESS_BATCH).await {
+        Ok(r) => tracing::info!(
+            mailbox = %report.mailbox,
+            stored = report.stored,
+            processed = ?r,
+            "new mail stored and processed"
+        ),
+        Err(e) => tracing::warn!(
+            mailbox = %report.mailbox,
+            stored = report.stored,
+            "new mail stored; processing failed: {e}"
+        ),
+    }
 }
 
 /// Starts the continuous IMAP reader when `ARGENT_IMAP_HOST` is set (an error in the

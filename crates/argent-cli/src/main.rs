@@ -150,7 +150,8 @@ enum Command {
     /// Revoke the token `argent login` stored and remove its file.
     Logout,
     /// Inbound email: fetch the IMAP mailbox once, receive a raw message from a file,
-    /// list what was received (exactly once each).
+    /// list what was received (exactly once each); process what is waiting, the unmatched
+    /// queue, assign one to a customer.
     Mail {
         #[command(subcommand)]
         command: mailcmd::MailCommand,
@@ -456,7 +457,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Login(args) => logincmd::login(&open(&cli.database).await?, args).await?,
         Command::Logout => logincmd::logout(&open(&cli.database).await?).await?,
         Command::Eval { command } => evalcmd::eval(command, &cli.models, &cli.database).await?,
-        Command::Mail { command } => mailcmd::mail(open(&cli.database).await?, command).await?,
         Command::Outbox { command } => {
             agentcmd::outbox(open(&cli.database).await?, command).await?
         }
@@ -493,6 +493,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Cases { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);
             callscmd::cases(open(&cli.database).await?, now, command).await?
+        }
+        Command::Mail { command } => {
+            mailcmd::mail(
+                open(&cli.database).await?,
+                &cli.models,
+                clock(cli.now),
+                command,
+            )
+            .await?
         }
         Command::Tasks { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);

@@ -74,6 +74,12 @@ pub struct AccountFacts {
     pub workplace_addresses: Vec<String>,
     /// The channel the customer asked to be contacted on.
     pub preferred_channel: Option<Channel>,
+    /// The customer's out-of-office reply says they are away until this date (their
+    /// local date): no contact before it. Set by inbound mail processing.
+    pub contact_paused_until: Option<NaiveDate>,
+    /// Email addresses that bounced permanently (lowercased): no email to them until a
+    /// person removes them. Set by inbound mail processing.
+    pub undeliverable_emails: Vec<String>,
 
     // ---- Negotiation -------------------------------------------------------------------
     /// The customer's own repayment offer, and whether an income and expenditure
@@ -306,6 +312,17 @@ impl AccountFacts {
         if let Some(c) = self.preferred_channel {
             out.push(format!("Prefers to be contacted by {c}."));
         }
+        if let Some(d) = self.contact_paused_until {
+            out.push(format!(
+                "Away (out-of-office reply) until {d}: no contact before then."
+            ));
+        }
+        if !self.undeliverable_emails.is_empty() {
+            out.push(format!(
+                "Undeliverable email addresses (bounced): {}.",
+                self.undeliverable_emails.join(", ")
+            ));
+        }
         if let Some(o) = &self.customer_offer {
             let amount = crate::money::Money::new(o.amount_minor, o.currency);
             let ie = if o.income_expenditure {
@@ -368,6 +385,9 @@ impl AccountFacts {
         if let Some(o) = &self.customer_offer {
             date("/customer_offer/received_on", o.received_on);
         }
+        if let Some(d) = self.contact_paused_until {
+            date("/contact_paused_until", d);
+        }
         let text = |name: &str, s: &str, out: &mut Vec<String>| {
             if s.chars().count() > MAX_FACT_TEXT {
                 out.push(format!("{name}: longer than {MAX_FACT_TEXT} characters"));
@@ -393,7 +413,16 @@ impl AccountFacts {
                 ));
             }
         }
+        for (i, a) in self.undeliverable_emails.iter().enumerate() {
+            text(&format!("/undeliverable_emails/{i}"), a, &mut out);
+            if !a.contains('@') {
+                out.push(format!(
+                    "/undeliverable_emails/{i}: '{a}' is not an email address"
+                ));
+            }
+        }
         for (name, n) in [
+            ("/undeliverable_emails", self.undeliverable_emails.len()),
             ("/inconvenient_times", self.inconvenient_times.len()),
             ("/workplace_addresses", self.workplace_addresses.len()),
             (

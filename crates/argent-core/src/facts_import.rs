@@ -204,6 +204,16 @@ pub const FACTS: &[FactSpec] = &[
         "Workplace e-mail addresses",
     ),
     fact("preferred_channel", FactKind::Channel, "Preferred channel"),
+    fact(
+        "contact_paused_until",
+        FactKind::Date,
+        "Away until (out-of-office reply): no contact before",
+    ),
+    fact(
+        "undeliverable_emails",
+        FactKind::Emails,
+        "Undeliverable e-mail addresses (bounced)",
+    ),
     part(
         "customer_offer.amount",
         FactKind::Money,
@@ -942,6 +952,8 @@ mod tests {
             "no_workplace_contact": true,
             "workplace_addresses": ["me@work.example"],
             "preferred_channel": "letter",
+            "contact_paused_until": "2026-02-01",
+            "undeliverable_emails": ["old@home.example"],
             "customer_offer": {"amount_minor": 12000, "currency": "GBP", "every_days": 14, "income_expenditure": true, "received_on": "2026-01-10"},
             "limits": {"max_discount_bps": 1250, "max_installments": 6, "min_down_payment_bps": 500, "max_plan_days": 180, "note": "agreed"}
         }))

@@ -142,6 +142,9 @@ impl AgentRunner {
                 subject: m.subject.clone(),
                 body: m.body.clone(),
                 received_at: case.now,
+                message_id: None,
+                references: Vec::new(),
+                mail: None,
             };
             let run = agent
                 .start(&case.customer.id, trigger)

@@ -78,6 +78,13 @@ pub struct Context {
     /// started the run: the content rules refuse a draft that echoes an instruction in it.
     #[serde(default)]
     pub inbound_text: Option<String>,
+    /// The message this run answers came in the customer's thread from an address that
+    /// is not a contact on file (a possible third party).
+    #[serde(default)]
+    pub inbound_sender_not_on_file: bool,
+    /// The message this run answers failed SPF, DKIM or DMARC (its sender may be forged).
+    #[serde(default)]
+    pub inbound_auth_failed: bool,
     /// The promises, plans, cases and escalations of this run and of the account that an
     /// email may refer to, each with its status (executed, pending approval, refused).
     #[serde(default)]
@@ -97,6 +104,8 @@ impl Context {
             segment,
             base_rate_bps: 0,
             inbound_text: None,
+            inbound_sender_not_on_file: false,
+            inbound_auth_failed: false,
             recent_actions: Vec::new(),
         }
     }

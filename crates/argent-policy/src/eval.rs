@@ -413,6 +413,26 @@ fn check_stops(
             StopCondition::ThirdPartyWriter => facts
                 .third_party_writer
                 .then_some(Some(PENDING_SIGNAL.into())),
+            StopCondition::ContactPaused => facts
+                .contact_paused_until
+                .filter(|until| {
+                    ctx.now.with_timezone(&ctx.customer.time_zone).date_naive() < *until
+                })
+                .map(|until| Some(format!("out of office until {until}"))),
+            StopCondition::AddressUndeliverable => match action {
+                Action::SendEmail(e) => facts
+                    .undeliverable_emails
+                    .iter()
+                    .find(|a| a.eq_ignore_ascii_case(e.to.trim()))
+                    .map(|a| Some(format!("{a} bounced permanently"))),
+                _ => None,
+            },
+            StopCondition::InboundSenderNotOnFile => ctx.inbound_sender_not_on_file.then(|| {
+                Some("the message this run answers came from an address not on file".to_string())
+            }),
+            StopCondition::InboundAuthFailed => ctx.inbound_auth_failed.then(|| {
+                Some("the message this run answers failed SPF, DKIM or DMARC".to_string())
+            }),
             StopCondition::RecipientNotOnFile => match action {
                 Action::SendEmail(e) => (!ctx.customer.contacts.iter().any(|c| {
                     c.email

@@ -104,6 +104,18 @@ pub enum StopCondition {
     DeceasedReported,
     /// The last message came from someone other than the debtor (pending review).
     ThirdPartyWriter,
+    // Recognised in inbound mail by code (`argent_agent::mail_in`).
+    /// The customer's out-of-office reply says they are away until a date
+    /// (`facts.contact_paused_until`) that has not come yet in their time zone.
+    ContactPaused,
+    /// An email to an address that bounced permanently (`facts.undeliverable_emails`).
+    AddressUndeliverable,
+    /// The run answers a message whose sender is not a contact on file, though it came in
+    /// the customer's thread (`Context::inbound_sender_not_on_file`).
+    InboundSenderNotOnFile,
+    /// The run answers a message whose SPF, DKIM or DMARC check failed
+    /// (`Context::inbound_auth_failed`): the sender may be forged.
+    InboundAuthFailed,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -20,7 +20,8 @@
 //!   invoice is excluded (or the customer is flagged disputed) the account is paused.
 //! - **Pauses**, first match wins: bankruptcy (automatic stay: no step of any kind),
 //!   disputed, an open hardship case, an open payment-claimed case (until a person closes
-//!   it), an open promise (until its date plus the procedure's grace).
+//!   it), an out-of-office reply's return date not yet come (`facts.contact_paused_until`:
+//!   until that local date), an open promise (until its date plus the procedure's grace).
 //! - **Stop flags.** Cease-contact and attorney representation skip contact steps (email,
 //!   call, formal demand); internal steps (account-manager alert, credit hold, agency
 //!   referral, which needs a manager) still run. With no internal step left the account is
@@ -103,6 +104,9 @@ pub enum PauseReason {
     Promise,
     CeaseContact,
     AttorneyRepresented,
+    /// The customer's out-of-office reply gave a return date that has not come yet
+    /// (`facts.contact_paused_until`).
+    OutOfOffice,
 }
 argent_core::str_enum!(PauseReason {
     Bankruptcy => "bankruptcy",
@@ -112,6 +116,7 @@ argent_core::str_enum!(PauseReason {
     Promise => "promise",
     CeaseContact => "cease_contact",
     AttorneyRepresented => "attorney_represented",
+    OutOfOffice => "out_of_office",
 });
 
 /// An account's state in its procedure (one row of `procedure_state`).
@@ -484,6 +489,16 @@ fn plan_once(
         Some((
             PauseReason::PaymentClaimed,
             "the customer says they paid: until a person closes the case".to_string(),
+        ))
+    } else if let Some(until) = s
+        .customer
+        .facts
+        .contact_paused_until
+        .filter(|until| today < *until)
+    {
+        Some((
+            PauseReason::OutOfOffice,
+            format!("out-of-office reply: away until {until}"),
         ))
     } else {
         open_promise.map(|p| {

@@ -125,6 +125,10 @@ pub mod perm {
     pub const SIGNALS_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
     /// Confirm or clear a signal. Compliance reads, decides nothing.
     pub const SIGNALS_DECIDE: &[UserRole] = &[Collector, Manager, Admin];
+    /// The unmatched-mail queue (`/mail/unmatched`).
+    pub const MAIL_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
+    /// Assign an unmatched message to a customer (audited, then processed). Compliance reads.
+    pub const MAIL_ASSIGN: &[UserRole] = &[Collector, Manager, Admin];
     /// A customer's timeline (`/accounts/{id}`, `/api/customers/{id}/timeline`).
     pub const TIMELINE_READ: &[UserRole] = &[Collector, Manager, Compliance, Admin];
     /// Search customers by name, id, invoice number or email.
@@ -210,6 +214,8 @@ permission!(
     perm::SIGNALS_READ,
     "See [`perm::SIGNALS_READ`]."
 );
+permission!(MailRead, perm::MAIL_READ, "See [`perm::MAIL_READ`].");
+permission!(MailAssign, perm::MAIL_ASSIGN, "See [`perm::MAIL_ASSIGN`].");
 permission!(TasksRead, perm::TASKS_READ, "See [`perm::TASKS_READ`].");
 permission!(TasksWork, perm::TASKS_WORK, "See [`perm::TASKS_WORK`].");
 permission!(CasesRead, perm::CASES_READ, "See [`perm::CASES_READ`].");

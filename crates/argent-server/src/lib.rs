@@ -263,6 +263,8 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(web::signals_api_confirm),
         ),
         ("POST", "/signals/{id}/clear", post(web::signals_api_clear)),
+        ("GET", "/mail/unmatched", get(web::mail_api_list)),
+        ("POST", "/mail/{id}/assign", post(web::mail_api_assign)),
         ("GET", "/credit-holds", get(desk::credit_holds)),
         ("GET", "/referrals", get(desk::referrals)),
         ("GET", "/referrals/{id}/package", get(desk::package)),

@@ -789,3 +789,46 @@ async fn inbound_responses_match_the_documented_schemas() {
         check(&doc, "POST", "/api/inbound", status, &body);
     }
 }
+
+#[tokio::test]
+async fn mail_responses_match_the_documented_schemas() {
+    let f = fixture().await;
+    let doc = doc();
+    receive_unmatched(&f, "in-o1", "Someone <someone@example.org>", "A question").await;
+    let (s, body) = f
+        .as_user("alice", Method::GET, "/api/mail/unmatched", None)
+        .await;
+    check(&doc, "GET", "/api/mail/unmatched", s, &body);
+    assert_eq!(body["items"][0]["id"], "in-o1");
+    let (s, body) = f
+        .as_user("alice", Method::GET, "/api/mail/unmatched?limit=0", None)
+        .await;
+    check(&doc, "GET", "/api/mail/unmatched", s, &body);
+    let (s, body) = f
+        .as_user(
+            "alice",
+            Method::POST,
+            "/api/mail/in-o1/assign",
+            Some(json!({"customer_id": "C-ANN"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    check(&doc, "POST", "/api/mail/{id}/assign", s, &body);
+    for (who, id, customer) in [
+        ("alice", "in-o1", "C-ANN"),
+        ("alice", "nope", "C-ANN"),
+        ("cy", "in-o1", "C-ANN"),
+        ("alice", "in-o1", " "),
+    ] {
+        let (s, body) = f
+            .as_user(
+                who,
+                Method::POST,
+                &format!("/api/mail/{id}/assign"),
+                Some(json!({"customer_id": customer})),
+            )
+            .await;
+        assert_ne!(s, StatusCode::OK);
+        check(&doc, "POST", "/api/mail/{id}/assign", s, &body);
+    }
+}

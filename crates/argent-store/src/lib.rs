@@ -34,6 +34,7 @@ mod facts;
 mod inbound_mail;
 pub mod integrity;
 mod ledger;
+pub mod mail_in;
 pub mod outbox_delivery;
 mod procedures;
 mod queue;
@@ -391,6 +392,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0016_smtp.sql"),
     ),
     (
+        18,
+        "inbound_processing",
+        include_str!("../../../migrations/sqlite/0018_inbound_processing.sql"),
+    ),
+    (
         19,
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
@@ -471,6 +477,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "smtp",
         include_str!("../../../migrations/postgres/0016_smtp.sql"),
+    ),
+    (
+        18,
+        "inbound_processing",
+        include_str!("../../../migrations/postgres/0018_inbound_processing.sql"),
     ),
     (
         19,

@@ -64,6 +64,8 @@ pub enum AuditRef {
     CallLog(String),
     /// Events naming this promise (`payload.promise_id`).
     Promise(String),
+    /// Events naming this received message (`payload.inbound_id`).
+    Inbound(String),
     /// Events of this run that name no tool call (run started/finished, model calls).
     Run(String),
 }
@@ -251,6 +253,7 @@ pub fn event_refs(e: &AuditEvent) -> Vec<AuditRef> {
         ("outbox_id", AuditRef::Outbox),
         ("log_id", AuditRef::CallLog),
         ("promise_id", AuditRef::Promise),
+        ("inbound_id", AuditRef::Inbound),
     ] {
         if let Some(v) = s(k) {
             out.push(f(v));
@@ -553,6 +556,65 @@ pub fn case_entries(cases: &[Case]) -> Vec<TimelineEntry> {
 }
 
 /// Signals recognised in the customer's messages, and a person's decision on each.
+/// A message the customer (or someone in their thread) sent us, as processing settled it:
+/// who from, the subject, what kind it is, how it was matched and the
+/// `Authentication-Results` verdicts (never the text).
+pub fn inbound_entries(mails: &[crate::mail_in::InboundMail]) -> Vec<TimelineEntry> {
+    mails
+        .iter()
+        .map(|m| {
+            let auth = m
+                .auth
+                .as_ref()
+                .and_then(Value::as_object)
+                .map(|o| {
+                    ["spf", "dkim", "dmarc"]
+                        .iter()
+                        .filter_map(|k| {
+                            o.get(*k)
+                                .and_then(Value::as_str)
+                                .map(|v| format!("{k}={v}"))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "no authentication results".to_string());
+            let auth_failed = m.auth.as_ref().and_then(Value::as_object).is_some_and(|o| {
+                o.values()
+                    .filter_map(Value::as_str)
+                    .any(|v| matches!(v, "fail" | "softfail" | "permerror"))
+            });
+            TimelineEntry::new(
+                m.received_at,
+                "mail.received",
+                "inbound_mail",
+                &m.id,
+                format!(
+                    "Email from {}: {} ({}; {auth})",
+                    m.from_addr.as_deref().unwrap_or("unknown sender"),
+                    m.subject.as_deref().unwrap_or("(no subject)"),
+                    m.kind.as_deref().unwrap_or("not parsed"),
+                ),
+            )
+            .with_actor(m.from_addr.clone())
+            .with_detail(json!({
+                "id": m.id,
+                "message_id": m.message_id,
+                "status": m.status,
+                "kind": m.kind,
+                "matched_by": m.matched_by,
+                "auth": m.auth,
+                "auth_summary": auth,
+                "auth_failed": auth_failed,
+                "run_id": m.run_id,
+                "error": m.error,
+            }))
+            .link(AuditLink::of(AuditRef::Inbound(m.id.clone()), &[]))
+        })
+        .collect()
+}
+
 pub fn signal_entries(signals: &[SignalRecord]) -> Vec<TimelineEntry> {
     let mut out = Vec::new();
     for s in signals {
@@ -1015,6 +1077,7 @@ impl Store {
         entries.extend(outbox_entries(&self.timeline_outbox(id).await?));
         entries.extend(contact_entries(&self.timeline_contacts(id).await?));
         entries.extend(call_task_entries(&self.call_tasks(Some(id), false).await?));
+        entries.extend(inbound_entries(&self.inbound_for_customer(id).await?));
         // Events read as entries claim themselves; the rest are linked or listed by `merge`.
         entries.extend(audit_entries(&audit));
         Ok(merge(&customer, entries, &audit, q.limit, q.after.as_ref()))

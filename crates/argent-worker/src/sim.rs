@@ -375,6 +375,9 @@ pub async fn simulate(
                             subject: "Re: your reminder".into(),
                             body,
                             received_at: evening,
+                            message_id: None,
+                            references: Vec::new(),
+                            mail: None,
                         },
                     )
                     .await?;

@@ -52,6 +52,7 @@ mod desk;
 mod documents;
 mod evals;
 mod history;
+mod mail;
 mod queue;
 mod search;
 pub mod session;
@@ -69,6 +70,7 @@ pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
 };
 pub(crate) use history::{api_contacts, api_timeline};
+pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
 pub(crate) use search::api_search;
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub(crate) use signals::{
@@ -93,6 +95,8 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}/facts", post(account::save))
         .route("/accounts/{id}/contacts", get(history::contacts_page))
         .route("/search", get(search::show))
+        .route("/mail/unmatched", get(mail::list))
+        .route("/mail/{id}/assign", post(mail::assign_page))
         .route("/signals", get(signals::list))
         .route("/signals/{id}/confirm", post(signals::confirm_page))
         .route("/signals/{id}/clear", post(signals::clear_page))
@@ -213,6 +217,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "eval_compare",
     "account",
     "signals",
+    "mail",
     "contacts",
     "search",
     "tasks",
@@ -285,6 +290,12 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "Customer signals",
             perm::SIGNALS_READ,
             &["signals"],
+        ),
+        (
+            "/mail/unmatched",
+            "Unmatched mail",
+            perm::MAIL_READ,
+            &["mail"],
         ),
         (
             "/dashboard",

@@ -86,6 +86,9 @@ pub fn inbound(from: &str, body: &str) -> Trigger {
         subject: "My account".into(),
         body: body.into(),
         received_at: now(),
+        message_id: None,
+        references: Vec::new(),
+        mail: None,
     }
 }
 
@@ -268,4 +271,40 @@ impl Fixture {
     pub fn store(&self) -> &Store {
         &self.ts.store
     }
+}
+
+/// Receives a message from `from` that matches no customer and processes it: it waits in
+/// the unmatched-mail queue.
+pub async fn receive_unmatched(f: &Fixture, id: &str, from: &str, subject: &str) {
+    let raw = format!(
+        "From: {from}\r\nTo: ar@acme-ar.example\r\nSubject: {subject}\r\nDate: Fri, 20 Nov 2026 17:30:00 +0000\r\nMessage-ID: <{id}@example.org>\r\n\r\nCan I pay in two parts?\r\n"
+    );
+    f.store()
+        .insert_inbound_row(&argent_store::mail_in::NewInbound {
+            id: id.into(),
+            dedupe_key: id.into(),
+            message_id: Some(format!("{id}@example.org")),
+            source: "webhook".into(),
+            raw: raw.into_bytes(),
+            raw_sha256: format!("sha-{id}"),
+            received_at: now(),
+        })
+        .await
+        .unwrap();
+    // Processing never asks this model: an unmatched message starts no run.
+    let agent = Agent::from_dirs(
+        f.store().clone(),
+        Arc::new(ScriptedModel::new()),
+        &repo("prompts"),
+        &repo("policies"),
+        AgentConfig {
+            clock: Clock::Fixed(now()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let r = argent_agent::mail_in::process_pending(&agent, 10)
+        .await
+        .unwrap();
+    assert_eq!(r.unmatched, 1, "{r:?}");
 }

@@ -97,6 +97,7 @@ pub async fn serve(
     let config = ServerConfig {
         inbound_token,
         inbound_max_bytes: crate::mailcmd::max_bytes()?,
+        process_inbound: true,
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
         session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours)),
         secure_cookies: args.secure_cookies,

@@ -12,7 +12,7 @@
 //! - **Exactly once**: stored raw with status `new` under its dedupe key (Message-ID, else
 //!   the hash of the bytes): 202 with the new id, or 200 with the existing id when the
 //!   message is already there (a provider's retry, or the same mail read over IMAP).
-//!   Processing happens later, like every inbound message's.
+//!   `argent serve` then processes it in the background (`ServerConfig::process_inbound`).
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -23,6 +23,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use argent_mail::raw::RawFacts;
+
+/// Messages one background processing pass takes.
+const PROCESS_BATCH: i64 = 50;
+
+/// One background processing pass at a time in this process.
+static PROCESSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 use argent_store::{MailSource, NewInbound};
 
 use crate::AppState;
@@ -115,11 +121,19 @@ pub async fn receive(State(state): State<AppState>, request: Request) -> AppResu
             },
         )
         .await?;
-    // PROCESSING HOOK (issue #14, receiving → processing): the message is stored with
-    // status `new`; `argent_agent::mail_in::process_pending(&agent, limit)` (the other
-    // half of #14) processes it. Wire the call here (spawned, so the provider gets its
-    // answer without waiting for the agent) once it exists; until then the worker's
-    // reader loop or `argent mail process` picks pending messages up.
+    // Processing (parse, match, act) runs in the background, so the provider gets its
+    // answer without waiting for the agent; one pass at a time per process (a message is
+    // settled once whoever processes it). A failure leaves the message `new` for the
+    // next pass or `argent mail process`.
+    if received.created && state.config.process_inbound {
+        let agent = state.agent.current();
+        tokio::spawn(async move {
+            let _one_pass = PROCESSING.lock().await;
+            if let Err(e) = argent_agent::mail_in::process_pending(&agent, PROCESS_BATCH).await {
+                tracing::warn!("processing received mail failed: {e}");
+            }
+        });
+    }
     let status = if received.created {
         StatusCode::ACCEPTED
     } else {

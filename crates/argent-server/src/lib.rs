@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub inbound_token: Option<String>,
     /// The largest raw message `POST /api/inbound` accepts (default 10 MiB).
     pub inbound_max_bytes: usize,
+    /// Process a message `POST /api/inbound` stored right away, in the background
+    /// (`argent serve` turns it on; off by default so a test can look at a stored message
+    /// before anything acts on it).
+    pub process_inbound: bool,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             eval_runs_total: 2,
             inbound_token: None,
             inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
+            process_inbound: false,
         }
     }
 }

@@ -248,3 +248,47 @@ fn futures_util_stream(
     }
     Chunks(chunks.into_iter())
 }
+
+/// With processing on (as `argent serve` runs it), a stored message is processed in the
+/// background: one from a sender no customer has waits in the unmatched queue, settled
+/// once and audited, while the provider got its 202 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_processes_a_received_message_in_the_background() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let app = app(
+            store,
+            ServerConfig {
+                process_inbound: true,
+                ..configured(1 << 20)
+            },
+        );
+        let (status, body) = post(
+            &app,
+            Some(TOKEN),
+            Some("message/rfc822"),
+            message(Some("bg-1@example.net"), "Who is this about?"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{label}: {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let mut status = String::new();
+        for _ in 0..100 {
+            status = store.inbound_mail(&id).await.unwrap().status;
+            if status != "new" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "unmatched", "{label}");
+        let events = store
+            .audit_events(&AuditFilter {
+                kind: Some("mail_processed".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{label}: {events:?}");
+        ts.cleanup().await;
+    }
+}

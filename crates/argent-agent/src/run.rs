@@ -566,76 +566,113 @@ impl Agent {
             let resp = match self.model.chat(&req).await {
                 Ok(r) => r,
                 Err(e) => {
-                    self.store
-                        .audit_append(self.audit(
-                            &run,
-                            "model_error",
-                            json!({"error": e.to_string(), "kind": e.kind()}),
-                        ))
-                        .await?;
-                    self.finish(run, state, RunStatus::Failed, &e.to_string())
+                    let failed = self.audit(
+                        &run,
+                        "model_error",
+                        json!({"error": e.to_string(), "kind": e.kind()}),
+                    );
+                    self.finish_after(run, state, RunStatus::Failed, &e.to_string(), Some(failed))
                         .await?;
                     return Err(e.into());
                 }
             };
             run.step += 1;
             run.tokens += i64::try_from(resp.usage.total()).unwrap_or(i64::MAX);
-            self.store
-                .audit_append(self.audit(
-                    &run,
-                    "model_call",
-                    json!({
-                        "step": run.step,
-                        "model": resp.model,
-                        "prompt_version": run.prompt_version,
-                        "prompt_tokens": resp.usage.prompt_tokens,
-                        "completion_tokens": resp.usage.completion_tokens,
-                        "latency_ms": started.elapsed().as_millis() as u64,
-                        "tool_calls": resp.tool_calls.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-                    }),
-                ))
-                .await?;
+            let model_call = self.audit(
+                &run,
+                "model_call",
+                json!({
+                    "step": run.step,
+                    "model": resp.model,
+                    "prompt_version": run.prompt_version,
+                    "prompt_tokens": resp.usage.prompt_tokens,
+                    "completion_tokens": resp.usage.completion_tokens,
+                    "latency_ms": started.elapsed().as_millis() as u64,
+                    "tool_calls": resp.tool_calls.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                }),
+            );
             let done = resp.tool_calls.is_empty();
             state.messages.push(resp.to_message());
-            self.checkpoint(&mut run, &state).await?;
+            // The model call's event commits with the checkpoint that records its answer
+            // (and, for the last answer, with the run's end): one transaction, not three.
             if done {
                 return self
-                    .finish(run, state, RunStatus::Finished, "model finished")
+                    .finish_after(
+                        run,
+                        state,
+                        RunStatus::Finished,
+                        "model finished",
+                        Some(model_call),
+                    )
                     .await;
             }
+            self.checkpoint_after(&mut run, &state, Some(model_call))
+                .await?;
         }
     }
 
     async fn checkpoint(&self, run: &mut RunRecord, state: &RunState) -> Result<(), AgentError> {
+        self.checkpoint_after(run, state, None).await
+    }
+
+    /// Saves the run's progress, with `event` (what produced it) in the same transaction.
+    async fn checkpoint_after(
+        &self,
+        run: &mut RunRecord,
+        state: &RunState,
+        event: Option<NewAuditEvent>,
+    ) -> Result<(), AgentError> {
         run.state =
             serde_json::to_value(state).map_err(|e| AgentError::Invariant(e.to_string()))?;
-        self.store
-            .checkpoint_run(&run.id, run.step, run.tokens, &run.state)
+        let mut tx = self.store.begin().await?;
+        if let Some(e) = event {
+            tx.audit_append(e).await?;
+        }
+        tx.checkpoint_run(&run.id, run.step, run.tokens, &run.state)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn finish(
         &self,
-        mut run: RunRecord,
+        run: RunRecord,
         state: RunState,
         status: RunStatus,
         why: &str,
     ) -> Result<RunOutcome, AgentError> {
-        self.checkpoint(&mut run, &state).await?;
-        self.store.finish_run(&run.id, status).await?;
+        self.finish_after(run, state, status, why, None).await
+    }
+
+    /// Ends the run: its last checkpoint, its status and its `run_finished` event (after
+    /// `event`, what ended it, if given) commit together.
+    async fn finish_after(
+        &self,
+        mut run: RunRecord,
+        state: RunState,
+        status: RunStatus,
+        why: &str,
+        event: Option<NewAuditEvent>,
+    ) -> Result<RunOutcome, AgentError> {
+        run.state =
+            serde_json::to_value(&state).map_err(|e| AgentError::Invariant(e.to_string()))?;
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
-        self.store
-            .audit_append(self.audit(
-                &run,
-                "run_finished",
-                json!({
-                    "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
-                    "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
-                    "refused": counts(CallStatus::Refused), "invalid": counts(CallStatus::Invalid),
-                }),
-            ))
+        let finished = self.audit(
+            &run,
+            "run_finished",
+            json!({
+                "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
+                "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
+                "refused": counts(CallStatus::Refused), "invalid": counts(CallStatus::Invalid),
+            }),
+        );
+        let mut tx = self.store.begin().await?;
+        tx.checkpoint_run(&run.id, run.step, run.tokens, &run.state)
             .await?;
+        tx.finish_run(&run.id, status).await?;
+        tx.audit_append_many(event.into_iter().chain([finished]).collect())
+            .await?;
+        tx.commit().await?;
         Ok(outcome(&run, status, &state))
     }
 

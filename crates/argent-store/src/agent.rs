@@ -793,6 +793,8 @@ impl RunRow {
 
 const CHECKPOINT_SQL: &str =
     "UPDATE runs SET step = $1, tokens = $2, state = $3, updated_at = $4 WHERE id = $5";
+const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, \
+     lease_until = NULL WHERE id = $3";
 
 impl StoreTx {
     /// Saves the loop's progress, in the same transaction as the step's other writes.
@@ -818,6 +820,18 @@ impl StoreTx {
         if n == 0 {
             return Err(StoreError::NotFound(format!("run {id}")));
         }
+        Ok(())
+    }
+
+    /// Ends a run with `status` and releases its lease, in this transaction (e.g. with its
+    /// last checkpoint and its `run_finished` event). `NotFound` if there is no such run.
+    pub async fn finish_run(&mut self, id: &str, status: RunStatus) -> Result<()> {
+        tx_write!(
+            self,
+            FINISH_RUN_SQL,
+            [status.as_str(), now(), id],
+            or: StoreError::NotFound(format!("run {id}"))
+        );
         Ok(())
     }
 }
@@ -896,8 +910,7 @@ impl Store {
     /// Ends a run with `status` and releases its lease.
     pub async fn finish_run(&self, id: &str, status: RunStatus) -> Result<()> {
         let _writer = self.write_lock().await?;
-        let sql = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL \
-                   WHERE id = $3";
+        let sql = FINISH_RUN_SQL;
         let n = dispatch!(self, |pool| {
             sqlx::query(sql)
                 .bind(status.as_str())

@@ -8,9 +8,11 @@
 //! hash from the bytes that were hashed; the indexed columns (seq, at, run_id, customer_id,
 //! actor, kind, rule_ids) are checked against it. The database refuses UPDATE and DELETE on
 //! the table (triggers on both backends), and a one-row `audit_head` holds the last seq and
-//! hash: every append updates it first, which serializes appenders (a row lock on
-//! PostgreSQL, the write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice
-//! a truncated tail.
+//! hash: every append moves it, which serializes appenders (a row lock on PostgreSQL, the
+//! write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice a truncated
+//! tail. On PostgreSQL a transaction's events are written (and the head locked) by one
+//! statement right before its `COMMIT`, so the lock is held for that statement and the
+//! durable commit, not for the whole transaction; the seq order is the commit order.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -406,8 +408,7 @@ impl Verifier {
 impl StoreTx {
     /// Appends one event to the chain, inside this transaction: it becomes visible (and
     /// takes its seq for good) when the transaction commits, and vanishes with a rollback.
-    /// On PostgreSQL this holds the audit head's row lock until the transaction ends, so
-    /// keep audited transactions short.
+    /// See [`StoreTx::audit_append_many`] for when it is written and what is returned.
     pub async fn audit_append(&mut self, e: NewAuditEvent) -> Result<AuditEvent> {
         let mut appended = self.audit_append_many(vec![e]).await?;
         appended
@@ -415,15 +416,23 @@ impl StoreTx {
             .ok_or_else(|| StoreError::Invalid("appending one audit event appended none".into()))
     }
 
-    /// Appends events to the chain in the order given, inside this transaction, with one
-    /// update of the head to reserve their sequence numbers, multi-row inserts and one
-    /// update of the head's hash: the same chain (and the same serialization of appenders)
-    /// as appending them one by one, in fewer round trips.
+    /// Appends events to the chain in the order given, inside this transaction: the same
+    /// chain (and the same serialization of appenders) as appending them one by one, in
+    /// fewer round trips.
+    ///
+    /// On PostgreSQL the events are kept in the transaction, chained on the head as read now
+    /// (a plain read, no lock), and sent with the `COMMIT`, in the same round trip, by a
+    /// statement that locks the head row, chains them on the head as it is then (in the
+    /// database, with `sha256`), inserts them and moves the head; the lock is held while the
+    /// server runs that statement and the commit. If another transaction appended meanwhile, the events stored
+    /// (seq, hashes) differ from those returned here. Reads inside the transaction do not
+    /// see its own appended events. [`Store::audit_append`] returns the stored event.
     ///
     /// On a SQLite store's writer the events are queued, chained on the head this writer's
     /// last commit left; if another process has appended since, they are re-chained on
     /// the stored head when they are sent, and the events returned here (seq, hashes)
-    /// differ from those stored. [`Store::audit_append`] returns the stored event.
+    /// differ from those stored. Elsewhere (an in-memory SQLite store) the head is moved
+    /// first, which reserves the seqs, and the events are written at once.
     pub async fn audit_append_many(
         &mut self,
         events: Vec<NewAuditEvent>,
@@ -433,9 +442,24 @@ impl StoreTx {
         }
         let n = i64::try_from(events.len())
             .map_err(|_| StoreError::Invalid("too many audit events at once".into()))?;
+        if let TxInner::Postgres(t) = &mut self.inner {
+            let after = match self.pending_audit.last() {
+                Some(q) => (q.event.seq, q.event.hash.clone()),
+                None => {
+                    let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                        .fetch_one(&mut **t)
+                        .await?;
+                    (r.try_get("seq")?, r.try_get("hash")?)
+                }
+            };
+            let mut queued = queue(events);
+            chain_after(&mut queued, after);
+            let out = queued.iter().map(|q| q.event.clone()).collect();
+            self.pending_audit.extend(queued);
+            return Ok(out);
+        }
         // On a SQLite store's writer the head was read when the transaction took the write
-        // lock; elsewhere, moving it forward first reserves the seqs (and on PostgreSQL
-        // locks its row until the transaction ends, which serializes appenders).
+        // lock; elsewhere, moving it forward first reserves the seqs.
         let cached = match &mut self.inner {
             TxInner::SqliteWriter(w) => w.audit_head().await?,
             _ => None,
@@ -453,25 +477,7 @@ impl StoreTx {
                 (r.try_get("seq")?, r.try_get("hash")?)
             }),
         };
-        let at = now();
-        let mut queued: Vec<QueuedEvent> = events
-            .into_iter()
-            .map(|e| QueuedEvent {
-                rules: rule_ids(&e.payload),
-                event: AuditEvent {
-                    seq: 0,
-                    at,
-                    run_id: e.run_id,
-                    customer_id: e.customer_id,
-                    actor: e.actor,
-                    kind: e.kind,
-                    payload: e.payload,
-                    prev_hash: String::new(),
-                    hash: String::new(),
-                },
-                canonical: String::new(),
-            })
-            .collect();
+        let mut queued = queue(events);
         chain_after(&mut queued, (last_seq - n, prev_hash));
         if let TxInner::SqliteWriter(w) = &mut self.inner
             && moves_seq
@@ -540,6 +546,159 @@ impl StoreTx {
     }
 }
 
+/// PostgreSQL: the query that writes a transaction's appended events and commits it (see
+/// [`StoreTx::audit_append_many`]), sent as one simple query so that the head's row lock is
+/// held only while the server runs it: the first statement locks the head row (waiting for
+/// the transaction holding it to end), chains the events on the head as it is then, in
+/// order (`hash = sha256(prev_hash || canonical)`; the canonical text is the event's text
+/// up to `"seq":`, then its seq and `}`, `seq` being the canonical object's last key),
+/// inserts them, moves the head and returns each event's seq and hashes; then `COMMIT`
+/// (durable as any commit: the answer comes after the WAL is flushed) and `BEGIN`, which
+/// leaves the connection in the (empty) transaction sqlx still holds and commits as usual.
+/// Nothing a caller wrote is quoted: every text goes in as hex digits (`decode(…, 'hex')`),
+/// every instant as an RFC 3339 text this module formats, so no value can end the literal.
+fn flush_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
+    fn text(out: &mut String, s: &str) {
+        out.push_str("convert_from(decode('");
+        out.push_str(&hex::encode(s.as_bytes()));
+        out.push_str("', 'hex'), 'UTF8')");
+    }
+    fn opt_text(out: &mut String, s: Option<&str>) {
+        match s {
+            Some(s) => text(out, s),
+            None => out.push_str("NULL::text"),
+        }
+    }
+    let mut values = String::new();
+    for (i, q) in pending.iter().enumerate() {
+        let e = &q.event;
+        let prefix = q
+            .canonical
+            .strip_suffix(&format!("{}}}", e.seq))
+            .filter(|p| p.ends_with("\"seq\":"))
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "audit event {}: its canonical text does not end with its seq",
+                    e.seq
+                ))
+            })?;
+        if i > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!("({}, ", i + 1));
+        text(&mut values, prefix);
+        values.push_str(&format!(", '{}'::timestamptz, ", format_at(e.at)));
+        opt_text(&mut values, e.run_id.as_deref());
+        values.push_str(", ");
+        opt_text(&mut values, e.customer_id.as_deref());
+        values.push_str(", ");
+        text(&mut values, &e.actor);
+        values.push_str(", ");
+        text(&mut values, &e.kind);
+        values.push_str(", ");
+        text(&mut values, &q.rules);
+        values.push(')');
+    }
+    Ok(format!(
+        "WITH RECURSIVE \
+         ev AS MATERIALIZED (SELECT * FROM (VALUES {values}) \
+             AS e(i, prefix, at, run_id, customer_id, actor, kind, rule_ids)), \
+         pre AS MATERIALIZED (SELECT array_agg(prefix ORDER BY i) AS a FROM ev), \
+         head AS MATERIALIZED (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE), \
+         chain (i, seq, prev_hash, hash) AS ( \
+             SELECT 0, seq, ''::text, hash FROM head \
+             UNION ALL \
+             SELECT c.i + 1, c.seq + 1, c.hash, \
+                    encode(sha256(convert_to(c.hash || p.a[c.i + 1] || (c.seq + 1)::text || '}}', 'UTF8')), 'hex') \
+             FROM chain c, pre p WHERE c.i < cardinality(p.a)), \
+         ins AS (INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
+                                           canonical, prev_hash, hash) \
+                 SELECT c.seq, e.at, e.run_id, e.customer_id, e.actor, e.kind, e.rule_ids, \
+                        e.prefix || c.seq::text || '}}', c.prev_hash, c.hash \
+                 FROM chain c JOIN ev e ON e.i = c.i), \
+         moved AS (UPDATE audit_head SET seq = l.seq, hash = l.hash \
+                   FROM (SELECT seq, hash FROM chain ORDER BY i DESC LIMIT 1) l WHERE audit_head.id = 1) \
+         SELECT seq, prev_hash, hash FROM chain WHERE i > 0 ORDER BY i; \
+         COMMIT; BEGIN"
+    ))
+}
+
+impl StoreTx {
+    /// Commits; on PostgreSQL, with the events appended in this transaction written first
+    /// in the same round trip (see [`flush_and_commit_sql`]). Returns each written event's
+    /// stored (seq, prev_hash, hash), in order (nothing on SQLite, which writes them
+    /// earlier).
+    pub(crate) async fn commit_returning_audit(self) -> Result<Vec<(i64, String, String)>> {
+        let StoreTx {
+            inner,
+            pending_audit,
+        } = self;
+        let mut t = match inner {
+            TxInner::Postgres(t) => t,
+            TxInner::SqliteWriter(w) => {
+                w.commit().await?;
+                return Ok(Vec::new());
+            }
+            TxInner::Sqlite(t) => {
+                t.commit().await?;
+                return Ok(Vec::new());
+            }
+        };
+        if pending_audit.is_empty() {
+            t.commit().await?;
+            return Ok(Vec::new());
+        }
+        let n = pending_audit.len();
+        let sql = flush_and_commit_sql(&pending_audit)?;
+        // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
+        // A query without arguments goes as a simple query: its statements run in order.
+        let rows = sqlx::Executor::fetch_all(&mut *t, sql.as_str()).await?;
+        if rows.len() != n {
+            // Committed without its events? Only if the head row is gone, which the
+            // verification reports; say so rather than pretend.
+            return Err(StoreError::Corrupt {
+                what: "audit head",
+                id: "1".into(),
+                why: format!("missing: {} of {n} events were chained", rows.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(n);
+        for r in rows {
+            out.push((
+                r.try_get("seq")?,
+                r.try_get("prev_hash")?,
+                r.try_get("hash")?,
+            ));
+        }
+        // The empty transaction the query's `BEGIN` opened.
+        t.commit().await?;
+        Ok(out)
+    }
+}
+
+/// New events as queued, not yet chained (seq 0, no hashes), all at this instant.
+fn queue(events: Vec<NewAuditEvent>) -> Vec<QueuedEvent> {
+    let at = now();
+    events
+        .into_iter()
+        .map(|e| QueuedEvent {
+            rules: rule_ids(&e.payload),
+            event: AuditEvent {
+                seq: 0,
+                at,
+                run_id: e.run_id,
+                customer_id: e.customer_id,
+                actor: e.actor,
+                kind: e.kind,
+                payload: e.payload,
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            canonical: String::new(),
+        })
+        .collect()
+}
+
 /// An audit event chained but not yet written: the event, its `rule_ids` column and the
 /// canonical text its hash covers.
 pub(crate) struct QueuedEvent {
@@ -597,8 +756,13 @@ impl Store {
         if let TxInner::SqliteWriter(w) = &mut tx.inner {
             w.check_head().await?;
         }
-        let ev = tx.audit_append(e).await?;
-        tx.commit().await?;
+        let mut ev = tx.audit_append(e).await?;
+        // On PostgreSQL, chained on the head as it was when written.
+        if let Some((seq, prev_hash, hash)) = tx.commit_returning_audit().await?.pop() {
+            ev.seq = seq;
+            ev.prev_hash = prev_hash;
+            ev.hash = hash;
+        }
         Ok(ev)
     }
 

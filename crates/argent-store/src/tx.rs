@@ -42,7 +42,11 @@
 //!
 //! On PostgreSQL it is an ordinary READ COMMITTED transaction; row locks (the audit head,
 //! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing, and every statement
-//! runs when it is called.
+//! runs when it is called, except audit appends: they are kept in the `StoreTx` and sent
+//! with the `COMMIT`, in one round trip, by a statement that takes the audit head's row
+//! lock, chains them on the head in the database and moves the head (see `audit`). The
+//! head is then locked while the server runs that statement and the durable commit only,
+//! not for the whole transaction and not across a round trip to the client.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -698,7 +702,7 @@ impl WriterTx {
         Ok(())
     }
 
-    async fn commit(mut self) -> Result<()> {
+    pub(crate) async fn commit(mut self) -> Result<()> {
         if self.guard.is_none() {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         }
@@ -769,6 +773,10 @@ pub(crate) enum TxInner {
 /// without committing rolls everything back.
 pub struct StoreTx {
     pub(crate) inner: TxInner,
+    /// PostgreSQL: the audit events appended so far, chained provisionally; they are
+    /// written, chained on the head as it stands then, right before `COMMIT` (see
+    /// [`StoreTx::audit_append_many`]).
+    pub(crate) pending_audit: Vec<QueuedEvent>,
 }
 
 impl std::fmt::Debug for StoreTx {
@@ -860,7 +868,10 @@ impl Store {
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(StoreTx { inner })
+        Ok(StoreTx {
+            inner,
+            pending_audit: Vec::new(),
+        })
     }
 }
 
@@ -873,11 +884,9 @@ impl StoreTx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            TxInner::SqliteWriter(w) => w.commit().await?,
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
+        // PostgreSQL: the audit events go in with the COMMIT, in one round trip, so the
+        // chain's head is locked only while the server runs them (see `audit`).
+        self.commit_returning_audit().await?;
         Ok(())
     }
 

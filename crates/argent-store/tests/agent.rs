@@ -194,6 +194,167 @@ async fn concurrent_appends_keep_one_unbroken_chain() {
     }
 }
 
+/// Transactions that append several events (non-ASCII text among them) around other
+/// writes, from several stores at once: each one's events are stored together, in the order
+/// appended, the chain verifies, and each event read back is the one hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_multi_event_transactions_keep_their_events_together_and_in_order() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        let mut stores = vec![ts.store.clone(), ts.store.clone()];
+        stores.push(ts.reopen().await.unwrap());
+        stores.push(ts.reopen().await.unwrap());
+        let mut tasks = Vec::new();
+        for (t, store) in stores.iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let mut tx = store.begin().await.unwrap();
+                    let run = format!("R{t}-{i}");
+                    tx.audit_append(ev(
+                        "C",
+                        &run,
+                        "agent",
+                        "first",
+                        json!({"n": 0, "text": "Zahlung fällig — 5 000 € «bitte»"}),
+                    ))
+                    .await
+                    .unwrap();
+                    tx.record_tool_call(
+                        &format!("call-{t}-{i}"),
+                        &run,
+                        "C",
+                        "send_email",
+                        "{}",
+                        ToolCallStatus::Received,
+                    )
+                    .await
+                    .unwrap();
+                    tx.audit_append_many(vec![
+                        ev(
+                            "C",
+                            &run,
+                            "agent",
+                            "second",
+                            json!({"n": 1, "quote": "a \"b\" \\ \u{0}"}),
+                        ),
+                        ev(
+                            "C",
+                            &run,
+                            "agent",
+                            "third",
+                            json!({"n": 2, "rules": [{"id": "r.x"}]}),
+                        ),
+                    ])
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let events = ts
+            .store
+            .audit_events(&AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=240).collect::<Vec<_>>(),
+            "{label}: no gaps, no duplicates"
+        );
+        for triple in events.chunks(3) {
+            let run = triple[0].run_id.clone();
+            assert!(
+                triple.iter().all(|e| e.run_id == run),
+                "{label}: a transaction's events are adjacent: {triple:?}"
+            );
+            assert_eq!(
+                triple.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+                ["first", "second", "third"],
+                "{label}: in the order appended"
+            );
+            assert!(triple.iter().all(|e| e.hash_is_consistent()), "{label}");
+        }
+        assert_eq!(
+            events[0].payload["text"], "Zahlung fällig — 5 000 € «bitte»",
+            "{label}"
+        );
+        assert!(
+            matches!(
+                ts.store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 240, .. }
+            ),
+            "{label}"
+        );
+        for s in &stores[2..] {
+            s.close().await;
+        }
+        ts.cleanup().await;
+    }
+}
+
+/// An event appended in a transaction while another store appends and commits first is
+/// chained after that one: the chain has no fork and `Store::audit_append` returns the
+/// event as stored.
+#[tokio::test]
+async fn an_append_committed_after_a_later_one_is_chained_on_it() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        if ts.store.backend() != Backend::Postgres {
+            // SQLite: a transaction holds the write lock from its first statement, so the
+            // other store's append would wait for it (covered in `tx`'s unit tests).
+            ts.cleanup().await;
+            continue;
+        }
+        let other = ts.reopen().await.unwrap();
+        append_n(&ts.store, 2).await;
+        let mut tx = ts.store.begin().await.unwrap();
+        let provisional = tx
+            .audit_append(ev("C", "R", "agent", "slow", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(provisional.seq, 3, "{label}: chained on the head as read");
+        let quick = other
+            .audit_append(ev("C", "R", "agent", "quick", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(quick.seq, 3, "{label}");
+        tx.commit().await.unwrap();
+        let stored = ts
+            .store
+            .audit_events(&AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored
+                .iter()
+                .map(|e| (e.seq, e.kind.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (1, "tool_call"),
+                (2, "tool_call"),
+                (3, "quick"),
+                (4, "slow")
+            ],
+            "{label}"
+        );
+        assert_eq!(stored[2], quick, "{label}: returned as stored");
+        assert_eq!(stored[3].prev_hash, quick.hash, "{label}");
+        assert!(
+            matches!(
+                ts.store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 4, .. }
+            ),
+            "{label}"
+        );
+        other.close().await;
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn audit_filters_select_by_account_run_actor_kind_rule_and_time() {
     for ts in TestStore::all().await.unwrap() {
@@ -1600,6 +1761,29 @@ async fn runs_checkpoint_and_finish() {
         assert_eq!(
             store.run("R1").await.unwrap().status,
             RunStatus::BudgetExhausted
+        );
+        // In a transaction, with its last checkpoint.
+        let mut tx = store.begin().await.unwrap();
+        tx.checkpoint_run("R2", 1, 10, &state).await.unwrap();
+        tx.finish_run("R2", RunStatus::Finished).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(
+            store.run("R2").await.unwrap().status,
+            RunStatus::Running,
+            "{label}"
+        );
+        // No such run: NotFound at once, or (a write queued on SQLite's writer) at the commit.
+        let mut tx = store.begin().await.unwrap();
+        let finished = match tx.finish_run("R404", RunStatus::Failed).await {
+            Err(e) => {
+                drop(tx); // rolled back (and the connection freed)
+                Err(e)
+            }
+            Ok(()) => tx.commit().await,
+        };
+        assert!(
+            matches!(finished, Err(StoreError::NotFound(_))),
+            "{label}: {finished:?}"
         );
         assert_eq!(
             store

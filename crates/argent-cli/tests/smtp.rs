@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 #[path = "../../argent-worker/tests/dovecot/mod.rs"]
-#[allow(dead_code)] // the harness has more than the end-to-end test uses
 mod dovecot;
 
 use std::io::{BufRead, BufReader, Write};

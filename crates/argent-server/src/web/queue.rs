@@ -155,13 +155,13 @@ impl FilterQuery {
             }
         };
         let tool = get(&self.tool);
-        if let Some(t) = &tool {
-            if !TOOLS.contains(&t.as_str()) {
-                return Err(AppError::BadRequest(format!(
-                    "tool: '{t}' is not one of: {}",
-                    TOOLS.join(", ")
-                )));
-            }
+        if let Some(t) = &tool
+            && !TOOLS.contains(&t.as_str())
+        {
+            return Err(AppError::BadRequest(format!(
+                "tool: '{t}' is not one of: {}",
+                TOOLS.join(", ")
+            )));
         }
         let mine = match get(&self.mine).as_deref() {
             None | Some("0") => false,

@@ -6,6 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[path = "common/db.rs"]
+mod db;
+use db::Db;
+
 #[path = "../../argent-worker/tests/dovecot/mod.rs"]
 mod dovecot;
 
@@ -14,50 +18,6 @@ use std::time::{Duration, Instant};
 
 use argent_store::Store;
 use dovecot::{Dovecot, PASSWORD, USER, message, received_events};
-
-struct Db {
-    label: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    async fn all() -> Vec<Db> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut out = vec![Db {
-            label: "sqlite",
-            url: dir.path().join("m.db").to_str().unwrap().to_string(),
-            _dir: Some(dir),
-            pg: None,
-        }];
-        if let Ok(base) = std::env::var("ARGENT_TEST_POSTGRES_URL")
-            && !base.is_empty()
-        {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos();
-            let schema = format!("argent_m_{}_{nanos}", std::process::id());
-            let s = Store::open_postgres_schema(&base, &schema).await.unwrap();
-            s.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            out.push(Db {
-                label: "postgres",
-                url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-                _dir: None,
-                pg: Some((base, schema)),
-            });
-        }
-        out
-    }
-
-    async fn drop_schema(self) {
-        if let Some((base, schema)) = &self.pg {
-            let _ = Store::drop_postgres_schema(base, schema).await;
-        }
-    }
-}
 
 fn mail_cmd(server: &Dovecot, db: &Db, mailbox: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_argent"));
@@ -91,7 +51,7 @@ async fn mail_fetch_stores_once_and_survives_kill_9() {
         return;
     };
     const N: usize = 120;
-    for db in Db::all().await {
+    for db in Db::all("argent_m").await {
         let label = db.label;
         let mailbox = format!("KILL-{label}");
         let mut s = server.session().await;
@@ -223,7 +183,7 @@ async fn the_worker_reads_the_mailbox_while_it_runs() {
     let Some(server) = Dovecot::start() else {
         return;
     };
-    for db in Db::all().await {
+    for db in Db::all("argent_m").await {
         let label = db.label;
         let mailbox = format!("WORKER-{label}");
         let mut s = server.session().await;

@@ -10,6 +10,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[path = "common/db.rs"]
+mod db;
+use db::Db;
+
 #[path = "../../argent-worker/tests/dovecot/mod.rs"]
 mod dovecot;
 
@@ -18,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use argent_store::{AuditFilter, Store};
+use argent_store::AuditFilter;
 
 /// Whether the servers these tests need are here; panics when they are required.
 fn mail_tools_present() -> bool {
@@ -181,55 +185,6 @@ impl Drop for Sink {
     }
 }
 
-/// A database for child processes (as in worker.rs).
-struct Db {
-    label: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    async fn all() -> Vec<Db> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut out = vec![Db {
-            label: "sqlite",
-            url: dir.path().join("m.db").to_str().unwrap().to_string(),
-            _dir: Some(dir),
-            pg: None,
-        }];
-        if let Ok(base) = std::env::var("ARGENT_TEST_POSTGRES_URL")
-            && !base.is_empty()
-        {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos();
-            let schema = format!("argent_m_{}_{nanos}", std::process::id());
-            let s = Store::open_postgres_schema(&base, &schema).await.unwrap();
-            s.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            out.push(Db {
-                label: "postgres",
-                url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-                _dir: None,
-                pg: Some((base, schema)),
-            });
-        }
-        out
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.url).await.unwrap()
-    }
-
-    async fn drop_schema(self) {
-        if let Some((base, schema)) = &self.pg {
-            let _ = Store::drop_postgres_schema(base, schema).await;
-        }
-    }
-}
-
 /// `argent --database URL ARGS` with `envs` (and none of the caller's mail settings).
 fn argent(db: &Db, args: &[&str], envs: &[(String, String)], stdin: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_argent"));
@@ -368,7 +323,7 @@ async fn starttls_auth_and_headers() {
     if !mail_tools_present() {
         return;
     }
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = make_certs(dir.path());
@@ -545,7 +500,7 @@ async fn temporary_failures_retry_and_permanent_ones_fail_visibly() {
     if !mail_tools_present() {
         return;
     }
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start(
@@ -648,7 +603,7 @@ async fn the_per_domain_rate_limit_holds_across_processes() {
     if !mail_tools_present() {
         return;
     }
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start(dir.path(), &[]);
@@ -726,7 +681,7 @@ async fn a_deliverer_killed_after_the_250_never_sends_a_second_copy() {
     if !mail_tools_present() {
         return;
     }
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start(dir.path(), &[]);
@@ -834,7 +789,7 @@ async fn the_worker_delivers_continuously() {
     if !mail_tools_present() {
         return;
     }
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start(dir.path(), &[]);
@@ -888,7 +843,7 @@ async fn a_reply_in_the_thread_is_fetched_matched_and_answered_in_the_thread() {
     let Some(imap) = dovecot::Dovecot::start() else {
         return;
     };
-    for db in Db::all().await {
+    for db in Db::all("argent_s").await {
         let label = db.label;
         let dir = tempfile::tempdir().unwrap();
         let sink = Sink::start(dir.path(), &[]);

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[path = "common/db.rs"]
+mod db;
+use db::Db;
+
 #[path = "../../argent-worker/tests/common/fake_openai.rs"]
 mod fake_openai;
 
@@ -19,55 +23,6 @@ const NOW: &str = "2026-11-20T14:00:00Z";
 
 fn now() -> chrono::DateTime<chrono::Utc> {
     NOW.parse().unwrap()
-}
-
-/// A database for child processes: its URL, and what to drop after.
-struct Db {
-    label: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    async fn all() -> Vec<Db> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut out = vec![Db {
-            label: "sqlite",
-            url: dir.path().join("w.db").to_str().unwrap().to_string(),
-            _dir: Some(dir),
-            pg: None,
-        }];
-        if let Ok(base) = std::env::var("ARGENT_TEST_POSTGRES_URL")
-            && !base.is_empty()
-        {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos();
-            let schema = format!("argent_w_{}_{nanos}", std::process::id());
-            let s = Store::open_postgres_schema(&base, &schema).await.unwrap();
-            s.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            out.push(Db {
-                label: "postgres",
-                url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-                _dir: None,
-                pg: Some((base, schema)),
-            });
-        }
-        out
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.url).await.unwrap()
-    }
-
-    async fn drop_schema(self) {
-        if let Some((base, schema)) = &self.pg {
-            let _ = Store::drop_postgres_schema(base, schema).await;
-        }
-    }
 }
 
 fn ledger_csv(n: usize) -> String {
@@ -258,7 +213,7 @@ async fn assert_once_each(store: &Store, ids: &[String], label: &str) {
 /// resumes the same run: one email, one `run_started`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
-    for db in Db::all().await {
+    for db in Db::all("argent_w").await {
         let label = db.label;
         let store = db.store().await;
         let ids = seed(&store, 1).await;
@@ -325,7 +280,7 @@ async fn a_worker_killed_after_sending_is_taken_over_without_sending_twice() {
 /// the first request); the next worker resumes the run after the lease expired.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_during_the_model_call_is_resumed_by_another() {
-    for db in Db::all().await {
+    for db in Db::all("argent_w").await {
         let label = db.label;
         let store = db.store().await;
         let ids = seed(&store, 1).await;
@@ -371,7 +326,7 @@ async fn a_worker_killed_during_the_model_call_is_resumed_by_another() {
 /// Three worker processes at once over one queue: every item is run exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_run_each_item_exactly_once() {
-    for db in Db::all().await {
+    for db in Db::all("argent_w").await {
         let label = db.label;
         let store = db.store().await;
         let n = 24;
@@ -388,7 +343,7 @@ async fn three_workers_run_each_item_exactly_once() {
 /// none it is released, and the next worker resumes its run.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_or_releases_the_running_item() {
-    for db in Db::all().await {
+    for db in Db::all("argent_w").await {
         let label = db.label;
         let store = db.store().await;
         let ids = seed(&store, 2).await;
@@ -542,7 +497,7 @@ fn step_item(customer: &str, kind: StepKind, step: &str) -> NewWorkItem {
 /// referral step waits for a manager, who alone may approve it.
 #[tokio::test(flavor = "multi_thread")]
 async fn holds_and_referrals_from_the_cli() {
-    let db = Db::all().await.into_iter().next().unwrap();
+    let db = Db::all("argent_w").await.into_iter().next().unwrap();
     let store = db.store().await;
     let parsed = argent_core::import::parse(ledger_csv(1).as_bytes()).unwrap();
     store.import_file(&parsed, "test").await.unwrap();
@@ -670,7 +625,7 @@ async fn holds_and_referrals_from_the_cli() {
 /// and then the server.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_desk_runs_the_queue_in_process() {
-    let db = Db::all().await.into_iter().next().unwrap();
+    let db = Db::all("argent_w").await.into_iter().next().unwrap();
     let store = db.store().await;
     let ids = seed(&store, 2).await;
     let child = Command::new(env!("CARGO_BIN_EXE_argent"))
@@ -733,7 +688,7 @@ async fn serve_desk_runs_the_queue_in_process() {
 /// enqueues nothing new.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ticks_and_three_workers_contact_each_overdue_account_once() {
-    for db in Db::all().await {
+    for db in Db::all("argent_w").await {
         let label = db.label;
         let store = db.store().await;
         let n = 12;

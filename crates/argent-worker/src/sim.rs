@@ -26,6 +26,7 @@ use argent_agent::outbox::DirMailer;
 use argent_agent::review::Reviewer;
 use argent_agent::{Agent, ManualClock, Trigger};
 use argent_core::debtors::{Keep, Response, habit, respond};
+use argent_core::ledger::invoice_states;
 use argent_core::{
     Currency, Dashboard, DashboardInput, Invoice, Money, Payment, Portfolio, PromiseStatus,
     RiskSegment, Role, dashboard,
@@ -208,15 +209,13 @@ pub async fn simulate(
             }
         }
     }
-    let mut start_overdue: HashMap<String, i64> = HashMap::new();
+    let start_overdue = overdue_by_customer(&ledger, cfg.start, cfg.start);
     for c in &ledger.customers {
         let s = report.segments.entry(segment_of(&c.id)).or_default();
         s.accounts += 1;
-        let o = overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start);
-        if o > 0 {
+        if start_overdue.get(&c.id).is_some_and(|o| *o > 0) {
             s.overdue_at_start += 1;
         }
-        start_overdue.insert(c.id.clone(), o);
     }
     let reviewer = Reviewer {
         name: "simulated reviewer".into(),
@@ -433,11 +432,11 @@ pub async fn simulate(
     }
     let ledger = store.ledger().await?;
     let end_dash = dash(&ledger, &promises, day)?;
-    let start_ledger = &start_overdue;
+    // What was overdue on day 0, with every payment booked since.
+    let left_of_start = overdue_by_customer(&ledger, cfg.start, day);
     for c in &ledger.customers {
-        // What was overdue on day 0 is paid by now (with every payment booked since).
-        if start_ledger.get(&c.id).is_some_and(|o| *o > 0)
-            && overdue(&ledger.invoices, &ledger.payments, &c.id, cfg.start) == 0
+        if start_overdue.get(&c.id).is_some_and(|o| *o > 0)
+            && left_of_start.get(&c.id).copied().unwrap_or(0) == 0
         {
             report
                 .segments
@@ -483,21 +482,23 @@ fn dash(
     .map_err(|e| SimError::Other(format!("dashboard: {e}")))
 }
 
-/// Minor units of a customer's invoices overdue on `day`, net of payments (disputed ones
-/// excluded).
-fn overdue(invoices: &[Invoice], payments: &[Payment], customer: &str, day: NaiveDate) -> i64 {
-    let mut total = 0i64;
-    for i in invoices
-        .iter()
-        .filter(|i| i.customer_id == customer && i.due_date < day && !i.disputed)
-    {
-        let paid: i64 = payments
-            .iter()
-            .filter(|p| p.invoice_number == i.number)
-            .fold(0i64, |a, p| a.saturating_add(p.amount.minor));
-        total = total.saturating_add((i.amount.minor - paid).max(0));
+/// Per customer, the minor units still open on the invoices due before `due_before`
+/// (disputed ones excluded), with the payments received up to `paid_by`
+/// ([`invoice_states`]).
+fn overdue_by_customer(
+    ledger: &argent_store::LedgerSnapshot,
+    due_before: NaiveDate,
+    paid_by: NaiveDate,
+) -> HashMap<String, i64> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for st in invoice_states(&ledger.invoices, &ledger.payments, paid_by) {
+        let i = st.invoice;
+        if i.due_date < due_before && !i.disputed {
+            let e = out.entry(i.customer_id.clone()).or_default();
+            *e = e.saturating_add(st.open_minor);
+        }
     }
-    total
+    out
 }
 
 /// A customer's overdue invoices on `day` (number, open minor units, currency), oldest
@@ -516,24 +517,26 @@ async fn overdue_invoices(
         .filter(|c| c.kind == argent_core::CaseKind::Dispute && c.status.is_open())
         .flat_map(|c| c.invoice_numbers)
         .collect();
-    let mut out = Vec::new();
-    let mut sorted: Vec<&Invoice> = invoices
-        .iter()
-        .filter(|i| i.due_date < day && !i.disputed && !disputed.contains(&i.number))
+    let mut open: Vec<_> = invoice_states(&invoices, &payments, day)
+        .into_iter()
+        .filter(|st| {
+            let i = st.invoice;
+            st.is_open() && i.due_date < day && !i.disputed && !disputed.contains(&i.number)
+        })
         .collect();
-    sorted.sort_by_key(|i| (i.due_date, i.number.clone()));
-    for i in sorted {
-        let paid = payments
-            .iter()
-            .filter(|p| p.invoice_number == i.number)
-            .try_fold(0i64, |a, p| a.checked_add(p.amount.minor))
-            .ok_or_else(|| SimError::Other(format!("{}: payments overflow", i.number)))?;
-        let open = i.amount.minor.saturating_sub(paid);
-        if open > 0 {
-            out.push((i.number.clone(), open, i.amount.currency));
-        }
-    }
-    Ok(out)
+    open.sort_by(|a, b| {
+        (a.invoice.due_date, &a.invoice.number).cmp(&(b.invoice.due_date, &b.invoice.number))
+    });
+    Ok(open
+        .into_iter()
+        .map(|st| {
+            (
+                st.invoice.number.clone(),
+                st.open_minor,
+                st.invoice.amount.currency,
+            )
+        })
+        .collect())
 }
 
 fn schedule(
@@ -566,18 +569,13 @@ async fn habits(
     report: &mut SimReport,
 ) -> Result<usize, SimError> {
     let ledger = store.ledger().await?;
-    let mut paid: HashMap<&str, i64> = HashMap::new();
-    for p in &ledger.payments {
-        let e = paid.entry(p.invoice_number.as_str()).or_default();
-        *e = e.saturating_add(p.amount.minor);
-    }
     let mut payments = Vec::new();
     let mut accounts = BTreeSet::new();
-    for i in ledger
-        .invoices
-        .iter()
-        .filter(|i| i.due_date >= cfg.start && !i.disputed)
-    {
+    for st in invoice_states(&ledger.invoices, &ledger.payments, day) {
+        let i = st.invoice;
+        if i.due_date < cfg.start || i.disputed {
+            continue;
+        }
         let segment = segments
             .get(&i.customer_id)
             .copied()
@@ -591,10 +589,7 @@ async fn habits(
         {
             continue;
         }
-        let open = i
-            .amount
-            .minor
-            .saturating_sub(paid.get(i.number.as_str()).copied().unwrap_or(0));
+        let open = st.open_minor;
         if open <= 0 {
             continue;
         }

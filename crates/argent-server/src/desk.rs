@@ -111,7 +111,7 @@ pub struct DecideBody {
     pub note: Option<String>,
 }
 
-fn check_note(note: Option<&str>, required: bool) -> AppResult<()> {
+pub(crate) fn check_note(note: Option<&str>, required: bool) -> AppResult<()> {
     match note {
         None | Some("") if required => Err(AppError::Unprocessable(
             "/note: say why (it is recorded in the audit trail)".into(),

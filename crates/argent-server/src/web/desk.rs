@@ -10,7 +10,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use argent_core::action::MAX_NOTE_LEN;
 use argent_store::{ReferralStatus, Store};
 
 use super::{Page, Posted, page};
@@ -95,18 +94,9 @@ async fn decide(
     who: &str,
     note: &str,
 ) -> AppResult<Response> {
-    let note = note.trim();
-    if !approve && note.is_empty() {
-        return Err(AppError::Unprocessable(
-            "note: say why the referral is rejected (it is recorded in the audit trail)".into(),
-        ));
-    }
-    if note.chars().count() > MAX_NOTE_LEN {
-        return Err(AppError::Unprocessable(format!(
-            "note: longer than {MAX_NOTE_LEN} characters"
-        )));
-    }
-    let note = (!note.is_empty()).then_some(note);
+    let note = Some(note.trim()).filter(|n| !n.is_empty());
+    // The API's own check: a rejection says why, no note over the limit.
+    crate::desk::check_note(note, !approve)?;
     store
         .decide_referral(id, approve, who, note, Utc::now())
         .await?;

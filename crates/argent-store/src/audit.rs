@@ -8,11 +8,18 @@
 //! hash from the bytes that were hashed; the indexed columns (seq, at, run_id, customer_id,
 //! actor, kind, rule_ids) are checked against it. The database refuses UPDATE and DELETE on
 //! the table (triggers on both backends), and a one-row `audit_head` holds the last seq and
-//! hash: every append moves it, which serializes appenders (a row lock on PostgreSQL, the
-//! write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice a truncated
-//! tail. On PostgreSQL a transaction's events are written (and the head locked) by one
-//! statement right before its `COMMIT`, so the lock is held for that statement and the
-//! durable commit, not for the whole transaction; the seq order is the commit order.
+//! hash: every append moves it, which serializes appenders (an advisory lock on
+//! PostgreSQL, the write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice
+//! a truncated tail. On PostgreSQL a transaction's events are staged unchained
+//! (`audit_staged`) by one statement sent with its `COMMIT`, so no audited transaction
+//! holds the chain through its durable commit; right after, under the lock, one statement
+//! chains everything staged so far (its own events and every other transaction's) into
+//! `audit_events` and moves the head. One chaining commit covers the transactions that
+//! committed while the previous one flushed, so audited commits are not serialized by the
+//! WAL flush. A transaction's events stay adjacent; the seq order is the chaining order.
+//! Events a process committed and never chained (it died in between) are chained by the
+//! next appender, `audit verify`, the cross-check, or a reader that missed one (the
+//! delivery's binding check, the active documents' check).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -546,18 +553,22 @@ impl StoreTx {
     }
 }
 
-/// PostgreSQL: the query that writes a transaction's appended events and commits it (see
-/// [`StoreTx::audit_append_many`]), sent as one simple query so that the head's row lock is
-/// held only while the server runs it: the first statement locks the head row (waiting for
-/// the transaction holding it to end), chains the events on the head as it is then, in
-/// order (`hash = sha256(prev_hash || canonical)`; the canonical text is the event's text
-/// up to `"seq":`, then its seq and `}`, `seq` being the canonical object's last key),
-/// inserts them, moves the head and returns each event's seq and hashes; then `COMMIT`
-/// (durable as any commit: the answer comes after the WAL is flushed) and `BEGIN`, which
-/// leaves the connection in the (empty) transaction sqlx still holds and commits as usual.
-/// Nothing a caller wrote is quoted: every text goes in as hex digits (`decode(…, 'hex')`),
-/// every instant as an RFC 3339 text this module formats, so no value can end the literal.
-fn flush_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
+/// PostgreSQL: the first key of the advisory lock every chaining transaction takes
+/// (transaction-scoped; "arge" in ASCII). The second is the schema's name hashed, so stores
+/// in different schemas of one database (the conformance tests) do not wait for each other.
+const CHAIN_LOCK: i32 = 0x6172_6765;
+
+/// PostgreSQL: the query that stages a transaction's appended events and commits it (see
+/// [`StoreTx::audit_append_many`]), sent as one simple query: the events go into
+/// `audit_staged` unchained, with one group number for the transaction (taken now, right
+/// before its commit) and their order in it; their ids come back, then `COMMIT` (durable as any commit, and concurrent with other transactions'
+/// commits: no lock is held through it) and `BEGIN`, which leaves the connection in an
+/// (empty) transaction that [`chain_staged_sql`] then uses. Nothing a caller wrote is
+/// quoted: every text goes in as hex digits (`decode(…, 'hex')`), every instant as an
+/// RFC 3339 text this module formats, so no value can end the literal. The prefix is the
+/// event's canonical text up to `"seq":` (`seq` being the canonical object's last key);
+/// the chaining appends the seq and `}`.
+fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
     fn text(out: &mut String, s: &str) {
         out.push_str("convert_from(decode('");
         out.push_str(&hex::encode(s.as_bytes()));
@@ -600,34 +611,71 @@ fn flush_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
         values.push(')');
     }
     Ok(format!(
-        "WITH RECURSIVE \
-         ev AS MATERIALIZED (SELECT * FROM (VALUES {values}) \
-             AS e(i, prefix, at, run_id, customer_id, actor, kind, rule_ids)), \
-         pre AS MATERIALIZED (SELECT array_agg(prefix ORDER BY i) AS a FROM ev), \
-         head AS MATERIALIZED (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE), \
-         chain (i, seq, prev_hash, hash) AS ( \
-             SELECT 0, seq, ''::text, hash FROM head \
-             UNION ALL \
-             SELECT c.i + 1, c.seq + 1, c.hash, \
-                    encode(sha256(convert_to(c.hash || p.a[c.i + 1] || (c.seq + 1)::text || '}}', 'UTF8')), 'hex') \
-             FROM chain c, pre p WHERE c.i < cardinality(p.a)), \
-         ins AS (INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
-                                           canonical, prev_hash, hash) \
-                 SELECT c.seq, e.at, e.run_id, e.customer_id, e.actor, e.kind, e.rule_ids, \
-                        e.prefix || c.seq::text || '}}', c.prev_hash, c.hash \
-                 FROM chain c JOIN ev e ON e.i = c.i), \
-         moved AS (UPDATE audit_head SET seq = l.seq, hash = l.hash \
-                   FROM (SELECT seq, hash FROM chain ORDER BY i DESC LIMIT 1) l WHERE audit_head.id = 1) \
-         SELECT seq, prev_hash, hash FROM chain WHERE i > 0 ORDER BY i; \
+        "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
+         SELECT g.g, e.i, e.prefix, e.at, e.run_id, e.customer_id, e.actor, e.kind, e.rule_ids \
+         FROM (VALUES {values}) AS e(i, prefix, at, run_id, customer_id, actor, kind, rule_ids), \
+              (SELECT nextval('audit_staged_group') AS g) g \
+         RETURNING id; \
          COMMIT; BEGIN"
     ))
 }
 
+/// PostgreSQL: chains every staged event (see `migrations/postgres/0026_audit_staged.sql`),
+/// as one simple query that is one transaction: take the chain's advisory lock (waiting for
+/// the chaining transaction holding it to end); then, in a statement whose snapshot is
+/// taken after the lock (READ COMMITTED), move every staged event into `audit_events` in
+/// order (by group, then within it), chained on the head
+/// (`hash = sha256(prev_hash || prefix || seq || '}')`), and move the head; then read back the events staged as `mine` (chained now or by an
+/// earlier chaining). A call that finds nothing staged writes nothing, so its commit does
+/// not wait for a flush; one that chains holds the lock through its durable commit, and
+/// chains at once everything staged meanwhile. The seq order is the chaining order; a
+/// transaction's events stay together, and one that saw another's commit took its group
+/// number after it, so is chained after it.
+fn chain_staged_sql(mine: &[i64]) -> String {
+    let chain = format!(
+        "SELECT count(*) AS locked \
+         FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(current_schema()))) l; \
+         WITH RECURSIVE \
+         st AS MATERIALIZED (SELECT id, prefix, at, run_id, customer_id, actor, kind, rule_ids, \
+                                    row_number() OVER (ORDER BY grp, ord) AS i \
+                             FROM audit_staged), \
+         pre AS MATERIALIZED (SELECT array_agg(prefix ORDER BY i) AS a FROM st), \
+         head AS MATERIALIZED (SELECT seq, hash FROM audit_head WHERE id = 1), \
+         chain (i, seq, prev_hash, hash) AS ( \
+             SELECT 0::bigint, seq, ''::text, hash FROM head \
+             UNION ALL \
+             SELECT c.i + 1, c.seq + 1, c.hash, \
+                    encode(sha256(convert_to(c.hash || p.a[c.i + 1] || (c.seq + 1)::text || '}}', 'UTF8')), 'hex') \
+             FROM chain c, pre p WHERE c.i < coalesce(cardinality(p.a), 0)), \
+         gone AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM st)), \
+         ins AS (INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
+                                           canonical, prev_hash, hash, staged_id) \
+                 SELECT c.seq, s.at, s.run_id, s.customer_id, s.actor, s.kind, s.rule_ids, \
+                        s.prefix || c.seq::text || '}}', c.prev_hash, c.hash, s.id \
+                 FROM chain c JOIN st s ON s.i = c.i), \
+         moved AS (UPDATE audit_head SET seq = l.seq, hash = l.hash \
+                   FROM (SELECT seq, hash FROM chain WHERE i > 0 ORDER BY i DESC LIMIT 1) l \
+                   WHERE audit_head.id = 1) \
+         SELECT count(*) FROM st"
+    );
+    if mine.is_empty() {
+        return format!("{chain}; COMMIT; BEGIN");
+    }
+    let ids: Vec<String> = mine.iter().map(i64::to_string).collect();
+    format!(
+        "{chain}; SELECT seq, prev_hash, hash FROM audit_events WHERE staged_id IN ({}) \
+         ORDER BY seq; COMMIT; BEGIN",
+        ids.join(", ")
+    )
+}
+
 impl StoreTx {
-    /// Commits; on PostgreSQL, with the events appended in this transaction written first
-    /// in the same round trip (see [`flush_and_commit_sql`]). Returns each written event's
-    /// stored (seq, prev_hash, hash), in order (nothing on SQLite, which writes them
-    /// earlier).
+    /// Commits; on PostgreSQL, with the events appended in this transaction staged in the
+    /// same round trip, then chained (see [`stage_and_commit_sql`], [`chain_staged_sql`]).
+    /// Returns each written event's stored (seq, prev_hash, hash), in order (nothing on
+    /// SQLite, which writes them earlier). If the chaining fails after the commit (the
+    /// connection dropped), the transaction stands and its events stay staged for the next
+    /// chaining; the error is logged and the events' provisional values are returned.
     pub(crate) async fn commit_returning_audit(self) -> Result<Vec<(i64, String, String)>> {
         let StoreTx {
             inner,
@@ -649,30 +697,78 @@ impl StoreTx {
             return Ok(Vec::new());
         }
         let n = pending_audit.len();
-        let sql = flush_and_commit_sql(&pending_audit)?;
+        let sql = stage_and_commit_sql(&pending_audit)?;
         // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
         // A query without arguments goes as a simple query: its statements run in order.
-        let rows = sqlx::Executor::fetch_all(&mut *t, sql.as_str()).await?;
-        if rows.len() != n {
-            // Committed without its events? Only if the head row is gone, which the
-            // verification reports; say so rather than pretend.
-            return Err(StoreError::Corrupt {
-                what: "audit head",
-                id: "1".into(),
-                why: format!("missing: {} of {n} events were chained", rows.len()),
-            });
+        let staged = sqlx::Executor::fetch_all(&mut *t, sql.as_str()).await?;
+        let mut ids = Vec::with_capacity(n);
+        for r in &staged {
+            ids.push(r.try_get::<i64, _>("id")?);
         }
+        ids.sort_unstable();
+        // Committed. From here on an error does not undo anything.
+        let chained = async {
+            let rows = sqlx::Executor::fetch_all(&mut *t, chain_staged_sql(&ids).as_str()).await?;
+            // The empty transaction the query's `BEGIN` opened.
+            t.commit().await?;
+            Ok::<_, StoreError>(rows)
+        }
+        .await;
+        let provisional = || {
+            pending_audit
+                .iter()
+                .map(|q| (q.event.seq, q.event.prev_hash.clone(), q.event.hash.clone()))
+                .collect()
+        };
+        let rows = match chained {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "audit: committed, but chaining its staged events failed; the next chaining takes them"
+                );
+                return Ok(provisional());
+            }
+        };
+        // The first row is the chaining statement's count; the rest are ours.
         let mut out = Vec::with_capacity(n);
-        for r in rows {
+        for r in rows.iter().filter(|r| r.try_get::<i64, _>("seq").is_ok()) {
             out.push((
                 r.try_get("seq")?,
                 r.try_get("prev_hash")?,
                 r.try_get("hash")?,
             ));
         }
-        // The empty transaction the query's `BEGIN` opened.
-        t.commit().await?;
+        if out.len() != n {
+            // Chained by nobody? Only if the staged rows were removed by hand, which the
+            // verification (a missing tail) may not see; say so rather than pretend.
+            return Err(StoreError::Corrupt {
+                what: "audit staging",
+                id: ids.first().map(i64::to_string).unwrap_or_default(),
+                why: format!("{} of {n} staged events were found chained", out.len()),
+            });
+        }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// PostgreSQL: chains every event left staged (by a process that died between its
+    /// commit and the chaining); returns how many. SQLite stages nothing: 0.
+    pub async fn audit_chain_staged(&self) -> Result<i64> {
+        let crate::Pool::Postgres(pool) = &self.pool else {
+            return Ok(0);
+        };
+        let mut t = pool.begin().await?;
+        let rows = sqlx::Executor::fetch_all(&mut *t, chain_staged_sql(&[]).as_str()).await?;
+        t.commit().await?;
+        let mut chained = 0;
+        for r in &rows {
+            if let Ok(c) = r.try_get::<i64, _>("count") {
+                chained = c;
+            }
+        }
+        Ok(chained)
     }
 }
 
@@ -878,6 +974,12 @@ impl Store {
             "SELECT {STORED_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"
         );
         let (from, anchor_hash) = anchor.unwrap_or((0, GENESIS_HASH.to_string()));
+        // Events a process committed but died before chaining are chained first (they are
+        // part of the trail); on a read-only database that cannot happen and they are not
+        // seen.
+        if let Err(e) = self.audit_chain_staged().await {
+            tracing::warn!(error = %e, "audit verify: could not chain staged events");
+        }
         Ok(dispatch!(self, |pool| {
             let mut v = Verifier::after(from, anchor_hash.clone());
             let mut tx = pool.begin_with(begin).await?;

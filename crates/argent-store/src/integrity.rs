@@ -174,16 +174,25 @@ impl Store {
     /// Whether `email` is exactly what the trail recorded when its call executed: `None`
     /// if it may be sent, else why not (with both hashes). Two reads: the tool call (for its
     /// run) and that run's `executed` events.
+    ///
+    /// On PostgreSQL an email can be read between its transaction's commit and the chaining
+    /// of that transaction's events (see `audit_chain_staged`): when its event is not found,
+    /// the staged events are chained and it is looked for once more.
     pub async fn email_binding(&self, email: &OutboxEmail) -> Result<Option<EmailRefusal>> {
-        let executed = match self.tool_call(&email.call_id).await? {
-            Some(call) => self
-                .run_audit_events(&call.run_id, EXECUTED)
-                .await?
+        let Some(call) = self.tool_call(&email.call_id).await? else {
+            return Ok(judge_email(email, None));
+        };
+        let find = |events: Vec<AuditEvent>| {
+            events
                 .into_iter()
                 .rev()
-                .find(|e| payload_str(e, "call_id") == Some(email.call_id.as_str())),
-            None => None,
+                .find(|e| payload_str(e, "call_id") == Some(email.call_id.as_str()))
         };
+        let mut executed = find(self.run_audit_events(&call.run_id, EXECUTED).await?);
+        if executed.is_none() {
+            self.audit_chain_staged().await?;
+            executed = find(self.run_audit_events(&call.run_id, EXECUTED).await?);
+        }
         Ok(judge_email(email, executed.as_ref()))
     }
 
@@ -191,6 +200,8 @@ impl Store {
     /// approvals and document versions. Reads every such row and the events that bind
     /// them, so it is for `argent audit verify`, not for a request path.
     pub async fn audit_cross_check(&self) -> Result<Vec<Mismatch>> {
+        // Rows whose events are committed but not yet chained (PostgreSQL) are not findings.
+        self.audit_chain_staged().await?;
         let events = self
             .audit_events_of_kinds(
                 &[EXECUTED, EMAIL_DELIVERED, APPROVAL_DECIDED, TOOL_CALL],

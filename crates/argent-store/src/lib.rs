@@ -401,6 +401,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
     ),
+    (
+        26,
+        "audit_staged",
+        include_str!("../../../migrations/sqlite/0026_audit_staged.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -487,6 +492,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "queue_facets",
         include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
+    ),
+    (
+        26,
+        "audit_staged",
+        include_str!("../../../migrations/postgres/0026_audit_staged.sql"),
     ),
 ];
 

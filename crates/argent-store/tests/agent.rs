@@ -1903,3 +1903,102 @@ async fn concurrent_leasers_never_lease_a_run_twice() {
         ts.cleanup().await;
     }
 }
+
+/// PostgreSQL stages an audited transaction's events with its commit and chains them
+/// after it (so no transaction holds the chain through its durable commit). Events a
+/// process committed but never chained (it died in between) are chained by the next
+/// appender, before its own, or by verification; several stores appending at once leave
+/// one gapless chain whose events are the ones each appender was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        if store.backend() != Backend::Postgres {
+            // SQLite chains inside the transaction: nothing is ever staged.
+            assert_eq!(store.audit_chain_staged().await.unwrap(), 0, "{label}");
+            ts.cleanup().await;
+            continue;
+        }
+        append_n(store, 2).await;
+        let orphan = |kind: &str| {
+            format!(
+                "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
+                 VALUES (nextval('audit_staged_group'), 1, '{{\"actor\":\"agent\",\"at\":\"2026-12-01T10:00:00.000000Z\",\
+                 \"customer_id\":\"C9\",\"kind\":\"{kind}\",\"payload\":{{}},\"run_id\":\"R9\",\"seq\":', \
+                 '2026-12-01T10:00:00Z', 'R9', 'C9', 'agent', '{kind}', '')"
+            )
+        };
+        raw_execute(store, &orphan("orphan.one")).await.unwrap();
+        assert_eq!(
+            store.audit_events(&AuditFilter::default()).await.unwrap().len(),
+            2,
+            "{label}: a staged event is not in the trail yet"
+        );
+        let mine = store
+            .audit_append(ev("C1", "R1", "agent", "after", json!({"x": 1})))
+            .await
+            .unwrap();
+        let all = store.audit_events(&AuditFilter::default()).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>()[2..],
+            [(3, "orphan.one"), (4, "after")],
+            "{label}: the orphan is chained first, then the appender's own event"
+        );
+        assert_eq!(all[3], mine, "{label}: the appender is told what was stored");
+        raw_execute(store, &orphan("orphan.two")).await.unwrap();
+        assert_eq!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact {
+                events: 5,
+                head: store.audit_events(&AuditFilter::default()).await.unwrap()[4]
+                    .hash
+                    .clone()
+            },
+            "{label}: verification chains what was left staged"
+        );
+
+        // Four stores (four pools), 25 concurrent single-event transactions each.
+        let mut tasks = Vec::new();
+        for s in 0..4 {
+            let other = ts.reopen().await.unwrap();
+            for i in 0..25 {
+                let other = other.clone();
+                tasks.push(tokio::spawn(async move {
+                    other
+                        .audit_append(ev(
+                            &format!("C{s}"),
+                            &format!("R{s}-{i}"),
+                            "agent",
+                            "concurrent",
+                            json!({"s": s, "i": i}),
+                        ))
+                        .await
+                        .unwrap()
+                }));
+            }
+        }
+        let mut told = Vec::new();
+        for t in tasks {
+            told.push(t.await.unwrap());
+        }
+        told.sort_by_key(|e| e.seq);
+        let stored: Vec<_> = store
+            .audit_events(&AuditFilter {
+                kind: Some("concurrent".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, told, "{label}: each appender was told its stored event");
+        assert_eq!(
+            stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (6..106).collect::<Vec<_>>(),
+            "{label}: gapless"
+        );
+        assert!(
+            matches!(store.audit_verify().await.unwrap(), AuditVerification::Intact { events: 105, .. }),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}

@@ -26,3 +26,11 @@ CREATE TABLE audit_staged (
 );
 ALTER TABLE audit_events ADD COLUMN staged_id BIGINT;
 CREATE UNIQUE INDEX audit_events_staged_id ON audit_events (staged_id) WHERE staged_id IS NOT NULL;
+-- Staged events are moved (deleted here, inserted chained there), never changed.
+CREATE FUNCTION audit_staged_unchanged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_staged: a staged audit event is never changed: UPDATE refused';
+END
+$$;
+CREATE TRIGGER audit_staged_no_update BEFORE UPDATE ON audit_staged
+    FOR EACH ROW EXECUTE FUNCTION audit_staged_unchanged();

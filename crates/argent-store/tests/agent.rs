@@ -1929,6 +1929,12 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
             )
         };
         raw_execute(store, &orphan("orphan.one")).await.unwrap();
+        assert!(
+            raw_execute(store, "UPDATE audit_staged SET kind = 'changed'")
+                .await
+                .is_err(),
+            "{label}: a staged event is never changed"
+        );
         assert_eq!(
             store.audit_events(&AuditFilter::default()).await.unwrap().len(),
             2,

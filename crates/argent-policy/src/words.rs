@@ -449,6 +449,41 @@ fn parse_number(toks: &[Token<'_>]) -> Option<i128> {
     Some(sat(total.checked_add(current)))
 }
 
+/// Every number written in `text` with or without a currency (`500`, `1,250.50`,
+/// `two thousand five hundred`, `fifteen hundred`), in thousandths, in text order: each
+/// run of number-like tokens joined by white space, commas or hyphens is read as the
+/// longest numbers it holds, left to right ("pay 200 and 300" gives 200 and 300).
+pub fn numbers(text: &str) -> Vec<i128> {
+    let toks = tokens(text, 0..text.len());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        if !is_numberish(&toks[i]) {
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        while end < toks.len()
+            && is_numberish(&toks[end])
+            && joined(text, &toks[end - 1], &toks[end])
+        {
+            end += 1;
+        }
+        // Longest parse from `i`, then on from where it stopped.
+        match (i + 1..=end)
+            .rev()
+            .find_map(|e| parse_number(&toks[i..e]).map(|v| (e, v)))
+        {
+            Some((e, v)) => {
+                out.push(v);
+                i = e;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
 /// Whether only white space, commas and hyphens separate `a` from `b`.
 fn joined(text: &str, a: &Token<'_>, b: &Token<'_>) -> bool {
     text.get(a.end..b.start)

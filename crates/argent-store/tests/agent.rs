@@ -1936,7 +1936,11 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
             "{label}: a staged event is never changed"
         );
         assert_eq!(
-            store.audit_events(&AuditFilter::default()).await.unwrap().len(),
+            store
+                .audit_events(&AuditFilter::default())
+                .await
+                .unwrap()
+                .len(),
             2,
             "{label}: a staged event is not in the trail yet"
         );
@@ -1946,11 +1950,16 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
             .unwrap();
         let all = store.audit_events(&AuditFilter::default()).await.unwrap();
         assert_eq!(
-            all.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>()[2..],
+            all.iter()
+                .map(|e| (e.seq, e.kind.as_str()))
+                .collect::<Vec<_>>()[2..],
             [(3, "orphan.one"), (4, "after")],
             "{label}: the orphan is chained first, then the appender's own event"
         );
-        assert_eq!(all[3], mine, "{label}: the appender is told what was stored");
+        assert_eq!(
+            all[3], mine,
+            "{label}: the appender is told what was stored"
+        );
         raw_execute(store, &orphan("orphan.two")).await.unwrap();
         assert_eq!(
             store.audit_verify().await.unwrap(),
@@ -1995,14 +2004,20 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
             })
             .await
             .unwrap();
-        assert_eq!(stored, told, "{label}: each appender was told its stored event");
+        assert_eq!(
+            stored, told,
+            "{label}: each appender was told its stored event"
+        );
         assert_eq!(
             stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
             (6..106).collect::<Vec<_>>(),
             "{label}: gapless"
         );
         assert!(
-            matches!(store.audit_verify().await.unwrap(), AuditVerification::Intact { events: 105, .. }),
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 105, .. }
+            ),
             "{label}"
         );
         ts.cleanup().await;

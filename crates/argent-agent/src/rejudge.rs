@@ -99,10 +99,7 @@ impl Agent {
                 continue;
             }
             report.judged += 1;
-            let decision = match self
-                .judge_for_item(item, item.action.clone(), false)
-                .await
-            {
+            let decision = match self.judge_for_item(item, item.action.clone(), false).await {
                 Ok((_, d, _, _)) => d,
                 Err(e) => {
                     report.failed.push((item.id.clone(), e.to_string()));

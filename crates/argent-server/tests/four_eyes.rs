@@ -219,9 +219,18 @@ async fn a_prompt_needs_a_second_manager_and_a_rejection_activates_nothing() {
         let (s, e) = f
             .as_user("cy", Method::POST, &reject, Some(json!({"note": "no"})))
             .await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{l}: compliance does not decide prompts: {e}");
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{l}: compliance does not decide prompts: {e}"
+        );
         let (s, r) = f
-            .as_user("max", Method::POST, &reject, Some(json!({"note": "too harsh"})))
+            .as_user(
+                "max",
+                Method::POST,
+                &reject,
+                Some(json!({"note": "too harsh"})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{l}: {r}");
         assert_eq!(r["status"], "rejected");
@@ -238,7 +247,11 @@ async fn a_prompt_needs_a_second_manager_and_a_rejection_activates_nothing() {
                 Some(json!({})),
             )
             .await;
-        assert_eq!(s, StatusCode::CONFLICT, "{l}: a rejected request stays rejected");
+        assert_eq!(
+            s,
+            StatusCode::CONFLICT,
+            "{l}: a rejected request stays rejected"
+        );
 
         // Asked again: compliance may not approve a prompt; the second manager does.
         let id = ask_prompt(&f).await;
@@ -251,7 +264,11 @@ async fn a_prompt_needs_a_second_manager_and_a_rejection_activates_nothing() {
             .as_user("max", Method::POST, &approve, Some(json!({})))
             .await;
         assert_eq!(s, StatusCode::OK, "{l}: {done}");
-        assert_eq!(done["rejudged"], Value::Null, "{l}: a prompt re-judges nothing");
+        assert_eq!(
+            done["rejudged"],
+            Value::Null,
+            "{l}: a prompt re-judges nothing"
+        );
         assert_eq!(
             status(&f, DocKind::Prompt, "tone/firm", 2).await,
             DocStatus::Active,
@@ -281,7 +298,10 @@ async fn a_rollback_needs_four_eyes_unless_a_manager_declares_an_emergency() {
             .as_user(
                 "cy",
                 Method::POST,
-                &format!("/api/document-requests/{}/approve", req["id"].as_str().unwrap()),
+                &format!(
+                    "/api/document-requests/{}/approve",
+                    req["id"].as_str().unwrap()
+                ),
                 Some(json!({})),
             )
             .await;
@@ -302,13 +322,19 @@ async fn a_rollback_needs_four_eyes_unless_a_manager_declares_an_emergency() {
             )
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{l}: {rb}");
-        assert_eq!((rb["version"].as_i64(), rb["rollback"].as_bool()), (Some(1), Some(true)));
+        assert_eq!(
+            (rb["version"].as_i64(), rb["rollback"].as_bool()),
+            (Some(1), Some(true))
+        );
         assert_eq!(
             status(&f, DocKind::Policy, "us-consumer", v).await,
             DocStatus::Active,
             "{l}: still"
         );
-        let approve = format!("/api/document-requests/{}/approve", rb["id"].as_str().unwrap());
+        let approve = format!(
+            "/api/document-requests/{}/approve",
+            rb["id"].as_str().unwrap()
+        );
         let (s, _) = f
             .as_user("mo", Method::POST, &approve, Some(json!({})))
             .await;
@@ -341,7 +367,11 @@ async fn a_rollback_needs_four_eyes_unless_a_manager_declares_an_emergency() {
                 Some(json!({"emergency": true})),
             )
             .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{l}: an emergency says why: {e}");
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{l}: an emergency says why: {e}"
+        );
         let (s, done) = f
             .as_user(
                 "mo",
@@ -401,7 +431,10 @@ async fn a_new_policy_closes_the_pending_items_it_denies_and_leaves_the_rest_pen
             .as_user(
                 "cy",
                 Method::POST,
-                &format!("/api/document-requests/{}/approve", req["id"].as_str().unwrap()),
+                &format!(
+                    "/api/document-requests/{}/approve",
+                    req["id"].as_str().unwrap()
+                ),
                 Some(json!({})),
             )
             .await;
@@ -425,7 +458,10 @@ async fn a_new_policy_closes_the_pending_items_it_denies_and_leaves_the_rest_pen
             assert!(note.contains(".ceiling"), "{l}: the denying rule: {note}");
             let r = f.store().rejudgements(id).await.unwrap();
             assert_eq!(r.len(), 1, "{l}");
-            assert_eq!((r[0].was.as_str(), r[0].now.as_str(), r[0].closed), ("needs_approval", "deny", true));
+            assert_eq!(
+                (r[0].was.as_str(), r[0].now.as_str(), r[0].closed),
+                ("needs_approval", "deny", true)
+            );
             assert_eq!(r[0].policy_version, v);
             let call = f.store().tool_call(&item.call_id).await.unwrap().unwrap();
             assert_eq!(call.status, ToolCallStatus::Rejected, "{l}");
@@ -433,7 +469,10 @@ async fn a_new_policy_closes_the_pending_items_it_denies_and_leaves_the_rest_pen
         // Bo's plan: no longer needs the large-plan approval; it stays pending, never executed.
         let bo = f.store().approval(&f.bo).await.unwrap();
         assert_eq!(bo.status, ApprovalStatus::Pending, "{l}");
-        assert_eq!(bo.decision, bo_before.decision, "{l}: what it was queued with is kept");
+        assert_eq!(
+            bo.decision, bo_before.decision,
+            "{l}: what it was queued with is kept"
+        );
         let r = f.store().rejudgements(&f.bo).await.unwrap();
         assert_eq!(r.len(), 1, "{l}");
         assert_eq!(
@@ -458,7 +497,10 @@ async fn a_new_policy_closes_the_pending_items_it_denies_and_leaves_the_rest_pen
         );
         assert!(text.contains("— closed"), "{l}");
         let page = alice.get(&format!("/queue/{}", f.bo)).await;
-        assert!(page.body.contains("still pending; nothing was executed"), "{l}");
+        assert!(
+            page.body.contains("still pending; nothing was executed"),
+            "{l}"
+        );
         trail_intact(&f, l).await;
         f.ts.cleanup().await;
     }
@@ -472,10 +514,18 @@ async fn the_pages_request_list_and_decide_without_javascript() {
     let doc = "/documents/policy/us-consumer";
     let mut mo = Browser::sign_in(&f.app, "mo").await;
     let page = mo.get(&format!("{doc}?v={v}")).await;
-    assert!(page.body.contains("id=\"request-activation\""), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"request-activation\""),
+        "{}",
+        page.body
+    );
     // Without a reason: 422, nothing requested.
     let res = mo
-        .submit(&format!("{doc}?v={v}"), &format!("{doc}/{v}/activate"), &[("reason", "")])
+        .submit(
+            &format!("{doc}?v={v}"),
+            &format!("{doc}/{v}/activate"),
+            &[("reason", "")],
+        )
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     let res = mo
@@ -494,19 +544,34 @@ async fn the_pages_request_list_and_decide_without_javascript() {
     let list = mo.get("/documents").await;
     assert!(list.body.contains("id=\"doc-requests\""));
     assert!(list.body.contains("rev 4 ceilings"));
-    assert!(!list.body.contains(&format!("/document-requests/{id}/approve")));
+    assert!(
+        !list
+            .body
+            .contains(&format!("/document-requests/{id}/approve"))
+    );
     assert!(list.body.contains("Withdraw"));
     let res = mo
-        .submit("/documents", &format!("/document-requests/{id}/approve"), &[])
+        .submit(
+            "/documents",
+            &format!("/document-requests/{id}/approve"),
+            &[],
+        )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
 
     // Compliance sees approve and reject, and approves.
     let mut cy = Browser::sign_in(&f.app, "cy").await;
     let list = cy.get("/documents").await;
-    assert!(list.body.contains(&format!("/document-requests/{id}/approve")));
+    assert!(
+        list.body
+            .contains(&format!("/document-requests/{id}/approve"))
+    );
     let res = cy
-        .submit("/documents", &format!("/document-requests/{id}/approve"), &[("note", "")])
+        .submit(
+            "/documents",
+            &format!("/document-requests/{id}/approve"),
+            &[("note", "")],
+        )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert_eq!(

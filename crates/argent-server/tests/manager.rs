@@ -209,7 +209,10 @@ async fn a_manager_validates_saves_diffs_and_activates_a_policy_version() {
         .await
         .unwrap();
     let kinds: Vec<&str> = trail.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["document.draft", "document.activation_requested"]);
+    assert_eq!(
+        kinds,
+        vec!["document.draft", "document.activation_requested"]
+    );
     assert!(matches!(
         f.store().audit_verify().await.unwrap(),
         argent_store::AuditVerification::Intact { .. }

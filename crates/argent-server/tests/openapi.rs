@@ -342,20 +342,62 @@ async fn document_and_eval_responses_match_the_documented_schemas() {
     let b2b2 = "/api/documents/policy/b2b/2/activate";
     go("eve", Method::POST, a, b2b2, Some(json!({"reason": "x"}))).await;
     go("mo", Method::POST, a, b2b2, Some(json!({}))).await;
-    let req = go("mo", Method::POST, a, b2b2, Some(json!({"reason": "comment"}))).await;
-    go("mo", Method::POST, a, b2b2, Some(json!({"reason": "again"}))).await;
+    let req = go(
+        "mo",
+        Method::POST,
+        a,
+        b2b2,
+        Some(json!({"reason": "comment"})),
+    )
+    .await;
+    go(
+        "mo",
+        Method::POST,
+        a,
+        b2b2,
+        Some(json!({"reason": "again"})),
+    )
+    .await;
     let id = req["id"].as_str().unwrap().to_string();
     let l = "/api/document-requests";
     go("eve", Method::GET, l, l, None).await;
     go("eve", Method::GET, l, &format!("{l}?status=all"), None).await;
     let ap = "/api/document-requests/{id}/approve";
     let rj = "/api/document-requests/{id}/reject";
-    go("mo", Method::POST, ap, &format!("{l}/{id}/approve"), Some(json!({}))).await;
-    go("cy", Method::POST, ap, &format!("{l}/dr-nope/approve"), Some(json!({}))).await;
-    let done = go("cy", Method::POST, ap, &format!("{l}/{id}/approve"), Some(json!({"note": "ok"}))).await;
+    go(
+        "mo",
+        Method::POST,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/dr-nope/approve"),
+        Some(json!({})),
+    )
+    .await;
+    let done = go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({"note": "ok"})),
+    )
+    .await;
     assert_eq!(done["document"]["status"], "active", "{done}");
     assert!(done["rejudged"].is_object(), "{done}");
-    go("cy", Method::POST, ap, &format!("{l}/{id}/approve"), Some(json!({}))).await;
+    go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
     let r = "/api/documents/{kind}/{name}/rollback";
     let rb = go(
         "mo",
@@ -366,9 +408,30 @@ async fn document_and_eval_responses_match_the_documented_schemas() {
     )
     .await;
     let rid = rb["id"].as_str().unwrap().to_string();
-    go("root", Method::POST, rj, &format!("{l}/{rid}/reject"), Some(json!({"note": "no"}))).await;
-    go("cy", Method::POST, rj, &format!("{l}/{rid}/reject"), Some(json!({}))).await;
-    let rejected = go("cy", Method::POST, rj, &format!("{l}/{rid}/reject"), Some(json!({"note": "keep it"}))).await;
+    go(
+        "root",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({"note": "no"})),
+    )
+    .await;
+    go(
+        "cy",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({})),
+    )
+    .await;
+    let rejected = go(
+        "cy",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({"note": "keep it"})),
+    )
+    .await;
     assert_eq!(rejected["status"], "rejected", "{rejected}");
     let back = go(
         "mo",

@@ -200,7 +200,11 @@ impl StoreTx {
     async fn doc_request(&mut self, id: &str) -> Result<DocRequest> {
         let sql = format!("SELECT {REQ_COLS} FROM document_requests WHERE id = $1");
         let found = dispatch_tx!(self, |conn| {
-            match sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await? {
+            match sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
                 Some(r) => Some(request_row!(r)),
                 None => None,
             }
@@ -285,7 +289,10 @@ impl StoreTx {
             )));
         }
         let req = DocRequest {
-            id: make_id("dr", &[kind.as_str(), name, &version.to_string(), &who.name]),
+            id: make_id(
+                "dr",
+                &[kind.as_str(), name, &version.to_string(), &who.name],
+            ),
             kind,
             name: name.to_string(),
             version,
@@ -451,7 +458,11 @@ impl Store {
     }
 
     /// The version a rollback of `(kind, name)` would make active, if there is one.
-    pub async fn previous_document_version(&self, kind: DocKind, name: &str) -> Result<Option<i64>> {
+    pub async fn previous_document_version(
+        &self,
+        kind: DocKind,
+        name: &str,
+    ) -> Result<Option<i64>> {
         let sql = "SELECT version FROM documents WHERE kind = $1 AND name = $2 \
                    AND status = 'retired' AND activated_at IS NOT NULL \
                    ORDER BY activated_at DESC, version DESC LIMIT 1";

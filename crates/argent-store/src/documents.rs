@@ -557,8 +557,10 @@ impl Store {
             .await?;
         let mut trail = DocTrail::default();
         // Approvals by request id: (kind, name, version, requester, approver, intact).
-        let mut approvals: std::collections::HashMap<String, (String, String, i64, String, String, bool)> =
-            std::collections::HashMap::new();
+        let mut approvals: std::collections::HashMap<
+            String,
+            (String, String, i64, String, String, bool),
+        > = std::collections::HashMap::new();
         for e in events {
             if e.kind == ACTIVATION_APPROVED {
                 let s = |k: &str| {
@@ -573,7 +575,10 @@ impl Store {
                     (
                         s("kind"),
                         s("name"),
-                        e.payload.get("version").and_then(|v| v.as_i64()).unwrap_or(0),
+                        e.payload
+                            .get("version")
+                            .and_then(|v| v.as_i64())
+                            .unwrap_or(0),
                         s("requested_by"),
                         s("approved_by"),
                         e.hash_is_consistent(),
@@ -612,17 +617,14 @@ impl Store {
                             "names request {rid}, but that approval is for {k} '{n}' version {v}"
                         ))
                     }
-                    Some((_, _, _, by, approver, _)) if by.is_empty() || by == approver => {
-                        Some(format!(
-                            "names request {rid}, approved by its own requester '{approver}'"
-                        ))
-                    }
+                    Some((_, _, _, by, approver, _)) if by.is_empty() || by == approver => Some(
+                        format!("names request {rid}, approved by its own requester '{approver}'"),
+                    ),
                     Some(_) => None,
                 },
                 _ if e.kind == ACTIVATE
                     && e.payload.get("emergency").and_then(|f| f.as_bool()) == Some(true)
-                    && e
-                        .payload
+                    && e.payload
                         .get("reason")
                         .and_then(|r| r.as_str())
                         .is_none_or(|r| r.trim().is_empty()) =>

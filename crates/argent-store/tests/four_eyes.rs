@@ -90,7 +90,10 @@ async fn a_request_activates_nothing_until_a_second_person_approves_it() {
             .approve_document_request(&req.id, &DocActor::new("mo", "admin"), None)
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Conflict(ref m) if m.contains("second person")), "{l}: {e}");
+        assert!(
+            matches!(e, StoreError::Conflict(ref m) if m.contains("second person")),
+            "{l}: {e}"
+        );
         assert_eq!(status_of(s, 2).await, DocStatus::Draft, "{l}");
 
         // A second person approves: active, the previous retired, both events.
@@ -149,7 +152,10 @@ async fn a_rejection_or_withdrawal_activates_nothing() {
             .reject_document_request(&req.id, &cy(), "")
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Invalid(_)), "{l}: a rejection says why");
+        assert!(
+            matches!(e, StoreError::Invalid(_)),
+            "{l}: a rejection says why"
+        );
         let r = s
             .reject_document_request(&req.id, &cy(), "not this quarter")
             .await
@@ -227,7 +233,10 @@ async fn an_approval_made_against_a_version_no_longer_active_is_refused() {
             .approve_document_request(&req.id, &cy(), None)
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Conflict(ref m) if m.contains("active now")), "{l}: {e}");
+        assert!(
+            matches!(e, StoreError::Conflict(ref m) if m.contains("active now")),
+            "{l}: {e}"
+        );
         assert_eq!(status_of(s, 3).await, DocStatus::Active, "{l}");
         ts.cleanup().await;
     }
@@ -266,7 +275,11 @@ async fn a_rollback_is_a_request_unless_it_is_an_emergency() {
             .request_document_rollback(DocKind::Policy, "b2b", &mo(), "v2 denies too much")
             .await
             .unwrap();
-        assert_eq!((rb.version, rb.rollback, rb.from_version), (1, true, Some(2)), "{l}");
+        assert_eq!(
+            (rb.version, rb.rollback, rb.from_version),
+            (1, true, Some(2)),
+            "{l}"
+        );
         assert_eq!(status_of(s, 2).await, DocStatus::Active, "{l}: not yet");
         assert!(
             s.approve_document_request(&rb.id, &mo(), None)
@@ -285,12 +298,18 @@ async fn a_rollback_is_a_request_unless_it_is_an_emergency() {
             .rollback_document_emergency(DocKind::Policy, "b2b", 2, &mo(), " ")
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Invalid(_)), "{l}: a reason is required");
+        assert!(
+            matches!(e, StoreError::Invalid(_)),
+            "{l}: a reason is required"
+        );
         let e = s
             .rollback_document_emergency(DocKind::Policy, "b2b", 1, &mo(), "x")
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Conflict(_)), "{l}: 1 is not the previous one");
+        assert!(
+            matches!(e, StoreError::Conflict(_)),
+            "{l}: 1 is not the previous one"
+        );
         let doc = s
             .rollback_document_emergency(DocKind::Policy, "b2b", 2, &mo(), "v1 sends at night")
             .await
@@ -382,7 +401,9 @@ async fn an_activation_naming_a_request_nobody_else_approved_is_reported() {
         let problems = s.document_problems().await.unwrap();
         assert_eq!(problems.len(), 1, "{l}: {problems:?}");
         assert!(
-            problems[0].1.contains("no document.activation_approved event approves it"),
+            problems[0]
+                .1
+                .contains("no document.activation_approved event approves it"),
             "{l}: {problems:?}"
         );
         assert!(matches!(

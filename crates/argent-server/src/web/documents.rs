@@ -27,10 +27,10 @@ use argent_store::{
 
 use super::{Page, Posted, SessionUser, encode_query, page};
 use crate::auth::{Allowed, DocsDecide, DocsRead, DocsWrite, UserRole};
-use crate::{AgentHandle, ServerConfig};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::CpuSlots;
+use crate::{AgentHandle, ServerConfig};
 
 pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
     s.parse::<DocKind>().map_err(|_| {
@@ -176,7 +176,9 @@ pub(crate) async fn activate_now(
             who,
             note,
         } => {
-            let (req, doc) = store.approve_document_request(request_id, who, note).await?;
+            let (req, doc) = store
+                .approve_document_request(request_id, who, note)
+                .await?;
             (doc, Some(req), who.actor())
         }
         Activation::EmergencyRollback { who, reason } => {
@@ -192,11 +194,23 @@ pub(crate) async fn activate_now(
     let built = Arc::new(cpu.run(move || build_agent(&like, &now_active)).await??);
     handle.replace(built.clone());
     tracing::info!(kind = %kind.as_str(), name, version, actor, "activated");
+    // The activation stands whatever happens here: a failure to re-judge is reported, not
+    // turned into an error for a change that was made.
     let rejudged = if kind == DocKind::Policy {
         Some(
-            built
+            match built
                 .rejudge_pending_under_policy(name, version, &actor)
-                .await?,
+                .await
+            {
+                Ok(report) => report,
+                Err(e) => {
+                    tracing::error!(error = %e, name, version, "re-judging the pending approvals");
+                    RejudgeReport {
+                        failed: vec![("*".into(), e.to_string())],
+                        ..RejudgeReport::default()
+                    }
+                }
+            },
         )
     } else {
         None

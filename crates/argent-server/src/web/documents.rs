@@ -341,7 +341,7 @@ async fn reject_request(
 /// What a rollback did: a request waiting for a second person, or (emergency) the
 /// activation.
 enum RolledBack {
-    Requested(DocRequest),
+    Requested(Box<DocRequest>),
     Activated(Box<Activated>),
 }
 
@@ -360,11 +360,11 @@ async fn rollback(
     let reason = reason_of("/reason", reason, true)?.unwrap_or_default();
     let who = doc_actor(user.0, user.1);
     if !emergency {
-        return Ok(RolledBack::Requested(
+        return Ok(RolledBack::Requested(Box::new(
             store
                 .request_document_rollback(kind, name, &who, &reason)
                 .await?,
-        ));
+        )));
     }
     if !user
         .1
@@ -1042,7 +1042,7 @@ pub async fn api_rollback(
     )
     .await?
     {
-        RolledBack::Requested(req) => Ok((StatusCode::ACCEPTED, Json(req)).into_response()),
+        RolledBack::Requested(req) => Ok((StatusCode::ACCEPTED, Json(*req)).into_response()),
         RolledBack::Activated(done) => Ok(Json(*done).into_response()),
     }
 }

@@ -25,12 +25,14 @@ pub mod demo;
 pub mod documents;
 mod exec;
 pub mod facts;
+pub mod four_eyes;
 pub mod mail_in;
 pub mod offline;
 pub mod outbox;
 pub mod outbox_smtp;
 mod person;
 pub mod prompt;
+pub mod rejudge;
 pub mod review;
 pub mod run;
 pub mod signals;
@@ -46,8 +48,10 @@ pub use documents::{
     DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_lines, size_problem,
     validate_document, validate_in_set, validate_set,
 };
+pub use four_eyes::FourEyes;
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
 pub use prompt::{PromptError, PromptSet};
+pub use rejudge::{RejudgeReport, Rejudged};
 pub use review::{ReviewResult, Reviewer};
 pub use run::{
     CallOutcome, CallStatus, FORMAL_DEMAND_RULE, RunOutcome, Trigger, WorkLink, procedure_hold,

@@ -231,7 +231,7 @@ impl Agent {
     /// again, which can only hold it. A plain approval of the text the reviewer read is
     /// that person's decision: the check is not asked again, and its hold, if it held the
     /// item, is carried into the decision so only a role it names may release it.
-    async fn judge_for_item(
+    pub(crate) async fn judge_for_item(
         &self,
         item: &ApprovalItem,
         args: Value,

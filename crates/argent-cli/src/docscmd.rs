@@ -13,6 +13,12 @@ use argent_store::{DocKind, Store};
 pub enum DocsCommand {
     /// List the documents in the database: kind, name, active and latest version.
     List,
+    /// List activation requests (four eyes): pending ones, or with --all every one. They
+    /// are approved or rejected on /documents or through /api/document-requests.
+    Requests {
+        #[arg(long)]
+        all: bool,
+    },
     /// Check a prompt template, policy or procedure document file as the web editor does before a
     /// draft is saved: prints `FILE:LINE:COLUMN: problem` for each problem and exits
     /// non-zero if there is any. Does not open the database.
@@ -98,6 +104,32 @@ pub async fn docs(database: &str, cmd: DocsCommand) -> Result<()> {
                 );
             }
             println!("{} document(s)", docs.len());
+        }
+        DocsCommand::Requests { all } => {
+            let store = Store::open(database)
+                .await
+                .with_context(|| format!("opening database {database}"))?;
+            let status = (!all).then_some(argent_store::DocRequestStatus::Pending);
+            let reqs = store.document_requests(status, None).await?;
+            for r in &reqs {
+                let from = r
+                    .from_version
+                    .map_or_else(|| "-".to_string(), |v| v.to_string());
+                println!(
+                    "{}  {:<9} {} {} → {}{}  {}  by {}:{}  “{}”",
+                    r.id,
+                    r.kind.as_str(),
+                    r.name,
+                    from,
+                    r.version,
+                    if r.rollback { " (rollback)" } else { "" },
+                    r.status.as_str(),
+                    r.requested_role,
+                    r.requested_by,
+                    r.reason
+                );
+            }
+            println!("{} request(s)", reqs.len());
         }
         DocsCommand::Validate { kind, file, name } => {
             let kind = DocKind::from(kind);

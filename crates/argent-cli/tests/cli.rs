@@ -1471,3 +1471,46 @@ fn a_queued_email_changed_in_the_database_is_not_sent() {
     let err = failed(&argent(&db, &["audit", "verify"]));
     assert!(err.contains("outbox content"), "{err}");
 }
+
+#[test]
+fn docs_requests_lists_the_activation_requests_waiting_for_a_second_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let url = db.to_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        let kind = argent_store::DocKind::Policy;
+        s.seed_documents(&[(kind, "b2b".into(), "id = 'b2b'".into())], "seed")
+            .await
+            .unwrap();
+        s.create_document_version(kind, "b2b", "id = 'b2b' # 2", "mo", None)
+            .await
+            .unwrap();
+        let who = argent_store::DocActor::new("mo", "manager");
+        let r = s
+            .request_document_activation(kind, "b2b", 2, &who, "tighter terms")
+            .await
+            .unwrap();
+        s.close().await;
+        r.id
+    });
+    let pending = ok(argent(&db, &["docs", "requests"]));
+    assert!(pending.contains(&id), "{pending}");
+    assert!(pending.contains("b2b 1 → 2"), "{pending}");
+    assert!(pending.contains("by manager:mo"), "{pending}");
+    assert!(pending.contains("tighter terms"), "{pending}");
+    assert!(pending.contains("1 request(s)"), "{pending}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = argent_store::Store::open(&url).await.unwrap();
+        let cy = argent_store::DocActor::new("cy", "compliance");
+        s.reject_document_request(&id, &cy, "not now")
+            .await
+            .unwrap();
+        s.close().await;
+    });
+    assert!(ok(argent(&db, &["docs", "requests"])).contains("0 request(s)"));
+    let all = ok(argent(&db, &["docs", "requests", "--all"]));
+    assert!(all.contains("rejected"), "{all}");
+}

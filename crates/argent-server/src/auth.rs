@@ -110,8 +110,13 @@ pub mod perm {
     pub const DASHBOARD_READ: &[UserRole] = &[Manager, Collector, Compliance, Admin];
     /// Read prompt and policy documents, their versions and diffs.
     pub const DOCS_READ: &[UserRole] = &[Manager, Compliance, Evaluator, Admin];
-    /// Write drafts of documents and activate versions.
+    /// Write drafts of documents, request the activation of a version or a rollback (and,
+    /// as `argent_agent::FourEyes` allows, roll back at once in an emergency).
     pub const DOCS_WRITE: &[UserRole] = &[Manager, Admin];
+    /// Approve or reject another person's activation request; which of these roles may
+    /// decide a given document kind is `argent_agent::FourEyes` (`governance/four_eyes.toml`:
+    /// policies compliance, prompts a second manager). A requester may withdraw their own.
+    pub const DOCS_DECIDE: &[UserRole] = &[Manager, Compliance, Admin];
     /// Read eval runs, their reports and comparisons.
     pub const EVALS_READ: &[UserRole] = &[Evaluator, Manager, Compliance, Admin];
     /// Start eval runs (on the active documents or on a draft).
@@ -205,6 +210,7 @@ permission!(
 );
 permission!(DocsRead, perm::DOCS_READ, "See [`perm::DOCS_READ`].");
 permission!(DocsWrite, perm::DOCS_WRITE, "See [`perm::DOCS_WRITE`].");
+permission!(DocsDecide, perm::DOCS_DECIDE, "See [`perm::DOCS_DECIDE`].");
 permission!(EvalsRead, perm::EVALS_READ, "See [`perm::EVALS_READ`].");
 permission!(EvalsRun, perm::EVALS_RUN, "See [`perm::EVALS_RUN`].");
 permission!(FactsRead, perm::FACTS_READ, "See [`perm::FACTS_READ`].");

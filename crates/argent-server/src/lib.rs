@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// (`argent serve` turns it on; off by default so a test can look at a stored message
     /// before anything acts on it).
     pub process_inbound: bool,
+    /// Who approves a document activation request, per document kind, and who may roll
+    /// back in an emergency (default: `governance/four_eyes.toml` as compiled in).
+    pub four_eyes: argent_agent::FourEyes,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             inbound_token: None,
             inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
             process_inbound: false,
+            four_eyes: argent_agent::FourEyes::repository_default(),
         }
     }
 }
@@ -240,6 +244,22 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "POST",
             "/documents/{kind}/{name}/{version}/eval",
             post(web::api_run_draft),
+        ),
+        (
+            "POST",
+            "/documents/{kind}/{name}/rollback",
+            post(web::api_rollback),
+        ),
+        ("GET", "/document-requests", get(web::api_requests)),
+        (
+            "POST",
+            "/document-requests/{id}/approve",
+            post(web::api_approve_request),
+        ),
+        (
+            "POST",
+            "/document-requests/{id}/reject",
+            post(web::api_reject_request),
         ),
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),

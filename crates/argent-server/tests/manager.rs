@@ -144,7 +144,7 @@ async fn a_manager_validates_saves_diffs_and_activates_a_policy_version() {
         StatusCode::FORBIDDEN
     );
     let res = cy
-        .submit(POLICY, &format!("{POLICY}/2/activate"), &[])
+        .submit(POLICY, &format!("{POLICY}/2/activate"), &[("reason", "x")])
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     let mut alice = Browser::sign_in(&f.app, "alice").await;
@@ -153,11 +153,31 @@ async fn a_manager_validates_saves_diffs_and_activates_a_policy_version() {
     // Before activation the agent still uses version 1's words.
     let rule = mo.get("/rules/us.plan.low-risk").await;
     assert!(rule.body.contains("may be offered without review"));
+    // Activation is a request with a reason (four eyes); compliance approves a policy.
     let res = mo
         .submit(
             &format!("{POLICY}?v=2"),
             &format!("{POLICY}/2/activate"),
-            &[],
+            &[("reason", "plainer words for reviewers")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let rule = mo.get("/rules/us.plan.low-risk").await;
+    assert!(
+        rule.body.contains("may be offered without review"),
+        "a request activates nothing"
+    );
+    let request = f
+        .store()
+        .document_requests(None, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let res = cy
+        .submit(
+            "/documents",
+            &format!("/document-requests/{}/approve", request.id),
+            &[("note", "")],
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
@@ -171,7 +191,7 @@ async fn a_manager_validates_saves_diffs_and_activates_a_policy_version() {
         status,
         vec![(2, DocStatus::Active), (1, DocStatus::Retired)]
     );
-    assert_eq!(versions[0].activated_by.as_deref(), Some("manager:mo"));
+    assert_eq!(versions[0].activated_by.as_deref(), Some("compliance:cy"));
     // The running server now works with version 2.
     let rule = mo.get("/rules/us.plan.low-risk").await;
     assert!(
@@ -189,18 +209,21 @@ async fn a_manager_validates_saves_diffs_and_activates_a_policy_version() {
         .await
         .unwrap();
     let kinds: Vec<&str> = trail.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["document.draft", "document.activate"]);
+    assert_eq!(
+        kinds,
+        vec!["document.draft", "document.activation_requested"]
+    );
     assert!(matches!(
         f.store().audit_verify().await.unwrap(),
         argent_store::AuditVerification::Intact { .. }
     ));
 
-    // Activating it again is a conflict.
+    // Asking to activate it again is a conflict.
     let res = mo
         .submit(
             &format!("{POLICY}?v=2"),
             &format!("{POLICY}/2/activate"),
-            &[],
+            &[("reason", "again")],
         )
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT);

@@ -337,31 +337,111 @@ async fn document_and_eval_responses_match_the_documented_schemas() {
         Some(json!({"body": "id = ["})),
     )
     .await;
+    // Four eyes: a request, then a second person's decision.
     let a = "/api/documents/{kind}/{name}/{version}/activate";
-    go(
-        "eve",
+    let b2b2 = "/api/documents/policy/b2b/2/activate";
+    go("eve", Method::POST, a, b2b2, Some(json!({"reason": "x"}))).await;
+    go("mo", Method::POST, a, b2b2, Some(json!({}))).await;
+    let req = go(
+        "mo",
         Method::POST,
         a,
-        "/api/documents/policy/b2b/2/activate",
-        None,
+        b2b2,
+        Some(json!({"reason": "comment"})),
     )
     .await;
     go(
         "mo",
         Method::POST,
         a,
-        "/api/documents/policy/b2b/2/activate",
-        None,
+        b2b2,
+        Some(json!({"reason": "again"})),
     )
     .await;
+    let id = req["id"].as_str().unwrap().to_string();
+    let l = "/api/document-requests";
+    go("eve", Method::GET, l, l, None).await;
+    go("eve", Method::GET, l, &format!("{l}?status=all"), None).await;
+    let ap = "/api/document-requests/{id}/approve";
+    let rj = "/api/document-requests/{id}/reject";
     go(
         "mo",
         Method::POST,
-        a,
-        "/api/documents/policy/b2b/2/activate",
-        None,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({})),
     )
     .await;
+    go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/dr-nope/approve"),
+        Some(json!({})),
+    )
+    .await;
+    let done = go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({"note": "ok"})),
+    )
+    .await;
+    assert_eq!(done["document"]["status"], "active", "{done}");
+    assert!(done["rejudged"].is_object(), "{done}");
+    go(
+        "cy",
+        Method::POST,
+        ap,
+        &format!("{l}/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    let r = "/api/documents/{kind}/{name}/rollback";
+    let rb = go(
+        "mo",
+        Method::POST,
+        r,
+        "/api/documents/policy/b2b/rollback",
+        Some(json!({"reason": "undo"})),
+    )
+    .await;
+    let rid = rb["id"].as_str().unwrap().to_string();
+    go(
+        "root",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({"note": "no"})),
+    )
+    .await;
+    go(
+        "cy",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({})),
+    )
+    .await;
+    let rejected = go(
+        "cy",
+        Method::POST,
+        rj,
+        &format!("{l}/{rid}/reject"),
+        Some(json!({"note": "keep it"})),
+    )
+    .await;
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    let back = go(
+        "mo",
+        Method::POST,
+        r,
+        "/api/documents/policy/b2b/rollback",
+        Some(json!({"reason": "now", "emergency": true})),
+    )
+    .await;
+    assert_eq!(back["document"]["version"], 1, "{back}");
     // Over the size cap: 413.
     go(
         "eve",

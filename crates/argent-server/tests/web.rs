@@ -194,6 +194,15 @@ async fn every_page_checks_the_role_of_every_caller() {
         ("/queue/{id}/approve", &[Collector, Manager, Admin]),
         ("/documents/policy/b2b", &[Manager, Admin]),
         ("/documents/policy/b2b/1/activate", &[Manager, Admin]),
+        ("/documents/policy/b2b/rollback", &[Manager, Admin]),
+        (
+            "/document-requests/dr-none/approve",
+            &[Manager, Compliance, Admin],
+        ),
+        (
+            "/document-requests/dr-none/reject",
+            &[Manager, Compliance, Admin],
+        ),
         ("/documents/policy/b2b/1/eval", &[Evaluator, Manager, Admin]),
         ("/evals", &[Evaluator, Manager, Admin]),
     ];

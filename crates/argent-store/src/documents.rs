@@ -116,6 +116,8 @@ macro_rules! version_row {
 const SEED: &str = "document.seed";
 const DRAFT: &str = "document.draft";
 const ACTIVATE: &str = "document.activate";
+/// A second person's approval of an activation request (`crate::doc_requests`).
+pub(crate) const ACTIVATION_APPROVED: &str = "document.activation_approved";
 
 /// One document event as the trail recorded it.
 #[derive(Clone, Debug)]
@@ -126,6 +128,9 @@ struct Audited {
     sha256: String,
     /// The event's hash recomputes from its content.
     intact: bool,
+    /// For an activation: why the trail does not explain it (an approval it names that
+    /// the trail lacks, or one given by its own requester).
+    unexplained: Option<String>,
 }
 
 /// What the trail says about documents: how each version was created, and which version
@@ -179,6 +184,12 @@ impl DocTrail {
                     "its text hashes to {actual} but its {} event {} recorded {}",
                     a.kind, a.seq, a.sha256
                 )),
+                Some(Audited {
+                    unexplained: Some(why),
+                    kind,
+                    seq,
+                    ..
+                }) => out.push(format!("its {kind} event {seq} {why}")),
                 Some(_) => {}
             }
         }
@@ -207,14 +218,14 @@ impl DocTrail {
     }
 }
 
-fn label(kind: DocKind, name: &str, version: i64) -> String {
+pub(crate) fn label(kind: DocKind, name: &str, version: i64) -> String {
     format!("{kind} '{name}' version {version}")
 }
 
 impl StoreTx {
     /// Takes the documents write lock (PostgreSQL; on SQLite the transaction already holds
     /// the database's write lock).
-    async fn lock_documents(&mut self) -> Result<()> {
+    pub(crate) async fn lock_documents(&mut self) -> Result<()> {
         if self.backend() == Backend::Postgres {
             dispatch_tx!(self, |conn| {
                 sqlx::query("LOCK TABLE documents IN SHARE ROW EXCLUSIVE MODE")
@@ -225,7 +236,7 @@ impl StoreTx {
         Ok(())
     }
 
-    async fn document_version(
+    pub(crate) async fn document_version(
         &mut self,
         kind: DocKind,
         name: &str,
@@ -258,6 +269,123 @@ impl StoreTx {
                 .fetch_one(&mut *conn)
                 .await?;
             r.try_get::<i64, _>("v")?
+        }))
+    }
+
+    /// Makes `version` active and retires the active one, with its `document.activate`
+    /// event (`extra`'s fields added to the payload), in this transaction; the caller holds
+    /// the documents lock. Returns the version as now active and the previous one.
+    pub(crate) async fn activate_version(
+        &mut self,
+        kind: DocKind,
+        name: &str,
+        version: i64,
+        actor: &str,
+        extra: serde_json::Value,
+    ) -> Result<(DocumentVersion, Option<i64>)> {
+        let Some(mut doc) = self.document_version(kind, name, version).await? else {
+            return Err(StoreError::NotFound(label(kind, name, version)));
+        };
+        if doc.status == DocStatus::Active {
+            return Err(StoreError::Conflict(format!(
+                "{} is already active",
+                label(kind, name, version)
+            )));
+        }
+        let previous: Option<i64> = dispatch_tx!(self, |conn| {
+            match sqlx::query(
+                "UPDATE documents SET status = 'retired' \
+                 WHERE kind = $1 AND name = $2 AND status = 'active' RETURNING version",
+            )
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+            {
+                Some(r) => Some(r.try_get::<i64, _>("version")?),
+                None => None,
+            }
+        });
+        let at = now();
+        dispatch_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE documents SET status = 'active', activated_at = $1, activated_by = $2 \
+                 WHERE kind = $3 AND name = $4 AND version = $5",
+            )
+            .bind(at)
+            .bind(actor)
+            .bind(kind.as_str())
+            .bind(name)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        });
+        let mut payload = json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "version": version,
+            "sha256": doc.sha256,
+            "previous_version": previous,
+        });
+        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        self.audit_append(NewAuditEvent {
+            run_id: None,
+            customer_id: None,
+            actor: actor.to_string(),
+            kind: ACTIVATE.into(),
+            payload,
+        })
+        .await?;
+        doc.status = DocStatus::Active;
+        doc.activated_at = Some(at);
+        doc.activated_by = Some(actor.to_string());
+        Ok((doc, previous))
+    }
+
+    /// The active version of a document, if any.
+    pub(crate) async fn active_document_version(
+        &mut self,
+        kind: DocKind,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        Ok(dispatch_tx!(self, |conn| {
+            match sqlx::query(
+                "SELECT version FROM documents WHERE kind = $1 AND name = $2 AND status = 'active'",
+            )
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+            {
+                Some(r) => Some(r.try_get::<i64, _>("version")?),
+                None => None,
+            }
+        }))
+    }
+
+    /// The version that was active before the active one: the retired version activated
+    /// last. `None` when no version was ever replaced.
+    pub(crate) async fn previous_document_version(
+        &mut self,
+        kind: DocKind,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        Ok(dispatch_tx!(self, |conn| {
+            match sqlx::query(
+                "SELECT version FROM documents WHERE kind = $1 AND name = $2 \
+                 AND status = 'retired' AND activated_at IS NOT NULL \
+                 ORDER BY activated_at DESC, version DESC LIMIT 1",
+            )
+            .bind(kind.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+            {
+                Some(r) => Some(r.try_get::<i64, _>("version")?),
+                None => None,
+            }
         }))
     }
 
@@ -435,10 +563,39 @@ impl Store {
     /// The document events of the trail, indexed for [`DocTrail::version_problems`].
     async fn document_trail(&self) -> Result<DocTrail> {
         let events = self
-            .audit_events_of_kinds(&[SEED, DRAFT, ACTIVATE], true)
+            .audit_events_of_kinds(&[SEED, DRAFT, ACTIVATE, ACTIVATION_APPROVED], true)
             .await?;
         let mut trail = DocTrail::default();
+        // Approvals by request id: (kind, name, version, requester, approver, intact).
+        let mut approvals: std::collections::HashMap<
+            String,
+            (String, String, i64, String, String, bool),
+        > = std::collections::HashMap::new();
         for e in events {
+            if e.kind == ACTIVATION_APPROVED {
+                let s = |k: &str| {
+                    e.payload
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                approvals.insert(
+                    s("request_id"),
+                    (
+                        s("kind"),
+                        s("name"),
+                        e.payload
+                            .get("version")
+                            .and_then(|v| v.as_i64())
+                            .unwrap_or(0),
+                        s("requested_by"),
+                        s("approved_by"),
+                        e.hash_is_consistent(),
+                    ),
+                );
+                continue;
+            }
             let (Some(kind), Some(name), Some(version), Some(sha)) = (
                 e.payload
                     .get("kind")
@@ -451,12 +608,48 @@ impl Store {
                 continue;
             };
             let intact = e.hash_is_consistent();
+            // An activation that names a request must be explained by that request's
+            // approval, given by someone other than its requester. (Activations from
+            // before four eyes, and the store-level `activate_document`, name none; an
+            // emergency rollback names its flag and reason.)
+            let unexplained = match e.payload.get("request_id").and_then(|r| r.as_str()) {
+                Some(rid) if e.kind == ACTIVATE => match approvals.get(rid) {
+                    None => Some(format!(
+                        "names request {rid}, but no {ACTIVATION_APPROVED} event approves it"
+                    )),
+                    Some((_, _, _, _, _, false)) => Some(format!(
+                        "names request {rid}, whose {ACTIVATION_APPROVED} event was altered"
+                    )),
+                    Some((k, n, v, _, _, _))
+                        if k != kind.as_str() || n != name || *v != version =>
+                    {
+                        Some(format!(
+                            "names request {rid}, but that approval is for {k} '{n}' version {v}"
+                        ))
+                    }
+                    Some((_, _, _, by, approver, _)) if by.is_empty() || by == approver => Some(
+                        format!("names request {rid}, approved by its own requester '{approver}'"),
+                    ),
+                    Some(_) => None,
+                },
+                _ if e.kind == ACTIVATE
+                    && e.payload.get("emergency").and_then(|f| f.as_bool()) == Some(true)
+                    && e.payload
+                        .get("reason")
+                        .and_then(|r| r.as_str())
+                        .is_none_or(|r| r.trim().is_empty()) =>
+                {
+                    Some("is an emergency activation without a reason".to_string())
+                }
+                _ => None,
+            };
             let at = Audited {
                 seq: e.seq,
                 kind: e.kind.clone(),
                 version,
                 sha256: sha.to_string(),
                 intact,
+                unexplained,
             };
             if e.kind == SEED || e.kind == DRAFT {
                 trail
@@ -547,6 +740,10 @@ impl Store {
     /// any) is retired, and `document.activate` is audited with `actor` and the previous
     /// version, all in one transaction. `NotFound` if the version does not exist;
     /// `Conflict` if it is already the active one.
+    ///
+    /// This is the store's step alone, with no second person: the server never calls it
+    /// (it activates through an approved request or an emergency rollback,
+    /// `crate::doc_requests`); tests and tools that set a database up do.
     pub async fn activate_document(
         &self,
         kind: DocKind,
@@ -556,61 +753,10 @@ impl Store {
     ) -> Result<DocumentVersion> {
         let mut tx = self.begin().await?;
         tx.lock_documents().await?;
-        let Some(mut doc) = tx.document_version(kind, name, version).await? else {
-            return Err(StoreError::NotFound(label(kind, name, version)));
-        };
-        if doc.status == DocStatus::Active {
-            return Err(StoreError::Conflict(format!(
-                "{} is already active",
-                label(kind, name, version)
-            )));
-        }
-        let previous: Option<i64> = dispatch_tx!(tx, |conn| {
-            match sqlx::query(
-                "UPDATE documents SET status = 'retired' \
-                 WHERE kind = $1 AND name = $2 AND status = 'active' RETURNING version",
-            )
-            .bind(kind.as_str())
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?
-            {
-                Some(r) => Some(r.try_get::<i64, _>("version")?),
-                None => None,
-            }
-        });
-        let at = now();
-        dispatch_tx!(tx, |conn| {
-            sqlx::query(
-                "UPDATE documents SET status = 'active', activated_at = $1, activated_by = $2 \
-                 WHERE kind = $3 AND name = $4 AND version = $5",
-            )
-            .bind(at)
-            .bind(actor)
-            .bind(kind.as_str())
-            .bind(name)
-            .bind(version)
-            .execute(&mut *conn)
+        let (doc, _) = tx
+            .activate_version(kind, name, version, actor, json!({}))
             .await?;
-        });
-        tx.audit_append(NewAuditEvent {
-            run_id: None,
-            customer_id: None,
-            actor: actor.to_string(),
-            kind: ACTIVATE.into(),
-            payload: json!({
-                "kind": kind.as_str(),
-                "name": name,
-                "version": version,
-                "sha256": doc.sha256,
-                "previous_version": previous,
-            }),
-        })
-        .await?;
         tx.commit().await?;
-        doc.status = DocStatus::Active;
-        doc.activated_at = Some(at);
-        doc.activated_by = Some(actor.to_string());
         Ok(doc)
     }
 

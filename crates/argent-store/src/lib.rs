@@ -28,6 +28,7 @@ mod calls;
 pub mod checkpoint;
 pub mod contacts;
 mod desk;
+pub mod doc_requests;
 mod documents;
 mod eval_runs;
 mod facts;
@@ -63,6 +64,7 @@ pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
 pub use desk::{
     CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus,
 };
+pub use doc_requests::{DocActor, DocRequest, DocRequestStatus, Rejudgement};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
 pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
 pub use facts::FactsChange;
@@ -402,6 +404,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
     ),
     (
+        21,
+        "four_eyes",
+        include_str!("../../../migrations/sqlite/0021_four_eyes.sql"),
+    ),
+    (
         26,
         "audit_staged",
         include_str!("../../../migrations/sqlite/0026_audit_staged.sql"),
@@ -492,6 +499,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "queue_facets",
         include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
+    ),
+    (
+        21,
+        "four_eyes",
+        include_str!("../../../migrations/postgres/0021_four_eyes.sql"),
     ),
     (
         26,

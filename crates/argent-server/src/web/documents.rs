@@ -17,17 +17,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_agent::{
-    Agent, DiffTag, DocumentSet, LineError, diff_lines, size_problem, validate_document,
-    validate_in_set,
+    Agent, DiffTag, DocumentSet, FourEyes, LineError, RejudgeReport, diff_lines, size_problem,
+    validate_document, validate_in_set,
 };
-use argent_store::{DocKind, DocStatus, DocumentSummary, DocumentVersion, Store};
+use argent_store::{
+    DocActor, DocKind, DocRequest, DocRequestStatus, DocStatus, DocumentSummary, DocumentVersion,
+    Store,
+};
 
 use super::{Page, Posted, SessionUser, encode_query, page};
-use crate::AgentHandle;
-use crate::auth::{Allowed, DocsRead, DocsWrite};
+use crate::auth::{Allowed, DocsDecide, DocsRead, DocsWrite, UserRole};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::CpuSlots;
+use crate::{AgentHandle, ServerConfig};
 
 pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
     s.parse::<DocKind>().map_err(|_| {
@@ -116,17 +119,43 @@ async fn create_draft(
     Ok(Ok(v))
 }
 
-/// Makes version `version` of `(kind, name)` the active one and swaps the running agent
-/// for one built from the new active set. The new agent is built (and so proven to work)
-/// before the store switches.
-async fn activate(
+/// How a version comes to be activated now: the two ways four eyes allow.
+pub(crate) enum Activation<'a> {
+    /// A pending request, approved by `who` (a different person, whose role the four-eyes
+    /// rules name for the document's kind).
+    Approved {
+        request_id: &'a str,
+        who: &'a DocActor,
+        note: Option<&'a str>,
+    },
+    /// A rollback to the previously active version by `who`, at once, with a reason.
+    EmergencyRollback { who: &'a DocActor, reason: &'a str },
+}
+
+/// What activating did.
+#[derive(Debug, Serialize)]
+pub struct Activated {
+    /// The version now active.
+    pub document: DocumentVersion,
+    /// The request it was activated under (`None` for an emergency rollback).
+    pub request: Option<DocRequest>,
+    /// For a policy: the pending approval items judged again under it.
+    pub rejudged: Option<RejudgeReport>,
+}
+
+/// The one "activate now" step, whichever way the activation was allowed: builds the agent
+/// the new set gives (so proves it works) *before* the store switches, lets the store
+/// record the activation (with the approval or the emergency, in one transaction), swaps
+/// the running agent for one built from what is now active, and, for a policy, judges the
+/// pending approval items again under it ([`Agent::rejudge_pending_under_policy`]).
+pub(crate) async fn activate_now(
     handle: &AgentHandle,
     cpu: &CpuSlots,
     kind: DocKind,
     name: &str,
     version: i64,
-    actor: &str,
-) -> AppResult<DocumentVersion> {
+    how: Activation<'_>,
+) -> AppResult<Activated> {
     let agent = handle.current();
     let store = &agent.store;
     let doc = store.document(kind, name, version).await?;
@@ -141,14 +170,231 @@ async fn activate(
         .with_document(kind, name, &doc.body);
     let like = agent.clone();
     cpu.run(move || build_agent(&like, &candidate)).await??;
-    let activated = store.activate_document(kind, name, version, actor).await?;
+    let (activated, request, actor) = match how {
+        Activation::Approved {
+            request_id,
+            who,
+            note,
+        } => {
+            let (req, doc) = store
+                .approve_document_request(request_id, who, note)
+                .await?;
+            (doc, Some(req), who.actor())
+        }
+        Activation::EmergencyRollback { who, reason } => {
+            let doc = store
+                .rollback_document_emergency(kind, name, version, who, reason)
+                .await?;
+            (doc, None, who.actor())
+        }
+    };
     // Build from what the store now says is active (another activation may have landed).
     let now_active = active_set(store).await?;
     let like = agent.clone();
-    let built = cpu.run(move || build_agent(&like, &now_active)).await??;
-    handle.replace(Arc::new(built));
+    let built = Arc::new(cpu.run(move || build_agent(&like, &now_active)).await??);
+    handle.replace(built.clone());
     tracing::info!(kind = %kind.as_str(), name, version, actor, "activated");
-    Ok(activated)
+    // The activation stands whatever happens here: a failure to re-judge is reported, not
+    // turned into an error for a change that was made.
+    let rejudged = if kind == DocKind::Policy {
+        Some(
+            match built
+                .rejudge_pending_under_policy(name, version, &actor)
+                .await
+            {
+                Ok(report) => report,
+                Err(e) => {
+                    tracing::error!(error = %e, name, version, "re-judging the pending approvals");
+                    RejudgeReport {
+                        failed: vec![("*".into(), e.to_string())],
+                        ..RejudgeReport::default()
+                    }
+                }
+            },
+        )
+    } else {
+        None
+    };
+    Ok(Activated {
+        document: activated,
+        request,
+        rejudged,
+    })
+}
+
+/// The longest reason or note kept with a request or decision.
+const MAX_REASON_LEN: usize = 2000;
+
+/// A reason or note: trimmed; 422 naming `field` when it is required and missing, or too
+/// long.
+fn reason_of(field: &str, text: Option<&str>, required: bool) -> AppResult<Option<String>> {
+    let t = text.map(str::trim).filter(|t| !t.is_empty());
+    match t {
+        None if required => Err(AppError::Unprocessable(format!(
+            "{field}: say why (it is recorded in the audit trail)"
+        ))),
+        Some(t) if t.chars().count() > MAX_REASON_LEN => Err(AppError::Unprocessable(format!(
+            "{field}: longer than {MAX_REASON_LEN} characters"
+        ))),
+        t => Ok(t.map(str::to_string)),
+    }
+}
+
+fn doc_actor(name: &str, role: UserRole) -> DocActor {
+    DocActor::new(name, role.as_str())
+}
+
+/// 403 unless `role` may approve or reject activation requests for `kind`, and `who` is not
+/// the requester (for an approval).
+fn check_decider(
+    rules: &FourEyes,
+    req: &DocRequest,
+    name: &str,
+    role: UserRole,
+    approving: bool,
+) -> AppResult<()> {
+    if approving && req.requested_by == name {
+        return Err(AppError::Forbidden(format!(
+            "{name} requested {} and may not approve it: a second person must",
+            req.id
+        )));
+    }
+    if !approving && req.requested_by == name {
+        // The requester may withdraw their own request.
+        return Ok(());
+    }
+    let allowed = rules.approvers(req.kind);
+    if role.reviewer_role().is_some_and(|r| allowed.contains(&r)) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "a {} request is decided by {}; role {role} may not",
+            req.kind.as_str(),
+            allowed
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+}
+
+/// Approves request `id` as `(name, role)` and activates its version.
+async fn approve_request(
+    handle: &AgentHandle,
+    cpu: &CpuSlots,
+    rules: &FourEyes,
+    id: &str,
+    name: &str,
+    role: UserRole,
+    note: Option<&str>,
+) -> AppResult<Activated> {
+    let store = handle.current().store.clone();
+    let req = store.document_request(id).await?;
+    if req.status != DocRequestStatus::Pending {
+        return Err(AppError::Conflict(format!(
+            "document request {id} is already {}",
+            req.status.as_str()
+        )));
+    }
+    check_decider(rules, &req, name, role, true)?;
+    let note = reason_of("/note", note, false)?;
+    let who = doc_actor(name, role);
+    activate_now(
+        handle,
+        cpu,
+        req.kind,
+        &req.name,
+        req.version,
+        Activation::Approved {
+            request_id: id,
+            who: &who,
+            note: note.as_deref(),
+        },
+    )
+    .await
+}
+
+/// Rejects (or, for its requester, withdraws) request `id`.
+async fn reject_request(
+    store: &Store,
+    rules: &FourEyes,
+    id: &str,
+    name: &str,
+    role: UserRole,
+    note: Option<&str>,
+) -> AppResult<DocRequest> {
+    let req = store.document_request(id).await?;
+    if req.status != DocRequestStatus::Pending {
+        return Err(AppError::Conflict(format!(
+            "document request {id} is already {}",
+            req.status.as_str()
+        )));
+    }
+    check_decider(rules, &req, name, role, false)?;
+    let note = reason_of("/note", note, true)?.unwrap_or_default();
+    Ok(store
+        .reject_document_request(id, &doc_actor(name, role), &note)
+        .await?)
+}
+
+/// What a rollback did: a request waiting for a second person, or (emergency) the
+/// activation.
+enum RolledBack {
+    Requested(Box<DocRequest>),
+    Activated(Box<Activated>),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rollback(
+    handle: &AgentHandle,
+    cpu: &CpuSlots,
+    rules: &FourEyes,
+    kind: DocKind,
+    name: &str,
+    user: (&str, UserRole),
+    reason: Option<&str>,
+    emergency: bool,
+) -> AppResult<RolledBack> {
+    let store = handle.current().store.clone();
+    let reason = reason_of("/reason", reason, true)?.unwrap_or_default();
+    let who = doc_actor(user.0, user.1);
+    if !emergency {
+        return Ok(RolledBack::Requested(Box::new(
+            store
+                .request_document_rollback(kind, name, &who, &reason)
+                .await?,
+        )));
+    }
+    if !user
+        .1
+        .reviewer_role()
+        .is_some_and(|r| rules.may_roll_back_in_emergency(r))
+    {
+        return Err(AppError::Forbidden(format!(
+            "role {} may not roll back without a second person",
+            user.1
+        )));
+    }
+    let Some(previous) = store.previous_document_version(kind, name).await? else {
+        return Err(AppError::Conflict(format!(
+            "{} '{name}' has no previously active version to roll back to",
+            kind.as_str()
+        )));
+    };
+    let done = activate_now(
+        handle,
+        cpu,
+        kind,
+        name,
+        previous,
+        Activation::EmergencyRollback {
+            who: &who,
+            reason: &reason,
+        },
+    )
+    .await?;
+    Ok(RolledBack::Activated(Box::new(done)))
 }
 
 fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
@@ -170,12 +416,18 @@ fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
 // ---------------------------------------------------------------------------------------
 // Pages
 
-/// `GET /documents`.
+/// `GET /documents`: every document, and the activation requests waiting for a second
+/// person.
 pub async fn list(
     State(store): State<Store>,
+    State(config): State<Arc<ServerConfig>>,
     Page(user, _): Page<DocsRead>,
 ) -> AppResult<Html<String>> {
     let docs = store.documents().await?;
+    let pending = store
+        .document_requests(Some(DocRequestStatus::Pending), None)
+        .await?;
+    let requests = requests_view(&pending, &user, &config.four_eyes);
     let view: Vec<Value> = docs
         .iter()
         .map(|d| {
@@ -194,7 +446,7 @@ pub async fn list(
         &user,
         "documents",
         "Prompts and policies",
-        json!({"documents": view}),
+        json!({"documents": view, "requests": requests}),
     )
 }
 
@@ -229,6 +481,7 @@ fn version_view(kind: DocKind, v: &DocumentVersion) -> Value {
 pub async fn show(
     State(store): State<Store>,
     State(cpu): State<CpuSlots>,
+    State(config): State<Arc<ServerConfig>>,
     Page(user, _): Page<DocsRead>,
     ApiPath((kind_s, name)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ShowQuery>,
@@ -253,6 +506,14 @@ pub async fn show(
     };
     let may_write = crate::perm::DOCS_WRITE.contains(&user.role);
     let may_eval = crate::perm::EVALS_RUN.contains(&user.role);
+    let pending = store
+        .document_requests(Some(DocRequestStatus::Pending), Some((kind, &name)))
+        .await?;
+    let previous = store.previous_document_version(kind, &name).await?;
+    let may_emergency = user
+        .role
+        .reviewer_role()
+        .is_some_and(|r| config.four_eyes.may_roll_back_in_emergency(r));
     let title = format!("{} {name} — version {}", kind.as_str(), shown.version);
     page(
         &user,
@@ -269,7 +530,12 @@ pub async fn show(
             "active": active.map(|a| a.version),
             "is_active": shown.status == DocStatus::Active,
             "may_write": may_write,
-            "may_activate": may_write && shown.status != DocStatus::Active && errors.is_empty(),
+            "may_activate": may_write && shown.status != DocStatus::Active && errors.is_empty() && pending.is_empty(),
+            "requests": requests_view(&pending, &user, &config.four_eyes),
+            "approvers": config.four_eyes.approvers(kind).iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+            "rollback_to": previous.filter(|_| active.is_some()),
+            "may_rollback": may_write && previous.is_some() && active.is_some() && pending.is_empty(),
+            "may_emergency": may_write && may_emergency,
             "may_eval": may_eval && shown.status != DocStatus::Active,
             "diff_active_href": active.filter(|a| a.version != shown.version).map(|a| format!("{}/diff?a={}&b={}", doc_href(kind, &name), a.version, shown.version)),
         }),
@@ -479,16 +745,147 @@ pub async fn diff(
     )
 }
 
-/// `POST /documents/{kind}/{name}/{version}/activate`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    pub reason: String,
+    /// `on` (a checkbox): roll back at once, without a second person.
+    #[serde(default)]
+    pub emergency: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NoteForm {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /documents/{kind}/{name}/{version}/activate {reason}`: asks for the version to be
+/// activated; a second person approves (see [`crate::perm::DOCS_DECIDE`]).
 pub async fn activate_page(
-    State(handle): State<AgentHandle>,
-    State(cpu): State<CpuSlots>,
+    State(store): State<Store>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
-    Posted(user, _, _): Posted<DocsWrite, Vec<(String, String)>>,
+    Posted(user, form, _): Posted<DocsWrite, ReasonForm>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
-    activate(&handle, &cpu, kind, &name, version, &user.actor()).await?;
+    let reason = reason_of("reason", Some(&form.reason), true)?.unwrap_or_default();
+    store
+        .request_document_activation(
+            kind,
+            &name,
+            version,
+            &doc_actor(&user.name, user.role),
+            &reason,
+        )
+        .await?;
     Ok(Redirect::to(&format!("{}?v={version}", doc_href(kind, &name))).into_response())
+}
+
+/// `POST /documents/{kind}/{name}/rollback {reason, emergency?}`: asks for a rollback to
+/// the previously active version, or (emergency) rolls back at once.
+pub async fn rollback_page(
+    State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
+    State(config): State<Arc<ServerConfig>>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    Posted(user, form, _): Posted<DocsWrite, ReasonForm>,
+) -> AppResult<Response> {
+    let kind = kind(&kind_s)?;
+    let emergency = form.emergency.as_deref().is_some_and(|v| !v.is_empty());
+    rollback(
+        &handle,
+        &cpu,
+        &config.four_eyes,
+        kind,
+        &name,
+        (&user.name, user.role),
+        Some(&form.reason),
+        emergency,
+    )
+    .await?;
+    Ok(Redirect::to(&doc_href(kind, &name)).into_response())
+}
+
+/// `POST /document-requests/{id}/approve {note?}`: a second person approves; the version
+/// becomes active.
+pub async fn approve_page(
+    State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
+    State(config): State<Arc<ServerConfig>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<DocsDecide, NoteForm>,
+) -> AppResult<Response> {
+    let done = approve_request(
+        &handle,
+        &cpu,
+        &config.four_eyes,
+        &id,
+        &user.name,
+        user.role,
+        Some(&form.note),
+    )
+    .await?;
+    Ok(Redirect::to(&format!(
+        "{}?v={}",
+        doc_href(done.document.kind, &done.document.name),
+        done.document.version
+    ))
+    .into_response())
+}
+
+/// `POST /document-requests/{id}/reject {note}`: rejects (or the requester withdraws).
+pub async fn reject_page(
+    State(store): State<Store>,
+    State(config): State<Arc<ServerConfig>>,
+    ApiPath(id): ApiPath<String>,
+    Posted(user, form, _): Posted<DocsDecide, NoteForm>,
+) -> AppResult<Response> {
+    let req = reject_request(
+        &store,
+        &config.four_eyes,
+        &id,
+        &user.name,
+        user.role,
+        Some(&form.note),
+    )
+    .await?;
+    Ok(Redirect::to(&doc_href(req.kind, &req.name)).into_response())
+}
+
+/// The pending requests as the pages show them, with what `user` may do with each.
+pub(crate) fn requests_view(
+    reqs: &[DocRequest],
+    user: &SessionUser,
+    rules: &FourEyes,
+) -> Vec<Value> {
+    reqs.iter()
+        .map(|r| {
+            let own = r.requested_by == user.name;
+            let may_decide = crate::perm::DOCS_DECIDE.contains(&user.role)
+                && user
+                    .role
+                    .reviewer_role()
+                    .is_some_and(|role| rules.may_approve(r.kind, role));
+            json!({
+                "id": r.id,
+                "kind": r.kind.as_str(),
+                "name": r.name,
+                "href": doc_href(r.kind, &r.name),
+                "version": r.version,
+                "version_href": format!("{}?v={}", doc_href(r.kind, &r.name), r.version),
+                "from_version": r.from_version,
+                "diff_href": r.from_version.map(|f| format!("{}/diff?a={f}&b={}", doc_href(r.kind, &r.name), r.version)),
+                "rollback": r.rollback,
+                "reason": r.reason,
+                "requested_by": format!("{}:{}", r.requested_role, r.requested_by),
+                "requested_at": r.requested_at.to_rfc3339(),
+                "approvers": rules.approvers(r.kind).iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" or "),
+                "may_approve": may_decide && !own,
+                "may_reject": may_decide && !own,
+                "may_withdraw": own,
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -586,16 +983,142 @@ pub async fn api_create(
     }
 }
 
-/// `POST /api/documents/{kind}/{name}/{version}/activate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    pub reason: Option<String>,
+}
+
+/// `POST /api/documents/{kind}/{name}/{version}/activate {reason}`: a request (202) that a
+/// second person approves (`POST /api/document-requests/{id}/approve`).
 pub async fn api_activate(
-    State(handle): State<AgentHandle>,
-    State(cpu): State<CpuSlots>,
+    State(store): State<Store>,
     Allowed(user, _): Allowed<DocsWrite>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
-) -> AppResult<Json<DocumentVersion>> {
+    ApiJson(body): ApiJson<ActivateBody>,
+) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
-    let actor = user.actor();
+    let reason = reason_of("/reason", body.reason.as_deref(), true)?.unwrap_or_default();
+    let req = store
+        .request_document_activation(
+            kind,
+            &name,
+            version,
+            &doc_actor(&user.name, user.role),
+            &reason,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(req)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub emergency: bool,
+}
+
+/// `POST /api/documents/{kind}/{name}/rollback {reason, emergency?}`: a rollback request
+/// (202), or with `emergency` (manager, admin) the rollback itself (200).
+pub async fn api_rollback(
+    State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
+    State(config): State<Arc<ServerConfig>>,
+    Allowed(user, _): Allowed<DocsWrite>,
+    ApiPath((kind_s, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> AppResult<Response> {
+    let kind = kind(&kind_s)?;
+    match rollback(
+        &handle,
+        &cpu,
+        &config.four_eyes,
+        kind,
+        &name,
+        (&user.name, user.role),
+        body.reason.as_deref(),
+        body.emergency,
+    )
+    .await?
+    {
+        RolledBack::Requested(req) => Ok((StatusCode::ACCEPTED, Json(*req)).into_response()),
+        RolledBack::Activated(done) => Ok(Json(*done).into_response()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    /// `pending` (default), `approved`, `rejected`, `withdrawn` or `all`.
+    pub status: Option<String>,
+}
+
+/// `GET /api/document-requests?status=`: activation requests, newest first.
+pub async fn api_requests(
+    State(store): State<Store>,
+    _: Allowed<DocsRead>,
+    ApiQuery(q): ApiQuery<RequestsQuery>,
+) -> AppResult<Json<Vec<DocRequest>>> {
+    let status = match q.status.as_deref() {
+        None => Some(DocRequestStatus::Pending),
+        Some("all") => None,
+        Some(s) => Some(s.parse::<DocRequestStatus>().map_err(|_| {
+            AppError::BadRequest(format!(
+                "status: '{s}' is not one of pending, approved, rejected, withdrawn, all"
+            ))
+        })?),
+    };
+    Ok(Json(store.document_requests(status, None).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    pub note: Option<String>,
+}
+
+/// `POST /api/document-requests/{id}/approve {note?}`: a second person approves; the
+/// version becomes active (and a policy re-judges the pending approval items).
+pub async fn api_approve_request(
+    State(handle): State<AgentHandle>,
+    State(cpu): State<CpuSlots>,
+    State(config): State<Arc<ServerConfig>>,
+    Allowed(user, _): Allowed<DocsDecide>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DecideBody>,
+) -> AppResult<Json<Activated>> {
     Ok(Json(
-        activate(&handle, &cpu, kind, &name, version, &actor).await?,
+        approve_request(
+            &handle,
+            &cpu,
+            &config.four_eyes,
+            &id,
+            &user.name,
+            user.role,
+            body.note.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// `POST /api/document-requests/{id}/reject {note}`: rejects (or the requester withdraws).
+pub async fn api_reject_request(
+    State(store): State<Store>,
+    State(config): State<Arc<ServerConfig>>,
+    Allowed(user, _): Allowed<DocsDecide>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DecideBody>,
+) -> AppResult<Json<DocRequest>> {
+    Ok(Json(
+        reject_request(
+            &store,
+            &config.four_eyes,
+            &id,
+            &user.name,
+            user.role,
+            body.note.as_deref(),
+        )
+        .await?,
     ))
 }

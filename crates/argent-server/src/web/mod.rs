@@ -64,7 +64,8 @@ pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
 pub(crate) use dashboard::api as dashboard_api;
 pub(crate) use documents::{
-    api_activate, api_create, api_list, api_validate, api_version, api_versions,
+    api_activate, api_approve_request, api_create, api_list, api_reject_request, api_requests,
+    api_rollback, api_validate, api_version, api_versions,
 };
 pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
@@ -129,6 +130,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/documents/{kind}/{name}/{version}/activate",
             post(documents::activate_page),
+        )
+        .route(
+            "/documents/{kind}/{name}/rollback",
+            post(documents::rollback_page),
+        )
+        .route(
+            "/document-requests/{id}/approve",
+            post(documents::approve_page),
+        )
+        .route(
+            "/document-requests/{id}/reject",
+            post(documents::reject_page),
         )
         .route(
             "/documents/{kind}/{name}/{version}/eval",

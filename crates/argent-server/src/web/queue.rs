@@ -680,6 +680,34 @@ async fn item_page_with(
         Some(parent) => store.approval(parent).await?.status == ApprovalStatus::Pending,
         None => false,
     };
+    // Judged again when a new policy version became active (issue #15).
+    let rejudged: Vec<Value> = store
+        .rejudgements(&item.id)
+        .await?
+        .iter()
+        .map(|r| {
+            let rules = r
+                .rules
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["id"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            json!({
+                "policy": r.policy,
+                "version": r.policy_version,
+                "was": r.was,
+                "now": r.now,
+                "rules": rules,
+                "closed": r.closed,
+                "at": r.judged_at.to_rfc3339(),
+                "actor": r.actor,
+            })
+        })
+        .collect();
     let pending = item.status == ApprovalStatus::Pending;
     let reviewer = reviewer_for(&user.name, user.role).ok();
     let may_approve = pending
@@ -724,6 +752,7 @@ async fn item_page_with(
             "held": held,
             "bundle_of": item.bundle_of,
             "held_by_pending": held_by_pending,
+            "rejudged": rejudged,
             "back": back,
             "list_href": if back.is_empty() { "/queue".to_string() } else { format!("/queue?{back}") },
         }),

@@ -130,7 +130,11 @@ pub async fn fixture() -> Fixture {
 /// The fixture with a server configuration of the test's own; the database also holds the
 /// repository's prompts and policies as active documents (as `argent serve` seeds them).
 pub async fn fixture_with(server_config: ServerConfig) -> Fixture {
-    let ts = TestStore::sqlite().await.unwrap();
+    fixture_on(TestStore::sqlite().await.unwrap(), server_config).await
+}
+
+/// The fixture on a store of the test's choosing (`TestStore::all()` for both backends).
+pub async fn fixture_on(ts: TestStore, server_config: ServerConfig) -> Fixture {
     let store = ts.store.clone();
     store
         .import_portfolio(&argent_store::testkit::two_consumer_portfolio(), "test")

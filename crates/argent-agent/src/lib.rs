@@ -25,6 +25,7 @@ pub mod demo;
 pub mod documents;
 mod exec;
 pub mod facts;
+pub mod impact;
 pub mod mail_in;
 pub mod offline;
 pub mod outbox;
@@ -43,7 +44,8 @@ pub use compliance::{
 };
 pub use context::Account;
 pub use documents::{
-    DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_lines, size_problem,
+    DiffHunk, DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_hunks, diff_lines,
+    size_problem,
     validate_document, validate_in_set, validate_set,
 };
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};

@@ -76,6 +76,13 @@ pub struct ServerConfig {
     /// (`argent serve` turns it on; off by default so a test can look at a stored message
     /// before anything acts on it).
     pub process_inbound: bool,
+    /// The shipped policy tests (`policies/tests`) a policy draft must pass before it is
+    /// activated, with the tests policy documents carry (`argent_evals::gate`); `None`:
+    /// only the documents' own tests run.
+    pub policy_tests_dir: Option<std::path::PathBuf>,
+    /// Days of audited decisions the activation gate's impact replay judges again
+    /// (default 30; `?days=` on the gate page overrides it).
+    pub impact_days: u32,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +101,8 @@ impl Default for ServerConfig {
             inbound_token: None,
             inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
             process_inbound: false,
+            policy_tests_dir: None,
+            impact_days: 30,
         }
     }
 }
@@ -240,6 +249,11 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "POST",
             "/documents/{kind}/{name}/{version}/eval",
             post(web::api_run_draft),
+        ),
+        (
+            "GET",
+            "/documents/{kind}/{name}/{version}/gate",
+            get(web::api_gate),
         ),
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),

@@ -520,6 +520,14 @@ pub fn semantic_diff(old: &str, new: &str) -> Result<SemanticDiff, String> {
             });
         }
     }
+    // Removed first, then changed, then added (each in the order the old, then the new,
+    // document gives, which is key order unless `toml` keeps the document's).
+    let rank = |c: ChangeKind| match c {
+        ChangeKind::Removed => 0,
+        ChangeKind::Changed => 1,
+        ChangeKind::Added => 2,
+    };
+    rules.sort_by_key(|r| rank(r.change));
     Ok(SemanticDiff {
         rules,
         tests_changed: old_doc.get("tests") != new_doc.get("tests"),

@@ -1136,7 +1136,10 @@ mod tests {
             .collect();
         assert_eq!(
             changed,
-            [(&DiffTag::Delete, "line 5"), (&DiffTag::Insert, "line five")]
+            [
+                (&DiffTag::Delete, "line 5"),
+                (&DiffTag::Insert, "line five")
+            ]
         );
         assert_eq!(hunks[1].header(), "@@ -13,7 +13,6 @@");
         // Changes closer than twice the context are one hunk; equal texts have none.

@@ -155,11 +155,16 @@ impl Agent {
             let action = match self.registry.parse_value(&item.tool, item.action.clone()) {
                 Ok(a) => a,
                 Err(e) => {
-                    skips.add(format!("approval {}: its arguments do not parse: {e}", item.id));
+                    skips.add(format!(
+                        "approval {}: its arguments do not parse: {e}",
+                        item.id
+                    ));
                     continue;
                 }
             };
-            let account = match self.cached_account(&mut accounts, &item.customer_id, now).await
+            let account = match self
+                .cached_account(&mut accounts, &item.customer_id, now)
+                .await
             {
                 Ok(a) => a,
                 Err(e) => {

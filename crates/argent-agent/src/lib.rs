@@ -44,9 +44,8 @@ pub use compliance::{
 };
 pub use context::Account;
 pub use documents::{
-    DiffHunk, DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_hunks, diff_lines,
-    size_problem,
-    validate_document, validate_in_set, validate_set,
+    DiffHunk, DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_hunks,
+    diff_lines, size_problem, validate_document, validate_in_set, validate_set,
 };
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};
 pub use prompt::{PromptError, PromptSet};

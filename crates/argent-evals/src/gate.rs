@@ -186,11 +186,7 @@ struct TestOutcome {
     shipped_files: usize,
 }
 
-fn run_tests(
-    active: &DocumentSet,
-    draft: &DocumentSet,
-    tests_dir: Option<&Path>,
-) -> TestOutcome {
+fn run_tests(active: &DocumentSet, draft: &DocumentSet, tests_dir: Option<&Path>) -> TestOutcome {
     let shipped = match tests_dir.map(read_tests_dir).transpose() {
         Ok(files) => files.unwrap_or_default(),
         Err(e) => {
@@ -234,7 +230,10 @@ fn eval_exercised(baseline: &Report, draft: &Report) -> BTreeSet<String> {
             .map(|c| {
                 (
                     c.id.clone(),
-                    c.attempts.iter().flat_map(|a| a.rules.iter().cloned()).collect(),
+                    c.attempts
+                        .iter()
+                        .flat_map(|a| a.rules.iter().cloned())
+                        .collect(),
                 )
             })
             .collect()
@@ -433,7 +432,10 @@ mod tests {
 
     #[test]
     fn an_eval_case_exercises_the_rules_whose_firing_differs() {
-        let base = report(&[("a", &["us.plan.high-risk.ceiling"]), ("b", &["us.quiet-hours"])]);
+        let base = report(&[
+            ("a", &["us.plan.high-risk.ceiling"]),
+            ("b", &["us.quiet-hours"]),
+        ]);
         let draft = report(&[("a", &["us.plan.high-risk"]), ("b", &["us.quiet-hours"])]);
         let ex = eval_exercised(&base, &draft);
         assert_eq!(
@@ -471,12 +473,19 @@ mod tests {
                 why: "expected deny, got allow".into(),
             },
             FailingTest {
-                case: "us-consumer-contact.toml: a call to an attorney-represented consumer is denied".into(),
+                case:
+                    "us-consumer-contact.toml: a call to an attorney-represented consumer is denied"
+                        .into(),
                 why: "expected deny, got allow".into(),
             },
         ];
         let msg = r.refusal().unwrap();
-        assert!(msg.starts_with("activation refused: 2 policy test(s) fail with policy us-consumer version 2: "), "{msg}");
+        assert!(
+            msg.starts_with(
+                "activation refused: 2 policy test(s) fail with policy us-consumer version 2: "
+            ),
+            "{msg}"
+        );
         assert!(msg.contains("us-consumer.toml: an attorney-represented consumer is not emailed; us-consumer-contact.toml"), "{msg}");
     }
 }

@@ -361,7 +361,8 @@ fn field_change(
     if let (Some(o), Some(n)) = (&old_list, &new_list)
         && (old.is_some_and(toml::Value::is_array) || new.is_some_and(toml::Value::is_array))
     {
-        let (os, ns): (BTreeSet<&String>, BTreeSet<&String>) = (o.iter().collect(), n.iter().collect());
+        let (os, ns): (BTreeSet<&String>, BTreeSet<&String>) =
+            (o.iter().collect(), n.iter().collect());
         fc.added = ns.difference(&os).map(|s| (*s).clone()).collect();
         fc.removed = os.difference(&ns).map(|s| (*s).clone()).collect();
         let (grew, shrank) = (!fc.added.is_empty(), !fc.removed.is_empty());
@@ -415,12 +416,21 @@ fn field_change(
         }
         _ => Direction::Unclear,
     };
-    if matches!(name, "pattern" | "demand" | "instruction" | "balance_context") {
+    if matches!(
+        name,
+        "pattern" | "demand" | "instruction" | "balance_context"
+    ) {
         fc.added = fc.new.iter().cloned().collect();
         fc.removed = fc.old.iter().cloned().collect();
     }
-    let o = fc.old.as_deref().map_or("(none)".to_string(), |v| with_unit(field, v));
-    let n = fc.new.as_deref().map_or("(none)".to_string(), |v| with_unit(field, v));
+    let o = fc
+        .old
+        .as_deref()
+        .map_or("(none)".to_string(), |v| with_unit(field, v));
+    let n = fc
+        .new
+        .as_deref()
+        .map_or("(none)".to_string(), |v| with_unit(field, v));
     fc.summary = format!("{field} {o} → {n} ({})", fc.direction.as_str());
     Some(fc)
 }
@@ -451,7 +461,8 @@ fn fold(fields: &[FieldChange]) -> Direction {
 /// `id`). Errors when either text is not TOML.
 pub fn semantic_diff(old: &str, new: &str) -> Result<SemanticDiff, String> {
     let parse = |which: &str, text: &str| {
-        toml::from_str::<toml::Table>(text).map_err(|e| format!("the {which} version is not TOML: {}", e.message()))
+        toml::from_str::<toml::Table>(text)
+            .map_err(|e| format!("the {which} version is not TOML: {}", e.message()))
     };
     let (old_doc, new_doc) = (parse("old", old)?, parse("new", new)?);
     let (old_rules, new_rules) = (collect_rules(&old_doc), collect_rules(&new_doc));
@@ -470,7 +481,10 @@ pub fn semantic_diff(old: &str, new: &str) -> Result<SemanticDiff, String> {
                 direction: Direction::Loosened,
                 summary: format!(
                     "rule removed{}",
-                    effect.as_deref().map(|e| format!(" (was {e})")).unwrap_or_default()
+                    effect
+                        .as_deref()
+                        .map(|e| format!(" (was {e})"))
+                        .unwrap_or_default()
                 ),
                 effect,
                 fields: Vec::new(),
@@ -513,7 +527,10 @@ pub fn semantic_diff(old: &str, new: &str) -> Result<SemanticDiff, String> {
                 direction: Direction::Tightened,
                 summary: format!(
                     "rule added{}",
-                    effect.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    effect
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ),
                 effect,
                 fields: Vec::new(),
@@ -568,9 +585,8 @@ fn carried_file(policy: &str) -> PathBuf {
 /// it has none.
 fn carried_tests(policy: &str, text: &str) -> Result<Option<TestFile>, PolicyError> {
     let file = carried_file(policy);
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        PolicyError::invalid(&file, "", format!("not valid TOML: {}", e.message()))
-    })?;
+    let table: toml::Table = toml::from_str(text)
+        .map_err(|e| PolicyError::invalid(&file, "", format!("not valid TOML: {}", e.message())))?;
     let Some(tests) = table.get("tests") else {
         return Ok(None);
     };
@@ -672,7 +688,11 @@ pub fn run_suite(
     for (name, doc) in carried {
         let file = carried_file(&name);
         let policy = set.get(&name).ok_or_else(|| {
-            PolicyError::invalid(&file, "tests", format!("no policy '{name}' in the set under test"))
+            PolicyError::invalid(
+                &file,
+                "tests",
+                format!("no policy '{name}' in the set under test"),
+            )
         })?;
         for (_, case) in run_doc(&file, doc, policy)? {
             suite.embedded += 1;
@@ -907,7 +927,11 @@ pub fn aggregate(items: Vec<ReplayedItem>, skipped: Vec<String>, truncated: bool
         let t = item.transition();
         *transitions.entry(t.clone()).or_default() += 1;
         for rule in item.flip_rules() {
-            *by_rule.entry(rule).or_default().entry(t.clone()).or_default() += 1;
+            *by_rule
+                .entry(rule)
+                .or_default()
+                .entry(t.clone())
+                .or_default() += 1;
         }
         *by_segment
             .entry(item.segment.clone())
@@ -1053,10 +1077,7 @@ action = { tool = "send_email", args = { customer_id = "C1", to = "dana@example.
         assert_eq!(ceiling.id, "us.plan.high-risk.ceiling");
         assert_eq!(ceiling.section, "negotiation.ceiling");
         assert_eq!(ceiling.direction, Direction::Loosened);
-        assert_eq!(
-            ceiling.summary,
-            "max_discount_percent 20% → 90% (loosened)"
-        );
+        assert_eq!(ceiling.summary, "max_discount_percent 20% → 90% (loosened)");
         assert!(!diff.tests_changed);
         // The same texts: nothing.
         assert!(semantic_diff(&old, &old).unwrap().rules.is_empty());
@@ -1095,7 +1116,10 @@ citation = "c"
         let new = old
             .replace(r#"["arrest", "jail"]"#, r#"["arrest", "prison"]"#)
             .replace("\"5000.00\"", "\"500.00\"")
-            .replace("approvers = [\"manager\"]", "approvers = [\"manager\", \"collector\"]")
+            .replace(
+                "approvers = [\"manager\"]",
+                "approvers = [\"manager\", \"collector\"]",
+            )
             .replace("max = 3", "max = 7")
             .replace("window_days = 7", "window_days = 30")
             .replace("message = \"No threats.\"", "message = \"Never threaten.\"");
@@ -1105,7 +1129,11 @@ citation = "c"
         let threat = by_id["x.threat"];
         // A phrase swapped for another: which way is unclear; the message is wording.
         assert_eq!(threat.direction, Direction::Unclear);
-        let patterns = threat.fields.iter().find(|f| f.field == "patterns").unwrap();
+        let patterns = threat
+            .fields
+            .iter()
+            .find(|f| f.field == "patterns")
+            .unwrap();
         assert_eq!(patterns.added, ["prison"]);
         assert_eq!(patterns.removed, ["jail"]);
         assert!(
@@ -1117,7 +1145,11 @@ citation = "c"
         // A lower amount threshold holds more; one more approver role releases more.
         let big = by_id["x.big"];
         assert_eq!(big.direction, Direction::Unclear, "{big:#?}");
-        let amount = big.fields.iter().find(|f| f.field == "amount_over").unwrap();
+        let amount = big
+            .fields
+            .iter()
+            .find(|f| f.field == "amount_over")
+            .unwrap();
         assert_eq!(amount.direction, Direction::Tightened);
         let approvers = big.fields.iter().find(|f| f.field == "approvers").unwrap();
         assert_eq!(approvers.direction, Direction::Loosened);
@@ -1136,7 +1168,11 @@ citation = "c"
         assert_eq!(diff.loosening().count(), 0);
         // Effect deny → needs_approval loosens; a removed phrase loosens.
         let softer = old
-            .replacen("effect = \"deny\"", "effect = \"needs_approval\"\napprovers = [\"manager\"]", 1)
+            .replacen(
+                "effect = \"deny\"",
+                "effect = \"needs_approval\"\napprovers = [\"manager\"]",
+                1,
+            )
             .replace(r#"["arrest", "jail"]"#, r#"["arrest"]"#);
         let diff = semantic_diff(old, &softer).unwrap();
         assert_eq!(diff.rules[0].id, "x.threat");
@@ -1186,7 +1222,12 @@ citation = "c"
         assert!(after.report.success(), "{}", after.report.failures());
         assert_eq!(after.embedded, 3);
         assert_eq!(after.replaced.len(), 3);
-        assert!(after.replaced.iter().all(|(r, _)| r.by_policy == "us-consumer"));
+        assert!(
+            after
+                .replaced
+                .iter()
+                .all(|(r, _)| r.by_policy == "us-consumer")
+        );
         // The same cases under the active set.
         let (active, _) = set_with(&shipped_policy("us-consumer"));
         let before = run_suite(&active, &shipped, &docs).unwrap();
@@ -1224,19 +1265,34 @@ citation = "c"
             )
         );
         let (set, docs) = set_with(&draft);
-        let err = run_suite(&set, &shipped_tests(), &docs).unwrap_err().to_string();
+        let err = run_suite(&set, &shipped_tests(), &docs)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("us-consumer.toml: no such case"), "{err}");
         assert!(err.contains("policies/us-consumer.toml#tests"), "{err}");
     }
 
     #[test]
     fn carried_tests_must_not_name_another_policy() {
-        let draft = format!("{}\n[tests]\npolicy = \"b2b\"\n{}", loosened(), "[[tests.case]]\nname = \"x\"\nexpect = \"allow\"\naction = { tool = \"read_aging\", args = { customer_id = \"C1\" } }\n");
-        let err = carried_tests("us-consumer", &draft).unwrap_err().to_string();
+        let draft = format!(
+            "{}\n[tests]\npolicy = \"b2b\"\n{}",
+            loosened(),
+            "[[tests.case]]\nname = \"x\"\nexpect = \"allow\"\naction = { tool = \"read_aging\", args = { customer_id = \"C1\" } }\n"
+        );
+        let err = carried_tests("us-consumer", &draft)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("leave out `policy`"), "{err}");
     }
 
-    fn item(id: &str, source: ReplaySource, seg: &str, amount: Option<i64>, before: (Outcome, &[&str]), after: (Outcome, &[&str])) -> ReplayedItem {
+    fn item(
+        id: &str,
+        source: ReplaySource,
+        seg: &str,
+        amount: Option<i64>,
+        before: (Outcome, &[&str]),
+        after: (Outcome, &[&str]),
+    ) -> ReplayedItem {
         let j = |(o, rules): (Outcome, &[&str])| Judgement {
             outcome: o,
             rules: rules.iter().map(|r| (r.to_string(), o)).collect(),
@@ -1250,7 +1306,9 @@ citation = "c"
             segment: seg.into(),
             amount_minor: amount,
             currency: amount.map(|_| "USD".into()),
-            at: DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().with_timezone(&Utc),
+            at: DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
             recorded: None,
             before: j(before),
             after: j(after),
@@ -1261,28 +1319,81 @@ citation = "c"
     fn flips_are_counted_by_transition_rule_segment_and_band() {
         use Outcome::*;
         let items = vec![
-            item("a", ReplaySource::Pending, "low", Some(1_500_00), (Deny, &["us.attorney-represented"]), (Allow, &[])),
-            item("b", ReplaySource::Decision, "high", Some(50_00), (Deny, &["us.attorney-represented", "us.quiet-hours"]), (Deny, &["us.quiet-hours"])),
-            item("c", ReplaySource::Decision, "high", Some(20_000_00), (Deny, &["us.plan.high-risk.ceiling"]), (NeedsApproval, &["us.plan.high-risk"])),
-            item("d", ReplaySource::Pending, "low", None, (NeedsApproval, &["x"]), (NeedsApproval, &["x"])),
+            item(
+                "a",
+                ReplaySource::Pending,
+                "low",
+                Some(1_500_00),
+                (Deny, &["us.attorney-represented"]),
+                (Allow, &[]),
+            ),
+            item(
+                "b",
+                ReplaySource::Decision,
+                "high",
+                Some(50_00),
+                (Deny, &["us.attorney-represented", "us.quiet-hours"]),
+                (Deny, &["us.quiet-hours"]),
+            ),
+            item(
+                "c",
+                ReplaySource::Decision,
+                "high",
+                Some(20_000_00),
+                (Deny, &["us.plan.high-risk.ceiling"]),
+                (NeedsApproval, &["us.plan.high-risk"]),
+            ),
+            item(
+                "d",
+                ReplaySource::Pending,
+                "low",
+                None,
+                (NeedsApproval, &["x"]),
+                (NeedsApproval, &["x"]),
+            ),
         ];
         let impact = aggregate(items, vec!["skipped one".into()], false);
-        assert_eq!((impact.pending, impact.decisions, impact.flipped), (2, 2, 2));
+        assert_eq!(
+            (impact.pending, impact.decisions, impact.flipped),
+            (2, 2, 2)
+        );
         assert_eq!(
             impact.transitions,
-            [("deny → allow".to_string(), 1), ("deny → needs_approval".to_string(), 1)]
+            [
+                ("deny → allow".to_string(), 1),
+                ("deny → needs_approval".to_string(), 1)
+            ]
         );
-        let rules: Vec<(&str, usize)> = impact.by_rule.iter().map(|b| (b.key.as_str(), b.flipped)).collect();
+        let rules: Vec<(&str, usize)> = impact
+            .by_rule
+            .iter()
+            .map(|b| (b.key.as_str(), b.flipped))
+            .collect();
         assert_eq!(
             rules,
-            [("us.attorney-represented", 1), ("us.plan.high-risk", 1), ("us.plan.high-risk.ceiling", 1)]
+            [
+                ("us.attorney-represented", 1),
+                ("us.plan.high-risk", 1),
+                ("us.plan.high-risk.ceiling", 1)
+            ]
         );
-        let segs: Vec<(&str, usize)> = impact.by_segment.iter().map(|b| (b.key.as_str(), b.flipped)).collect();
+        let segs: Vec<(&str, usize)> = impact
+            .by_segment
+            .iter()
+            .map(|b| (b.key.as_str(), b.flipped))
+            .collect();
         assert_eq!(segs, [("high", 1), ("low", 1)]);
         let bands: Vec<&str> = impact.by_band.iter().map(|b| b.key.as_str()).collect();
         assert_eq!(bands, ["1,000–10,000 USD", "10,000 USD and over"]);
         // Pending first; the unflipped ones are not listed.
-        assert_eq!(impact.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            impact
+                .items
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "c"]
+        );
         assert_eq!(impact.skipped, ["skipped one"]);
     }
 
@@ -1291,7 +1402,10 @@ citation = "c"
         assert_eq!(amount_band(Some(99_99), Some("USD")), "under 100 USD");
         assert_eq!(amount_band(Some(100_00), Some("USD")), "100–1,000 USD");
         // JPY has no minor unit.
-        assert_eq!(amount_band(Some(100_000), Some("JPY")), "10,000 JPY and over");
+        assert_eq!(
+            amount_band(Some(100_000), Some("JPY")),
+            "10,000 JPY and over"
+        );
         assert_eq!(amount_band(Some(5), None), "no amount");
         assert_eq!(amount_band(None, Some("USD")), "no amount");
     }

@@ -260,7 +260,9 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         let msg = err["error"].as_str().unwrap();
         assert!(
-            msg.starts_with("activation refused: 3 policy test(s) fail with policy us-consumer version 2"),
+            msg.starts_with(
+                "activation refused: 3 policy test(s) fail with policy us-consumer version 2"
+            ),
             "{msg}"
         );
         for case in FAILING {
@@ -278,7 +280,11 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
         assert!(res.body.contains("activation refused"), "{}", res.body);
         assert_eq!(f.active_version().await, 1, "nothing switched");
         let (s, gate) = f
-            .api(Method::GET, "/api/documents/policy/us-consumer/2/gate", None)
+            .api(
+                Method::GET,
+                "/api/documents/policy/us-consumer/2/gate",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{gate}");
         assert_eq!(gate["blocked"], true);
@@ -304,7 +310,11 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v3}");
         let (s, gate) = f
-            .api(Method::GET, "/api/documents/policy/us-consumer/3/gate", None)
+            .api(
+                Method::GET,
+                "/api/documents/policy/us-consumer/3/gate",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{gate}");
         assert_eq!(gate["blocked"], false, "{:#}", gate["failing_tests"]);
@@ -326,7 +336,11 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
         assert_eq!(
             rules,
             [
-                ("us.attorney-represented", "removed", "rule removed (was deny)"),
+                (
+                    "us.attorney-represented",
+                    "removed",
+                    "rule removed (was deny)"
+                ),
                 (
                     "us.plan.high-risk.ceiling",
                     "changed",
@@ -359,8 +373,14 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
             .iter()
             .map(|b| (b["key"].as_str().unwrap(), b["flipped"].as_u64().unwrap()))
             .collect();
-        assert!(by_rule.contains(&("us.attorney-represented", 1)), "{by_rule:?}");
-        assert!(by_rule.contains(&("us.plan.high-risk.ceiling", 1)), "{by_rule:?}");
+        assert!(
+            by_rule.contains(&("us.attorney-represented", 1)),
+            "{by_rule:?}"
+        );
+        assert!(
+            by_rule.contains(&("us.plan.high-risk.ceiling", 1)),
+            "{by_rule:?}"
+        );
         let bands: Vec<&str> = impact["by_band"]
             .as_array()
             .unwrap()
@@ -383,8 +403,14 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
         let page = mo.get("/documents/policy/us-consumer/3/gate").await;
         assert_eq!(page.status, StatusCode::OK);
         let body = &page.body;
-        assert!(body.contains("The policy tests pass with this version"), "{body}");
-        assert!(body.contains(&format!("href=\"/queue/{}\"", f.ann_item)), "{body}");
+        assert!(
+            body.contains("The policy tests pass with this version"),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!("href=\"/queue/{}\"", f.ann_item)),
+            "{body}"
+        );
         assert!(body.contains(&f.bo_call), "{body}");
         assert!(
             body.contains("<li><code>us.plan.high-risk.ceiling</code>: max_discount_percent 20% → 90% (loosened) <strong>not covered</strong></li>"),
@@ -394,7 +420,11 @@ async fn a_draft_deleting_a_stop_is_refused_until_its_tests_change_then_the_gate
         assert!(body.contains("id=\"activate\""), "{body}");
         // A shorter window still has the queue; a window out of range is a 400.
         let (s, _) = f
-            .api(Method::GET, "/api/documents/policy/us-consumer/3/gate?days=0", None)
+            .api(
+                Method::GET,
+                "/api/documents/policy/us-consumer/3/gate?days=0",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
 
@@ -447,11 +477,19 @@ async fn prompts_are_not_gated_and_an_unchanged_policy_flips_nothing() {
             .await;
         assert_eq!(s, StatusCode::CREATED);
         let (s, gate) = f
-            .api(Method::GET, "/api/documents/policy/us-consumer/2/gate", None)
+            .api(
+                Method::GET,
+                "/api/documents/policy/us-consumer/2/gate",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{gate}");
         assert_eq!(gate["blocked"], false);
-        assert!(gate["tests"]["total"].as_u64().unwrap() > 100, "{:#}", gate["tests"]);
+        assert!(
+            gate["tests"]["total"].as_u64().unwrap() > 100,
+            "{:#}",
+            gate["tests"]
+        );
         assert_eq!(gate["impact"]["flipped"], 0);
         assert_eq!(gate["impact"]["pending"], 1);
         assert_eq!(gate["diff"]["rules"], json!([]));
@@ -464,7 +502,11 @@ async fn prompts_are_not_gated_and_an_unchanged_policy_flips_nothing() {
         assert_eq!(gate["applies"], false);
         assert_eq!(gate["blocked"], false);
         let (s, _) = f
-            .api(Method::GET, "/api/documents/policy/us-consumer/9/gate", None)
+            .api(
+                Method::GET,
+                "/api/documents/policy/us-consumer/9/gate",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         ts.cleanup().await;

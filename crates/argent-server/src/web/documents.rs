@@ -29,11 +29,11 @@ use argent_policy::gate::semantic_diff;
 use argent_store::{DocKind, DocStatus, DocumentSummary, DocumentVersion, Store};
 
 use super::{Page, Posted, SessionUser, encode_query, page};
-use crate::{AgentHandle, ServerConfig};
 use crate::auth::{Allowed, DocsRead, DocsWrite};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::CpuSlots;
+use crate::{AgentHandle, ServerConfig};
 
 pub(crate) fn kind(s: &str) -> AppResult<DocKind> {
     s.parse::<DocKind>().map_err(|_| {
@@ -489,7 +489,10 @@ pub async fn diff(
     // A policy's changes rule by rule, above the lines.
     let (semantic, semantic_error) = if kind == DocKind::Policy {
         match semantic_diff(&old.body, &new.body) {
-            Ok(d) => (Some(json!({"rules": rule_changes_view(&d), "tests_changed": d.tests_changed})), String::new()),
+            Ok(d) => (
+                Some(json!({"rules": rule_changes_view(&d), "tests_changed": d.tests_changed})),
+                String::new(),
+            ),
             Err(e) => (None, e),
         }
     } else {

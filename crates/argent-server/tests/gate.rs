@@ -19,7 +19,7 @@ use argent_agent::testing::{ann_plan_20_percent, plan_args};
 use argent_agent::{Agent, AgentConfig, Clock, DocumentSet};
 use argent_core::RiskSegment;
 use argent_llm::{ScriptedModel, ToolCall};
-use argent_server::{AppState, ServerConfig, UserRole, create_user, router};
+use argent_server::{AppState, OPENAPI, ServerConfig, UserRole, create_user, router};
 use argent_store::testkit::{TestStore, two_consumer_portfolio};
 use argent_store::{ApprovalStatus, AuditFilter, DocKind, DocStatus, Store};
 use common::{Browser, PASSWORD, call, inbound, now, repo};
@@ -105,6 +105,28 @@ fn bo_plan_30_percent() -> Value {
             ("2027-03-20", "2100.00"),
         ],
     )
+}
+
+/// Checks a gate response against the operation's documented schema for its status.
+fn documented(status: StatusCode, body: &Value) {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let op = &doc["paths"]["/api/documents/{kind}/{name}/{version}/gate"]["get"];
+    let schema = &op["responses"][status.as_str()]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "status {status} is documented");
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let v = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}\n{body:#}", errors.join("\n"));
 }
 
 struct Setup {
@@ -211,7 +233,11 @@ async fn setup(store: &Store) -> Setup {
 
 impl Setup {
     async fn api(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let gate = method == Method::GET && uri.contains("/gate");
         let (s, _, b) = call(&self.app, method, uri, Some(&self.mo), body).await;
+        if gate {
+            documented(s, &b);
+        }
         (s, b)
     }
 

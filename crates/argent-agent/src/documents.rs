@@ -1041,20 +1041,70 @@ pub struct DiffLine {
 /// texts in order: equal lines once, deletions before the insertions that replace them.
 pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
     let diff = similar::TextDiff::from_lines(old, new);
-    diff.iter_all_changes()
-        .map(|c| DiffLine {
-            tag: match c.tag() {
-                similar::ChangeTag::Equal => DiffTag::Equal,
-                similar::ChangeTag::Insert => DiffTag::Insert,
-                similar::ChangeTag::Delete => DiffTag::Delete,
-            },
-            old_line: c.old_index().map(|i| i + 1),
-            new_line: c.new_index().map(|i| i + 1),
-            text: c
-                .value()
-                .trim_end_matches('\n')
-                .trim_end_matches('\r')
-                .to_string(),
+    diff.iter_all_changes().map(diff_line).collect()
+}
+
+fn diff_line(c: similar::Change<&str>) -> DiffLine {
+    DiffLine {
+        tag: match c.tag() {
+            similar::ChangeTag::Equal => DiffTag::Equal,
+            similar::ChangeTag::Insert => DiffTag::Insert,
+            similar::ChangeTag::Delete => DiffTag::Delete,
+        },
+        old_line: c.old_index().map(|i| i + 1),
+        new_line: c.new_index().map(|i| i + 1),
+        text: c
+            .value()
+            .trim_end_matches('\n')
+            .trim_end_matches('\r')
+            .to_string(),
+    }
+}
+
+/// One changed region of a line diff with its context lines, as in a unified diff:
+/// `@@ -old_start,old_len +new_start,new_len @@` (1-based starts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiffHunk {
+    pub old_start: usize,
+    pub old_len: usize,
+    pub new_start: usize,
+    pub new_len: usize,
+    pub lines: Vec<DiffLine>,
+}
+
+impl DiffHunk {
+    /// `@@ -12,7 +12,6 @@`.
+    pub fn header(&self) -> String {
+        format!(
+            "@@ -{},{} +{},{} @@",
+            self.old_start, self.old_len, self.new_start, self.new_len
+        )
+    }
+}
+
+/// The changed hunks of the line diff from `old` to `new`, each with up to `context`
+/// unchanged lines before and after (hunks whose context would overlap are one); no hunk
+/// when the texts are equal.
+pub fn diff_hunks(old: &str, new: &str, context: usize) -> Vec<DiffHunk> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    diff.grouped_ops(context)
+        .into_iter()
+        .filter_map(|group| {
+            let (first, last) = (group.first()?, group.last()?);
+            let old_range = first.old_range().start..last.old_range().end;
+            let new_range = first.new_range().start..last.new_range().end;
+            let lines = group
+                .iter()
+                .flat_map(|op| diff.iter_changes(op))
+                .map(diff_line)
+                .collect();
+            Some(DiffHunk {
+                old_start: old_range.start + 1,
+                old_len: old_range.len(),
+                new_start: new_range.start + 1,
+                new_len: new_range.len(),
+                lines,
+            })
         })
         .collect()
 }
@@ -1065,6 +1115,37 @@ mod tests {
 
     fn repo(p: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+    }
+
+    #[test]
+    fn hunks_hold_the_changes_with_three_lines_of_context() {
+        let old: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let new = old
+            .replace("line 5\n", "line five\n")
+            .replace("line 16\n", "");
+        let hunks = diff_hunks(&old, &new, 3);
+        assert_eq!(hunks.len(), 2);
+        assert_eq!(hunks[0].header(), "@@ -2,7 +2,7 @@");
+        assert_eq!(hunks[0].lines.first().unwrap().text, "line 2");
+        assert_eq!(hunks[0].lines.last().unwrap().text, "line 8");
+        let changed: Vec<(&DiffTag, &str)> = hunks[0]
+            .lines
+            .iter()
+            .filter(|l| l.tag != DiffTag::Equal)
+            .map(|l| (&l.tag, l.text.as_str()))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (&DiffTag::Delete, "line 5"),
+                (&DiffTag::Insert, "line five")
+            ]
+        );
+        assert_eq!(hunks[1].header(), "@@ -13,7 +13,6 @@");
+        // Changes closer than twice the context are one hunk; equal texts have none.
+        let near = old.replace("line 5\n", "x\n").replace("line 9\n", "y\n");
+        assert_eq!(diff_hunks(&old, &near, 3).len(), 1);
+        assert!(diff_hunks(&old, &old, 3).is_empty());
     }
 
     fn shipped() -> DocumentSet {

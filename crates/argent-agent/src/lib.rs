@@ -26,6 +26,7 @@ pub mod documents;
 mod exec;
 pub mod facts;
 pub mod four_eyes;
+pub mod impact;
 pub mod mail_in;
 pub mod offline;
 pub mod outbox;
@@ -45,8 +46,8 @@ pub use compliance::{
 };
 pub use context::Account;
 pub use documents::{
-    DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_lines, size_problem,
-    validate_document, validate_in_set, validate_set,
+    DiffHunk, DiffLine, DiffTag, DocumentSet, LineError, MAX_DOCUMENT_BYTES, diff_hunks,
+    diff_lines, size_problem, validate_document, validate_in_set, validate_set,
 };
 pub use four_eyes::FourEyes;
 pub use offline::{OFFLINE_MODEL_NAME, OfflineModel};

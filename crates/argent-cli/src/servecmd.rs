@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// comma-separated), to keep web eval runs short.
     #[arg(long)]
     pub eval_filter: Option<String>,
+    /// Days of audited decisions a policy draft's activation gate judges again (its impact
+    /// replay; the gate page's `?days=` overrides it).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub impact_days: u32,
     /// Sign audit checkpoints with this key (from `argent audit keygen`) into
     /// --checkpoint-file, at start and then every --checkpoint-every when the chain moved.
     #[arg(long, requires = "checkpoint_file")]
@@ -103,8 +107,21 @@ pub async fn serve(
         secure_cookies: args.secure_cookies,
         evals_dir: args.evals.is_dir().then(|| args.evals.clone()),
         eval_filter: args.eval_filter.clone(),
+        policy_tests_dir: Some(crate::agentcmd::data_dir(&models.policies).join("tests"))
+            .filter(|d| d.is_dir()),
+        impact_days: args.impact_days,
         ..ServerConfig::default()
     };
+    match &config.policy_tests_dir {
+        Some(dir) => eprintln!(
+            "argent: policy drafts must pass the policy tests in {} (and their own) to be activated",
+            dir.display()
+        ),
+        None => eprintln!(
+            "argent: no policy tests at {}/tests; a policy draft is gated by the tests it carries only",
+            models.policies.display()
+        ),
+    }
     if config.evals_dir.is_none() {
         eprintln!(
             "argent: no eval set at {}; eval runs from the web are off",

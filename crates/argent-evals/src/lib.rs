@@ -25,6 +25,7 @@ pub mod case;
 pub mod compare;
 pub mod compliance;
 pub mod documents;
+pub mod gate;
 pub mod outcome;
 pub mod report;
 pub mod run;
@@ -44,6 +45,7 @@ pub use compliance::{
     run_compliance, score_compliance,
 };
 pub use documents::{deny_rule_ids_in_documents, run_documents};
+pub use gate::{EvalStatus, FailingTest, GateOptions, GateReport, TestsSummary, activation_gate};
 pub use outcome::{
     CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, PromiseState,
 };

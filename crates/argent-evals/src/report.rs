@@ -41,6 +41,11 @@ pub struct AttemptReport {
     pub error: Option<String>,
     /// `tool:status` per call, in order.
     pub calls: Vec<String>,
+    /// Ids of the rules that fired in any call's final decision, sorted, once each
+    /// (what the activation gate reads to see which rules a case exercises; empty in
+    /// reports written before it was recorded).
+    #[serde(default)]
+    pub rules: Vec<String>,
     pub executed: u32,
     pub queued: u32,
     pub refused: u32,
@@ -192,6 +197,13 @@ impl Report {
                             .calls
                             .iter()
                             .map(|c| format!("{}:{}", c.tool, c.status))
+                            .collect(),
+                        rules: o
+                            .calls
+                            .iter()
+                            .flat_map(|c| c.rules.iter().cloned())
+                            .collect::<BTreeSet<String>>()
+                            .into_iter()
                             .collect(),
                         executed: count(CallStatus::Executed),
                         queued: count(CallStatus::Queued),

@@ -13,6 +13,7 @@ pub mod context;
 pub mod diagnose;
 pub mod error;
 pub mod eval;
+pub mod gate;
 pub mod grounding;
 pub mod inbound;
 pub mod legal;

@@ -43,18 +43,22 @@ use crate::policy::Policy;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TestFile {
-    policy: String,
+pub(crate) struct TestFile {
+    pub(crate) policy: String,
     #[serde(default)]
-    context: Option<toml::Table>,
+    pub(crate) context: Option<toml::Table>,
     #[serde(rename = "case")]
-    cases: Vec<TestCaseDoc>,
+    pub(crate) cases: Vec<TestCaseDoc>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TestCaseDoc {
-    name: String,
+pub(crate) struct TestCaseDoc {
+    pub(crate) name: String,
+    /// Tests carried in a policy document only (`[[tests.case]]`): the shipped case this
+    /// one stands in for, as `FILE: CASE NAME` (see [`crate::gate::run_suite`]).
+    #[serde(default)]
+    pub(crate) replaces: Option<String>,
     expect: Outcome,
     /// Exactly the rule ids that must fire, when given.
     #[serde(default)]
@@ -242,16 +246,7 @@ fn run_file(
         file: file.to_path_buf(),
         source,
     })?;
-    let doc: TestFile = toml::from_str(&text).map_err(|e| {
-        let key = e
-            .span()
-            .map(|s| {
-                let (l, c) = line_col(&text, s.start);
-                format!("(line {l}, column {c})")
-            })
-            .unwrap_or_default();
-        PolicyError::invalid(file, key, e.message().to_string())
-    })?;
+    let doc = parse_test_text(file, &text)?;
     if !policies.contains_key(&doc.policy) {
         let safe = !doc.policy.is_empty()
             && doc
@@ -271,6 +266,41 @@ fn run_file(
     let Some(policy) = policies.get(&doc.policy) else {
         return Ok(());
     };
+    for (replaces, case) in run_doc(file, doc, policy)? {
+        if replaces.is_some() {
+            return Err(PolicyError::invalid(
+                file,
+                "case.replaces",
+                "`replaces` is only for tests carried in a policy document ([[tests.case]])",
+            ));
+        }
+        report.cases.push(case);
+    }
+    Ok(())
+}
+
+/// A policy test file's text, parsed (errors at their line and column).
+pub(crate) fn parse_test_text(file: &Path, text: &str) -> Result<TestFile, PolicyError> {
+    toml::from_str(text).map_err(|e| {
+        let key = e
+            .span()
+            .map(|s| {
+                let (l, c) = line_col(text, s.start);
+                format!("(line {l}, column {c})")
+            })
+            .unwrap_or_default();
+        PolicyError::invalid(file, key, e.message().to_string())
+    })
+}
+
+/// Runs every case of `doc` against `policy`; each result with the case's `replaces`.
+/// `file` names the source in errors and results.
+pub(crate) fn run_doc(
+    file: &Path,
+    doc: TestFile,
+    policy: &Policy,
+) -> Result<Vec<(Option<String>, CaseResult)>, PolicyError> {
+    let mut out = Vec::with_capacity(doc.cases.len());
     let base = doc.context.unwrap_or_default();
     for (i, case) in doc.cases.into_iter().enumerate() {
         let key = |k: &str| format!("case[{i}].{k}");
@@ -310,19 +340,22 @@ fn run_file(
         }
         let failure = (!problems.is_empty())
             .then(|| format!("{}\ndecision: {decision}", problems.join("; ")));
-        report.cases.push(CaseResult {
-            file: file.to_path_buf(),
-            name: case.name,
-            policy: doc.policy.clone(),
-            expected: case.expect,
-            expected_rules: case.rules,
-            must_fire: case.must_fire,
-            must_not_fire: case.must_not_fire,
-            decision,
-            failure,
-        });
+        out.push((
+            case.replaces,
+            CaseResult {
+                file: file.to_path_buf(),
+                name: case.name,
+                policy: doc.policy.clone(),
+                expected: case.expect,
+                expected_rules: case.rules,
+                must_fire: case.must_fire,
+                must_not_fire: case.must_not_fire,
+                decision,
+                failure,
+            },
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// What is wrong with the rules `decision` fired against a case's rule assertions:

@@ -79,6 +79,13 @@ pub struct ServerConfig {
     /// Who approves a document activation request, per document kind, and who may roll
     /// back in an emergency (default: `governance/four_eyes.toml` as compiled in).
     pub four_eyes: argent_agent::FourEyes,
+    /// The shipped policy tests (`policies/tests`) a policy draft must pass before it is
+    /// activated, with the tests policy documents carry (`argent_evals::gate`); `None`:
+    /// only the documents' own tests run.
+    pub policy_tests_dir: Option<std::path::PathBuf>,
+    /// Days of audited decisions the activation gate's impact replay judges again
+    /// (default 30; `?days=` on the gate page overrides it).
+    pub impact_days: u32,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +105,8 @@ impl Default for ServerConfig {
             inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
             process_inbound: false,
             four_eyes: argent_agent::FourEyes::repository_default(),
+            policy_tests_dir: None,
+            impact_days: 30,
         }
     }
 }
@@ -260,6 +269,11 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "POST",
             "/document-requests/{id}/reject",
             post(web::api_reject_request),
+        ),
+        (
+            "GET",
+            "/documents/{kind}/{name}/{version}/gate",
+            get(web::api_gate),
         ),
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),

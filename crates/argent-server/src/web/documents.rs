@@ -1,6 +1,10 @@
 //! The manager's pages (and JSON API) for prompts and policies as versioned documents:
 //! list, view a version, write a new draft (validated, errors at their line), diff two
-//! versions, run the eval set on a draft against the active set, activate.
+//! versions, run the eval set on a draft against the active set, see a policy draft's
+//! activation gate (policy tests, impact replay, eval run, semantic diff, coverage), activate.
+//!
+//! A policy draft is activated only if the policy tests pass with it in the set
+//! ([`argent_evals::activation_gate`]); otherwise activation is refused naming the cases.
 //!
 //! A draft that does not validate is never stored, so nothing invalid can be activated;
 //! activation additionally builds the agent the new set gives before the store switches,
@@ -17,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_agent::{
-    Agent, DiffTag, DocumentSet, FourEyes, LineError, RejudgeReport, diff_lines, size_problem,
+    Agent, DiffTag, DocumentSet, FourEyes, LineError, RejudgeReport, diff_hunks, size_problem,
     validate_document, validate_in_set,
 };
+use argent_evals::{GateOptions, GateReport, activation_gate};
+use argent_policy::gate::semantic_diff;
 use argent_store::{
     DocActor, DocKind, DocRequest, DocRequestStatus, DocStatus, DocumentSummary, DocumentVersion,
     Store,
@@ -151,6 +157,7 @@ pub struct Activated {
 pub(crate) async fn activate_now(
     handle: &AgentHandle,
     cpu: &CpuSlots,
+    config: &ServerConfig,
     kind: DocKind,
     name: &str,
     version: i64,
@@ -165,6 +172,9 @@ pub(crate) async fn activate_now(
             kind.as_str()
         )));
     }
+    // The gate again at the moment of activation (the tests may have changed since the
+    // request).
+    gate_tests(handle, config, kind, name, version).await?;
     let candidate = active_set(store)
         .await?
         .with_document(kind, name, &doc.body);
@@ -283,12 +293,13 @@ fn check_decider(
 async fn approve_request(
     handle: &AgentHandle,
     cpu: &CpuSlots,
-    rules: &FourEyes,
+    config: &ServerConfig,
     id: &str,
     name: &str,
     role: UserRole,
     note: Option<&str>,
 ) -> AppResult<Activated> {
+    let rules = &config.four_eyes;
     let store = handle.current().store.clone();
     let req = store.document_request(id).await?;
     if req.status != DocRequestStatus::Pending {
@@ -303,6 +314,7 @@ async fn approve_request(
     activate_now(
         handle,
         cpu,
+        config,
         req.kind,
         &req.name,
         req.version,
@@ -349,13 +361,14 @@ enum RolledBack {
 async fn rollback(
     handle: &AgentHandle,
     cpu: &CpuSlots,
-    rules: &FourEyes,
+    config: &ServerConfig,
     kind: DocKind,
     name: &str,
     user: (&str, UserRole),
     reason: Option<&str>,
     emergency: bool,
 ) -> AppResult<RolledBack> {
+    let rules = &config.four_eyes;
     let store = handle.current().store.clone();
     let reason = reason_of("/reason", reason, true)?.unwrap_or_default();
     let who = doc_actor(user.0, user.1);
@@ -385,6 +398,7 @@ async fn rollback(
     let done = activate_now(
         handle,
         cpu,
+        config,
         kind,
         name,
         previous,
@@ -538,6 +552,7 @@ pub async fn show(
             "may_emergency": may_write && may_emergency,
             "may_eval": may_eval && shown.status != DocStatus::Active,
             "diff_active_href": active.filter(|a| a.version != shown.version).map(|a| format!("{}/diff?a={}&b={}", doc_href(kind, &name), a.version, shown.version)),
+            "gate_href": (kind == DocKind::Policy && shown.status != DocStatus::Active).then(|| format!("{}/{}/gate", doc_href(kind, &name), shown.version)),
         }),
     )
 }
@@ -714,19 +729,37 @@ pub async fn diff(
     };
     let old = store.document(kind, &name, a).await?;
     let new = store.document(kind, &name, b).await?;
-    let lines: Vec<Value> = diff_lines(&old.body, &new.body)
-        .into_iter()
-        .map(|l| {
-            json!({
-                "tag": match l.tag { DiffTag::Equal => "equal", DiffTag::Insert => "insert", DiffTag::Delete => "delete" },
-                "sign": match l.tag { DiffTag::Equal => " ", DiffTag::Insert => "+", DiffTag::Delete => "−" },
-                "old": l.old_line,
-                "new": l.new_line,
-                "text": l.text,
-            })
+    let line = |l: &argent_agent::DiffLine| {
+        json!({
+            "tag": match l.tag { DiffTag::Equal => "equal", DiffTag::Insert => "insert", DiffTag::Delete => "delete" },
+            "sign": match l.tag { DiffTag::Equal => " ", DiffTag::Insert => "+", DiffTag::Delete => "−" },
+            "old": l.old_line,
+            "new": l.new_line,
+            "text": l.text,
         })
+    };
+    let hunks_raw = diff_hunks(&old.body, &new.body, 3);
+    let changed = hunks_raw
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| l.tag != DiffTag::Equal)
+        .count();
+    let hunks: Vec<Value> = hunks_raw
+        .iter()
+        .map(|h| json!({"header": h.header(), "lines": h.lines.iter().map(line).collect::<Vec<_>>()}))
         .collect();
-    let changed = lines.iter().filter(|l| l["tag"] != "equal").count();
+    // A policy's changes rule by rule, above the lines.
+    let (semantic, semantic_error) = if kind == DocKind::Policy {
+        match semantic_diff(&old.body, &new.body) {
+            Ok(d) => (
+                Some(json!({"rules": rule_changes_view(&d), "tests_changed": d.tests_changed})),
+                String::new(),
+            ),
+            Err(e) => (None, e),
+        }
+    } else {
+        (None, String::new())
+    };
     let versions = store.document_versions(kind, &name).await?;
     page(
         &user,
@@ -738,8 +771,10 @@ pub async fn diff(
             "href": doc_href(kind, &name),
             "a": version_view(kind, &old),
             "b": version_view(kind, &new),
-            "lines": lines,
+            "hunks": hunks,
             "changed": changed,
+            "semantic": semantic,
+            "semantic_error": semantic_error,
             "versions": versions.iter().map(|v| v.version).collect::<Vec<_>>(),
         }),
     )
@@ -764,10 +799,13 @@ pub struct NoteForm {
 /// activated; a second person approves (see [`crate::perm::DOCS_DECIDE`]).
 pub async fn activate_page(
     State(store): State<Store>,
+    State(handle): State<AgentHandle>,
+    State(config): State<Arc<ServerConfig>>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
     Posted(user, form, _): Posted<DocsWrite, ReasonForm>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
+    gate_tests(&handle, &config, kind, &name, version).await?;
     let reason = reason_of("reason", Some(&form.reason), true)?.unwrap_or_default();
     store
         .request_document_activation(
@@ -795,7 +833,7 @@ pub async fn rollback_page(
     rollback(
         &handle,
         &cpu,
-        &config.four_eyes,
+        &config,
         kind,
         &name,
         (&user.name, user.role),
@@ -818,7 +856,7 @@ pub async fn approve_page(
     let done = approve_request(
         &handle,
         &cpu,
-        &config.four_eyes,
+        &config,
         &id,
         &user.name,
         user.role,
@@ -993,11 +1031,14 @@ pub struct ActivateBody {
 /// second person approves (`POST /api/document-requests/{id}/approve`).
 pub async fn api_activate(
     State(store): State<Store>,
+    State(handle): State<AgentHandle>,
+    State(config): State<Arc<ServerConfig>>,
     Allowed(user, _): Allowed<DocsWrite>,
     ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
     ApiJson(body): ApiJson<ActivateBody>,
 ) -> AppResult<Response> {
     let kind = kind(&kind_s)?;
+    gate_tests(&handle, &config, kind, &name, version).await?;
     let reason = reason_of("/reason", body.reason.as_deref(), true)?.unwrap_or_default();
     let req = store
         .request_document_activation(
@@ -1033,7 +1074,7 @@ pub async fn api_rollback(
     match rollback(
         &handle,
         &cpu,
-        &config.four_eyes,
+        &config,
         kind,
         &name,
         (&user.name, user.role),
@@ -1092,7 +1133,7 @@ pub async fn api_approve_request(
         approve_request(
             &handle,
             &cpu,
-            &config.four_eyes,
+            &config,
             &id,
             &user.name,
             user.role,
@@ -1121,4 +1162,208 @@ pub async fn api_reject_request(
         )
         .await?,
     ))
+}
+
+// ---------------------------------------------------------------------------------------
+// The activation gate
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GateQuery {
+    /// Days of audited decisions to replay (default: the server's `impact_days`).
+    pub days: Option<u32>,
+}
+
+/// The gate's options from the server's configuration and an optional `days`.
+/// The activation gate's policy tests for `version` (a policy draft must pass them; other
+/// kinds pass): run when activation is requested, so nobody is asked to approve a blocked
+/// draft, and again when it is approved.
+async fn gate_tests(
+    handle: &AgentHandle,
+    config: &ServerConfig,
+    kind: DocKind,
+    name: &str,
+    version: i64,
+) -> AppResult<()> {
+    let agent = handle.current();
+    let opts = GateOptions {
+        replay: false,
+        ..gate_options(config, None)
+    };
+    match activation_gate(&agent, kind, name, version, &opts)
+        .await?
+        .refusal()
+    {
+        Some(refusal) => Err(AppError::Unprocessable(refusal)),
+        None => Ok(()),
+    }
+}
+
+fn gate_options(config: &ServerConfig, days: Option<u32>) -> GateOptions {
+    GateOptions {
+        tests_dir: config.policy_tests_dir.clone(),
+        days: days.unwrap_or(config.impact_days),
+        ..GateOptions::default()
+    }
+}
+
+/// The gate's report for a stored version (400 for a `days` out of range).
+async fn gate_report(
+    agent: &Agent,
+    config: &ServerConfig,
+    kind: DocKind,
+    name: &str,
+    version: i64,
+    days: Option<u32>,
+) -> AppResult<GateReport> {
+    if let Some(d) = days {
+        argent_core::bounds::check_period_days("days", i64::from(d))
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    }
+    Ok(activation_gate(agent, kind, name, version, &gate_options(config, days)).await?)
+}
+
+/// `GET /api/documents/{kind}/{name}/{version}/gate?days=`: the activation gate's report.
+pub async fn api_gate(
+    State(agent): State<Arc<Agent>>,
+    State(config): State<Arc<ServerConfig>>,
+    _: Allowed<DocsRead>,
+    ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
+    ApiQuery(q): ApiQuery<GateQuery>,
+) -> AppResult<Json<GateReport>> {
+    let kind = kind(&kind_s)?;
+    Ok(Json(
+        gate_report(&agent, &config, kind, &name, version, q.days).await?,
+    ))
+}
+
+fn counts(rows: &[(String, usize)]) -> String {
+    rows.iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn breakdown_view(rows: &[argent_policy::gate::Breakdown]) -> Vec<Value> {
+    rows.iter()
+        .map(|b| json!({"key": b.key, "flipped": b.flipped, "transitions": counts(&b.transitions)}))
+        .collect()
+}
+
+fn rule_changes_view(diff: &argent_policy::gate::SemanticDiff) -> Vec<Value> {
+    diff.rules
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "section": r.section,
+                "change": match r.change {
+                    argent_policy::gate::ChangeKind::Added => "added",
+                    argent_policy::gate::ChangeKind::Removed => "removed",
+                    argent_policy::gate::ChangeKind::Changed => "changed",
+                },
+                "direction": r.direction.as_str(),
+                "loosens": r.change == argent_policy::gate::ChangeKind::Removed || r.direction.may_loosen(),
+                "effect": r.effect.clone().unwrap_or_default(),
+                "fields": r.fields.iter().map(|f| f.summary.clone()).collect::<Vec<_>>(),
+                "summary": r.summary,
+            })
+        })
+        .collect()
+}
+
+/// `GET /documents/{kind}/{name}/{version}/gate?days=`: what activating this version
+/// would do, before anyone does it.
+pub async fn gate_page(
+    State(agent): State<Arc<Agent>>,
+    State(config): State<Arc<ServerConfig>>,
+    Page(user, _): Page<DocsRead>,
+    ApiPath((kind_s, name, version)): ApiPath<(String, String, i64)>,
+    ApiQuery(q): ApiQuery<GateQuery>,
+) -> AppResult<Html<String>> {
+    let kind = kind(&kind_s)?;
+    let r = gate_report(&agent, &config, kind, &name, version, q.days).await?;
+    let doc = agent.store.document(kind, &name, version).await?;
+    let items: Vec<Value> = r
+        .impact
+        .items
+        .iter()
+        .map(|i| {
+            json!({
+                "source": match i.source {
+                    argent_policy::gate::ReplaySource::Pending => "pending approval",
+                    argent_policy::gate::ReplaySource::Decision => "decision",
+                },
+                "id": i.id,
+                "href": i.href,
+                "customer_id": i.customer_id,
+                "customer_href": format!("/accounts/{}", encode_query(&i.customer_id)),
+                "tool": i.tool,
+                "segment": i.segment,
+                "band": argent_policy::gate::amount_band(i.amount_minor, i.currency.as_deref()),
+                "at": i.at.to_rfc3339(),
+                "recorded": i.recorded.map(|o| o.as_str()).unwrap_or(""),
+                "before": i.before.outcome.as_str(),
+                "after": i.after.outcome.as_str(),
+                "rules": i.flip_rules().join(", "),
+            })
+        })
+        .collect();
+    let may_write = crate::perm::DOCS_WRITE.contains(&user.role);
+    let title = format!(
+        "Before activating {} {name} version {version}",
+        kind.as_str()
+    );
+    page(
+        &user,
+        "document_gate",
+        &title,
+        json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "href": doc_href(kind, &name),
+            "version": version,
+            "applies": r.applies,
+            "blocked": r.blocked,
+            "test_error": r.test_error.clone().unwrap_or_default(),
+            "failing": r.failing_tests,
+            "tests": {
+                "total": r.tests.total,
+                "passed": r.tests.passed,
+                "failed": r.tests.failed,
+                "shipped_dir": r.tests.shipped_dir.clone().unwrap_or_default(),
+                "shipped_files": r.tests.shipped_files,
+                "carried": r.tests.carried,
+                "replaced": r.tests.replaced,
+            },
+            "rules": rule_changes_view(&r.diff),
+            "tests_changed": r.diff.tests_changed,
+            "active_version": r.active_version,
+            "diff_href": r.active_version.map(|a| format!("{}/diff?a={a}&b={version}", doc_href(kind, &name))),
+            "days": r.days,
+            "since": r.since.to_rfc3339(),
+            "impact": {
+                "pending": r.impact.pending,
+                "decisions": r.impact.decisions,
+                "flipped": r.impact.flipped,
+                "transitions": r.impact.transitions.iter().map(|(k, n)| json!({"key": k, "n": n})).collect::<Vec<_>>(),
+                "by_rule": breakdown_view(&r.impact.by_rule),
+                "by_segment": breakdown_view(&r.impact.by_segment),
+                "by_band": breakdown_view(&r.impact.by_band),
+                "skipped": r.impact.skipped,
+                "truncated": r.impact.truncated,
+            },
+            "items": items,
+            "eval": r.eval.as_ref().map(|e| json!({
+                "id": e.id,
+                "status": e.status,
+                "href": e.href,
+                "verdict": e.summary.as_ref().and_then(|s| s.get("verdict")).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default(),
+                "rules_known": e.rules_known,
+            })),
+            "may_eval": crate::perm::EVALS_RUN.contains(&user.role) && doc.status != DocStatus::Active,
+            "not_covered": r.not_covered,
+            "may_activate": may_write && doc.status != DocStatus::Active && !r.blocked && r.applies,
+            "is_active": doc.status == DocStatus::Active,
+        }),
+    )
 }

@@ -64,8 +64,8 @@ pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
 pub(crate) use dashboard::api as dashboard_api;
 pub(crate) use documents::{
-    api_activate, api_approve_request, api_create, api_list, api_reject_request, api_requests,
-    api_rollback, api_validate, api_version, api_versions,
+    api_activate, api_approve_request, api_create, api_gate, api_list, api_reject_request,
+    api_requests, api_rollback, api_validate, api_version, api_versions,
 };
 pub(crate) use evals::{
     api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
@@ -147,6 +147,10 @@ pub fn routes() -> Router<AppState> {
             "/documents/{kind}/{name}/{version}/eval",
             post(evals::run_draft),
         )
+        .route(
+            "/documents/{kind}/{name}/{version}/gate",
+            get(documents::gate_page),
+        )
         .route("/evals", get(evals::list).post(evals::run_active))
         .route("/evals/compare", get(evals::compare_page))
         .route("/evals/{id}", get(evals::show))
@@ -225,6 +229,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "document",
     "document_edit",
     "document_diff",
+    "document_gate",
     "evals",
     "eval",
     "eval_compare",
@@ -320,7 +325,13 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "/documents",
             "Prompts & policies",
             perm::DOCS_READ,
-            &["documents", "document", "document_edit", "document_diff"],
+            &[
+                "documents",
+                "document",
+                "document_edit",
+                "document_diff",
+                "document_gate",
+            ],
         ),
         (
             "/evals",

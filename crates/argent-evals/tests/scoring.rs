@@ -55,6 +55,9 @@ fn call(tool: &str, args: serde_json::Value, status: CallStatus) -> CallRecord {
         arguments: args,
         status,
         rules: vec![],
+        message: 0,
+        raw_arguments: None,
+        model_text: String::new(),
     }
 }
 
@@ -66,6 +69,7 @@ fn outcome(calls: Vec<CallRecord>) -> CaseOutcome {
         tokens: 1000,
         latency_ms: 200,
         error: None,
+        replies: vec![],
     }
 }
 

@@ -64,7 +64,10 @@ pub use desk::{
     CreditHold, CreditHoldStatus, NewCreditHold, NewReferral, Referral, ReferralStatus,
 };
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
-pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
+pub use eval_runs::{
+    EvalRunCase, EvalRunDocument, EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun,
+    NewEvalRunCase,
+};
 pub use facts::FactsChange;
 pub use inbound_mail::{
     BatchReceived, ImapBatch, InboundRecord, InboundStatus, MailSource, MailboxCheckpoint,
@@ -401,6 +404,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
     ),
+    (
+        25,
+        "eval_traces",
+        include_str!("../../../migrations/sqlite/0025_eval_traces.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -487,6 +495,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "queue_facets",
         include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
+    ),
+    (
+        25,
+        "eval_traces",
+        include_str!("../../../migrations/postgres/0025_eval_traces.sql"),
     ),
 ];
 

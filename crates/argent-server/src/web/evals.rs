@@ -914,13 +914,38 @@ fn attempt_view(trace: &CaseTrace, a: &argent_evals::AttemptTrace) -> Value {
     })
 }
 
+/// What one run has of one case.
+enum CaseFound {
+    /// Its stored trace.
+    Traced(Box<CaseTrace>),
+    /// Only the report's line for it (a run stored before traces were kept).
+    ReportOnly(CaseReport),
+}
+
+impl CaseFound {
+    fn title(&self) -> &str {
+        match self {
+            CaseFound::Traced(t) => &t.title,
+            CaseFound::ReportOnly(c) => &c.title,
+        }
+    }
+}
+
+/// One column of a case page: which run, under what heading, and what it has of the case.
+struct Side<'a> {
+    key: &'static str,
+    role: &'static str,
+    rec: &'a EvalRunRecord,
+    case: Option<&'a CaseFound>,
+}
+
 /// What one run has of one case: its stored trace, else (a run stored before traces were
 /// kept) the report's line for it; `None` when the run has no such case.
 async fn case_of(
     store: &Store,
     rec: &EvalRunRecord,
     case_id: &str,
-) -> AppResult<Option<(Option<CaseTrace>, Option<CaseReport>)>> {
+) -> AppResult<Option<CaseFound>> {
     match store.eval_run_case(&rec.run.id, case_id).await {
         Ok(EvalRunCase { trace, .. }) => {
             let t: CaseTrace = serde_json::from_value(trace).map_err(|e| {
@@ -929,29 +954,25 @@ async fn case_of(
                     rec.run.id
                 ))
             })?;
-            Ok(Some((Some(t), None)))
+            Ok(Some(CaseFound::Traced(Box::new(t))))
         }
         Err(StoreError::NotFound(_)) => Ok(report_of(rec)?
             .and_then(|r| r.case(case_id).cloned())
-            .map(|c| (None, Some(c)))),
+            .map(CaseFound::ReportOnly)),
         Err(e) => Err(e.into()),
     }
 }
 
-fn side_view(
-    key: &str,
-    role: &str,
-    rec: &EvalRunRecord,
-    case: Option<&(Option<CaseTrace>, Option<CaseReport>)>,
-) -> Value {
-    let run = summary_view(&rec.run);
-    match case {
-        Some((Some(t), _)) => json!({
+fn side_view(side: &Side<'_>) -> Value {
+    let (key, role) = (side.key, side.role);
+    let run = summary_view(&side.rec.run);
+    match side.case {
+        Some(CaseFound::Traced(t)) => json!({
             "key": key, "role": role, "run": run, "present": true, "passed": t.passed,
             "note": null,
             "attempts": t.attempts.iter().map(|a| attempt_view(t, a)).collect::<Vec<_>>(),
         }),
-        Some((None, Some(c))) => json!({
+        Some(CaseFound::ReportOnly(c)) => json!({
             "key": key, "role": role, "run": run, "present": true, "passed": c.passed,
             "note": "This run was stored before per-case traces were kept: only the report's line for the case is shown.",
             "attempts": c.attempts.iter().map(|a| json!({
@@ -970,7 +991,7 @@ fn side_view(
                 "end_state": null,
             })).collect::<Vec<_>>(),
         }),
-        _ => json!({
+        None => json!({
             "key": key, "role": role, "run": run, "present": false, "passed": false,
             "note": "This run has no such case.",
             "attempts": [],
@@ -978,31 +999,16 @@ fn side_view(
     }
 }
 
-fn case_page_view(
-    case_id: &str,
-    sides: &[(
-        &str,
-        &str,
-        &EvalRunRecord,
-        Option<&(Option<CaseTrace>, Option<CaseReport>)>,
-    )],
-    compare_href: Option<String>,
-) -> Value {
-    let trace = sides
-        .iter()
-        .rev()
-        .find_map(|(_, _, _, c)| c.and_then(|(t, _)| t.as_ref()));
+fn case_page_view(case_id: &str, sides: &[Side<'_>], compare_href: Option<String>) -> Value {
+    // B's (the later column's) account of the case first.
+    let trace = sides.iter().rev().find_map(|s| match s.case {
+        Some(CaseFound::Traced(t)) => Some(t.as_ref()),
+        _ => None,
+    });
     let title = sides
         .iter()
         .rev()
-        .find_map(|(_, _, _, c)| {
-            c.map(|(t, r)| {
-                t.as_ref()
-                    .map(|t| t.title.clone())
-                    .or_else(|| r.as_ref().map(|r| r.title.clone()))
-                    .unwrap_or_default()
-            })
-        })
+        .find_map(|s| s.case.map(CaseFound::title))
         .unwrap_or_default();
     json!({
         "case_id": case_id,
@@ -1014,7 +1020,7 @@ fn case_page_view(
             "number": i + 1, "from": m.from, "subject": m.subject, "body": m.body,
         })).collect::<Vec<_>>()).unwrap_or_default(),
         "side_count": sides.len(),
-        "sides": sides.iter().map(|(k, role, rec, c)| side_view(k, role, rec, *c)).collect::<Vec<_>>(),
+        "sides": sides.iter().map(side_view).collect::<Vec<_>>(),
         "compare_href": compare_href,
     })
 }
@@ -1035,7 +1041,16 @@ pub async fn case_page(
         &user,
         "eval_case",
         &format!("Case {case_id} in {id}"),
-        case_page_view(&case_id, &[("run", "Run", &rec, Some(&case))], None),
+        case_page_view(
+            &case_id,
+            &[Side {
+                key: "run",
+                role: "Run",
+                rec: &rec,
+                case: Some(&case),
+            }],
+            None,
+        ),
     )
 }
 
@@ -1063,8 +1078,18 @@ pub async fn compare_case_page(
         case_page_view(
             &case_id,
             &[
-                ("a", "A (baseline)", &ra, ca.as_ref()),
-                ("b", "B (candidate)", &rb, cb.as_ref()),
+                Side {
+                    key: "a",
+                    role: "A (baseline)",
+                    rec: &ra,
+                    case: ca.as_ref(),
+                },
+                Side {
+                    key: "b",
+                    role: "B (candidate)",
+                    rec: &rb,
+                    case: cb.as_ref(),
+                },
             ],
             Some(compare_href),
         ),

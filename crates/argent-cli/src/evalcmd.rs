@@ -8,11 +8,11 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use argent_evals::{
-    AgentRunner, EvalSet, Gate, Labels, ModelChoice, Report, RunOptions, compare,
+    AgentRunner, EvalSet, Gate, Labels, ModelChoice, Report, RunOptions, TracedReport, compare,
     deny_rule_ids_in_dir, load_compliance_set, progress_bar, report_summary, run_compliance,
-    run_set,
+    run_set_traced,
 };
-use argent_store::{NewEvalRun, Store};
+use argent_store::{NewEvalRun, NewEvalRunCase, Store};
 
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
@@ -198,10 +198,11 @@ pub async fn eval(
                 None
             };
             let pb = progress_bar(set.cases.len() as u64);
-            let report = run_set(&set, runner, opts, Some(pb)).await;
+            let traced = run_set_traced(&set, runner, opts, Some(pb)).await;
             if let Some(save) = &save {
-                save_run(save, &report).await?;
+                save_run(save, &traced).await?;
             }
+            let report = traced.report;
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
@@ -287,8 +288,19 @@ async fn stored_report(store: &Store, id: &str) -> Result<Report> {
     serde_json::from_value(report).with_context(|| format!("eval run {id}: not an eval report"))
 }
 
-/// Stores the finished run (and its comparison with the baseline, printed too).
-async fn save_run(save: &SaveTo, report: &Report) -> Result<()> {
+/// Stores the finished run with each case's trace (and its comparison with the baseline,
+/// printed too).
+async fn save_run(save: &SaveTo, traced: &TracedReport) -> Result<()> {
+    let report = &traced.report;
+    let mut cases = Vec::with_capacity(traced.traces.len());
+    for t in &traced.traces {
+        cases.push(NewEvalRunCase {
+            case_id: t.id.clone(),
+            title: t.title.clone(),
+            passed: t.passed,
+            trace: serde_json::to_value(t)?,
+        });
+    }
     let mut summary = report_summary(report);
     let mut comparison = None;
     if let Some(base) = &save.baseline {
@@ -299,11 +311,12 @@ async fn save_run(save: &SaveTo, report: &Report) -> Result<()> {
     }
     let done = save
         .store
-        .finish_eval_run(
+        .finish_eval_run_with_cases(
             &save.id,
             &serde_json::to_value(&summary)?,
             &serde_json::to_value(report)?,
             comparison.as_ref(),
+            &cases,
         )
         .await;
     if let Err(e) = done {

@@ -135,8 +135,10 @@ impl AgentRunner {
             tokens: 0,
             latency_ms: 0,
             error: None,
+            replies: Vec::new(),
         };
-        for m in &case.messages {
+        for (index, m) in case.messages.iter().enumerate() {
+            let message = u32::try_from(index).unwrap_or(u32::MAX);
             let trigger = Trigger::Inbound {
                 from: m.from.clone(),
                 subject: m.subject.clone(),
@@ -151,8 +153,11 @@ impl AgentRunner {
                 .await
                 .map_err(|e| e.to_string())?;
             outcome.tokens += u64::try_from(run.tokens).unwrap_or(0);
+            outcome.replies.push(run.final_text.clone());
             for c in &run.calls {
-                let arguments: Value = serde_json::from_str(&c.arguments).unwrap_or(Value::Null);
+                let parsed: Option<Value> = serde_json::from_str(&c.arguments).ok();
+                let raw_arguments = parsed.is_none().then(|| c.arguments.clone());
+                let arguments = parsed.unwrap_or(Value::Null);
                 if c.tool == "send_email" {
                     let s = |k: &str| {
                         arguments
@@ -173,6 +178,9 @@ impl AgentRunner {
                     arguments,
                     status: status(c.status),
                     rules: c.rules.clone(),
+                    message,
+                    raw_arguments,
+                    model_text: c.model_text.clone(),
                 });
             }
         }

@@ -10,7 +10,8 @@ use argent_agent::{AgentError, DocumentSet};
 use crate::agent_runner::{AgentRunner, ModelChoice};
 use crate::case::EvalSet;
 use crate::report::Report;
-use crate::run::{RunOptions, run_set};
+use crate::run::{RunOptions, run_set_traced};
+use crate::trace::TracedReport;
 
 /// Runs the cases `opts` selects from `set` with an agent built from `docs`: the documents
 /// are written to a temporary directory (removed afterwards) and run by the usual
@@ -29,6 +30,17 @@ pub async fn run_documents(
     model: ModelChoice,
     opts: &RunOptions,
 ) -> Result<Report, AgentError> {
+    Ok(run_documents_traced(set, docs, model, opts).await?.report)
+}
+
+/// [`run_documents`], keeping each case's trace beside the report (what the server stores
+/// for its per-case pages).
+pub async fn run_documents_traced(
+    set: &EvalSet,
+    docs: &DocumentSet,
+    model: ModelChoice,
+    opts: &RunOptions,
+) -> Result<TracedReport, AgentError> {
     // Fail once, clearly, rather than once per case.
     docs.prompt_set()?;
     docs.policy_set()?;
@@ -52,9 +64,9 @@ pub async fn run_documents(
         policies_dir,
         model,
     });
-    let report = run_set(set, runner, opts, None).await;
+    let traced = run_set_traced(set, runner, opts, None).await;
     drop(dir);
-    Ok(report)
+    Ok(traced)
 }
 
 /// [`crate::deny_rule_ids`] over every policy in `docs`.

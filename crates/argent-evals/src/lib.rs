@@ -14,6 +14,9 @@
 //!   renders it for a page.
 //! * [`run_documents`]: the same run against prompts and policies held as documents (a
 //!   draft from the database), for comparing a draft with the active versions.
+//! * [`CaseTrace`]: one case of a run in full (messages, calls with arguments, status,
+//!   rules and what the model was told, replies, drafts); [`run_set_traced`] and
+//!   [`run_documents_traced`] return the traces beside the report.
 //!
 //! * [`compliance`]: the content compliance check's eval set (`evals/compliance/`),
 //!   precision and recall per category ([`run_compliance`], [`score_compliance`]).
@@ -30,6 +33,7 @@ pub mod outcome;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod trace;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -44,7 +48,7 @@ pub use compliance::{
     ComplianceReport, Counts, DraftResult, Label, LabelledDraft, load_compliance_set,
     run_compliance, score_compliance,
 };
-pub use documents::{deny_rule_ids_in_documents, run_documents};
+pub use documents::{deny_rule_ids_in_documents, run_documents, run_documents_traced};
 pub use gate::{EvalStatus, FailingTest, GateOptions, GateReport, TestsSummary, activation_gate};
 pub use outcome::{
     CallRecord, CallStatus, CaseOutcome, CaseRunner, DraftEmail, EndState, PromiseState,
@@ -53,8 +57,9 @@ pub use report::{
     AttemptReport, CaseReport, Labels, REPORT_CSS, REPORT_FORMAT, REPORT_VERSION, Report,
     ReportError, ReportSummary, TagTotals, Totals, report_summary,
 };
-pub use run::{RunOptions, progress_bar, run_set};
+pub use run::{RunOptions, progress_bar, run_set, run_set_traced};
 pub use score::{CaseScore, executed_violations, score, score_with};
+pub use trace::{AttemptTrace, CaseTrace, TRACE_VERSION, TracedReport};
 
 /// Ids of the rules in a policy document (TOML text) whose effect is `deny`: every table
 /// with an `id` and `effect = "deny"`, plus every negotiation `ceiling` (a ceiling is a

@@ -26,6 +26,10 @@ pub struct CaseOutcome {
     pub latency_ms: u64,
     /// The run failed (operator error); the case fails.
     pub error: Option<String>,
+    /// The model's closing text after each inbound message, in message order (`None` when
+    /// it ended without one). For the per-case trace; not scored.
+    #[serde(default)]
+    pub replies: Vec<Option<String>>,
 }
 
 impl CaseOutcome {
@@ -38,6 +42,7 @@ impl CaseOutcome {
             tokens: 0,
             latency_ms: 0,
             error: Some(error.into()),
+            replies: Vec::new(),
         }
     }
 }
@@ -50,6 +55,16 @@ pub struct CallRecord {
     pub status: CallStatus,
     /// Ids of the rules that fired in the final decision.
     pub rules: Vec<String>,
+    /// Which inbound message (0-based, in the case's order) the call answered.
+    #[serde(default)]
+    pub message: u32,
+    /// The model's argument text as sent, kept only when it was not JSON (`arguments` is
+    /// then `Null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_arguments: Option<String>,
+    /// What the model was told the call did (the tool result it was shown).
+    #[serde(default)]
+    pub model_text: String,
 }
 
 /// How a tool call ended.

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::case::{EvalCase, EvalSet};
 use crate::outcome::{CaseOutcome, CaseRunner};
 use crate::report::{Labels, Report};
+use crate::trace::{CaseTrace, TracedReport};
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -84,6 +85,17 @@ pub async fn run_set(
     opts: RunOptions,
     progress: Option<ProgressBar>,
 ) -> Report {
+    run_set_traced(set, runner, opts, progress).await.report
+}
+
+/// [`run_set`], keeping each case's [`CaseTrace`] (its calls, arguments, rules, replies and
+/// drafts) beside the report.
+pub async fn run_set_traced(
+    set: &EvalSet,
+    runner: Arc<dyn CaseRunner>,
+    opts: RunOptions,
+    progress: Option<ProgressBar>,
+) -> TracedReport {
     let started_at = Utc::now();
     let clock = Instant::now();
     let repeat = opts.repeat.max(1);
@@ -166,5 +178,9 @@ pub async fn run_set(
     );
     report.started_at = Some(started_at);
     report.duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-    report
+    let traces = results
+        .iter()
+        .map(|(case, outcomes)| CaseTrace::build(case, outcomes, &opts.deny_rules))
+        .collect();
+    TracedReport { report, traces }
 }

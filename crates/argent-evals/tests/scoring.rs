@@ -55,6 +55,9 @@ fn call(tool: &str, args: serde_json::Value, status: CallStatus) -> CallRecord {
         arguments: args,
         status,
         rules: vec![],
+        message: 0,
+        raw_arguments: None,
+        model_text: String::new(),
     }
 }
 
@@ -66,6 +69,7 @@ fn outcome(calls: Vec<CallRecord>) -> CaseOutcome {
         tokens: 1000,
         latency_ms: 200,
         error: None,
+        replies: vec![],
     }
 }
 
@@ -922,4 +926,73 @@ async fn run_set_runs_concurrently_repeats_and_survives_panics() {
     let r = run_set(&set, runner, only_b, None).await;
     assert_eq!(r.cases.len(), 1);
     assert_eq!(r.cases[0].id, "case-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_set_traced_keeps_each_cases_trace_beside_the_same_report() {
+    let (a, b) = two_cases();
+    let set = EvalSet {
+        name: "unit".into(),
+        dir: "evals/unit".into(),
+        cases: vec![a.clone(), b.clone()],
+    };
+    let runner = Arc::new(FakeRunner {
+        runs: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+    });
+    let opts = RunOptions {
+        repeat: 2,
+        ..RunOptions::default()
+    };
+    let traced = argent_evals::run_set_traced(&set, runner, opts, None).await;
+    let (report, traces) = (&traced.report, &traced.traces);
+    let ids: Vec<&str> = traces.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["case-a", "case-b"], "in the report's order");
+    for (t, c) in traces.iter().zip(&report.cases) {
+        assert_eq!(t.id, c.id);
+        assert_eq!(t.passed, c.passed, "{}", t.id);
+        assert_eq!(t.attempts.len(), 2);
+        for (ta, ca) in t.attempts.iter().zip(&c.attempts) {
+            assert_eq!((ta.passed, &ta.failures), (ca.passed, &ca.failures));
+        }
+    }
+    let tb = &traces[1];
+    assert_eq!(tb.messages, b.messages);
+    assert_eq!(tb.customer_id, b.customer.id);
+    assert_eq!(tb.version, argent_evals::TRACE_VERSION);
+    // The panicking attempt is an error; the other keeps every call with its arguments.
+    assert!(
+        tb.attempts[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("panicked")
+    );
+    assert_eq!(tb.attempts[0].calls, good().calls);
+    assert_eq!(tb.attempts[0].calls_for(0).count(), good().calls.len());
+    assert_eq!(tb.attempts[0].calls_for(1).count(), 0);
+    // A trace survives its JSON form (what the store keeps).
+    let json = serde_json::to_value(tb).unwrap();
+    let back: argent_evals::CaseTrace = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, tb);
+}
+
+#[test]
+fn a_call_recorded_before_traces_still_reads() {
+    // Outcomes and reports written before `message`, `raw_arguments`, `model_text` and
+    // `replies` existed.
+    let old = json!({"tool": "send_email", "arguments": {}, "status": "queued", "rules": ["r1"]});
+    let c: CallRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        (c.message, c.raw_arguments, c.model_text),
+        (0, None, String::new())
+    );
+    let o: CaseOutcome = serde_json::from_value(json!({
+        "calls": [], "emails": [], "end_state": {"promises": [], "cases": [], "plans_executed": 0,
+        "plans_queued": 0, "escalated": false, "emails_sent": 0},
+        "tokens": 1, "latency_ms": 1, "error": null
+    }))
+    .unwrap();
+    assert!(o.replies.is_empty());
 }

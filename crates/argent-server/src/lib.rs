@@ -278,6 +278,7 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/evals", get(web::evals_api_list)),
         ("POST", "/evals", post(web::evals_api_run)),
         ("GET", "/evals/{id}", get(web::evals_api_show)),
+        ("GET", "/evals/{id}/cases/{case}", get(web::evals_api_case)),
         (
             "POST",
             "/cases/{id}/verification",

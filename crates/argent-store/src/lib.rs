@@ -66,7 +66,10 @@ pub use desk::{
 };
 pub use doc_requests::{DocActor, DocRequest, DocRequestStatus, Rejudgement};
 pub use documents::{DocKind, DocStatus, DocumentSummary, DocumentVersion, body_sha256};
-pub use eval_runs::{EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun};
+pub use eval_runs::{
+    EvalRunCase, EvalRunDocument, EvalRunRecord, EvalRunStatus, EvalRunSummary, NewEvalRun,
+    NewEvalRunCase,
+};
 pub use facts::FactsChange;
 pub use inbound_mail::{
     BatchReceived, ImapBatch, InboundRecord, InboundStatus, MailSource, MailboxCheckpoint,
@@ -409,6 +412,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0021_four_eyes.sql"),
     ),
     (
+        25,
+        "eval_traces",
+        include_str!("../../../migrations/sqlite/0025_eval_traces.sql"),
+    ),
+    (
         26,
         "audit_staged",
         include_str!("../../../migrations/sqlite/0026_audit_staged.sql"),
@@ -504,6 +512,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         21,
         "four_eyes",
         include_str!("../../../migrations/postgres/0021_four_eyes.sql"),
+    ),
+    (
+        25,
+        "eval_traces",
+        include_str!("../../../migrations/postgres/0025_eval_traces.sql"),
     ),
     (
         26,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use argent_store::testkit::TestStore;
-use argent_store::{EvalRunStatus, NewEvalRun, StoreError};
+use argent_store::{EvalRunDocument, EvalRunStatus, NewEvalRun, NewEvalRunCase, StoreError};
 use serde_json::json;
 
 fn new_run(id: &str) -> NewEvalRun {
@@ -167,6 +167,166 @@ async fn runs_are_listed_newest_first_in_pages_without_reports() {
             !text.contains("\"big\"") && !text.contains("\"report\""),
             "{text}"
         );
+        ts.cleanup().await;
+    }
+}
+
+fn doc(kind: &str, name: &str, version: i64, draft: bool) -> EvalRunDocument {
+    EvalRunDocument {
+        kind: kind.into(),
+        name: name.into(),
+        version,
+        sha256: format!("{:064x}", version),
+        draft,
+    }
+}
+
+fn case(id: &str, passed: bool) -> NewEvalRunCase {
+    NewEvalRunCase {
+        case_id: id.into(),
+        title: format!("Case {id} — Zoë <b>"),
+        passed,
+        trace: json!({
+            "id": id,
+            "messages": [{"from": "ann@mail.example", "subject": "Payment", "body": "Can I pay half?"}],
+            "attempts": [{"calls": [{"tool": "propose_plan", "arguments": {"discount": "240.00"},
+                                     "status": "queued", "rules": ["plan.discount-review"]}]}]
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_run_keeps_the_exact_documents_it_evaluated() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        let docs = vec![
+            doc("policy", "us-consumer", 3, true),
+            doc("prompt", "system", 2, false),
+        ];
+        let rec = s
+            .insert_eval_run_with_documents(&new_run("r1"), &docs)
+            .await
+            .unwrap();
+        assert_eq!(rec.run.documents, docs, "{}", ts.label);
+        // The listing and the finished-run listing carry them too.
+        s.finish_eval_run("r1", &json!({"cases": 1}), &json!({}), None)
+            .await
+            .unwrap();
+        assert_eq!(s.eval_runs(10, 0).await.unwrap()[0].documents, docs);
+        assert_eq!(s.finished_eval_runs(10).await.unwrap()[0].documents, docs);
+        // A run recorded without them has none.
+        let plain = s.insert_eval_run(&new_run("r2")).await.unwrap();
+        assert!(plain.run.documents.is_empty(), "{}", ts.label);
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_finished_run_keeps_one_trace_per_case_read_one_at_a_time() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        s.insert_eval_run(&new_run("r1")).await.unwrap();
+        assert_eq!(s.count_eval_run_cases("r1").await.unwrap(), 0);
+        let cases = vec![case("plan-ok", true), case("plan-greedy", false)];
+        s.finish_eval_run_with_cases("r1", &json!({"cases": 2}), &json!({}), None, &cases)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.eval_run("r1").await.unwrap().run.status,
+            EvalRunStatus::Done
+        );
+        assert_eq!(
+            s.count_eval_run_cases("r1").await.unwrap(),
+            2,
+            "{}",
+            ts.label
+        );
+        let got = s.eval_run_case("r1", "plan-greedy").await.unwrap();
+        assert_eq!(
+            (got.run_id.as_str(), got.case_id.as_str(), got.passed),
+            ("r1", "plan-greedy", false),
+            "{}",
+            ts.label
+        );
+        assert_eq!(got.title, "Case plan-greedy — Zoë <b>");
+        assert_eq!(got.trace, cases[1].trace, "{}", ts.label);
+        assert!(s.eval_run_case("r1", "plan-ok").await.unwrap().passed);
+
+        // Unknown cases and runs are not found.
+        for res in [
+            s.eval_run_case("r1", "ghost").await,
+            s.eval_run_case("ghost", "plan-ok").await,
+        ] {
+            assert!(matches!(res, Err(StoreError::NotFound(_))), "{res:?}");
+        }
+        // Finishing again changes nothing, traces included (one transaction).
+        let again = s
+            .finish_eval_run_with_cases("r1", &json!({}), &json!({}), None, &[case("late", true)])
+            .await;
+        assert!(matches!(again, Err(StoreError::Invalid(_))), "{again:?}");
+        assert_eq!(
+            s.count_eval_run_cases("r1").await.unwrap(),
+            2,
+            "{}",
+            ts.label
+        );
+        assert!(matches!(
+            s.eval_run_case("r1", "late").await,
+            Err(StoreError::NotFound(_))
+        ));
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_case_traced_twice_is_refused_and_the_run_stays_running() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        s.insert_eval_run(&new_run("r1")).await.unwrap();
+        let res = s
+            .finish_eval_run_with_cases(
+                "r1",
+                &json!({}),
+                &json!({}),
+                None,
+                &[case("c1", true), case("c1", false)],
+            )
+            .await;
+        assert!(matches!(res, Err(StoreError::Invalid(_))), "{res:?}");
+        let r = s.eval_run("r1").await.unwrap();
+        assert_eq!(r.run.status, EvalRunStatus::Running, "{}", ts.label);
+        assert_eq!(s.count_eval_run_cases("r1").await.unwrap(), 0);
+        let ghost = s
+            .finish_eval_run_with_cases("ghost", &json!({}), &json!({}), None, &[case("c1", true)])
+            .await;
+        assert!(matches!(ghost, Err(StoreError::NotFound(_))), "{ghost:?}");
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn finished_runs_are_listed_newest_first_for_the_trend() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        for id in ["r1", "r2", "r3", "r4"] {
+            s.insert_eval_run(&new_run(id)).await.unwrap();
+        }
+        for id in ["r1", "r2", "r4"] {
+            s.finish_eval_run(id, &json!({"set": "core"}), &json!({}), None)
+                .await
+                .unwrap();
+        }
+        s.fail_eval_run("r3", "broken").await.unwrap();
+        s.insert_eval_run(&new_run("r5")).await.unwrap(); // still running
+        let ids: Vec<String> = s
+            .finished_eval_runs(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["r4", "r2", "r1"], "{}", ts.label);
+        assert_eq!(s.finished_eval_runs(2).await.unwrap().len(), 2);
         ts.cleanup().await;
     }
 }

@@ -68,7 +68,8 @@ pub(crate) use documents::{
     api_requests, api_rollback, api_validate, api_version, api_versions,
 };
 pub(crate) use evals::{
-    api_list as evals_api_list, api_run as evals_api_run, api_run_draft, api_show as evals_api_show,
+    api_case as evals_api_case, api_list as evals_api_list, api_run as evals_api_run,
+    api_run_draft, api_show as evals_api_show,
 };
 pub(crate) use history::{api_contacts, api_timeline};
 pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
@@ -153,7 +154,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/evals", get(evals::list).post(evals::run_active))
         .route("/evals/compare", get(evals::compare_page))
+        .route("/evals/compare/{case}", get(evals::compare_case_page))
         .route("/evals/{id}", get(evals::show))
+        .route("/evals/{id}/cases/{case}", get(evals::case_page))
         .route("/static/app.css", get(stylesheet))
         .route("/static/workbench.js", get(workbench_js))
 }
@@ -233,6 +236,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "evals",
     "eval",
     "eval_compare",
+    "eval_case",
     "account",
     "signals",
     "mail",
@@ -337,7 +341,7 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             "/evals",
             "Evals",
             perm::EVALS_READ,
-            &["evals", "eval", "eval_compare"],
+            &["evals", "eval", "eval_compare", "eval_case"],
         ),
         (
             "/audit",

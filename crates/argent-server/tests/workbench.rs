@@ -518,7 +518,7 @@ async fn the_item_page_shows_the_whole_thread_in_the_customers_time() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = &page.body;
     assert!(
-        body.contains("Times are the customer&#x27;s local time, America/Chicago."),
+        body.contains("Times are the customer's local time, America/Chicago."),
         "{body}"
     );
     let pos = |needle: &str| {
@@ -533,7 +533,7 @@ async fn the_item_page_shows_the_whole_thread_in_the_customers_time() {
     assert!(body.contains(">2026-11-02 09:30 CST</time>"), "{body}");
     assert!(body.contains(">2026-11-03 08:00 CST</time>"));
     assert!(body.contains("datetime=\"2026-11-20T18:00:00Z\">2026-11-20 12:00 CST</time>"));
-    assert_eq!(body.matches("started this item&#x27;s run").count(), 1);
+    assert_eq!(body.matches("started this item's run").count(), 1);
     // The whole thread sits after the decision buttons.
     assert!(pos("id=\"approve-next\"") < pos("id=\"thread\""));
     assert!(pos("id=\"approve-next\"") < pos("id=\"draft\""));

@@ -157,8 +157,25 @@ async fn bench(label: &str, store: Store, items: usize, rounds: usize) -> BoxRes
         .await?;
     let session = cookie(&res, "argent_session").ok_or("signing in set no session")?;
 
-    // The first item under "I can approve", as the list links it.
-    let mut at = format!("/queue/{}?mine=1", ids[0]);
+    // Queue order under "I can approve", and its first item, as the list links it.
+    let order: Vec<String> = store
+        .queue_page(
+            &argent_store::QueueFilter {
+                status: Some(ApprovalStatus::Pending),
+                approvable_by: Some("collector".into()),
+                ..Default::default()
+            },
+            (rounds + WARMUP) as i64,
+            0,
+        )
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut at = format!(
+        "/queue/{}?mine=1",
+        order.first().ok_or("nothing to approve")?
+    );
     let first = http
         .get(format!("{base}{at}"))
         .header("cookie", &session)
@@ -241,7 +258,7 @@ async fn bench(label: &str, store: Store, items: usize, rounds: usize) -> BoxRes
         )
         .into());
     }
-    if approved[..] != ids[..approved.len()] {
+    if approved != order {
         return Err("approve & next did not follow queue order".into());
     }
     server.abort();

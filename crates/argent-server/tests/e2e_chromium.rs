@@ -697,15 +697,15 @@ async fn a_reviewer_works_a_50_item_queue_by_keyboard_and_bulk_approval_in_chrom
 
         // a: approve & next; every fifth, r: the reason, Enter: reject & next.
         let (mut approved, mut rejected) = (Vec::new(), Vec::new());
-        for i in 0..BY_KEYBOARD {
-            assert_eq!(e.text("#item-status").await, "pending", "{}", order[i]);
+        for (i, id) in order.iter().enumerate().take(BY_KEYBOARD) {
+            assert_eq!(e.text("#item-status").await, "pending", "{id}");
             if i % 5 == 4 {
                 e.keys("r").await;
                 e.keys(&format!("{REJECT_REASON}\u{e007}")).await;
-                rejected.push(order[i].clone());
+                rejected.push(id.clone());
             } else {
                 e.keys("a").await;
-                approved.push(order[i].clone());
+                approved.push(id.clone());
             }
             e.wait_at(&item(i + 1)).await;
             shots.take(&e, "next").await;

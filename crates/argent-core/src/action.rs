@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::CaseKind;
 use crate::decision::Role;
 use crate::money::{Currency, Money, MoneyError};
-use crate::plan::{Installment, PaymentPlan, PlanError, PlanStatus};
+use crate::plan::{Installment, PaymentPlan, PlanError, PlanStatus, PlanTerms, TermsError};
 
 /// Longest identifier (customer id, invoice number) accepted from a model.
 pub const MAX_ID_LEN: usize = 64;
@@ -519,6 +519,28 @@ impl Action {
 }
 
 impl ProposePlanArgs {
+    /// These arguments with the reviewer's terms (the plan editor): the discount, the down
+    /// payment, the start date and the instalments [`PlanTerms::schedule`] computes.
+    /// The customer, the currency, the balance, the invoices and the note stay as they
+    /// are; `terms` must be in this plan's currency.
+    pub fn with_terms(&self, terms: &PlanTerms) -> Result<ProposePlanArgs, TermsError> {
+        let schedule = terms.schedule()?;
+        let amount = |minor: i64| DecimalAmount(Money::new(minor, self.currency).amount_string());
+        Ok(ProposePlanArgs {
+            discount: amount(terms.discount_minor),
+            down_payment: amount(terms.down_payment_minor),
+            start_date: terms.start_date,
+            installments: schedule
+                .iter()
+                .map(|i| InstallmentArg {
+                    due_date: i.due_date,
+                    amount: amount(i.amount_minor),
+                })
+                .collect(),
+            ..self.clone()
+        })
+    }
+
     /// Converts the arguments to a [`PaymentPlan`] (status `proposed`) and checks that it is
     /// coherent; the error points at the offending argument.
     pub fn to_plan(&self, id: &str) -> Result<PaymentPlan, ArgProblem> {
@@ -597,6 +619,41 @@ mod tests {
                 {"due_date": "2026-05-01", "amount": "300"}
             ]
         })
+    }
+
+    #[test]
+    fn a_reviewers_terms_keep_the_customer_currency_balance_and_note() {
+        let mut v = plan_args();
+        v["note"] = json!("asked for two months");
+        v["invoice_numbers"] = json!(["INV-1"]);
+        let args: ProposePlanArgs = serde_json::from_value(v).unwrap();
+        let (mut terms, _) = PlanTerms::of_plan(&args.to_plan("P").unwrap());
+        terms.discount_minor = 0;
+        terms.down_payment_minor = 100_00;
+        terms.count = 4;
+        terms.frequency = crate::plan::Frequency::Weekly;
+        let edited = args.with_terms(&terms).unwrap();
+        assert_eq!(edited.customer_id, "C1");
+        assert_eq!(edited.currency, Currency::USD);
+        assert_eq!(edited.balance.to_string(), "1000.00");
+        assert_eq!(edited.note.as_deref(), Some("asked for two months"));
+        assert_eq!(edited.invoice_numbers, ["INV-1"]);
+        assert_eq!(edited.discount.to_string(), "0.00");
+        assert_eq!(edited.down_payment.to_string(), "100.00");
+        let amounts: Vec<String> = edited
+            .installments
+            .iter()
+            .map(|i| i.amount.to_string())
+            .collect();
+        assert_eq!(amounts, ["225.00", "225.00", "225.00", "225.00"]);
+        assert_eq!(edited.installments[3].due_date.to_string(), "2026-03-29");
+        // What the editor writes is a plan the tool accepts.
+        assert!(edited.to_plan("P").is_ok());
+        terms.down_payment_minor = 1200_00;
+        assert_eq!(
+            args.with_terms(&terms).unwrap_err().to_string(),
+            "down payment 1,200.00 exceeds the balance 1,000.00"
+        );
     }
 
     #[test]

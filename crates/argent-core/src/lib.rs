@@ -38,7 +38,7 @@ pub use import::{ImportError, ImportFile, Portfolio};
 pub use invoice::{Invoice, Payment};
 pub use ledger::{AgingBucket, AgingReport};
 pub use money::{Currency, Money, MoneyError};
-pub use plan::{Installment, PaymentPlan, PlanStatus};
+pub use plan::{Frequency, Installment, PaymentPlan, PlanStatus, PlanTerms, TermsError};
 pub use promise::{PromiseStatus, PromiseToPay};
 pub use risk::{RiskAssessment, RiskSegment};
 pub use signal::{SignalDetail, SignalKind, SignalStatus, SignalVerdict};

@@ -390,6 +390,35 @@ impl Money {
     }
 }
 
+impl Money {
+    /// The amount as a person reads it, without the currency: thousands grouped with `,`,
+    /// e.g. `1,234,567.50` (`-1,200.00`; `5,000` for a currency without decimals).
+    pub fn grouped(&self) -> String {
+        let plain = self.amount_string();
+        let (sign, rest) = match plain.strip_prefix('-') {
+            Some(r) => ("-", r),
+            None => ("", plain.as_str()),
+        };
+        let (whole, frac) = match rest.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (rest, None),
+        };
+        let mut out = String::with_capacity(plain.len() + whole.len() / 3);
+        out.push_str(sign);
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if let Some(f) = frac {
+            out.push('.');
+            out.push_str(f);
+        }
+        out
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.currency, self.amount_string())
@@ -400,6 +429,22 @@ impl fmt::Display for Money {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn grouped_amounts_read_as_people_write_them() {
+        let usd = |m: i64| Money::new(m, Currency::USD).grouped();
+        assert_eq!(usd(120_000), "1,200.00");
+        assert_eq!(usd(100_000_000), "1,000,000.00");
+        assert_eq!(usd(99_999), "999.99");
+        assert_eq!(usd(5), "0.05");
+        assert_eq!(usd(-120_000), "-1,200.00");
+        let jpy: Currency = "JPY".parse().unwrap();
+        assert_eq!(Money::new(1_234_567, jpy).grouped(), "1,234,567");
+        assert_eq!(
+            Money::new(i64::MIN, jpy).grouped(),
+            "-9,223,372,036,854,775,808"
+        );
+    }
 
     #[test]
     fn parses_decimal_amounts_exactly() {

@@ -272,3 +272,269 @@ async fn the_shortcuts_script_is_the_only_script_a_page_may_run() {
     );
     assert!(!page.body.contains("<script>"), "no inline script");
 }
+
+/// The value of the input with `id` on a page (unescaped).
+fn input_value(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let tag_start = html[..at].rfind('<').unwrap();
+    let tag = &html[tag_start..tag_start + html[tag_start..].find('>').unwrap()];
+    let v = tag.find("value=\"").map_or(String::new(), |i| {
+        let rest = &tag[i + 7..];
+        rest[..rest.find('"').unwrap()].to_string()
+    });
+    html_unescape(&v)
+}
+
+#[tokio::test]
+async fn the_plan_editor_recomputes_an_exact_schedule_and_goes_through_the_check() {
+    let f = fixture().await;
+    let store = f.store();
+    let mut alice = Browser::sign_in(&f.app, "alice").await;
+    let id = &f.ann[0];
+    let page = alice.get(&format!("/queue/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // Terms, not JSON: the proposal's values, the customer and currency shown, not inputs.
+    assert!(
+        page.body.contains("class=\"edit plan-editor\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("id=\"field-installments\""));
+    assert!(!page.body.contains("name=\"plan.currency\""));
+    assert!(!page.body.contains("name=\"plan.customer"));
+    assert!(page.body.contains("id=\"plan-currency\">USD<"));
+    assert!(page.body.contains("id=\"plan-balance\">1,200.00 USD<"));
+    assert_eq!(input_value(&page.body, "plan-discount"), "240.00");
+    assert_eq!(input_value(&page.body, "plan-down-payment"), "96.00");
+    assert_eq!(input_value(&page.body, "plan-count"), "3");
+    assert_eq!(input_value(&page.body, "plan-start-date"), "2026-11-20");
+    assert!(page.body.contains("<option value=\"monthly\" selected>"));
+    assert!(
+        !page.body.contains("id=\"plan-irregular\""),
+        "the agent's plan is an even monthly one"
+    );
+
+    // Impossible terms come back with the reason in currency units and what was typed.
+    for (field, typed, why) in [
+        (
+            "plan.down_payment",
+            "1,300.00",
+            "down payment 1,300.00 exceeds the balance less the discount, 960.00",
+        ),
+        (
+            "plan.discount",
+            "1300",
+            "discount 1,300.00 exceeds the balance 1,200.00",
+        ),
+        (
+            "plan.count",
+            "0",
+            "the number of instalments must be from 1 to 120 (got 0)",
+        ),
+        (
+            "plan.count",
+            "three",
+            "number of instalments: &#x27;three&#x27; is not a whole number",
+        ),
+        (
+            "plan.frequency",
+            "daily",
+            "frequency: &#x27;daily&#x27; is not a frequency",
+        ),
+        (
+            "plan.start_date",
+            "20/11/2026",
+            "start date: &#x27;20/11/2026&#x27; is not a date",
+        ),
+        (
+            "plan.discount",
+            "12.345",
+            "discount: &#x27;12.345&#x27; is not an amount",
+        ),
+    ] {
+        let res = alice
+            .submit(
+                &format!("/queue/{id}"),
+                &format!("/queue/{id}/preview"),
+                &[(field, typed)],
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={typed}"
+        );
+        assert!(res.body.contains(why), "{field}={typed}: {}", res.body);
+        if field != "plan.frequency" {
+            let input = format!("plan-{}", field["plan.".len()..].replace('_', "-"));
+            assert_eq!(input_value(&res.body, &input), typed, "{field} kept");
+        }
+    }
+
+    // 5% off, 120.00 down, three monthly: 340.00 each, checked (allow) then submitted.
+    // A customer id slipped into the form changes nothing: the editor has no such field.
+    let preview = alice
+        .submit(
+            &format!("/queue/{id}"),
+            &format!("/queue/{id}/preview"),
+            &[
+                ("plan.discount", "60"),
+                ("plan.down_payment", "120.00"),
+                ("plan.count", "3"),
+                ("plan.frequency", "monthly"),
+                ("plan.start_date", "2026-11-20"),
+                ("t.customer_id", "C-BO"),
+                ("note", "5% is what we can do"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(
+        preview.body.contains("id=\"preview-outcome\">allow<"),
+        "{}",
+        preview.body
+    );
+    for due in ["2026-12-20", "2027-01-20", "2027-02-20"] {
+        assert!(
+            preview.body.contains(&format!("340.00 due {due}")),
+            "{due}: {}",
+            preview.body
+        );
+    }
+    assert_eq!(
+        store.approval(id).await.unwrap().status,
+        ApprovalStatus::Pending,
+        "checking acts on nothing"
+    );
+    let args = {
+        let marker = "name=\"args\" value=\"";
+        let at = preview.body.find(marker).unwrap() + marker.len();
+        let raw = &preview.body[at..];
+        html_unescape(&raw[..raw.find('"').unwrap()])
+    };
+    let token = csrf(&preview.body);
+    let res = alice
+        .post(
+            &format!("/queue/{id}/edit"),
+            &[
+                ("_csrf", &token),
+                ("args", &args),
+                ("note", "5% is what we can do"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let item = store.approval(id).await.unwrap();
+    assert_eq!(item.status, ApprovalStatus::Approved);
+    let done = item.final_action.unwrap();
+    assert_eq!(done["customer_id"], "C-ANN");
+    assert_eq!(done["currency"], "USD");
+    assert_eq!(done["balance"], "1200.00");
+    assert_eq!(done["discount"], "60.00");
+    assert_eq!(done["down_payment"], "120.00");
+    assert_eq!(
+        done["installments"],
+        json!([
+            {"due_date": "2026-12-20", "amount": "340.00"},
+            {"due_date": "2027-01-20", "amount": "340.00"},
+            {"due_date": "2027-02-20", "amount": "340.00"},
+        ])
+    );
+
+    // Weekly, in seven: 864.00 left does not divide by 7; it still sums exactly.
+    let id = &f.ann[1];
+    let preview = alice
+        .submit(
+            &format!("/queue/{id}"),
+            &format!("/queue/{id}/preview"),
+            &[
+                ("plan.discount", "240.00"),
+                ("plan.down_payment", "96.00"),
+                ("plan.count", "7"),
+                ("plan.frequency", "weekly"),
+                ("plan.start_date", "2026-11-20"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body.matches("class=\"instalment\"").count(), 7);
+    assert!(
+        preview.body.contains("123.43 due 2026-11-27"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.body.contains("123.42 due 2027-01-08"),
+        "{}",
+        preview.body
+    );
+}
+
+#[tokio::test]
+async fn the_item_page_shows_the_whole_thread_in_the_customers_time() {
+    let f = fixture().await;
+    let store = f.store();
+    // An earlier message from Ann and our answer, before the one that queued the items.
+    store
+        .create_run(&argent_store::RunRecord {
+            id: "run-earlier".into(),
+            customer_id: "C-ANN".into(),
+            trigger: json!({"kind": "inbound", "from": "ann@mail.example", "subject": "Invoice",
+                            "body": "Is INV-ANN-1 the right amount?", "received_at": "2026-11-02T15:30:00Z"}),
+            status: argent_store::RunStatus::Finished,
+            step: 1,
+            tokens: 0,
+            state: json!({"messages": []}),
+            model: "offline".into(),
+            prompt_version: "p".into(),
+            policy_version: "v".into(),
+            created_at: "2026-11-02T15:30:01Z".parse().unwrap(),
+            updated_at: "2026-11-02T15:30:01Z".parse().unwrap(),
+            lease_owner: None,
+            lease_until: None,
+        })
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.enqueue_email(&argent_store::OutboxEmail {
+        id: "em-earlier".into(),
+        call_id: "call-earlier".into(),
+        customer_id: "C-ANN".into(),
+        to_addr: "ann@mail.example".into(),
+        subject: "Re: Invoice".into(),
+        body: "Yes, 1,200.00 is right.".into(),
+        created_at: "2026-11-03T14:00:00Z".parse().unwrap(),
+        status: "pending".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut alice = Browser::sign_in(&f.app, "alice").await;
+    let page = alice.get(&format!("/queue/{}", f.ann[0])).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("Times are the customer's local time, America/Chicago."),
+        "{body}"
+    );
+    let pos = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle} on the page: {body}"))
+    };
+    // Oldest first, local times in one format, the trigger marked.
+    let earlier = pos("Is INV-ANN-1 the right amount?");
+    let answer = pos("Yes, 1,200.00 is right.");
+    let trigger = pos("Could I get 20% off?");
+    assert!(earlier < answer && answer < trigger);
+    assert!(body.contains(">2026-11-02 09:30 CST</time>"), "{body}");
+    assert!(body.contains(">2026-11-03 08:00 CST</time>"));
+    assert!(body.contains("datetime=\"2026-11-20T18:00:00Z\">2026-11-20 12:00 CST</time>"));
+    assert_eq!(body.matches("started this item's run").count(), 1);
+    // The whole thread sits after the decision buttons.
+    assert!(pos("id=\"approve-next\"") < pos("id=\"thread\""));
+    assert!(pos("id=\"approve-next\"") < pos("id=\"draft\""));
+}

@@ -44,6 +44,7 @@ pub mod search;
 mod signals;
 mod tasks;
 pub mod testkit;
+pub mod thread;
 pub mod timeline;
 mod tx;
 mod work;
@@ -85,6 +86,7 @@ pub use tasks::{
     CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
     TaskFilter,
 };
+pub use thread::{Direction, ThreadMessage};
 pub use timeline::{Cursor, TimelineEntry, TimelinePage, TimelineQuery};
 pub use tx::{CHECKPOINT_EVERY, StoreTx};
 pub use work::{NewWorkItem, WorkFilter, WorkItem, WorkStatus, work_id};

@@ -1,7 +1,7 @@
 //! The collectors' workbench over the approval queue (migration `0019_queue_facets`):
 //! filters and search as plain column comparisons on facets taken from the item's JSON when
-//! it is queued ([`facets`]), the page in queue order, its count, and the item after a given
-//! one under the same filter (approve & next).
+//! it is queued ([`facets`]), the page in queue order, its count, and the item after (approve
+//! & next) or before a given one under the same filter.
 //!
 //! Queue order is the one [`Store::approvals`] uses: priority (highest first), then age
 //! (oldest first), then id.
@@ -175,29 +175,58 @@ impl Store {
     /// one to review once `id` is decided), or the first one when `id` is not in the
     /// queue. `None` when nothing is left.
     pub async fn queue_next(&self, filter: &QueueFilter, id: &str) -> Result<Option<ApprovalItem>> {
-        let after: Option<(i64, DateTime<Utc>)> = match self.approval(id).await {
+        self.queue_neighbour(filter, id, true).await
+    }
+
+    /// The last item under `filter` that comes before item `id` in queue order (the item
+    /// page's "previous"), or the last one when `id` is not in the queue. `None` when
+    /// nothing comes before it.
+    pub async fn queue_prev(&self, filter: &QueueFilter, id: &str) -> Result<Option<ApprovalItem>> {
+        self.queue_neighbour(filter, id, false).await
+    }
+
+    /// The item next to `id` in queue order under `filter`: after it (`forward`) or
+    /// before it. Reads the `approvals_queue` index in one direction or the other.
+    async fn queue_neighbour(
+        &self,
+        filter: &QueueFilter,
+        id: &str,
+        forward: bool,
+    ) -> Result<Option<ApprovalItem>> {
+        let at: Option<(i64, DateTime<Utc>)> = match self.approval(id).await {
             Ok(item) => Some((item.priority, item.created_at)),
             Err(crate::StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
+        // After: lower priority, or the same and later, or the same time and a greater id.
+        // Before: the mirror image.
+        let (lower, later, greater) = if forward {
+            ("<", ">", ">")
+        } else {
+            (">", "<", "<")
+        };
         let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
             let mut q = sqlx::QueryBuilder::new(format!("SELECT {APPROVAL_COLS} FROM approvals"));
             push_filter!(q, filter);
-            if let Some((priority, created_at)) = after {
+            if let Some((priority, created_at)) = at {
                 let created_at = crate::micros(created_at);
-                q.push(" AND (priority < ")
+                q.push(format!(" AND (priority {lower} "))
                     .push_bind(priority)
                     .push(" OR (priority = ")
                     .push_bind(priority)
-                    .push(" AND (created_at > ")
+                    .push(format!(" AND (created_at {later} "))
                     .push_bind(created_at)
                     .push(" OR (created_at = ")
                     .push_bind(created_at)
-                    .push(" AND id > ")
+                    .push(format!(" AND id {greater} "))
                     .push_bind(id.to_string())
                     .push("))))");
             }
-            q.push(" ORDER BY priority DESC, created_at, id LIMIT 1");
+            q.push(if forward {
+                " ORDER BY priority DESC, created_at, id LIMIT 1"
+            } else {
+                " ORDER BY priority, created_at DESC, id DESC LIMIT 1"
+            });
             let mut out = Vec::new();
             for r in q.build().fetch_all(pool).await? {
                 out.push(approval_row!(r));

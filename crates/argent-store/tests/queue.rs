@@ -220,6 +220,20 @@ async fn every_facet_narrows_the_queue_on_both_backends() {
             "{label}: after A2's place"
         );
         assert_eq!(next("nope").await.as_deref(), Some("A1"), "{label}");
+        // Previous: the mirror image.
+        let prev = |id: &'static str| {
+            let high = high.clone();
+            async move { store.queue_prev(&high, id).await.unwrap().map(|i| i.id) }
+        };
+        assert_eq!(prev("A5").await.as_deref(), Some("A4"), "{label}");
+        assert_eq!(prev("A4").await.as_deref(), Some("A1"), "{label}");
+        assert_eq!(prev("A1").await, None, "{label}");
+        assert_eq!(
+            prev("A2").await.as_deref(),
+            Some("A1"),
+            "{label}: before A2's place"
+        );
+        assert_eq!(prev("nope").await.as_deref(), Some("A5"), "{label}");
         ts.cleanup().await;
     }
 }

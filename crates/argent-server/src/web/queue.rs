@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use argent_agent::{Agent, AgentError};
+use argent_core::action::ProposePlanArgs;
 use argent_core::ledger::{AgingBucket, aging_report};
-use argent_core::{Currency, Decision, Money};
+use argent_core::{Currency, Decision, Frequency, Money, PlanTerms};
 use argent_store::{ApprovalItem, ApprovalStatus, QueueFilter};
 
 use super::{Page, Posted, SessionUser, age, encode_query, money, page};
@@ -604,29 +605,35 @@ pub async fn show(
         &item,
         None,
         fields(&item.action),
+        None,
         &q.query_string(),
     )
     .await
 }
 
+/// The item page again, with an error and what the reviewer typed: the generic fields,
+/// or (`plan_typed`) the plan editor's.
 async fn item_page(
     agent: &Agent,
     user: &SessionUser,
     item: &ApprovalItem,
     error: Option<String>,
     edit_fields: Vec<Value>,
+    plan_typed: Option<&[(String, String)]>,
 ) -> AppResult<Html<String>> {
-    item_page_with(agent, user, item, error, edit_fields, "").await
+    item_page_with(agent, user, item, error, edit_fields, plan_typed, "").await
 }
 
 /// The item page, with `back`: the queue filters the reviewer came from (carried by the
 /// "& next" buttons and the link back to the list).
+#[allow(clippy::too_many_arguments)]
 async fn item_page_with(
     agent: &Agent,
     user: &SessionUser,
     item: &ApprovalItem,
     error: Option<String>,
     edit_fields: Vec<Value>,
+    plan_typed: Option<&[(String, String)]>,
     back: &str,
 ) -> AppResult<Html<String>> {
     let store = &agent.store;
@@ -649,26 +656,7 @@ async fn item_page_with(
         .collect();
     let decision: Decision = serde_json::from_value(item.decision.clone()).unwrap_or_default();
     let trigger = &item.context["trigger"];
-    let mut thread: Vec<Value> = Vec::new();
-    if trigger["kind"] == "inbound" {
-        thread.push(json!({
-            "direction": "from the customer",
-            "at": trigger["received_at"],
-            "who": trigger["from"],
-            "subject": trigger["subject"],
-            "body": trigger["body"],
-        }));
-    }
-    for e in store.emails(Some(&item.customer_id)).await? {
-        thread.push(json!({
-            "direction": "to the customer",
-            "at": e.created_at.to_rfc3339(),
-            "who": e.to_addr,
-            "subject": e.subject,
-            "body": e.body,
-        }));
-    }
-    thread.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    let (thread, zone) = thread_view(store, item).await?;
     // The drafts held with this item, and the item this one is held with (if it waits).
     let held: Vec<Value> = store
         .bundled_with(&item.id)
@@ -716,6 +704,7 @@ async fn item_page_with(
             decision.may_approve(r.role) && crate::perm::QUEUE_DECIDE.contains(&user.role)
         });
     let can_decide = pending && !held_by_pending && crate::perm::QUEUE_DECIDE.contains(&user.role);
+    let (prev_href, next_href) = neighbours(agent, user, item, back).await?;
     let title = format!(
         "{} — {}",
         item.id,
@@ -737,6 +726,7 @@ async fn item_page_with(
             "buckets": AgingBucket::ALL.iter().map(|b| b.label()).collect::<Vec<_>>(),
             "aging": aging_rows,
             "thread": thread,
+            "thread_zone": zone,
             "trigger_step": trigger["step"].as_str(),
             "draft": draft_view(&item.tool, &item.action),
             "final_action": item.final_action.as_ref().map(|a| serde_json::to_string_pretty(a).unwrap_or_default()),
@@ -748,12 +738,15 @@ async fn item_page_with(
             "can_decide": can_decide,
             "may_approve": may_approve,
             "fields": edit_fields,
+            "plan_editor": plan_editor(item, plan_typed),
             "error": error,
             "held": held,
             "bundle_of": item.bundle_of,
             "held_by_pending": held_by_pending,
             "rejudged": rejudged,
             "back": back,
+            "prev_href": prev_href,
+            "next_href": next_href,
             "list_href": if back.is_empty() { "/queue".to_string() } else { format!("/queue?{back}") },
         }),
     )
@@ -771,11 +764,24 @@ fn draft_view(tool: &str, args: &Value) -> Value {
         })
     });
     let plan = (tool == "propose_plan").then(|| {
+        let installments: Vec<Value> = args["installments"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, inst)| {
+                        json!({"n": i + 1, "due_date": inst["due_date"], "amount": inst["amount"]})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         json!({
+            "currency": args["currency"],
             "balance": args["balance"],
             "discount": args["discount"],
             "down_payment": args["down_payment"],
-            "installments": args["installments"].as_array().cloned().unwrap_or_default(),
+            "start_date": args["start_date"],
+            "installments": installments,
         })
     });
     json!({"email": email, "plan": plan, "args": pretty})
@@ -861,6 +867,7 @@ pub async fn reject(
             &item,
             Some("A rejection needs a note saying why.".into()),
             fields(&item.action),
+            None,
         )
         .await?;
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
@@ -893,13 +900,32 @@ pub async fn preview(
             })
             .collect()
     };
-    let args = match args_from_form(&form) {
-        Ok(a) => a,
-        Err(AppError::Unprocessable(why)) => {
-            let html = item_page(&agent, &user, &item, Some(why), submitted).await?;
-            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+    let plan_edit = item.tool == "propose_plan" && form.iter().any(|(k, _)| k.starts_with("plan."));
+    let args = if plan_edit {
+        match plan_args_from_form(&item, &form) {
+            Ok(a) => a,
+            Err(why) => {
+                let html = item_page(
+                    &agent,
+                    &user,
+                    &item,
+                    Some(format!("The plan cannot be checked: {why}")),
+                    submitted,
+                    Some(form.as_slice()),
+                )
+                .await?;
+                return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+            }
         }
-        Err(e) => return Err(e),
+    } else {
+        match args_from_form(&form) {
+            Ok(a) => a,
+            Err(AppError::Unprocessable(why)) => {
+                let html = item_page(&agent, &user, &item, Some(why), submitted, None).await?;
+                return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
+            }
+            Err(e) => return Err(e),
+        }
     };
     let decision = match agent.preview_edit(&id, args.clone()).await {
         Ok(d) => d,
@@ -910,6 +936,7 @@ pub async fn preview(
                 &item,
                 Some(format!("The edited arguments are invalid: {why}")),
                 submitted,
+                plan_edit.then_some(form.as_slice()),
             )
             .await?;
             return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html).into_response());
@@ -974,4 +1001,229 @@ async fn refusal(agent: &Agent, id: &str, args: Option<Value>, e: AgentError) ->
         },
     };
     crate::api::review_error(agent, id, args, e).await
+}
+
+// ---------------------------------------------------------------------------------------
+// The thread (the item page's "Thread" section)
+
+/// The one format the thread's times are shown in: the customer's local date and time
+/// with the zone's abbreviation (`2026-11-20 12:00 CST`); the page names the zone.
+fn local_time(at: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// Every message of the item's customer, oldest first (`Store::customer_thread`), with
+/// times in the customer's zone; the message that started this item's run, and those
+/// received or written after the item was queued, are marked. A received message that
+/// started no run (an out-of-office, a bounce) is read from its raw text. Returns the
+/// messages and the zone's name.
+async fn thread_view(
+    store: &argent_store::Store,
+    item: &ApprovalItem,
+) -> AppResult<(Vec<Value>, String)> {
+    let tz = store.customer(&item.customer_id).await?.time_zone;
+    let mut out = Vec::new();
+    for m in store.customer_thread(&item.customer_id).await? {
+        let inbound = m.direction == argent_store::Direction::Inbound;
+        let body = match m.body {
+            Some(b) => b,
+            None => match store.inbound_raw(&m.source_id).await {
+                Ok(raw) => match argent_mail::inbound::parse(&raw) {
+                    Ok(p) => p.new_text,
+                    Err(e) => format!("(the message could not be read: {e})"),
+                },
+                Err(e) => return Err(e.into()),
+            },
+        };
+        out.push(json!({
+            "direction": if inbound { "from the customer" } else { "to the customer" },
+            "class": if inbound { "inbound" } else { "outbound" },
+            "who": m.address,
+            "subject": m.subject,
+            "body": body,
+            "at": local_time(m.at, tz),
+            "at_utc": m.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "status": m.status,
+            "this_run": inbound && m.run_id.as_deref() == Some(item.run_id.as_str()),
+            "after_queued": m.at > item.created_at,
+        }));
+    }
+    Ok((out, tz.name().to_string()))
+}
+
+// ---------------------------------------------------------------------------------------
+// The plan editor (the item page's edit section for `propose_plan`)
+
+/// The plan editor's form fields, by name.
+const PLAN_FIELDS: [&str; 5] = [
+    "plan.discount",
+    "plan.down_payment",
+    "plan.count",
+    "plan.frequency",
+    "plan.start_date",
+];
+
+/// The proposed plan's arguments and terms, when the item is a plan that reads as one.
+fn proposed_plan(item: &ApprovalItem) -> Option<(ProposePlanArgs, PlanTerms, Option<Frequency>)> {
+    if item.tool != "propose_plan" {
+        return None;
+    }
+    let args: ProposePlanArgs = serde_json::from_value(item.action.clone()).ok()?;
+    let plan = args.to_plan(&item.id).ok()?;
+    let (terms, frequency) = PlanTerms::of_plan(&plan);
+    Some((args, terms, frequency))
+}
+
+/// What the plan editor shows: the customer, the currency and the balance (not
+/// editable); the discount, the down payment, the number of instalments, their frequency
+/// and the start date, as proposed or (`typed`) as the reviewer typed them. `None` for an
+/// item that is not a plan (its page shows one field per argument).
+fn plan_editor(item: &ApprovalItem, typed: Option<&[(String, String)]>) -> Option<Value> {
+    let (args, terms, frequency) = proposed_plan(item)?;
+    let cur = terms.currency;
+    let amount = |minor: i64| Money::new(minor, cur).amount_string();
+    let proposed = [
+        amount(terms.discount_minor),
+        amount(terms.down_payment_minor),
+        terms.count.to_string(),
+        terms.frequency.as_str().to_string(),
+        terms.start_date.to_string(),
+    ];
+    let value = |i: usize| {
+        typed
+            .and_then(|t| t.iter().find(|(k, _)| k == PLAN_FIELDS[i]))
+            .map_or_else(|| proposed[i].clone(), |(_, v)| v.clone())
+    };
+    let frequency_now = value(3);
+    let even = {
+        let amounts: Vec<&str> = args
+            .installments
+            .iter()
+            .map(|i| i.amount.as_str())
+            .collect();
+        let schedule = terms.schedule().ok();
+        schedule.is_some_and(|s| {
+            s.iter()
+                .map(|i| amount(i.amount_minor))
+                .zip(&amounts)
+                .all(|(a, b)| Money::parse(b, cur).is_ok_and(|m| amount(m.minor) == a))
+        })
+    };
+    Some(json!({
+        "customer": item.context["customer"]["name"].as_str().unwrap_or(&item.customer_id),
+        "customer_id": args.customer_id,
+        "currency": cur.as_str(),
+        "balance": Money::new(terms.balance_minor, cur).grouped(),
+        "discount": value(0),
+        "down_payment": value(1),
+        "count": value(2),
+        "start_date": value(4),
+        "frequencies": Frequency::ALL.iter().map(|f| json!({
+            "name": f.as_str(),
+            "selected": f.as_str() == frequency_now,
+        })).collect::<Vec<_>>(),
+        // The agent's instalments are not what the terms give (uneven amounts, or dates
+        // on no regular schedule): checking the edit replaces them with an even schedule.
+        "irregular": frequency.is_none() || !even,
+        "max_count": argent_core::action::MAX_INSTALLMENTS,
+    }))
+}
+
+/// The arguments the plan editor's terms give (the proposal with the new discount, down
+/// payment, start date and recomputed instalments), or what is wrong, in the currency's
+/// units and naming the field.
+fn plan_args_from_form(item: &ApprovalItem, form: &[(String, String)]) -> Result<Value, String> {
+    let (args, proposed, _) = proposed_plan(item)
+        .ok_or_else(|| "the proposed plan's arguments cannot be read as a plan".to_string())?;
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let cur = proposed.currency;
+    let amount = |name: &str, what: &str, default: i64| -> Result<i64, String> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) if v.is_empty() => Ok(0),
+            Some(v) => Money::parse(&v.replace(',', ""), cur)
+                .map(|m| m.minor)
+                .map_err(|e| format!("{what}: {e}")),
+        }
+    };
+    let count = match get("plan.count") {
+        None => proposed.count,
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            format!(
+                "number of instalments: '{v}' is not a whole number from 1 to {}",
+                argent_core::action::MAX_INSTALLMENTS
+            )
+        })?,
+    };
+    let frequency = match get("plan.frequency") {
+        None => proposed.frequency,
+        Some(v) => v
+            .parse::<Frequency>()
+            .map_err(|e| format!("frequency: {e}"))?,
+    };
+    let start_date = match get("plan.start_date") {
+        None => proposed.start_date,
+        Some(v) => {
+            let d = chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                .map_err(|_| format!("start date: '{v}' is not a date (YYYY-MM-DD)"))?;
+            argent_core::bounds::check_date("start date", d).map_err(|e| e.to_string())?
+        }
+    };
+    let terms = PlanTerms {
+        discount_minor: amount("plan.discount", "discount", proposed.discount_minor)?,
+        down_payment_minor: amount(
+            "plan.down_payment",
+            "down payment",
+            proposed.down_payment_minor,
+        )?,
+        count,
+        frequency,
+        start_date,
+        ..proposed
+    };
+    let edited = args.with_terms(&terms).map_err(|e| e.to_string())?;
+    let mut v = serde_json::to_value(&edited)
+        .map_err(|e| format!("the edited plan cannot be written: {e}"))?;
+    // No `"note": null` where the agent wrote no note: the edit changes only the terms.
+    if let Some(o) = v.as_object_mut()
+        && o.get("note") == Some(&Value::Null)
+        && item.action.get("note").is_none()
+    {
+        o.remove("note");
+    }
+    Ok(v)
+}
+
+/// The item page's "previous" and "next" links (`j` / `k`): the pending items before and
+/// after this one in queue order under the filters the reviewer came from. None when the
+/// filters do not read (the page still shows; the list says what is wrong with them).
+async fn neighbours(
+    agent: &Agent,
+    user: &SessionUser,
+    item: &ApprovalItem,
+    back: &str,
+) -> AppResult<(Option<String>, Option<String>)> {
+    let Ok(filter) = FilterQuery::from_query_string(back)
+        .and_then(|f| f.to_filter(Some(ApprovalStatus::Pending), user, agent.now()))
+    else {
+        return Ok((None, None));
+    };
+    let href = |i: Option<ApprovalItem>| {
+        i.map(|i| {
+            if back.is_empty() {
+                format!("/queue/{}", encode_query(&i.id))
+            } else {
+                format!("/queue/{}?{back}", encode_query(&i.id))
+            }
+        })
+    };
+    let prev = agent.store.queue_prev(&filter, &item.id).await?;
+    let next = agent.store.queue_next(&filter, &item.id).await?;
+    Ok((href(prev), href(next)))
 }

@@ -185,6 +185,11 @@ enum Command {
         /// Seed of the simulated debtors' behaviour.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// The last simulated days on which the simulated reviewer does not come in: what
+        /// the agent held for a person then stays pending, a queue to work in the web
+        /// (`argent -d DB serve`). 0: the reviewer approves every day.
+        #[arg(long, default_value_t = 3)]
+        leave_pending_days: u32,
     },
     /// Prompts, policies and procedures as versioned documents in the database.
     Docs {
@@ -280,8 +285,12 @@ enum PolicyCommand {
     /// context and the decision expected; exits non-zero if any case fails.
     Test {
         /// The policies directory.
-        #[arg(long, default_value = "policies")]
+        #[arg(long, alias = "policies", default_value = "policies")]
         dir: PathBuf,
+        /// The directory of test files (default: DIR/tests), e.g. the repository's
+        /// policies/tests against policies from `argent docs export`.
+        #[arg(long)]
+        tests: Option<PathBuf>,
         /// Print only failures and the totals.
         #[arg(long)]
         quiet: bool,
@@ -466,7 +475,18 @@ async fn run(cli: Cli) -> Result<()> {
             dunning,
             days,
             seed,
-        } => demo(&db, customers, dunning, days, seed, &cli.models).await?,
+            leave_pending_days,
+        } => {
+            demo(
+                &db,
+                customers,
+                dunning,
+                (days, leave_pending_days),
+                seed,
+                &cli.models,
+            )
+            .await?
+        }
         Command::Serve(args) => {
             servecmd::serve(open(&cli.database).await?, &cli.models, cli.now, args).await?
         }
@@ -548,8 +568,9 @@ fn policy(command: PolicyCommand) -> Result<()> {
                 println!("ok  {id}: {} rules", p.rule_ids().len());
             }
         }
-        PolicyCommand::Test { dir, quiet } => {
-            let report = argent_policy::run_policy_tests(&dir)?;
+        PolicyCommand::Test { dir, tests, quiet } => {
+            let tests = tests.unwrap_or_else(|| dir.join("tests"));
+            let report = argent_policy::run_policy_tests_in(&dir, &tests)?;
             // Each report ends with its totals on a line of their own, the last line.
             if quiet {
                 print!("{}", report.failures());
@@ -566,6 +587,34 @@ fn policy(command: PolicyCommand) -> Result<()> {
     Ok(())
 }
 
+/// What waits for people at the end of the demo: pending approval items by tool and by the
+/// least role that may approve them.
+async fn print_queue(store: &Store) -> Result<()> {
+    use std::collections::BTreeMap;
+    let pending = store
+        .approvals(Some(argent_store::ApprovalStatus::Pending), 10_000, 0)
+        .await?;
+    let mut by_tool: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_role: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &pending {
+        *by_tool.entry(item.tool.clone()).or_default() += 1;
+        *by_role.entry(item.required_role.clone()).or_default() += 1;
+    }
+    let join = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "approval queue at the end: {} pending (by tool: {}; by the role needed: {})",
+        pending.len(),
+        if by_tool.is_empty() { "-".into() } else { join(&by_tool) },
+        if by_role.is_empty() { "-".into() } else { join(&by_role) },
+    );
+    Ok(())
+}
+
 async fn open(url: &str) -> Result<Store> {
     Store::open(url)
         .await
@@ -576,7 +625,7 @@ async fn demo(
     db: &std::path::Path,
     customers: usize,
     dunning: usize,
-    days: u32,
+    (days, leave_pending_days): (u32, u32),
     seed: u64,
     models: &ModelArgs,
 ) -> Result<()> {
@@ -627,12 +676,27 @@ async fn demo(
         let start = as_of
             .succ_opt()
             .ok_or_else(|| anyhow::anyhow!("the demo starts past the calendar"))?;
-        simcmd::simulate_days(store, models, db, start, days, seed).await?;
+        simcmd::simulate_days(
+            store.clone(),
+            models,
+            db,
+            start,
+            days,
+            seed,
+            leave_pending_days,
+        )
+        .await?;
     }
+    println!();
+    print_queue(&store).await?;
     println!();
     println!(
         "Explore it: argent -d {} aging | segments | approvals list | audit verify",
         db.display()
+    );
+    println!(
+        "Work the queue in the browser: argent -d {db} users add NAME --role collector --password-stdin, then argent -d {db} serve",
+        db = db.display()
     );
     Ok(())
 }

@@ -56,7 +56,10 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_chain_hash,
     audit_to_csv, audit_to_jsonl,
 };
-pub use auth::{NewUser, TokenKind, UserRecord};
+pub use auth::{
+    NewUser, TokenKind, USER_CREATE, USER_DISABLE, USER_ENABLE, USER_PASSWORD_RESET, USER_ROLE,
+    USER_UNLOCK, UserChange, UserRecord,
+};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
@@ -401,6 +404,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
     ),
+    (
+        24,
+        "user_admin",
+        include_str!("../../../migrations/sqlite/0024_user_admin.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -487,6 +495,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "queue_facets",
         include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
+    ),
+    (
+        24,
+        "user_admin",
+        include_str!("../../../migrations/postgres/0024_user_admin.sql"),
     ),
 ];
 

@@ -285,7 +285,7 @@ enum PolicyCommand {
     /// context and the decision expected; exits non-zero if any case fails.
     Test {
         /// The policies directory.
-        #[arg(long, alias = "policies", default_value = "policies")]
+        #[arg(long, default_value = "policies")]
         dir: PathBuf,
         /// The directory of test files (default: DIR/tests), e.g. the repository's
         /// policies/tests against policies from `argent docs export`.
@@ -587,6 +587,117 @@ fn policy(command: PolicyCommand) -> Result<()> {
     Ok(())
 }
 
+/// The morning after the simulation: replies from `n` overdue accounts that have nothing
+/// waiting for a person yet, each a promise to pay too far out for the policy's promise
+/// horizon or a request to pay in instalments, run through the agent at `at` (offline
+/// model unless --model says otherwise). What the policy holds for a person stays pending:
+/// the queue a collector, manager or admin works in `argent serve` after the demo.
+async fn morning_mail(
+    store: &Store,
+    models: &ModelArgs,
+    at: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> Result<()> {
+    use argent_core::ledger::invoice_states;
+    let agent =
+        agentcmd::build_agent(store.clone(), models, argent_agent::Clock::Fixed(at)).await?;
+    let ledger = store.ledger().await?;
+    let waiting: std::collections::BTreeSet<String> = store
+        .approvals(Some(argent_store::ApprovalStatus::Pending), 10_000, 0)
+        .await?
+        .into_iter()
+        .map(|i| i.customer_id)
+        .collect();
+    let today = at.date_naive();
+    let mut sent = 0usize;
+    let start_queue = store
+        .count_approvals(Some(argent_store::ApprovalStatus::Pending))
+        .await?;
+    for c in &ledger.customers {
+        if sent >= n {
+            break;
+        }
+        if c.flags.cease_contact
+            || c.flags.bankrupt
+            || c.flags.attorney_represented
+            || c.flags.disputed
+            || waiting.contains(&c.id)
+        {
+            continue;
+        }
+        let Some(contact) = c.primary_contact() else {
+            continue;
+        };
+        let Some(from) = contact.email.clone() else {
+            continue;
+        };
+        let inv: Vec<_> = ledger
+            .invoices
+            .iter()
+            .filter(|i| i.customer_id == c.id && !i.disputed)
+            .cloned()
+            .collect();
+        let pay: Vec<_> = ledger
+            .payments
+            .iter()
+            .filter(|p| p.customer_id == c.id)
+            .cloned()
+            .collect();
+        let Some(oldest) = invoice_states(&inv, &pay, today)
+            .into_iter()
+            .filter(|s| s.is_overdue())
+            .max_by_key(|s| s.days_past_due)
+        else {
+            continue;
+        };
+        let number = oldest.invoice.number.clone();
+        let amount = argent_core::Money::new(oldest.open_minor, oldest.invoice.amount.currency);
+        let (subject, body) = if sent % 2 == 0 {
+            let date = (at + chrono::Duration::days(75))
+                .with_timezone(&c.time_zone)
+                .format("%B %-d")
+                .to_string();
+            (
+                format!("Invoice {number}"),
+                format!(
+                    "Hello,\n\nSorry about {number}. Money is tight until our next contract pays out. We will pay {} {} on {date}.\n\nRegards,\n{}",
+                    amount.currency,
+                    amount.amount_string(),
+                    contact.name
+                ),
+            )
+        } else {
+            (
+                "Payment plan".to_string(),
+                format!(
+                    "Hi,\n\nI can't pay {number} all at once at the moment. Could I pay it in monthly installments instead?\n\nThanks,\n{}",
+                    contact.name
+                ),
+            )
+        };
+        let trigger = argent_agent::Trigger::Inbound {
+            from,
+            subject,
+            body,
+            received_at: at - chrono::Duration::minutes(30),
+            message_id: None,
+            references: Vec::new(),
+            mail: None,
+        };
+        agent.start(&c.id, trigger).await?;
+        sent += 1;
+    }
+    let end_queue = store
+        .count_approvals(Some(argent_store::ApprovalStatus::Pending))
+        .await?;
+    println!(
+        "the morning after ({}): {sent} customers wrote in (promises too far out, requests to pay in instalments); {} item(s) now wait for a person",
+        at.format("%Y-%m-%d %H:%M UTC"),
+        end_queue.saturating_sub(start_queue)
+    );
+    Ok(())
+}
+
 /// What waits for people at the end of the demo: pending approval items by tool and by the
 /// least role that may approve them.
 async fn print_queue(store: &Store) -> Result<()> {
@@ -686,6 +797,15 @@ async fn demo(
             leave_pending_days,
         )
         .await?;
+        if leave_pending_days > 0 {
+            println!();
+            let end = start
+                .checked_add_days(chrono::Days::new(u64::from(days)))
+                .and_then(|d| d.and_hms_opt(15, 0, 0))
+                .map(|t| t.and_utc())
+                .ok_or_else(|| anyhow::anyhow!("the demo ends past the calendar"))?;
+            morning_mail(&store, models, end, 20).await?;
+        }
     }
     println!();
     print_queue(&store).await?;

@@ -66,6 +66,11 @@ async fn an_attacker_at_one_address_cannot_lock_out_the_owner_at_another() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(argent_server::serve(listener, f.state.clone()));
+    // argent-llm switches reqwest's rustls on without a crypto provider (plain HTTP here,
+    // but the client wants one).
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let client = |ip: [u8; 4]| {
         reqwest::Client::builder()
             .local_address(IpAddr::from(ip))

@@ -397,8 +397,9 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
             raw_execute(s, "DELETE FROM users").await.unwrap();
             s.create_user(&user("a", "admin")).await.unwrap();
             s.create_user(&user("b", "admin")).await.unwrap();
+            let demote = UserChange::Role("manager".into());
             let (x, y) = tokio::join!(
-                s.change_user("b", &UserChange::Role("manager".into()), "admin:a"),
+                s.change_user("b", &demote, "admin:a"),
                 s.change_user("a", &UserChange::Disable, "admin:b"),
             );
             assert!(

@@ -212,9 +212,7 @@ pub async fn export(store: &Store, dir: &Path, picks: &[String], latest: bool) -
     }
     let summaries = store.documents().await?;
     if summaries.is_empty() {
-        bail!(
-            "the database has no documents yet: the first run, resume or serve on it seeds them"
-        );
+        bail!("the database has no documents yet: the first run, resume or serve on it seeds them");
     }
     let mut chosen: Vec<DocumentVersion> = Vec::new();
     if latest {
@@ -272,10 +270,7 @@ fn read_prompts(root: &Path, dir: &Path, out: &mut Vec<(DocKind, String, String)
         if path.is_dir() {
             read_prompts(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "hbs") {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .with_extension("");
+            let rel = path.strip_prefix(root).unwrap_or(&path).with_extension("");
             let name = rel
                 .components()
                 .map(|c| c.as_os_str().to_str())
@@ -316,7 +311,8 @@ fn read_text(path: &Path) -> Result<String> {
     if let Some(p) = argent_agent::size_problem(usize::try_from(len).unwrap_or(usize::MAX)) {
         bail!("{}: {p}", path.display());
     }
-    std::fs::read_to_string(path).with_context(|| format!("reading {} (UTF-8 text)", path.display()))
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (UTF-8 text)", path.display()))
 }
 
 fn file_of(dir: &Path, kind: DocKind, name: &str) -> PathBuf {
@@ -361,7 +357,11 @@ pub async fn import(store: &Store, dir: &Path, note: &str, author: &str) -> Resu
     let mut changed: Vec<(DocKind, String, String, Option<DocumentVersion>)> = Vec::new();
     let mut unchanged = 0;
     for (kind, name, body) in files {
-        let newest = store.document_versions(kind, &name).await?.into_iter().next();
+        let newest = store
+            .document_versions(kind, &name)
+            .await?
+            .into_iter()
+            .next();
         if newest.as_ref().is_some_and(|v| v.body == body) {
             unchanged += 1;
             continue;

@@ -720,8 +720,16 @@ async fn print_queue(store: &Store) -> Result<()> {
     println!(
         "approval queue at the end: {} pending (by tool: {}; by the role needed: {})",
         pending.len(),
-        if by_tool.is_empty() { "-".into() } else { join(&by_tool) },
-        if by_role.is_empty() { "-".into() } else { join(&by_role) },
+        if by_tool.is_empty() {
+            "-".into()
+        } else {
+            join(&by_tool)
+        },
+        if by_role.is_empty() {
+            "-".into()
+        } else {
+            join(&by_role)
+        },
     );
     Ok(())
 }

@@ -298,7 +298,12 @@ pub async fn users(store: Store, cmd: UsersCommand) -> Result<()> {
             }
         }
         UsersCommand::Disable { name } => {
-            change(name, UserChange::Disable, "disabled and signed out everywhere").await?
+            change(
+                name,
+                UserChange::Disable,
+                "disabled and signed out everywhere",
+            )
+            .await?
         }
         UsersCommand::Enable { name } => change(name, UserChange::Enable, "enabled").await?,
         UsersCommand::Role { name, role } => {

@@ -65,18 +65,39 @@ async fn users_are_administered_from_the_command_line_and_audited() {
         let l = db.label;
         ok(argent(
             u,
-            &["users", "add", "root", "--role", "admin", "--password-stdin"],
+            &[
+                "users",
+                "add",
+                "root",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
             Some("root password\n"),
         ));
         ok(argent(
             u,
-            &["users", "add", "alice", "--role", "collector", "--password-stdin"],
+            &[
+                "users",
+                "add",
+                "alice",
+                "--role",
+                "collector",
+                "--password-stdin",
+            ],
             Some("alice password\n"),
         ));
         assert!(
             fails(argent(
                 u,
-                &["users", "add", "bob", "--role", "collector", "--password-stdin"],
+                &[
+                    "users",
+                    "add",
+                    "bob",
+                    "--role",
+                    "collector",
+                    "--password-stdin"
+                ],
                 Some("short\n"),
             ))
             .contains("at least 8 characters")
@@ -166,19 +187,24 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn documents_round_trip_through_files_as_drafts() {
-    let files = argent_agent::DocumentSet::from_dirs(
-        &repo().join("prompts"),
-        &repo().join("policies"),
-    )
-    .unwrap();
+    let files =
+        argent_agent::DocumentSet::from_dirs(&repo().join("prompts"), &repo().join("policies"))
+            .unwrap();
     for db in Db::all("cli_docs").await {
         let u = db.url.as_str();
         let l = db.label;
         let tmp = tempfile::tempdir().unwrap();
         let store = db.store().await;
-        let err = fails(argent(u, &["docs", "export", tmp.path().join("none").to_str().unwrap()], None));
+        let err = fails(argent(
+            u,
+            &["docs", "export", tmp.path().join("none").to_str().unwrap()],
+            None,
+        ));
         assert!(err.contains("no documents yet"), "{l}: {err}");
-        store.seed_documents(&files.entries(), "seed").await.unwrap();
+        store
+            .seed_documents(&files.entries(), "seed")
+            .await
+            .unwrap();
 
         // Export: exactly the seeded texts, in the layout the directories have.
         let out1 = tmp.path().join("v1");
@@ -193,7 +219,9 @@ async fn documents_round_trip_through_files_as_drafts() {
                 DocKind::Procedure => format!("procedures/{name}.toml"),
             };
             assert_eq!(
-                exported.get(&rel).map(|b| String::from_utf8_lossy(b).into_owned()),
+                exported
+                    .get(&rel)
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
                 Some(body),
                 "{l}: {rel}"
             );
@@ -227,12 +255,19 @@ async fn documents_round_trip_through_files_as_drafts() {
         std::fs::write(&system, &edited_prompt).unwrap();
         let printed = ok(argent(u, &["docs", "import", out1.to_str().unwrap()], None));
         assert!(printed.contains("2 draft(s) saved"), "{l}: {printed}");
-        let b2b_versions = store.document_versions(DocKind::Policy, "b2b").await.unwrap();
+        let b2b_versions = store
+            .document_versions(DocKind::Policy, "b2b")
+            .await
+            .unwrap();
         assert_eq!(b2b_versions.len(), 2, "{l}");
         assert_eq!(b2b_versions[0].status, DocStatus::Draft);
         assert_eq!(b2b_versions[0].body, edited_policy);
         assert_eq!(b2b_versions[0].author, "cli:tester");
-        assert_eq!(b2b_versions[1].status, DocStatus::Active, "{l}: not activated");
+        assert_eq!(
+            b2b_versions[1].status,
+            DocStatus::Active,
+            "{l}: not activated"
+        );
         let drafts = store
             .audit_events(&AuditFilter {
                 kind: Some("document.draft".into()),
@@ -243,7 +278,11 @@ async fn documents_round_trip_through_files_as_drafts() {
         assert_eq!(drafts.len(), 2, "{l}");
         assert!(drafts.iter().all(|e| e.actor == "cli:tester"));
         assert!(
-            store.document_versions(DocKind::Prompt, "system").await.unwrap()[0].body
+            store
+                .document_versions(DocKind::Prompt, "system")
+                .await
+                .unwrap()[0]
+                .body
                 == edited_prompt
         );
         // Importing the same files again changes nothing.
@@ -260,9 +299,16 @@ async fn documents_round_trip_through_files_as_drafts() {
         let out = argent(u, &["docs", "import", out1.to_str().unwrap()], None);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(fails(out).contains("nothing imported"));
-        assert!(stdout.contains("policies/uk-consumer.toml:"), "{l}: {stdout}");
+        assert!(
+            stdout.contains("policies/uk-consumer.toml:"),
+            "{l}: {stdout}"
+        );
         assert_eq!(
-            store.document_versions(DocKind::Policy, "b2b").await.unwrap().len(),
+            store
+                .document_versions(DocKind::Policy, "b2b")
+                .await
+                .unwrap()
+                .len(),
             2,
             "{l}: unchanged"
         );
@@ -271,7 +317,13 @@ async fn documents_round_trip_through_files_as_drafts() {
         let out2 = tmp.path().join("v2");
         ok(argent(
             u,
-            &["docs", "export", out2.to_str().unwrap(), "--version", "policy:b2b=2"],
+            &[
+                "docs",
+                "export",
+                out2.to_str().unwrap(),
+                "--version",
+                "policy:b2b=2",
+            ],
             None,
         ));
         assert_eq!(
@@ -284,20 +336,36 @@ async fn documents_round_trip_through_files_as_drafts() {
             "{l}: the active prompt, not its draft"
         );
         let out3 = tmp.path().join("v3");
-        ok(argent(u, &["docs", "export", out3.to_str().unwrap(), "--latest"], None));
+        ok(argent(
+            u,
+            &["docs", "export", out3.to_str().unwrap(), "--latest"],
+            None,
+        ));
         assert_eq!(
             std::fs::read_to_string(out3.join("prompts/system.hbs")).unwrap(),
             edited_prompt
         );
         let err = fails(argent(
             u,
-            &["docs", "export", tmp.path().join("v4").to_str().unwrap(), "--version", "policy:b2b=9"],
+            &[
+                "docs",
+                "export",
+                tmp.path().join("v4").to_str().unwrap(),
+                "--version",
+                "policy:b2b=9",
+            ],
             None,
         ));
         assert!(err.contains("not found"), "{l}: {err}");
         let err = fails(argent(
             u,
-            &["docs", "export", tmp.path().join("v5").to_str().unwrap(), "--version", "b2b"],
+            &[
+                "docs",
+                "export",
+                tmp.path().join("v5").to_str().unwrap(),
+                "--version",
+                "b2b",
+            ],
             None,
         ));
         assert!(err.contains("KIND:NAME=VERSION"), "{l}: {err}");

@@ -284,11 +284,19 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/inbound", post(inbound::receive)),
         ("GET", "/users", get(web::users_api_list)),
         ("POST", "/users", post(web::users_api_create)),
-        ("POST", "/users/{name}/disable", post(web::users_api_disable)),
+        (
+            "POST",
+            "/users/{name}/disable",
+            post(web::users_api_disable),
+        ),
         ("POST", "/users/{name}/enable", post(web::users_api_enable)),
         ("POST", "/users/{name}/unlock", post(web::users_api_unlock)),
         ("POST", "/users/{name}/role", post(web::users_api_role)),
-        ("POST", "/users/{name}/password", post(web::users_api_password)),
+        (
+            "POST",
+            "/users/{name}/password",
+            post(web::users_api_password),
+        ),
     ]
 }
 

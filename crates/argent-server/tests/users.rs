@@ -45,7 +45,10 @@ async fn login_from(
     let res = f.app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn user_events(f: &Fixture, kind: &str) -> Vec<argent_store::AuditEvent> {
@@ -97,7 +100,12 @@ async fn an_attacker_at_one_address_cannot_lock_out_the_owner_at_another() {
     // The attacker's address is locked out, even with the right password…
     let (s, body) = login(&attacker, PASSWORD).await;
     assert_eq!(s, 429, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("from this address"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("from this address")
+    );
     // …and alice, from her own machine, signs in as usual, again and again.
     for _ in 0..3 {
         let (s, body) = login(&owner, PASSWORD).await;
@@ -361,10 +369,7 @@ async fn admins_manage_users_and_every_change_is_audited() {
         .as_user("root", Method::POST, "/api/users/newbie/enable", None)
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        login("newbie", "second password").await.0,
-        StatusCode::OK
-    );
+    assert_eq!(login("newbie", "second password").await.0, StatusCode::OK);
     let (s, _) = f
         .as_user("root", Method::POST, "/api/users/nobody/disable", None)
         .await;
@@ -459,14 +464,23 @@ async fn the_users_page_works_without_javascript() {
     let f = fixture().await;
     let mut collector = Browser::sign_in(&f.app, "alice").await;
     assert_eq!(collector.get("/users").await.status, StatusCode::FORBIDDEN);
-    assert!(!collector.get("/queue").await.body.contains("href=\"/users\""));
+    assert!(
+        !collector
+            .get("/queue")
+            .await
+            .body
+            .contains("href=\"/users\"")
+    );
 
     let mut admin = Browser::sign_in(&f.app, "root").await;
     let page = admin.get("/users").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("href=\"/users\""), "in the navigation");
     for (name, _) in USERS {
-        assert!(page.body.contains(&format!("data-name=\"{name}\"")), "{name}");
+        assert!(
+            page.body.contains(&format!("data-name=\"{name}\"")),
+            "{name}"
+        );
     }
     let res = admin
         .submit(
@@ -482,7 +496,10 @@ async fn the_users_page_works_without_javascript() {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let page = admin.get(res.location.as_deref().unwrap()).await;
     assert!(page.body.contains("pat created."), "{}", page.body);
-    assert!(page.body.contains("data-name=\"pat\" data-role=\"compliance\""));
+    assert!(
+        page.body
+            .contains("data-name=\"pat\" data-role=\"compliance\"")
+    );
     let res = admin
         .submit("/users", "/users/pat/role", &[("role", "manager")])
         .await;

@@ -306,7 +306,9 @@ impl Store {
         match change {
             UserChange::Disable => {
                 if before.is_disabled() {
-                    return Err(StoreError::Conflict(format!("user {name} is already disabled")));
+                    return Err(StoreError::Conflict(format!(
+                        "user {name} is already disabled"
+                    )));
                 }
                 dispatch_tx!(tx, |conn| {
                     sqlx::query(
@@ -338,7 +340,9 @@ impl Store {
             }
             UserChange::Role(role) => {
                 if *role == before.role {
-                    return Err(StoreError::Conflict(format!("user {name} is already {role}")));
+                    return Err(StoreError::Conflict(format!(
+                        "user {name} is already {role}"
+                    )));
                 }
                 dispatch_tx!(tx, |conn| {
                     sqlx::query("UPDATE users SET role = $1 WHERE name = $2")

@@ -261,7 +261,8 @@ async fn admin_changes_to_users_are_audited_in_their_transaction() {
             "{l}"
         );
         assert!(matches!(
-            s.change_user("alice", &UserChange::Disable, "admin:root").await,
+            s.change_user("alice", &UserChange::Disable, "admin:root")
+                .await,
             Err(StoreError::Conflict(_))
         ));
         let u = s
@@ -279,7 +280,11 @@ async fn admin_changes_to_users_are_audited_in_their_transaction() {
         );
 
         let u = s
-            .change_user("alice", &UserChange::Password("$argon2id$v2".into()), "admin:root")
+            .change_user(
+                "alice",
+                &UserChange::Password("$argon2id$v2".into()),
+                "admin:root",
+            )
             .await
             .unwrap();
         assert_eq!(u.password_hash, "$argon2id$v2");
@@ -297,7 +302,8 @@ async fn admin_changes_to_users_are_audited_in_their_transaction() {
             .unwrap();
         assert!(u.unlocked_at.is_some());
         assert!(matches!(
-            s.change_user("ghost", &UserChange::Unlock, "admin:root").await,
+            s.change_user("ghost", &UserChange::Unlock, "admin:root")
+                .await,
             Err(StoreError::NotFound(_))
         ));
 

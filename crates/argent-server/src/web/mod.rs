@@ -74,15 +74,14 @@ pub(crate) use history::{api_contacts, api_timeline};
 pub(crate) use mail::{api_assign as mail_api_assign, api_list as mail_api_list};
 pub(crate) use search::api_search;
 pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
-pub(crate) use users::{
-    api_create as users_api_create, api_disable as users_api_disable,
-    api_enable as users_api_enable, api_list as users_api_list,
-    api_password as users_api_password, api_role as users_api_role,
-    api_unlock as users_api_unlock,
-};
 pub(crate) use signals::{
     api_clear as signals_api_clear, api_confirm as signals_api_confirm,
     api_list as signals_api_list,
+};
+pub(crate) use users::{
+    api_create as users_api_create, api_disable as users_api_disable,
+    api_enable as users_api_enable, api_list as users_api_list, api_password as users_api_password,
+    api_role as users_api_role, api_unlock as users_api_unlock,
 };
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].

@@ -220,27 +220,20 @@ pub async fn login(
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
         .map_err(|e| AppError::BadRequest(format!("the sign-in form is malformed: {e}")))?;
     let next = safe_next(form.next.as_deref().filter(|n| !n.is_empty()));
-    let (name, role) = match check_credentials(
-        &store,
-        &throttle,
-        &form.name,
-        &form.password,
-        &address,
-    )
-    .await
-    {
-        Ok(u) => u,
-        Err(e @ (AppError::BadCredentials | AppError::TooManyAttempts { .. })) => {
-            return login_form(
-                &config,
-                e.status(),
-                next.as_deref(),
-                &form.name,
-                Some(&e.to_string()),
-            );
-        }
-        Err(e) => return Err(e),
-    };
+    let (name, role) =
+        match check_credentials(&store, &throttle, &form.name, &form.password, &address).await {
+            Ok(u) => u,
+            Err(e @ (AppError::BadCredentials | AppError::TooManyAttempts { .. })) => {
+                return login_form(
+                    &config,
+                    e.status(),
+                    next.as_deref(),
+                    &form.name,
+                    Some(&e.to_string()),
+                );
+            }
+            Err(e) => return Err(e),
+        };
     // Whatever session the browser came with (its own, or one planted on it) ends here.
     for old in cookie_values(&headers, session_cookie_name(&config)) {
         store.delete_token(&hash_token(&old)).await?;

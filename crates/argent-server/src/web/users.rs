@@ -18,7 +18,7 @@ use argent_store::{Store, UserChange, UserRecord};
 
 use super::{Page, Posted, encode_query, page};
 use crate::auth::{
-    Allowed, LoginThrottle, Lockout, UserRole, UsersAdmin, add_user, reset_password, unlock_user,
+    Allowed, Lockout, LoginThrottle, UserRole, UsersAdmin, add_user, reset_password, unlock_user,
 };
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -142,7 +142,14 @@ pub async fn api_create(
     Allowed(admin, _): Allowed<UsersAdmin>,
     ApiJson(body): ApiJson<NewUserBody>,
 ) -> AppResult<Response> {
-    add_user(&store, &admin.actor(), &body.name, body.role, &body.password).await?;
+    add_user(
+        &store,
+        &admin.actor(),
+        &body.name,
+        body.role,
+        &body.password,
+    )
+    .await?;
     let v = one(&store, &throttle, &body.name).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
@@ -155,7 +162,14 @@ pub async fn api_disable(
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<UserView>> {
     Ok(Json(
-        apply(&store, &throttle, &admin.actor(), &name, UserChange::Disable).await?,
+        apply(
+            &store,
+            &throttle,
+            &admin.actor(),
+            &name,
+            UserChange::Disable,
+        )
+        .await?,
     ))
 }
 
@@ -313,7 +327,14 @@ pub async fn disable_page(
     ApiPath(name): ApiPath<String>,
     Posted(admin, _, _): Posted<UsersAdmin, Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    apply(&store, &throttle, &admin.actor(), &name, UserChange::Disable).await?;
+    apply(
+        &store,
+        &throttle,
+        &admin.actor(),
+        &name,
+        UserChange::Disable,
+    )
+    .await?;
     Ok(done(&name, "disabled"))
 }
 

@@ -652,7 +652,7 @@ async fn morning_mail(
         };
         let number = oldest.invoice.number.clone();
         let amount = argent_core::Money::new(oldest.open_minor, oldest.invoice.amount.currency);
-        let (subject, body) = if sent % 2 == 0 {
+        let (subject, body) = if sent.is_multiple_of(2) {
             let date = (at + chrono::Duration::days(75))
                 .with_timezone(&c.time_zone)
                 .format("%B %-d")

@@ -50,15 +50,15 @@ fn read_password() -> Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-/// The user `name` if `password` is theirs. The same error whether the user does not
-/// exist or the password is wrong.
+/// The user `name` if `password` is theirs and they are not disabled. The same error
+/// whether the user does not exist, is disabled or the password is wrong.
 async fn check_password(store: &Store, name: &str, password: &str) -> Result<UserRecord> {
     let user = store.user(name).await?;
     let ok = user
         .as_ref()
         .is_some_and(|u| verify_password(password, &u.password_hash));
     match user {
-        Some(u) if ok => Ok(u),
+        Some(u) if ok && !u.is_disabled() => Ok(u),
         _ => bail!("wrong user name or password for '{name}'"),
     }
 }

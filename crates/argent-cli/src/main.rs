@@ -185,6 +185,11 @@ enum Command {
         /// Seed of the simulated debtors' behaviour.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// The last simulated days on which the simulated reviewer does not come in: what
+        /// the agent held for a person then stays pending, a queue to work in the web
+        /// (`argent -d DB serve`). 0: the reviewer approves every day.
+        #[arg(long, default_value_t = 3)]
+        leave_pending_days: u32,
     },
     /// Prompts, policies and procedures as versioned documents in the database.
     Docs {
@@ -282,6 +287,10 @@ enum PolicyCommand {
         /// The policies directory.
         #[arg(long, default_value = "policies")]
         dir: PathBuf,
+        /// The directory of test files (default: DIR/tests), e.g. the repository's
+        /// policies/tests against policies from `argent docs export`.
+        #[arg(long)]
+        tests: Option<PathBuf>,
         /// Print only failures and the totals.
         #[arg(long)]
         quiet: bool,
@@ -466,7 +475,18 @@ async fn run(cli: Cli) -> Result<()> {
             dunning,
             days,
             seed,
-        } => demo(&db, customers, dunning, days, seed, &cli.models).await?,
+            leave_pending_days,
+        } => {
+            demo(
+                &db,
+                customers,
+                dunning,
+                (days, leave_pending_days),
+                seed,
+                &cli.models,
+            )
+            .await?
+        }
         Command::Serve(args) => {
             servecmd::serve(open(&cli.database).await?, &cli.models, cli.now, args).await?
         }
@@ -548,8 +568,9 @@ fn policy(command: PolicyCommand) -> Result<()> {
                 println!("ok  {id}: {} rules", p.rule_ids().len());
             }
         }
-        PolicyCommand::Test { dir, quiet } => {
-            let report = argent_policy::run_policy_tests(&dir)?;
+        PolicyCommand::Test { dir, tests, quiet } => {
+            let tests = tests.unwrap_or_else(|| dir.join("tests"));
+            let report = argent_policy::run_policy_tests_in(&dir, &tests)?;
             // Each report ends with its totals on a line of their own, the last line.
             if quiet {
                 print!("{}", report.failures());
@@ -566,6 +587,153 @@ fn policy(command: PolicyCommand) -> Result<()> {
     Ok(())
 }
 
+/// The morning after the simulation: replies from `n` overdue accounts that have nothing
+/// waiting for a person yet, each a promise to pay too far out for the policy's promise
+/// horizon or a request to pay in instalments, run through the agent at `at` (offline
+/// model unless --model says otherwise). What the policy holds for a person stays pending:
+/// the queue a collector, manager or admin works in `argent serve` after the demo.
+async fn morning_mail(
+    store: &Store,
+    models: &ModelArgs,
+    at: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) -> Result<()> {
+    use argent_core::ledger::invoice_states;
+    let agent =
+        agentcmd::build_agent(store.clone(), models, argent_agent::Clock::Fixed(at)).await?;
+    let ledger = store.ledger().await?;
+    let waiting: std::collections::BTreeSet<String> = store
+        .approvals(Some(argent_store::ApprovalStatus::Pending), 10_000, 0)
+        .await?
+        .into_iter()
+        .map(|i| i.customer_id)
+        .collect();
+    let today = at.date_naive();
+    let mut sent = 0usize;
+    let start_queue = store
+        .count_approvals(Some(argent_store::ApprovalStatus::Pending))
+        .await?;
+    for c in &ledger.customers {
+        if sent >= n {
+            break;
+        }
+        if c.flags.cease_contact
+            || c.flags.bankrupt
+            || c.flags.attorney_represented
+            || c.flags.disputed
+            || waiting.contains(&c.id)
+        {
+            continue;
+        }
+        let Some(contact) = c.primary_contact() else {
+            continue;
+        };
+        let Some(from) = contact.email.clone() else {
+            continue;
+        };
+        let inv: Vec<_> = ledger
+            .invoices
+            .iter()
+            .filter(|i| i.customer_id == c.id && !i.disputed)
+            .cloned()
+            .collect();
+        let pay: Vec<_> = ledger
+            .payments
+            .iter()
+            .filter(|p| p.customer_id == c.id)
+            .cloned()
+            .collect();
+        let Some(oldest) = invoice_states(&inv, &pay, today)
+            .into_iter()
+            .filter(|s| s.is_overdue())
+            .max_by_key(|s| s.days_past_due)
+        else {
+            continue;
+        };
+        let number = oldest.invoice.number.clone();
+        let amount = argent_core::Money::new(oldest.open_minor, oldest.invoice.amount.currency);
+        let (subject, body) = if sent.is_multiple_of(2) {
+            let date = (at + chrono::Duration::days(75))
+                .with_timezone(&c.time_zone)
+                .format("%B %-d")
+                .to_string();
+            (
+                format!("Invoice {number}"),
+                format!(
+                    "Hello,\n\nSorry about {number}. Money is tight until our next contract pays out. We will pay {} {} on {date}.\n\nRegards,\n{}",
+                    amount.currency,
+                    amount.amount_string(),
+                    contact.name
+                ),
+            )
+        } else {
+            (
+                "Payment plan".to_string(),
+                format!(
+                    "Hi,\n\nI can't pay {number} all at once at the moment. Could I pay it in monthly installments instead?\n\nThanks,\n{}",
+                    contact.name
+                ),
+            )
+        };
+        let trigger = argent_agent::Trigger::Inbound {
+            from,
+            subject,
+            body,
+            received_at: at - chrono::Duration::minutes(30),
+            message_id: None,
+            references: Vec::new(),
+            mail: None,
+        };
+        agent.start(&c.id, trigger).await?;
+        sent += 1;
+    }
+    let end_queue = store
+        .count_approvals(Some(argent_store::ApprovalStatus::Pending))
+        .await?;
+    println!(
+        "the morning after ({}): {sent} customers wrote in (promises too far out, requests to pay in instalments); {} item(s) now wait for a person",
+        at.format("%Y-%m-%d %H:%M UTC"),
+        end_queue.saturating_sub(start_queue)
+    );
+    Ok(())
+}
+
+/// What waits for people at the end of the demo: pending approval items by tool and by the
+/// least role that may approve them.
+async fn print_queue(store: &Store) -> Result<()> {
+    use std::collections::BTreeMap;
+    let pending = store
+        .approvals(Some(argent_store::ApprovalStatus::Pending), 10_000, 0)
+        .await?;
+    let mut by_tool: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_role: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &pending {
+        *by_tool.entry(item.tool.clone()).or_default() += 1;
+        *by_role.entry(item.required_role.clone()).or_default() += 1;
+    }
+    let join = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "approval queue at the end: {} pending (by tool: {}; by the role needed: {})",
+        pending.len(),
+        if by_tool.is_empty() {
+            "-".into()
+        } else {
+            join(&by_tool)
+        },
+        if by_role.is_empty() {
+            "-".into()
+        } else {
+            join(&by_role)
+        },
+    );
+    Ok(())
+}
+
 async fn open(url: &str) -> Result<Store> {
     Store::open(url)
         .await
@@ -576,7 +744,7 @@ async fn demo(
     db: &std::path::Path,
     customers: usize,
     dunning: usize,
-    days: u32,
+    (days, leave_pending_days): (u32, u32),
     seed: u64,
     models: &ModelArgs,
 ) -> Result<()> {
@@ -627,12 +795,36 @@ async fn demo(
         let start = as_of
             .succ_opt()
             .ok_or_else(|| anyhow::anyhow!("the demo starts past the calendar"))?;
-        simcmd::simulate_days(store, models, db, start, days, seed).await?;
+        simcmd::simulate_days(
+            store.clone(),
+            models,
+            db,
+            start,
+            days,
+            seed,
+            leave_pending_days,
+        )
+        .await?;
+        if leave_pending_days > 0 {
+            println!();
+            let end = start
+                .checked_add_days(chrono::Days::new(u64::from(days)))
+                .and_then(|d| d.and_hms_opt(15, 0, 0))
+                .map(|t| t.and_utc())
+                .ok_or_else(|| anyhow::anyhow!("the demo ends past the calendar"))?;
+            morning_mail(&store, models, end, 20).await?;
+        }
     }
+    println!();
+    print_queue(&store).await?;
     println!();
     println!(
         "Explore it: argent -d {} aging | segments | approvals list | audit verify",
         db.display()
+    );
+    println!(
+        "Work the queue in the browser: argent -d {db} users add NAME --role collector --password-stdin, then argent -d {db} serve",
+        db = db.display()
     );
     Ok(())
 }

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Mark the session cookie Secure (when the server is reached over HTTPS).
     #[arg(long)]
     pub secure_cookies: bool,
+    /// The IP address of a reverse proxy in front of the server (repeatable): for requests
+    /// from it, the client address the sign-in lockout is keyed on comes from
+    /// X-Forwarded-For. Without it the header is ignored and the TCP peer is the client.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The eval set the web runs on drafts and active documents (offline model).
     #[arg(long, default_value = "evals/core")]
     pub evals: PathBuf,
@@ -78,8 +83,53 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List users and their roles.
+    /// List users, their roles and whether they are disabled.
     List,
+    /// Disable a user: signed out everywhere, no sign-in, no token accepted (audited).
+    /// Refused for the last enabled admin.
+    Disable { name: String },
+    /// Let a disabled user sign in again (audited).
+    Enable { name: String },
+    /// Give a user another role (audited). Refused when it would leave no enabled admin.
+    Role {
+        name: String,
+        /// collector, manager, compliance, evaluator or admin.
+        #[arg(value_parser = parse_role)]
+        role: UserRole,
+    },
+    /// Give a user a new password, read from the first line of standard input; they are
+    /// signed out everywhere (audited).
+    ResetPassword {
+        name: String,
+        /// Read the password from standard input (the only way to give one).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lift a user's sign-in lockout from every address (audited); a running server sees it
+    /// at the user's next refused attempt.
+    Unlock { name: String },
+}
+
+/// Who the audit trail names for a change made with `argent users`: `cli:` and the
+/// operating-system user running it (whoever can open the database administers it).
+pub(crate) fn cli_actor() -> String {
+    let who = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{}", who.trim())
+}
+
+fn read_password_line(password_stdin: bool) -> Result<String> {
+    if !password_stdin {
+        bail!("give --password-stdin and the password on standard input");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 fn parse_role(s: &str) -> Result<UserRole, String> {
@@ -105,6 +155,7 @@ pub async fn serve(
         token_ttl: chrono::Duration::hours(i64::from(args.token_ttl_hours)),
         session_ttl: chrono::Duration::hours(i64::from(args.session_ttl_hours)),
         secure_cookies: args.secure_cookies,
+        trusted_proxies: args.trusted_proxies.clone(),
         evals_dir: args.evals.is_dir().then(|| args.evals.clone()),
         eval_filter: args.eval_filter.clone(),
         policy_tests_dir: Some(crate::agentcmd::data_dir(&models.policies).join("tests"))
@@ -218,35 +269,85 @@ fn inbound_token() -> Result<Option<String>> {
 }
 
 pub async fn users(store: Store, cmd: UsersCommand) -> Result<()> {
+    use argent_store::UserChange;
+    let actor = cli_actor();
+    let err = |e: argent_server::AppError| anyhow::anyhow!("{e}");
+    let change = |name: String, what: UserChange, done: &'static str| {
+        let store = store.clone();
+        let actor = actor.clone();
+        async move {
+            let u = store
+                .change_user(&name, &what, &actor)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} ({}) {done}", u.name, u.role);
+            anyhow::Ok(())
+        }
+    };
     match cmd {
         UsersCommand::Add {
             name,
             role,
             password_stdin,
         } => {
-            if !password_stdin {
-                bail!("give --password-stdin and the password on standard input");
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from standard input")?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            argent_server::create_user(&store, &name, role, password)
+            let password = read_password_line(password_stdin)?;
+            argent_server::add_user(&store, &actor, &name, role, &password)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(err)?;
             println!("added {name} ({role})");
         }
         UsersCommand::List => {
             for u in store.users().await? {
+                let status = match (&u.disabled_at, &u.disabled_by) {
+                    (Some(at), by) => format!(
+                        "disabled {} by {}",
+                        at.format("%Y-%m-%d %H:%M UTC"),
+                        by.as_deref().unwrap_or("?")
+                    ),
+                    (None, _) => "active".to_string(),
+                };
                 println!(
-                    "{:<24} {:<11} {}",
+                    "{:<24} {:<11} {}  {status}",
                     u.name,
                     u.role,
                     u.created_at.format("%Y-%m-%d %H:%M UTC")
                 );
             }
+        }
+        UsersCommand::Disable { name } => {
+            change(
+                name,
+                UserChange::Disable,
+                "disabled and signed out everywhere",
+            )
+            .await?
+        }
+        UsersCommand::Enable { name } => change(name, UserChange::Enable, "enabled").await?,
+        UsersCommand::Role { name, role } => {
+            change(
+                name,
+                UserChange::Role(role.as_str().to_string()),
+                "now has this role",
+            )
+            .await?
+        }
+        UsersCommand::ResetPassword {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password_line(password_stdin)?;
+            let u = argent_server::reset_password(&store, &actor, &name, &password)
+                .await
+                .map_err(err)?;
+            println!("{} has a new password and is signed out everywhere", u.name);
+        }
+        UsersCommand::Unlock { name } => {
+            change(
+                name,
+                UserChange::Unlock,
+                "unlocked: earlier failed sign-ins no longer count",
+            )
+            .await?
         }
     }
     Ok(())

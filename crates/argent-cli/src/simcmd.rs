@@ -23,6 +23,7 @@ pub async fn simulate_days(
     start: NaiveDate,
     days: u32,
     seed: u64,
+    unreviewed_last_days: u32,
 ) -> Result<SimReport> {
     crate::tickcmd::seed_procedures(&store, models).await?;
     let set = active_procedures(&store).await?;
@@ -38,6 +39,7 @@ pub async fn simulate_days(
         outbox_dir: outbox.into(),
         from: "ar@argent.example".into(),
         review_hour: 15,
+        unreviewed_last_days,
         concurrency: 4,
     };
     println!(
@@ -46,9 +48,18 @@ pub async fn simulate_days(
     println!(
         "the DEBTORS ARE SIMULATED (a seeded model of how accounts in each risk segment answer: seed {seed}),"
     );
-    println!(
-        "and a simulated reviewer approves what the agent held for a person at 15:00 UTC each day."
-    );
+    if unreviewed_last_days == 0 {
+        println!(
+            "and a simulated reviewer approves what the agent held for a person at 15:00 UTC each day."
+        );
+    } else {
+        println!(
+            "and a simulated reviewer approves what the agent held for a person at 15:00 UTC each day but the last {unreviewed_last_days}"
+        );
+        println!(
+            "(what was held then is left pending: the approval queue `argent serve` shows on this database)."
+        );
+    }
     let report = simulate(&store, agent, clock, &set, &cfg, |day, line| {
         if std::env::var_os("ARGENT_DEMO_QUIET").is_none() {
             println!("  {day}  {line}");

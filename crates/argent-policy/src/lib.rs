@@ -39,7 +39,7 @@ pub use eval::{
 };
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
 pub use recent::{RecentAction, RecentKind, RecentStatus};
-pub use testing::{CaseResult, Failures, TestReport, run_policy_tests};
+pub use testing::{CaseResult, Failures, TestReport, run_policy_tests, run_policy_tests_in};
 
 use argent_core::Jurisdiction;
 

@@ -217,7 +217,17 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
 /// valid test files or policies; a case that does not get its expected decision is a
 /// failure in the report, not an error.
 pub fn run_policy_tests(policies_dir: &Path) -> Result<TestReport, PolicyError> {
-    let tests_dir = policies_dir.join("tests");
+    run_policy_tests_in(policies_dir, &policies_dir.join("tests"))
+}
+
+/// [`run_policy_tests`] with the test files from `tests_dir` instead of
+/// `policies_dir/tests`: e.g. the repository's tests against policies exported from a
+/// database (`argent docs export`).
+pub fn run_policy_tests_in(
+    policies_dir: &Path,
+    tests_dir: &Path,
+) -> Result<TestReport, PolicyError> {
+    let tests_dir = tests_dir.to_path_buf();
     let read_dir = std::fs::read_dir(&tests_dir).map_err(|source| PolicyError::Io {
         file: tests_dir.clone(),
         source,

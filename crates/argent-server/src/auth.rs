@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use argent_core::Role;
-use argent_store::{NewUser, Store, TokenKind};
+use argent_store::{NewUser, Store, TokenKind, UserChange, UserRecord};
 
 use crate::ServerConfig;
 use crate::error::{AppError, AppResult};
@@ -160,6 +160,9 @@ pub mod perm {
     pub const REFERRALS_READ: &[UserRole] = &[Manager, Compliance, Admin];
     /// Approve or reject an agency referral: a manager only.
     pub const REFERRALS_DECIDE: &[UserRole] = &[Manager];
+    /// Manage users: list, create, disable and enable, change roles, reset passwords,
+    /// lift sign-in lockouts (`/users`, `/api/users`).
+    pub const USERS_ADMIN: &[UserRole] = &[Admin];
 }
 
 /// An endpoint's permission: the roles that may call it. Handlers take [`Allowed<P>`], so
@@ -237,6 +240,7 @@ permission!(
     perm::CONTACTS_EXPORT,
     "See [`perm::CONTACTS_EXPORT`]."
 );
+permission!(UsersAdmin, perm::USERS_ADMIN, "See [`perm::USERS_ADMIN`].");
 permission!(
     SignalsDecide,
     perm::SIGNALS_DECIDE,
@@ -374,14 +378,8 @@ fn decoy_hash() -> &'static str {
 
 const MIN_PASSWORD_CHARS: usize = 8;
 
-/// Checks a new user's name and password and stores them (the password hashed).
-/// `Conflict` if the name is taken.
-pub async fn create_user(
-    store: &Store,
-    name: &str,
-    role: UserRole,
-    password: &str,
-) -> AppResult<()> {
+/// `name` as a user name: 1-64 of letters, digits, `.`, `_`, `-`, `@`.
+pub fn check_user_name(name: &str) -> AppResult<()> {
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -392,15 +390,34 @@ pub async fn create_user(
             "'{name}' is not a user name (1-64 of letters, digits, '.', '_', '-', '@')"
         )));
     }
+    Ok(())
+}
+
+/// Checks a new password's length and hashes it (on a blocking thread: argon2 is slow on
+/// purpose).
+async fn hash_new_password(password: &str) -> AppResult<String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AppError::BadRequest(format!(
             "the password must be at least {MIN_PASSWORD_CHARS} characters"
         )));
     }
     let password = password.to_string();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+    tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(AppError::internal)??;
+        .map_err(AppError::internal)?
+}
+
+/// Checks a new user's name and password and stores them (the password hashed), without
+/// an audit event: for setting up test databases. People add users with [`add_user`].
+/// `Conflict` if the name is taken.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    role: UserRole,
+    password: &str,
+) -> AppResult<()> {
+    check_user_name(name)?;
+    let password_hash = hash_new_password(password).await?;
     let created = store
         .create_user(&NewUser {
             name: name.to_string(),
@@ -413,6 +430,62 @@ pub async fn create_user(
     } else {
         Err(AppError::Conflict(format!("user {name} already exists")))
     }
+}
+
+/// As [`create_user`], audited as `user.create` by `actor` (an admin, `role:name`, or
+/// `cli:…` from the command line) in the same transaction.
+pub async fn add_user(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    role: UserRole,
+    password: &str,
+) -> AppResult<()> {
+    check_user_name(name)?;
+    let password_hash = hash_new_password(password).await?;
+    let created = store
+        .create_user_audited(
+            &NewUser {
+                name: name.to_string(),
+                role: role.as_str().to_string(),
+                password_hash,
+            },
+            actor,
+        )
+        .await?;
+    if created {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!("user {name} already exists")))
+    }
+}
+
+/// Gives `name` a new password (checked and hashed), signs them out everywhere, audited
+/// as `user.password_reset` by `actor`.
+pub async fn reset_password(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    password: &str,
+) -> AppResult<UserRecord> {
+    let hash = hash_new_password(password).await?;
+    Ok(store
+        .change_user(name, &UserChange::Password(hash), actor)
+        .await?)
+}
+
+/// Lifts `name`'s sign-in lockout at every address: recorded in the database (audited as
+/// `user.unlock` by `actor`, and seen by every server process), and forgotten in this
+/// process's `throttle` at once. Returns the user.
+pub async fn unlock_user(
+    store: &Store,
+    throttle: &LoginThrottle,
+    actor: &str,
+    name: &str,
+) -> AppResult<UserRecord> {
+    let user = store.change_user(name, &UserChange::Unlock, actor).await?;
+    throttle.unlock(name, None);
+    Ok(user)
 }
 
 #[derive(Debug, Deserialize)]
@@ -435,32 +508,59 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
-/// Sign-in attempts, per user name. Each attempt is counted *before* its password is
-/// checked, in the same locked step that decides whether it may be checked at all
-/// ([`LoginThrottle::begin`]), so parallel guesses cannot all pass the check before any
-/// failure is recorded: after `max_failures` attempts within `window` that did not succeed,
-/// every attempt for that name is refused ([`AppError::TooManyAttempts`], 429) until the
-/// oldest leaves the window — even with the right password, so guessing faster gains
-/// nothing. A success forgets the name's count; an attempt that ends without a verdict (an
-/// internal error, or a request dropped before it was answered, which tells its sender
-/// nothing) is taken back. It throttles rather than locks: the owner can sign in again
-/// after the window. Counts live in memory (one server process); a restart forgets them.
+/// Sign-in attempts, per user name **and client address** ([`ClientAddr`]). Each attempt
+/// is counted *before* its password is checked, in the same locked step that decides
+/// whether it may be checked at all ([`LoginThrottle::begin`]), so parallel guesses cannot
+/// all pass the check before any failure is recorded: after `max_failures` attempts within
+/// `window` that did not succeed, every attempt for that name *from that address* is
+/// refused ([`AppError::TooManyAttempts`], 429) until the oldest leaves the window — even
+/// with the right password, so guessing faster gains nothing. Attempts from one address
+/// never refuse another: someone guessing a colleague's password locks out only
+/// themselves, and the colleague signs in from their own machine as usual.
+///
+/// A success forgets the name's count at that address; an attempt that ends without a
+/// verdict (an internal error, or a request dropped before it was answered, which tells
+/// its sender nothing) is taken back. An admin's unlock (`POST /api/users/{name}/unlock`,
+/// `argent users unlock`) forgets the name's counts at every address: directly in this
+/// process, and through the user's `unlocked_at` in the database for every other server
+/// process (attempts counted before it stop counting the next time one would refuse).
+/// Counts live in memory (one server process); a restart forgets them.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    attempts: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    attempts: std::sync::Mutex<std::collections::HashMap<ThrottleKey, Vec<Counted>>>,
     max_failures: usize,
     window: std::time::Duration,
 }
 
-/// One sign-in attempt, already counted against its name (see [`LoginThrottle::begin`]).
-/// [`Attempt::succeeded`] clears the name's count, [`Attempt::failed`] keeps the attempt
-/// counted; dropped without either, the attempt is taken back.
+/// (lower-cased trimmed user name, client address).
+type ThrottleKey = (String, String);
+
+/// One attempt counted: when, on the monotonic clock (for the window) and the wall clock
+/// (to compare with an admin's unlock, stored in the database).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Counted {
+    at: std::time::Instant,
+    wall: DateTime<Utc>,
+}
+
+/// One sign-in attempt, already counted against its name and address (see
+/// [`LoginThrottle::begin`]). [`Attempt::succeeded`] clears the count, [`Attempt::failed`]
+/// keeps the attempt counted; dropped without either, the attempt is taken back.
 #[derive(Debug)]
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
-    key: String,
+    key: ThrottleKey,
     at: std::time::Instant,
     settled: bool,
+}
+
+/// A name locked out from an address, for the admins' user page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Lockout {
+    pub name: String,
+    pub address: String,
+    pub failures: usize,
+    pub retry_after_secs: u64,
 }
 
 impl LoginThrottle {
@@ -472,37 +572,49 @@ impl LoginThrottle {
         }
     }
 
-    fn key(name: &str) -> String {
+    fn name_key(name: &str) -> String {
         name.trim().to_lowercase()
     }
 
     fn map(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<std::time::Instant>>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ThrottleKey, Vec<Counted>>> {
         self.attempts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts an attempt for `name` and decides whether it may go on to the password
-    /// check, in one step under the lock: `Err(TooManyAttempts)` (nothing counted) while
-    /// the name has `max_failures` attempts in the window that did not succeed.
-    pub fn begin(&self, name: &str) -> AppResult<Attempt<'_>> {
-        let now = std::time::Instant::now();
-        let key = Self::key(name);
-        let mut map = self.map();
-        // Forget what has left the window, so unknown names cannot pile up for ever.
+    /// Forgets what has left the window, so unknown names cannot pile up for ever.
+    fn sweep(
+        &self,
+        map: &mut std::collections::HashMap<ThrottleKey, Vec<Counted>>,
+        now: std::time::Instant,
+    ) {
         map.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < self.window);
+            times.retain(|t| now.duration_since(t.at) < self.window);
             !times.is_empty()
         });
+    }
+
+    /// Counts an attempt for `name` from `address` and decides whether it may go on to the
+    /// password check, in one step under the lock: `Err(TooManyAttempts)` (nothing
+    /// counted) while the pair has `max_failures` attempts in the window that did not
+    /// succeed.
+    pub fn begin(&self, name: &str, address: &str) -> AppResult<Attempt<'_>> {
+        let now = std::time::Instant::now();
+        let key = (Self::name_key(name), address.to_string());
+        let mut map = self.map();
+        self.sweep(&mut map, now);
         let times = map.entry(key.clone()).or_default();
         if times.len() >= self.max_failures {
-            let oldest = times.iter().min().copied().unwrap_or(now);
+            let oldest = times.iter().map(|t| t.at).min().unwrap_or(now);
             let wait = self.window.saturating_sub(now.duration_since(oldest));
             return Err(AppError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
-        times.push(now);
+        times.push(Counted {
+            at: now,
+            wall: Utc::now(),
+        });
         Ok(Attempt {
             throttle: self,
             key,
@@ -510,10 +622,54 @@ impl LoginThrottle {
             settled: false,
         })
     }
+
+    /// Forgets `name`'s attempts (from every address) counted at or before `before`
+    /// (everything, with `None`); returns how many were forgotten.
+    pub fn unlock(&self, name: &str, before: Option<DateTime<Utc>>) -> usize {
+        let name = Self::name_key(name);
+        let mut map = self.map();
+        let mut forgotten = 0;
+        for ((n, _), times) in map.iter_mut() {
+            if *n != name {
+                continue;
+            }
+            let n0 = times.len();
+            times.retain(|t| before.is_some_and(|b| t.wall > b));
+            forgotten += n0 - times.len();
+        }
+        map.retain(|_, times| !times.is_empty());
+        forgotten
+    }
+
+    /// The (name, address) pairs refused now, by name then address.
+    pub fn lockouts(&self) -> Vec<Lockout> {
+        let now = std::time::Instant::now();
+        let mut map = self.map();
+        self.sweep(&mut map, now);
+        let mut out: Vec<Lockout> = map
+            .iter()
+            .filter(|(_, times)| times.len() >= self.max_failures)
+            .map(|((name, address), times)| {
+                let oldest = times.iter().map(|t| t.at).min().unwrap_or(now);
+                Lockout {
+                    name: name.clone(),
+                    address: address.clone(),
+                    failures: times.len(),
+                    retry_after_secs: self
+                        .window
+                        .saturating_sub(now.duration_since(oldest))
+                        .as_secs()
+                        .max(1),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+        out
+    }
 }
 
 impl Attempt<'_> {
-    /// The password was right: the name's count starts again.
+    /// The password was right: the name's count at this address starts again.
     pub fn succeeded(mut self) {
         self.settled = true;
         self.throttle.map().remove(&self.key);
@@ -532,23 +688,109 @@ impl Drop for Attempt<'_> {
         }
         let mut map = self.throttle.map();
         if let Some(times) = map.get_mut(&self.key)
-            && let Some(i) = times.iter().position(|t| *t == self.at)
+            && let Some(i) = times.iter().position(|t| t.at == self.at)
         {
             times.swap_remove(i);
         }
     }
 }
 
-/// The user `name` if `password` is theirs; [`AppError::BadCredentials`] otherwise, in
-/// the same time whether or not the user exists; [`AppError::TooManyAttempts`] while the
-/// name is throttled (decided before the password is looked at).
+/// Where a request came from, for the sign-in throttle: the TCP peer's IP address; when
+/// that peer is one of [`ServerConfig::trusted_proxies`], the right-most address of
+/// `X-Forwarded-For` that is not itself a trusted proxy (what the last trusted proxy saw
+/// connecting to it; entries further left are whatever the client wrote). Without a peer
+/// address (a router called in-process, as tests do) it is `unknown`, one address for all
+/// such requests. Never refuses a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+impl ClientAddr {
+    /// The client address of a request with `peer` as TCP peer and `headers`.
+    pub fn resolve(
+        peer: Option<std::net::IpAddr>,
+        headers: &axum::http::HeaderMap,
+        trusted: &[std::net::IpAddr],
+    ) -> ClientAddr {
+        let Some(peer) = peer else {
+            return ClientAddr("unknown".into());
+        };
+        let peer = canonical_ip(peer);
+        if !trusted.contains(&peer) {
+            return ClientAddr(peer.to_string());
+        }
+        let forwarded: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<std::net::IpAddr>().map(canonical_ip))
+            .collect::<Result<_, _>>()
+            // An unreadable entry: trust none of the header, only the peer.
+            .unwrap_or_default();
+        let client = forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .copied()
+            .unwrap_or(peer);
+        ClientAddr(client.to_string())
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:10.0.0.1`) as the IPv4 address it is.
+fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    Arc<ServerConfig>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let config = Arc::<ServerConfig>::from_ref(state);
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr::resolve(
+            peer,
+            &parts.headers,
+            &config.trusted_proxies,
+        ))
+    }
+}
+
+/// The user `name` if `password` is theirs (and they are not disabled);
+/// [`AppError::BadCredentials`] otherwise, in the same time whether or not the user exists;
+/// [`AppError::TooManyAttempts`] while the name is throttled at `address` (decided before
+/// the password is looked at, unless an admin unlocked the name since).
 pub(crate) async fn check_credentials(
     store: &Store,
     throttle: &LoginThrottle,
     name: &str,
     password: &str,
+    address: &ClientAddr,
 ) -> AppResult<(String, UserRole)> {
-    let attempt = throttle.begin(name)?;
+    let attempt = match throttle.begin(name, &address.0) {
+        Ok(a) => a,
+        Err(refused) => {
+            // An admin may have unlocked the name through another process (the CLI, a
+            // second server): attempts counted before that no longer count.
+            let unlocked = store.user(name.trim()).await?.and_then(|u| u.unlocked_at);
+            if unlocked.is_none() || throttle.unlock(name, unlocked) == 0 {
+                return Err(refused);
+            }
+            throttle.begin(name, &address.0)?
+        }
+    };
     let found = verify_credentials(store, name, password).await;
     match &found {
         Ok(_) => attempt.succeeded(),
@@ -571,8 +813,10 @@ async fn verify_credentials(
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
         .map_err(AppError::internal)?;
+    // A disabled user is refused like a wrong password: the answer tells a guesser
+    // nothing about whether the password was right.
     let user = match user {
-        Some(u) if ok => u,
+        Some(u) if ok && !u.is_disabled() => u,
         _ => return Err(AppError::BadCredentials),
     };
     let role: UserRole = user
@@ -607,9 +851,11 @@ pub async fn login(
     State(store): State<Store>,
     State(config): State<Arc<ServerConfig>>,
     State(throttle): State<Arc<LoginThrottle>>,
+    address: ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Json<LoginResponse>> {
-    let (name, role) = check_credentials(&store, &throttle, &req.name, &req.password).await?;
+    let (name, role) =
+        check_credentials(&store, &throttle, &req.name, &req.password, &address).await?;
     let (token, expires_at) = issue_token(&store, &name, TokenKind::Api, config.token_ttl).await?;
     tracing::info!(user = %name, role = %role, "signed in (api)");
     Ok(Json(LoginResponse {

@@ -33,8 +33,11 @@ pub enum AppError {
     /// A limit on concurrent work, e.g. eval runs per user (429).
     #[error("{0}")]
     Busy(String),
-    /// Too many failed sign-ins for this user name lately (429, with `Retry-After`).
-    #[error("too many failed sign-ins for this user; try again in {retry_after_secs} s")]
+    /// Too many failed sign-ins for this user name from this address lately (429, with
+    /// `Retry-After`).
+    #[error(
+        "too many failed sign-ins for this user from this address; try again in {retry_after_secs} s or ask an admin to unlock the user"
+    )]
     TooManyAttempts { retry_after_secs: u64 },
     /// Signed in, but this role may not do this (403).
     #[error("{0}")]

@@ -38,7 +38,8 @@ mod tasks;
 pub mod web;
 
 pub use auth::{
-    Allowed, AuthUser, Permission, UserRole, create_user, hash_password, perm, verify_password,
+    Allowed, AuthUser, ClientAddr, Permission, UserRole, add_user, create_user, hash_password,
+    perm, reset_password, verify_password,
 };
 pub use error::{AppError, AppResult};
 
@@ -49,9 +50,13 @@ pub struct ServerConfig {
     pub token_ttl: chrono::Duration,
     /// How long a browser session lasts after signing in.
     pub session_ttl: chrono::Duration,
-    /// Failed sign-ins a user name may have within `login_window` before further attempts
-    /// are refused for the rest of it (see [`auth::LoginThrottle`]).
+    /// Failed sign-ins a user name may have from one client address within `login_window`
+    /// before further attempts from that address are refused for the rest of it (see
+    /// [`auth::LoginThrottle`]).
     pub login_max_failures: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client ([`auth::ClientAddr`]);
+    /// empty (the default): the TCP peer is the client and the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The eval set web eval runs use (`None`: eval runs from the web are off).
     pub evals_dir: Option<std::path::PathBuf>,
     /// Which cases of it they run (`tag:NAME` or id substrings, comma-separated).
@@ -95,6 +100,7 @@ impl Default for ServerConfig {
             session_ttl: chrono::Duration::hours(12),
             secure_cookies: false,
             login_max_failures: 5,
+            trusted_proxies: Vec::new(),
             evals_dir: None,
             eval_filter: None,
             login_window: std::time::Duration::from_secs(15 * 60),
@@ -311,6 +317,21 @@ fn api_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/referrals/{id}/approve", post(desk::approve)),
         ("POST", "/referrals/{id}/reject", post(desk::reject)),
         ("POST", "/inbound", post(inbound::receive)),
+        ("GET", "/users", get(web::users_api_list)),
+        ("POST", "/users", post(web::users_api_create)),
+        (
+            "POST",
+            "/users/{name}/disable",
+            post(web::users_api_disable),
+        ),
+        ("POST", "/users/{name}/enable", post(web::users_api_enable)),
+        ("POST", "/users/{name}/unlock", post(web::users_api_unlock)),
+        ("POST", "/users/{name}/role", post(web::users_api_role)),
+        (
+            "POST",
+            "/users/{name}/password",
+            post(web::users_api_password),
+        ),
     ]
 }
 
@@ -360,7 +381,13 @@ async fn api_method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 
-/// Serves `router(state)` on `listener` until the process is stopped.
+/// Serves `router(state)` on `listener` until the process is stopped. Each request
+/// carries its TCP peer's address (`ConnectInfo`), which the sign-in throttle keys on
+/// ([`auth::ClientAddr`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
 }

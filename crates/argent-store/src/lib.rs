@@ -58,7 +58,10 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, audit_chain_hash,
     audit_to_csv, audit_to_jsonl,
 };
-pub use auth::{NewUser, TokenKind, UserRecord};
+pub use auth::{
+    NewUser, TokenKind, USER_CREATE, USER_DISABLE, USER_ENABLE, USER_PASSWORD_RESET, USER_ROLE,
+    USER_UNLOCK, UserChange, UserRecord,
+};
 pub use calls::{CallTask, CallTaskStatus};
 pub use checkpoint::{CheckpointError, CheckpointSink, FileSink};
 pub use contacts::{ContactAttempt, contacts_to_csv, contacts_to_jsonl};
@@ -414,6 +417,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0021_four_eyes.sql"),
     ),
     (
+        24,
+        "user_admin",
+        include_str!("../../../migrations/sqlite/0024_user_admin.sql"),
+    ),
+    (
         25,
         "eval_traces",
         include_str!("../../../migrations/sqlite/0025_eval_traces.sql"),
@@ -514,6 +522,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         21,
         "four_eyes",
         include_str!("../../../migrations/postgres/0021_four_eyes.sql"),
+    ),
+    (
+        24,
+        "user_admin",
+        include_str!("../../../migrations/postgres/0024_user_admin.sql"),
     ),
     (
         25,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use argent_store::testkit::{TestStore, raw_execute};
-use argent_store::{NewUser, TokenKind};
+use argent_store::{AuditFilter, AuditVerification, NewUser, StoreError, TokenKind, UserChange};
 use chrono::{DateTime, Duration, Utc};
 
 fn user(name: &str, role: &str) -> NewUser {
@@ -164,6 +164,264 @@ async fn changing_a_password_signs_the_user_out_everywhere() {
                 .unwrap()
                 .is_none()
         );
+        ts.cleanup().await;
+    }
+}
+
+async fn kinds_by(s: &argent_store::Store, actor: &str) -> Vec<(String, serde_json::Value)> {
+    s.audit_events(&AuditFilter {
+        actor: Some(actor.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|e| (e.kind, e.payload))
+    .collect()
+}
+
+#[tokio::test]
+async fn admin_changes_to_users_are_audited_in_their_transaction() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        let l = ts.label;
+        assert!(
+            s.create_user_audited(&user("root", "admin"), "cli:ops")
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.create_user_audited(&user("alice", "collector"), "admin:root")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.create_user_audited(&user("alice", "manager"), "admin:root")
+                .await
+                .unwrap(),
+            "{l}: a taken name"
+        );
+        let exp = t("2030-01-01T00:00:00Z");
+        let now = t("2026-11-20T00:00:00Z");
+        s.insert_token("a1", "alice", TokenKind::Api, exp)
+            .await
+            .unwrap();
+        s.insert_token("a2", "alice", TokenKind::Session, exp)
+            .await
+            .unwrap();
+
+        let u = s
+            .change_user("alice", &UserChange::Role("manager".into()), "admin:root")
+            .await
+            .unwrap();
+        assert_eq!(u.role, "manager");
+        assert!(
+            s.token_user("a1", TokenKind::Api, now)
+                .await
+                .unwrap()
+                .is_some(),
+            "{l}: a new role keeps the user signed in"
+        );
+        assert!(matches!(
+            s.change_user("alice", &UserChange::Role("manager".into()), "admin:root")
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(
+            s.change_user("alice", &UserChange::Role("root".into()), "admin:root")
+                .await
+                .is_err(),
+            "{l}: the database refuses a role nobody knows"
+        );
+
+        let u = s
+            .change_user("alice", &UserChange::Disable, "admin:root")
+            .await
+            .unwrap();
+        assert!(u.is_disabled());
+        assert_eq!(u.disabled_by.as_deref(), Some("admin:root"));
+        for token in ["a1", "a2"] {
+            assert!(
+                s.token_user(token, TokenKind::Api, now)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // A token written for a disabled user (by a process that checked before the
+        // disable) is refused all the same.
+        s.insert_token("a3", "alice", TokenKind::Api, exp)
+            .await
+            .unwrap();
+        assert!(
+            s.token_user("a3", TokenKind::Api, now)
+                .await
+                .unwrap()
+                .is_none(),
+            "{l}"
+        );
+        assert!(matches!(
+            s.change_user("alice", &UserChange::Disable, "admin:root")
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let u = s
+            .change_user("alice", &UserChange::Enable, "admin:root")
+            .await
+            .unwrap();
+        assert!(!u.is_disabled());
+        assert_eq!(u.disabled_by, None);
+        assert!(
+            s.token_user("a3", TokenKind::Api, now)
+                .await
+                .unwrap()
+                .is_some(),
+            "{l}: enabled again"
+        );
+
+        let u = s
+            .change_user(
+                "alice",
+                &UserChange::Password("$argon2id$v2".into()),
+                "admin:root",
+            )
+            .await
+            .unwrap();
+        assert_eq!(u.password_hash, "$argon2id$v2");
+        assert!(
+            s.token_user("a3", TokenKind::Api, now)
+                .await
+                .unwrap()
+                .is_none(),
+            "{l}: a new password signs out"
+        );
+        assert_eq!(u.unlocked_at, None);
+        let u = s
+            .change_user("alice", &UserChange::Unlock, "admin:root")
+            .await
+            .unwrap();
+        assert!(u.unlocked_at.is_some());
+        assert!(matches!(
+            s.change_user("ghost", &UserChange::Unlock, "admin:root")
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+
+        let events = kinds_by(s, "admin:root").await;
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "user.create",
+                "user.role",
+                "user.disable",
+                "user.enable",
+                "user.password_reset",
+                "user.unlock"
+            ],
+            "{l}: refused changes are not audited"
+        );
+        assert_eq!(events[1].1["from"], "collector");
+        assert_eq!(events[1].1["to"], "manager");
+        assert!(
+            !events[4].1.to_string().contains("argon2"),
+            "{l}: never the hash"
+        );
+        assert_eq!(kinds_by(s, "cli:ops").await[0].0, "user.create");
+        assert!(matches!(
+            s.audit_verify().await.unwrap(),
+            AuditVerification::Intact { .. }
+        ));
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn no_change_leaves_the_database_without_an_enabled_admin() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        let l = ts.label;
+        s.create_user(&user("root", "admin")).await.unwrap();
+        s.create_user(&user("ada", "admin")).await.unwrap();
+        s.create_user(&user("mo", "manager")).await.unwrap();
+        // Two admins: one may go.
+        s.change_user("ada", &UserChange::Disable, "admin:root")
+            .await
+            .unwrap();
+        // The last one may neither be disabled nor demoted, by themselves or anyone.
+        for change in [UserChange::Disable, UserChange::Role("manager".into())] {
+            for actor in ["admin:root", "cli:ops"] {
+                let r = s.change_user("root", &change, actor).await;
+                assert!(
+                    matches!(&r, Err(StoreError::Conflict(m)) if m.contains("last enabled admin")),
+                    "{l}: {change:?} by {actor}: {r:?}"
+                );
+            }
+        }
+        let root = s.user("root").await.unwrap().unwrap();
+        assert_eq!(root.role, "admin");
+        assert!(!root.is_disabled(), "{l}: rolled back");
+        // A disabled admin does not count; enabling one lets the other step down.
+        s.change_user("ada", &UserChange::Enable, "admin:root")
+            .await
+            .unwrap();
+        s.change_user("root", &UserChange::Role("manager".into()), "admin:root")
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.change_user("ada", &UserChange::Role("collector".into()), "admin:ada")
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Changes to non-admins are never refused for this.
+        s.change_user("mo", &UserChange::Disable, "admin:ada")
+            .await
+            .unwrap();
+        let kinds: Vec<String> = s
+            .audit_events(&AuditFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["user.disable", "user.enable", "user.role", "user.disable"],
+            "{l}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+/// Two admins demoting each other at the same moment: exactly one succeeds (the other
+/// would leave no admin).
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    for ts in TestStore::all().await.unwrap() {
+        let s = &ts.store;
+        for _ in 0..5 {
+            raw_execute(s, "DELETE FROM users").await.unwrap();
+            s.create_user(&user("a", "admin")).await.unwrap();
+            s.create_user(&user("b", "admin")).await.unwrap();
+            let demote = UserChange::Role("manager".into());
+            let (x, y) = tokio::join!(
+                s.change_user("b", &demote, "admin:a"),
+                s.change_user("a", &UserChange::Disable, "admin:b"),
+            );
+            assert!(
+                x.is_ok() != y.is_ok(),
+                "{}: exactly one wins: {x:?} {y:?}",
+                ts.label
+            );
+            let admins = s
+                .users()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|u| u.role == "admin" && !u.is_disabled())
+                .count();
+            assert_eq!(admins, 1, "{}", ts.label);
+        }
         ts.cleanup().await;
     }
 }

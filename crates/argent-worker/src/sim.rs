@@ -7,7 +7,8 @@
 //! `hours` instant (UTC) of the day, a tick plans and enqueues what is due, a worker
 //! (`once`) runs it with the agent's clock at that instant, and the outbox is delivered
 //! into a directory; at `review_hour` a simulated reviewer first approves what the agent
-//! held for a person (each item re-judged at approval, as in the web app; a refusal, such
+//! held for a person (except on the `unreviewed_last_days` last days, whose held items are
+//! left pending for people) (each item re-judged at approval, as in the web app; a refusal, such
 //! as an email outside the debtor's contact hours, leaves it pending for the next pass).
 //! At the end of the day every account an email reached draws its debtor's answer. Every 30 days each customer is
 //! invoiced again at its rate of the 90 days before day 0 (net 30), so DSO compares like
@@ -56,6 +57,10 @@ pub struct SimConfig {
     pub from: String,
     /// The hour (one of `hours`) at which the simulated reviewer approves what is held.
     pub review_hour: u32,
+    /// The last days on which the reviewer does not come in (0: they review every day):
+    /// what the agent held for a person then is still pending at the end, so a server
+    /// started on the database afterwards has a real queue to work.
+    pub unreviewed_last_days: u32,
     /// Worker concurrency.
     pub concurrency: usize,
 }
@@ -263,7 +268,8 @@ pub async fn simulate(
             let w = worker.run(rx).await;
             line.steps += usize::try_from(w.done).unwrap_or(usize::MAX);
             report.worker_failures += w.failed + w.retried;
-            if h == cfg.review_hour {
+            let reviewer_in = d.saturating_add(cfg.unreviewed_last_days) < cfg.days;
+            if h == cfg.review_hour && reviewer_in {
                 // The reviewer's pass: each held item re-judged now, as in the web app.
                 for item in store
                     .approvals(Some(ApprovalStatus::Pending), 10_000, 0)

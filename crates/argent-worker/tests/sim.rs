@@ -56,6 +56,7 @@ async fn run(ts: &TestStore, days: u32, seed: u64, dir: &std::path::Path) -> Sim
         outbox_dir: dir.to_path_buf(),
         from: "ar@argent.example".into(),
         review_hour: 15,
+        unreviewed_last_days: 0,
         concurrency: 4,
     };
     let mut lines = 0;

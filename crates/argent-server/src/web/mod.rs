@@ -59,6 +59,7 @@ pub mod session;
 mod signals;
 pub(crate) mod tasks;
 mod today;
+mod users;
 
 pub(crate) use account::{api_get as facts_api_get, api_put as facts_api_put};
 pub use dashboard::PROMISE_GRACE_DAYS;
@@ -78,6 +79,11 @@ pub use session::{SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name};
 pub(crate) use signals::{
     api_clear as signals_api_clear, api_confirm as signals_api_confirm,
     api_list as signals_api_list,
+};
+pub(crate) use users::{
+    api_create as users_api_create, api_disable as users_api_disable,
+    api_enable as users_api_enable, api_list as users_api_list, api_password as users_api_password,
+    api_role as users_api_role, api_unlock as users_api_unlock,
 };
 
 /// Every page route. `/api` is nested beside it in [`crate::router`].
@@ -157,6 +163,12 @@ pub fn routes() -> Router<AppState> {
         .route("/evals/compare/{case}", get(evals::compare_case_page))
         .route("/evals/{id}", get(evals::show))
         .route("/evals/{id}/cases/{case}", get(evals::case_page))
+        .route("/users", get(users::list).post(users::create_page))
+        .route("/users/{name}/disable", post(users::disable_page))
+        .route("/users/{name}/enable", post(users::enable_page))
+        .route("/users/{name}/unlock", post(users::unlock_page))
+        .route("/users/{name}/role", post(users::role_page))
+        .route("/users/{name}/password", post(users::password_page))
         .route("/static/app.css", get(stylesheet))
         .route("/static/workbench.js", get(workbench_js))
 }
@@ -248,6 +260,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "promises",
     "today",
     "desk",
+    "users",
 ];
 
 static REGISTRY: LazyLock<Result<Handlebars<'static>, String>> = LazyLock::new(|| {
@@ -349,6 +362,7 @@ fn chrome(user: &SessionUser, current: &str) -> Value {
             perm::AUDIT_READ,
             &["audit", "rule"],
         ),
+        ("/users", "Users", perm::USERS_ADMIN, &["users"]),
     ];
     let nav: Vec<NavLink> = links
         .iter()

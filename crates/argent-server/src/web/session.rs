@@ -16,7 +16,8 @@ use argent_store::{Store, TokenKind};
 use super::{Posted, check_csrf, check_same_origin, cookie_value, cookie_values, render};
 use crate::ServerConfig;
 use crate::auth::{
-    LoginThrottle, SignedIn, UserRole, check_credentials, hash_token, issue_token, new_token,
+    ClientAddr, LoginThrottle, SignedIn, UserRole, check_credentials, hash_token, issue_token,
+    new_token,
 };
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiQuery;
@@ -203,6 +204,7 @@ pub async fn login(
     State(store): State<Store>,
     State(config): State<Arc<ServerConfig>>,
     State(throttle): State<Arc<LoginThrottle>>,
+    address: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
@@ -218,20 +220,20 @@ pub async fn login(
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
         .map_err(|e| AppError::BadRequest(format!("the sign-in form is malformed: {e}")))?;
     let next = safe_next(form.next.as_deref().filter(|n| !n.is_empty()));
-    let (name, role) = match check_credentials(&store, &throttle, &form.name, &form.password).await
-    {
-        Ok(u) => u,
-        Err(e @ (AppError::BadCredentials | AppError::TooManyAttempts { .. })) => {
-            return login_form(
-                &config,
-                e.status(),
-                next.as_deref(),
-                &form.name,
-                Some(&e.to_string()),
-            );
-        }
-        Err(e) => return Err(e),
-    };
+    let (name, role) =
+        match check_credentials(&store, &throttle, &form.name, &form.password, &address).await {
+            Ok(u) => u,
+            Err(e @ (AppError::BadCredentials | AppError::TooManyAttempts { .. })) => {
+                return login_form(
+                    &config,
+                    e.status(),
+                    next.as_deref(),
+                    &form.name,
+                    Some(&e.to_string()),
+                );
+            }
+            Err(e) => return Err(e),
+        };
     // Whatever session the browser came with (its own, or one planted on it) ends here.
     for old in cookie_values(&headers, session_cookie_name(&config)) {
         store.delete_token(&hash_token(&old)).await?;

@@ -1,0 +1,7 @@
+-- argent user administration (PostgreSQL): a user can be disabled (signed out everywhere,
+-- no sign-in, no token accepted) and enabled again; an admin's unlock of a user's sign-in
+-- lockout is remembered so every server process lifts it (the lockout itself is counted in
+-- the server's memory). NULL: never.
+ALTER TABLE users ADD COLUMN disabled_at TIMESTAMPTZ;
+ALTER TABLE users ADD COLUMN disabled_by TEXT;
+ALTER TABLE users ADD COLUMN unlocked_at TIMESTAMPTZ;

@@ -34,6 +34,7 @@ pub mod prompt;
 pub mod review;
 pub mod run;
 pub mod signals;
+pub mod snapshot;
 pub mod testing;
 pub mod tick;
 

@@ -60,6 +60,15 @@ pub struct ServeArgs {
     pub tick_every: std::time::Duration,
     #[command(flatten)]
     pub worker: crate::deskcmd::WorkerArgs,
+    /// The model's price per 1,000 tokens, for the dashboard's estimated cost: a currency
+    /// code and a decimal, e.g. "USD 0.002" (at most 6 decimals). Without it the dashboard
+    /// shows tokens only.
+    #[arg(long, env = "ARGENT_TOKEN_PRICE", value_parser = parse_token_price)]
+    pub token_price: Option<argent_core::format::TokenPrice>,
+}
+
+fn parse_token_price(s: &str) -> Result<argent_core::format::TokenPrice, String> {
+    s.parse().map_err(|e: argent_core::format::TokenPriceError| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +112,7 @@ pub async fn serve(
         secure_cookies: args.secure_cookies,
         evals_dir: args.evals.is_dir().then(|| args.evals.clone()),
         eval_filter: args.eval_filter.clone(),
+        token_price: args.token_price,
         ..ServerConfig::default()
     };
     if config.evals_dir.is_none() {

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// (`argent serve` turns it on; off by default so a test can look at a stored message
     /// before anything acts on it).
     pub process_inbound: bool,
+    /// The model's price per 1,000 tokens (`argent serve --token-price`,
+    /// `ARGENT_TOKEN_PRICE`): the dashboard's estimated model cost; `None`: tokens only.
+    pub token_price: Option<argent_core::format::TokenPrice>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             inbound_token: None,
             inbound_max_bytes: argent_mail::raw::DEFAULT_MAX_BYTES,
             process_inbound: false,
+            token_price: None,
         }
     }
 }

@@ -34,6 +34,7 @@ mod facts;
 mod inbound_mail;
 pub mod integrity;
 mod ledger;
+pub mod ops;
 pub mod mail_in;
 pub mod outbox_delivery;
 mod procedures;
@@ -41,6 +42,7 @@ mod queue;
 mod records;
 pub mod search;
 mod signals;
+mod snapshots;
 mod tasks;
 pub mod testkit;
 pub mod timeline;
@@ -76,6 +78,7 @@ pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWrit
 pub use queue::QueueFilter;
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
+pub use snapshots::{SnapshotDay, SnapshotTaken};
 pub use tasks::{
     CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
     TaskFilter,
@@ -401,6 +404,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_facets",
         include_str!("../../../migrations/sqlite/0019_queue_facets.sql"),
     ),
+    (
+        22,
+        "dashboard_snapshots",
+        include_str!("../../../migrations/sqlite/0022_dashboard_snapshots.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -487,6 +495,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "queue_facets",
         include_str!("../../../migrations/postgres/0019_queue_facets.sql"),
+    ),
+    (
+        22,
+        "dashboard_snapshots",
+        include_str!("../../../migrations/postgres/0022_dashboard_snapshots.sql"),
     ),
 ];
 

@@ -38,7 +38,7 @@ async fn a_snapshot_is_taken_once_per_date_and_reads_back_exactly() {
         s.import_portfolio(&two_consumer_portfolio(), "test")
             .await
             .unwrap();
-        let as_of = d("2025-03-20");
+        let as_of = d("2026-11-20");
         let dash = figures(s, as_of, 90).await;
         assert!(!dash.rows.is_empty() && !dash.totals.is_empty(), "{}", ts.label);
         let n = dash.rows.len() + dash.totals.len();
@@ -61,7 +61,7 @@ async fn a_snapshot_is_taken_once_per_date_and_reads_back_exactly() {
             ts.label
         );
         let got = s
-            .dashboard_snapshots(d("2025-01-01"), d("2025-12-31"))
+            .dashboard_snapshots(d("2026-01-01"), d("2026-12-31"))
             .await
             .unwrap();
         assert_eq!(got.len(), 1, "{}", ts.label);
@@ -84,7 +84,7 @@ async fn a_snapshot_is_taken_once_per_date_and_reads_back_exactly() {
             .unwrap();
         assert_eq!(events.len(), 1, "{}", ts.label);
         assert_eq!(events[0].actor, "scheduler");
-        assert_eq!(events[0].payload["as_of"], "2025-03-20");
+        assert_eq!(events[0].payload["as_of"], "2026-11-20");
         assert_eq!(events[0].payload["rows"], n);
         ts.cleanup().await;
     }
@@ -98,7 +98,7 @@ async fn two_takers_at_once_store_one_snapshot() {
             .await
             .unwrap();
         let other = ts.reopen().await.unwrap();
-        let dash = figures(&s, d("2025-04-01"), 90).await;
+        let dash = figures(&s, d("2026-11-01"), 90).await;
         let (a, b) = tokio::join!(
             s.save_dashboard_snapshot(&dash, "one"),
             other.save_dashboard_snapshot(&dash, "two")
@@ -109,7 +109,7 @@ async fn two_takers_at_once_store_one_snapshot() {
             .count();
         assert_eq!(taken, 1, "{}", ts.label);
         let got = s
-            .dashboard_snapshots(d("2025-04-01"), d("2025-04-01"))
+            .dashboard_snapshots(d("2026-11-01"), d("2026-11-01"))
             .await
             .unwrap();
         assert_eq!(got.len(), 1);
@@ -124,7 +124,7 @@ async fn snapshots_read_by_date_range_are_append_only_and_an_empty_day_is_kept()
     for ts in TestStore::all().await.unwrap() {
         let s = &ts.store;
         // No ledger yet: the day is recorded without rows, so it is not taken again.
-        let empty = figures(s, d("2025-01-31"), 90).await;
+        let empty = figures(s, d("2026-10-31"), 90).await;
         assert_eq!(
             s.save_dashboard_snapshot(&empty, "t").await.unwrap(),
             SnapshotTaken::Taken { rows: 0 }
@@ -132,19 +132,19 @@ async fn snapshots_read_by_date_range_are_append_only_and_an_empty_day_is_kept()
         s.import_portfolio(&two_consumer_portfolio(), "test")
             .await
             .unwrap();
-        for day in ["2025-02-01", "2025-02-02", "2025-02-04"] {
+        for day in ["2026-11-01", "2026-11-02", "2026-11-04"] {
             let dash = figures(s, d(day), 90).await;
             s.save_dashboard_snapshot(&dash, "t").await.unwrap();
         }
         let got = s
-            .dashboard_snapshots(d("2025-02-01"), d("2025-02-03"))
+            .dashboard_snapshots(d("2026-11-01"), d("2026-11-03"))
             .await
             .unwrap();
         let dates: Vec<String> = got.iter().map(|g| g.as_of.to_string()).collect();
-        assert_eq!(dates, ["2025-02-01", "2025-02-02"], "{}", ts.label);
+        assert_eq!(dates, ["2026-11-01", "2026-11-02"], "{}", ts.label);
         assert!(got.iter().all(|g| !g.rows.is_empty()));
         let all = s
-            .dashboard_snapshots(d("2025-01-01"), d("2025-12-31"))
+            .dashboard_snapshots(d("2026-01-01"), d("2026-12-31"))
             .await
             .unwrap();
         assert_eq!(all.len(), 4);

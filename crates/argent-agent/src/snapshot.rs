@@ -21,7 +21,11 @@ pub fn scheduled_date(now: DateTime<Utc>) -> NaiveDate {
 }
 
 /// Takes the snapshot of `as_of` (unless it has one), as `actor`.
-pub async fn take(store: &Store, as_of: NaiveDate, actor: &str) -> Result<SnapshotTaken, AgentError> {
+pub async fn take(
+    store: &Store,
+    as_of: NaiveDate,
+    actor: &str,
+) -> Result<SnapshotTaken, AgentError> {
     Ok(take_range(store, as_of, as_of, actor).await?.remove(0).1)
 }
 

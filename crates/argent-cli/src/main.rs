@@ -540,7 +540,9 @@ async fn run(cli: Cli) -> Result<()> {
             as_of,
             from,
             format,
-        } => tickcmd::snapshot_cmd(open(&cli.database).await?, cli.now, as_of, from, format).await?,
+        } => {
+            tickcmd::snapshot_cmd(open(&cli.database).await?, cli.now, as_of, from, format).await?
+        }
         Command::Procedures { command } => {
             tickcmd::procedures(open(&cli.database).await?, command, cli.now).await?
         }

@@ -68,7 +68,8 @@ pub struct ServeArgs {
 }
 
 fn parse_token_price(s: &str) -> Result<argent_core::format::TokenPrice, String> {
-    s.parse().map_err(|e: argent_core::format::TokenPriceError| e.to_string())
+    s.parse()
+        .map_err(|e: argent_core::format::TokenPriceError| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]

@@ -137,9 +137,8 @@ pub async fn snapshot_cmd(
     from: Option<NaiveDate>,
     format: Format,
 ) -> Result<()> {
-    let to = as_of.unwrap_or_else(|| {
-        argent_agent::snapshot::scheduled_date(now.unwrap_or_else(Utc::now))
-    });
+    let to = as_of
+        .unwrap_or_else(|| argent_agent::snapshot::scheduled_date(now.unwrap_or_else(Utc::now)));
     let from = from.unwrap_or(to);
     let actor = std::env::var("USER")
         .ok()

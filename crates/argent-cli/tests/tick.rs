@@ -109,9 +109,18 @@ fn snapshot_takes_each_date_once_and_backfills_a_range() {
     );
     assert!(!back.status.success());
     let err = String::from_utf8_lossy(&back.stderr);
-    assert!(err.contains("2026-11-19 is after --as-of 2026-11-17"), "{err}");
+    assert!(
+        err.contains("2026-11-19 is after --as-of 2026-11-17"),
+        "{err}"
+    );
     // Recorded in the trail, once per date.
-    let trail = ok(argent(&db, &["audit", "export", "--kind", "dashboard.snapshot"]));
+    let trail = ok(argent(
+        &db,
+        &["audit", "export", "--kind", "dashboard.snapshot"],
+    ));
     assert_eq!(trail.lines().count(), 3, "{trail}");
-    assert!(trail.lines().all(|l| l.contains("dashboard.snapshot")), "{trail}");
+    assert!(
+        trail.lines().all(|l| l.contains("dashboard.snapshot")),
+        "{trail}"
+    );
 }

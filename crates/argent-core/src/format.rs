@@ -91,7 +91,9 @@ pub struct TokenPrice {
 
 /// Why a token price could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("token price '{given}': {why} (expected a currency code and a decimal price per 1,000 tokens, e.g. 'USD 0.002')")]
+#[error(
+    "token price '{given}': {why} (expected a currency code and a decimal price per 1,000 tokens, e.g. 'USD 0.002')"
+)]
 pub struct TokenPriceError {
     pub given: String,
     pub why: String,
@@ -255,7 +257,11 @@ mod tests {
     fn token_prices_parse_exactly_and_cost_rounds_half_up() {
         let p: TokenPrice = "USD 0.002".parse().unwrap();
         assert_eq!(p.micros_per_1k, 2_000);
-        assert_eq!(p.cost_minor(1_000_000), Some(200), "1M tokens at $0.002/1k = $2");
+        assert_eq!(
+            p.cost_minor(1_000_000),
+            Some(200),
+            "1M tokens at $0.002/1k = $2"
+        );
         assert_eq!(p.cost_minor(2_499), Some(0), "$0.004998 rounds to $0.00");
         assert_eq!(p.cost_minor(2_500), Some(1), "$0.005 rounds half up");
         assert_eq!(p.describe(), "$0.002 per 1k tokens");
@@ -266,7 +272,11 @@ mod tests {
         assert_eq!(yen.cost_minor(3_000), Some(5), "¥4.5 rounds to ¥5");
         assert_eq!(yen.describe(), "¥1.5 per 1k tokens");
         let big: TokenPrice = "USD 1000000".parse().unwrap();
-        assert_eq!(big.cost_minor(i64::MAX), None, "overflow is None, not a wrap");
+        assert_eq!(
+            big.cost_minor(i64::MAX),
+            None,
+            "overflow is None, not a wrap"
+        );
         assert_eq!(p.cost_minor(-1), None);
     }
 

@@ -105,7 +105,10 @@ async fn the_trends_are_drawn_from_the_stored_snapshots() {
             "2026-11-11",
             total(200_00, Some(40.0), Some(11.0), Some(75.0), 4, 1),
         ),
-        ("2026-11-13", total(1_234_567, Some(38.5), None, Some(80.0), 5, 2)),
+        (
+            "2026-11-13",
+            total(1_234_567, Some(38.5), None, Some(80.0), 5, 2),
+        ),
     ] {
         assert!(matches!(
             store
@@ -152,7 +155,13 @@ async fn the_trends_are_drawn_from_the_stored_snapshots() {
         .split("</g>")
         .next()
         .unwrap();
-    let path = dso_group.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let path = dso_group
+        .split("d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     assert_eq!(path.matches('M').count(), 2, "{path}");
     assert_eq!(path.matches('L').count(), 1, "{path}");
 
@@ -171,9 +180,15 @@ async fn the_trends_are_drawn_from_the_stored_snapshots() {
 
     // The same values in the table beside the charts, money with symbol and separators.
     let r = row(body, "trend-values-USD", "2026-11-13");
-    assert!(r.contains("$12,345.67") && r.contains("38.5") && r.contains("80.0%"), "{r}");
+    assert!(
+        r.contains("$12,345.67") && r.contains("38.5") && r.contains("80.0%"),
+        "{r}"
+    );
     let r = row(body, "trend-values-USD", "2026-11-10");
-    assert!(r.contains("$100.00") && r.contains("41.5") && r.contains("72.5%"), "{r}");
+    assert!(
+        r.contains("$100.00") && r.contains("41.5") && r.contains("72.5%"),
+        "{r}"
+    );
     let table = body.split("id=\"trend-values-USD\"").nth(1).unwrap();
     let table = table.split("</table>").next().unwrap();
     assert_eq!(table.matches("<tr data-date=").count(), 3, "{table}");
@@ -222,7 +237,10 @@ async fn without_snapshots_the_page_says_how_to_take_them() {
     assert!(page.body.contains("No snapshots in this window yet."));
     assert!(page.body.contains("argent snapshot"));
     assert!(!page.body.contains("id=\"trend-days-USD\""));
-    assert!(page.body.contains("id=\"ops-no-price\""), "no price: says where to set one");
+    assert!(
+        page.body.contains("id=\"ops-no-price\""),
+        "no price: says where to set one"
+    );
 }
 
 fn run_at(id: &str, at: DateTime<Utc>, tokens: i64) -> RunRecord {
@@ -269,14 +287,21 @@ async fn the_agent_operations_are_counted_per_day_in_the_viewers_zone() {
     assert!(r.contains("$0.00") && !r.contains("250,000"), "{r}");
     assert!(utc.body.contains("$0.01 per 1k tokens"));
     let tokens = svg(&utc.body, "ops-tokens");
-    assert!(tokens.contains("<title>03-03: 250,000 tokens</title>"), "{tokens}");
+    assert!(
+        tokens.contains("<title>03-03: 250,000 tokens</title>"),
+        "{tokens}"
+    );
     assert!(!utc.body.contains("id=\"ops-no-price\""));
 
     let tokyo = mo
         .get("/dashboard?as_of=2031-03-04&ops_days=2&tz=Asia/Tokyo")
         .await;
     assert_eq!(tokyo.status, StatusCode::OK);
-    assert!(tokyo.body.contains("Days and times are shown in Asia/Tokyo"));
+    assert!(
+        tokyo
+            .body
+            .contains("Days and times are shown in Asia/Tokyo")
+    );
     let r = row(&tokyo.body, "ops-days", "2031-03-04");
     assert!(r.contains("250,000") && r.contains("$2.50"), "{r}");
     let r = row(&tokyo.body, "ops-days", "2031-03-03");
@@ -289,9 +314,16 @@ async fn the_agent_operations_are_counted_per_day_in_the_viewers_zone() {
     // Today (the wall clock's: the store stamps approvals and tool calls with it): the
     // fixture's eleven plans were held; mo approves one, a refusal names two rules.
     let mut tx = store.begin().await.unwrap();
-    tx.decide_approval(&f.ann[0], ApprovalStatus::Approved, "mo", "manager", None, None)
-        .await
-        .unwrap();
+    tx.decide_approval(
+        &f.ann[0],
+        ApprovalStatus::Approved,
+        "mo",
+        "manager",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     tx.audit_append(NewAuditEvent {
         run_id: Some("R-OPS".into()),
         customer_id: Some("C-ANN".into()),
@@ -308,10 +340,16 @@ async fn the_agent_operations_are_counted_per_day_in_the_viewers_zone() {
         .await;
     assert_eq!(page.status, StatusCode::OK);
     let b = &page.body;
-    assert!(b.contains(&format!("held for approval {}", ANN_ITEMS + 1)), "{b}");
+    assert!(
+        b.contains(&format!("held for approval {}", ANN_ITEMS + 1)),
+        "{b}"
+    );
     let reviewer = b.split("data-reviewer=\"mo\">").nth(1).unwrap();
     let reviewer = reviewer.split("</tr>").next().unwrap();
-    assert!(reviewer.contains(">1</td>") && reviewer.contains("100%"), "{reviewer}");
+    assert!(
+        reviewer.contains(">1</td>") && reviewer.contains("100%"),
+        "{reviewer}"
+    );
     let backlog = b.split("id=\"ops-backlog\">").nth(1).unwrap();
     let backlog = backlog.split("</li>").next().unwrap();
     assert!(

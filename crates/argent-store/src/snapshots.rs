@@ -137,7 +137,8 @@ type RawRow = (NaiveDate, String, String, [i64; 16], [Option<f64>; 4]);
 fn into_row(raw: RawRow) -> Result<(NaiveDate, SegmentRow)> {
     let (as_of, currency, segment, i, f) = raw;
     let n = |v: i64| usize::try_from(v).unwrap_or(0);
-    let currency: Currency = crate::parse_col("dashboard snapshot currency", &as_of.to_string(), &currency)?;
+    let currency: Currency =
+        crate::parse_col("dashboard snapshot currency", &as_of.to_string(), &currency)?;
     Ok((
         as_of,
         SegmentRow {
@@ -235,7 +236,11 @@ impl Store {
                 ]
             );
         }
-        let currencies: Vec<&str> = dashboard.totals.iter().map(|t| t.currency.as_str()).collect();
+        let currencies: Vec<&str> = dashboard
+            .totals
+            .iter()
+            .map(|t| t.currency.as_str())
+            .collect();
         tx.audit_append(NewAuditEvent {
             run_id: None,
             customer_id: None,
@@ -285,7 +290,12 @@ impl Store {
         });
         let raw: Vec<RawRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(SELECT_ROWS).bind(from).bind(to).fetch_all(pool).await? {
+            for r in sqlx::query(SELECT_ROWS)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?
+            {
                 out.push(snapshot_row!(r));
             }
             out

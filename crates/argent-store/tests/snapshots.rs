@@ -40,7 +40,11 @@ async fn a_snapshot_is_taken_once_per_date_and_reads_back_exactly() {
             .unwrap();
         let as_of = d("2026-11-20");
         let dash = figures(s, as_of, 90).await;
-        assert!(!dash.rows.is_empty() && !dash.totals.is_empty(), "{}", ts.label);
+        assert!(
+            !dash.rows.is_empty() && !dash.totals.is_empty(),
+            "{}",
+            ts.label
+        );
         let n = dash.rows.len() + dash.totals.len();
         assert!(!s.snapshot_taken(as_of).await.unwrap());
         assert_eq!(
@@ -67,7 +71,11 @@ async fn a_snapshot_is_taken_once_per_date_and_reads_back_exactly() {
         assert_eq!(got.len(), 1, "{}", ts.label);
         let day = &got[0];
         assert_eq!(day.as_of, as_of);
-        assert_eq!((day.period_days, day.grace_days), (90, 3), "the first taker's");
+        assert_eq!(
+            (day.period_days, day.grace_days),
+            (90, 3),
+            "the first taker's"
+        );
         assert_eq!(day.taken_by, "scheduler");
         // Totals first, then the segments of each currency, exactly as computed (the
         // ratios are f64 and read back bit for bit).
@@ -254,7 +262,11 @@ async fn the_operations_records_of_a_window() {
         assert_eq!(rec.refusals.len(), 1);
         assert_eq!(rec.refusals[0].rule_ids, ["us.quiet_hours", "no.threats"]);
         assert_eq!(rec.approvals.len(), 2);
-        let a1 = rec.approvals.iter().find(|a| a.decided_at.is_some()).unwrap();
+        let a1 = rec
+            .approvals
+            .iter()
+            .find(|a| a.decided_at.is_some())
+            .unwrap();
         assert_eq!(
             (a1.decided_by.as_deref(), a1.approved),
             (Some("ann"), Some(true))

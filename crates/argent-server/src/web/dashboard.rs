@@ -266,7 +266,12 @@ fn one_decimal(v: f64) -> String {
 fn trends_view(snaps: &[SnapshotDay], from: NaiveDate, to: NaiveDate) -> Value {
     let mut currencies: Vec<Currency> = snaps
         .iter()
-        .flat_map(|s| s.rows.iter().filter(|r| r.segment.is_none()).map(|r| r.currency))
+        .flat_map(|s| {
+            s.rows
+                .iter()
+                .filter(|r| r.segment.is_none())
+                .map(|r| r.currency)
+        })
         .collect();
     currencies.sort();
     currencies.dedup();
@@ -422,7 +427,10 @@ fn ops_view(ops: &AgentOps, tz: Tz, config: &ServerConfig, at: DateTime<Utc>) ->
         .map(|d| Bar {
             label: d.date.format("%m-%d").to_string(),
             value: d.tokens,
-            text: format!("{} tokens", format_count(u64::try_from(d.tokens).unwrap_or(0))),
+            text: format!(
+                "{} tokens",
+                format_count(u64::try_from(d.tokens).unwrap_or(0))
+            ),
         })
         .collect();
     let runs_series = [

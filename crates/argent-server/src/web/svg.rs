@@ -227,11 +227,7 @@ pub fn line_chart(
     }
     for (k, s) in series.iter().enumerate() {
         let (colour, dash) = STYLES[k % STYLES.len()];
-        let _ = write!(
-            out,
-            "<g class=\"series\" data-series=\"{}\">",
-            esc(&s.name)
-        );
+        let _ = write!(out, "<g class=\"series\" data-series=\"{}\">", esc(&s.name));
         // The line, broken where a value is missing.
         let mut d = String::new();
         let mut pen_down = false;
@@ -335,7 +331,15 @@ mod tests {
                 text: "$0.00".into(),
             },
         ];
-        let svg = bar_chart("aging", "Aging & more", "desc", "bucket", "amount", &bars, &num);
+        let svg = bar_chart(
+            "aging",
+            "Aging & more",
+            "desc",
+            "bucket",
+            "amount",
+            &bars,
+            &num,
+        );
         assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
         assert!(svg.contains("role=\"img\""));
         assert!(svg.contains("<title id=\"aging-title\">Aging &amp; more</title>"));
@@ -366,13 +370,25 @@ mod tests {
         let svg = line_chart("t", "Trend", "d", "date", "days", &x, &series, &num, &num);
         // Two pieces: M..L for d1-d2, then a new M for d4.
         assert_eq!(svg.matches("<path ").count(), 1, "{svg}");
-        let d = svg.split("<path d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let d = svg
+            .split("<path d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(d.matches('L').count(), 1, "{d}");
         assert_eq!(svg.matches("<circle ").count(), 3);
         assert!(svg.contains("<title>d4 DSO: 40.0</title>"));
-        assert!(svg.contains("data-series=\"CEI\""), "an empty series still has a legend");
-        assert!(svg.contains("stroke-dasharray=\"6 3\""), "series 2 is dashed");
+        assert!(
+            svg.contains("data-series=\"CEI\""),
+            "an empty series still has a legend"
+        );
+        assert!(
+            svg.contains("stroke-dasharray=\"6 3\""),
+            "series 2 is dashed"
+        );
         // The top is 50: the 40 point sits at 4/5 of the plot height.
         assert!(svg.contains("cy=\"54.4\""), "{svg}");
         assert!(svg.contains(">d1</text>") && svg.contains(">d4</text>"));

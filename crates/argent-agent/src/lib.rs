@@ -37,6 +37,7 @@ pub mod rejudge;
 pub mod review;
 pub mod run;
 pub mod signals;
+pub mod snapshot;
 pub mod testing;
 pub mod tick;
 

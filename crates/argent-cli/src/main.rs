@@ -272,6 +272,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The dashboard's daily snapshot (aging, receivables, DSO, CEI, average days
+    /// delinquent, promises; per currency and risk segment) of a date, kept once per date
+    /// for the dashboard's trends. `argent tick` takes one for the last complete UTC day;
+    /// this takes one for --as-of (default: that same day), or backfills every date from
+    /// --from to --as-of. Dates that have a snapshot are left as they are.
+    Snapshot {
+        /// The date (YYYY-MM-DD). Default: yesterday (UTC), per the global --now.
+        #[arg(long, value_parser = args::date)]
+        as_of: Option<NaiveDate>,
+        /// Backfill from this date (YYYY-MM-DD) to --as-of, inclusive.
+        #[arg(long, value_parser = args::date)]
+        from: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Dunning procedures: where accounts stand.
     Procedures {
         #[command(subcommand)]
@@ -541,6 +556,13 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?
         }
+        Command::Snapshot {
+            as_of,
+            from,
+            format,
+        } => {
+            tickcmd::snapshot_cmd(open(&cli.database).await?, cli.now, as_of, from, format).await?
+        }
         Command::Procedures { command } => {
             tickcmd::procedures(open(&cli.database).await?, command, cli.now).await?
         }
@@ -790,11 +812,17 @@ async fn demo(
     print!("{}", render::segment_summary(&rows));
     println!();
     agentcmd::demo_agent_runs(store.clone(), models, dunning).await?;
+    // Day 0's dashboard snapshot; the simulation takes one per simulated day after it.
+    argent_agent::snapshot::take(&store, as_of, argent_worker::sim::SIM_ACTOR).await?;
+    let mut last = as_of;
     if days > 0 {
         println!();
         let start = as_of
             .succ_opt()
             .ok_or_else(|| anyhow::anyhow!("the demo starts past the calendar"))?;
+        last = start
+            .checked_add_days(chrono::Days::new(u64::from(days) - 1))
+            .unwrap_or(start);
         simcmd::simulate_days(
             store.clone(),
             models,
@@ -825,6 +853,11 @@ async fn demo(
     println!(
         "Work the queue in the browser: argent -d {db} users add NAME --role collector --password-stdin, then argent -d {db} serve",
         db = db.display()
+    );
+    println!(
+        "The dashboard's trends have a snapshot per simulated day, {as_of} to {last}: \
+         argent -d {} --now {last}T18:00:00Z serve, then /dashboard as a manager",
+        db.display()
     );
     Ok(())
 }

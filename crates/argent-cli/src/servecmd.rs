@@ -69,6 +69,16 @@ pub struct ServeArgs {
     pub tick_every: std::time::Duration,
     #[command(flatten)]
     pub worker: crate::deskcmd::WorkerArgs,
+    /// The model's price per 1,000 tokens, for the dashboard's estimated cost: a currency
+    /// code and a decimal, e.g. "USD 0.002" (at most 6 decimals). Without it the dashboard
+    /// shows tokens only.
+    #[arg(long, env = "ARGENT_TOKEN_PRICE", value_parser = parse_token_price)]
+    pub token_price: Option<argent_core::format::TokenPrice>,
+}
+
+fn parse_token_price(s: &str) -> Result<argent_core::format::TokenPrice, String> {
+    s.parse()
+        .map_err(|e: argent_core::format::TokenPriceError| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +171,7 @@ pub async fn serve(
         policy_tests_dir: Some(crate::agentcmd::data_dir(&models.policies).join("tests"))
             .filter(|d| d.is_dir()),
         impact_days: args.impact_days,
+        token_price: args.token_price,
         ..ServerConfig::default()
     };
     match &config.policy_tests_dir {

@@ -3,12 +3,12 @@
 //! `argent_agent::tick` and `argent_store`; this is glue.
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Subcommand;
 
 use argent_agent::DocumentSet;
-use argent_agent::tick::{DEFAULT_BATCH, active_procedures, tick};
-use argent_store::{DocKind, Store};
+use argent_agent::tick::{DEFAULT_BATCH, SCHEDULER_ACTOR, active_procedures, tick};
+use argent_store::{DocKind, SnapshotTaken, Store};
 
 use crate::Format;
 use crate::agentcmd::{ModelArgs, SEED_AUTHOR, active_documents, data_dir};
@@ -80,8 +80,15 @@ pub async fn tick_cmd(
     let set = active_procedures(&store).await?;
     let now = now.unwrap_or_else(Utc::now);
     let r = tick(&store, &set, now, batch.max(1)).await?;
+    // The dashboard's snapshot of the last complete UTC day, once per date.
+    let day = argent_agent::snapshot::scheduled_date(now);
+    let snap = argent_agent::snapshot::take(&store, day, SCHEDULER_ACTOR).await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Format::Json => {
+            let mut v = serde_json::to_value(&r)?;
+            v["snapshot"] = serde_json::json!({"as_of": day, "result": snap});
+            println!("{}", serde_json::to_string_pretty(&v)?)
+        }
         Format::Table => {
             println!("tick at {}", r.now.to_rfc3339());
             println!(
@@ -107,6 +114,54 @@ pub async fn tick_cmd(
             for e in &r.errors {
                 println!("not planned: {e}");
             }
+            println!("dashboard snapshot of {day}: {}", snapshot_line(snap));
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_line(s: SnapshotTaken) -> String {
+    match s {
+        SnapshotTaken::Taken { rows } => format!("taken ({rows} rows)"),
+        SnapshotTaken::AlreadyTaken => "already taken".to_string(),
+    }
+}
+
+/// `argent snapshot [--as-of DATE] [--from DATE]`: the dashboard's snapshot of a date
+/// (default: the last complete UTC day, as the scheduler takes it), or of every date of
+/// `--from..=--as-of` (a backfill); dates that have one are left as they are.
+pub async fn snapshot_cmd(
+    store: Store,
+    now: Option<DateTime<Utc>>,
+    as_of: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    format: Format,
+) -> Result<()> {
+    let to = as_of
+        .unwrap_or_else(|| argent_agent::snapshot::scheduled_date(now.unwrap_or_else(Utc::now)));
+    let from = from.unwrap_or(to);
+    let actor = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .map_or_else(|| "cli".to_string(), |u| format!("cli:{u}"));
+    let taken = argent_agent::snapshot::take_range(&store, from, to, &actor).await?;
+    match format {
+        Format::Json => {
+            let v: Vec<_> = taken
+                .iter()
+                .map(|(d, s)| serde_json::json!({"as_of": d, "result": s}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Table => {
+            for (d, s) in &taken {
+                println!("{d}  {}", snapshot_line(*s));
+            }
+            let new = taken
+                .iter()
+                .filter(|(_, s)| matches!(s, SnapshotTaken::Taken { .. }))
+                .count();
+            println!("{new} of {} dates snapshotted now", taken.len());
         }
     }
     Ok(())

@@ -32,16 +32,7 @@ fn ok(out: Output) -> String {
 fn tick_enqueues_each_step_once_and_status_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
-    let csv = dir.path().join("p.csv");
-    std::fs::write(
-        &csv,
-        "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
-         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H1,2026-03-01,2026-03-31,GBP,100.00,100.00,2026-03-30\n\
-         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H2,2026-04-01,2026-04-30,GBP,100.00,100.00,2026-04-29\n\
-         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H3,2026-05-01,2026-05-31,GBP,100.00,100.00,2026-05-30\n\
-         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-10-01,2026-11-01,GBP,1500.00,,\n",
-    )
-    .unwrap();
+    let csv = write_portfolio(dir.path());
     ok(argent(&db, &["import", csv.to_str().unwrap()]));
     let now = "2026-11-20T10:00:00Z";
     let out = ok(argent(&db, &["--now", now, "tick", "--format", "json"]));
@@ -55,6 +46,10 @@ fn tick_enqueues_each_step_once_and_status_shows_it() {
     )))
     .unwrap();
     assert_eq!(again["enqueued"], 0);
+    // Each tick also snapshots the dashboard of the last complete UTC day, once.
+    assert_eq!(r["snapshot"]["as_of"], "2026-11-19", "{out}");
+    assert_eq!(r["snapshot"]["result"]["outcome"], "taken", "{out}");
+    assert_eq!(again["snapshot"]["result"]["outcome"], "already_taken");
     let listed = ok(argent(&db, &["docs", "list"]));
     assert!(
         listed
@@ -69,4 +64,63 @@ fn tick_enqueues_each_step_once_and_status_shows_it() {
     assert!(summary.contains("1 accounts, 1 due today"), "{summary}");
     let unknown = argent(&db, &["procedures", "status", "--customer", "NOPE"]);
     assert!(!unknown.status.success());
+}
+
+fn write_portfolio(dir: &Path) -> std::path::PathBuf {
+    let csv = dir.join("p.csv");
+    std::fs::write(
+        &csv,
+        "customer_id,customer_name,tier,jurisdiction,time_zone,email,invoice_number,invoice_date,due_date,currency,amount,paid_amount,paid_date\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H1,2026-03-01,2026-03-31,GBP,100.00,100.00,2026-03-30\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H2,2026-04-01,2026-04-30,GBP,100.00,100.00,2026-04-29\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,H3,2026-05-01,2026-05-31,GBP,100.00,100.00,2026-05-30\n\
+         C1,Acme Ltd,standard,b2b,Europe/London,ap@acme.example,I1,2026-10-01,2026-11-01,GBP,1500.00,,\n",
+    )
+    .unwrap();
+    csv
+}
+
+/// `argent snapshot`: one date (default: yesterday per --now), or a backfill of a range;
+/// a date that has a snapshot is left as it is; a backwards range is refused.
+#[test]
+fn snapshot_takes_each_date_once_and_backfills_a_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let csv = write_portfolio(dir.path());
+    ok(argent(&db, &["import", csv.to_str().unwrap()]));
+    let now = "2026-11-20T10:00:00Z";
+    let out = ok(argent(&db, &["--now", now, "snapshot", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["as_of"], "2026-11-19", "{out}");
+    assert_eq!(v[0]["result"]["outcome"], "taken", "{out}");
+    // GBP total plus its one segment row.
+    assert_eq!(v[0]["result"]["rows"], 2, "{out}");
+    let out = ok(argent(
+        &db,
+        &["snapshot", "--from", "2026-11-17", "--as-of", "2026-11-19"],
+    ));
+    assert!(out.contains("2026-11-17  taken (2 rows)"), "{out}");
+    assert!(out.contains("2026-11-18  taken (2 rows)"), "{out}");
+    assert!(out.contains("2026-11-19  already taken"), "{out}");
+    assert!(out.contains("2 of 3 dates snapshotted now"), "{out}");
+    let back = argent(
+        &db,
+        &["snapshot", "--from", "2026-11-19", "--as-of", "2026-11-17"],
+    );
+    assert!(!back.status.success());
+    let err = String::from_utf8_lossy(&back.stderr);
+    assert!(
+        err.contains("2026-11-19 is after --as-of 2026-11-17"),
+        "{err}"
+    );
+    // Recorded in the trail, once per date.
+    let trail = ok(argent(
+        &db,
+        &["audit", "export", "--kind", "dashboard.snapshot"],
+    ));
+    assert_eq!(trail.lines().count(), 3, "{trail}");
+    assert!(
+        trail.lines().all(|l| l.contains("dashboard.snapshot")),
+        "{trail}"
+    );
 }

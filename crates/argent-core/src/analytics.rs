@@ -55,6 +55,13 @@ use crate::money::{Currency, Money, MoneyError};
 use crate::promise::{PromiseStatus, PromiseToPay};
 use crate::risk::{self, RiskSegment};
 
+/// The DSO/CEI period the dashboard and its daily snapshots use unless told otherwise.
+pub const DEFAULT_PERIOD_DAYS: u32 = 90;
+
+/// Days after a promised date before an unpaid promise counts as broken (the dashboard's
+/// and its daily snapshots').
+pub const PROMISE_GRACE_DAYS: i64 = 3;
+
 /// What the dashboard is computed from. The store gives the slices:
 /// `store.ledger()` (customers, invoices, payments) and `store.promises(None)`.
 #[derive(Clone, Copy, Debug)]

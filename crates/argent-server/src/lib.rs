@@ -91,6 +91,9 @@ pub struct ServerConfig {
     /// Days of audited decisions the activation gate's impact replay judges again
     /// (default 30; `?days=` on the gate page overrides it).
     pub impact_days: u32,
+    /// The model's price per 1,000 tokens (`argent serve --token-price`,
+    /// `ARGENT_TOKEN_PRICE`): the dashboard's estimated model cost; `None`: tokens only.
+    pub token_price: Option<argent_core::format::TokenPrice>,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             four_eyes: argent_agent::FourEyes::repository_default(),
             policy_tests_dir: None,
             impact_days: 30,
+            token_price: None,
         }
     }
 }

@@ -574,11 +574,9 @@ async fn the_dashboard_shows_the_ledgers_analytics_by_segment() {
         );
     }
     let total = &want.totals[0];
-    let open = argent_core::Money {
-        minor: total.open_total,
-        currency: total.currency,
-    };
-    assert!(page.body.contains(&open.to_string()), "{open}");
+    // Money with the currency's symbol and thousands separators ($15,000.00).
+    let open = argent_core::format::format_minor(total.open_total, total.currency);
+    assert!(page.body.contains(&open), "{open}");
     let other = mo.get("/dashboard?period_days=30").await;
     assert_eq!(other.status, StatusCode::OK);
     assert!(other.body.contains("value=\"30\""));

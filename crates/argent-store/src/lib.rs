@@ -36,12 +36,14 @@ mod inbound_mail;
 pub mod integrity;
 mod ledger;
 pub mod mail_in;
+pub mod ops;
 pub mod outbox_delivery;
 mod procedures;
 mod queue;
 mod records;
 pub mod search;
 mod signals;
+mod snapshots;
 mod tasks;
 pub mod testkit;
 pub mod thread;
@@ -85,6 +87,7 @@ pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWrit
 pub use queue::QueueFilter;
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
+pub use snapshots::{SnapshotDay, SnapshotTaken};
 pub use tasks::{
     CaseFilter, CaseListing, NOT_PERMITTED, NewTask, Task, TaskActor, TaskComment, TaskCount,
     TaskFilter,
@@ -417,6 +420,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0021_four_eyes.sql"),
     ),
     (
+        22,
+        "dashboard_snapshots",
+        include_str!("../../../migrations/sqlite/0022_dashboard_snapshots.sql"),
+    ),
+    (
         24,
         "user_admin",
         include_str!("../../../migrations/sqlite/0024_user_admin.sql"),
@@ -522,6 +530,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         21,
         "four_eyes",
         include_str!("../../../migrations/postgres/0021_four_eyes.sql"),
+    ),
+    (
+        22,
+        "dashboard_snapshots",
+        include_str!("../../../migrations/postgres/0022_dashboard_snapshots.sql"),
     ),
     (
         24,

@@ -267,7 +267,8 @@ to_arg_by_encoding!(
     bool,
     chrono::DateTime<chrono::Utc>,
     Option<chrono::DateTime<chrono::Utc>>,
-    chrono::NaiveDate
+    chrono::NaiveDate,
+    Option<f64>
 );
 
 impl<'q> Encode<'q, Sqlite> for Arg {

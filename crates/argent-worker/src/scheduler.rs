@@ -42,7 +42,8 @@ pub async fn run_scheduler(
 
 /// The procedures' scheduler: `argent tick` as a [`Scheduler`]. Every tick reads the active
 /// procedure documents again, so a version a manager activates takes effect at the next
-/// tick.
+/// tick. It also takes the dashboard's snapshot of the last complete UTC day if that day
+/// has none yet ([`argent_agent::snapshot`]).
 pub struct ProcedureTick {
     pub store: argent_store::Store,
     /// Customers per page.
@@ -58,8 +59,27 @@ impl Scheduler for ProcedureTick {
         let r = argent_agent::tick::tick(&self.store, &set, now, self.batch.max(1))
             .await
             .map_err(|e| e.to_string())?;
+        // The dashboard's snapshot of the last complete day, once (a failure is logged and
+        // does not stop the tick: the next tick tries again).
+        let day = argent_agent::snapshot::scheduled_date(now);
+        let snapshot = match argent_agent::snapshot::take(
+            &self.store,
+            day,
+            argent_agent::tick::SCHEDULER_ACTOR,
+        )
+        .await
+        {
+            Ok(argent_store::SnapshotTaken::Taken { rows }) => {
+                format!("; dashboard snapshot of {day} taken ({rows} rows)")
+            }
+            Ok(argent_store::SnapshotTaken::AlreadyTaken) => String::new(),
+            Err(e) => {
+                tracing::warn!("dashboard snapshot of {day} failed: {e}");
+                format!("; dashboard snapshot of {day} failed")
+            }
+        };
         Ok(format!(
-            "{} accounts: {} steps due, {} enqueued, {} promises broken, {} queued steps cancelled, {} not planned",
+            "{} accounts: {} steps due, {} enqueued, {} promises broken, {} queued steps cancelled, {} not planned{snapshot}",
             r.customers,
             r.due,
             r.enqueued,

@@ -10,7 +10,8 @@
 //! held for a person (except on the `unreviewed_last_days` last days, whose held items are
 //! left pending for people) (each item re-judged at approval, as in the web app; a refusal, such
 //! as an email outside the debtor's contact hours, leaves it pending for the next pass).
-//! At the end of the day every account an email reached draws its debtor's answer. Every 30 days each customer is
+//! At the end of the day every account an email reached draws its debtor's answer, and the
+//! dashboard's snapshot of the day is taken ([`argent_agent::snapshot`]). Every 30 days each customer is
 //! invoiced again at its rate of the 90 days before day 0 (net 30), so DSO compares like
 //! with like.
 //!
@@ -38,6 +39,9 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
 use crate::{StepExecutor, Worker, WorkerConfig};
+
+/// The actor of what the simulation itself records (the days' dashboard snapshots).
+pub const SIM_ACTOR: &str = "simulation";
 
 /// How a simulation runs.
 #[derive(Clone, Debug)]
@@ -388,6 +392,9 @@ pub async fn simulate(
                     .await?;
             }
         }
+        // The dashboard's snapshot of the day, as the scheduler takes it once a day is
+        // over, so a fresh demo database has trends.
+        argent_agent::snapshot::take(store, day, SIM_ACTOR).await?;
         let summary = format!(
             "{} steps enqueued, {} run, {} emails delivered, {} accounts paid",
             line.enqueued, line.steps, line.emails, paid_today

@@ -57,6 +57,7 @@ mod queue;
 mod search;
 pub mod session;
 mod signals;
+pub(crate) mod svg;
 pub(crate) mod tasks;
 mod today;
 mod users;

@@ -634,7 +634,7 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
 fn chain_staged_sql(mine: &[i64]) -> String {
     let chain = format!(
         "SELECT count(*) AS locked \
-         FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(current_schema()))) l; \
+         FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(coalesce(current_schema(), '')))) l; \
          WITH RECURSIVE \
          st AS MATERIALIZED (SELECT id, prefix, at, run_id, customer_id, actor, kind, rule_ids, \
                                     row_number() OVER (ORDER BY grp, ord) AS i \

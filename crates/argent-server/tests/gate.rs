@@ -36,44 +36,7 @@ citation = "15 U.S.C. 1692c(a)(2); 12 CFR 1006.6(b)(2)"
 const HIGH_RISK_CEILING: &str = "id = \"us.plan.high-risk.ceiling\"\nmax_discount_percent = 20";
 
 /// Cases standing in for the three shipped ones that assert the attorney stop.
-const CARRIED: &str = r#"
-[tests.context]
-now = "2026-03-10T15:00:00Z"
-segment = "medium"
-initial_communication_sent = true
-[tests.context.customer]
-id = "C1"
-name = "Dana Reyes"
-tier = "standard"
-jurisdiction = "us-consumer"
-time_zone = "America/New_York"
-contacts = [{ name = "Dana Reyes", email = "dana@example.com", opted_out = [] }]
-flags = { cease_contact = false, disputed = false, bankrupt = false, attorney_represented = true }
-[[tests.context.invoices]]
-number = "INV-1"
-currency = "USD"
-amount_minor = 120000
-open_minor = 120000
-due_date = "2026-01-15"
-
-[[tests.case]]
-name = "an attorney-represented consumer may be emailed"
-replaces = "us-consumer.toml: an attorney-represented consumer is not emailed"
-expect = "allow"
-action = { tool = "send_email", args = { customer_id = "C1", to = "dana@example.com", subject = "Your account", body = "Hello Dana, this message is from a debt collector. Your balance is $1,200.00 on invoice INV-1. To stop receiving these emails, reply STOP or click unsubscribe." } }
-
-[[tests.case]]
-name = "an attorney-represented consumer may be called"
-replaces = "us-consumer-contact.toml: a call to an attorney-represented consumer is denied"
-expect = "allow"
-action = { tool = "request_call", args = { customer_id = "C1", reason = "Check in", script = "This is a call from a debt collector about your account. Can we agree a payment date that works for you?" } }
-
-[[tests.case]]
-name = "the confirmed attorney flag no longer stops the email"
-replaces = "us-consumer-signals.toml: once confirmed, the flag's own rule stops the email (attorney_represented)"
-expect = "allow"
-action = { tool = "send_email", args = { customer_id = "C1", to = "dana@example.com", subject = "Your account", body = "Hello Dana, this message is from a debt collector. Your balance is $1,200.00 on invoice INV-1. To stop receiving these emails, reply STOP." } }
-"#;
+const CARRIED: &str = include_str!("../../argent-policy/tests/fixtures/gate-carried-attorney.toml");
 
 const FAILING: [&str; 3] = [
     "us-consumer.toml: an attorney-represented consumer is not emailed",

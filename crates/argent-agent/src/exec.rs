@@ -123,11 +123,11 @@ pub(crate) async fn execute(
                 references_hdr: mail.threading.references_hdr(),
                 ..Default::default()
             };
-            let fresh = tx.enqueue_email(&email).await?;
-            if fresh {
-                tx.record_contact(&a.customer_id, "email", now, &call_id)
-                    .await?;
-            }
+            // Both queued (no answer needed): an email this call already enqueued stays as
+            // it is, and so does its contact (one per call and channel).
+            tx.add_email(&email).await?;
+            tx.record_contact(&a.customer_id, "email", now, &call_id)
+                .await?;
             return Ok(Execution {
                 result: json!({"outbox_id": email.id, "delivery": "queued in the outbox; sent by the delivery step"}),
                 content_sha256: Some(email.content_sha256()),
@@ -242,7 +242,7 @@ pub(crate) async fn execute(
                 created_at: now,
                 done_at: None,
             };
-            tx.insert_call_task(&task).await?;
+            tx.add_call_task(&task).await?;
             Ok(json!({
                 "call_task_id": task.id,
                 "status": "queued for a collector, who makes the call and logs it",

@@ -10,8 +10,9 @@ use argent_core::action::Action;
 use argent_core::{Decision, Outcome, RiskSegment};
 use argent_llm::{ChatMessage, ChatRequest, ToolCall, ToolDefinition};
 use argent_policy::evaluate;
-use argent_store::{NewApproval, NewAuditEvent, RunRecord, RunStatus, ToolCallStatus};
+use argent_store::{NewApproval, NewAuditEvent, RunRecord, RunStatus, StoreTx, ToolCallStatus};
 
+use crate::compliance::CheckOutcome;
 use crate::context::Account;
 use crate::prompt::{PromptError, PromptSet};
 use crate::{Agent, AgentError, authz, exec};
@@ -163,11 +164,116 @@ pub struct CallOutcome {
     pub model_text: String,
 }
 
+/// Where a run is: its conversation, the outcomes of its calls (one per tool result, in
+/// order) and the count of consecutive turns with only invalid calls.
+///
+/// Checkpointed as deltas: each message is saved once, in the transaction of the step that
+/// added it (`run_messages`, a tool result with its outcome), and `runs.state` holds only
+/// a [`DeltaHeader`]. A run checkpointed whole (before delta checkpoints: `runs.state` is
+/// this struct as JSON) is resumed from that and goes on being checkpointed whole.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct RunState {
     messages: Vec<ChatMessage>,
     invalid_turns: u32,
     outcomes: Vec<CallOutcome>,
+    /// How many messages and outcomes are saved as deltas; `None`: checkpointed whole.
+    #[serde(skip)]
+    saved: Option<(usize, usize)>,
+}
+
+/// `runs.state` of a run checkpointed as deltas: how many of its `run_messages` the
+/// checkpoint has (`{"delta": {"messages": N}, "invalid_turns": K}`).
+#[derive(Debug, Serialize, Deserialize)]
+struct DeltaHeader {
+    delta: DeltaCounts,
+    #[serde(default)]
+    invalid_turns: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DeltaCounts {
+    messages: usize,
+}
+
+/// A message or outcome as JSON (their serializations cannot fail: plain structs).
+fn json_of<T: Serialize>(v: &T) -> Result<Value, AgentError> {
+    serde_json::to_value(v).map_err(|e| AgentError::Invariant(e.to_string()))
+}
+
+impl RunState {
+    /// A new run's state: its two prompts, none of it saved yet.
+    fn new(system: String, user: String) -> RunState {
+        RunState {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
+            saved: Some((0, 0)),
+            ..Default::default()
+        }
+    }
+
+    /// What `runs.state` holds for this state: the delta header, or the whole state.
+    fn stored(&self) -> Result<Value, AgentError> {
+        match self.saved {
+            Some(_) => json_of(&DeltaHeader {
+                delta: DeltaCounts {
+                    messages: self.messages.len(),
+                },
+                invalid_turns: self.invalid_turns,
+            }),
+            None => json_of(self),
+        }
+    }
+
+    /// The messages not saved yet, from the index of the first, each tool result with its
+    /// outcome (`None` for a state checkpointed whole).
+    #[allow(clippy::type_complexity)]
+    fn unsaved(&self) -> Result<Option<(i64, Vec<(Value, Option<Value>)>)>, AgentError> {
+        let Some((ms, os)) = self.saved else {
+            return Ok(None);
+        };
+        let mut outcomes = self.outcomes.get(os..).unwrap_or_default().iter();
+        let mut rows = Vec::new();
+        for m in self.messages.get(ms..).unwrap_or_default() {
+            let outcome = match m {
+                ChatMessage::Tool { .. } => Some(json_of(outcomes.next().ok_or_else(|| {
+                    AgentError::Invariant("a tool result without its outcome".into())
+                })?)?),
+                _ => None,
+            };
+            rows.push((json_of(m)?, outcome));
+        }
+        if outcomes.next().is_some() {
+            return Err(AgentError::Invariant(
+                "a call outcome without its tool result".into(),
+            ));
+        }
+        let first = i64::try_from(ms).map_err(|e| AgentError::Invariant(e.to_string()))?;
+        Ok(Some((first, rows)))
+    }
+
+    /// After the checkpoint committed: everything is saved.
+    fn mark_saved(&mut self) {
+        if self.saved.is_some() {
+            self.saved = Some((self.messages.len(), self.outcomes.len()));
+        }
+    }
+}
+
+/// What judging a tool call found, before anything of it is written.
+enum Judged {
+    /// Recorded before (a resumed run): its outcome, reused; nothing is written again.
+    Done(CallOutcome),
+    /// An earlier call of the same turn has its id.
+    Duplicate,
+    /// The arguments failed the tool's schema.
+    Invalid(String),
+    /// A valid action and what the policy (and the content check) decided for it.
+    Decided {
+        action: Action,
+        account: Box<Account>,
+        decision: Decision,
+        checked: Option<CheckOutcome>,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -391,7 +497,9 @@ impl Agent {
         }
     }
 
-    /// Starts a run for one account and drives it to its end.
+    /// Starts a run for one account and drives it to its end. The run record, its first
+    /// messages and its `run_started` event commit together, before the first model call:
+    /// a process that dies during that call leaves a run that `resume` finishes.
     pub async fn start(
         &self,
         customer_id: &str,
@@ -412,41 +520,18 @@ impl Agent {
             self.recognise_signals(&run_id, customer_id, from, subject, body, now)
                 .await?;
         }
-        let account = self.load_account(customer_id, now).await?;
-        let (system, user) = self.render_prompts(&account, &trigger)?;
-        let state = RunState {
-            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
-            ..Default::default()
-        };
-        let run = RunRecord {
-            id: run_id,
-            customer_id: customer_id.to_string(),
-            trigger: serde_json::to_value(&trigger).unwrap_or(Value::Null),
-            status: RunStatus::Running,
-            step: 0,
-            tokens: 0,
-            state: serde_json::to_value(&state).unwrap_or(Value::Null),
-            model: self.model.name(),
-            prompt_version: self.prompts.version().to_string(),
-            policy_version: self.policy_version.clone(),
-            created_at: now,
-            updated_at: now,
-            lease_owner: None,
-            lease_until: None,
-        };
-        self.store.create_run(&run).await?;
-        self.store
-            .audit_append(self.audit(
-                &run,
-                "run_started",
-                json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version}),
-            ))
+        let (run, mut state) = self
+            .new_run(customer_id, &trigger, run_id, now, None)
             .await?;
+        let mut tx = self.store.begin().await?;
+        self.create(&mut tx, &run, &state, None).await?;
+        tx.commit().await?;
+        state.mark_saved();
         self.drive(run, state).await
     }
 
     /// Starts run `run_id` for a worker's work item and drives it to its end. The run
-    /// record, its `run_started` event and the work item's link to it
+    /// record, its first messages, its `run_started` event and the work item's link to it
     /// (`StoreTx::set_work_run`, which needs the worker's lease) commit in one
     /// transaction, so a worker that takes the item over after a crash finds either no run
     /// (and starts it) or this one (and resumes it): never two.
@@ -458,70 +543,161 @@ impl Agent {
         link: &WorkLink,
     ) -> Result<RunOutcome, AgentError> {
         let now = self.now();
+        let (run, mut state) = self
+            .new_run(customer_id, &trigger, run_id.to_string(), now, Some(link))
+            .await?;
+        let mut tx = self.store.begin().await?;
+        self.create(&mut tx, &run, &state, Some(link)).await?;
+        tx.commit().await?;
+        state.mark_saved();
+        crash_point("run_started");
+        self.drive(run, state).await
+    }
+
+    /// A new run's record and state: the account loaded and the prompts rendered for it.
+    async fn new_run(
+        &self,
+        customer_id: &str,
+        trigger: &Trigger,
+        run_id: String,
+        now: DateTime<Utc>,
+        link: Option<&WorkLink>,
+    ) -> Result<(RunRecord, RunState), AgentError> {
         let account = self.load_account(customer_id, now).await?;
-        let (system, user) = self.render_prompts(&account, &trigger)?;
-        let state = RunState {
-            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
-            ..Default::default()
-        };
+        let (system, user) = self.render_prompts(&account, trigger)?;
+        let state = RunState::new(system, user);
         let run = RunRecord {
-            id: run_id.to_string(),
+            id: run_id,
             customer_id: customer_id.to_string(),
-            trigger: serde_json::to_value(&trigger).unwrap_or(Value::Null),
+            trigger: serde_json::to_value(trigger).unwrap_or(Value::Null),
             status: RunStatus::Running,
             step: 0,
             tokens: 0,
-            state: serde_json::to_value(&state).unwrap_or(Value::Null),
+            state: state.stored()?,
             model: self.model.name(),
             prompt_version: self.prompts.version().to_string(),
             policy_version: self.policy_version.clone(),
             created_at: now,
             updated_at: now,
-            lease_owner: Some(link.owner.clone()),
-            lease_until: Some(link.lease_until),
+            lease_owner: link.map(|l| l.owner.clone()),
+            lease_until: link.map(|l| l.lease_until),
         };
-        let mut tx = self.store.begin().await?;
-        tx.create_run(&run).await?;
-        tx.audit_append(self.audit(
-            &run,
-            "run_started",
-            json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version, "work_id": link.work_id}),
-        ))
-        .await?;
-        tx.set_work_run(&link.work_id, &link.owner, &run.id).await?;
-        tx.commit().await?;
-        crash_point("run_started");
-        self.drive(run, state).await
+        Ok((run, state))
+    }
+
+    /// Writes a new run in `tx`: its record, its first messages, its `run_started` event
+    /// and, for a worker, the work item's link to it.
+    async fn create(
+        &self,
+        tx: &mut StoreTx,
+        run: &RunRecord,
+        state: &RunState,
+        link: Option<&WorkLink>,
+    ) -> Result<(), AgentError> {
+        tx.create_run(run).await?;
+        if let Some((first, rows)) = state.unsaved()? {
+            tx.append_run_messages(&run.id, first, &rows).await?;
+        }
+        let mut started = json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version});
+        if let Some(l) = link {
+            started["work_id"] = json!(l.work_id);
+        }
+        tx.audit_append(self.audit(run, "run_started", started))
+            .await?;
+        if let Some(l) = link {
+            tx.set_work_run(&l.work_id, &l.owner, &run.id).await?;
+        }
+        Ok(())
     }
 
     /// Continues a run from its last checkpoint. Tool calls that already took effect are
     /// not repeated: their recorded outcome is reused.
     pub async fn resume(&self, run_id: &str) -> Result<RunOutcome, AgentError> {
         let run = self.store.run(run_id).await?;
-        let state: RunState = serde_json::from_value(run.state.clone()).map_err(|e| {
-            AgentError::Invariant(format!("run {run_id} checkpoint unreadable: {e}"))
-        })?;
+        let state = self.load_state(&run).await?;
         if run.status != RunStatus::Running {
             return Ok(outcome(&run, run.status, &state));
         }
         self.drive(run, state).await
     }
 
+    /// A run's state as its checkpoint left it: rebuilt from its saved messages (delta
+    /// checkpoints), or read whole from `runs.state` (a run checkpointed before those).
+    async fn load_state(&self, run: &RunRecord) -> Result<RunState, AgentError> {
+        let unreadable = |why: String| {
+            AgentError::Invariant(format!("run {} checkpoint unreadable: {why}", run.id))
+        };
+        if run.state.get("delta").is_none() {
+            return serde_json::from_value(run.state.clone())
+                .map_err(|e| unreadable(e.to_string()));
+        }
+        let header: DeltaHeader =
+            serde_json::from_value(run.state.clone()).map_err(|e| unreadable(e.to_string()))?;
+        let rows = self.store.run_messages(&run.id).await?;
+        if rows.len() != header.delta.messages {
+            return Err(unreadable(format!(
+                "the checkpoint has {} messages, {} are saved",
+                header.delta.messages,
+                rows.len()
+            )));
+        }
+        let mut state = RunState {
+            invalid_turns: header.invalid_turns,
+            ..Default::default()
+        };
+        for (i, row) in rows.into_iter().enumerate() {
+            if usize::try_from(row.idx).ok() != Some(i) {
+                return Err(unreadable(format!("message {i} is missing")));
+            }
+            state.messages.push(
+                serde_json::from_value(row.message)
+                    .map_err(|e| unreadable(format!("message {i}: {e}")))?,
+            );
+            if let Some(o) = row.outcome {
+                state.outcomes.push(
+                    serde_json::from_value(o)
+                        .map_err(|e| unreadable(format!("outcome of message {i}: {e}")))?,
+                );
+            }
+        }
+        state.saved = Some((state.messages.len(), state.outcomes.len()));
+        Ok(state)
+    }
+
+    /// The loop. Each model step is one transaction: the model call's event commits with
+    /// the first of its tool calls (the call's row, its decision and audit events, its side
+    /// effect) and the checkpoint that records the answer and that call's result; each
+    /// further call of the same turn is a transaction of its own, judged only after the
+    /// calls before it committed (so its policy decision sees what they did); a final
+    /// answer commits with the run's end.
     async fn drive(
         &self,
         mut run: RunRecord,
         mut state: RunState,
     ) -> Result<RunOutcome, AgentError> {
+        // The model call's event, until it commits with what the answer led to.
+        let mut answered: Option<NewAuditEvent> = None;
         loop {
             // 1. Answer any tool calls of the last assistant turn that have no result yet.
             if let Some((turn, calls)) = unanswered(&state.messages) {
+                // Calls of an answer received in this loop were never recorded (they are
+                // saved with the answer, or not at all); a resumed run's may have been.
+                let fresh = answered.is_some();
                 let mut invalid = 0;
                 for (call, duplicate) in &calls {
-                    let o = if *duplicate {
-                        self.refuse_duplicate(&run, turn, call).await?
+                    let judged = if *duplicate {
+                        Judged::Duplicate
                     } else {
-                        self.handle_call(&run, turn, call).await?
+                        self.judge_call(&run, turn, call, fresh).await?
                     };
+                    let reused = matches!(judged, Judged::Done(_));
+                    let mut tx = self.store.begin().await?;
+                    if let Some(e) = answered.take() {
+                        tx.audit_append(e).await?;
+                    }
+                    let o = self
+                        .record_call(&mut tx, &run, turn, call, judged, fresh)
+                        .await?;
                     if o.status == CallStatus::Invalid {
                         invalid += 1;
                     }
@@ -530,7 +706,12 @@ impl Agent {
                         o.model_text.clone(),
                     ));
                     state.outcomes.push(o);
-                    self.checkpoint(&mut run, &state).await?;
+                    self.save(&mut tx, &mut run, &state).await?;
+                    tx.commit().await?;
+                    state.mark_saved();
+                    if !reused && !*duplicate {
+                        crash_point(&call.name);
+                    }
                 }
                 state.invalid_turns = if invalid == calls.len() {
                     state.invalid_turns + 1
@@ -593,8 +774,8 @@ impl Agent {
             );
             let done = resp.tool_calls.is_empty();
             state.messages.push(resp.to_message());
-            // The model call's event commits with the checkpoint that records its answer
-            // (and, for the last answer, with the run's end): one transaction, not three.
+            // The model call's event commits with the checkpoint that records its answer:
+            // with the first call's transaction, or, for the last answer, with the run's end.
             if done {
                 return self
                     .finish_after(
@@ -606,31 +787,25 @@ impl Agent {
                     )
                     .await;
             }
-            self.checkpoint_after(&mut run, &state, Some(model_call))
-                .await?;
+            answered = Some(model_call);
         }
     }
 
-    async fn checkpoint(&self, run: &mut RunRecord, state: &RunState) -> Result<(), AgentError> {
-        self.checkpoint_after(run, state, None).await
-    }
-
-    /// Saves the run's progress, with `event` (what produced it) in the same transaction.
-    async fn checkpoint_after(
+    /// Queues the run's checkpoint in `tx`: the messages not saved yet (delta checkpoints)
+    /// and the run's step, tokens and state header (or, for a run checkpointed whole, its
+    /// whole state). The caller marks the state saved once `tx` committed.
+    async fn save(
         &self,
+        tx: &mut StoreTx,
         run: &mut RunRecord,
         state: &RunState,
-        event: Option<NewAuditEvent>,
     ) -> Result<(), AgentError> {
-        run.state =
-            serde_json::to_value(state).map_err(|e| AgentError::Invariant(e.to_string()))?;
-        let mut tx = self.store.begin().await?;
-        if let Some(e) = event {
-            tx.audit_append(e).await?;
+        if let Some((first, rows)) = state.unsaved()? {
+            tx.append_run_messages(&run.id, first, &rows).await?;
         }
+        run.state = state.stored()?;
         tx.checkpoint_run(&run.id, run.step, run.tokens, &run.state)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -649,13 +824,11 @@ impl Agent {
     async fn finish_after(
         &self,
         mut run: RunRecord,
-        state: RunState,
+        mut state: RunState,
         status: RunStatus,
         why: &str,
         event: Option<NewAuditEvent>,
     ) -> Result<RunOutcome, AgentError> {
-        run.state =
-            serde_json::to_value(&state).map_err(|e| AgentError::Invariant(e.to_string()))?;
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
         let finished = self.audit(
             &run,
@@ -667,12 +840,12 @@ impl Agent {
             }),
         );
         let mut tx = self.store.begin().await?;
-        tx.checkpoint_run(&run.id, run.step, run.tokens, &run.state)
-            .await?;
+        self.save(&mut tx, &mut run, &state).await?;
         tx.finish_run(&run.id, status).await?;
         tx.audit_append_many(event.into_iter().chain([finished]).collect())
             .await?;
         tx.commit().await?;
+        state.mark_saved();
         Ok(outcome(&run, status, &state))
     }
 
@@ -732,83 +905,54 @@ impl Agent {
         (item, model_text)
     }
 
-    /// A call whose id an earlier call of the same turn already has: nothing runs (the id is
-    /// the call's idempotency key, so running it would either repeat or shadow the first).
-    /// The model gets an error naming the id, and the trail a `validation_error`.
-    async fn refuse_duplicate(
-        &self,
-        run: &RunRecord,
-        turn: usize,
-        call: &ToolCall,
-    ) -> Result<CallOutcome, AgentError> {
-        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
-        let error = format!(
-            "duplicate tool call id '{}': an earlier call in this turn already has this id, so this call was not run",
-            call.id
-        );
-        self.store
-            .audit_append(self.audit(
-                run,
-                "validation_error",
-                json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "duplicate": true}),
-            ))
-            .await?;
-        Ok(CallOutcome {
-            call_id,
-            tool: call.name.clone(),
-            arguments: call.arguments.clone(),
-            status: CallStatus::Invalid,
-            rules: Vec::new(),
-            approval_id: None,
-            model_text: json!({"status": "duplicate_call_id", "error": error, "note": "Nothing was done for this call. Give every tool call its own id; call again with a new id if it is still needed."}).to_string(),
-        })
-    }
-
-    /// Judges and carries out one tool call, exactly once per call id.
+    /// Judges and carries out one tool call, exactly once per call id, in a transaction of
+    /// its own (a person's action: `crate::person`).
     pub(crate) async fn handle_call(
         &self,
         run: &RunRecord,
         turn: usize,
         call: &ToolCall,
     ) -> Result<CallOutcome, AgentError> {
-        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
-        if let Some(rec) = self.store.tool_call(&call_id).await?
-            && rec.status != ToolCallStatus::Received
-            && let Some(prev) = rec
-                .result
-                .and_then(|r| serde_json::from_value::<CallOutcome>(r).ok())
-        {
+        let judged = self.judge_call(run, turn, call, false).await?;
+        if let Judged::Done(prev) = judged {
             return Ok(prev);
+        }
+        let mut tx = self.store.begin().await?;
+        let o = self
+            .record_call(&mut tx, run, turn, call, judged, false)
+            .await?;
+        tx.commit().await?;
+        crash_point(&call.name);
+        Ok(o)
+    }
+
+    /// Judges one tool call without writing anything (and without holding the store's
+    /// writer: the content check may ask a model): its recorded outcome if it was carried
+    /// out before (only looked up unless `fresh`, a call of an answer received in this
+    /// loop, which cannot have been recorded), or whether its arguments are valid, and
+    /// what the policy decides on the account as it stands now.
+    async fn judge_call(
+        &self,
+        run: &RunRecord,
+        turn: usize,
+        call: &ToolCall,
+        fresh: bool,
+    ) -> Result<Judged, AgentError> {
+        if !fresh {
+            let call_id = format!("{}/{}/{}", run.id, turn, call.id);
+            if let Some(rec) = self.store.tool_call(&call_id).await?
+                && rec.status != ToolCallStatus::Received
+                && let Some(prev) = rec
+                    .result
+                    .and_then(|r| serde_json::from_value::<CallOutcome>(r).ok())
+            {
+                return Ok(Judged::Done(prev));
+            }
         }
         let now = self.now();
         let action = match self.registry.parse(&call.name, &call.arguments) {
             Ok(a) => a,
-            Err(e) => {
-                let o = CallOutcome {
-                    call_id: call_id.clone(),
-                    tool: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                    status: CallStatus::Invalid,
-                    rules: Vec::new(),
-                    approval_id: None,
-                    model_text: json!({"status": "invalid_arguments", "error": e.to_string(), "note": "Nothing was done. Fix the arguments and call again."}).to_string(),
-                };
-                let mut tx = self.store.begin().await?;
-                tx.record_tool_call(
-                    &call_id,
-                    &run.id,
-                    &run.customer_id,
-                    &call.name,
-                    &call.arguments,
-                    ToolCallStatus::Invalid,
-                )
-                .await?;
-                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": e.to_string()}))).await?;
-                tx.set_tool_call(&call_id, ToolCallStatus::Invalid, Some(&to_value(&o)))
-                    .await?;
-                tx.commit().await?;
-                return Ok(o);
-            }
+            Err(e) => return Ok(Judged::Invalid(e.to_string())),
         };
         let account = self.load_account(&run.customer_id, now).await?;
         let policy = self.policy_for(&account)?;
@@ -822,16 +966,97 @@ impl Agent {
         if let Some(rule) = procedure_hold(&run.trigger, &action) {
             decision.fire(rule);
         }
-        let mut tx = self.store.begin().await?;
-        tx.record_tool_call(
-            &call_id,
-            &run.id,
-            &run.customer_id,
-            &call.name,
-            &call.arguments,
-            ToolCallStatus::Received,
-        )
-        .await?;
+        Ok(Judged::Decided {
+            action,
+            account: Box::new(account),
+            decision,
+            checked,
+            now,
+        })
+    }
+
+    /// Writes what became of a judged call in `tx`: its row (for a `fresh` call, inserted
+    /// once with its outcome, and the transaction fails if the id is already recorded), its
+    /// audit events, and for an allowed action the execution (whose writes are part of
+    /// `tx`), for a held one the approval item. Returns the outcome the model is shown.
+    async fn record_call(
+        &self,
+        tx: &mut StoreTx,
+        run: &RunRecord,
+        turn: usize,
+        call: &ToolCall,
+        judged: Judged,
+        fresh: bool,
+    ) -> Result<CallOutcome, AgentError> {
+        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
+        let (action, account, decision, checked, now) = match judged {
+            Judged::Done(prev) => return Ok(prev),
+            Judged::Duplicate => {
+                let error = format!(
+                    "duplicate tool call id '{}': an earlier call in this turn already has this id, so this call was not run",
+                    call.id
+                );
+                tx.audit_append(self.audit(
+                    run,
+                    "validation_error",
+                    json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "duplicate": true}),
+                ))
+                .await?;
+                return Ok(CallOutcome {
+                    call_id,
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    status: CallStatus::Invalid,
+                    rules: Vec::new(),
+                    approval_id: None,
+                    model_text: json!({"status": "duplicate_call_id", "error": error, "note": "Nothing was done for this call. Give every tool call its own id; call again with a new id if it is still needed."}).to_string(),
+                });
+            }
+            Judged::Invalid(error) => {
+                let o = CallOutcome {
+                    call_id: call_id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    status: CallStatus::Invalid,
+                    rules: Vec::new(),
+                    approval_id: None,
+                    model_text: json!({"status": "invalid_arguments", "error": error, "note": "Nothing was done. Fix the arguments and call again."}).to_string(),
+                };
+                if !fresh {
+                    tx.record_tool_call(
+                        &call_id,
+                        &run.id,
+                        &run.customer_id,
+                        &call.name,
+                        &call.arguments,
+                        ToolCallStatus::Invalid,
+                    )
+                    .await?;
+                }
+                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error}))).await?;
+                self.set_call(tx, run, call, &o, ToolCallStatus::Invalid, fresh)
+                    .await?;
+                return Ok(o);
+            }
+            Judged::Decided {
+                action,
+                account,
+                decision,
+                checked,
+                now,
+            } => (action, account, decision, checked, now),
+        };
+        if !fresh {
+            tx.record_tool_call(
+                &call_id,
+                &run.id,
+                &run.customer_id,
+                &call.name,
+                &call.arguments,
+                ToolCallStatus::Received,
+            )
+            .await?;
+        }
         tx.audit_append(self.audit(
             run,
             "tool_call",
@@ -860,7 +1085,7 @@ impl Agent {
                     AgentError::Invariant("allow decision did not authorise".into())
                 })?;
                 let mail = self.mail_context(Some(&run.trigger));
-                let done = exec::execute(&mut tx, auth, &account, now, &mail).await?;
+                let done = exec::execute(tx, auth, &account, now, &mail).await?;
                 tx.audit_append(self.audit(
                     run,
                     argent_store::integrity::EXECUTED,
@@ -877,7 +1102,7 @@ impl Agent {
                 let (item, model_text) =
                     self.approval_item(run, &call_id, &call.name, &action, &decision, &account);
                 let approval_id = item.id.clone();
-                tx.insert_approval(&item).await?;
+                tx.add_approval(&item).await?;
                 let mut requested = json!({"call_id": call_id, "approval_id": approval_id, "approvers": decision.approvers()});
                 if let Some(held) = &decision.held_with {
                     requested["held_with"] = json!(held);
@@ -905,11 +1130,37 @@ impl Agent {
                 ToolCallStatus::Refused
             }
         };
-        tx.set_tool_call(&call_id, status, Some(&to_value(&o)))
-            .await?;
-        tx.commit().await?;
-        crash_point(&call.name);
+        self.set_call(tx, run, call, &o, status, fresh).await?;
         Ok(o)
+    }
+
+    /// The call's row with its outcome: inserted (a `fresh` call; the transaction fails if
+    /// the id is already recorded), or the row recorded earlier in `tx` moved to `status`.
+    async fn set_call(
+        &self,
+        tx: &mut StoreTx,
+        run: &RunRecord,
+        call: &ToolCall,
+        o: &CallOutcome,
+        status: ToolCallStatus,
+        fresh: bool,
+    ) -> Result<(), AgentError> {
+        let result = to_value(o);
+        if fresh {
+            tx.insert_tool_call(
+                &o.call_id,
+                &run.id,
+                &run.customer_id,
+                &call.name,
+                &call.arguments,
+                status,
+                &result,
+            )
+            .await?;
+        } else {
+            tx.set_tool_call(&o.call_id, status, Some(&result)).await?;
+        }
+        Ok(())
     }
 }
 

@@ -798,6 +798,8 @@ const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, updated_at = $2, leas
 
 impl StoreTx {
     /// Saves the loop's progress, in the same transaction as the step's other writes.
+    /// `NotFound` if there is no such run (on the SQLite writer the update is queued, so
+    /// from a later call of the transaction, `commit` at the latest).
     pub async fn checkpoint_run(
         &mut self,
         id: &str,
@@ -805,21 +807,12 @@ impl StoreTx {
         tokens: i64,
         state: &Value,
     ) -> Result<()> {
-        let state = to_json(state);
-        let n = dispatch_tx!(self, |conn| {
-            sqlx::query(CHECKPOINT_SQL)
-                .bind(step)
-                .bind(tokens)
-                .bind(state.as_str())
-                .bind(now())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("run {id}")));
-        }
+        tx_write!(
+            self,
+            CHECKPOINT_SQL,
+            [step, tokens, to_json(state), now(), id],
+            or: StoreError::NotFound(format!("run {id}"))
+        );
         Ok(())
     }
 
@@ -838,34 +831,37 @@ impl StoreTx {
 
 impl StoreTx {
     /// Creates the run record in this transaction (with its `run_started` event and, for a
-    /// worker, the link from its work item, so the three commit together).
+    /// worker, the link from its work item, so the three commit together). On the SQLite
+    /// writer the insert is queued: a run id already taken fails a later call of the
+    /// transaction (`commit` at the latest).
     pub async fn create_run(&mut self, r: &RunRecord) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO runs ({RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        tx_write!(
+            self,
+            CREATE_RUN_SQL,
+            [
+                r.id.as_str(),
+                r.customer_id.as_str(),
+                to_json(&r.trigger),
+                r.status.as_str(),
+                r.step,
+                r.tokens,
+                to_json(&r.state),
+                r.model.as_str(),
+                r.prompt_version.as_str(),
+                r.policy_version.as_str(),
+                micros(r.created_at),
+                micros(r.updated_at),
+                r.lease_owner.as_deref(),
+                r.lease_until.map(micros),
+            ]
         );
-        let (trigger, state) = (to_json(&r.trigger), to_json(&r.state));
-        dispatch_tx!(self, |conn| {
-            sqlx::query(&sql)
-                .bind(r.id.as_str())
-                .bind(r.customer_id.as_str())
-                .bind(trigger.as_str())
-                .bind(r.status.as_str())
-                .bind(r.step)
-                .bind(r.tokens)
-                .bind(state.as_str())
-                .bind(r.model.as_str())
-                .bind(r.prompt_version.as_str())
-                .bind(r.policy_version.as_str())
-                .bind(micros(r.created_at))
-                .bind(micros(r.updated_at))
-                .bind(r.lease_owner.as_deref())
-                .bind(r.lease_until.map(micros))
-                .execute(&mut *conn)
-                .await?;
-        });
         Ok(())
     }
 }
+
+const CREATE_RUN_SQL: &str = "INSERT INTO runs (id, customer_id, run_trigger, status, step, \
+     tokens, state, model, prompt_version, policy_version, created_at, updated_at, lease_owner, \
+     lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 impl Store {
     pub async fn create_run(&self, r: &RunRecord) -> Result<()> {

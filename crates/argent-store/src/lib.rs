@@ -41,6 +41,7 @@ pub mod outbox_delivery;
 mod procedures;
 mod queue;
 mod records;
+pub mod run_messages;
 pub mod search;
 mod signals;
 mod snapshots;
@@ -85,6 +86,7 @@ pub use ledger::{ImportStats, LedgerSnapshot};
 pub use outbox_delivery::{AttemptOutcome, OutboxAttempt};
 pub use procedures::{ProcedureSummary, StepCount, TickBatch, TickWrite, TickWritten};
 pub use queue::QueueFilter;
+pub use run_messages::RunMessage;
 pub use search::SearchHit;
 pub use signals::{NewSignal, SignalRecord};
 pub use snapshots::{SnapshotDay, SnapshotTaken};
@@ -439,6 +441,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_staged",
         include_str!("../../../migrations/sqlite/0026_audit_staged.sql"),
     ),
+    (
+        27,
+        "run_messages",
+        include_str!("../../../migrations/sqlite/0027_run_messages.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -550,6 +557,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         26,
         "audit_staged",
         include_str!("../../../migrations/postgres/0026_audit_staged.sql"),
+    ),
+    (
+        27,
+        "run_messages",
+        include_str!("../../../migrations/postgres/0027_run_messages.sql"),
     ),
 ];
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::tx::dispatch_tx;
+use crate::tx::{dispatch_tx, tx_write};
 use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, from_json, micros, parse_col};
 
 /// Where a work item is.
@@ -221,20 +221,14 @@ impl StoreTx {
     pub async fn set_work_run(&mut self, id: &str, owner: &str, run_id: &str) -> Result<()> {
         let sql = "UPDATE work_items SET run_id = $1 \
                    WHERE id = $2 AND lease_owner = $3 AND status = 'leased'";
-        let n = dispatch_tx!(self, |conn| {
-            sqlx::query(sql)
-                .bind(run_id)
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "work item {id} is not leased by {owner}"
-            )));
-        }
+        // Queued on the SQLite writer: a lost lease fails a later call of the transaction
+        // (`commit` at the latest) with the same `Conflict`.
+        tx_write!(
+            self,
+            sql,
+            [run_id, id, owner],
+            or: StoreError::Conflict(format!("work item {id} is not leased by {owner}"))
+        );
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //! messages, converted, go through `argent_agent::OfflineModel`), after a configurable
 //! latency; a request without tools (the compliance check) gets `{"compliant": true}`.
 //! Optionally the first N requests hang (a worker killed while its model call is in
-//! flight).
+//! flight). [`FakeOpenAi::start_with`] answers through another model instead (the
+//! planner-loop benchmark's fixed episode).
 
 #![allow(dead_code)] // each user needs a different part
 #![allow(clippy::unwrap_used)] // test support: a failure here should panic the test
@@ -24,6 +25,8 @@ use argent_llm::{ChatMessage, ChatModel, ChatRequest, ToolCall};
 
 struct Inner {
     latency: Duration,
+    /// What answers the agent's requests (the offline model unless given).
+    model: Arc<dyn ChatModel>,
     hang_first: usize,
     hits: AtomicUsize,
     tool_requests: AtomicUsize,
@@ -40,10 +43,21 @@ impl FakeOpenAi {
     /// Starts the server: every answer after `latency`; the first `hang_first` agent
     /// requests never answered.
     pub async fn start(latency: Duration, hang_first: usize) -> FakeOpenAi {
+        FakeOpenAi::start_with(latency, hang_first, Arc::new(OfflineModel)).await
+    }
+
+    /// As [`FakeOpenAi::start`], with the agent's requests (the messages as received,
+    /// converted back) answered by `model`.
+    pub async fn start_with(
+        latency: Duration,
+        hang_first: usize,
+        model: Arc<dyn ChatModel>,
+    ) -> FakeOpenAi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             latency,
+            model,
             hang_first,
             hits: AtomicUsize::new(0),
             tool_requests: AtomicUsize::new(0),
@@ -124,7 +138,7 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     }
     tokio::time::sleep(inner.latency).await;
     let req = ChatRequest::new(to_messages(&body));
-    match OfflineModel.chat(&req).await {
+    match inner.model.chat(&req).await {
         Ok(r) => completion(&model, r.content, r.tool_calls),
         Err(e) => (
             StatusCode::BAD_REQUEST,

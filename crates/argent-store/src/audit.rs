@@ -622,10 +622,12 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
 
 /// PostgreSQL: chains every staged event (see `migrations/postgres/0026_audit_staged.sql`),
 /// as one simple query that is one transaction: take the chain's advisory lock (waiting for
-/// the chaining transaction holding it to end); then, in a statement whose snapshot is
-/// taken after the lock (READ COMMITTED), move every staged event into `audit_events` in
-/// order (by group, then within it), chained on the head
-/// (`hash = sha256(prev_hash || prefix || seq || '}')`), and move the head; then read back the events staged as `mine` (chained now or by an
+/// the chaining transaction holding it to end); then `audit_chain_staged_rows()`
+/// (`migrations/postgres/0032_audit_chain_function.sql`), whose statements take their
+/// snapshots after the lock (READ COMMITTED), moves every staged event into `audit_events`
+/// in order (by group, then within it), chained on the head
+/// (`hash = sha256(prev_hash || prefix || seq || '}')`), in time linear in their number, and
+/// moves the head; then read back the events staged as `mine` (chained now or by an
 /// earlier chaining). A call that finds nothing staged writes nothing, so its commit does
 /// not wait for a flush; one that chains holds the lock through its durable commit, and
 /// chains at once everything staged meanwhile. The seq order is the chaining order; a
@@ -635,28 +637,7 @@ fn chain_staged_sql(mine: &[i64]) -> String {
     let chain = format!(
         "SELECT count(*) AS locked \
          FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(coalesce(current_schema(), '')))) l; \
-         WITH RECURSIVE \
-         st AS MATERIALIZED (SELECT id, prefix, at, run_id, customer_id, actor, kind, rule_ids, \
-                                    row_number() OVER (ORDER BY grp, ord) AS i \
-                             FROM audit_staged), \
-         pre AS MATERIALIZED (SELECT array_agg(prefix ORDER BY i) AS a FROM st), \
-         head AS MATERIALIZED (SELECT seq, hash FROM audit_head WHERE id = 1), \
-         chain (i, seq, prev_hash, hash) AS ( \
-             SELECT 0::bigint, seq, ''::text, hash FROM head \
-             UNION ALL \
-             SELECT c.i + 1, c.seq + 1, c.hash, \
-                    encode(sha256(convert_to(c.hash || p.a[c.i + 1] || (c.seq + 1)::text || '}}', 'UTF8')), 'hex') \
-             FROM chain c, pre p WHERE c.i < coalesce(cardinality(p.a), 0)), \
-         gone AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM st)), \
-         ins AS (INSERT INTO audit_events (seq, at, run_id, customer_id, actor, kind, rule_ids, \
-                                           canonical, prev_hash, hash, staged_id) \
-                 SELECT c.seq, s.at, s.run_id, s.customer_id, s.actor, s.kind, s.rule_ids, \
-                        s.prefix || c.seq::text || '}}', c.prev_hash, c.hash, s.id \
-                 FROM chain c JOIN st s ON s.i = c.i), \
-         moved AS (UPDATE audit_head SET seq = l.seq, hash = l.hash \
-                   FROM (SELECT seq, hash FROM chain WHERE i > 0 ORDER BY i DESC LIMIT 1) l \
-                   WHERE audit_head.id = 1) \
-         SELECT count(*) FROM st"
+         SELECT audit_chain_staged_rows() AS count"
     );
     if mine.is_empty() {
         return format!("{chain}; COMMIT; BEGIN");

@@ -446,6 +446,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "run_messages",
         include_str!("../../../migrations/sqlite/0027_run_messages.sql"),
     ),
+    (
+        32,
+        "audit_chain_function",
+        include_str!("../../../migrations/sqlite/0032_audit_chain_function.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -562,6 +567,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         27,
         "run_messages",
         include_str!("../../../migrations/postgres/0027_run_messages.sql"),
+    ),
+    (
+        32,
+        "audit_chain_function",
+        include_str!("../../../migrations/postgres/0032_audit_chain_function.sql"),
     ),
 ];
 

@@ -1253,8 +1253,12 @@ async fn an_admin_creates_unlocks_resets_and_disables_a_user_in_chromium() {
         e.fill("#name", "pat").await;
         e.fill("#password", "a fine password").await;
         e.click("#sign-in").await;
-        let locked = e.text("#login-error").await;
-        assert!(e.texts("#signed-in-as").await.is_empty(), "{locked}");
+        shows(
+            &e.text("#login-error").await,
+            &["too many failed sign-ins for this user from this address"],
+            "the right password, too late",
+        );
+        assert!(e.texts("#signed-in-as").await.is_empty(), "not signed in");
 
         // The admin sees the lockout and lifts it.
         e.sign_in(admin).await;
@@ -1267,7 +1271,10 @@ async fn an_admin_creates_unlocks_resets_and_disables_a_user_in_chromium() {
         );
         e.screenshot("pages-admin-02-locked-out").await;
         e.click(&format!("{row} button.unlock")).await;
-        e.find("#flash").await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat unlocked: earlier failed sign-ins no longer count."
+        );
         shows(&e.text(row).await, &["nowhere"], "pat, unlocked");
         assert!(e.texts("#locked-count").await.is_empty());
 
@@ -1275,9 +1282,15 @@ async fn an_admin_creates_unlocks_resets_and_disables_a_user_in_chromium() {
         e.fill(&format!("{row} input[name=password]"), "another fine one")
             .await;
         e.click(&format!("{row} button.password")).await;
-        e.find("#flash").await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat given a new password and signed out everywhere."
+        );
         e.click(&format!("{row} button.disable")).await;
-        e.find("#flash").await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat disabled and signed out everywhere."
+        );
         let pat = e.find(row).await;
         assert_eq!(
             pat.attr("data-disabled").await.unwrap().as_deref(),

@@ -3,6 +3,15 @@
 //! chromedriver (WebDriver, with `fantoccini`). A collector signs in through the form,
 //! approves one item, edits another (checked first: the preview must say `allow`) and
 //! rejects a third; compliance then finds all three in the audit trail, filtered by actor.
+//! A reviewer works a 50-item queue by keyboard and bulk approval. Issue #15's other pages
+//! are each driven by the role that uses them, their key content asserted and a screenshot
+//! taken (`pages-<role>-<nn>-<what>.png`): a policy draft's activation refused by the gate
+//! and the gate page saying why, a passing draft's gate (tests, rule-by-rule diff, "not
+//! covered", impact with the flipped items), the diff page, the four-eyes request and a
+//! compliance approval, a rollback the same way; the evaluator's run list and pass-rate
+//! trend, a run, a case, two runs compared and a case A beside B; the admin's user page
+//! (create, a lockout lifted, a password reset, disable); an item's plan editor, the
+//! customer's whole thread and a checked plan.
 //! Screenshots (PNG) go to `$ARGENT_E2E_OUT`, or else `target/e2e/` under the workspace,
 //! beside chromedriver's log.
 //!
@@ -808,6 +817,21 @@ impl E2e {
         out
     }
 
+    /// Attributes `a` and `b` of every element matching `css`, in page order.
+    async fn attr_pairs(&self, css: &str, a: &str, b: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for el in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            let get = async |name: &str| {
+                el.attr(name)
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{css} without {name}"))
+            };
+            out.push((get(a).await, get(b).await));
+        }
+        out
+    }
+
     /// Sets a field's value as a paste would (a whole policy file is too long to type).
     async fn set_value(&self, css: &str, value: &str) {
         let el = self.find(css).await;
@@ -879,11 +903,7 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
         e.fill("#doc-note", "simplify").await;
         e.go_by("#save-draft").await;
         e.wait_location(&format!("{doc}?v=2")).await;
-        shows(
-            &e.text("#doc-status").await,
-            &["draft"],
-            "the saved draft",
-        );
+        shows(&e.text("#doc-status").await, &["draft"], "the saved draft");
         e.screenshot("pages-manager-01-draft").await;
 
         // Its activation is refused: three shipped policy tests fail.
@@ -907,7 +927,10 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
         e.wait_location(&format!("{doc}/2/gate")).await;
         shows(
             &e.text("#gate-verdict").await,
-            &["Activation is refused:", "3 policy test(s) fail with this version."],
+            &[
+                "Activation is refused:",
+                "3 policy test(s) fail with this version.",
+            ],
             "the blocked gate",
         );
         let failing = e.texts("#failing-tests tbody tr").await;
@@ -969,7 +992,13 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
         assert_eq!(flipped.len(), 2, "{flipped:?}");
         shows(
             &flipped[0],
-            &[&g.ann_item, "C-ANN", "propose_plan", "deny", "needs_approval"],
+            &[
+                &g.ann_item,
+                "C-ANN",
+                "propose_plan",
+                "deny",
+                "needs_approval",
+            ],
             "the flipped pending item",
         );
         shows(
@@ -983,7 +1012,10 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
             .attr("href")
             .await
             .unwrap();
-        assert_eq!(link.as_deref(), Some(format!("/queue/{}", g.ann_item).as_str()));
+        assert_eq!(
+            link.as_deref(),
+            Some(format!("/queue/{}", g.ann_item).as_str())
+        );
         e.screenshot_at("#impact-summary", "pages-manager-05-gate-impact")
             .await;
 
@@ -997,7 +1029,8 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
         let text = e.page_text().await;
         let (semantic, hunk) = (
             text.find("rule removed (was deny)").unwrap(),
-            text.find("@@ -").unwrap_or_else(|| panic!("a hunk header:\n{text}")),
+            text.find("@@ -")
+                .unwrap_or_else(|| panic!("a hunk header:\n{text}")),
         );
         assert!(semantic < hunk, "the rule changes come first:\n{text}");
         shows(
@@ -1035,7 +1068,11 @@ async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chrom
         let row = "#doc-requests tbody tr";
         shows(
             &e.text(row).await,
-            &["us-consumer", "simplify, with the tests changed", "Approve and activate"],
+            &[
+                "us-consumer",
+                "simplify, with the tests changed",
+                "Approve and activate",
+            ],
             "the request as compliance sees it",
         );
         e.screenshot("pages-compliance-01-request").await;
@@ -1109,23 +1146,10 @@ async fn an_evaluator_reads_runs_a_case_a_comparison_and_the_trend_in_chromium()
             &["fail", "policy b2b v1", "1 / 2"],
             "eval-a's row",
         );
-        shows(
-            &e.text("#trend-core").await,
-            &["Set core"],
-            "the trend",
-        );
-        let points = e
-            .client
-            .find_all(Locator::Css("#trend-core circle.point"))
-            .await
-            .unwrap();
-        let mut rates = Vec::new();
-        for p in points {
-            rates.push((
-                p.attr("data-run").await.unwrap().unwrap(),
-                p.attr("data-rate").await.unwrap().unwrap(),
-            ));
-        }
+        shows(&e.text("#trend-core").await, &["Set core"], "the trend");
+        let rates = e
+            .attr_pairs("#trend-core circle.point", "data-run", "data-rate")
+            .await;
         assert_eq!(
             rates,
             [
@@ -1141,33 +1165,19 @@ async fn an_evaluator_reads_runs_a_case_a_comparison_and_the_trend_in_chromium()
         e.wait_location("/evals/eval-b").await;
         assert_eq!(e.text("#eval-status").await, "done");
         assert_eq!(e.text("#verdict").await, "regressed");
-        shows(
-            &e.text("#cases").await,
-            &[CASE, OTHER],
-            "the run's cases",
-        );
+        shows(&e.text("#cases").await, &[CASE, OTHER], "the run's cases");
         e.screenshot("pages-evaluator-02-run").await;
         e.go_by(&format!("#cases a[href=\"/evals/eval-b/cases/{CASE}\"]"))
             .await;
-        e.wait_location(&format!("/evals/eval-b/cases/{CASE}")).await;
+        e.wait_location(&format!("/evals/eval-b/cases/{CASE}"))
+            .await;
         assert_eq!(e.text("#case-id").await, CASE);
         shows(
             &e.text("#messages").await,
             &["Ratenzahlung / instalment request INV-9120"],
             "what the customer wrote",
         );
-        let calls = e
-            .client
-            .find_all(Locator::Css("div.call"))
-            .await
-            .unwrap();
-        let mut seen = Vec::new();
-        for c in calls {
-            seen.push((
-                c.attr("data-tool").await.unwrap().unwrap(),
-                c.attr("data-status").await.unwrap().unwrap(),
-            ));
-        }
+        let seen = e.attr_pairs("div.call", "data-tool", "data-status").await;
         assert_eq!(
             seen,
             [
@@ -1194,13 +1204,17 @@ async fn an_evaluator_reads_runs_a_case_a_comparison_and_the_trend_in_chromium()
         e.go_by("#compare").await;
         e.wait_location("/evals/compare?").await;
         assert_eq!(e.text("#verdict").await, "regressed");
-        let changed = e.text(&format!("#compare-cases tr[data-case=\"{CASE}\"].changed")).await;
-        shows(&changed, &["pass", "fail", "A beside B"], "the changed case");
+        let changed = e
+            .text(&format!("#compare-cases tr[data-case=\"{CASE}\"].changed"))
+            .await;
+        shows(
+            &changed,
+            &["pass", "fail", "A beside B"],
+            "the changed case",
+        );
         e.screenshot("pages-evaluator-04-compare").await;
-        e.go_by(&format!(
-            "#compare-cases tr[data-case=\"{CASE}\"] a"
-        ))
-        .await;
+        e.go_by(&format!("#compare-cases tr[data-case=\"{CASE}\"] a"))
+            .await;
         e.wait_location(&format!("/evals/compare/{CASE}?a=eval-a&b=eval-b"))
             .await;
         let side_a = e.text("#side-a[data-run=\"eval-a\"]").await;
@@ -1335,8 +1349,13 @@ async fn an_admin_creates_unlocks_resets_and_disables_a_user_in_chromium() {
         let by = format!("admin:{admin}");
         assert_eq!(
             kinds,
-            ["user.create", "user.unlock", "user.password_reset", "user.disable"]
-                .map(|k| format!("{by} {k}"))
+            [
+                "user.create",
+                "user.unlock",
+                "user.password_reset",
+                "user.disable"
+            ]
+            .map(|k| format!("{by} {k}"))
         );
     })
     .await;
@@ -1384,7 +1403,11 @@ async fn a_collector_reads_the_whole_thread_and_checks_a_plan_in_the_editor_in_c
         );
         shows(
             &thread,
-            &["2026-11-02 09:30 CST", "2026-11-03 08:00 CST", "2026-11-20 12:00 CST"],
+            &[
+                "2026-11-02 09:30 CST",
+                "2026-11-03 08:00 CST",
+                "2026-11-20 12:00 CST",
+            ],
             "the thread's local times",
         );
         shows(
@@ -1392,7 +1415,8 @@ async fn a_collector_reads_the_whole_thread_and_checks_a_plan_in_the_editor_in_c
             &["Times are the customer's local time, America/Chicago."],
             "the item page",
         );
-        e.screenshot_at("#thread", "pages-collector-02-thread").await;
+        e.screenshot_at("#thread", "pages-collector-02-thread")
+            .await;
 
         // Seven weekly instalments, checked: 864.00 does not divide by 7, yet sums exactly.
         e.fill("#plan-count", "7").await;

@@ -216,4 +216,3 @@ pub async fn store_run(
         .unwrap();
     report
 }
-

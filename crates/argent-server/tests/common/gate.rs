@@ -26,8 +26,7 @@ message = "The consumer is represented by an attorney; communicate with the atto
 citation = "15 U.S.C. 1692c(a)(2); 12 CFR 1006.6(b)(2)"
 "#;
 
-pub const HIGH_RISK_CEILING: &str =
-    "id = \"us.plan.high-risk.ceiling\"\nmax_discount_percent = 20";
+pub const HIGH_RISK_CEILING: &str = "id = \"us.plan.high-risk.ceiling\"\nmax_discount_percent = 20";
 
 /// Cases standing in for the three shipped ones that assert the attorney stop.
 pub const CARRIED: &str =

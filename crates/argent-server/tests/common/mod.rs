@@ -354,5 +354,4 @@ pub async fn earlier_thread(store: &Store) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-
 }

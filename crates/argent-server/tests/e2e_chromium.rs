@@ -3,6 +3,15 @@
 //! chromedriver (WebDriver, with `fantoccini`). A collector signs in through the form,
 //! approves one item, edits another (checked first: the preview must say `allow`) and
 //! rejects a third; compliance then finds all three in the audit trail, filtered by actor.
+//! A reviewer works a 50-item queue by keyboard and bulk approval. Issue #15's other pages
+//! are each driven by the role that uses them, their key content asserted and a screenshot
+//! taken (`pages-<role>-<nn>-<what>.png`): a policy draft's activation refused by the gate
+//! and the gate page saying why, a passing draft's gate (tests, rule-by-rule diff, "not
+//! covered", impact with the flipped items), the diff page, the four-eyes request and a
+//! compliance approval, a rollback the same way; the evaluator's run list and pass-rate
+//! trend, a run, a case, two runs compared and a case A beside B; the admin's user page
+//! (create, a lockout lifted, a password reset, disable); an item's plan editor, the
+//! customer's whole thread and a checked plan.
 //! Screenshots (PNG) go to `$ARGENT_E2E_OUT`, or else `target/e2e/` under the workspace,
 //! beside chromedriver's log.
 //!
@@ -347,9 +356,14 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 /// Runs `body` with the whole-test limit.
 async fn within_limit<F: std::future::Future<Output = ()>>(body: F) {
-    tokio::time::timeout(WHOLE_TEST, body)
+    within(WHOLE_TEST, body).await
+}
+
+/// Runs `body` with a limit of `limit`.
+async fn within<F: std::future::Future<Output = ()>>(limit: Duration, body: F) {
+    tokio::time::timeout(limit, body)
         .await
-        .unwrap_or_else(|_| panic!("the browser test took longer than {WHOLE_TEST:?}"));
+        .unwrap_or_else(|_| panic!("the browser test took longer than {limit:?}"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -776,4 +790,665 @@ async fn a_reviewer_works_a_50_item_queue_by_keyboard_and_bulk_approval_in_chrom
     .await;
     e.finish().await;
     ts.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue #15's other pages, each driven as the role that uses it and screenshotted:
+// `pages-<role>-<nn>-<what>.png`
+
+impl E2e {
+    /// Clicks `css` (a link or a form's button) and waits until the browser has left the
+    /// page it was on, so what is read next is read from the page that answered (which
+    /// may have the same address and the same elements, a flash for one).
+    async fn go_by(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + WAIT;
+        while old.tag_name().await.is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{css} led to no new page within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The texts of every element matching `css` (none is an empty list, not a wait).
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for el in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            out.push(el.text().await.unwrap());
+        }
+        out
+    }
+
+    /// Attributes `a` and `b` of every element matching `css`, in page order.
+    async fn attr_pairs(&self, css: &str, a: &str, b: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for el in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            let get = async |name: &str| {
+                el.attr(name)
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{css} without {name}"))
+            };
+            out.push((get(a).await, get(b).await));
+        }
+        out
+    }
+
+    /// Sets a field's value as a paste would (a whole policy file is too long to type).
+    async fn set_value(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        let el = serde_json::to_value(el).unwrap();
+        self.client
+            .execute(
+                "arguments[0].value = arguments[1];",
+                vec![el, Value::String(value.into())],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Scrolls the first element matching `css` to the top of the viewport, then takes a
+    /// screenshot: a section further down the page, in view.
+    async fn screenshot_at(&self, css: &str, name: &str) -> PathBuf {
+        let el = serde_json::to_value(self.find(css).await).unwrap();
+        self.client
+            .execute("arguments[0].scrollIntoView({block: 'start'});", vec![el])
+            .await
+            .unwrap();
+        self.screenshot(name).await
+    }
+
+    /// The page's text as a person reads it (what `<body>` renders).
+    async fn page_text(&self) -> String {
+        self.text("body").await
+    }
+}
+
+/// Asserts `text` contains every one of `wanted`, naming what is missing and where.
+#[track_caller]
+fn shows(text: &str, wanted: &[&str], page: &str) {
+    for w in wanted {
+        assert!(text.contains(w), "{page} shows {w:?}; it says:\n{text}");
+    }
+}
+
+/// The active version of us-consumer in the store.
+async fn active_us_consumer(store: &argent_store::Store) -> i64 {
+    store
+        .document_versions(argent_store::DocKind::Policy, "us-consumer")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.status == argent_store::DocStatus::Active)
+        .unwrap()
+        .version
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_goes_through_the_gate_four_eyes_and_a_rollback_in_chromium() {
+    use common::gate::{CARRIED, FAILING, gate_store, loosened};
+    let Some(tools) = tools() else { return };
+    let ts = argent_store::testkit::TestStore::sqlite().await.unwrap();
+    let store = ts.store.clone();
+    let g = gate_store(&store).await;
+    let v1 = store
+        .document(argent_store::DocKind::Policy, "us-consumer", 1)
+        .await
+        .unwrap();
+    let doc = "/documents/policy/us-consumer";
+    let e = E2e::start(&tools, g.state.clone(), "pages-documents").await;
+    // The gate runs the shipped policy tests (448 cases) at each of four steps: about a
+    // minute alone, twice that beside the other browser tests on two cores.
+    within(WHOLE_TEST * 2, async {
+        // The manager pastes a draft that deletes the attorney stop and loosens the ceiling.
+        e.sign_in("mo").await;
+        e.goto(&format!("{doc}/edit?from=1")).await;
+        e.set_value("#doc-body", &loosened(&v1.body)).await;
+        e.fill("#doc-note", "simplify").await;
+        e.go_by("#save-draft").await;
+        e.wait_location(&format!("{doc}?v=2")).await;
+        shows(&e.text("#doc-status").await, &["draft"], "the saved draft");
+        e.screenshot("pages-manager-01-draft").await;
+
+        // Its activation is refused: three shipped policy tests fail.
+        e.fill("#request-activation input[name=reason]", "simplify")
+            .await;
+        e.go_by("#activate").await;
+        let refused = e.text("#error-message").await;
+        shows(
+            &refused,
+            &["activation refused: 3 policy test(s) fail with policy us-consumer version 2"],
+            "the refused request",
+        );
+        for case in FAILING {
+            shows(&refused, &[case], "the refused request");
+        }
+        e.screenshot("pages-manager-02-activation-refused").await;
+
+        // The gate page says so, lists the failing cases and offers no activation.
+        e.goto(&format!("{doc}?v=2")).await;
+        e.go_by("#gate").await;
+        e.wait_location(&format!("{doc}/2/gate")).await;
+        shows(
+            &e.text("#gate-verdict").await,
+            &[
+                "Activation is refused:",
+                "3 policy test(s) fail with this version.",
+            ],
+            "the blocked gate",
+        );
+        let failing = e.texts("#failing-tests tbody tr").await;
+        assert_eq!(failing.len(), 3, "{failing:?}");
+        for case in FAILING {
+            assert!(
+                failing.iter().any(|row| row.contains(case)),
+                "{case} in {failing:?}"
+            );
+        }
+        assert!(e.texts("#activate").await.is_empty(), "no activate button");
+        e.screenshot("pages-manager-03-gate-blocked").await;
+
+        // The same change carrying tests for those cases: the gate passes and shows what
+        // it changes, what flips and what no test covers.
+        e.goto(&format!("{doc}/edit?from=2")).await;
+        e.set_value("#doc-body", &format!("{}{CARRIED}", loosened(&v1.body)))
+            .await;
+        e.fill("#doc-note", "simplify, tests changed").await;
+        e.go_by("#save-draft").await;
+        e.wait_location(&format!("{doc}?v=3")).await;
+        e.go_by("#gate").await;
+        e.wait_location(&format!("{doc}/3/gate")).await;
+        shows(
+            &e.text("#gate-verdict").await,
+            &["The policy tests pass with this version"],
+            "the passing gate",
+        );
+        let replaced = e.text("#replaced-tests").await;
+        for case in FAILING {
+            shows(&replaced, &[case], "the replaced tests");
+        }
+        let rules = e.texts("#semantic-diff tbody tr").await;
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        shows(
+            &rules[0],
+            &["us.attorney-represented", "rule removed (was deny)"],
+            "the semantic diff",
+        );
+        shows(
+            &rules[1],
+            &[
+                "us.plan.high-risk.ceiling",
+                "max_discount_percent 20% → 90% (loosened)",
+            ],
+            "the semantic diff",
+        );
+        assert_eq!(
+            e.texts("#not-covered li").await,
+            ["us.plan.high-risk.ceiling: max_discount_percent 20% → 90% (loosened) not covered"]
+        );
+        e.screenshot("pages-manager-04-gate-passing").await;
+        assert_eq!(e.text("#flipped").await, "2");
+        assert_eq!(
+            e.texts("#transitions li").await,
+            ["deny → needs_approval: 2"]
+        );
+        let flipped = e.texts("#flipped-items tbody tr").await;
+        assert_eq!(flipped.len(), 2, "{flipped:?}");
+        shows(
+            &flipped[0],
+            &[
+                &g.ann_item,
+                "C-ANN",
+                "propose_plan",
+                "deny",
+                "needs_approval",
+            ],
+            "the flipped pending item",
+        );
+        shows(
+            &flipped[1],
+            &[&g.bo_call, "C-BO", "high", "deny", "needs_approval"],
+            "the flipped decision",
+        );
+        let link = e
+            .find("#flipped-items tbody tr a")
+            .await
+            .attr("href")
+            .await
+            .unwrap();
+        assert_eq!(
+            link.as_deref(),
+            Some(format!("/queue/{}", g.ann_item).as_str())
+        );
+        e.screenshot_at("#impact-summary", "pages-manager-05-gate-impact")
+            .await;
+
+        // The diff against the active version: rule changes above the changed hunks.
+        e.goto(&format!("{doc}/diff?a=1&b=3")).await;
+        shows(
+            &e.text("#semantic-diff").await,
+            &["us.attorney-represented", "rule removed (was deny)"],
+            "the diff page",
+        );
+        let text = e.page_text().await;
+        let (semantic, hunk) = (
+            text.find("rule removed (was deny)").unwrap(),
+            text.find("@@ -")
+                .unwrap_or_else(|| panic!("a hunk header:\n{text}")),
+        );
+        assert!(semantic < hunk, "the rule changes come first:\n{text}");
+        shows(
+            &text,
+            &["communicate with the attorney, not the consumer"],
+            "the removed stop's lines",
+        );
+        assert!(
+            !text.contains("reading the aging"),
+            "only the changed hunks, not the whole file"
+        );
+        e.screenshot("pages-manager-06-diff").await;
+
+        // The manager asks for the activation from the gate page, with a reason; it
+        // waits for a second person.
+        e.goto(&format!("{doc}/3/gate")).await;
+        e.fill("#activate-reason", "simplify, with the tests changed")
+            .await;
+        e.go_by("#activate").await;
+        e.wait_location(&format!("{doc}?v=3")).await;
+        let waiting = e.text("#doc-requests").await;
+        shows(
+            &waiting,
+            &["simplify, with the tests changed", "mo", "Withdraw"],
+            "the request as its author sees it",
+        );
+        assert!(!waiting.contains("Approve and activate"), "{waiting}");
+        assert_eq!(active_us_consumer(&store).await, 1, "requested, not active");
+        e.screenshot("pages-manager-07-requested").await;
+
+        // Compliance approves it from the documents list: version 3 is active.
+        e.sign_out().await;
+        e.sign_in("cy").await;
+        e.goto("/documents").await;
+        let row = "#doc-requests tbody tr";
+        shows(
+            &e.text(row).await,
+            &[
+                "us-consumer",
+                "simplify, with the tests changed",
+                "Approve and activate",
+            ],
+            "the request as compliance sees it",
+        );
+        e.screenshot("pages-compliance-01-request").await;
+        e.fill(&format!("{row} input[name=note]"), "tests reviewed")
+            .await;
+        e.go_by(&format!("{row} button.approve")).await;
+        e.wait_location(&format!("{doc}?v=3")).await;
+        assert_eq!(e.text("#doc-status").await, "active");
+        shows(
+            &e.page_text().await,
+            &["by compliance:cy"],
+            "the activated version",
+        );
+        assert_eq!(active_us_consumer(&store).await, 3);
+        e.screenshot("pages-compliance-02-approved").await;
+
+        // The manager asks for a rollback (four eyes again); compliance approves it.
+        e.sign_out().await;
+        e.sign_in("mo").await;
+        e.goto(doc).await;
+        shows(
+            &e.text("#rollback-button").await,
+            &["Roll back to version 1"],
+            "the rollback form",
+        );
+        e.fill("#rollback input[name=reason]", "the ceiling is too loose")
+            .await;
+        e.go_by("#rollback-button").await;
+        e.wait_location(doc).await;
+        shows(
+            &e.text("#doc-requests").await,
+            &["rollback", "the ceiling is too loose"],
+            "the rollback request",
+        );
+        assert_eq!(active_us_consumer(&store).await, 3, "still, until approved");
+        e.screenshot("pages-manager-08-rollback-requested").await;
+        e.sign_out().await;
+        e.sign_in("cy").await;
+        e.goto("/documents").await;
+        e.go_by("#doc-requests tbody tr button.approve").await;
+        e.wait_location(&format!("{doc}?v=1")).await;
+        assert_eq!(e.text("#doc-status").await, "active");
+        assert_eq!(active_us_consumer(&store).await, 1);
+        e.screenshot("pages-compliance-03-rolled-back").await;
+    })
+    .await;
+    e.finish().await;
+    ts.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluator_reads_runs_a_case_a_comparison_and_the_trend_in_chromium() {
+    use common::eval_runs::{CASE, OTHER, store_run};
+    let Some(tools) = tools() else { return };
+    let f = fixture().await;
+    let a = store_run(f.store(), "eval-a", true, None, None).await;
+    store_run(f.store(), "eval-b", false, Some(("eval-a", &a)), Some(2)).await;
+    let e = E2e::start(&tools, f.state.clone(), "pages-evals").await;
+    within_limit(async {
+        e.sign_in(user_of(argent_server::UserRole::Evaluator)).await;
+        e.wait_location("/evals").await;
+        // The list: a verdict, the model and the documents per run; the trend per set.
+        let b = e.text("#evals tr[data-id=\"eval-b\"]").await;
+        shows(
+            &b,
+            &["regression", "offline", "policy b2b v2 (draft)", "0 / 2"],
+            "eval-b's row",
+        );
+        shows(
+            &e.text("#evals tr[data-id=\"eval-a\"]").await,
+            &["fail", "policy b2b v1", "1 / 2"],
+            "eval-a's row",
+        );
+        shows(&e.text("#trend-core").await, &["Set core"], "the trend");
+        let rates = e
+            .attr_pairs("#trend-core circle.point", "data-run", "data-rate")
+            .await;
+        assert_eq!(
+            rates,
+            [
+                ("eval-a".to_string(), "0.5000".to_string()),
+                ("eval-b".to_string(), "0.0000".to_string())
+            ]
+        );
+        e.screenshot("pages-evaluator-01-runs-and-trend").await;
+
+        // A run, then one of its cases.
+        e.go_by("#evals tr[data-id=\"eval-b\"] a[href=\"/evals/eval-b\"]")
+            .await;
+        e.wait_location("/evals/eval-b").await;
+        assert_eq!(e.text("#eval-status").await, "done");
+        assert_eq!(e.text("#verdict").await, "regressed");
+        shows(&e.text("#cases").await, &[CASE, OTHER], "the run's cases");
+        e.screenshot("pages-evaluator-02-run").await;
+        e.go_by(&format!("#cases a[href=\"/evals/eval-b/cases/{CASE}\"]"))
+            .await;
+        e.wait_location(&format!("/evals/eval-b/cases/{CASE}"))
+            .await;
+        assert_eq!(e.text("#case-id").await, CASE);
+        shows(
+            &e.text("#messages").await,
+            &["Ratenzahlung / instalment request INV-9120"],
+            "what the customer wrote",
+        );
+        let seen = e.attr_pairs("div.call", "data-tool", "data-status").await;
+        assert_eq!(
+            seen,
+            [
+                ("read_aging".to_string(), "invalid".to_string()),
+                ("propose_plan".to_string(), "queued".to_string()),
+                ("send_email".to_string(), "executed".to_string()),
+            ]
+        );
+        shows(
+            &e.page_text().await,
+            &[
+                "b2b.approval.large-plan-eur",
+                "queued for approval: plans over EUR 20,000.00 need a manager",
+                "{customer: B-3301",
+            ],
+            "the case's calls",
+        );
+        e.screenshot("pages-evaluator-03-case").await;
+
+        // Two runs ticked and compared, then one case A beside B.
+        e.goto("/evals").await;
+        e.click("input[name=run][value=\"eval-a\"]").await;
+        e.click("input[name=run][value=\"eval-b\"]").await;
+        e.go_by("#compare").await;
+        e.wait_location("/evals/compare?").await;
+        assert_eq!(e.text("#verdict").await, "regressed");
+        let changed = e
+            .text(&format!("#compare-cases tr[data-case=\"{CASE}\"].changed"))
+            .await;
+        shows(
+            &changed,
+            &["pass", "fail", "A beside B"],
+            "the changed case",
+        );
+        e.screenshot("pages-evaluator-04-compare").await;
+        e.go_by(&format!("#compare-cases tr[data-case=\"{CASE}\"] a"))
+            .await;
+        e.wait_location(&format!("/evals/compare/{CASE}?a=eval-a&b=eval-b"))
+            .await;
+        let side_a = e.text("#side-a[data-run=\"eval-a\"]").await;
+        let side_b = e.text("#side-b[data-run=\"eval-b\"]").await;
+        shows(&side_a, &["pass", "\"down_payment\": \"6000.00\""], "A");
+        shows(
+            &side_b,
+            &[
+                "fail",
+                "\"down_payment\": \"6000.01\"",
+                "b2b.approval.large-plan-eur",
+                "policy b2b v2 (draft)",
+            ],
+            "B",
+        );
+        e.screenshot("pages-evaluator-05-a-beside-b").await;
+    })
+    .await;
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_unlocks_resets_and_disables_a_user_in_chromium() {
+    let Some(tools) = tools() else { return };
+    let f = fixture().await;
+    let admin = user_of(argent_server::UserRole::Admin);
+    let max_failures = argent_server::ServerConfig::default().login_max_failures;
+    let e = E2e::start(&tools, f.state.clone(), "pages-users").await;
+    let row = "#users tr[data-name=\"pat\"]";
+    within_limit(async {
+        e.sign_in(admin).await;
+        e.goto("/users").await;
+        for (name, role) in USERS {
+            let r = e.find(&format!("#users tr[data-name=\"{name}\"]")).await;
+            assert_eq!(
+                r.attr("data-role").await.unwrap().as_deref(),
+                Some(role.as_str())
+            );
+        }
+        // Create.
+        e.fill("#new-user input[name=name]", "pat").await;
+        e.find("#new-user select[name=role] option[value=compliance]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        e.fill("#new-user input[name=password]", "a fine password")
+            .await;
+        e.go_by("#new-user button").await;
+        assert_eq!(e.text("#flash").await, "pat created.");
+        let pat = e.find(row).await;
+        assert_eq!(
+            pat.attr("data-role").await.unwrap().as_deref(),
+            Some("compliance")
+        );
+        e.screenshot("pages-admin-01-user-created").await;
+
+        // Someone guesses pat's password until pat is locked out from this address.
+        e.sign_out().await;
+        for _ in 0..max_failures {
+            e.fill("#name", "pat").await;
+            e.fill("#password", "not the password").await;
+            e.go_by("#sign-in").await;
+            e.find("#login-error").await;
+        }
+        e.fill("#name", "pat").await;
+        e.fill("#password", "a fine password").await;
+        e.go_by("#sign-in").await;
+        shows(
+            &e.text("#login-error").await,
+            &["too many failed sign-ins for this user from this address"],
+            "the right password, too late",
+        );
+        assert!(e.texts("#signed-in-as").await.is_empty(), "not signed in");
+
+        // The admin sees the lockout and lifts it.
+        e.sign_in(admin).await;
+        e.goto("/users").await;
+        assert_eq!(e.text("#locked-count").await, "1");
+        shows(
+            &e.text(row).await,
+            &["127.0.0.1", &format!("{max_failures} failures")],
+            "pat's lockout",
+        );
+        e.screenshot("pages-admin-02-locked-out").await;
+        e.go_by(&format!("{row} button.unlock")).await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat unlocked: earlier failed sign-ins no longer count."
+        );
+        shows(&e.text(row).await, &["nowhere"], "pat, unlocked");
+        assert!(e.texts("#locked-count").await.is_empty());
+
+        // A new password, then disabled.
+        e.fill(&format!("{row} input[name=password]"), "another fine one")
+            .await;
+        e.go_by(&format!("{row} button.password")).await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat given a new password and signed out everywhere."
+        );
+        e.go_by(&format!("{row} button.disable")).await;
+        assert_eq!(
+            e.text("#flash").await,
+            "pat disabled and signed out everywhere."
+        );
+        let pat = e.find(row).await;
+        assert_eq!(
+            pat.attr("data-disabled").await.unwrap().as_deref(),
+            Some("true")
+        );
+        shows(
+            &pat.text().await.unwrap(),
+            &["disabled", &format!("by admin:{admin}")],
+            "pat, disabled",
+        );
+        e.screenshot("pages-admin-03-reset-and-disabled").await;
+
+        // The store agrees; every change is the admin's in the trail.
+        let stored = f.store().user("pat").await.unwrap().unwrap();
+        assert!(stored.is_disabled());
+        assert_eq!(stored.role, "compliance");
+        let kinds: Vec<String> = f
+            .store()
+            .audit_events(&argent_store::AuditFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|ev| ev.kind.starts_with("user."))
+            .map(|ev| format!("{} {}", ev.actor, ev.kind))
+            .collect();
+        let by = format!("admin:{admin}");
+        assert_eq!(
+            kinds,
+            [
+                "user.create",
+                "user.unlock",
+                "user.password_reset",
+                "user.disable"
+            ]
+            .map(|k| format!("{by} {k}"))
+        );
+    })
+    .await;
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_reads_the_whole_thread_and_checks_a_plan_in_the_editor_in_chromium() {
+    let Some(tools) = tools() else { return };
+    let f = fixture().await;
+    common::earlier_thread(f.store()).await;
+    let id = f.ann[0].clone();
+    let e = E2e::start(&tools, f.state.clone(), "pages-item").await;
+    within_limit(async {
+        e.sign_in(user_of(argent_server::UserRole::Collector)).await;
+        e.goto(&format!("/queue/{id}")).await;
+        // The plan editor: terms, not JSON.
+        assert_eq!(e.text("#plan-currency").await, "USD");
+        assert_eq!(e.text("#plan-balance").await, "1,200.00 USD");
+        for (field, value) in [
+            ("#plan-discount", "240.00"),
+            ("#plan-down-payment", "96.00"),
+            ("#plan-count", "3"),
+            ("#plan-start-date", "2026-11-20"),
+        ] {
+            assert_eq!(
+                e.find(field).await.prop("value").await.unwrap().as_deref(),
+                Some(value),
+                "{field}"
+            );
+        }
+        e.screenshot("pages-collector-01-item").await;
+
+        // The whole thread, oldest first, in the customer's time zone.
+        let thread = e.text("#thread").await;
+        let at = |needle: &str| {
+            thread
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} in the thread:\n{thread}"))
+        };
+        assert!(
+            at("Is INV-ANN-1 the right amount?") < at("Yes, 1,200.00 is right.")
+                && at("Yes, 1,200.00 is right.") < at("Could I get 20% off?"),
+            "{thread}"
+        );
+        shows(
+            &thread,
+            &[
+                "2026-11-02 09:30 CST",
+                "2026-11-03 08:00 CST",
+                "2026-11-20 12:00 CST",
+            ],
+            "the thread's local times",
+        );
+        shows(
+            &e.page_text().await,
+            &["Times are the customer's local time, America/Chicago."],
+            "the item page",
+        );
+        e.screenshot_at("#thread", "pages-collector-02-thread")
+            .await;
+
+        // Seven weekly instalments, checked: 864.00 does not divide by 7, yet sums exactly.
+        e.fill("#plan-count", "7").await;
+        e.find("#plan-frequency option[value=weekly]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        e.go_by("#preview").await;
+        e.wait_location(&format!("/queue/{id}/preview")).await;
+        let plan = e.texts("#preview-plan .instalment").await;
+        assert_eq!(plan.len(), 7, "{plan:?}");
+        shows(&plan[0], &["123.43 due 2026-11-27"], "the first instalment");
+        shows(&plan[6], &["123.42 due 2027-01-08"], "the last instalment");
+        assert!(
+            ["allow", "needs_approval"].contains(&e.text("#preview-outcome").await.as_str()),
+            "checked by policy"
+        );
+        assert_eq!(
+            f.store().approval(&id).await.unwrap().status,
+            ApprovalStatus::Pending,
+            "checking acts on nothing"
+        );
+        e.screenshot("pages-collector-03-plan-checked").await;
+    })
+    .await;
+    e.finish().await;
 }

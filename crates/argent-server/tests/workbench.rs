@@ -476,42 +476,7 @@ async fn the_plan_editor_recomputes_an_exact_schedule_and_goes_through_the_check
 async fn the_item_page_shows_the_whole_thread_in_the_customers_time() {
     let f = fixture().await;
     let store = f.store();
-    // An earlier message from Ann and our answer, before the one that queued the items.
-    store
-        .create_run(&argent_store::RunRecord {
-            id: "run-earlier".into(),
-            customer_id: "C-ANN".into(),
-            trigger: json!({"kind": "inbound", "from": "ann@mail.example", "subject": "Invoice",
-                            "body": "Is INV-ANN-1 the right amount?", "received_at": "2026-11-02T15:30:00Z"}),
-            status: argent_store::RunStatus::Finished,
-            step: 1,
-            tokens: 0,
-            state: json!({"messages": []}),
-            model: "offline".into(),
-            prompt_version: "p".into(),
-            policy_version: "v".into(),
-            created_at: "2026-11-02T15:30:01Z".parse().unwrap(),
-            updated_at: "2026-11-02T15:30:01Z".parse().unwrap(),
-            lease_owner: None,
-            lease_until: None,
-        })
-        .await
-        .unwrap();
-    let mut tx = store.begin().await.unwrap();
-    tx.enqueue_email(&argent_store::OutboxEmail {
-        id: "em-earlier".into(),
-        call_id: "call-earlier".into(),
-        customer_id: "C-ANN".into(),
-        to_addr: "ann@mail.example".into(),
-        subject: "Re: Invoice".into(),
-        body: "Yes, 1,200.00 is right.".into(),
-        created_at: "2026-11-03T14:00:00Z".parse().unwrap(),
-        status: "pending".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    earlier_thread(store).await;
 
     let mut alice = Browser::sign_in(&f.app, "alice").await;
     let page = alice.get(&format!("/queue/{}", f.ann[0])).await;

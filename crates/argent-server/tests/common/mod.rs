@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod browser;
+pub mod eval_runs;
+pub mod gate;
 #[allow(unused_imports)] // the API tests use no browser
 pub use browser::*;
 
@@ -311,4 +313,45 @@ pub async fn receive_unmatched(f: &Fixture, id: &str, from: &str, subject: &str)
         .await
         .unwrap();
     assert_eq!(r.unmatched, 1, "{r:?}");
+}
+
+/// An earlier message from Ann (2026-11-02 15:30 UTC, a finished run) and our answer
+/// (2026-11-03 14:00 UTC, in the outbox), before the one that queued her items: her item
+/// pages show the whole thread.
+pub async fn earlier_thread(store: &Store) {
+    store
+        .create_run(&argent_store::RunRecord {
+            id: "run-earlier".into(),
+            customer_id: "C-ANN".into(),
+            trigger: json!({"kind": "inbound", "from": "ann@mail.example", "subject": "Invoice",
+                            "body": "Is INV-ANN-1 the right amount?", "received_at": "2026-11-02T15:30:00Z"}),
+            status: argent_store::RunStatus::Finished,
+            step: 1,
+            tokens: 0,
+            state: json!({"messages": []}),
+            model: "offline".into(),
+            prompt_version: "p".into(),
+            policy_version: "v".into(),
+            created_at: "2026-11-02T15:30:01Z".parse().unwrap(),
+            updated_at: "2026-11-02T15:30:01Z".parse().unwrap(),
+            lease_owner: None,
+            lease_until: None,
+        })
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.enqueue_email(&argent_store::OutboxEmail {
+        id: "em-earlier".into(),
+        call_id: "call-earlier".into(),
+        customer_id: "C-ANN".into(),
+        to_addr: "ann@mail.example".into(),
+        subject: "Re: Invoice".into(),
+        body: "Yes, 1,200.00 is right.".into(),
+        created_at: "2026-11-03T14:00:00Z".parse().unwrap(),
+        status: "pending".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
 }

@@ -53,7 +53,9 @@ struct Cassette {
 static CASSETTES: Mutex<BTreeMap<String, Cassette>> = Mutex::new(BTreeMap::new());
 
 fn cassettes() -> std::sync::MutexGuard<'static, BTreeMap<String, Cassette>> {
-    CASSETTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    CASSETTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {

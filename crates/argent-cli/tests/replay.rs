@@ -124,7 +124,13 @@ async fn import(db: &Db, dir: &Path) {
 }
 
 /// `argent --now NOW --model MODEL [--policies P] run --customer C1 --inbound MSG`.
-async fn run(db: &Db, model: &str, msg: &Path, policies: Option<&Path>, envs: Vec<(String, String)>) -> Output {
+async fn run(
+    db: &Db,
+    model: &str,
+    msg: &Path,
+    policies: Option<&Path>,
+    envs: Vec<(String, String)>,
+) -> Output {
     let mut args = strings(&["--database", &db.url, "--now", NOW, "--model", model]);
     if let Some(p) = policies {
         args.extend(strings(&["--policies", p.to_str().unwrap()]));
@@ -408,17 +414,25 @@ async fn eval_records_one_cassette_per_case_and_replays_them() {
     let eval = |model: String, out: PathBuf, extra: Vec<String>| {
         let mut args = strings(&["--model", &model, "eval", "run", "core", "--filter"]);
         args.push(cases.join(","));
-        args.extend(strings(&["--concurrency", "2", "--out", out.to_str().unwrap()]));
+        args.extend(strings(&[
+            "--concurrency",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
         args.extend(extra);
         args
     };
-    let report = |p: &Path| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
+    let report =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
 
     let rec = dir.path().join("rec.json");
     let out = argent(
-        eval(format!("record:{}", tapes.display()), rec.clone(), Vec::new()),
+        eval(
+            format!("record:{}", tapes.display()),
+            rec.clone(),
+            Vec::new(),
+        ),
         openai_env(&fake),
     )
     .await;
@@ -457,7 +471,11 @@ async fn eval_records_one_cassette_per_case_and_replays_them() {
         }
         replays.push(comparable(r));
     }
-    assert_eq!(fake.agent_requests(), agent_requests, "replays call no endpoint");
+    assert_eq!(
+        fake.agent_requests(),
+        agent_requests,
+        "replays call no endpoint"
+    );
     assert_eq!(replays[0], replays[1]);
     assert_eq!(replays[0], comparable(recorded));
 
@@ -472,7 +490,11 @@ async fn eval_records_one_cassette_per_case_and_replays_them() {
     )
     .await;
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--repeat 1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--repeat 1"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,18 +526,29 @@ async fn a_demo_recorded_at_now_replays_on_another_day() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let out = argent(demo(format!("record:{}", tape.display()), "rec.db"), openai_env(&fake)).await;
+    let out = argent(
+        demo(format!("record:{}", tape.display()), "rec.db"),
+        openai_env(&fake),
+    )
+    .await;
     let recorded = ok(&out, "demo record");
     let exchanges = argent_llm::Cassette::load(&tape).unwrap().exchanges.len();
     assert!(exchanges > 0);
     assert_eq!(fake.agent_requests(), exchanges);
     for n in 0..2 {
         let out = argent(
-            demo(format!("replay:{}", tape.display()), &format!("replay{n}.db")),
+            demo(
+                format!("replay:{}", tape.display()),
+                &format!("replay{n}.db"),
+            ),
             Vec::new(),
         )
         .await;
-        assert_eq!(body(&ok(&out, "demo replay")), body(&recorded), "replay {n}");
+        assert_eq!(
+            body(&ok(&out, "demo replay")),
+            body(&recorded),
+            "replay {n}"
+        );
     }
     assert_eq!(fake.agent_requests(), exchanges, "replays call no endpoint");
 }

@@ -787,13 +787,19 @@ mod tests {
         assert_eq!(e.kind(), "cassette_mismatch");
         let text = e.to_string();
         assert!(text.contains("request #1"), "{text}");
-        assert!(text.contains("before the last tool result was committed"), "{text}");
+        assert!(
+            text.contains("before the last tool result was committed"),
+            "{text}"
+        );
         assert!(text.contains("message[3] (tool) content"), "{text}");
 
         let mut longer = second.messages.clone();
         longer.push(ChatMessage::tool_result("c2", "extra"));
         let e = r.check_continuation(&longer).unwrap_err().to_string();
-        assert!(e.contains("message[4] (tool) is not in the recorded request"), "{e}");
+        assert!(
+            e.contains("message[4] (tool) is not in the recorded request"),
+            "{e}"
+        );
 
         r.chat(&second).await.unwrap();
         // Past the last exchange there is nothing to compare with.
@@ -804,7 +810,8 @@ mod tests {
     async fn live_models_accept_any_continuation() {
         let m = crate::ScriptedModel::new();
         m.check_continuation(&req("x").messages).unwrap();
-        let shared: Arc<dyn ChatModel> = Arc::new(Replayer::from_cassette(Cassette::new("m"), "e.json"));
+        let shared: Arc<dyn ChatModel> =
+            Arc::new(Replayer::from_cassette(Cassette::new("m"), "e.json"));
         shared.check_continuation(&req("x").messages).unwrap();
     }
 

@@ -235,6 +235,63 @@ impl Agent {
         }
     }
 
+    /// The id of a run [`Agent::start`] creates. With `deterministic_ids`, the next number;
+    /// otherwise derived from what the run is: `run-` and the first 32 hex digits of SHA-256
+    /// over the customer, the trigger and the instant the run starts. Recording a run and
+    /// replaying it at the same instant (`--now`) on the same data give it the same id, and
+    /// so the same ids for everything derived from it that the model is shown (its calls,
+    /// the records they create, its approvals): the replay's requests are the recording's,
+    /// byte for byte. If a run with that id exists (the same trigger started twice at the
+    /// same instant), `-2`, `-3`, … is appended.
+    pub(crate) async fn run_id_for(
+        &self,
+        customer_id: &str,
+        trigger: &run::Trigger,
+        now: DateTime<Utc>,
+    ) -> Result<String, AgentError> {
+        if self.config.deterministic_ids {
+            return Ok(self.new_id("run"));
+        }
+        let trigger = serde_json::to_string(trigger)
+            .map_err(|e| AgentError::Invariant(format!("the trigger does not serialize: {e}")))?;
+        let mut h = Sha256::new();
+        for part in [customer_id, trigger.as_str(), now.to_rfc3339().as_str()] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let base = format!("run-{}", &hex::encode(h.finalize())[..32]);
+        const MAX_SAME: u32 = 1000;
+        for n in 1..=MAX_SAME {
+            let id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            match self.store.run(&id).await {
+                Err(StoreError::NotFound(_)) => return Ok(id),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        }
+        Err(AgentError::Invariant(format!(
+            "{MAX_SAME} runs for customer {customer_id} with the same trigger at {now} already exist"
+        )))
+    }
+
+    /// The id of the approval item for tool call `call_id`: with `deterministic_ids` the
+    /// next number, otherwise `apr-` and the first 32 hex digits of SHA-256 over the call
+    /// id (a call has at most one item), so the model, which is shown it, sees the same id
+    /// when a run is replayed.
+    pub(crate) fn approval_id_for(&self, call_id: &str) -> String {
+        if self.config.deterministic_ids {
+            return self.new_id("apr");
+        }
+        let mut h = Sha256::new();
+        h.update(b"approval\0");
+        h.update(call_id.as_bytes());
+        format!("apr-{}", &hex::encode(h.finalize())[..32])
+    }
+
     /// Builds an agent over a prompts directory and a policies directory (the repository
     /// layout: `prompts/`, `policies/`): reads them into a [`DocumentSet`] and calls
     /// [`Agent::from_documents`].

@@ -506,7 +506,7 @@ impl Agent {
         trigger: Trigger,
     ) -> Result<RunOutcome, AgentError> {
         let now = self.now();
-        let run_id = self.new_id("run");
+        let run_id = self.run_id_for(customer_id, &trigger, now).await?;
         // What the customer said is recognised before the model reads it, and its facts
         // are set before the account is loaded: the policy sees them whatever the model
         // makes of the message (see `signals`).
@@ -692,8 +692,9 @@ impl Agent {
                     };
                     let reused = matches!(judged, Judged::Done(_));
                     let mut tx = self.store.begin().await?;
-                    if let Some(e) = answered.take() {
-                        tx.audit_append(e).await?;
+                    let model_call = answered.take();
+                    if let Some(e) = &model_call {
+                        tx.audit_append(e.clone()).await?;
                     }
                     let o = self
                         .record_call(&mut tx, &run, turn, call, judged, fresh)
@@ -705,6 +706,26 @@ impl Agent {
                         call.id.clone(),
                         o.model_text.clone(),
                     ));
+                    // A replay that no longer follows its recording fails here, before
+                    // this call's side effect commits (`tx` is dropped: rolled back).
+                    if let Err(e) = self.model.check_continuation(&state.messages) {
+                        drop(tx);
+                        state.messages.pop();
+                        let failed = self.audit(
+                            &run,
+                            "model_error",
+                            json!({"error": e.to_string(), "kind": e.kind()}),
+                        );
+                        self.finish_with(
+                            run,
+                            state,
+                            RunStatus::Failed,
+                            &e.to_string(),
+                            model_call.into_iter().chain([failed]).collect(),
+                        )
+                        .await?;
+                        return Err(e.into());
+                    }
                     state.outcomes.push(o);
                     self.save(&mut tx, &mut run, &state).await?;
                     tx.commit().await?;
@@ -823,11 +844,24 @@ impl Agent {
     /// `event`, what ended it, if given) commit together.
     async fn finish_after(
         &self,
+        run: RunRecord,
+        state: RunState,
+        status: RunStatus,
+        why: &str,
+        event: Option<NewAuditEvent>,
+    ) -> Result<RunOutcome, AgentError> {
+        self.finish_with(run, state, status, why, event.into_iter().collect())
+            .await
+    }
+
+    /// [`Agent::finish_after`] with any number of events before `run_finished`.
+    async fn finish_with(
+        &self,
         mut run: RunRecord,
         mut state: RunState,
         status: RunStatus,
         why: &str,
-        event: Option<NewAuditEvent>,
+        events: Vec<NewAuditEvent>,
     ) -> Result<RunOutcome, AgentError> {
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
         let finished = self.audit(
@@ -842,15 +876,16 @@ impl Agent {
         let mut tx = self.store.begin().await?;
         self.save(&mut tx, &mut run, &state).await?;
         tx.finish_run(&run.id, status).await?;
-        tx.audit_append_many(event.into_iter().chain([finished]).collect())
+        tx.audit_append_many(events.into_iter().chain([finished]).collect())
             .await?;
         tx.commit().await?;
         state.mark_saved();
         Ok(outcome(&run, status, &state))
     }
 
-    /// The approval item for a call the policy holds for review (a fresh id, the account's
-    /// priority, the roles that may approve), and the tool result the model is shown for it.
+    /// The approval item for a call the policy holds for review (its id derived from the
+    /// call's, the account's priority, the roles that may approve), and the tool result the
+    /// model is shown for it.
     pub(crate) fn approval_item(
         &self,
         run: &RunRecord,
@@ -860,7 +895,7 @@ impl Agent {
         decision: &Decision,
         account: &Account,
     ) -> (NewApproval, String) {
-        let approval_id = self.new_id("apr");
+        let approval_id = self.approval_id_for(call_id);
         let amount = action.principal_amount();
         let args = serde_json::to_value(action)
             .ok()

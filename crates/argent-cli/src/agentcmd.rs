@@ -1,10 +1,11 @@
 //! Commands around the planner loop: run, resume, approvals, outbox, demo.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use chrono::{NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
 use argent_agent::outbox::DirMailer;
@@ -22,7 +23,11 @@ use crate::logincmd::{AuthArgs, reviewer};
 pub struct ModelArgs {
     /// `offline` (deterministic stand-in, no network), `openai` (any OpenAI-compatible
     /// endpoint: set ARGENT_LLM_MODEL, ARGENT_LLM_BASE_URL, ARGENT_LLM_API_KEY),
-    /// `record:FILE` (openai, recording every exchange to a cassette) or `replay:FILE`.
+    /// `record:FILE` (openai, recording every exchange to a cassette) or `replay:FILE`
+    /// (fails at the first request that differs from the recording, before that step's
+    /// side effects, and when fewer exchanges were replayed than recorded). Record and
+    /// replay at the same --now. `eval run` takes `record:DIR` / `replay:DIR` (one cassette
+    /// per case).
     #[arg(long, global = true, default_value = "offline")]
     pub model: String,
     /// Prompt templates directory. Commands that work a database (run, resume, serve,
@@ -36,16 +41,58 @@ pub struct ModelArgs {
     pub policies: PathBuf,
 }
 
+/// A recording or replaying model this process built, by its `--model` spec.
+struct Cassette {
+    model: Arc<dyn ChatModel>,
+    replayer: Option<Arc<Replayer>>,
+}
+
+/// The cassettes this process records or replays. A command that builds several agents
+/// (the demo builds one per phase) gets the same [`Recorder`] or [`Replayer`] each time, so
+/// a recording is not truncated, nor a replay restarted, by the next agent.
+static CASSETTES: Mutex<BTreeMap<String, Cassette>> = Mutex::new(BTreeMap::new());
+
+fn cassettes() -> std::sync::MutexGuard<'static, BTreeMap<String, Cassette>> {
+    CASSETTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
-    Ok(match spec.split_once(':') {
-        None if spec == "offline" => Arc::new(OfflineModel),
-        None if spec == "openai" => Arc::new(OpenAiModel::from_env()?),
-        Some(("record", path)) => {
-            Arc::new(Recorder::new(Arc::new(OpenAiModel::from_env()?), path)?)
+    let mut shared = cassettes();
+    if let Some(c) = shared.get(spec) {
+        return Ok(c.model.clone());
+    }
+    let cassette = match spec.split_once(':') {
+        None if spec == "offline" => return Ok(Arc::new(OfflineModel)),
+        None if spec == "openai" => return Ok(Arc::new(OpenAiModel::from_env()?)),
+        Some(("record", path)) if !path.is_empty() => Cassette {
+            model: Arc::new(Recorder::new(Arc::new(OpenAiModel::from_env()?), path)?),
+            replayer: None,
+        },
+        Some(("replay", path)) if !path.is_empty() => {
+            let r = Arc::new(Replayer::open(path)?);
+            Cassette {
+                model: r.clone(),
+                replayer: Some(r),
+            }
         }
-        Some(("replay", path)) => Arc::new(Replayer::open(path)?),
         _ => bail!("--model {spec}: expected offline, openai, record:FILE or replay:FILE"),
-    })
+    };
+    let model = cassette.model.clone();
+    shared.insert(spec.to_string(), cassette);
+    Ok(model)
+}
+
+/// After a command that replayed a cassette (`--model replay:FILE`): an error unless every
+/// recorded exchange was replayed (the run made fewer model calls than the recording).
+pub fn finish_replays() -> Result<()> {
+    for c in cassettes().values() {
+        if let Some(r) = &c.replayer {
+            r.finish()?;
+        }
+    }
+    Ok(())
 }
 
 /// The content compliance check that goes with `--model`: with `openai`, the model-based
@@ -414,11 +461,15 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
     Ok(())
 }
 
-/// Reads an inbound email: optional `From:` / `Subject:` header lines, a blank line, the body.
-pub fn read_inbound(path: &Path, default_from: &str) -> Result<Trigger> {
+/// Reads an inbound email: optional `From:` / `Subject:` / `Date:` header lines, a blank
+/// line, the body. It was received at `now` (the command's clock: `--now` when given), or
+/// at its `Date:` (RFC 2822) if that is earlier; so the same file at the same `--now` is
+/// the same trigger, and a recorded run replays.
+pub fn read_inbound(path: &Path, default_from: &str, now: DateTime<Utc>) -> Result<Trigger> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let (mut from, mut subject) = (default_from.to_string(), String::new());
+    let mut received_at = now;
     let mut body = text.as_str();
     if let Some((head, rest)) = text.split_once("\n\n")
         && head.lines().all(|l| l.contains(": "))
@@ -428,6 +479,15 @@ pub fn read_inbound(path: &Path, default_from: &str) -> Result<Trigger> {
                 from = v.trim().to_string();
             } else if let Some(v) = line.strip_prefix("Subject: ") {
                 subject = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("Date: ") {
+                let date = DateTime::parse_from_rfc2822(v.trim()).with_context(|| {
+                    format!(
+                        "{}: the Date: header {:?} is not an RFC 2822 date (e.g. Tue, 1 Dec 2026 10:30:00 +0000)",
+                        path.display(),
+                        v.trim()
+                    )
+                })?;
+                received_at = received_at.min(date.with_timezone(&Utc));
             }
         }
         body = rest;
@@ -436,7 +496,7 @@ pub fn read_inbound(path: &Path, default_from: &str) -> Result<Trigger> {
         from,
         subject,
         body: body.to_string(),
-        received_at: Utc::now(),
+        received_at,
         message_id: None,
         references: Vec::new(),
         mail: None,
@@ -473,8 +533,13 @@ pub fn demo_clock() -> Clock {
     Clock::Fixed(t)
 }
 
-pub async fn demo_agent_runs(store: Store, models: &ModelArgs, dunning: usize) -> Result<()> {
-    let agent = build_agent(store.clone(), models, demo_clock()).await?;
+pub async fn demo_agent_runs(
+    store: Store,
+    models: &ModelArgs,
+    clock: Clock,
+    dunning: usize,
+) -> Result<()> {
+    let agent = build_agent(store.clone(), models, clock).await?;
     println!("model: {}", agent.model.name());
     println!(
         "prompts {} · policies {}",

@@ -17,9 +17,11 @@ use argent_store::{NewEvalRun, NewEvalRunCase, Store};
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
     /// Run an eval set (a directory, or a name under evals/) and write a JSON + HTML report.
-    /// `--model offline|replay|openai|record-offline` picks the model (replay plays each
-    /// case's cassette; record-offline re-records them); `--prompts DIR` and `--policies DIR`
-    /// pick the versions under evaluation (e.g. a draft's directories).
+    /// `--model offline|replay|openai|record-offline|record:DIR|replay:DIR` picks the model
+    /// (replay plays each case's cassette; record-offline re-records them; record:DIR runs
+    /// the configured endpoint and records each case to DIR/<case id>.json, which
+    /// replay:DIR plays back); `--prompts DIR` and `--policies DIR` pick the versions under
+    /// evaluation (e.g. a draft's directories).
     Run {
         /// e.g. `core` or `evals/core`.
         set: String,
@@ -119,15 +121,13 @@ pub async fn eval(
             let set_dir = EvalSet::resolve(&set, &evals_root);
             let set = EvalSet::load(&set_dir)?;
             let (prompts_dir, policies_dir) = (dir(&models.prompts), dir(&models.policies));
-            let model = match models.model.as_str() {
-                "offline" => ModelChoice::Offline,
-                "replay" => ModelChoice::Replay,
-                "openai" => ModelChoice::OpenAi,
-                "record-offline" => ModelChoice::RecordOffline,
-                other => bail!(
-                    "--model {other}: eval runs take offline, replay, openai or record-offline"
-                ),
-            };
+            let model = ModelChoice::parse(&models.model).map_err(anyhow::Error::msg)?;
+            if matches!(model, ModelChoice::RecordTo(_)) && repeat > 1 {
+                bail!(
+                    "--model {} records one cassette per case: use --repeat 1 (replay:DIR may repeat)",
+                    models.model
+                );
+            }
             let model_label = model.label();
             let prompts_version = argent_agent::PromptSet::load(&prompts_dir)?
                 .version()

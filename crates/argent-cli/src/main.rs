@@ -169,7 +169,8 @@ enum Command {
     /// Run the whole product on a fresh embedded database: a sample portfolio, the agent over
     /// overdue accounts and realistic inbound replies, then the desk (scheduler, worker,
     /// procedures) over simulated days with simulated debtors, and a summary. No network,
-    /// no key.
+    /// no key. The demo's day is today and its agent runs are at 18:00 UTC, unless the
+    /// global --now fixes both (how a demo recorded with --model record:FILE replays).
     Demo {
         /// Where the demo database goes (replaced if it exists).
         #[arg(long, default_value = "argent-demo.db")]
@@ -436,13 +437,15 @@ async fn run(cli: Cli) -> Result<()> {
             inbound,
         } => {
             let store = open(&cli.database).await?;
-            let agent = agentcmd::build_agent(store, &cli.models, clock(cli.now)).await?;
+            let clock = clock(cli.now);
+            let agent = agentcmd::build_agent(store, &cli.models, clock).await?;
             let trigger = match (step, inbound) {
-                (_, Some(path)) => agentcmd::read_inbound(&path, "")?,
+                (_, Some(path)) => agentcmd::read_inbound(&path, "", clock.now())?,
                 (Some(step), None) => argent_agent::Trigger::Step { step },
                 (None, None) => anyhow::bail!("give --step STEP or --inbound FILE"),
             };
             agentcmd::print_run(&agent.start(&customer, trigger).await?);
+            agentcmd::finish_replays()?;
         }
         Command::Resume { run } => {
             let store = open(&cli.database).await?;
@@ -497,10 +500,11 @@ async fn run(cli: Cli) -> Result<()> {
                 customers,
                 dunning,
                 (days, leave_pending_days),
-                seed,
+                (seed, cli.now),
                 &cli.models,
             )
-            .await?
+            .await?;
+            agentcmd::finish_replays()?;
         }
         Command::Serve(args) => {
             servecmd::serve(open(&cli.database).await?, &cli.models, cli.now, args).await?
@@ -767,7 +771,7 @@ async fn demo(
     customers: usize,
     dunning: usize,
     (days, leave_pending_days): (u32, u32),
-    seed: u64,
+    (seed, now): (u64, Option<chrono::DateTime<chrono::Utc>>),
     models: &ModelArgs,
 ) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
@@ -782,7 +786,10 @@ async fn demo(
             }
         }
     }
-    let as_of = today();
+    // `--now` fixes the demo's day and its agent runs' instant (so a recorded demo
+    // replays on another day); otherwise today at 18:00 UTC.
+    let as_of = now.map_or_else(today, |t| t.date_naive());
+    let agent_clock = now.map_or_else(agentcmd::demo_clock, argent_agent::Clock::Fixed);
     let portfolio = generate(&DemoConfig {
         customers,
         as_of,
@@ -811,7 +818,7 @@ async fn demo(
     let rows = render::assess_all(&ledger, as_of)?;
     print!("{}", render::segment_summary(&rows));
     println!();
-    agentcmd::demo_agent_runs(store.clone(), models, dunning).await?;
+    agentcmd::demo_agent_runs(store.clone(), models, agent_clock, dunning).await?;
     // Day 0's dashboard snapshot; the simulation takes one per simulated day after it.
     argent_agent::snapshot::take(&store, as_of, argent_worker::sim::SIM_ACTOR).await?;
     let mut last = as_of;

@@ -30,6 +30,11 @@ pub enum ModelChoice {
     RecordOffline,
     /// A live OpenAI-compatible endpoint configured by ARGENT_LLM_* variables.
     OpenAi,
+    /// The live endpoint, recording each case's exchanges into `<DIR>/<case id>.json`
+    /// (one cassette per case; one attempt per case).
+    RecordTo(PathBuf),
+    /// Replay each case from `<DIR>/<case id>.json` (as [`ModelChoice::RecordTo`] wrote it).
+    ReplayFrom(PathBuf),
 }
 
 impl ModelChoice {
@@ -39,8 +44,33 @@ impl ModelChoice {
             ModelChoice::Replay => "replay",
             ModelChoice::RecordOffline => "record-offline",
             ModelChoice::OpenAi => "openai",
+            ModelChoice::RecordTo(_) => "record",
+            ModelChoice::ReplayFrom(_) => "replay",
         }
     }
+
+    /// The `--model` spec of an eval run: `offline`, `replay` (each case's own cassette),
+    /// `openai`, `record-offline`, `record:DIR` or `replay:DIR`.
+    pub fn parse(spec: &str) -> Result<ModelChoice, String> {
+        Ok(match spec.split_once(':') {
+            None if spec == "offline" => ModelChoice::Offline,
+            None if spec == "replay" => ModelChoice::Replay,
+            None if spec == "openai" => ModelChoice::OpenAi,
+            None if spec == "record-offline" => ModelChoice::RecordOffline,
+            Some(("record", dir)) if !dir.is_empty() => ModelChoice::RecordTo(dir.into()),
+            Some(("replay", dir)) if !dir.is_empty() => ModelChoice::ReplayFrom(dir.into()),
+            _ => {
+                return Err(format!(
+                    "--model {spec}: eval runs take offline, replay, openai, record-offline, record:DIR or replay:DIR"
+                ));
+            }
+        })
+    }
+}
+
+/// A case's cassette in a directory of recordings (`record:DIR`, `replay:DIR`).
+pub fn cassette_in(dir: &Path, case: &EvalCase) -> PathBuf {
+    dir.join(format!("{}.json", case.id))
 }
 
 pub struct AgentRunner {
@@ -71,7 +101,13 @@ fn status(s: AgentStatus) -> CallStatus {
 
 #[async_trait]
 impl CaseRunner for AgentRunner {
-    async fn run_case(&self, case: &EvalCase, _attempt: u32) -> CaseOutcome {
+    async fn run_case(&self, case: &EvalCase, attempt: u32) -> CaseOutcome {
+        if attempt > 0 && matches!(self.model, ModelChoice::RecordTo(_)) {
+            return CaseOutcome::failed(format!(
+                "case {}: a recording holds one attempt per case; record with --repeat 1",
+                case.id
+            ));
+        }
         match self.run(case).await {
             Ok(o) => o,
             Err(e) => CaseOutcome::failed(e),
@@ -96,13 +132,23 @@ impl AgentRunner {
             .await
             .map_err(|e| e.to_string())?;
         let mut replayer: Option<Arc<Replayer>> = None;
-        let model: Arc<dyn ChatModel> = match self.model {
+        let model: Arc<dyn ChatModel> = match &self.model {
             ModelChoice::Offline => Arc::new(OfflineModel),
             ModelChoice::OpenAi => Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?),
             ModelChoice::Replay => {
                 let r = Arc::new(Replayer::open(cassette_path(case)).map_err(|e| e.to_string())?);
                 replayer = Some(r.clone());
                 r
+            }
+            ModelChoice::ReplayFrom(dir) => {
+                let r =
+                    Arc::new(Replayer::open(cassette_in(dir, case)).map_err(|e| e.to_string())?);
+                replayer = Some(r.clone());
+                r
+            }
+            ModelChoice::RecordTo(dir) => {
+                let live = Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?);
+                Arc::new(Recorder::new(live, cassette_in(dir, case)).map_err(|e| e.to_string())?)
             }
             ModelChoice::RecordOffline => {
                 let path = cassette_path(case);

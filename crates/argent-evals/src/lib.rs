@@ -38,7 +38,7 @@ pub mod trace;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-pub use agent_runner::{AgentRunner, ModelChoice, cassette_path};
+pub use agent_runner::{AgentRunner, ModelChoice, cassette_in, cassette_path};
 pub use case::{
     Applies, ArgCheck, ArgConstraint, Bound, CaseError, EmailExpectation, EndExpectation, EvalCase,
     EvalSet, Expectations, InboundMessage, KeyProblem, PromiseExpectation, StatusExpectation,

@@ -275,6 +275,10 @@ impl ChatModel for Recorder {
         tracing::debug!(path = %self.path.display(), index, "recorded model exchange");
         outcome
     }
+
+    fn check_continuation(&self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        self.inner.check_continuation(messages)
+    }
 }
 
 /// Serves a cassette offline, in order.
@@ -386,6 +390,46 @@ impl ChatModel for Replayer {
                 message: format!("exchange #{index} has neither a response nor an error"),
             }),
         }
+    }
+
+    /// `messages` must begin the next recorded request: every one equal to the recorded
+    /// message at its position, and no more of them than it holds. Past the last
+    /// exchange there is nothing to compare with (a recording that ended with tool
+    /// results, as a step budget ends a run), and the next request, if any, fails as
+    /// exhausted. The position does not move.
+    fn check_continuation(&self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        let index = self.played();
+        let Some(exchange) = self.cassette.exchanges.get(index) else {
+            return Ok(());
+        };
+        let recorded = &exchange.request.messages;
+        let mut out = Vec::new();
+        for (i, (r, n)) in recorded.iter().zip(messages).enumerate() {
+            diff_message(i, r, n, &mut out);
+        }
+        for (i, m) in messages.iter().enumerate().skip(recorded.len()).take(3) {
+            out.push(format!(
+                "message[{i}] ({}) is not in the recorded request: {:?}",
+                m.role(),
+                excerpt(m.content().unwrap_or(""), 0, 80)
+            ));
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        out.insert(
+            0,
+            format!(
+                "(found before the last tool result was committed: the run's {} message(s) do not begin the recorded request, which has {})",
+                messages.len(),
+                recorded.len()
+            ),
+        );
+        Err(LlmError::CassetteMismatch {
+            path: self.path.clone(),
+            index,
+            diff: format_differences(&out),
+        })
     }
 }
 
@@ -706,6 +750,69 @@ mod tests {
         let back = Cassette::from_json(&text, Path::new("x")).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.to_canonical_json().unwrap(), text);
+    }
+
+    #[tokio::test]
+    async fn a_continuation_is_checked_against_the_next_recorded_request() {
+        let first = req("I will pay on Friday.");
+        let mut second = first.clone();
+        second.messages.push(ChatMessage::assistant_tool_calls(
+            None,
+            vec![ToolCall::new("c1", "log_promise", "{}")],
+        ));
+        second
+            .messages
+            .push(ChatMessage::tool_result("c1", r#"{"status":"executed"}"#));
+        let mut c = Cassette::new("m");
+        for (index, request) in [first.clone(), second.clone()].into_iter().enumerate() {
+            c.exchanges.push(Exchange {
+                index,
+                request,
+                response: Some(ChatResponse::text("ok")),
+                error: None,
+            });
+        }
+        let r = Replayer::from_cassette(c, "c.json");
+        // Before the first exchange is served, the next request is the first one.
+        r.check_continuation(&first.messages).unwrap();
+        r.chat(&first).await.unwrap();
+        // A prefix of the next recorded request, and the whole of it, follow it.
+        r.check_continuation(&second.messages[..3]).unwrap();
+        r.check_continuation(&second.messages).unwrap();
+        assert_eq!(r.played(), 1, "checking never advances the position");
+
+        let mut refused = second.messages.clone();
+        refused[3] = ChatMessage::tool_result("c1", r#"{"status":"refused"}"#);
+        let e = r.check_continuation(&refused).unwrap_err();
+        assert_eq!(e.kind(), "cassette_mismatch");
+        let text = e.to_string();
+        assert!(text.contains("request #1"), "{text}");
+        assert!(
+            text.contains("before the last tool result was committed"),
+            "{text}"
+        );
+        assert!(text.contains("message[3] (tool) content"), "{text}");
+
+        let mut longer = second.messages.clone();
+        longer.push(ChatMessage::tool_result("c2", "extra"));
+        let e = r.check_continuation(&longer).unwrap_err().to_string();
+        assert!(
+            e.contains("message[4] (tool) is not in the recorded request"),
+            "{e}"
+        );
+
+        r.chat(&second).await.unwrap();
+        // Past the last exchange there is nothing to compare with.
+        r.check_continuation(&longer).unwrap();
+    }
+
+    #[tokio::test]
+    async fn live_models_accept_any_continuation() {
+        let m = crate::ScriptedModel::new();
+        m.check_continuation(&req("x").messages).unwrap();
+        let shared: Arc<dyn ChatModel> =
+            Arc::new(Replayer::from_cassette(Cassette::new("m"), "e.json"));
+        shared.check_continuation(&req("x").messages).unwrap();
     }
 
     #[test]

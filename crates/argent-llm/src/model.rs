@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::LlmError;
-use crate::types::{ChatRequest, ChatResponse};
+use crate::types::{ChatMessage, ChatRequest, ChatResponse};
 
 /// A chat model: takes a normalized request, returns a normalized response.
 ///
@@ -20,6 +20,17 @@ pub trait ChatModel: Send + Sync {
 
     /// Send one chat request and wait for the full response.
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError>;
+
+    /// Whether a conversation still follows what this model expects, asked before what
+    /// led to its last message is committed: `messages` is how the next request will
+    /// begin (the run's messages so far, ending with a tool result). A
+    /// [`Replayer`](crate::Replayer) answers whether they are a prefix of its next recorded
+    /// request, so a replay that diverges in a tool result fails before that call's side
+    /// effect is written, not one model call later. Live models accept anything.
+    fn check_continuation(&self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        let _ = messages;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -31,6 +42,10 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         (**self).chat(req).await
     }
+
+    fn check_continuation(&self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        (**self).check_continuation(messages)
+    }
 }
 
 #[async_trait]
@@ -41,5 +56,9 @@ impl<T: ChatModel + ?Sized> ChatModel for Box<T> {
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         (**self).chat(req).await
+    }
+
+    fn check_continuation(&self, messages: &[ChatMessage]) -> Result<(), LlmError> {
+        (**self).check_continuation(messages)
     }
 }

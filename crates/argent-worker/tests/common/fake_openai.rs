@@ -30,6 +30,8 @@ struct Inner {
     hang_first: usize,
     hits: AtomicUsize,
     tool_requests: AtomicUsize,
+    /// The agent's requests as received, byte for byte.
+    bodies: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 pub struct FakeOpenAi {
@@ -61,6 +63,7 @@ impl FakeOpenAi {
             hang_first,
             hits: AtomicUsize::new(0),
             tool_requests: AtomicUsize::new(0),
+            bodies: std::sync::Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let task = tokio::spawn(async move {
@@ -81,6 +84,11 @@ impl FakeOpenAi {
     /// Requests with tools (the agent's, not the compliance check's).
     pub fn agent_requests(&self) -> usize {
         self.inner.tool_requests.load(Ordering::SeqCst)
+    }
+
+    /// The bodies of the agent's requests so far, byte for byte as received, in order.
+    pub fn agent_bodies(&self) -> Vec<Vec<u8>> {
+        self.inner.bodies.lock().unwrap().clone()
     }
 }
 
@@ -124,8 +132,12 @@ fn to_messages(body: &Value) -> Vec<ChatMessage> {
 
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let n = inner.hits.fetch_add(1, Ordering::SeqCst);
+    let raw = body.to_vec();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    if has_tools {
+        inner.bodies.lock().unwrap().push(raw);
+    }
     let model = body["model"].as_str().unwrap_or("fake").to_string();
     if !has_tools {
         tokio::time::sleep(inner.latency).await;

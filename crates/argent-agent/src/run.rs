@@ -895,7 +895,8 @@ impl Agent {
         event: Option<NewAuditEvent>,
     ) -> Result<RunOutcome, AgentError> {
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
-        let task = (status == RunStatus::NeedsPerson).then(|| self.needs_person_task(&run, &state, why));
+        let task =
+            (status == RunStatus::NeedsPerson).then(|| self.needs_person_task(&run, &state, why));
         let mut payload = json!({
             "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
             "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
@@ -951,7 +952,11 @@ impl Agent {
                 ..
             }) => format!(
                 "Procedure {procedure} v{version}, step {step_id} ({step_kind}) for invoices {}, due because: {reason} (work item {work_id}).",
-                if invoices.is_empty() { "-".to_string() } else { invoices.join(", ") }
+                if invoices.is_empty() {
+                    "-".to_string()
+                } else {
+                    invoices.join(", ")
+                }
             ),
             Err(_) => format!("Trigger: {}", run.trigger),
         };

@@ -36,7 +36,9 @@ impl ChatModel for FailsFirst {
             .unwrap()
             .push(self.reported.load(Ordering::SeqCst));
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err(LlmError::Config("the first run's model is misconfigured".into()));
+            return Err(LlmError::Config(
+                "the first run's model is misconfigured".into(),
+            ));
         }
         Ok(ChatResponse::text("Nothing to do for now."))
     }

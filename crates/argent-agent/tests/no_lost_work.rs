@@ -125,7 +125,11 @@ fn completion(content: Option<&str>, calls: &[(&str, &str, &str)]) -> Answer {
     if !tool_calls.is_empty() {
         message["tool_calls"] = json!(tool_calls);
     }
-    let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     (
         200,
         json!({
@@ -218,7 +222,10 @@ async fn assert_not_lost(store: &Store, out: &RunOutcome, label: &str) {
             "{label}: finished without executing: {out:?}"
         ),
         RunStatus::NeedsPerson => {
-            let id = out.task_id.clone().expect("a needs_person run names its task");
+            let id = out
+                .task_id
+                .clone()
+                .expect("a needs_person run names its task");
             let task = store.task(&id).await.unwrap();
             assert_eq!(task.owner_role, Role::Collector, "{label}");
             assert_eq!(task.status, TaskStatus::Open, "{label}");
@@ -267,10 +274,18 @@ async fn broken_arguments_are_not_sent_back_verbatim() {
             completion(Some("I have passed this to a colleague."), &[]),
         ])
         .await;
-        let out = agent(&ts.store, &server).await.start("C-ANN", inbound()).await.unwrap();
+        let out = agent(&ts.store, &server)
+            .await
+            .start("C-ANN", inbound())
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::Finished, "{label}: {out:?}");
         let statuses: Vec<CallStatus> = out.calls.iter().map(|c| c.status).collect();
-        assert_eq!(statuses, [CallStatus::Invalid, CallStatus::Executed], "{label}");
+        assert_eq!(
+            statuses,
+            [CallStatus::Invalid, CallStatus::Executed],
+            "{label}"
+        );
         // The transcript keeps what the model wrote.
         assert_eq!(out.calls[0].arguments, broken, "{label}");
         let requests = server.requests();
@@ -282,7 +297,10 @@ async fn broken_arguments_are_not_sent_back_verbatim() {
             .iter()
             .find(|m| m["role"] == "assistant")
             .unwrap();
-        assert_eq!(assistant["tool_calls"][0]["function"]["arguments"], "{}", "{label}");
+        assert_eq!(
+            assistant["tool_calls"][0]["function"]["arguments"], "{}",
+            "{label}"
+        );
         let result = second
             .as_array()
             .unwrap()
@@ -290,7 +308,10 @@ async fn broken_arguments_are_not_sent_back_verbatim() {
             .find(|m| m["role"] == "tool")
             .unwrap();
         assert!(
-            result["content"].as_str().unwrap().contains("invalid_arguments"),
+            result["content"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_arguments"),
             "{label}: {result}"
         );
         assert!(!second.to_string().contains("needs a person\""), "{label}");
@@ -315,7 +336,11 @@ async fn a_500_naming_the_arguments_gets_a_repair_turn() {
             completion(Some("Passed to a colleague."), &[]),
         ])
         .await;
-        let out = agent(&ts.store, &server).await.start("C-ANN", inbound()).await.unwrap();
+        let out = agent(&ts.store, &server)
+            .await
+            .start("C-ANN", inbound())
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::Finished, "{label}: {out:?}");
         let requests = server.requests();
         // One request per answer: the 500 was not retried as it was.
@@ -326,7 +351,10 @@ async fn a_500_naming_the_arguments_gets_a_repair_turn() {
         let last = repaired["messages"].as_array().unwrap().last().unwrap();
         assert_eq!(last["role"], "user", "{label}");
         let note = last["content"].as_str().unwrap();
-        assert!(note.contains("Failed to parse tool call arguments"), "{note}");
+        assert!(
+            note.contains("Failed to parse tool call arguments"),
+            "{note}"
+        );
         assert!(note.contains("not from the customer"), "{note}");
         let repairs = events(&ts.store, &out.run_id, "model_repair").await;
         assert_eq!(repairs.len(), 1, "{label}");
@@ -360,14 +388,21 @@ async fn repeated_refusals_end_in_needs_person_with_a_task() {
             completion(Some("never reached"), &[]),
         ])
         .await;
-        let out = agent(&ts.store, &server).await.start("C-ANN", inbound()).await.unwrap();
+        let out = agent(&ts.store, &server)
+            .await
+            .start("C-ANN", inbound())
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::NeedsPerson, "{label}: {out:?}");
         assert_eq!(server.requests().len(), 3, "{label}");
         assert_eq!(server.left(), 1, "{label}");
         let why = out.ended_because.clone().unwrap();
         assert!(why.starts_with(argent_agent::MODEL_FAILED), "{why}");
         assert!(why.contains("Failed to parse tool call arguments"), "{why}");
-        assert_eq!(events(&ts.store, &out.run_id, "model_repair").await.len(), 2);
+        assert_eq!(
+            events(&ts.store, &out.run_id, "model_repair").await.len(),
+            2
+        );
         let errors = events(&ts.store, &out.run_id, "model_error").await;
         assert_eq!(errors.len(), 1, "{label}");
         assert_eq!(errors[0].payload["repairs"], 2, "{label}");
@@ -396,7 +431,11 @@ async fn an_unknown_tool_is_an_invalid_call_and_the_run_goes_on() {
             completion(Some("Done."), &[]),
         ])
         .await;
-        let out = agent(&ts.store, &server).await.start("C-ANN", inbound()).await.unwrap();
+        let out = agent(&ts.store, &server)
+            .await
+            .start("C-ANN", inbound())
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::Finished, "{label}: {out:?}");
         assert_eq!(out.calls[0].status, CallStatus::Invalid, "{label}");
         assert_eq!(out.calls[1].status, CallStatus::Executed, "{label}");
@@ -421,15 +460,27 @@ async fn a_model_that_goes_down_after_acting_leaves_a_task_listing_what_it_did()
             error(503, "loading model"),
         ])
         .await;
-        let out = agent(&ts.store, &server).await.start("C-ANN", inbound()).await.unwrap();
+        let out = agent(&ts.store, &server)
+            .await
+            .start("C-ANN", inbound())
+            .await
+            .unwrap();
         assert_eq!(out.status, RunStatus::NeedsPerson, "{label}: {out:?}");
         // The 503 was retried once (the retry policy), not repaired.
         assert_eq!(server.requests().len(), 3, "{label}");
-        assert!(events(&ts.store, &out.run_id, "model_repair").await.is_empty());
+        assert!(
+            events(&ts.store, &out.run_id, "model_repair")
+                .await
+                .is_empty()
+        );
         assert_eq!(out.calls.len(), 1, "{label}");
         assert_eq!(out.calls[0].status, CallStatus::Executed, "{label}");
         assert_eq!(out.tokens, 120, "{label}");
-        let task = ts.store.task(out.task_id.as_deref().unwrap()).await.unwrap();
+        let task = ts
+            .store
+            .task(out.task_id.as_deref().unwrap())
+            .await
+            .unwrap();
         assert!(task.body.contains("- escalate executed"), "{}", task.body);
         assert_not_lost(&ts.store, &out, label).await;
         ts.cleanup().await;

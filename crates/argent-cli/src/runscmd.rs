@@ -31,7 +31,10 @@ pub async fn runs(store: Store, command: RunsCommand) -> Result<()> {
         RunsCommand::List { status, format } => {
             let status = match status.as_deref() {
                 None => None,
-                Some(s) => Some(s.parse::<RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))?),
+                Some(s) => Some(
+                    s.parse::<RunStatus>()
+                        .map_err(|e| anyhow::anyhow!("--status: {e}"))?,
+                ),
             };
             let runs = store.runs(status).await?;
             let rows: Vec<Value> = runs

@@ -119,7 +119,11 @@ fn a_run_the_model_cannot_finish_is_listed_as_needing_a_person() {
     let task = format!("TASK-RUN-{run_id}");
     assert!(out.contains(&task), "{out}");
 
-    let listed = ok(argent(&db, &["runs", "list", "--status", "needs_person"], &[]));
+    let listed = ok(argent(
+        &db,
+        &["runs", "list", "--status", "needs_person"],
+        &[],
+    ));
     assert!(listed.contains(&run_id), "{listed}");
     assert!(listed.contains(&task), "{listed}");
     let finished = ok(argent(&db, &["runs", "list", "--status", "finished"], &[]));
@@ -129,7 +133,10 @@ fn a_run_the_model_cannot_finish_is_listed_as_needing_a_person() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("needs_person"));
 
     let shown = ok(argent(&db, &["runs", "show", &run_id], &[]));
-    assert!(shown.contains("#0 system") && shown.contains("#1 user"), "{shown}");
+    assert!(
+        shown.contains("#0 system") && shown.contains("#1 user"),
+        "{shown}"
+    );
 
     let tasks = ok(argent(&db, &["tasks", "list"], &[]));
     assert!(tasks.contains(&task), "{tasks}");
@@ -151,8 +158,15 @@ fn help_texts_say_what_is_true() {
         "{eval}"
     );
     // What `eval run` refuses is refused with the values it takes.
-    let refused = argent(&db, &["--model", "replay:x.json", "eval", "run", "core"], &[]);
+    let refused = argent(
+        &db,
+        &["--model", "replay:x.json", "eval", "run", "core"],
+        &[],
+    );
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("offline, replay, openai or record-offline"), "{err}");
+    assert!(
+        err.contains("offline, replay, openai or record-offline"),
+        "{err}"
+    );
 }

@@ -50,7 +50,10 @@ fn assert_kept(case: &EvalCase, outcome: &argent_evals::CaseOutcome, label: &str
     assert_eq!(outcome.calls[0].tool, "escalate", "{label}");
     assert_eq!(outcome.calls[0].status, CallStatus::Executed, "{label}");
     assert_eq!(outcome.tokens, 340, "{label}");
-    assert!(outcome.end_state.escalated, "{label}: the end state is read");
+    assert!(
+        outcome.end_state.escalated,
+        "{label}: the end state is read"
+    );
     let score = score_with(case, outcome, &BTreeSet::new());
     assert!(!score.passed, "{label}");
     assert_eq!(score.violations.len(), 1, "{label}: {score:?}");

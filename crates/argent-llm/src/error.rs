@@ -169,7 +169,11 @@ impl LlmError {
             } => matches!(status, 401 | 403 | 404) || message.contains(QUOTA_NOTE),
             LlmError::Replayed { kind, .. } => matches!(
                 kind.as_str(),
-                "config" | "cassette" | "cassette_mismatch" | "cassette_exhausted" | "script_exhausted"
+                "config"
+                    | "cassette"
+                    | "cassette_mismatch"
+                    | "cassette_exhausted"
+                    | "script_exhausted"
             ),
             _ => false,
         }

@@ -852,7 +852,10 @@ fn model_output_error(status: u16, body: &str) -> bool {
         "no tool named",
         "not a known tool",
     ];
-    ARGUMENTS.iter().chain(UNKNOWN_TOOL).any(|p| text.contains(p))
+    ARGUMENTS
+        .iter()
+        .chain(UNKNOWN_TOOL)
+        .any(|p| text.contains(p))
 }
 
 /// The human part of an error body: OpenAI's `{"error":{"message":..}}`,
@@ -1255,8 +1258,14 @@ mod tests {
         ));
         // The same words with a transport-ish status, or other errors: not the model's.
         assert!(!model_output_error(503, llama));
-        assert!(!model_output_error(500, r#"{"error":{"message":"CUDA out of memory"}}"#));
-        assert!(!model_output_error(400, r#"{"error":{"message":"Invalid model"}}"#));
+        assert!(!model_output_error(
+            500,
+            r#"{"error":{"message":"CUDA out of memory"}}"#
+        ));
+        assert!(!model_output_error(
+            400,
+            r#"{"error":{"message":"Invalid model"}}"#
+        ));
     }
 
     #[test]

@@ -44,8 +44,7 @@ fn down_server() -> String {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 8192];
             // Read the headers, then the body by Content-Length.
-            loop {
-                let Ok(n) = s.read(&mut chunk) else { break };
+            while let Ok(n) = s.read(&mut chunk) {
                 if n == 0 {
                     break;
                 }

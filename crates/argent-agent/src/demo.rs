@@ -16,7 +16,8 @@ pub struct DemoRun {
     pub scenario: String,
     pub customer_id: String,
     pub customer_name: String,
-    pub outcome: RunOutcome,
+    /// The run's outcome, or the error that stopped it (the demo goes on with the next).
+    pub outcome: Result<RunOutcome, String>,
 }
 
 /// One inbound scenario: who it suits and what they write.
@@ -123,8 +124,14 @@ fn oldest_overdue(
         })
 }
 
-/// Runs the demo scenarios and returns every run.
-pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<DemoRun>, AgentError> {
+/// Runs the demo scenarios and returns every run; `each` is called with each run as soon as
+/// it ended, so a caller can show it then. A run that errors is reported with its error and
+/// the demo goes on with the next one.
+pub async fn run_demo(
+    agent: &Agent,
+    dunning_accounts: usize,
+    each: &mut (dyn FnMut(&DemoRun) + Send),
+) -> Result<Vec<DemoRun>, AgentError> {
     let now = agent.now();
     let ledger = agent.store.ledger().await?;
     let eligible: Vec<&Customer> = ledger
@@ -140,13 +147,18 @@ pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<Demo
         .collect();
     let mut used: Vec<&str> = Vec::new();
     let mut runs = Vec::new();
-    let record = |runs: &mut Vec<DemoRun>, scenario: &str, c: &Customer, outcome: RunOutcome| {
-        runs.push(DemoRun {
+    let mut record = |runs: &mut Vec<DemoRun>,
+                      scenario: &str,
+                      c: &Customer,
+                      outcome: Result<RunOutcome, AgentError>| {
+        let run = DemoRun {
             scenario: scenario.to_string(),
             customer_id: c.id.clone(),
             customer_name: c.name.clone(),
-            outcome,
-        });
+            outcome: outcome.map_err(|e| e.to_string()),
+        };
+        each(&run);
+        runs.push(run);
     };
     for s in SCENARIOS {
         // Prefer an account no other scenario used; a small portfolio may have to share.
@@ -179,7 +191,7 @@ pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<Demo
             references: Vec::new(),
             mail: None,
         };
-        let outcome = agent.start(&c.id, trigger).await?;
+        let outcome = agent.start(&c.id, trigger).await;
         record(&mut runs, s.name, c, outcome);
     }
     // Dunning: the most overdue remaining accounts get an overdue notice.
@@ -197,7 +209,7 @@ pub async fn run_demo(agent: &Agent, dunning_accounts: usize) -> Result<Vec<Demo
                     step: "overdue_notice".into(),
                 },
             )
-            .await?;
+            .await;
         record(&mut runs, "dunning: overdue notice", c, outcome);
     }
     Ok(runs)

@@ -56,7 +56,8 @@ pub use prompt::{PromptError, PromptSet};
 pub use rejudge::{RejudgeReport, Rejudged};
 pub use review::{ReviewResult, Reviewer};
 pub use run::{
-    CallOutcome, CallStatus, FORMAL_DEMAND_RULE, RunOutcome, Trigger, WorkLink, procedure_hold,
+    CallOutcome, CallStatus, FORMAL_DEMAND_RULE, MODEL_FAILED, RunOutcome, Trigger, WorkLink,
+    needs_person_task_id, procedure_hold,
 };
 
 /// Operator-facing errors. Errors meant for the model (invalid arguments, refusals) are
@@ -143,8 +144,14 @@ pub struct AgentConfig {
     pub max_steps: u32,
     /// Prompt + completion tokens per run.
     pub max_tokens: u64,
-    /// Consecutive turns whose every tool call had invalid arguments before the run fails.
+    /// Consecutive turns whose every tool call had invalid arguments before the run ends
+    /// `needs_person`.
     pub max_invalid_turns: u32,
+    /// Repair turns per run: after the model's endpoint refused what the model produced
+    /// (`LlmError::ModelOutput`), the error is shown to the model and the request sent
+    /// again with parallel tool calls off, at most this many times before the run ends
+    /// `needs_person`.
+    pub max_repairs: u32,
     /// The company name the prompts speak for.
     pub company: String,
     /// Who runs are attributed to in the audit trail.
@@ -172,6 +179,7 @@ impl Default for AgentConfig {
             max_steps: 6,
             max_tokens: 60_000,
             max_invalid_turns: 2,
+            max_repairs: 2,
             company: "Argent Supplies".into(),
             actor: "agent".into(),
             clock: Clock::System,

@@ -10,7 +10,9 @@ use argent_core::action::Action;
 use argent_core::{Decision, Outcome, RiskSegment};
 use argent_llm::{ChatMessage, ChatRequest, ToolCall, ToolDefinition};
 use argent_policy::evaluate;
-use argent_store::{NewApproval, NewAuditEvent, RunRecord, RunStatus, StoreTx, ToolCallStatus};
+use argent_store::{
+    NewApproval, NewAuditEvent, NewTask, RunRecord, RunStatus, StoreTx, ToolCallStatus,
+};
 
 use crate::compliance::CheckOutcome;
 use crate::context::Account;
@@ -176,6 +178,9 @@ struct RunState {
     messages: Vec<ChatMessage>,
     invalid_turns: u32,
     outcomes: Vec<CallOutcome>,
+    /// Repair turns taken (see [`crate::AgentConfig::max_repairs`]).
+    #[serde(default)]
+    repairs: u32,
     /// How many messages and outcomes are saved as deltas; `None`: checkpointed whole.
     #[serde(skip)]
     saved: Option<(usize, usize)>,
@@ -188,6 +193,13 @@ struct DeltaHeader {
     delta: DeltaCounts,
     #[serde(default)]
     invalid_turns: u32,
+    /// Repair turns taken; absent while none was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    repairs: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -218,6 +230,7 @@ impl RunState {
                     messages: self.messages.len(),
                 },
                 invalid_turns: self.invalid_turns,
+                repairs: self.repairs,
             }),
             None => json_of(self),
         }
@@ -286,6 +299,13 @@ pub struct RunOutcome {
     pub calls: Vec<CallOutcome>,
     /// The model's closing text, if it gave one.
     pub final_text: Option<String>,
+    /// Why a run that did not finish ended (`needs_person`, `failed`), when this process
+    /// ended it: e.g. `the model failed: …`, `step budget spent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_because: Option<String>,
+    /// The collector's task a `needs_person` run created (`TASK-RUN-<run id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
 }
 
 pub(crate) fn tone(segment: RiskSegment) -> &'static str {
@@ -621,6 +641,14 @@ impl Agent {
         self.drive(run, state).await
     }
 
+    /// What a run did so far, as its checkpoint has it, without driving it (a run still
+    /// `running` stays as it is).
+    pub async fn run_outcome(&self, run_id: &str) -> Result<RunOutcome, AgentError> {
+        let run = self.store.run(run_id).await?;
+        let state = self.load_state(&run).await?;
+        Ok(outcome(&run, run.status, &state))
+    }
+
     /// A run's state as its checkpoint left it: rebuilt from its saved messages (delta
     /// checkpoints), or read whole from `runs.state` (a run checkpointed before those).
     async fn load_state(&self, run: &RunRecord) -> Result<RunState, AgentError> {
@@ -643,6 +671,7 @@ impl Agent {
         }
         let mut state = RunState {
             invalid_turns: header.invalid_turns,
+            repairs: header.repairs,
             ..Default::default()
         };
         for (i, row) in rows.into_iter().enumerate() {
@@ -744,7 +773,7 @@ impl Agent {
                         .finish(
                             run,
                             state,
-                            RunStatus::Failed,
+                            RunStatus::NeedsPerson,
                             "too many turns with only invalid tool calls",
                         )
                         .await;
@@ -754,28 +783,64 @@ impl Agent {
             // 2. Budgets.
             if run.step >= i64::from(self.config.max_steps) {
                 return self
-                    .finish(run, state, RunStatus::BudgetExhausted, "step budget spent")
+                    .finish(run, state, RunStatus::NeedsPerson, "step budget spent")
                     .await;
             }
             if run.tokens >= self.config.max_tokens as i64 {
                 return self
-                    .finish(run, state, RunStatus::BudgetExhausted, "token budget spent")
+                    .finish(run, state, RunStatus::NeedsPerson, "token budget spent")
                     .await;
             }
             // 3. Ask the model.
-            let req = ChatRequest::new(state.messages.clone()).with_tools(self.tool_definitions());
+            let mut req =
+                ChatRequest::new(wire_history(&state.messages)).with_tools(self.tool_definitions());
+            if state.repairs > 0 {
+                // After a repair turn, one call at a time: fewer arguments to get wrong.
+                req = req.with_parallel_tool_calls(false);
+            }
             let started = Instant::now();
             let resp = match self.model.chat(&req).await {
                 Ok(r) => r,
+                // The endpoint refused what the model produced: the same request would fail
+                // the same way, so the model is shown the error and asked again (bounded).
+                Err(e) if e.is_model_output() && state.repairs < self.config.max_repairs => {
+                    state.repairs += 1;
+                    let repair = self.audit(
+                        &run,
+                        "model_repair",
+                        json!({"repair": state.repairs, "max_repairs": self.config.max_repairs, "error": e.to_string(), "kind": e.kind()}),
+                    );
+                    state.messages.push(ChatMessage::user(repair_note(&e)));
+                    let mut tx = self.store.begin().await?;
+                    tx.audit_append(repair).await?;
+                    self.save(&mut tx, &mut run, &state).await?;
+                    tx.commit().await?;
+                    state.mark_saved();
+                    continue;
+                }
                 Err(e) => {
                     let failed = self.audit(
                         &run,
                         "model_error",
-                        json!({"error": e.to_string(), "kind": e.kind()}),
+                        json!({"error": e.to_string(), "kind": e.kind(), "repairs": state.repairs}),
                     );
-                    self.finish_after(run, state, RunStatus::Failed, &e.to_string(), Some(failed))
+                    if e.is_operator_error() {
+                        // Misconfiguration (model, key, cassette): the caller gets the error;
+                        // nobody at the desk can fix it for the customer.
+                        self.finish_after(
+                            run,
+                            state,
+                            RunStatus::Failed,
+                            &e.to_string(),
+                            Some(failed),
+                        )
                         .await?;
-                    return Err(e.into());
+                        return Err(e.into());
+                    }
+                    let why = format!("{MODEL_FAILED}: {e}");
+                    return self
+                        .finish_after(run, state, RunStatus::NeedsPerson, &why, Some(failed))
+                        .await;
                 }
             };
             run.step += 1;
@@ -864,23 +929,110 @@ impl Agent {
         events: Vec<NewAuditEvent>,
     ) -> Result<RunOutcome, AgentError> {
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
-        let finished = self.audit(
-            &run,
-            "run_finished",
-            json!({
-                "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
-                "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
-                "refused": counts(CallStatus::Refused), "invalid": counts(CallStatus::Invalid),
-            }),
-        );
+        let task =
+            (status == RunStatus::NeedsPerson).then(|| self.needs_person_task(&run, &state, why));
+        let mut payload = json!({
+            "status": format!("{status:?}"), "why": why, "steps": run.step, "tokens": run.tokens,
+            "executed": counts(CallStatus::Executed), "queued": counts(CallStatus::Queued),
+            "refused": counts(CallStatus::Refused), "invalid": counts(CallStatus::Invalid),
+        });
+        if let Some(t) = &task {
+            payload["task_id"] = json!(t.id);
+        }
+        let finished = self.audit(&run, "run_finished", payload);
         let mut tx = self.store.begin().await?;
         self.save(&mut tx, &mut run, &state).await?;
         tx.finish_run(&run.id, status).await?;
+        // A run that could not finish is handed to a collector in the transaction that
+        // ends it: never a run that ends with nobody holding the customer's matter.
+        if let Some(t) = &task {
+            tx.create_task(t).await?;
+        }
         tx.audit_append_many(events.into_iter().chain([finished]).collect())
             .await?;
         tx.commit().await?;
         state.mark_saved();
-        Ok(outcome(&run, status, &state))
+        let mut out = outcome(&run, status, &state);
+        if status != RunStatus::Finished {
+            out.ended_because = Some(why.to_string());
+        }
+        Ok(out)
+    }
+
+    /// The collector's task for a run that could not finish: what started it (the
+    /// customer's message in full, or the step), why it ended, what its calls did, and
+    /// where its transcript is. Its id is derived from the run's, so it exists once.
+    fn needs_person_task(&self, run: &RunRecord, state: &RunState, why: &str) -> NewTask {
+        let trigger = match serde_json::from_value::<Trigger>(run.trigger.clone()) {
+            Ok(Trigger::Inbound {
+                from,
+                subject,
+                body,
+                received_at,
+                ..
+            }) => format!(
+                "Email from {from} received {}, subject \"{subject}\":\n\n{body}",
+                received_at.to_rfc3339()
+            ),
+            Ok(Trigger::Step { step }) => format!("Dunning step {step}."),
+            Ok(Trigger::ProcedureStep {
+                step_id,
+                step_kind,
+                procedure,
+                version,
+                invoices,
+                reason,
+                work_id,
+                ..
+            }) => format!(
+                "Procedure {procedure} v{version}, step {step_id} ({step_kind}) for invoices {}, due because: {reason} (work item {work_id}).",
+                if invoices.is_empty() {
+                    "-".to_string()
+                } else {
+                    invoices.join(", ")
+                }
+            ),
+            Err(_) => format!("Trigger: {}", run.trigger),
+        };
+        let calls = if state.outcomes.is_empty() {
+            "No tool call was made.".to_string()
+        } else {
+            let lines: Vec<String> = state
+                .outcomes
+                .iter()
+                .map(|o| {
+                    let approval = o
+                        .approval_id
+                        .as_deref()
+                        .map(|a| format!(" (approval {a})"))
+                        .unwrap_or_default();
+                    format!("- {} {}{approval}", o.tool, o.status.as_str())
+                })
+                .collect();
+            format!(
+                "Tool calls before it ended (executed ones took effect; queued ones wait for approval):\n{}",
+                lines.join("\n")
+            )
+        };
+        NewTask {
+            id: needs_person_task_id(&run.id),
+            kind: argent_core::TaskKind::FollowUp,
+            customer_id: run.customer_id.clone(),
+            owner_role: argent_core::Role::Collector,
+            assignee: None,
+            title: format!("The agent could not finish run {}: {why}", run.id),
+            body: format!(
+                "The agent's run {run_id} for customer {customer} ended without finishing: {why}. \
+                 Please handle what started it.\n\n{trigger}\n\n{calls}\n\n\
+                 The run's transcript: argent runs show {run_id}.",
+                run_id = run.id,
+                customer = run.customer_id,
+            ),
+            due_at: None,
+            source: run.id.clone(),
+            created_at: self.now(),
+            actor: self.config.actor.clone(),
+        }
     }
 
     /// The approval item for a call the policy holds for review (its id derived from the
@@ -1209,6 +1361,67 @@ pub(crate) fn crash_point(tool: &str) {
     }
 }
 
+/// The conversation as it is sent to the model: a tool call whose arguments are not a JSON
+/// object goes with `{}` in their place. The stored transcript keeps what the model wrote,
+/// and the call's tool result (an `invalid_arguments` error) tells the model what was
+/// wrong; a strict server (llama.cpp) that parses the history's arguments would otherwise
+/// refuse every later request of the run.
+pub(crate) fn wire_history(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .map(|m| match m {
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } if tool_calls.iter().any(|c| !is_json_object(&c.arguments)) => {
+                ChatMessage::Assistant {
+                    content: content.clone(),
+                    tool_calls: tool_calls
+                        .iter()
+                        .map(|c| {
+                            let mut c = c.clone();
+                            if !is_json_object(&c.arguments) {
+                                c.arguments = "{}".to_string();
+                            }
+                            c
+                        })
+                        .collect(),
+                }
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+fn is_json_object(text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object())
+}
+
+/// The note a repair turn adds to the conversation: what the endpoint refused and how to
+/// answer instead. It comes from argent, not from the customer.
+fn repair_note(e: &argent_llm::LlmError) -> String {
+    let said = match e {
+        argent_llm::LlmError::ModelOutput {
+            status, message, ..
+        } => format!("HTTP {status}: {message}"),
+        other => other.to_string(),
+    };
+    format!(
+        "Note from argent (not from the customer): the model server could not accept your last reply ({said}). \
+         Nothing was done for it. Answer again. If you call a tool, use only the tools listed, \
+         make one call at a time, and give its arguments as one valid JSON object matching the tool's schema."
+    )
+}
+
+/// How [`RunOutcome::ended_because`] starts for a run the model failed (its endpoint
+/// unreachable, overloaded or refusing its output past the retries and repairs).
+pub const MODEL_FAILED: &str = "the model failed";
+
+/// The id of the collector's task a `needs_person` run creates.
+pub fn needs_person_task_id(run_id: &str) -> String {
+    format!("TASK-RUN-{run_id}")
+}
+
 fn to_value(o: &CallOutcome) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }
@@ -1277,6 +1490,8 @@ fn outcome(run: &RunRecord, status: RunStatus, state: &RunState) -> RunOutcome {
         tokens: run.tokens,
         calls: state.outcomes.clone(),
         final_text,
+        ended_because: None,
+        task_id: (status == RunStatus::NeedsPerson).then(|| needs_person_task_id(&run.id)),
     }
 }
 

@@ -26,8 +26,9 @@ pub struct ModelArgs {
     /// `record:FILE` (openai, recording every exchange to a cassette) or `replay:FILE`
     /// (fails at the first request that differs from the recording, before that step's
     /// side effects, and when fewer exchanges were replayed than recorded). Record and
-    /// replay at the same --now. `eval run` takes `record:DIR` / `replay:DIR` (one cassette
-    /// per case).
+    /// replay at the same --now. `eval run` takes `offline`, `openai`, `replay` (each
+    /// case's own cassette), `record-offline`, `record:DIR` / `replay:DIR` (one cassette per
+    /// case) instead; `eval compliance` takes `offline` or `openai`.
     #[arg(long, global = true, default_value = "offline")]
     pub model: String,
     /// Prompt templates directory. Commands that work a database (run, resume, serve,
@@ -505,9 +506,19 @@ pub fn read_inbound(path: &Path, default_from: &str, now: DateTime<Utc>) -> Resu
 
 pub fn print_run(o: &RunOutcome) {
     println!(
-        "run {} for {}: {:?} after {} step(s), {} tokens",
-        o.run_id, o.customer_id, o.status, o.steps, o.tokens
+        "run {} for {}: {} after {} step(s), {} tokens",
+        o.run_id,
+        o.customer_id,
+        o.status.as_str(),
+        o.steps,
+        o.tokens
     );
+    if let Some(why) = &o.ended_because {
+        println!("  ended because {why}");
+    }
+    if let Some(task) = &o.task_id {
+        println!("  a collector has task {task} for it (argent tasks list)");
+    }
     for c in &o.calls {
         let extra = c
             .approval_id
@@ -520,6 +531,59 @@ pub fn print_run(o: &RunOutcome) {
             c.status.as_str(),
             c.rules.join(","),
             extra
+        );
+    }
+}
+
+/// One demo run's lines: a line per tool call (or `no action`), the run's end when it did
+/// not finish, or its error.
+fn print_demo_run(r: &argent_agent::demo::DemoRun, totals: &mut [usize; 4]) {
+    let o = match &r.outcome {
+        Ok(o) => o,
+        Err(e) => {
+            println!(
+                "{:<31} {:<8} {:<13} {:<9} {e}",
+                r.scenario, r.customer_id, "-", "error"
+            );
+            return;
+        }
+    };
+    if o.calls.is_empty() && o.status == argent_store::RunStatus::Finished {
+        println!(
+            "{:<31} {:<8} {:<13} {:<9}",
+            r.scenario, r.customer_id, "-", "no action"
+        );
+    }
+    for c in &o.calls {
+        let i = match c.status {
+            CallStatus::Executed => 0,
+            CallStatus::Queued => 1,
+            CallStatus::Refused => 2,
+            CallStatus::Invalid => 3,
+        };
+        totals[i] += 1;
+        println!(
+            "{:<31} {:<8} {:<13} {:<9} {}",
+            r.scenario,
+            r.customer_id,
+            c.tool,
+            c.status.as_str(),
+            c.rules.join(", ")
+        );
+    }
+    if o.status != argent_store::RunStatus::Finished {
+        let why = o.ended_because.as_deref().unwrap_or("");
+        let task = o
+            .task_id
+            .as_deref()
+            .map(|t| format!("; task {t} for a collector"))
+            .unwrap_or_default();
+        println!(
+            "{:<31} {:<8} {:<13} {:<9} {why}{task}",
+            r.scenario,
+            r.customer_id,
+            "-",
+            o.status.as_str()
         );
     }
 }
@@ -546,38 +610,29 @@ pub async fn demo_agent_runs(
         agent.prompts.version(),
         agent.policy_version
     );
-    let runs = argent_agent::demo::run_demo(&agent, dunning).await?;
     println!();
     println!(
         "{:<31} {:<8} {:<13} {:<9} rules",
         "scenario", "customer", "tool", "outcome"
     );
+    // Each run is printed as it ends (a real model takes seconds per run); one that errors
+    // is printed with its error and the others go on.
     let mut totals = [0usize; 4];
-    for r in &runs {
-        if r.outcome.calls.is_empty() {
-            println!(
-                "{:<31} {:<8} {:<13} {:<9}",
-                r.scenario, r.customer_id, "-", "no action"
-            );
-        }
-        for c in &r.outcome.calls {
-            let i = match c.status {
-                CallStatus::Executed => 0,
-                CallStatus::Queued => 1,
-                CallStatus::Refused => 2,
-                CallStatus::Invalid => 3,
-            };
-            totals[i] += 1;
-            println!(
-                "{:<31} {:<8} {:<13} {:<9} {}",
-                r.scenario,
-                r.customer_id,
-                c.tool,
-                c.status.as_str(),
-                c.rules.join(", ")
-            );
-        }
-    }
+    let mut print = |r: &argent_agent::demo::DemoRun| {
+        use std::io::Write;
+        print_demo_run(r, &mut totals);
+        let _ = std::io::stdout().flush();
+    };
+    let runs = argent_agent::demo::run_demo(&agent, dunning, &mut print).await?;
+    let errors = runs.iter().filter(|r| r.outcome.is_err()).count();
+    let needs_person = runs
+        .iter()
+        .filter(|r| {
+            r.outcome
+                .as_ref()
+                .is_ok_and(|o| o.status == argent_store::RunStatus::NeedsPerson)
+        })
+        .count();
     println!();
     println!(
         "{} runs: {} executed, {} queued for approval, {} refused, {} invalid",
@@ -587,6 +642,14 @@ pub async fn demo_agent_runs(
         totals[2],
         totals[3]
     );
+    if needs_person > 0 {
+        println!(
+            "{needs_person} run(s) could not finish and are a collector's task (argent -d DB runs list --status needs_person)"
+        );
+    }
+    if errors > 0 {
+        println!("{errors} run(s) stopped with an error (shown above)");
+    }
     let pending = store.count_approvals(Some(ApprovalStatus::Pending)).await?;
     println!("approval queue: {pending} pending (argent -d DB approvals list)");
     let outbox = store.pending_emails(1000).await?.len();

@@ -29,6 +29,7 @@ mod logincmd;
 mod mailcmd;
 mod mailsend;
 mod render;
+mod runscmd;
 mod servecmd;
 mod simcmd;
 mod taskscmd;
@@ -133,6 +134,12 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// The agent's runs: list them (`--status needs_person`: the runs that could not finish,
+    /// each a collector's task), show one's transcript.
+    Runs {
+        #[command(subcommand)]
+        command: runscmd::RunsCommand,
+    },
     /// The human approval queue.
     Approvals {
         #[command(subcommand)]
@@ -168,9 +175,12 @@ enum Command {
     },
     /// Run the whole product on a fresh embedded database: a sample portfolio, the agent over
     /// overdue accounts and realistic inbound replies, then the desk (scheduler, worker,
-    /// procedures) over simulated days with simulated debtors, and a summary. No network,
-    /// no key. The demo's day is today and its agent runs are at 18:00 UTC, unless the
-    /// global --now fixes both (how a demo recorded with --model record:FILE replays).
+    /// procedures) over simulated days with simulated debtors, and a summary. With the
+    /// default `--model offline`: no network, no key. With `--model openai` the agent's
+    /// runs call the endpoint ARGENT_LLM_* names (a key unless it is a local server); each
+    /// run is printed as it ends, and one that fails does not stop the others. The demo's
+    /// day is today and its agent runs are at 18:00 UTC, unless the global --now fixes both
+    /// (how a demo recorded with --model record:FILE replays).
     Demo {
         /// Where the demo database goes (replaced if it exists).
         #[arg(long, default_value = "argent-demo.db")]
@@ -349,10 +359,27 @@ async fn main() -> ExitCode {
         // The reader of standard output stopped early (`argent … | head`): not an error.
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, `: `-separated, each said once: a cause whose text
+/// its wrapper already shows (`model: <the model's error>`) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -468,6 +495,7 @@ async fn run(cli: Cli) -> Result<()> {
                 agentcmd::print_run(&agent.resume(&id).await?);
             }
         }
+        Command::Runs { command } => runscmd::runs(open(&cli.database).await?, command).await?,
         Command::Approvals { command } => {
             agentcmd::approvals(
                 open(&cli.database).await?,
@@ -867,4 +895,24 @@ async fn demo(
         db.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_printed_once_with_each_new_cause() {
+        let model = argent_llm::LlmError::Config("ARGENT_LLM_MODEL is not set".into());
+        let e = anyhow::Error::from(argent_agent::AgentError::Llm(model))
+            .context("running the agent for C-1");
+        let text = error_text(&e);
+        assert_eq!(
+            text,
+            "running the agent for C-1: model: LLM configuration error: ARGENT_LLM_MODEL is not set"
+        );
+        assert_eq!(text.matches("ARGENT_LLM_MODEL").count(), 1, "{text}");
+        // anyhow's own `{:#}` repeats the wrapped error: what this replaces.
+        assert_eq!(format!("{e:#}").matches("ARGENT_LLM_MODEL").count(), 2);
+    }
 }

@@ -475,7 +475,7 @@ fn a_run_killed_after_sending_resumes_without_sending_twice() {
     );
 
     let resumed = ok(argent(&db, &["--now", now, "resume"]));
-    assert!(resumed.contains("Finished"), "{resumed}");
+    assert!(resumed.contains("finished after"), "{resumed}");
     assert!(resumed.contains("send_email    executed"), "{resumed}");
     rt.block_on(async {
         let s = argent_store::Store::open(&url).await.unwrap();

@@ -2,6 +2,7 @@
 //! ledger, the agent with the chosen model at the case's instant, one run per inbound
 //! message; the outcome is read back from the run results and the store.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,10 +10,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use argent_agent::{Agent, AgentConfig, CallStatus as AgentStatus, Clock, OfflineModel, Trigger};
+use argent_agent::{
+    Agent, AgentConfig, CallStatus as AgentStatus, Clock, MODEL_FAILED, OfflineModel, Trigger,
+};
 use argent_core::{CaseKind, Portfolio};
 use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
-use argent_store::{ApprovalStatus, Store};
+use argent_store::{ApprovalStatus, RunStatus, Store};
 
 use crate::case::EvalCase;
 use crate::outcome::{
@@ -90,6 +93,17 @@ pub fn cassette_path(case: &EvalCase) -> PathBuf {
     })
 }
 
+/// The ids of the runs in the case's store.
+async fn runs_of(store: &Store) -> Result<BTreeSet<String>, String> {
+    Ok(store
+        .runs(None)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
 fn status(s: AgentStatus) -> CallStatus {
     match s {
         AgentStatus::Executed => CallStatus::Executed,
@@ -108,7 +122,7 @@ impl CaseRunner for AgentRunner {
                 case.id
             ));
         }
-        match self.run(case).await {
+        match self.run(case, None).await {
             Ok(o) => o,
             Err(e) => CaseOutcome::failed(e),
         }
@@ -116,7 +130,24 @@ impl CaseRunner for AgentRunner {
 }
 
 impl AgentRunner {
-    async fn run(&self, case: &EvalCase) -> Result<CaseOutcome, String> {
+    /// Runs `case` with `model` instead of the runner's [`ModelChoice`] (tests: a scripted
+    /// model, a fake endpoint).
+    pub async fn run_case_with(&self, case: &EvalCase, model: Arc<dyn ChatModel>) -> CaseOutcome {
+        match self.run(case, Some(model)).await {
+            Ok(o) => o,
+            Err(e) => CaseOutcome::failed(e),
+        }
+    }
+
+    /// One case. A run that errors (an operator error, or the model failing so that the
+    /// run needs a person) ends the case with that error, but every call made before it,
+    /// its tokens and the account's end state are kept and scored: a violation that took
+    /// effect counts whatever happens after it.
+    async fn run(
+        &self,
+        case: &EvalCase,
+        given: Option<Arc<dyn ChatModel>>,
+    ) -> Result<CaseOutcome, String> {
         let started = Instant::now();
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let store = Store::open(&dir.path().join("eval.db").to_string_lossy())
@@ -132,18 +163,30 @@ impl AgentRunner {
             .await
             .map_err(|e| e.to_string())?;
         let mut replayer: Option<Arc<Replayer>> = None;
-        let model: Arc<dyn ChatModel> = match &self.model {
+        let model: Arc<dyn ChatModel> = match given {
+            Some(m) => m,
+            None => self.model(case, &mut replayer)?,
+        };
+        self.run_with(case, store, model, replayer, started).await
+    }
+
+    fn model(
+        &self,
+        case: &EvalCase,
+        replayer: &mut Option<Arc<Replayer>>,
+    ) -> Result<Arc<dyn ChatModel>, String> {
+        Ok(match &self.model {
             ModelChoice::Offline => Arc::new(OfflineModel),
             ModelChoice::OpenAi => Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?),
             ModelChoice::Replay => {
                 let r = Arc::new(Replayer::open(cassette_path(case)).map_err(|e| e.to_string())?);
-                replayer = Some(r.clone());
+                *replayer = Some(r.clone());
                 r
             }
             ModelChoice::ReplayFrom(dir) => {
                 let r =
                     Arc::new(Replayer::open(cassette_in(dir, case)).map_err(|e| e.to_string())?);
-                replayer = Some(r.clone());
+                *replayer = Some(r.clone());
                 r
             }
             ModelChoice::RecordTo(dir) => {
@@ -158,7 +201,17 @@ impl AgentRunner {
                 }
                 Arc::new(Recorder::new(Arc::new(OfflineModel), path).map_err(|e| e.to_string())?)
             }
-        };
+        })
+    }
+
+    async fn run_with(
+        &self,
+        case: &EvalCase,
+        store: Store,
+        model: Arc<dyn ChatModel>,
+        replayer: Option<Arc<Replayer>>,
+        started: Instant,
+    ) -> Result<CaseOutcome, String> {
         let config = AgentConfig {
             clock: Clock::Fixed(case.now),
             segment_override: case.segment,
@@ -194,10 +247,28 @@ impl AgentRunner {
                 references: Vec::new(),
                 mail: None,
             };
-            let run = agent
-                .start(&case.customer.id, trigger)
-                .await
-                .map_err(|e| e.to_string())?;
+            let before: BTreeSet<String> = runs_of(&store).await?;
+            let run = match agent.start(&case.customer.id, trigger).await {
+                Ok(run) => run,
+                Err(e) => {
+                    // The run that errored is in the store with what it did before: keep it.
+                    outcome.error = Some(e.to_string());
+                    let after = runs_of(&store).await?;
+                    let Some(id) = after.difference(&before).next() else {
+                        break;
+                    };
+                    agent.run_outcome(id).await.map_err(|e| e.to_string())?
+                }
+            };
+            if outcome.error.is_none()
+                && run.status == RunStatus::NeedsPerson
+                && let Some(why) = run
+                    .ended_because
+                    .as_deref()
+                    .filter(|w| w.starts_with(MODEL_FAILED))
+            {
+                outcome.error = Some(format!("run {} needs a person: {why}", run.run_id));
+            }
             outcome.tokens += u64::try_from(run.tokens).unwrap_or(0);
             outcome.replies.push(run.final_text.clone());
             for c in &run.calls {
@@ -229,9 +300,15 @@ impl AgentRunner {
                     model_text: c.model_text.clone(),
                 });
             }
+            if outcome.error.is_some() {
+                break;
+            }
         }
-        if let Some(r) = replayer {
-            r.finish().map_err(|e| e.to_string())?;
+        if let Some(r) = replayer
+            && outcome.error.is_none()
+            && let Err(e) = r.finish()
+        {
+            outcome.error = Some(e.to_string());
         }
         let id = case.customer.id.as_str();
         let e = &mut outcome.end_state;

@@ -44,6 +44,21 @@ pub enum LlmError {
         message: String,
     },
 
+    /// The provider refused the request because of what the model itself produced: an
+    /// HTTP 400/422/500 whose body names tool-call arguments it could not parse as JSON
+    /// (llama.cpp: "Failed to parse tool call arguments as JSON") or a tool name it does
+    /// not know. Sending the same request again gets the same answer, so it is not
+    /// retried unchanged: the agent shows the error to the model in a repair turn.
+    #[error(
+        "{endpoint} answered HTTP {status} because of the model's own output: {message}; \
+         not retried unchanged (the same request fails the same way)"
+    )]
+    ModelOutput {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
+
     /// The endpoint could not be reached (connection refused, DNS, TLS, reset).
     #[error(
         "could not reach {endpoint} after {attempts} attempt(s): {message}; \
@@ -105,7 +120,7 @@ pub enum LlmError {
 
 impl LlmError {
     /// A short, stable name for the kind of error (`timeout`, `rate_limited`,
-    /// `http`, `transport`, `invalid_response`, `cassette_mismatch`,
+    /// `http`, `model_output`, `transport`, `invalid_response`, `cassette_mismatch`,
     /// `cassette_exhausted`, `cassette`, `replayed`, `script_exhausted`,
     /// `config`), for logs, audit events and cassettes.
     pub fn kind(&self) -> &'static str {
@@ -113,6 +128,7 @@ impl LlmError {
             LlmError::Timeout { .. } => "timeout",
             LlmError::RateLimited { .. } => "rate_limited",
             LlmError::Http { .. } => "http",
+            LlmError::ModelOutput { .. } => "model_output",
             LlmError::Transport { .. } => "transport",
             LlmError::InvalidResponse { .. } => "invalid_response",
             LlmError::CassetteMismatch { .. } => "cassette_mismatch",
@@ -124,6 +140,48 @@ impl LlmError {
         }
     }
 }
+
+impl LlmError {
+    /// The provider refused what the model produced ([`LlmError::ModelOutput`], also when
+    /// replayed from a cassette): a repair turn may get past it, a plain retry cannot.
+    pub fn is_model_output(&self) -> bool {
+        match self {
+            LlmError::ModelOutput { .. } => true,
+            LlmError::Replayed { kind, .. } => kind == "model_output",
+            _ => false,
+        }
+    }
+
+    /// An error an operator must fix and a person at the desk cannot work around for the
+    /// customer: the configuration (model, URL, key: HTTP 401/403/404, an account out of
+    /// quota), a cassette, a test script. Everything else that ends a model call (the
+    /// server down or overloaded past the retries, a model whose output the server keeps
+    /// refusing) is the model failing the run, which then needs a person.
+    pub fn is_operator_error(&self) -> bool {
+        match self {
+            LlmError::Config(_)
+            | LlmError::CassetteMismatch { .. }
+            | LlmError::CassetteExhausted { .. }
+            | LlmError::Cassette { .. }
+            | LlmError::ScriptExhausted { .. } => true,
+            LlmError::Http {
+                status, message, ..
+            } => matches!(status, 401 | 403 | 404) || message.contains(QUOTA_NOTE),
+            LlmError::Replayed { kind, .. } => matches!(
+                kind.as_str(),
+                "config"
+                    | "cassette"
+                    | "cassette_mismatch"
+                    | "cassette_exhausted"
+                    | "script_exhausted"
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What [`LlmError::Http`]'s message ends with when the account is out of quota.
+pub(crate) const QUOTA_NOTE: &str = "(the account is out of quota; retrying will not help)";
 
 fn status_hint(status: u16) -> &'static str {
     match status {

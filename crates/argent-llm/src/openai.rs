@@ -696,6 +696,11 @@ enum Failure {
         retry_after: Option<Duration>,
         quota: bool,
     },
+    /// The server refused the model's own output ([`model_output_error`]).
+    ModelOutput {
+        status: u16,
+        message: String,
+    },
     Connect(String),
     Transport(String),
     Invalid(String),
@@ -708,7 +713,8 @@ impl fmt::Display for Failure {
             Failure::Timeout => f.write_str("timed out"),
             Failure::Status {
                 status, message, ..
-            } => write!(f, "HTTP {status}: {message}"),
+            }
+            | Failure::ModelOutput { status, message } => write!(f, "HTTP {status}: {message}"),
             Failure::Connect(m)
             | Failure::Transport(m)
             | Failure::Invalid(m)
@@ -724,7 +730,10 @@ impl Failure {
             Failure::Status { status, quota, .. } => {
                 !quota && (*status == 408 || *status == 429 || (500..=599).contains(status))
             }
-            Failure::Transport(_) | Failure::Invalid(_) | Failure::Config(_) => false,
+            Failure::ModelOutput { .. }
+            | Failure::Transport(_)
+            | Failure::Invalid(_)
+            | Failure::Config(_) => false,
         }
     }
 
@@ -763,10 +772,15 @@ impl Failure {
                 status,
                 attempts,
                 message: if quota {
-                    format!("{message} (the account is out of quota; retrying will not help)")
+                    format!("{message} {}", crate::error::QUOTA_NOTE)
                 } else {
                     message
                 },
+            },
+            Failure::ModelOutput { status, message } => LlmError::ModelOutput {
+                endpoint,
+                status,
+                message,
             },
             Failure::Connect(message) | Failure::Transport(message) => LlmError::Transport {
                 endpoint,
@@ -782,6 +796,10 @@ impl Failure {
 fn classify(error: OpenAIError) -> Failure {
     match error {
         OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpFailure>() {
+            Ok(f) if model_output_error(f.status, &f.body) => Failure::ModelOutput {
+                status: f.status,
+                message: error_message(&f.body),
+            },
             Ok(f) => Failure::Status {
                 status: f.status,
                 message: error_message(&f.body),
@@ -806,6 +824,38 @@ fn classify(error: OpenAIError) -> Failure {
         OpenAIError::InvalidArgument(m) => Failure::Config(m),
         other => Failure::Transport(error_chain(&other)),
     }
+}
+
+/// Whether an error answer is the server refusing the model's own output rather than the
+/// request or itself: an HTTP 400, 422 or 500 whose body says tool-call arguments could not
+/// be parsed (llama.cpp's server: "Failed to parse tool call arguments as JSON"; vLLM and
+/// others word it alike) or names an unknown tool. The same request gets the same answer,
+/// so it is not retried unchanged.
+fn model_output_error(status: u16, body: &str) -> bool {
+    if !matches!(status, 400 | 422 | 500) {
+        return false;
+    }
+    let text = body.to_ascii_lowercase();
+    const ARGUMENTS: &[&str] = &[
+        "failed to parse tool call",
+        "tool call arguments",
+        "tool_call arguments",
+        "function call arguments",
+        "invalid tool call",
+        "arguments as json",
+    ];
+    const UNKNOWN_TOOL: &[&str] = &[
+        "unknown tool",
+        "unknown function",
+        "tool not found",
+        "function not found",
+        "no tool named",
+        "not a known tool",
+    ];
+    ARGUMENTS
+        .iter()
+        .chain(UNKNOWN_TOOL)
+        .any(|p| text.contains(p))
 }
 
 /// The human part of an error body: OpenAI's `{"error":{"message":..}}`,
@@ -1192,6 +1242,30 @@ mod tests {
         assert_eq!(error_message(""), "(empty body)");
         let long = "x".repeat(2000);
         assert!(error_message(&long).contains("2000 bytes in all"));
+    }
+
+    #[test]
+    fn the_servers_refusals_of_the_models_output_are_told_apart() {
+        let llama = r#"{"error":{"code":500,"message":"Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error","type":"server_error"}}"#;
+        assert!(model_output_error(500, llama));
+        assert!(model_output_error(
+            400,
+            r#"{"object":"error","message":"Unknown tool 'send_mail' in tool call","code":400}"#
+        ));
+        assert!(model_output_error(
+            422,
+            r#"{"detail":"invalid tool call: tool not found"}"#
+        ));
+        // The same words with a transport-ish status, or other errors: not the model's.
+        assert!(!model_output_error(503, llama));
+        assert!(!model_output_error(
+            500,
+            r#"{"error":{"message":"CUDA out of memory"}}"#
+        ));
+        assert!(!model_output_error(
+            400,
+            r#"{"error":{"message":"Invalid model"}}"#
+        ));
     }
 
     #[test]

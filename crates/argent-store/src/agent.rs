@@ -174,14 +174,23 @@ impl OutboxEmail {
 pub enum RunStatus {
     Running,
     Finished,
+    /// Ended by an operator or infrastructure error a person at the desk cannot fix for
+    /// the customer (misconfigured model, key or cassette): the caller gets the error.
     Failed,
+    /// Ended by a spent budget before `needs_person` existed (older rows only: a run
+    /// whose budget is spent now ends `needs_person`).
     BudgetExhausted,
+    /// The run could not finish (the model kept failing, a budget was spent, too many
+    /// invalid turns): a collector's task carrying the trigger, the run and the error was
+    /// created in the transaction that ended it.
+    NeedsPerson,
 }
 str_enum!(RunStatus {
     Running => "running",
     Finished => "finished",
     Failed => "failed",
     BudgetExhausted => "budget_exhausted",
+    NeedsPerson => "needs_person",
 });
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

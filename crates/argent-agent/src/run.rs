@@ -1259,7 +1259,10 @@ pub(crate) fn action_key(action: &Action) -> String {
                 if let Some((whole, frac)) = text.split_once('.')
                     && !whole.is_empty()
                     && !frac.is_empty()
-                    && whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+                    && whole
+                        .bytes()
+                        .chain(frac.bytes())
+                        .all(|b| b.is_ascii_digit())
                 {
                     let frac = frac.trim_end_matches('0');
                     text = if frac.is_empty() {
@@ -1300,7 +1303,10 @@ pub(crate) fn action_key(action: &Action) -> String {
         }
     }
     let mut out = String::new();
-    canon(&serde_json::to_value(action).unwrap_or(Value::Null), &mut out);
+    canon(
+        &serde_json::to_value(action).unwrap_or(Value::Null),
+        &mut out,
+    );
     out
 }
 

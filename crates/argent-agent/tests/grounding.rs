@@ -130,7 +130,10 @@ async fn a_model_repeating_a_promise_six_times_leaves_one_promise() {
                 model.push_tool_calls(vec![call]);
             }
             let agent = agent_with(&ts.store, model.clone(), limit);
-            let out = agent.start("C-ANN", inbound(PROMISE_MESSAGE)).await.unwrap();
+            let out = agent
+                .start("C-ANN", inbound(PROMISE_MESSAGE))
+                .await
+                .unwrap();
             assert_eq!(out.status, status, "{label} limit {limit}: {:?}", out.calls);
             assert_eq!(out.calls.len(), answered, "{label} limit {limit}");
             let mut want = vec![CallStatus::Executed];
@@ -148,7 +151,11 @@ async fn a_model_repeating_a_promise_six_times_leaves_one_promise() {
                 assert_eq!(row.status, ToolCallStatus::Invalid, "{label}");
             }
             let promises = ts.store.promises(Some("C-ANN")).await.unwrap();
-            assert_eq!(promises.len(), 1, "{label} limit {limit}: exactly one promise");
+            assert_eq!(
+                promises.len(),
+                1,
+                "{label} limit {limit}: exactly one promise"
+            );
             ts.cleanup().await;
         }
     }
@@ -242,7 +249,10 @@ async fn an_exact_repeat_after_a_resume_names_the_earlier_call() {
             .clone();
 
         let model = Arc::new(ScriptedModel::new());
-        model.push_tool_calls(vec![promise_respelt("call_b", Some("Pays  next\n Friday "))]);
+        model.push_tool_calls(vec![promise_respelt(
+            "call_b",
+            Some("Pays  next\n Friday "),
+        )]);
         model.push_text("Done.");
         let out = agent(&ts.store, model.clone())
             .resume(&run_id)
@@ -411,7 +421,11 @@ async fn a_case_the_customer_did_not_raise_waits_for_a_person() {
         )
     };
     for (message, kind, want) in [
-        ("I will pay next week.", "payment_claimed", CallStatus::Queued),
+        (
+            "I will pay next week.",
+            "payment_claimed",
+            CallStatus::Queued,
+        ),
         ("I will pay next week.", "dispute", CallStatus::Queued),
         (
             "We already paid this by bank transfer on Monday.",
@@ -456,7 +470,12 @@ async fn a_promise_duplicating_an_open_promise_is_refused() {
                 .start("C-ANN", inbound(PROMISE_MESSAGE))
                 .await
                 .unwrap();
-            assert_eq!(status_of(&out.calls), [expected], "{label}: {:?}", out.calls);
+            assert_eq!(
+                status_of(&out.calls),
+                [expected],
+                "{label}: {:?}",
+                out.calls
+            );
             if expected == CallStatus::Refused {
                 assert_eq!(out.calls[0].rules, ["engine.duplicate-promise"], "{label}");
                 assert!(

@@ -1232,7 +1232,11 @@ fn check_grounding(policy: &Policy, action: &Action, ctx: &Context, d: &mut Deci
 
 /// Refuses a promise that repeats one of the customer's open promises: same amount and
 /// currency, same date, same invoices (in any order).
-fn check_duplicate_promise(p: &argent_core::action::LogPromiseArgs, ctx: &Context, d: &mut Decision) {
+fn check_duplicate_promise(
+    p: &argent_core::action::LogPromiseArgs,
+    ctx: &Context,
+    d: &mut Decision,
+) {
     let Ok(money) = p.amount.to_money(p.currency) else {
         return;
     };
@@ -1251,10 +1255,9 @@ fn check_duplicate_promise(p: &argent_core::action::LogPromiseArgs, ctx: &Contex
             && theirs == invoices
     });
     if let Some(r) = same {
-        let made = r
-            .at
-            .map(|at| format!(", recorded {}", at.format("%Y-%m-%d %H:%M UTC")))
-            .unwrap_or_default();
+        let made =
+            r.at.map(|at| format!(", recorded {}", at.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default();
         engine_deny(
             d,
             RULE_DUPLICATE_PROMISE,

@@ -677,16 +677,20 @@ impl Policy {
             message: format!(
                 "{what} the customer's message does not give: a person must read the message before it is recorded."
             ),
-            citation: "House procedure: a record of what the customer said must be in their words".into(),
+            citation: "House procedure: a record of what the customer said must be in their words"
+                .into(),
             approvers: vec![Role::Collector, Role::Manager, Role::Admin],
         };
         (
             self.grounding_promise.clone().unwrap_or_else(|| {
-                default("ungrounded-promise", "A promise to pay with an amount or date")
+                default(
+                    "ungrounded-promise",
+                    "A promise to pay with an amount or date",
+                )
             }),
-            self.grounding_case.clone().unwrap_or_else(|| {
-                default("ungrounded-case", "A payment claim or dispute")
-            }),
+            self.grounding_case
+                .clone()
+                .unwrap_or_else(|| default("ungrounded-case", "A payment claim or dispute")),
         )
     }
 

@@ -632,17 +632,24 @@ impl ComplianceCheck for ModelComplianceCheck {
 // In the agent.
 
 /// Sets what the policy may know of the message a run answers (from the run's stored
-/// trigger): its text, and for mail whether the sender is not on file and whether its
-/// authentication failed. Nothing for a dunning step.
+/// trigger): its text and when it was received, and for mail whether the sender is not on
+/// file and whether its authentication failed. Nothing for a dunning step. A person's run
+/// (`crate::person`) is marked as such: what they record, they heard.
 pub(crate) fn apply_inbound(ctx: &mut argent_policy::Context, trigger: &Value) {
+    if trigger.get("kind").and_then(Value::as_str) == Some("person") {
+        ctx.by_person = true;
+        return;
+    }
     if let Ok(crate::run::Trigger::Inbound {
         subject,
         body,
         mail,
+        received_at,
         ..
     }) = serde_json::from_value::<crate::run::Trigger>(trigger.clone())
     {
         ctx.inbound_text = Some(format!("{subject}\n{body}"));
+        ctx.inbound_at = Some(received_at);
         if let Some(m) = mail {
             ctx.inbound_sender_not_on_file = !m.sender_on_file;
             ctx.inbound_auth_failed = m.auth_failed;

@@ -279,6 +279,12 @@ enum Judged {
     Duplicate,
     /// The arguments failed the tool's schema.
     Invalid(String),
+    /// The same action (same tool, same normalised arguments: [`action_key`]) as an earlier
+    /// call of this run that was executed or went to a person: nothing runs again.
+    Repeat {
+        earlier: String,
+        status: ToolCallStatus,
+    },
     /// A valid action and what the policy (and the content check) decided for it.
     Decided {
         action: Action,
@@ -1141,6 +1147,9 @@ impl Agent {
             Ok(a) => a,
             Err(e) => return Ok(Judged::Invalid(e.to_string())),
         };
+        if let Some((earlier, status)) = self.earlier_same_action(run, turn, call, &action).await? {
+            return Ok(Judged::Repeat { earlier, status });
+        }
         let account = self.load_account(&run.customer_id, now).await?;
         let policy = self.policy_for(&account)?;
         let mut ctx = account.policy_context();
@@ -1160,6 +1169,35 @@ impl Agent {
             checked,
             now,
         })
+    }
+
+    /// The earlier call of this run with the same action as `call`, if one was executed or
+    /// went to a person (queued, approved or rejected), with its status. Read from the
+    /// run's stored calls, so it holds across a resume. Reading the aging changes nothing
+    /// and is never a repeat.
+    async fn earlier_same_action(
+        &self,
+        run: &RunRecord,
+        turn: usize,
+        call: &ToolCall,
+        action: &Action,
+    ) -> Result<Option<(String, ToolCallStatus)>, AgentError> {
+        if matches!(action, Action::ReadAging(_)) {
+            return Ok(None);
+        }
+        let call_id = format!("{}/{}/{}", run.id, turn, call.id);
+        let key = action_key(action);
+        for rec in self.store.run_effective_tool_calls(&run.id).await? {
+            if rec.call_id == call_id || rec.name != call.name {
+                continue;
+            }
+            if let Ok(earlier) = self.registry.parse(&rec.name, &rec.arguments)
+                && action_key(&earlier) == key
+            {
+                return Ok(Some((rec.call_id, rec.status)));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes what became of a judged call in `tx`: its row (for a `fresh` call, inserted
@@ -1198,6 +1236,39 @@ impl Agent {
                     approval_id: None,
                     model_text: json!({"status": "duplicate_call_id", "error": error, "note": "Nothing was done for this call. Give every tool call its own id; call again with a new id if it is still needed."}).to_string(),
                 });
+            }
+            Judged::Repeat { earlier, status } => {
+                let error = format!(
+                    "this call repeats call '{earlier}' of this run (same tool, same arguments), which was already {}: it was not run again",
+                    match status {
+                        ToolCallStatus::Executed => "executed",
+                        _ => "sent to a person for approval",
+                    }
+                );
+                let o = CallOutcome {
+                    call_id: call_id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    status: CallStatus::Invalid,
+                    rules: Vec::new(),
+                    approval_id: None,
+                    model_text: json!({"status": "already_done", "earlier_call_id": earlier, "error": error, "note": "Nothing was done for this call. Do not repeat an action; if nothing else is needed, give your final answer."}).to_string(),
+                };
+                if !fresh {
+                    tx.record_tool_call(
+                        &call_id,
+                        &run.id,
+                        &run.customer_id,
+                        &call.name,
+                        &call.arguments,
+                        ToolCallStatus::Invalid,
+                    )
+                    .await?;
+                }
+                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "repeat_of": earlier}))).await?;
+                self.set_call(tx, run, call, &o, ToolCallStatus::Invalid, fresh)
+                    .await?;
+                return Ok(o);
             }
             Judged::Invalid(error) => {
                 let o = CallOutcome {
@@ -1422,6 +1493,71 @@ pub fn needs_person_task_id(run_id: &str) -> String {
     format!("TASK-RUN-{run_id}")
 }
 
+/// What makes two actions the same for [`Agent::earlier_same_action`]: the typed action
+/// (tool and parsed arguments, so number and date spellings are already one) as canonical
+/// JSON, object keys sorted, white space in text collapsed (`"Pay  on\nFriday"` is
+/// `"Pay on Friday"`) and decimal amounts without trailing zeros (`"500.00"` is `"500"`).
+pub(crate) fn action_key(action: &Action) -> String {
+    fn canon(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                let collapsed: Vec<&str> = s.split_whitespace().collect();
+                let mut text = collapsed.join(" ");
+                // A decimal amount: "500.00" is "500", "12.50" is "12.5".
+                if let Some((whole, frac)) = text.split_once('.')
+                    && !whole.is_empty()
+                    && !frac.is_empty()
+                    && whole
+                        .bytes()
+                        .chain(frac.bytes())
+                        .all(|b| b.is_ascii_digit())
+                {
+                    let frac = frac.trim_end_matches('0');
+                    text = if frac.is_empty() {
+                        whole.to_string()
+                    } else {
+                        format!("{whole}.{frac}")
+                    };
+                }
+                out.push_str(&Value::String(text).to_string());
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canon(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    if let Some(v) = map.get(*k) {
+                        canon(v, out);
+                    }
+                }
+                out.push('}');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    canon(
+        &serde_json::to_value(action).unwrap_or(Value::Null),
+        &mut out,
+    );
+    out
+}
+
 fn to_value(o: &CallOutcome) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }
@@ -1501,6 +1637,30 @@ mod tests {
 
     fn call(id: &str, reason: &str) -> ToolCall {
         ToolCall::new(id, "escalate", reason)
+    }
+
+    #[test]
+    fn an_action_key_ignores_key_order_and_white_space_in_text_but_not_values() {
+        let parse = |text: &str| {
+            argent_tools::Registry::builtin()
+                .expect("registry")
+                .parse("log_promise", text)
+                .expect("valid promise")
+        };
+        let a = parse(
+            r#"{"customer_id": "C1", "amount": "500.00", "currency": "USD", "promised_date": "2026-12-04", "note": "Pays  on\nFriday"}"#,
+        );
+        let b = parse(
+            r#"{"note": "Pays on Friday", "promised_date": "2026-12-04", "currency": "USD", "amount": "500", "customer_id": "C1"}"#,
+        );
+        assert_eq!(action_key(&a), action_key(&b));
+        for other in [
+            r#"{"customer_id": "C1", "amount": "500.01", "currency": "USD", "promised_date": "2026-12-04", "note": "Pays on Friday"}"#,
+            r#"{"customer_id": "C1", "amount": "500.00", "currency": "USD", "promised_date": "2026-12-05", "note": "Pays on Friday"}"#,
+            r#"{"customer_id": "C1", "amount": "500.00", "currency": "USD", "promised_date": "2026-12-04", "note": "Pays on Monday"}"#,
+        ] {
+            assert_ne!(action_key(&a), action_key(&parse(other)), "{other}");
+        }
     }
 
     #[test]

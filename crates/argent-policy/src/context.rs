@@ -85,6 +85,16 @@ pub struct Context {
     /// The message this run answers failed SPF, DKIM or DMARC (its sender may be forged).
     #[serde(default)]
     pub inbound_auth_failed: bool,
+    /// When the message this run answers was received: its relative dates ("next Friday",
+    /// "end of the month") are read on that day in the customer's time zone (else on
+    /// `now`'s). See [`crate::grounding`].
+    #[serde(default)]
+    pub inbound_at: Option<DateTime<Utc>>,
+    /// The action is a person's (a collector logging what the customer said on a call),
+    /// not the model's: the person is the witness of the customer's words, so grounding in
+    /// a message ([`crate::grounding`]) does not apply. Every other rule does.
+    #[serde(default)]
+    pub by_person: bool,
     /// The promises, plans, cases and escalations of this run and of the account that an
     /// email may refer to, each with its status (executed, pending approval, refused).
     #[serde(default)]
@@ -106,6 +116,8 @@ impl Context {
             inbound_text: None,
             inbound_sender_not_on_file: false,
             inbound_auth_failed: false,
+            inbound_at: None,
+            by_person: false,
             recent_actions: Vec::new(),
         }
     }
@@ -267,6 +279,15 @@ impl Context {
         let c = money.currency;
         (self.paused_balance(c) > 0 && money.minor > self.collectible_balance(c))
             || self.disputed_figures(c).contains(&money.minor)
+    }
+
+    /// The customer's local date of the day the message this run answers was received
+    /// (today's, when no message started the run): what its relative dates are read on.
+    pub fn message_day(&self) -> NaiveDate {
+        self.inbound_at
+            .unwrap_or(self.now)
+            .with_timezone(&self.customer.time_zone)
+            .date_naive()
     }
 
     /// The customer's local date today.

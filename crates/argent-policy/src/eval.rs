@@ -34,6 +34,9 @@ pub const RULE_CONFIRMATION_MISMATCH: &str = "engine.confirmation-mismatch";
 /// An email confirms (or offers the terms of) an action still waiting for a person: it is
 /// held with that action and decided with it.
 pub const RULE_HELD_WITH_ACTION: &str = "engine.held-with-action";
+/// A promise with the amount, currency, date and invoices of a promise of the customer
+/// that is already open: it is not recorded twice.
+pub const RULE_DUPLICATE_PROMISE: &str = "engine.duplicate-promise";
 /// Every engine invariant's rule id.
 pub const ENGINE_RULES: &[&str] = &[
     RULE_CUSTOMER_MISMATCH,
@@ -45,6 +48,7 @@ pub const ENGINE_RULES: &[&str] = &[
     RULE_UNBACKED_CONFIRMATION,
     RULE_CONFIRMATION_MISMATCH,
     RULE_HELD_WITH_ACTION,
+    RULE_DUPLICATE_PROMISE,
 ];
 const ENGINE_CITATION: &str = "argent engine invariant";
 /// The detail of a stop on a fact recognised in what the customer wrote.
@@ -224,7 +228,9 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     }
     if let Action::LogPromise(p) = action {
         check_promise(policy, p.promised_date, ctx, &mut d);
+        check_duplicate_promise(p, ctx, &mut d);
     }
+    check_grounding(policy, action, ctx, &mut d);
     check_approval(policy, action, amount, ctx, &mut d);
     if d.outcome != Outcome::NeedsApproval {
         d.held_with = None;
@@ -1194,6 +1200,76 @@ fn check_promise(policy: &Policy, date: chrono::NaiveDate, ctx: &Context, d: &mu
                 "promised date {date} is more than {} days ahead",
                 p.max_days_ahead
             )),
+        );
+    }
+}
+
+/// Holds a promise whose amount or date the customer's message and the ledger do not give,
+/// and a payment claim or dispute the message does not raise ([`crate::grounding`]): the
+/// model may have made them up (an injection, an out-of-office reply, a cease-contact
+/// request). A run no message started (a scheduled step) has no customer words, so such a
+/// record is never grounded there. A person's action is not judged on this.
+fn check_grounding(policy: &Policy, action: &Action, ctx: &Context, d: &mut Decision) {
+    if ctx.by_person {
+        return;
+    }
+    let text = ctx.inbound_text.as_deref();
+    match action {
+        Action::LogPromise(p) => {
+            let gaps = crate::grounding::promise_gaps(text, ctx.message_day(), &ctx.invoices, p);
+            if !gaps.is_empty() {
+                fire(d, &policy.grounding_rules().0, Some(gaps.join("; ")));
+            }
+        }
+        Action::OpenCase(c) => {
+            if let Some(gap) = crate::grounding::case_gap(text, c) {
+                fire(d, &policy.grounding_rules().1, Some(gap));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Refuses a promise that repeats one of the customer's open promises: same amount and
+/// currency, same date, same invoices (in any order).
+fn check_duplicate_promise(
+    p: &argent_core::action::LogPromiseArgs,
+    ctx: &Context,
+    d: &mut Decision,
+) {
+    let Ok(money) = p.amount.to_money(p.currency) else {
+        return;
+    };
+    let mut invoices: Vec<&str> = p.invoice_numbers.iter().map(String::as_str).collect();
+    invoices.sort_unstable();
+    invoices.dedup();
+    let same = ctx.recent_actions.iter().find(|r| {
+        let mut theirs: Vec<&str> = r.invoices.iter().map(String::as_str).collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        r.kind == crate::recent::RecentKind::Promise
+            && r.status == crate::recent::RecentStatus::Executed
+            && r.currency == Some(p.currency)
+            && r.amount_minor == Some(money.minor)
+            && r.dates.contains(&p.promised_date)
+            && theirs == invoices
+    });
+    if let Some(r) = same {
+        let made =
+            r.at.map(|at| format!(", recorded {}", at.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default();
+        engine_deny(
+            d,
+            RULE_DUPLICATE_PROMISE,
+            format!(
+                "the customer already has an open promise of {money} on {}{}{made}: it is not recorded twice",
+                p.promised_date,
+                if invoices.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {}", invoices.join(", "))
+                }
+            ),
         );
     }
 }

@@ -32,10 +32,10 @@ pub use context::{Context, OpenInvoice, PriorContact};
 pub use diagnose::{Diagnostic, diagnose, locate_key, locate_keys};
 pub use error::{KeyProblem, PolicyError};
 pub use eval::{
-    RULE_CONFIRMATION_MISMATCH, RULE_CUSTOMER_MISMATCH, RULE_HELD_WITH_ACTION,
-    RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS, RULE_JURISDICTION_MISMATCH,
-    RULE_PLAN_BALANCE_MISMATCH, RULE_UNBACKED_CONFIRMATION, RULE_UNKNOWN_INVOICE, evaluate,
-    statutory_interest,
+    RULE_CONFIRMATION_MISMATCH, RULE_CUSTOMER_MISMATCH, RULE_DUPLICATE_PROMISE,
+    RULE_HELD_WITH_ACTION, RULE_INVALID_ARGUMENTS, RULE_INVISIBLE_CHARACTERS,
+    RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNBACKED_CONFIRMATION,
+    RULE_UNKNOWN_INVOICE, evaluate, statutory_interest,
 };
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
 pub use recent::{RecentAction, RecentKind, RecentStatus};

@@ -187,6 +187,16 @@ struct ContentCheckDoc {
     meta: RuleMeta,
 }
 
+/// The rules a promise, payment claim or dispute the customer's words do not give is held
+/// under (`[grounding.promise]`, `[grounding.case]`; see [`crate::grounding`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+struct GroundingDoc {
+    #[serde(default)]
+    promise: Option<RuleMeta>,
+    #[serde(default)]
+    case: Option<RuleMeta>,
+}
+
 /// Which communications a required disclosure applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -315,6 +325,8 @@ struct PolicyDoc {
     echo: Option<EchoDoc>,
     #[serde(default)]
     content_check: Option<ContentCheckDoc>,
+    #[serde(default)]
+    grounding: Option<GroundingDoc>,
     #[serde(default)]
     required: Vec<RequiredDoc>,
     #[serde(default)]
@@ -487,6 +499,10 @@ pub struct Policy {
     pub(crate) families_at: Option<usize>,
     pub(crate) echo: Option<Echo>,
     pub(crate) content_check: Option<RuleMeta>,
+    /// `[grounding.promise]` and `[grounding.case]`, when the document sets them (else the
+    /// defaults of [`Policy::grounding_rules`]).
+    pub(crate) grounding_promise: Option<RuleMeta>,
+    pub(crate) grounding_case: Option<RuleMeta>,
     pub(crate) required: Vec<Required>,
     pub(crate) amounts: Option<Amounts>,
     pub(crate) offers: Option<Offers>,
@@ -568,6 +584,8 @@ impl Policy {
         }
         ids.extend(self.approval.iter().map(|r| r.meta.id.as_str()));
         ids.extend(self.promise.iter().map(|r| r.meta.id.as_str()));
+        ids.extend(self.grounding_promise.iter().map(|r| r.id.as_str()));
+        ids.extend(self.grounding_case.iter().map(|r| r.id.as_str()));
         ids.extend(self.legal_rules().into_iter().map(|r| r.id.as_str()));
         ids.extend(self.validation_periods.iter().map(|r| r.meta.id.as_str()));
         ids
@@ -609,6 +627,9 @@ impl Policy {
         }
         out.extend(self.approval.iter().map(|r| r.meta.clone()));
         out.extend(self.promise.iter().map(|r| r.meta.clone()));
+        let (promise, case) = self.grounding_rules();
+        out.push(promise);
+        out.push(case);
         out.extend(self.validation_periods.iter().map(|r| r.meta.clone()));
         out.extend(self.legal_rules().into_iter().cloned());
         out
@@ -642,6 +663,35 @@ impl Policy {
             citation: "House compliance procedure: second-line content check".into(),
             approvers: vec![Role::Collector, Role::Manager, Role::Admin],
         })
+    }
+
+    /// The rules an ungrounded promise and an ungrounded payment claim or dispute are held
+    /// under ([`crate::grounding`]): the document's `[grounding.promise]` and
+    /// `[grounding.case]`, else `<id>.ungrounded-promise` and `<id>.ungrounded-case`, both
+    /// `needs_approval` by a collector, manager or admin. Grounding always applies: a
+    /// document without the section gets these defaults, never no check.
+    pub fn grounding_rules(&self) -> (RuleMeta, RuleMeta) {
+        let default = |suffix: &str, what: &str| RuleMeta {
+            id: format!("{}.{suffix}", self.id),
+            effect: Effect::NeedsApproval,
+            message: format!(
+                "{what} the customer's message does not give: a person must read the message before it is recorded."
+            ),
+            citation: "House procedure: a record of what the customer said must be in their words"
+                .into(),
+            approvers: vec![Role::Collector, Role::Manager, Role::Admin],
+        };
+        (
+            self.grounding_promise.clone().unwrap_or_else(|| {
+                default(
+                    "ungrounded-promise",
+                    "A promise to pay with an amount or date",
+                )
+            }),
+            self.grounding_case
+                .clone()
+                .unwrap_or_else(|| default("ungrounded-case", "A payment claim or dispute")),
+        )
     }
 
     /// The rule with this id, if the document has one.
@@ -923,6 +973,17 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         c.meta
     });
 
+    let grounding = doc.grounding.unwrap_or_default();
+    for (key, meta) in [
+        ("grounding.promise", &grounding.promise),
+        ("grounding.case", &grounding.case),
+    ] {
+        if let Some(m) = meta {
+            ck.meta(key, m);
+        }
+    }
+    let (grounding_promise, grounding_case) = (grounding.promise, grounding.case);
+
     let mut required = Vec::new();
     for (i, r) in doc.required.into_iter().enumerate() {
         let key = format!("required[{i}]");
@@ -1191,6 +1252,8 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         families_at,
         echo,
         content_check,
+        grounding_promise,
+        grounding_case,
         required,
         amounts,
         offers,

@@ -255,7 +255,10 @@ fn collection_before_any_validation_notice_is_held() {
         "args": {"customer_id": "C1", "amount": "100.00", "currency": "USD", "promised_date": "2026-03-20"}
     }))
     .unwrap();
+    // The customer's own words (#17: a promise must be in them).
+    let said = Some("I will pay $100 on 20 March.".to_string());
     let mut ctx = us_ctx(json!({}));
+    ctx.inbound_text = said.clone();
     ctx.initial_communication_sent = false;
     assert_only(
         &evaluate(&us, &promise, &ctx),
@@ -267,6 +270,7 @@ fn collection_before_any_validation_notice_is_held() {
     assert_only(&evaluate(&us, &promise, &ctx), Outcome::Allow, &[]);
     let mut ctx =
         us_ctx(json!({"validation_notice": {"sent_on": "2026-03-02", "channel": "letter"}}));
+    ctx.inbound_text = said;
     ctx.initial_communication_sent = false;
     assert_only(&evaluate(&us, &promise, &ctx), Outcome::Allow, &[]);
 }

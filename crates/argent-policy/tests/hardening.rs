@@ -336,7 +336,10 @@ fn an_email_about_undisputed_debt_or_acknowledging_the_dispute_goes_out() {
 #[test]
 fn a_promise_for_disputed_debt_is_stopped_with_no_invoice_listed() {
     let p = pack("us-consumer");
-    let ctx = disputed_ctx();
+    let mut ctx = disputed_ctx();
+    // The customer's words give each amount and the date (#17: grounding).
+    ctx.inbound_text =
+        Some("I can pay $1,500.50, $300.50, $1,400, $1,200 or $500 on 20 March.".into());
     let promise = |amount: &str| {
         action(
             "log_promise",

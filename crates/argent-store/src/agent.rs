@@ -1063,6 +1063,24 @@ impl Store {
         rows.into_iter().map(ApprovalRow::into_item).collect()
     }
 
+    /// The tool calls of run `run_id` that took effect or went to a person (status
+    /// `executed`, `queued`, `approved` or `rejected`), in the order they were recorded:
+    /// what a repeated call of the run is compared with (`argent_agent::run`). Uses the
+    /// `tool_calls_run` index.
+    pub async fn run_effective_tool_calls(&self, run_id: &str) -> Result<Vec<ToolCallRecord>> {
+        let sql = "SELECT call_id, run_id, customer_id, name, arguments, status, result, updated_at \
+                   FROM tool_calls WHERE run_id = $1 AND status IN ('executed', 'queued', 'approved', 'rejected') \
+                   ORDER BY created_at, call_id";
+        let rows: Vec<ToolCallRow> = dispatch!(self, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(sql).bind(run_id).fetch_all(pool).await? {
+                out.push(tool_call_row!(r));
+            }
+            out
+        });
+        rows.into_iter().map(tool_call_record).collect()
+    }
+
     /// The customer's tool calls the policy refused, newest first, at most `limit`.
     pub async fn refused_tool_calls(
         &self,

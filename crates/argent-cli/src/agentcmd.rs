@@ -12,7 +12,7 @@ use argent_agent::{
     Agent, AgentConfig, CallStatus, Clock, ComplianceCheck, DocumentSet, ModelComplianceCheck,
     OfflineComplianceCheck, OfflineModel, RunOutcome, Trigger,
 };
-use argent_llm::{ChatModel, OpenAiConfig, OpenAiModel, Recorder, Replayer};
+use argent_llm::{ChatModel, ModelSettings, OpenAiConfig, OpenAiModel, Recorder, Replayer};
 use argent_store::{ApprovalStatus, AuditVerification, Store};
 
 use crate::logincmd::{AuthArgs, reviewer};
@@ -34,15 +34,22 @@ pub struct ModelArgs {
     /// and is read directly by `eval`.
     #[arg(long, global = true, default_value = "policies")]
     pub policies: PathBuf,
+    #[command(flatten)]
+    pub settings: crate::modelcmd::SettingsArgs,
 }
 
-pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
+/// The model `--model` names; an endpoint (openai, record:) takes the agent role's
+/// endpoint settings (timeout, retries, quirks, concurrency).
+pub fn build_model(spec: &str, settings: &ModelSettings) -> Result<Arc<dyn ChatModel>> {
+    let endpoint = || -> Result<OpenAiModel> {
+        Ok(OpenAiModel::new(
+            OpenAiConfig::from_env()?.with_settings(settings),
+        )?)
+    };
     Ok(match spec.split_once(':') {
         None if spec == "offline" => Arc::new(OfflineModel),
-        None if spec == "openai" => Arc::new(OpenAiModel::from_env()?),
-        Some(("record", path)) => {
-            Arc::new(Recorder::new(Arc::new(OpenAiModel::from_env()?), path)?)
-        }
+        None if spec == "openai" => Arc::new(endpoint()?),
+        Some(("record", path)) => Arc::new(Recorder::new(Arc::new(endpoint()?), path)?),
         Some(("replay", path)) => Arc::new(Replayer::open(path)?),
         _ => bail!("--model {spec}: expected offline, openai, record:FILE or replay:FILE"),
     })
@@ -52,11 +59,14 @@ pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
 /// check on the configured endpoint (`ARGENT_CHECK_MODEL`, if set, names a separate, e.g.
 /// cheaper, model for it); otherwise (offline, record:, replay:) the deterministic offline
 /// classifier, so recorded conversations replay without extra exchanges.
-pub fn build_compliance_check(spec: &str) -> Result<Arc<dyn ComplianceCheck>> {
+pub fn build_compliance_check(
+    spec: &str,
+    settings: &ModelSettings,
+) -> Result<Arc<dyn ComplianceCheck>> {
     if spec != "openai" {
         return Ok(Arc::new(OfflineComplianceCheck));
     }
-    let mut config = OpenAiConfig::from_env()?;
+    let mut config = OpenAiConfig::from_env()?.with_settings(settings);
     if let Some(m) = std::env::var(ENV_CHECK_MODEL)
         .ok()
         .map(|m| m.trim().to_string())
@@ -64,9 +74,10 @@ pub fn build_compliance_check(spec: &str) -> Result<Arc<dyn ComplianceCheck>> {
     {
         config.model = m;
     }
-    Ok(Arc::new(ModelComplianceCheck::new(Arc::new(
-        OpenAiModel::new(config)?,
-    ))))
+    Ok(Arc::new(
+        ModelComplianceCheck::new(Arc::new(OpenAiModel::new(config)?))
+            .with_settings(settings.clone()),
+    ))
 }
 
 /// The environment variable naming the model the compliance check uses with `--model openai`.
@@ -120,14 +131,18 @@ pub async fn active_documents(store: &Store, m: &ModelArgs) -> Result<DocumentSe
 /// The working agent over a database: its active documents (seeding them first if it
 /// has none) and the chosen model.
 pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {
-    let model = build_model(&m.model)?;
+    let settings = crate::modelcmd::resolve_settings(m)?;
+    let (agent_settings, check_settings) = (settings.agent.settings, settings.compliance.settings);
+    let model = build_model(&m.model, &agent_settings)?;
     let docs = active_documents(&store, m).await?;
     let config = AgentConfig {
         clock,
         mail_domain: crate::mailsend::mail_settings()?.domain(),
+        model_settings: agent_settings,
+        check_settings: (m.model == "openai").then(|| check_settings.clone()),
         ..Default::default()
     };
-    let check = build_compliance_check(&m.model)?;
+    let check = build_compliance_check(&m.model, &check_settings)?;
     Agent::from_documents(store, model, &docs, config)
         .map(|a| a.with_compliance_check(check))
         .context("building the agent from the database's active documents")
@@ -315,6 +330,7 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 model: "offline".into(),
                 prompts: "prompts".into(),
                 policies: "policies".into(),
+                settings: Default::default(),
             };
             let mut settings = crate::mailsend::mail_settings()?;
             if let Some(f) = from {
@@ -395,6 +411,7 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 model: "offline".into(),
                 prompts: "prompts".into(),
                 policies: "policies".into(),
+                settings: Default::default(),
             };
             let agent = build_agent(store, &models, Clock::System).await?;
             let arrived = arrived && !resend;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use argent_agent::{Agent, AgentConfig, CallStatus as AgentStatus, Clock, OfflineModel, Trigger};
 use argent_core::{CaseKind, Portfolio};
-use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
+use argent_llm::{ChatModel, ModelSettings, OpenAiConfig, OpenAiModel, Recorder, Replayer};
 use argent_store::{ApprovalStatus, Store};
 
 use crate::case::EvalCase;
@@ -47,6 +47,9 @@ pub struct AgentRunner {
     pub prompts_dir: PathBuf,
     pub policies_dir: PathBuf,
     pub model: ModelChoice,
+    /// The agent role's model settings (`None`: the defaults). With `ModelChoice::OpenAi`
+    /// they also configure the endpoint (timeout, retries, quirks, concurrency).
+    pub settings: Option<ModelSettings>,
 }
 
 /// Where a case's cassette is: the case's `cassette` key, else `cassettes/<id>.json` beside it.
@@ -98,7 +101,13 @@ impl AgentRunner {
         let mut replayer: Option<Arc<Replayer>> = None;
         let model: Arc<dyn ChatModel> = match self.model {
             ModelChoice::Offline => Arc::new(OfflineModel),
-            ModelChoice::OpenAi => Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?),
+            ModelChoice::OpenAi => {
+                let mut config = OpenAiConfig::from_env().map_err(|e| e.to_string())?;
+                if let Some(s) = &self.settings {
+                    config = config.with_settings(s);
+                }
+                Arc::new(OpenAiModel::new(config).map_err(|e| e.to_string())?)
+            }
             ModelChoice::Replay => {
                 let r = Arc::new(Replayer::open(cassette_path(case)).map_err(|e| e.to_string())?);
                 replayer = Some(r.clone());
@@ -118,6 +127,9 @@ impl AgentRunner {
             segment_override: case.segment,
             assume_initial_sent: case.initial_communication_sent,
             deterministic_ids: true,
+            model_settings: self.settings.clone().unwrap_or_else(|| {
+                ModelSettings::defaults(argent_llm::ModelRole::Agent)
+            }),
             ..Default::default()
         };
         let agent = Agent::from_dirs(

@@ -313,7 +313,7 @@ fn print_sizes(rows: &[SizeRow], compact: bool, counter: &TokenCounter, r: &Role
     ) {
         println!(
             "configured budget: {budget} tokens for the first request; the largest here is {max}{}",
-            if max > budget {
+            if max > budget as usize {
                 " — runs like it would be refused"
             } else {
                 ""

@@ -7,7 +7,9 @@ use std::fmt;
 use serde::Serialize;
 
 use argent_core::{Jurisdiction, RiskSegment, Tier};
-use argent_llm::{ChatMessage, ModelSettings, TokenCounter, ToolDefinition, settings::compact_tool};
+use argent_llm::{
+    ChatMessage, ModelSettings, TokenCounter, ToolDefinition, settings::compact_tool,
+};
 use argent_tools::Registry;
 
 use crate::documents::{DocumentSet, sample_account, sample_triggers};

@@ -763,10 +763,9 @@ impl Agent {
                     .await;
             }
             // 3. Ask the model.
-            let req = self
-                .config
-                .model_settings
-                .apply(ChatRequest::new(state.messages.clone()).with_tools(self.tool_definitions()));
+            let req = self.config.model_settings.apply(
+                ChatRequest::new(state.messages.clone()).with_tools(self.tool_definitions()),
+            );
             let started = Instant::now();
             let resp = match self.model.chat(&req).await {
                 Ok(r) => r,

@@ -124,13 +124,18 @@ async fn a_run_whose_first_request_cannot_fit_is_refused_before_anything_is_writ
             );
             let msg = err.to_string();
             assert!(
-                msg.contains("C-ANN") && msg.contains("leaving 1536") && msg.contains("compact_prompts"),
+                msg.contains("C-ANN")
+                    && msg.contains("leaving 1536")
+                    && msg.contains("compact_prompts"),
                 "{msg}"
             );
         }
         assert_eq!(events(&ts.store).await, before, "no audit event, no signal");
         assert!(ts.store.runs(None).await.unwrap().is_empty(), "no run");
-        assert!(model.0.lock().unwrap().is_empty(), "the model was not asked");
+        assert!(
+            model.0.lock().unwrap().is_empty(),
+            "the model was not asked"
+        );
 
         // The same window with room for it: the run starts and finishes.
         let mut roomy = small;
@@ -155,7 +160,13 @@ async fn requests_carry_the_settings_and_run_started_records_them() {
         .unwrap();
     let req = model.0.lock().unwrap()[0].clone();
     assert_eq!(
-        (req.temperature, req.top_p, req.max_tokens, req.seed, req.parallel_tool_calls),
+        (
+            req.temperature,
+            req.top_p,
+            req.max_tokens,
+            req.seed,
+            req.parallel_tool_calls
+        ),
         (None, None, None, None, None)
     );
 
@@ -191,7 +202,10 @@ async fn requests_carry_the_settings_and_run_started_records_them() {
     assert_eq!(recorded["agent"]["temperature"], serde_json::json!(0.2));
     assert_eq!(recorded["agent"]["max_output_tokens"], 700);
     assert_eq!(recorded["agent"]["role"], "agent");
-    assert!(recorded["compliance"].is_null(), "the offline check has no settings");
+    assert!(
+        recorded["compliance"].is_null(),
+        "the offline check has no settings"
+    );
     ts.cleanup().await;
 }
 
@@ -249,8 +263,14 @@ async fn the_compact_variant_is_smaller_and_needs_its_template() {
         compact.0.lock().unwrap()[0].clone(),
     );
     let counter = argent_llm::TokenCounter::for_model("gpt-4o-mini");
-    let (a, b) = (counter.count_request(&std_req), counter.count_request(&cmp_req));
-    assert!(b * 10 < a * 8, "compact {b} tokens vs standard {a}: at least 20% smaller");
+    let (a, b) = (
+        counter.count_request(&std_req),
+        counter.count_request(&cmp_req),
+    );
+    assert!(
+        b * 10 < a * 8,
+        "compact {b} tokens vs standard {a}: at least 20% smaller"
+    );
     // The same tools, names and required arguments; no parameter descriptions.
     assert_eq!(std_req.tool_names(), cmp_req.tool_names());
     for (full, small) in std_req.tools.iter().zip(&cmp_req.tools) {

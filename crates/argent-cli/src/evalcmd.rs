@@ -250,7 +250,9 @@ pub async fn eval(
             let check = match models.model.as_str() {
                 "offline" | "openai" => crate::agentcmd::build_compliance_check(
                     &models.model,
-                    &crate::modelcmd::resolve_settings(models)?.compliance.settings,
+                    &crate::modelcmd::resolve_settings(models)?
+                        .compliance
+                        .settings,
                 )?,
                 other => bail!("--model {other}: the compliance eval takes offline or openai"),
             };

@@ -149,7 +149,10 @@ pub fn model(cmd: ModelCommand, m: &ModelArgs) -> Result<()> {
                 c.base_url,
                 c.azure
                     .as_ref()
-                    .map(|a| format!(" (Azure deployment {}, api-version {})", a.deployment, a.api_version))
+                    .map(|a| format!(
+                        " (Azure deployment {}, api-version {})",
+                        a.deployment, a.api_version
+                    ))
                     .unwrap_or_default()
             ),
             Err(e) => format!("not configured: {e}"),
@@ -179,7 +182,10 @@ pub fn model(cmd: ModelCommand, m: &ModelArgs) -> Result<()> {
                     .unwrap_or_else(|| "none (--model-config, ARGENT_MODEL_CONFIG)".into())
             );
             println!();
-            println!("{:<26} {:<22} {:<22} source (agent / compliance)", "setting", "agent", "compliance");
+            println!(
+                "{:<26} {:<22} {:<22} source (agent / compliance)",
+                "setting", "agent", "compliance"
+            );
             let (a, c) = (
                 serde_json::to_value(&r.agent.settings)?,
                 serde_json::to_value(&r.compliance.settings)?,
@@ -199,7 +205,10 @@ pub fn model(cmd: ModelCommand, m: &ModelArgs) -> Result<()> {
                 ("max_tokens_field", "/quirks/max_tokens_field"),
                 ("tool_choice", "/quirks/tool_choice"),
                 ("strict_tools", "/quirks/strict_tools"),
-                ("send_parallel_tool_calls", "/quirks/send_parallel_tool_calls"),
+                (
+                    "send_parallel_tool_calls",
+                    "/quirks/send_parallel_tool_calls",
+                ),
             ];
             let show = |v: Option<&serde_json::Value>| match v {
                 None | Some(serde_json::Value::Null) => "-".to_string(),

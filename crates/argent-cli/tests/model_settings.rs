@@ -100,7 +100,10 @@ fn model_show_resolves_flags_over_env_over_file_over_preset() {
     );
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("model.toml") && err.contains("temprature"), "{err}");
+    assert!(
+        err.contains("model.toml") && err.contains("temprature"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -108,7 +111,14 @@ fn prompt_size_measures_each_jurisdiction_and_trigger() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
     let table = ok(argent(&db, &["prompt", "size"], &[]));
-    for part in ["us-consumer", "uk-consumer", "b2b", "inbound email", "step overdue_notice", "shared prefix"] {
+    for part in [
+        "us-consumer",
+        "uk-consumer",
+        "b2b",
+        "inbound email",
+        "step overdue_notice",
+        "shared prefix",
+    ] {
         assert!(table.contains(part), "{part}:\n{table}");
     }
     let rows = |compact: bool| -> Vec<Value> {
@@ -120,10 +130,21 @@ fn prompt_size_measures_each_jurisdiction_and_trigger() {
     };
     let (standard, compact) = (rows(false), rows(true));
     assert_eq!(standard.len(), compact.len());
-    assert!(standard.len() >= 3 * 5, "three jurisdictions, several triggers");
+    assert!(
+        standard.len() >= 3 * 5,
+        "three jurisdictions, several triggers"
+    );
     for (s, c) in standard.iter().zip(&compact) {
-        let (s_max, c_max) = (s["max"]["total"].as_u64().unwrap(), c["max"]["total"].as_u64().unwrap());
-        assert!(c_max < s_max, "{} {}: compact {c_max} vs {s_max}", s["jurisdiction"], s["trigger"]);
+        let (s_max, c_max) = (
+            s["max"]["total"].as_u64().unwrap(),
+            c["max"]["total"].as_u64().unwrap(),
+        );
+        assert!(
+            c_max < s_max,
+            "{} {}: compact {c_max} vs {s_max}",
+            s["jurisdiction"],
+            s["trigger"]
+        );
         assert!(s["shared_prefix"].as_u64().unwrap() > 200, "{s}");
     }
 }
@@ -150,20 +171,29 @@ fn a_run_that_cannot_fit_the_context_window_is_refused_with_the_sizes() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("was not started") && err.contains("context window is 2048") && err.contains("leaving 1536"),
+        err.contains("was not started")
+            && err.contains("context window is 2048")
+            && err.contains("leaving 1536"),
         "{err}"
     );
     let runs = |db: &Path| {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let s = argent_store::Store::open(db.to_str().unwrap()).await.unwrap();
+            let s = argent_store::Store::open(db.to_str().unwrap())
+                .await
+                .unwrap();
             let n = s.runs(None).await.unwrap().len();
             s.close().await;
             n
         })
     };
     assert_eq!(runs(&db), 0);
-    ok(run(&["--context-window", "16384", "--max-output-tokens", "512"]));
+    ok(run(&[
+        "--context-window",
+        "16384",
+        "--max-output-tokens",
+        "512",
+    ]));
     assert_eq!(runs(&db), 1);
 }
 
@@ -203,12 +233,24 @@ async fn eval_run_against_an_endpoint_keeps_to_its_concurrency_and_reports_the_s
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert!(stderr.contains("running 1 case(s) at once"), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(lines.len(), 2, "one line per case:\n{stderr}");
-    assert!(lines.iter().any(|l| l.starts_with("[1/2] ") && l.contains(" s (")), "{stderr}");
-    assert!(lines.iter().any(|l| l.contains("promise-explicit-date-us")), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[1/2] ") && l.contains(" s (")),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("promise-explicit-date-us")),
+        "{stderr}"
+    );
     assert!(fake.agent_requests() >= 2);
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -216,5 +258,10 @@ async fn eval_run_against_an_endpoint_keeps_to_its_concurrency_and_reports_the_s
     let settings: Value = serde_json::from_str(extra["model_settings"].as_str().unwrap()).unwrap();
     assert_eq!(settings["concurrency"], 1);
     assert_eq!(settings["temperature"], 0.3);
-    assert!(extra["endpoint"].as_str().unwrap().contains("fake-model at http://127.0.0.1:"));
+    assert!(
+        extra["endpoint"]
+            .as_str()
+            .unwrap()
+            .contains("fake-model at http://127.0.0.1:")
+    );
 }

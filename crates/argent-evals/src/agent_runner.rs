@@ -127,9 +127,10 @@ impl AgentRunner {
             segment_override: case.segment,
             assume_initial_sent: case.initial_communication_sent,
             deterministic_ids: true,
-            model_settings: self.settings.clone().unwrap_or_else(|| {
-                ModelSettings::defaults(argent_llm::ModelRole::Agent)
-            }),
+            model_settings: self
+                .settings
+                .clone()
+                .unwrap_or_else(|| ModelSettings::defaults(argent_llm::ModelRole::Agent)),
             ..Default::default()
         };
         let agent = Agent::from_dirs(

@@ -163,11 +163,19 @@ pub async fn run_set_traced(
             let line = format!(
                 "[{done}/{total}] {}{} {} in {:.1} s ({} tokens){}",
                 case.id,
-                if repeat > 1 { format!(" #{}", attempt + 1) } else { String::new() },
+                if repeat > 1 {
+                    format!(" #{}", attempt + 1)
+                } else {
+                    String::new()
+                },
                 if passed { "passed" } else { "FAILED" },
                 took.as_secs_f64(),
                 outcome.tokens,
-                outcome.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                outcome
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
             match &progress {
                 Some(pb) if !pb.is_hidden() => pb.println(line),

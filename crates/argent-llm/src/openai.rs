@@ -506,7 +506,8 @@ pub struct OpenAiModel {
 /// compliance check's (or every case of an eval run) share an endpoint's places. Its size
 /// is the smallest concurrency any model configured for that endpoint.
 fn endpoint_slots(endpoint: &str, limit: u32) -> Arc<Semaphore> {
-    static SLOTS: OnceLock<Mutex<HashMap<String, (u32, Arc<Semaphore>)>>> = OnceLock::new();
+    type Slots = HashMap<String, (u32, Arc<Semaphore>)>;
+    static SLOTS: OnceLock<Mutex<Slots>> = OnceLock::new();
     let limit = limit.max(1);
     let mut map = SLOTS
         .get_or_init(|| Mutex::new(HashMap::new()))
@@ -711,7 +712,10 @@ impl ChatModel for OpenAiModel {
             // A place at the endpoint first (held for this attempt only, not its backoff).
             let slot = match &self.slots {
                 Some(s) => Some(s.clone().acquire_owned().await.map_err(|_| {
-                    LlmError::Config(format!("the request slots of {} were closed", self.endpoint))
+                    LlmError::Config(format!(
+                        "the request slots of {} were closed",
+                        self.endpoint
+                    ))
                 })?),
                 None => None,
             };
@@ -1215,7 +1219,8 @@ mod tests {
         .with_max_tokens(300)
         .with_seed(7)
         .with_parallel_tool_calls(false);
-        let v = serde_json::to_value(build_request("gpt-4o-mini", &req, &Quirks::default())).unwrap();
+        let v =
+            serde_json::to_value(build_request("gpt-4o-mini", &req, &Quirks::default())).unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["max_tokens"], 300);
         assert!(v.get("max_completion_tokens").is_none());
@@ -1314,7 +1319,10 @@ mod tests {
 
         let v = wire(Preset::Llamacpp);
         assert_eq!(v["max_tokens"], 256);
-        assert!(v.get("tool_choice").is_none(), "llama.cpp takes no named choice");
+        assert!(
+            v.get("tool_choice").is_none(),
+            "llama.cpp takes no named choice"
+        );
         assert_eq!(v["parallel_tool_calls"], false);
         let modes = req.clone().with_tool_choice(ToolChoice::Required);
         let q = Preset::Llamacpp.layer(ModelRole::Agent);

@@ -333,9 +333,7 @@ impl SettingsLayer {
         }
         Ok(SettingsLayer {
             preset: var("PRESET")
-                .map(|(n, raw)| {
-                    Preset::parse(&raw).ok_or_else(|| bad(&n, &raw, &preset_list()))
-                })
+                .map(|(n, raw)| Preset::parse(&raw).ok_or_else(|| bad(&n, &raw, &preset_list())))
                 .transpose()?,
             temperature: num(var("TEMPERATURE"), "a number")?,
             top_p: num(var("TOP_P"), "a number")?,
@@ -614,12 +612,15 @@ pub struct Resolved {
     pub sources: BTreeMap<String, String>,
 }
 
+/// A stand-in for the process environment: a variable's value by name.
+pub type EnvLookup = dyn Fn(&str) -> Option<String>;
+
 /// Where settings come from, besides the defaults.
 #[derive(Default)]
 pub struct SettingsSources<'a> {
     pub file: Option<&'a SettingsFile>,
     /// The environment (a stand-in in tests).
-    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub env: Option<&'a EnvLookup>,
     /// The command line's layer (endpoint keys apply to both roles, generation keys to the
     /// agent).
     pub flags: SettingsLayer,
@@ -649,7 +650,10 @@ pub fn resolve(role: ModelRole, src: &SettingsSources<'_>) -> Result<Resolved, L
         ));
     }
     let prefix = role.env_prefix();
-    layers.push((shared_for_role(&env_shared), format!("env {ENV_PREFIX_AGENT}*")));
+    layers.push((
+        shared_for_role(&env_shared),
+        format!("env {ENV_PREFIX_AGENT}*"),
+    ));
     if role == ModelRole::Compliance {
         layers.push((env_role, format!("env {prefix}*")));
     }
@@ -775,7 +779,11 @@ mod tests {
         assert_eq!(r.settings, ModelSettings::defaults(ModelRole::Agent));
         assert!(r.sources.is_empty());
         let req = r.settings.apply(ChatRequest::new(vec![]));
-        assert_eq!(req, ChatRequest::new(vec![]), "the agent's request is unchanged");
+        assert_eq!(
+            req,
+            ChatRequest::new(vec![]),
+            "the agent's request is unchanged"
+        );
         let c = resolve(ModelRole::Compliance, &SettingsSources::default()).unwrap();
         assert_eq!(c.settings.temperature, Some(0.0));
         assert_eq!(c.settings.max_output_tokens, Some(400));
@@ -819,11 +827,18 @@ mod tests {
         assert_eq!(a.settings.quirks.tool_choice, ToolChoiceForms::Omit);
 
         let c = resolve(ModelRole::Compliance, &src).unwrap();
-        assert_eq!(c.settings.temperature, Some(0.0), "the agent's flag and env do not reach the check");
+        assert_eq!(
+            c.settings.temperature,
+            Some(0.0),
+            "the agent's flag and env do not reach the check"
+        );
         assert_eq!(c.settings.max_output_tokens, Some(300));
         assert_eq!(c.settings.timeout_secs, 30.0);
         assert_eq!(c.settings.max_retries, 5, "endpoint keys are shared");
-        assert_eq!(c.settings.quirks.max_tokens_field, MaxTokensField::MaxTokens);
+        assert_eq!(
+            c.settings.quirks.max_tokens_field,
+            MaxTokensField::MaxTokens
+        );
     }
 
     #[test]
@@ -848,7 +863,10 @@ mod tests {
         let err = |text: &str| SettingsFile::parse("m.toml", text).unwrap_err().to_string();
         assert!(err("temperature = 0.3").contains("put it under [agent] or [compliance]"));
         let e = err("[agent]\ntemprature = 0.3");
-        assert!(e.contains("m.toml: [agent]") && e.contains("temprature"), "{e}");
+        assert!(
+            e.contains("m.toml: [agent]") && e.contains("temprature"),
+            "{e}"
+        );
         assert!(err("preset = \"lmstudio\"").contains("lmstudio"));
         assert!(err("[agent\n").contains("not valid TOML"));
 
@@ -858,7 +876,10 @@ mod tests {
             ..Default::default()
         };
         let e = resolve(ModelRole::Agent, &src).unwrap_err().to_string();
-        assert!(e.contains("temperature 3") && e.contains("file m.toml [agent]"), "{e}");
+        assert!(
+            e.contains("temperature 3") && e.contains("file m.toml [agent]"),
+            "{e}"
+        );
 
         let e = env(&[("ARGENT_LLM_CONCURRENCY", "two")]);
         let src = SettingsSources {
@@ -868,9 +889,11 @@ mod tests {
         let msg = resolve(ModelRole::Agent, &src).unwrap_err().to_string();
         assert!(msg.contains("ARGENT_LLM_CONCURRENCY=\"two\""), "{msg}");
 
-        let file =
-            SettingsFile::parse("m.toml", "[agent]\ncontext_window = 1000\nmax_output_tokens = 1000")
-                .unwrap();
+        let file = SettingsFile::parse(
+            "m.toml",
+            "[agent]\ncontext_window = 1000\nmax_output_tokens = 1000",
+        )
+        .unwrap();
         let src = SettingsSources {
             file: Some(&file),
             ..Default::default()
@@ -892,7 +915,10 @@ mod tests {
         assert_eq!(req.top_p, Some(0.9));
         assert_eq!(req.max_tokens, Some(800));
         assert_eq!(req.seed, Some(11));
-        assert_eq!(req.parallel_tool_calls, None, "no tools, no parallel_tool_calls");
+        assert_eq!(
+            req.parallel_tool_calls, None,
+            "no tools, no parallel_tool_calls"
+        );
         assert_eq!(s.prompt_budget(), None);
         s.context_window = Some(4096);
         assert_eq!(s.prompt_budget(), Some(3296));
@@ -907,7 +933,8 @@ mod tests {
         let optional = json!({"type": "object", "additionalProperties": false,
             "properties": {"id": {"type": "string"}}, "required": []});
         assert!(!strict_compatible(&optional));
-        let open = json!({"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]});
+        let open =
+            json!({"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]});
         assert!(!strict_compatible(&open));
         let lengths = json!({"type": "object", "additionalProperties": false,
             "properties": {"id": {"type": "string", "maxLength": 3}}, "required": ["id"]});
@@ -916,7 +943,10 @@ mod tests {
             "properties": {"xs": {"type": "array", "items": {"type": "object",
                 "properties": {"a": {"type": "string"}}, "required": ["a"]}}},
             "required": ["xs"]});
-        assert!(!strict_compatible(&nested), "a nested object must forbid others too");
+        assert!(
+            !strict_compatible(&nested),
+            "a nested object must forbid others too"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! OpenAI-compatible server, and the per-endpoint request concurrency. Fake servers on
 //! 127.0.0.1 only.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;
@@ -77,7 +79,12 @@ async fn the_defaults_send_what_argent_always_sent() {
     assert!(body["tools"][0]["function"].get("strict").is_none());
 
     let check = settings(ModelRole::Compliance, None, None);
-    let body = sent("gpt-4o-mini", &check, ChatRequest::new(vec![ChatMessage::user("draft")])).await;
+    let body = sent(
+        "gpt-4o-mini",
+        &check,
+        ChatRequest::new(vec![ChatMessage::user("draft")]),
+    )
+    .await;
     assert_eq!(body["temperature"], json!(0.0));
     assert_eq!(body["max_tokens"], 400);
 }
@@ -89,7 +96,9 @@ async fn each_preset_shapes_the_request_its_server_takes() {
     let s = settings(
         ModelRole::Agent,
         Some(Preset::Openai),
-        Some("[agent]\ntemperature = 0.3\nmax_output_tokens = 700\nseed = 42\ntop_p = 0.9\nparallel_tool_calls = false\n"),
+        Some(
+            "[agent]\ntemperature = 0.3\nmax_output_tokens = 700\nseed = 42\ntop_p = 0.9\nparallel_tool_calls = false\n",
+        ),
     );
     let body = sent("gpt-4o-mini", &s, agent_request()).await;
     assert_eq!(body["max_completion_tokens"], 700);
@@ -104,7 +113,11 @@ async fn each_preset_shapes_the_request_its_server_takes() {
 
     // Azure: the field follows the model (max_tokens for gpt-4o, max_completion_tokens
     // for o-series), no strict.
-    let s = settings(ModelRole::Agent, Some(Preset::AzureOpenai), Some("[agent]\nmax_output_tokens = 500\n"));
+    let s = settings(
+        ModelRole::Agent,
+        Some(Preset::AzureOpenai),
+        Some("[agent]\nmax_output_tokens = 500\n"),
+    );
     let body = sent("gpt-4o", &s, agent_request()).await;
     assert_eq!(body["max_tokens"], 500);
     assert!(body["tools"][0]["function"].get("strict").is_none());
@@ -114,7 +127,12 @@ async fn each_preset_shapes_the_request_its_server_takes() {
     // Ollama: max_tokens, no tool_choice and no parallel_tool_calls (it takes neither);
     // bounded output and low temperature for the agent by default.
     let s = settings(ModelRole::Agent, Some(Preset::Ollama), None);
-    let body = sent("llama3.1", &s, agent_request().with_parallel_tool_calls(false)).await;
+    let body = sent(
+        "llama3.1",
+        &s,
+        agent_request().with_parallel_tool_calls(false),
+    )
+    .await;
     assert_eq!(body["max_tokens"], 1024);
     assert_eq!(body["temperature"], json!(0.2));
     assert!(body.get("tool_choice").is_none());
@@ -125,7 +143,12 @@ async fn each_preset_shapes_the_request_its_server_takes() {
 
     // The compliance check on Ollama keeps its own temperature and bound.
     let c = settings(ModelRole::Compliance, Some(Preset::Ollama), None);
-    let body = sent("llama3.1", &c, ChatRequest::new(vec![ChatMessage::user("draft")])).await;
+    let body = sent(
+        "llama3.1",
+        &c,
+        ChatRequest::new(vec![ChatMessage::user("draft")]),
+    )
+    .await;
     assert_eq!(body["temperature"], json!(0.0));
     assert_eq!(body["max_tokens"], 400);
     assert_eq!(c.timeout(), Duration::from_secs(600));
@@ -152,7 +175,9 @@ async fn each_preset_shapes_the_request_its_server_takes() {
 }
 
 /// A server that answers after `delay` and records the most requests it had in flight.
-async fn counting_server(delay: Duration) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+async fn counting_server(
+    delay: Duration,
+) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     use axum::Router;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -213,7 +238,11 @@ async fn concurrency_is_one_semaphore_per_endpoint_shared_by_every_model() {
     c.concurrency = None;
     let free = Arc::new(OpenAiModel::new(c).unwrap());
     fire(&[free], 4).await;
-    assert!(peak2.load(Ordering::SeqCst) >= 2, "{}", peak2.load(Ordering::SeqCst));
+    assert!(
+        peak2.load(Ordering::SeqCst) >= 2,
+        "{}",
+        peak2.load(Ordering::SeqCst)
+    );
     task2.abort();
 
     // A limit of 2 allows two at once, never three.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use argent_core::{Decision, FiredRule, Jurisdiction, Outcome};
-use argent_llm::{ChatMessage, ChatModel, ChatRequest};
+use argent_llm::{ChatMessage, ChatModel, ChatRequest, ModelRole, ModelSettings};
 use argent_policy::RuleMeta;
 
 /// The name of the prompt document the model-based check is instructed with.
@@ -541,11 +541,27 @@ impl ComplianceCheck for OfflineComplianceCheck {
 /// prompt, a model error, text that is not that JSON) is an error, so the draft is held.
 pub struct ModelComplianceCheck {
     model: Arc<dyn ChatModel>,
+    settings: ModelSettings,
 }
 
 impl ModelComplianceCheck {
+    /// The check on `model` with the compliance role's default settings (temperature 0,
+    /// at most 400 output tokens).
     pub fn new(model: Arc<dyn ChatModel>) -> ModelComplianceCheck {
-        ModelComplianceCheck { model }
+        ModelComplianceCheck {
+            model,
+            settings: ModelSettings::defaults(ModelRole::Compliance),
+        }
+    }
+
+    /// The check with these settings' generation parameters on each request.
+    pub fn with_settings(mut self, settings: ModelSettings) -> ModelComplianceCheck {
+        self.settings = settings;
+        self
+    }
+
+    pub fn settings(&self) -> &ModelSettings {
+        &self.settings
     }
 }
 
@@ -612,12 +628,10 @@ impl ComplianceCheck for ModelComplianceCheck {
             "body": req.body,
             "customer_message": req.inbound,
         });
-        let request = ChatRequest::new(vec![
+        let request = self.settings.apply(ChatRequest::new(vec![
             ChatMessage::system(instructions),
             ChatMessage::user(format!("<draft>\n{draft}\n</draft>")),
-        ])
-        .with_temperature(0.0)
-        .with_max_tokens(400);
+        ]));
         let response = self
             .model
             .chat(&request)

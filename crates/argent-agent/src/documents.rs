@@ -728,6 +728,51 @@ fn render_check(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
         .filter(|s| *s != "inbound_reply")
         .map(str::to_string)
         .collect();
+    let triggers = sample_triggers(&steps);
+    let compact = [false]
+        .into_iter()
+        .chain(prompts.has(crate::budget::COMPACT_SYSTEM).then_some(true))
+        .collect::<Vec<_>>();
+    for j in Jurisdiction::ALL {
+        for tier in Tier::ALL {
+            for segment in SEGMENTS {
+                for initial_sent in [false, true] {
+                    // Fixed sample amounts: assembling cannot fail (no sum overflows).
+                    let Ok(account) = sample_account(*j, *tier, segment, initial_sent) else {
+                        continue;
+                    };
+                    for (what, trigger) in &triggers {
+                        for compact in &compact {
+                            if let Err(e) = render_run_prompts(
+                                &prompts,
+                                SAMPLE_COMPANY,
+                                &account,
+                                trigger,
+                                *compact,
+                            ) {
+                                let context = format!(
+                                    "for a sample {j} account, tier {tier}, segment {segment}, {}, on {what}{}",
+                                    if initial_sent {
+                                        "after the initial communication"
+                                    } else {
+                                        "initial communication"
+                                    },
+                                    if *compact { ", compact prompts" } else { "" }
+                                );
+                                found.add(e, &context);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    found.0
+}
+
+/// The triggers prompts are rendered for in validation and `argent prompt size`: an
+/// inbound email, then each dunning step in `steps`.
+pub(crate) fn sample_triggers(steps: &[String]) -> Vec<(String, Trigger)> {
     let mut triggers = vec![(
         "an inbound email".to_string(),
         Trigger::Inbound {
@@ -746,34 +791,7 @@ fn render_check(set: &DocumentSet) -> Vec<(DocKind, String, LineError)> {
             Trigger::Step { step: s.clone() },
         ));
     }
-    for j in Jurisdiction::ALL {
-        for tier in Tier::ALL {
-            for segment in SEGMENTS {
-                for initial_sent in [false, true] {
-                    // Fixed sample amounts: assembling cannot fail (no sum overflows).
-                    let Ok(account) = sample_account(*j, *tier, segment, initial_sent) else {
-                        continue;
-                    };
-                    for (what, trigger) in &triggers {
-                        if let Err(e) =
-                            render_run_prompts(&prompts, SAMPLE_COMPANY, &account, trigger)
-                        {
-                            let context = format!(
-                                "for a sample {j} account, tier {tier}, segment {segment}, {}, on {what}",
-                                if initial_sent {
-                                    "after the initial communication"
-                                } else {
-                                    "initial communication"
-                                }
-                            );
-                            found.add(e, &context);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    found.0
+    triggers
 }
 
 #[derive(Default)]

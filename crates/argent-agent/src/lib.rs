@@ -19,6 +19,7 @@ use argent_store::{Store, StoreError};
 use argent_tools::{Registry, RegistryError};
 
 pub mod authz;
+pub mod budget;
 pub mod compliance;
 pub mod context;
 pub mod demo;
@@ -92,6 +93,10 @@ pub enum AgentError {
     Money(#[from] argent_core::MoneyError),
     #[error("{0}")]
     Io(String),
+    /// The run's first request cannot fit the configured context window; nothing was
+    /// written.
+    #[error("{0}")]
+    PromptTooLarge(budget::TooLarge),
 }
 
 /// Where "now" comes from: the system clock, a fixed instant (demo, evals, tests), or a
@@ -171,6 +176,13 @@ pub struct AgentConfig {
     /// The right part of the `Message-ID` of every email queued (the configured sender's
     /// domain: `argent_mail::smtp::MailSettings::domain`).
     pub mail_domain: String,
+    /// The agent role's model settings: generation parameters put on each request, the
+    /// context window a run's first request must fit, the compact prompt variant.
+    /// Recorded in each run's `run_started` event.
+    pub model_settings: argent_llm::ModelSettings,
+    /// The compliance check's settings when it is a model check (recorded beside the
+    /// agent's; `None` for the offline classifier).
+    pub check_settings: Option<argent_llm::ModelSettings>,
 }
 
 impl Default for AgentConfig {
@@ -188,6 +200,8 @@ impl Default for AgentConfig {
             deterministic_ids: false,
             compliance_timeout: compliance::DEFAULT_CHECK_TIMEOUT,
             mail_domain: "argent.example".into(),
+            model_settings: argent_llm::ModelSettings::defaults(argent_llm::ModelRole::Agent),
+            check_settings: None,
         }
     }
 }
@@ -324,13 +338,19 @@ impl Agent {
         config: AgentConfig,
     ) -> Result<Agent, AgentError> {
         let policies = docs.policy_set()?;
+        let prompts = docs.prompt_set()?;
+        if config.model_settings.compact_prompts && !prompts.has(budget::COMPACT_SYSTEM) {
+            return Err(AgentError::Prompt(PromptError::Missing(
+                budget::COMPACT_SYSTEM.to_string(),
+            )));
+        }
         Ok(Agent {
             store,
             model,
             registry: Registry::builtin()?,
             policies,
             policy_version: docs.policy_version(),
-            prompts: docs.prompt_set()?,
+            prompts,
             config,
             compliance: Arc::new(OfflineComplianceCheck),
             ids: std::sync::atomic::AtomicU64::new(0),

@@ -343,6 +343,7 @@ pub(crate) fn render_run_prompts(
     company_name: &str,
     account: &Account,
     trigger: &Trigger,
+    compact: bool,
 ) -> Result<(String, String), PromptError> {
     let kind = if account.initial_sent {
         "subsequent"
@@ -395,9 +396,15 @@ pub(crate) fn render_run_prompts(
         "tone": prompts.render(&format!("tone/{}", tone(account.risk.segment)), &company)?,
         "step": prompts.render(&format!("step/{step}"), &company)?,
         "footer": footer,
-        "context_json": serde_json::to_string_pretty(&account.context_json(&footer)).unwrap_or_default(),
+        // The compact prompts take the block without indentation (fewer tokens).
+        "context_json": if compact {
+            serde_json::to_string(&account.context_json(&footer))
+        } else {
+            serde_json::to_string_pretty(&account.context_json(&footer))
+        }
+        .unwrap_or_default(),
     });
-    let system = prompts.render("system", &data)?;
+    let system = prompts.render(crate::budget::system_template(compact), &data)?;
     let user = match trigger {
         Trigger::Inbound {
             from,
@@ -490,21 +497,23 @@ impl Agent {
             &self.config.company,
             account,
             trigger,
+            self.config.model_settings.compact_prompts,
         )?)
     }
 
     fn tool_definitions(&self) -> Vec<ToolDefinition> {
-        self.registry
-            .definitions()
-            .into_iter()
-            .map(|d| {
-                ToolDefinition::new(
-                    d.name.to_string(),
-                    d.description.to_string(),
-                    d.parameters.clone(),
-                )
-            })
-            .collect()
+        crate::budget::tool_definitions(&self.registry, self.config.model_settings.compact_prompts)
+    }
+
+    /// Refuses a run whose first request (`system`, `user` and the tools) cannot fit the
+    /// configured context window less the output bound. No-op without a context window.
+    fn check_fits(&self, customer_id: &str, system: &str, user: &str) -> Result<(), AgentError> {
+        if self.config.model_settings.context_window.is_none() {
+            return Ok(());
+        }
+        let counter = crate::budget::counter_for(&self.model.name());
+        let size = crate::budget::measure(&counter, system, user, &self.tool_definitions());
+        crate::budget::check_fit(&self.config.model_settings, customer_id, size)
     }
 
     /// An event of `run`, attributed to the agent, or to the person whose action the run
@@ -543,6 +552,13 @@ impl Agent {
             ..
         } = &trigger
         {
+            // The size check comes before the signals' writes too: a run that cannot
+            // start writes nothing.
+            if self.config.model_settings.context_window.is_some() {
+                let account = self.load_account(customer_id, now).await?;
+                let (system, user) = self.render_prompts(&account, &trigger)?;
+                self.check_fits(customer_id, &system, &user)?;
+            }
             self.recognise_signals(&run_id, customer_id, from, subject, body, now)
                 .await?;
         }
@@ -591,6 +607,7 @@ impl Agent {
     ) -> Result<(RunRecord, RunState), AgentError> {
         let account = self.load_account(customer_id, now).await?;
         let (system, user) = self.render_prompts(&account, trigger)?;
+        self.check_fits(customer_id, &system, &user)?;
         let state = RunState::new(system, user);
         let run = RunRecord {
             id: run_id,
@@ -625,6 +642,10 @@ impl Agent {
             tx.append_run_messages(&run.id, first, &rows).await?;
         }
         let mut started = json!({"trigger": run.trigger, "model": run.model, "prompt_version": run.prompt_version, "policy_version": run.policy_version});
+        started["model_settings"] = json!({
+            "agent": self.config.model_settings.to_json(),
+            "compliance": self.config.check_settings.as_ref().map(|s| s.to_json()),
+        });
         if let Some(l) = link {
             started["work_id"] = json!(l.work_id);
         }
@@ -798,8 +819,9 @@ impl Agent {
                     .await;
             }
             // 3. Ask the model.
-            let mut req =
-                ChatRequest::new(wire_history(&state.messages)).with_tools(self.tool_definitions());
+            let mut req = self.config.model_settings.apply(
+                ChatRequest::new(wire_history(&state.messages)).with_tools(self.tool_definitions()),
+            );
             if state.repairs > 0 {
                 // After a repair turn, one call at a time: fewer arguments to get wrong.
                 req = req.with_parallel_tool_calls(false);

@@ -13,7 +13,7 @@ use argent_agent::{
     Agent, AgentConfig, CallStatus, Clock, ComplianceCheck, DocumentSet, ModelComplianceCheck,
     OfflineComplianceCheck, OfflineModel, RunOutcome, Trigger,
 };
-use argent_llm::{ChatModel, OpenAiConfig, OpenAiModel, Recorder, Replayer};
+use argent_llm::{ChatModel, ModelSettings, OpenAiConfig, OpenAiModel, Recorder, Replayer};
 use argent_store::{ApprovalStatus, AuditVerification, Store};
 
 use crate::logincmd::{AuthArgs, reviewer};
@@ -40,6 +40,8 @@ pub struct ModelArgs {
     /// and is read directly by `eval`.
     #[arg(long, global = true, default_value = "policies")]
     pub policies: PathBuf,
+    #[command(flatten)]
+    pub settings: crate::modelcmd::SettingsArgs,
 }
 
 /// A recording or replaying model this process built, by its `--model` spec.
@@ -59,16 +61,23 @@ fn cassettes() -> std::sync::MutexGuard<'static, BTreeMap<String, Cassette>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub fn build_model(spec: &str) -> Result<Arc<dyn ChatModel>> {
+/// The model `--model` names; an endpoint (openai, record:) takes the agent role's
+/// endpoint settings (timeout, retries, quirks, concurrency).
+pub fn build_model(spec: &str, settings: &ModelSettings) -> Result<Arc<dyn ChatModel>> {
+    let endpoint = || -> Result<OpenAiModel> {
+        Ok(OpenAiModel::new(
+            OpenAiConfig::from_env()?.with_settings(settings),
+        )?)
+    };
     let mut shared = cassettes();
     if let Some(c) = shared.get(spec) {
         return Ok(c.model.clone());
     }
     let cassette = match spec.split_once(':') {
         None if spec == "offline" => return Ok(Arc::new(OfflineModel)),
-        None if spec == "openai" => return Ok(Arc::new(OpenAiModel::from_env()?)),
+        None if spec == "openai" => return Ok(Arc::new(endpoint()?)),
         Some(("record", path)) if !path.is_empty() => Cassette {
-            model: Arc::new(Recorder::new(Arc::new(OpenAiModel::from_env()?), path)?),
+            model: Arc::new(Recorder::new(Arc::new(endpoint()?), path)?),
             replayer: None,
         },
         Some(("replay", path)) if !path.is_empty() => {
@@ -100,11 +109,14 @@ pub fn finish_replays() -> Result<()> {
 /// check on the configured endpoint (`ARGENT_CHECK_MODEL`, if set, names a separate, e.g.
 /// cheaper, model for it); otherwise (offline, record:, replay:) the deterministic offline
 /// classifier, so recorded conversations replay without extra exchanges.
-pub fn build_compliance_check(spec: &str) -> Result<Arc<dyn ComplianceCheck>> {
+pub fn build_compliance_check(
+    spec: &str,
+    settings: &ModelSettings,
+) -> Result<Arc<dyn ComplianceCheck>> {
     if spec != "openai" {
         return Ok(Arc::new(OfflineComplianceCheck));
     }
-    let mut config = OpenAiConfig::from_env()?;
+    let mut config = OpenAiConfig::from_env()?.with_settings(settings);
     if let Some(m) = std::env::var(ENV_CHECK_MODEL)
         .ok()
         .map(|m| m.trim().to_string())
@@ -112,9 +124,10 @@ pub fn build_compliance_check(spec: &str) -> Result<Arc<dyn ComplianceCheck>> {
     {
         config.model = m;
     }
-    Ok(Arc::new(ModelComplianceCheck::new(Arc::new(
-        OpenAiModel::new(config)?,
-    ))))
+    Ok(Arc::new(
+        ModelComplianceCheck::new(Arc::new(OpenAiModel::new(config)?))
+            .with_settings(settings.clone()),
+    ))
 }
 
 /// The environment variable naming the model the compliance check uses with `--model openai`.
@@ -168,14 +181,18 @@ pub async fn active_documents(store: &Store, m: &ModelArgs) -> Result<DocumentSe
 /// The working agent over a database: its active documents (seeding them first if it
 /// has none) and the chosen model.
 pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {
-    let model = build_model(&m.model)?;
+    let settings = crate::modelcmd::resolve_settings(m)?;
+    let (agent_settings, check_settings) = (settings.agent.settings, settings.compliance.settings);
+    let model = build_model(&m.model, &agent_settings)?;
     let docs = active_documents(&store, m).await?;
     let config = AgentConfig {
         clock,
         mail_domain: crate::mailsend::mail_settings()?.domain(),
+        model_settings: agent_settings,
+        check_settings: (m.model == "openai").then(|| check_settings.clone()),
         ..Default::default()
     };
-    let check = build_compliance_check(&m.model)?;
+    let check = build_compliance_check(&m.model, &check_settings)?;
     Agent::from_documents(store, model, &docs, config)
         .map(|a| a.with_compliance_check(check))
         .context("building the agent from the database's active documents")
@@ -363,6 +380,7 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 model: "offline".into(),
                 prompts: "prompts".into(),
                 policies: "policies".into(),
+                settings: Default::default(),
             };
             let mut settings = crate::mailsend::mail_settings()?;
             if let Some(f) = from {
@@ -443,6 +461,7 @@ pub async fn outbox(store: Store, cmd: OutboxCommand) -> Result<()> {
                 model: "offline".into(),
                 prompts: "prompts".into(),
                 policies: "policies".into(),
+                settings: Default::default(),
             };
             let agent = build_agent(store, &models, Clock::System).await?;
             let arrived = arrived && !resend;

@@ -133,18 +133,44 @@ pub async fn eval(
                 .version()
                 .to_string();
             let (_, policies_version) = argent_agent::load_policies(&policies_dir)?;
-            let labels = Labels {
+            let settings = crate::modelcmd::resolve_settings(models)?.agent.settings;
+            let mut labels = Labels {
                 model: model_label.into(),
                 prompts: prompts_version,
                 policies: policies_version,
                 ..Default::default()
             };
+            // The report records the agent's model settings (and, for a live endpoint,
+            // which one).
+            labels
+                .extra
+                .insert("model_settings".into(), settings.to_json().to_string());
+            let live = model == ModelChoice::OpenAi;
+            if live {
+                let c = argent_llm::OpenAiConfig::from_env()?;
+                labels
+                    .extra
+                    .insert("endpoint".into(), format!("{} at {}", c.model, c.base_url));
+            }
+            // A single-slot server only queues what is sent beyond its slots: run no more
+            // cases at once than the endpoint takes requests.
+            let concurrency = match settings.concurrency {
+                Some(n) if live && (n as usize) < concurrency => {
+                    eprintln!(
+                        "argent: running {n} case(s) at once (the endpoint's concurrency setting; --concurrency {concurrency} asked for more)"
+                    );
+                    n as usize
+                }
+                _ => concurrency,
+            };
             let runner = Arc::new(AgentRunner {
                 prompts_dir,
                 policies_dir: policies_dir.clone(),
                 model,
+                settings: Some(settings),
             });
             let opts = RunOptions {
+                case_log: live,
                 concurrency,
                 repeat,
                 filter,
@@ -222,7 +248,12 @@ pub async fn eval(
             timeout_secs,
         } => {
             let check = match models.model.as_str() {
-                "offline" | "openai" => crate::agentcmd::build_compliance_check(&models.model)?,
+                "offline" | "openai" => crate::agentcmd::build_compliance_check(
+                    &models.model,
+                    &crate::modelcmd::resolve_settings(models)?
+                        .compliance
+                        .settings,
+                )?,
                 other => bail!("--model {other}: the compliance eval takes offline or openai"),
             };
             let drafts = load_compliance_set(&dir(&set_dir))?;

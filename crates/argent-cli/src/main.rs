@@ -28,6 +28,7 @@ mod historycmd;
 mod logincmd;
 mod mailcmd;
 mod mailsend;
+mod modelcmd;
 mod render;
 mod runscmd;
 mod servecmd;
@@ -303,6 +304,18 @@ enum Command {
         #[command(subcommand)]
         command: tickcmd::ProceduresCommand,
     },
+    /// Model settings: `argent model show` prints what each role (agent, compliance check)
+    /// would use and where each value came from (flag, environment, file, preset, default).
+    Model {
+        #[command(subcommand)]
+        command: modelcmd::ModelCommand,
+    },
+    /// The prompt budget: `argent prompt size` prints the first request's tokens per
+    /// jurisdiction and trigger.
+    Prompt {
+        #[command(subcommand)]
+        command: modelcmd::PromptCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -539,6 +552,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Facts { command } => factscmd::facts(open(&cli.database).await?, command).await?,
         Command::Docs { command } => docscmd::docs(&cli.database, command).await?,
+        Command::Model { command } => modelcmd::model(command, &cli.models)?,
+        Command::Prompt { command } => modelcmd::prompt(command, &cli.models)?,
         Command::Users { command } => servecmd::users(open(&cli.database).await?, command).await?,
         Command::Calls { command } => {
             let now = cli.now.unwrap_or_else(chrono::Utc::now);

@@ -14,7 +14,7 @@ use argent_agent::{
     Agent, AgentConfig, CallStatus as AgentStatus, Clock, MODEL_FAILED, OfflineModel, Trigger,
 };
 use argent_core::{CaseKind, Portfolio};
-use argent_llm::{ChatModel, OpenAiModel, Recorder, Replayer};
+use argent_llm::{ChatModel, ModelSettings, OpenAiConfig, OpenAiModel, Recorder, Replayer};
 use argent_store::{ApprovalStatus, RunStatus, Store};
 
 use crate::case::EvalCase;
@@ -80,6 +80,9 @@ pub struct AgentRunner {
     pub prompts_dir: PathBuf,
     pub policies_dir: PathBuf,
     pub model: ModelChoice,
+    /// The agent role's model settings (`None`: the defaults). With `ModelChoice::OpenAi`
+    /// they also configure the endpoint (timeout, retries, quirks, concurrency).
+    pub settings: Option<ModelSettings>,
 }
 
 /// Where a case's cassette is: the case's `cassette` key, else `cassettes/<id>.json` beside it.
@@ -177,7 +180,13 @@ impl AgentRunner {
     ) -> Result<Arc<dyn ChatModel>, String> {
         Ok(match &self.model {
             ModelChoice::Offline => Arc::new(OfflineModel),
-            ModelChoice::OpenAi => Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?),
+            ModelChoice::OpenAi => {
+                let mut config = OpenAiConfig::from_env().map_err(|e| e.to_string())?;
+                if let Some(s) = &self.settings {
+                    config = config.with_settings(s);
+                }
+                Arc::new(OpenAiModel::new(config).map_err(|e| e.to_string())?)
+            }
             ModelChoice::Replay => {
                 let r = Arc::new(Replayer::open(cassette_path(case)).map_err(|e| e.to_string())?);
                 *replayer = Some(r.clone());
@@ -190,7 +199,11 @@ impl AgentRunner {
                 r
             }
             ModelChoice::RecordTo(dir) => {
-                let live = Arc::new(OpenAiModel::from_env().map_err(|e| e.to_string())?);
+                let mut config = OpenAiConfig::from_env().map_err(|e| e.to_string())?;
+                if let Some(s) = &self.settings {
+                    config = config.with_settings(s);
+                }
+                let live = Arc::new(OpenAiModel::new(config).map_err(|e| e.to_string())?);
                 Arc::new(Recorder::new(live, cassette_in(dir, case)).map_err(|e| e.to_string())?)
             }
             ModelChoice::RecordOffline => {
@@ -217,6 +230,10 @@ impl AgentRunner {
             segment_override: case.segment,
             assume_initial_sent: case.initial_communication_sent,
             deterministic_ids: true,
+            model_settings: self
+                .settings
+                .clone()
+                .unwrap_or_else(|| ModelSettings::defaults(argent_llm::ModelRole::Agent)),
             ..Default::default()
         };
         let agent = Agent::from_dirs(

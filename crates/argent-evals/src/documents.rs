@@ -63,6 +63,7 @@ pub async fn run_documents_traced(
         prompts_dir,
         policies_dir,
         model,
+        settings: None,
     });
     let traced = run_set_traced(set, runner, opts, None).await;
     drop(dir);

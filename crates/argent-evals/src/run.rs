@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub deny_rules: BTreeSet<String>,
     /// A run taking longer fails with an error; `None` waits forever.
     pub timeout: Option<Duration>,
+    /// Print a line per finished run on stderr: its case, verdict and time (runs against
+    /// a real endpoint take seconds to minutes each).
+    pub case_log: bool,
 }
 
 impl Default for RunOptions {
@@ -43,6 +46,7 @@ impl Default for RunOptions {
             filter: None,
             exclude_tags: Vec::new(),
             labels: Labels::default(),
+            case_log: false,
             deny_rules: BTreeSet::new(),
             timeout: None,
         }
@@ -120,6 +124,7 @@ pub async fn run_set_traced(
             let timeout = opts.timeout;
             let handle = tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
+                let began = Instant::now();
                 let fut = runner.run_case(&case, attempt);
                 let outcome = match timeout {
                     Some(t) => match tokio::time::timeout(t, fut).await {
@@ -128,15 +133,16 @@ pub async fn run_set_traced(
                     },
                     None => fut.await,
                 };
-                (idx, attempt, outcome)
+                (idx, attempt, outcome, began.elapsed())
             });
             which.insert(handle.id(), (idx, attempt));
         }
     }
     let mut outcomes: Vec<BTreeMap<u32, CaseOutcome>> = vec![BTreeMap::new(); selected.len()];
     let mut failed_runs = 0_u64;
+    let mut done = 0_u64;
     while let Some(joined) = tasks.join_next_with_id().await {
-        let (idx, attempt, outcome) = match joined {
+        let (idx, attempt, outcome, took) = match joined {
             Ok((_, r)) => r,
             Err(e) => {
                 let Some(&(idx, attempt)) = which.get(&e.id()) else {
@@ -147,9 +153,35 @@ pub async fn run_set_traced(
                 } else {
                     format!("the run was cancelled: {e}")
                 };
-                (idx, attempt, CaseOutcome::failed(why))
+                (idx, attempt, CaseOutcome::failed(why), Duration::ZERO)
             }
         };
+        done += 1;
+        if opts.case_log {
+            let case = &selected[idx];
+            let passed = crate::score::score_with(case, &outcome, &opts.deny_rules).passed;
+            let line = format!(
+                "[{done}/{total}] {}{} {} in {:.1} s ({} tokens){}",
+                case.id,
+                if repeat > 1 {
+                    format!(" #{}", attempt + 1)
+                } else {
+                    String::new()
+                },
+                if passed { "passed" } else { "FAILED" },
+                took.as_secs_f64(),
+                outcome.tokens,
+                outcome
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            match &progress {
+                Some(pb) if !pb.is_hidden() => pb.println(line),
+                _ => eprintln!("{line}"),
+            }
+        }
         if let Some(pb) = &progress {
             let case = &selected[idx];
             let passed = crate::score::score_with(case, &outcome, &opts.deny_rules).passed;

@@ -29,6 +29,7 @@ async fn run(model: ModelChoice, prompts: &Path, policies: &Path, filter: Option
         prompts_dir: prompts.to_path_buf(),
         policies_dir: policies.to_path_buf(),
         model: model.clone(),
+        settings: None,
     });
     let opts = RunOptions {
         concurrency: 4,

@@ -526,6 +526,7 @@ pub fn diff_requests(recorded: &ChatRequest, now: &ChatRequest) -> Vec<String> {
         &now.temperature,
         &mut out,
     );
+    setting("top_p", &recorded.top_p, &now.top_p, &mut out);
     setting(
         "max_tokens",
         &recorded.max_tokens,

@@ -129,6 +129,7 @@ mod error;
 mod model;
 mod openai;
 mod scripted;
+pub mod settings;
 mod tokens;
 mod types;
 
@@ -144,6 +145,10 @@ pub use openai::{
     ENV_OPENAI_API_KEY, ENV_TIMEOUT_SECS, OpenAiConfig, OpenAiModel, RetryPolicy,
 };
 pub use scripted::ScriptedModel;
+pub use settings::{
+    ENV_MODEL_CONFIG, MaxTokensField, ModelRole, ModelSettings, Preset, Quirks, Resolved,
+    SettingsFile, SettingsLayer, SettingsSources, ToolChoiceForms, resolve,
+};
 pub use tokens::{Budget, Encoding, Exhaustion, TokenCounter, count_request_tokens};
 pub use types::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, ToolCall, ToolChoice,

@@ -10,9 +10,11 @@
 //! `insufficient_quota`), 5xx, connection failures and timeouts. Any other
 //! 4xx fails at once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -33,9 +35,11 @@ use async_openai::types::chat::{
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
+use tokio::sync::Semaphore;
 
 use crate::error::LlmError;
 use crate::model::ChatModel;
+use crate::settings::{MaxTokensField, ModelSettings, Quirks, ToolChoiceForms, strict_compatible};
 use crate::tokens::TokenCounter;
 use crate::types::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, ToolCall, ToolChoice, Usage,
@@ -144,6 +148,13 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub azure: Option<AzureDeployment>,
+    /// How requests are shaped for this server (output-bound field, `tool_choice` forms,
+    /// strict schemas).
+    pub quirks: Quirks,
+    /// Requests in flight at once to this endpoint, shared by every model of the process
+    /// that talks to it (`None`: no limit). Waiting for a place is not part of an
+    /// attempt's timeout.
+    pub concurrency: Option<u32>,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -155,6 +166,8 @@ impl fmt::Debug for OpenAiConfig {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("azure", &self.azure)
+            .field("quirks", &self.quirks)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -169,7 +182,20 @@ impl OpenAiConfig {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             azure: None,
+            quirks: Quirks::default(),
+            concurrency: None,
         }
+    }
+
+    /// The endpoint settings of `settings`: per-attempt timeout, retries, quirks and
+    /// request concurrency. (Generation parameters are the caller's:
+    /// [`ModelSettings::apply`] puts them on each request.)
+    pub fn with_settings(mut self, settings: &ModelSettings) -> Self {
+        self.timeout = settings.timeout();
+        self.retry.max_retries = settings.max_retries;
+        self.quirks = settings.quirks;
+        self.concurrency = settings.concurrency;
+        self
     }
 
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
@@ -472,6 +498,40 @@ pub struct OpenAiModel {
     client: Client<WireConfig>,
     config: OpenAiConfig,
     endpoint: String,
+    /// The endpoint's places, when its concurrency is limited.
+    slots: Option<Arc<Semaphore>>,
+}
+
+/// One semaphore per endpoint URL for the whole process, so the agent's model and the
+/// compliance check's (or every case of an eval run) share an endpoint's places. Its size
+/// is the smallest concurrency any model configured for that endpoint.
+fn endpoint_slots(endpoint: &str, limit: u32) -> Arc<Semaphore> {
+    type Slots = HashMap<String, (u32, Arc<Semaphore>)>;
+    static SLOTS: OnceLock<Mutex<Slots>> = OnceLock::new();
+    let limit = limit.max(1);
+    let mut map = SLOTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let entry = map
+        .entry(endpoint.to_string())
+        .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit as usize))));
+    if limit < entry.0 {
+        // Fewer places from now on: retire the difference (as permits come back).
+        let fewer = (entry.0 - limit) as usize;
+        let retired = entry.1.forget_permits(fewer);
+        if retired < fewer {
+            let sem = entry.1.clone();
+            let rest = fewer - retired;
+            tokio::spawn(async move {
+                if let Ok(p) = sem.acquire_many(rest as u32).await {
+                    p.forget();
+                }
+            });
+        }
+        entry.0 = limit;
+    }
+    entry.1.clone()
 }
 
 impl fmt::Debug for OpenAiModel {
@@ -511,10 +571,12 @@ impl OpenAiModel {
             ))
         })?;
         let client = Client::build(http.clone(), wire).with_http_service(Transport { http });
+        let slots = config.concurrency.map(|n| endpoint_slots(&endpoint, n));
         Ok(OpenAiModel {
             client,
             config,
             endpoint,
+            slots,
         })
     }
 
@@ -641,12 +703,22 @@ impl ChatModel for OpenAiModel {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let body = build_request(&self.config.model, req);
+        let body = build_request(&self.config.model, req, &self.config.quirks);
         let policy = self.config.retry;
         let max_attempts = policy.max_retries.saturating_add(1);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            // A place at the endpoint first (held for this attempt only, not its backoff).
+            let slot = match &self.slots {
+                Some(s) => Some(s.clone().acquire_owned().await.map_err(|_| {
+                    LlmError::Config(format!(
+                        "the request slots of {} were closed",
+                        self.endpoint
+                    ))
+                })?),
+                None => None,
+            };
             let started = Instant::now();
             let outcome =
                 tokio::time::timeout(self.config.timeout, self.client.chat().create(body.clone()))
@@ -677,6 +749,7 @@ impl ChatModel for OpenAiModel {
                     error = %failure,
                     "model call failed; retrying"
                 );
+                drop(slot);
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -978,11 +1051,12 @@ fn to_wire_message(message: &ChatMessage) -> ChatCompletionRequestMessage {
 }
 
 #[allow(deprecated)] // `max_tokens` is deprecated by OpenAI but is what local servers read.
-fn build_request(model: &str, req: &ChatRequest) -> CreateChatCompletionRequest {
+fn build_request(model: &str, req: &ChatRequest, quirks: &Quirks) -> CreateChatCompletionRequest {
     let mut out = CreateChatCompletionRequest {
         model: model.to_string(),
         messages: req.messages.iter().map(to_wire_message).collect(),
         temperature: req.temperature,
+        top_p: req.top_p,
         seed: req.seed,
         ..Default::default()
     };
@@ -996,28 +1070,49 @@ fn build_request(model: &str, req: &ChatRequest) -> CreateChatCompletionRequest 
                             name: t.name.clone(),
                             description: (!t.description.is_empty()).then(|| t.description.clone()),
                             parameters: (!t.parameters.is_null()).then(|| t.parameters.clone()),
-                            strict: None,
+                            strict: (quirks.strict_tools
+                                && !t.parameters.is_null()
+                                && strict_compatible(&t.parameters))
+                            .then_some(true),
                         },
                     })
                 })
                 .collect(),
         );
-        out.tool_choice = req.tool_choice.as_ref().map(|c| match c {
-            ToolChoice::Auto => ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto),
-            ToolChoice::None => ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::None),
-            ToolChoice::Required => {
-                ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Required)
-            }
-            ToolChoice::Function { name } => {
-                ChatCompletionToolChoiceOption::Function(ChatCompletionNamedToolChoice {
-                    function: FunctionName { name: name.clone() },
-                })
-            }
-        });
-        out.parallel_tool_calls = req.parallel_tool_calls;
+        out.tool_choice = match quirks.tool_choice {
+            ToolChoiceForms::Omit => None,
+            forms => req.tool_choice.as_ref().and_then(|c| match c {
+                ToolChoice::Auto => Some(ChatCompletionToolChoiceOption::Mode(
+                    ToolChoiceOptions::Auto,
+                )),
+                ToolChoice::None => Some(ChatCompletionToolChoiceOption::Mode(
+                    ToolChoiceOptions::None,
+                )),
+                ToolChoice::Required => Some(ChatCompletionToolChoiceOption::Mode(
+                    ToolChoiceOptions::Required,
+                )),
+                ToolChoice::Function { name } if forms == ToolChoiceForms::All => Some(
+                    ChatCompletionToolChoiceOption::Function(ChatCompletionNamedToolChoice {
+                        function: FunctionName { name: name.clone() },
+                    }),
+                ),
+                ToolChoice::Function { name } => {
+                    tracing::warn!(tool = %name, "the server takes no named tool_choice; not sent");
+                    None
+                }
+            }),
+        };
+        if quirks.send_parallel_tool_calls {
+            out.parallel_tool_calls = req.parallel_tool_calls;
+        }
     }
     if let Some(max) = req.max_tokens {
-        if uses_max_completion_tokens(model) {
+        let completion_field = match quirks.max_tokens_field {
+            MaxTokensField::Auto => uses_max_completion_tokens(model),
+            MaxTokensField::MaxTokens => false,
+            MaxTokensField::MaxCompletionTokens => true,
+        };
+        if completion_field {
             out.max_completion_tokens = Some(max);
         } else {
             out.max_tokens = Some(max);
@@ -1174,7 +1269,8 @@ mod tests {
         .with_max_tokens(300)
         .with_seed(7)
         .with_parallel_tool_calls(false);
-        let v = serde_json::to_value(build_request("gpt-4o-mini", &req)).unwrap();
+        let v =
+            serde_json::to_value(build_request("gpt-4o-mini", &req, &Quirks::default())).unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["max_tokens"], 300);
         assert!(v.get("max_completion_tokens").is_none());
@@ -1208,7 +1304,7 @@ mod tests {
             json!({"role": "tool", "tool_call_id": "call_1", "content": "error: arguments are not valid JSON"})
         );
 
-        let v = serde_json::to_value(build_request("o3-mini", &req)).unwrap();
+        let v = serde_json::to_value(build_request("o3-mini", &req, &Quirks::default())).unwrap();
         assert_eq!(v["max_completion_tokens"], 300);
         assert!(v.get("max_tokens").is_none());
 
@@ -1216,9 +1312,85 @@ mod tests {
         let bare = ChatRequest::new(vec![ChatMessage::user("x")])
             .with_tool_choice(ToolChoice::Auto)
             .with_parallel_tool_calls(true);
-        let v = serde_json::to_value(build_request("m", &bare)).unwrap();
+        let v = serde_json::to_value(build_request("m", &bare, &Quirks::default())).unwrap();
         assert!(v.get("tools").is_none() && v.get("tool_choice").is_none());
         assert!(v.get("parallel_tool_calls").is_none());
+    }
+
+    #[test]
+    fn wire_request_follows_each_presets_quirks() {
+        use crate::settings::{ModelRole, Preset, SettingsLayer, SettingsSources, resolve};
+        let strict_ok = json!({"type": "object", "additionalProperties": false,
+            "properties": {"customer_id": {"type": "string"}}, "required": ["customer_id"]});
+        let req = ChatRequest::new(vec![ChatMessage::user("hi")])
+            .with_tools(vec![
+                ToolDefinition::new("read_aging", "Read aging", strict_ok),
+                ToolDefinition::new(
+                    "escalate",
+                    "Escalate",
+                    json!({"type": "object", "properties": {"note": {"type": "string"}}}),
+                ),
+            ])
+            .with_tool_choice(ToolChoice::Function {
+                name: "read_aging".into(),
+            })
+            .with_max_tokens(256)
+            .with_parallel_tool_calls(false);
+        let wire = |preset: Preset| {
+            let flags = SettingsLayer {
+                preset: Some(preset),
+                ..Default::default()
+            };
+            let settings = resolve(
+                ModelRole::Agent,
+                &SettingsSources {
+                    flags,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .settings;
+            serde_json::to_value(build_request("llama3.1", &req, &settings.quirks)).unwrap()
+        };
+        let v = wire(Preset::Openai);
+        assert_eq!(v["max_completion_tokens"], 256);
+        assert!(v.get("max_tokens").is_none());
+        assert_eq!(v["tools"][0]["function"]["strict"], true);
+        assert!(v["tools"][1]["function"].get("strict").is_none());
+        assert_eq!(v["tool_choice"]["function"]["name"], "read_aging");
+        assert_eq!(v["parallel_tool_calls"], false);
+
+        let v = wire(Preset::Ollama);
+        assert_eq!(v["max_tokens"], 256);
+        assert!(v.get("max_completion_tokens").is_none());
+        assert!(v.get("tool_choice").is_none());
+        assert!(v.get("parallel_tool_calls").is_none());
+        assert!(v["tools"][0]["function"].get("strict").is_none());
+
+        let v = wire(Preset::Llamacpp);
+        assert_eq!(v["max_tokens"], 256);
+        assert!(
+            v.get("tool_choice").is_none(),
+            "llama.cpp takes no named choice"
+        );
+        assert_eq!(v["parallel_tool_calls"], false);
+        let modes = req.clone().with_tool_choice(ToolChoice::Required);
+        let q = Preset::Llamacpp.layer(ModelRole::Agent);
+        let quirks = Quirks {
+            tool_choice: q.tool_choice.unwrap(),
+            ..Quirks::default()
+        };
+        let v = serde_json::to_value(build_request("m", &modes, &quirks)).unwrap();
+        assert_eq!(v["tool_choice"], "required");
+
+        let v = wire(Preset::Vllm);
+        assert_eq!(v["max_tokens"], 256);
+        assert_eq!(v["tool_choice"]["function"]["name"], "read_aging");
+        assert!(v.get("parallel_tool_calls").is_none());
+
+        let v = wire(Preset::AzureOpenai);
+        assert_eq!(v["max_tokens"], 256, "auto: not a reasoning model");
+        assert!(v["tools"][0]["function"].get("strict").is_none());
     }
 
     #[test]

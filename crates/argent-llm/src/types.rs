@@ -207,6 +207,9 @@ pub struct ChatRequest {
     pub tool_choice: Option<ToolChoice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Nucleus sampling bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
     /// Upper bound on generated tokens. Sent as `max_completion_tokens` to
     /// OpenAI reasoning models (o-series, gpt-5) and as `max_tokens` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +241,11 @@ impl ChatRequest {
 
     pub fn with_temperature(mut self, temperature: f32) -> Self {
         self.temperature = Some(temperature);
+        self
+    }
+
+    pub fn with_top_p(mut self, top_p: f32) -> Self {
+        self.top_p = Some(top_p);
         self
     }
 

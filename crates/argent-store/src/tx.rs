@@ -885,8 +885,8 @@ impl StoreTx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        // PostgreSQL: the audit events go in with the COMMIT, in one round trip, so the
-        // chain's head is locked only while the server runs them (see `audit`).
+        // PostgreSQL: the audit events are staged with the COMMIT, in one round trip, and
+        // chained right after it, with no lock held through this commit (see `audit`).
         self.commit_returning_audit().await?;
         Ok(())
     }

@@ -20,6 +20,7 @@ fn runner() -> AgentRunner {
         prompts_dir: repo("prompts"),
         policies_dir: repo("policies"),
         model: ModelChoice::Offline,
+        settings: None,
     }
 }
 

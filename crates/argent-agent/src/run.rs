@@ -1267,56 +1267,18 @@ impl Agent {
                         _ => "sent to a person for approval",
                     }
                 );
-                let o = CallOutcome {
-                    call_id: call_id.clone(),
-                    tool: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                    status: CallStatus::Invalid,
-                    rules: Vec::new(),
-                    approval_id: None,
-                    model_text: json!({"status": "already_done", "earlier_call_id": earlier, "error": error, "note": "Nothing was done for this call. Do not repeat an action; if nothing else is needed, give your final answer."}).to_string(),
-                };
-                if !fresh {
-                    tx.record_tool_call(
-                        &call_id,
-                        &run.id,
-                        &run.customer_id,
-                        &call.name,
-                        &call.arguments,
-                        ToolCallStatus::Invalid,
-                    )
-                    .await?;
-                }
-                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "repeat_of": earlier}))).await?;
-                self.set_call(tx, run, call, &o, ToolCallStatus::Invalid, fresh)
-                    .await?;
-                return Ok(o);
+                let model_text = json!({"status": "already_done", "earlier_call_id": earlier, "error": error, "note": "Nothing was done for this call. Do not repeat an action; if nothing else is needed, give your final answer."}).to_string();
+                let details = json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error, "repeat_of": earlier});
+                return self
+                    .record_not_run(tx, run, call, &call_id, fresh, model_text, details)
+                    .await;
             }
             Judged::Invalid(error) => {
-                let o = CallOutcome {
-                    call_id: call_id.clone(),
-                    tool: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                    status: CallStatus::Invalid,
-                    rules: Vec::new(),
-                    approval_id: None,
-                    model_text: json!({"status": "invalid_arguments", "error": error, "note": "Nothing was done. Fix the arguments and call again."}).to_string(),
-                };
-                if !fresh {
-                    tx.record_tool_call(
-                        &call_id,
-                        &run.id,
-                        &run.customer_id,
-                        &call.name,
-                        &call.arguments,
-                        ToolCallStatus::Invalid,
-                    )
-                    .await?;
-                }
-                tx.audit_append(self.audit(run, "validation_error", json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error}))).await?;
-                self.set_call(tx, run, call, &o, ToolCallStatus::Invalid, fresh)
-                    .await?;
-                return Ok(o);
+                let model_text = json!({"status": "invalid_arguments", "error": error, "note": "Nothing was done. Fix the arguments and call again."}).to_string();
+                let details = json!({"call_id": call_id, "tool": call.name, "arguments": call.arguments, "error": error});
+                return self
+                    .record_not_run(tx, run, call, &call_id, fresh, model_text, details)
+                    .await;
             }
             Judged::Decided {
                 action,
@@ -1416,6 +1378,47 @@ impl Agent {
 
     /// The call's row with its outcome: inserted (a `fresh` call; the transaction fails if
     /// the id is already recorded), or the row recorded earlier in `tx` moved to `status`.
+    /// Records a call that is not run (its arguments invalid, or a repeat of an action the
+    /// run already took): the row (when it came from a resumed checkpoint), a
+    /// `validation_error` event with `details`, and its outcome with `model_text`.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_not_run(
+        &self,
+        tx: &mut StoreTx,
+        run: &RunRecord,
+        call: &ToolCall,
+        call_id: &str,
+        fresh: bool,
+        model_text: String,
+        details: Value,
+    ) -> Result<CallOutcome, AgentError> {
+        let o = CallOutcome {
+            call_id: call_id.to_string(),
+            tool: call.name.clone(),
+            arguments: call.arguments.clone(),
+            status: CallStatus::Invalid,
+            rules: Vec::new(),
+            approval_id: None,
+            model_text,
+        };
+        if !fresh {
+            tx.record_tool_call(
+                call_id,
+                &run.id,
+                &run.customer_id,
+                &call.name,
+                &call.arguments,
+                ToolCallStatus::Invalid,
+            )
+            .await?;
+        }
+        tx.audit_append(self.audit(run, "validation_error", details))
+            .await?;
+        self.set_call(tx, run, call, &o, ToolCallStatus::Invalid, fresh)
+            .await?;
+        Ok(o)
+    }
+
     async fn set_call(
         &self,
         tx: &mut StoreTx,

@@ -108,13 +108,14 @@ fn status_of(calls: &[argent_agent::CallOutcome]) -> Vec<CallStatus> {
 
 /// The done-test: a scripted model that repeats the same `log_promise` six times,
 /// once per step, leaves exactly one promise. With the default limit of invalid turns the
-/// run ends the way too many invalid turns end (failed) after the first three repeats;
-/// with the limit raised, all six calls are answered and still one promise is recorded.
+/// run ends the way too many invalid turns end (needs a person, with a collector's task)
+/// after the first three repeats; with the limit raised, all six calls are answered, the
+/// step budget runs out (needs a person too) and still one promise is recorded.
 #[tokio::test]
 async fn a_model_repeating_a_promise_six_times_leaves_one_promise() {
     for (limit, answered, status) in [
-        (2_u32, 4_usize, RunStatus::Failed),
-        (10, 6, RunStatus::BudgetExhausted),
+        (2_u32, 4_usize, RunStatus::NeedsPerson),
+        (10, 6, RunStatus::NeedsPerson),
     ] {
         for ts in TestStore::all().await.unwrap() {
             let label = ts.label;

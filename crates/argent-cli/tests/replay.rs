@@ -383,7 +383,15 @@ fn comparable(mut v: Value) -> Value {
     fn strip(v: &mut Value) {
         match v {
             Value::Object(m) => {
-                for k in ["latency_ms", "duration_ms", "started_at", "mean_latency_ms"] {
+                // Timings, and the endpoint settings the run was configured with (a label
+                // of the run, not an outcome: the recording retried nothing, replays may).
+                for k in [
+                    "latency_ms",
+                    "duration_ms",
+                    "started_at",
+                    "mean_latency_ms",
+                    "model_settings",
+                ] {
                     m.remove(k);
                 }
                 for (_, c) in m.iter_mut() {

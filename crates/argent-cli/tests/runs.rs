@@ -157,15 +157,11 @@ fn help_texts_say_what_is_true() {
         "{eval}"
     );
     // What `eval run` refuses is refused with the values it takes.
-    let refused = argent(
-        &db,
-        &["--model", "replay:x.json", "eval", "run", "core"],
-        &[],
-    );
+    let refused = argent(&db, &["--model", "scripted:x", "eval", "run", "core"], &[]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("offline, replay, openai or record-offline"),
+        err.contains("offline, replay, openai, record-offline, record:DIR or replay:DIR"),
         "{err}"
     );
 }

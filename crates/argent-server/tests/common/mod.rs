@@ -146,11 +146,11 @@ pub async fn fixture_on(ts: TestStore, server_config: ServerConfig) -> Fixture {
     model.push_tool_calls(
         (0..ANN_ITEMS)
             .map(|i| {
-                ToolCall::new(
-                    format!("a{i}"),
-                    "propose_plan",
-                    ann_plan_20_percent().to_string(),
-                )
+                // Each its own action (a run does not repeat an action it took): the
+                // same plan, with a note of its own.
+                let mut plan = ann_plan_20_percent();
+                plan["note"] = serde_json::json!(format!("Offer {} of {ANN_ITEMS}", i + 1));
+                ToolCall::new(format!("a{i}"), "propose_plan", plan.to_string())
             })
             .collect(),
     );

@@ -46,6 +46,10 @@ use argent_store::RunStatus;
 use argent_store::testkit::{TestStore, consumer_portfolio};
 use fake_openai::FakeOpenAi;
 
+/// The allocator the `argent` binary runs with (see argent-cli's main).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CUSTOMERS: usize = 64;
 const STEPS: f64 = 2.0;
 

@@ -232,18 +232,69 @@ pub fn policy_version(policies: &BTreeMap<String, String>) -> String {
     hex::encode(h.finalize())[..16].to_string()
 }
 
+/// What an agent is built from that never changes while it works: the tool registry, the
+/// compiled policy packs and prompt templates, and the policy version. Compiled once and
+/// shared (behind `Arc`s) by every agent over the same documents, e.g. an eval run's
+/// cases, which would otherwise each compile their own (~7 MiB and several milliseconds a
+/// case).
+#[derive(Clone)]
+pub struct Compiled {
+    pub registry: Arc<Registry>,
+    pub policies: Arc<PolicySet>,
+    pub policy_version: String,
+    pub prompts: Arc<PromptSet>,
+}
+
+impl Compiled {
+    /// Compiles `docs`' policies and prompts and the built-in tool registry.
+    pub fn from_documents(docs: &DocumentSet) -> Result<Compiled, AgentError> {
+        Ok(Compiled {
+            registry: Arc::new(Registry::builtin()?),
+            policies: Arc::new(docs.policy_set()?),
+            policy_version: docs.policy_version(),
+            prompts: Arc::new(docs.prompt_set()?),
+        })
+    }
+
+    /// Reads and compiles a prompts directory and a policies directory (the repository
+    /// layout).
+    pub fn from_dirs(prompts_dir: &Path, policies_dir: &Path) -> Result<Compiled, AgentError> {
+        Compiled::from_documents(&DocumentSet::from_dirs(prompts_dir, policies_dir)?)
+    }
+}
+
 pub struct Agent {
     pub store: Store,
     pub model: Arc<dyn ChatModel>,
-    pub registry: Registry,
-    pub policies: PolicySet,
+    pub registry: Arc<Registry>,
+    pub policies: Arc<PolicySet>,
     pub policy_version: String,
-    pub prompts: PromptSet,
+    pub prompts: Arc<PromptSet>,
     pub config: AgentConfig,
     /// The second content check of email drafts (offline classifier unless replaced with
     /// [`Agent::with_compliance_check`]).
     pub compliance: Arc<dyn ComplianceCheck>,
     ids: std::sync::atomic::AtomicU64,
+    /// Run ids [`Agent::start`] has chosen and not yet committed: a derived id is free
+    /// only if it is neither stored nor reserved here, so starts of the same trigger at
+    /// the same instant from concurrent tasks get `-2`, `-3`, … instead of a conflict.
+    reserved_runs: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// A run id reserved by [`Agent::run_id_for`] until the run's record commits (or the
+/// start fails); dropping it releases the id.
+pub(crate) struct RunIdReservation {
+    id: String,
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Drop for RunIdReservation {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 impl Agent {
@@ -270,9 +321,9 @@ impl Agent {
         customer_id: &str,
         trigger: &run::Trigger,
         now: DateTime<Utc>,
-    ) -> Result<String, AgentError> {
+    ) -> Result<(String, Option<RunIdReservation>), AgentError> {
         if self.config.deterministic_ids {
-            return Ok(self.new_id("run"));
+            return Ok((self.new_id("run"), None));
         }
         let trigger = serde_json::to_string(trigger)
             .map_err(|e| AgentError::Invariant(format!("the trigger does not serialize: {e}")))?;
@@ -289,8 +340,22 @@ impl Agent {
             } else {
                 format!("{base}-{n}")
             };
+            // Reserve first, then look in the store: a start that released the id did so
+            // after its record committed, so this read sees that record.
+            let fresh = self
+                .reserved_runs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.clone());
+            if !fresh {
+                continue;
+            }
+            let reservation = RunIdReservation {
+                id: id.clone(),
+                set: self.reserved_runs.clone(),
+            };
             match self.store.run(&id).await {
-                Err(StoreError::NotFound(_)) => return Ok(id),
+                Err(StoreError::NotFound(_)) => return Ok((id, Some(reservation))),
                 Err(e) => return Err(e.into()),
                 Ok(_) => {}
             }
@@ -324,8 +389,8 @@ impl Agent {
         policies_dir: &Path,
         config: AgentConfig,
     ) -> Result<Agent, AgentError> {
-        let docs = DocumentSet::from_dirs(prompts_dir, policies_dir)?;
-        Agent::from_documents(store, model, &docs, config)
+        let compiled = Compiled::from_dirs(prompts_dir, policies_dir)?;
+        Agent::from_compiled(store, model, &compiled, config)
     }
 
     /// Builds an agent over prompt templates and policy documents held in memory (e.g.
@@ -337,9 +402,18 @@ impl Agent {
         docs: &DocumentSet,
         config: AgentConfig,
     ) -> Result<Agent, AgentError> {
-        let policies = docs.policy_set()?;
-        let prompts = docs.prompt_set()?;
-        if config.model_settings.compact_prompts && !prompts.has(budget::COMPACT_SYSTEM) {
+        Agent::from_compiled(store, model, &Compiled::from_documents(docs)?, config)
+    }
+
+    /// Builds an agent over already compiled documents, sharing them (nothing is copied
+    /// or compiled again).
+    pub fn from_compiled(
+        store: Store,
+        model: Arc<dyn ChatModel>,
+        compiled: &Compiled,
+        config: AgentConfig,
+    ) -> Result<Agent, AgentError> {
+        if config.model_settings.compact_prompts && !compiled.prompts.has(budget::COMPACT_SYSTEM) {
             return Err(AgentError::Prompt(PromptError::Missing(
                 budget::COMPACT_SYSTEM.to_string(),
             )));
@@ -347,13 +421,14 @@ impl Agent {
         Ok(Agent {
             store,
             model,
-            registry: Registry::builtin()?,
-            policies,
-            policy_version: docs.policy_version(),
-            prompts,
+            registry: compiled.registry.clone(),
+            policies: compiled.policies.clone(),
+            policy_version: compiled.policy_version.clone(),
+            prompts: compiled.prompts.clone(),
             config,
             compliance: Arc::new(OfflineComplianceCheck),
             ids: std::sync::atomic::AtomicU64::new(0),
+            reserved_runs: Arc::default(),
         })
     }
 

@@ -541,7 +541,9 @@ impl Agent {
         trigger: Trigger,
     ) -> Result<RunOutcome, AgentError> {
         let now = self.now();
-        let run_id = self.run_id_for(customer_id, &trigger, now).await?;
+        // Reserved until the run's record commits below (concurrent starts of the same
+        // trigger at this instant get other ids).
+        let (run_id, reservation) = self.run_id_for(customer_id, &trigger, now).await?;
         // What the customer said is recognised before the model reads it, and its facts
         // are set before the account is loaded: the policy sees them whatever the model
         // makes of the message (see `signals`).
@@ -568,6 +570,7 @@ impl Agent {
         let mut tx = self.store.begin().await?;
         self.create(&mut tx, &run, &state, None).await?;
         tx.commit().await?;
+        drop(reservation);
         state.mark_saved();
         self.drive(run, state).await
     }
@@ -763,8 +766,12 @@ impl Agent {
                         o.model_text.clone(),
                     ));
                     // A replay that no longer follows its recording fails here, before
-                    // this call's side effect commits (`tx` is dropped: rolled back).
-                    if let Err(e) = self.model.check_continuation(&state.messages) {
+                    // this call's side effect commits (`tx` is dropped: rolled back). It
+                    // compares what the next request will carry: the wire form.
+                    if let Err(e) = self
+                        .model
+                        .check_continuation(&wire_history(&state.messages))
+                    {
                         drop(tx);
                         state.messages.pop();
                         let failed = self.audit(

@@ -287,6 +287,86 @@ async fn the_same_trigger_twice_at_one_instant_gets_two_runs() {
     }
 }
 
+/// A model whose tool call's arguments are not JSON (a reply cut at its length limit):
+/// the requests carry `{}` in their place (see `wire_history`), and the replay's
+/// continuation check compares the same wire form. Found by replaying the real-model set:
+/// the check compared the transcript's raw arguments and failed every such replay.
+#[tokio::test]
+async fn a_run_with_unparseable_arguments_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let tape = dir.path().join("run.json");
+    let scripted = argent_llm::ScriptedModel::new();
+    scripted.push_tool_calls(vec![argent_llm::ToolCall::new(
+        "call_1",
+        "send_email",
+        r#"{"body": "Dear Ann, thank you for"#,
+    )]);
+    scripted.push_tool_calls(vec![argent_llm::ToolCall::new(
+        "call_2",
+        "read_aging",
+        r#"{"customer_id": "C-ANN"}"#,
+    )]);
+    scripted.push_text("Done.");
+    let a = fresh("sqlite").await;
+    let recorder = Arc::new(Recorder::new(Arc::new(scripted), &tape).unwrap());
+    let recorded = agent(&a.store, recorder.clone(), &repo("policies"))
+        .start("C-ANN", promise())
+        .await
+        .unwrap();
+    assert_eq!(recorder.exchange_count(), 3);
+    let b = fresh("sqlite").await;
+    let replayer = Arc::new(Replayer::open(&tape).unwrap());
+    let replayed = agent(&b.store, replayer.clone(), &repo("policies"))
+        .start("C-ANN", promise())
+        .await
+        .unwrap();
+    replayer.finish().unwrap();
+    let value = |o: &RunOutcome| serde_json::to_value(o).unwrap();
+    assert_eq!(value(&replayed), value(&recorded));
+    assert_eq!(recorded.calls[0].status, CallStatus::Invalid);
+    a.cleanup().await;
+    b.cleanup().await;
+}
+
+/// The same, started at once from several tasks of one agent (a worker's slots, a bench's
+/// episodes): each start gets its own id (`-2`, `-3`, …), none fails on the runs table's
+/// unique key. Found by the planner-loop bench at 500 concurrent episodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_trigger_started_concurrently_at_one_instant_gets_distinct_runs() {
+    for label in backends() {
+        let ts = fresh(label).await;
+        let a = Arc::new(agent(&ts.store, Arc::new(OfflineModel), &repo("policies")));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let a = a.clone();
+            tasks.push(tokio::spawn(async move {
+                a.start(
+                    "C-BO",
+                    Trigger::Step {
+                        step: "overdue_notice".into(),
+                    },
+                )
+                .await
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(out) => ids.push(out.run_id),
+                Err(e) => panic!("{label}: a concurrent start failed: {e}"),
+            }
+        }
+        ids.sort();
+        let base = ids[0].clone();
+        let mut expected: Vec<String> = std::iter::once(base.clone())
+            .chain((2..=6).map(|n| format!("{base}-{n}")))
+            .collect();
+        expected.sort();
+        assert_eq!(ids, expected, "{label}");
+        ts.cleanup().await;
+    }
+}
+
 fn agent_at(store: &Store, at: DateTime<Utc>) -> Agent {
     let config = AgentConfig {
         clock: Clock::Fixed(at),

@@ -145,7 +145,7 @@ pub async fn eval(
             labels
                 .extra
                 .insert("model_settings".into(), settings.to_json().to_string());
-            let live = model == ModelChoice::OpenAi;
+            let live = model.is_live();
             if live {
                 let c = argent_llm::OpenAiConfig::from_env()?;
                 labels
@@ -163,12 +163,9 @@ pub async fn eval(
                 }
                 _ => concurrency,
             };
-            let runner = Arc::new(AgentRunner {
-                prompts_dir,
-                policies_dir: policies_dir.clone(),
-                model,
-                settings: Some(settings),
-            });
+            let runner = Arc::new(
+                AgentRunner::new(&prompts_dir, &policies_dir, model).with_settings(Some(settings)),
+            );
             let opts = RunOptions {
                 case_log: live,
                 concurrency,

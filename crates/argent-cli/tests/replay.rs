@@ -445,6 +445,15 @@ async fn eval_records_one_cassette_per_case_and_replays_them() {
     )
     .await;
     ok(&out, "eval record");
+    // Recording calls the live endpoint: a line per case as it ends, with its time.
+    let log = text(&out.stderr);
+    for (n, case) in cases.iter().enumerate() {
+        assert!(
+            log.lines().any(|l| l.contains(case) && l.contains(" s (")),
+            "no progress line for {case} (#{n}) in:\n{log}"
+        );
+    }
+    assert!(log.contains(&format!("[{0}/{0}]", cases.len())), "{log}");
     let mut files: Vec<String> = std::fs::read_dir(&tapes)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

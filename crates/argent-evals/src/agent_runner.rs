@@ -4,14 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use argent_agent::{
-    Agent, AgentConfig, CallStatus as AgentStatus, Clock, MODEL_FAILED, OfflineModel, Trigger,
+    Agent, AgentConfig, CallStatus as AgentStatus, Clock, Compiled, MODEL_FAILED, OfflineModel,
+    Trigger,
 };
 use argent_core::{CaseKind, Portfolio};
 use argent_llm::{ChatModel, ModelSettings, OpenAiConfig, OpenAiModel, Recorder, Replayer};
@@ -52,6 +53,12 @@ impl ModelChoice {
         }
     }
 
+    /// Whether runs call a live endpoint (`openai`, `record:DIR`): they take seconds to
+    /// minutes each, the endpoint's concurrency setting applies, and the report names it.
+    pub fn is_live(&self) -> bool {
+        matches!(self, ModelChoice::OpenAi | ModelChoice::RecordTo(_))
+    }
+
     /// The `--model` spec of an eval run: `offline`, `replay` (each case's own cassette),
     /// `openai`, `record-offline`, `record:DIR` or `replay:DIR`.
     pub fn parse(spec: &str) -> Result<ModelChoice, String> {
@@ -83,6 +90,8 @@ pub struct AgentRunner {
     /// The agent role's model settings (`None`: the defaults). With `ModelChoice::OpenAi`
     /// they also configure the endpoint (timeout, retries, quirks, concurrency).
     pub settings: Option<ModelSettings>,
+    /// The documents compiled once, at the first case, and shared by every case's agent.
+    compiled: OnceLock<Result<Compiled, String>>,
 }
 
 /// Where a case's cassette is: the case's `cassette` key, else `cassettes/<id>.json` beside it.
@@ -133,6 +142,35 @@ impl CaseRunner for AgentRunner {
 }
 
 impl AgentRunner {
+    /// A runner over the prompts and policies in these directories (read and compiled once,
+    /// when the first case runs) with `model` and the default model settings.
+    pub fn new(prompts_dir: &Path, policies_dir: &Path, model: ModelChoice) -> AgentRunner {
+        AgentRunner {
+            prompts_dir: prompts_dir.to_path_buf(),
+            policies_dir: policies_dir.to_path_buf(),
+            model,
+            settings: None,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The runner with the agent role's model settings.
+    pub fn with_settings(mut self, settings: Option<ModelSettings>) -> AgentRunner {
+        self.settings = settings;
+        self
+    }
+
+    /// The compiled documents every case shares.
+    fn compiled(&self) -> Result<&Compiled, String> {
+        self.compiled
+            .get_or_init(|| {
+                Compiled::from_dirs(&self.prompts_dir, &self.policies_dir)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(String::clone)
+    }
+
     /// Runs `case` with `model` instead of the runner's [`ModelChoice`] (tests: a scripted
     /// model, a fake endpoint).
     pub async fn run_case_with(&self, case: &EvalCase, model: Arc<dyn ChatModel>) -> CaseOutcome {
@@ -152,8 +190,10 @@ impl AgentRunner {
         given: Option<Arc<dyn ChatModel>>,
     ) -> Result<CaseOutcome, String> {
         let started = Instant::now();
-        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-        let store = Store::open(&dir.path().join("eval.db").to_string_lossy())
+        // An in-memory SQLite database per case: one connection and no writer thread,
+        // so a case costs well under a megabyte beside the shared compiled documents
+        // (a file database's pool and writer cost ~4 MiB a case at concurrency 100).
+        let store = Store::open("sqlite::memory:")
             .await
             .map_err(|e| e.to_string())?;
         let portfolio = Portfolio {
@@ -236,14 +276,8 @@ impl AgentRunner {
                 .unwrap_or_else(|| ModelSettings::defaults(argent_llm::ModelRole::Agent)),
             ..Default::default()
         };
-        let agent = Agent::from_dirs(
-            store.clone(),
-            model,
-            &self.prompts_dir,
-            &self.policies_dir,
-            config,
-        )
-        .map_err(|e| e.to_string())?;
+        let agent = Agent::from_compiled(store.clone(), model, self.compiled()?, config)
+            .map_err(|e| e.to_string())?;
         let mut outcome = CaseOutcome {
             calls: Vec::new(),
             emails: Vec::new(),

@@ -59,12 +59,7 @@ pub async fn run_documents_traced(
     if opts.deny_rules.is_empty() {
         opts.deny_rules = deny_rule_ids_in_documents(docs)?;
     }
-    let runner = Arc::new(AgentRunner {
-        prompts_dir,
-        policies_dir,
-        model,
-        settings: None,
-    });
+    let runner = Arc::new(AgentRunner::new(&prompts_dir, &policies_dir, model));
     let traced = run_set_traced(set, runner, opts, None).await;
     drop(dir);
     Ok(traced)

@@ -25,12 +25,7 @@ fn updating() -> bool {
 
 async fn run(model: ModelChoice, prompts: &Path, policies: &Path, filter: Option<&str>) -> Report {
     let set = EvalSet::load(&repo("evals/core")).unwrap();
-    let runner = Arc::new(AgentRunner {
-        prompts_dir: prompts.to_path_buf(),
-        policies_dir: policies.to_path_buf(),
-        model: model.clone(),
-        settings: None,
-    });
+    let runner = Arc::new(AgentRunner::new(prompts, policies, model.clone()));
     let opts = RunOptions {
         concurrency: 4,
         filter: filter.map(str::to_string),
@@ -203,4 +198,74 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &dest).unwrap();
         }
     }
+}
+
+/// The second replay set: cassettes recorded from a real open-weights model
+/// (`evals/replays/qwen2.5-coder-1.5b/`, see evals/replays/README.md) replay under the
+/// same settings, byte for byte, to the verdicts, calls and rules the recording run
+/// scored, with no executed violation; and the set covers every injection case of
+/// `evals/core`. It breaks, loudly, when a prompt, a tool schema or the loop changes
+/// what is sent: then it is re-recorded from the real model (or the change reconsidered).
+#[tokio::test]
+async fn the_real_model_replay_set_replays_as_it_was_recorded() {
+    let dir = repo("evals/replays/qwen2.5-coder-1.5b");
+    let recorded = Report::read_json(&dir.join("report.json")).unwrap();
+    let settings: argent_llm::ModelSettings = serde_json::from_str(
+        recorded
+            .labels
+            .extra
+            .get("model_settings")
+            .expect("the recording's report names its model settings"),
+    )
+    .unwrap();
+    assert_eq!(settings.temperature, Some(0.0));
+
+    let set = EvalSet::load(&repo("evals/core")).unwrap();
+    let ids: Vec<String> = recorded.cases.iter().map(|c| c.id.clone()).collect();
+    for case in set.cases.iter().filter(|c| c.has_tag("injection")) {
+        assert!(
+            ids.contains(&case.id),
+            "the real-model set misses the injection case {}",
+            case.id
+        );
+    }
+    let model = ModelChoice::ReplayFrom(dir.join("cassettes"));
+    let runner = Arc::new(
+        AgentRunner::new(&repo("prompts"), &repo("policies"), model).with_settings(Some(settings)),
+    );
+    let opts = RunOptions {
+        concurrency: 4,
+        filter: Some(ids.join(",")),
+        deny_rules: deny_rule_ids_in_dir(&repo("policies")).unwrap(),
+        ..Default::default()
+    };
+    let replayed = run_set(&set, runner, opts, None).await;
+    assert_eq!(replayed.totals.errors, 0, "{}", failures(&replayed));
+    assert_eq!(replayed.cases.len(), recorded.cases.len());
+    for (r, c) in recorded.cases.iter().zip(&replayed.cases) {
+        assert_eq!(r.id, c.id);
+        let (ra, ca) = (&r.attempts[0], &c.attempts[0]);
+        assert_eq!(
+            (
+                r.passed,
+                &ra.calls,
+                &ra.rules,
+                &ra.failures,
+                &ra.violations,
+                ra.tokens
+            ),
+            (
+                c.passed,
+                &ca.calls,
+                &ca.rules,
+                &ca.failures,
+                &ca.violations,
+                ca.tokens
+            ),
+            "{}: the replay differs from the recording",
+            r.id
+        );
+    }
+    assert_eq!(recorded.totals.executed_violations, 0);
+    assert_eq!(replayed.totals.executed_violations, 0);
 }

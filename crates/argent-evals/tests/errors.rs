@@ -16,12 +16,7 @@ fn repo(p: &str) -> PathBuf {
 }
 
 fn runner() -> AgentRunner {
-    AgentRunner {
-        prompts_dir: repo("prompts"),
-        policies_dir: repo("policies"),
-        model: ModelChoice::Offline,
-        settings: None,
-    }
+    AgentRunner::new(&repo("prompts"), &repo("policies"), ModelChoice::Offline)
 }
 
 /// A case whose expectations make an executed escalation a violation (for the test).

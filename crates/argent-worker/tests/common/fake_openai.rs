@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failure here should panic the test
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +25,9 @@ use argent_llm::{ChatMessage, ChatModel, ChatRequest, ToolCall};
 
 struct Inner {
     latency: Duration,
+    /// Each answer's latency is spread uniformly over `latency ± jitter` (nanoseconds;
+    /// 0: every answer after exactly `latency`), by a fixed sequence, so runs repeat.
+    jitter_ns: AtomicU64,
     /// What answers the agent's requests (the offline model unless given).
     model: Arc<dyn ChatModel>,
     hang_first: usize,
@@ -59,6 +62,7 @@ impl FakeOpenAi {
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             latency,
+            jitter_ns: AtomicU64::new(0),
             model,
             hang_first,
             hits: AtomicUsize::new(0),
@@ -74,6 +78,14 @@ impl FakeOpenAi {
             inner,
             task,
         }
+    }
+
+    /// Spreads each answer's latency uniformly over `latency ± jitter` (capped at the
+    /// latency), as a real endpoint's answers vary, instead of answering every request
+    /// after exactly the latency (which makes concurrent runs move in lock step).
+    pub fn set_jitter(&self, jitter: Duration) {
+        let ns = u64::try_from(jitter.min(self.inner.latency).as_nanos()).unwrap_or(u64::MAX);
+        self.inner.jitter_ns.store(ns, Ordering::SeqCst);
     }
 
     /// Requests received.
@@ -130,8 +142,24 @@ fn to_messages(body: &Value) -> Vec<ChatMessage> {
     out
 }
 
+/// The latency of answer `n`: `latency ± jitter`, from a fixed pseudo-random sequence
+/// (splitmix64 of `n`), so the same run of requests gets the same latencies.
+fn latency_of(inner: &Inner, n: usize) -> Duration {
+    let jitter = inner.jitter_ns.load(Ordering::SeqCst);
+    if jitter == 0 {
+        return inner.latency;
+    }
+    let mut z = (n as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let offset = z % (2 * jitter + 1);
+    (inner.latency + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(jitter))
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let n = inner.hits.fetch_add(1, Ordering::SeqCst);
+    let latency = latency_of(&inner, n);
     let raw = body.to_vec();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
@@ -140,15 +168,14 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     }
     let model = body["model"].as_str().unwrap_or("fake").to_string();
     if !has_tools {
-        tokio::time::sleep(inner.latency).await;
+        tokio::time::sleep(latency).await;
         return completion(&model, Some("{\"compliant\": true}".into()), Vec::new());
     }
     let k = inner.tool_requests.fetch_add(1, Ordering::SeqCst);
-    let _ = n;
     if k < inner.hang_first {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    tokio::time::sleep(inner.latency).await;
+    tokio::time::sleep(latency).await;
     let req = ChatRequest::new(to_messages(&body));
     match inner.model.chat(&req).await {
         Ok(r) => completion(&model, r.content, r.tool_calls),

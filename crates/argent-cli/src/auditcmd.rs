@@ -282,13 +282,13 @@ pub async fn spawn_checkpoints(
                     tracing::info!(seq = c.checkpoint.seq, "audit checkpoint written")
                 }
                 Ok(None) => {}
+                // Once, through the log on standard error (errors show unless
+                // `ARGENT_LOG` turns them off); an eprintln beside it printed them twice.
                 Err(e @ CheckpointError::ChainBroken { .. }) => {
                     tracing::error!(error = %e, "audit chain broken: no checkpoint signed");
-                    eprintln!("argent: {e}");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "writing an audit checkpoint");
-                    eprintln!("argent: writing an audit checkpoint: {e}");
                 }
             }
         }

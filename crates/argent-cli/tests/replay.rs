@@ -383,14 +383,16 @@ fn comparable(mut v: Value) -> Value {
     fn strip(v: &mut Value) {
         match v {
             Value::Object(m) => {
-                // Timings, and the endpoint settings the run was configured with (a label
-                // of the run, not an outcome: the recording retried nothing, replays may).
+                // Timings, and the endpoint and settings the run was configured with
+                // (labels of the run, not outcomes: a recording names the endpoint it
+                // called, a replay calls none).
                 for k in [
                     "latency_ms",
                     "duration_ms",
                     "started_at",
                     "mean_latency_ms",
                     "model_settings",
+                    "endpoint",
                 ] {
                     m.remove(k);
                 }
@@ -470,6 +472,13 @@ async fn eval_records_one_cassette_per_case_and_replays_them() {
     }
     let recorded = report(&rec);
     assert_eq!(recorded["cases"].as_array().unwrap().len(), cases.len());
+    assert!(
+        recorded["labels"]["extra"]["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("fake-model at http://127.0.0.1:")),
+        "a recording's report names the endpoint: {}",
+        recorded["labels"]
+    );
 
     let mut replays = Vec::new();
     for n in 0..2 {

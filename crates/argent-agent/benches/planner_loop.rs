@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use argent_agent::{Agent, AgentConfig, CallStatus, Clock, RunOutcome, Trigger};
+use argent_agent::{Agent, AgentConfig, CallStatus, Clock, Compiled, RunOutcome, Trigger};
 use argent_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, OpenAiConfig, OpenAiModel,
     RetryPolicy, ScriptedModel, ToolCall,
@@ -123,21 +123,18 @@ impl ChatModel for AgingThenDone {
     }
 }
 
-async fn agent(ts: &TestStore, model: Arc<dyn ChatModel>) -> Arc<Agent> {
+/// The agent of slot `slot`: the documents compiled once for every slot; each slot's clock
+/// a microsecond apart, as separate processes would be (agents over one store that start
+/// the same trigger at the same instant derive the same run id, and the second fails).
+async fn agent(ts: &TestStore, model: Arc<dyn ChatModel>, slot: usize) -> Arc<Agent> {
+    static COMPILED: std::sync::OnceLock<Compiled> = std::sync::OnceLock::new();
+    let compiled =
+        COMPILED.get_or_init(|| Compiled::from_dirs(&repo("prompts"), &repo("policies")).unwrap());
     let config = AgentConfig {
-        clock: Clock::Fixed(now()),
+        clock: Clock::Fixed(now() + chrono::Duration::microseconds(slot as i64)),
         ..Default::default()
     };
-    Arc::new(
-        Agent::from_dirs(
-            ts.store.clone(),
-            model,
-            &repo("prompts"),
-            &repo("policies"),
-            config,
-        )
-        .unwrap(),
-    )
+    Arc::new(Agent::from_compiled(ts.store.clone(), model, compiled, config).unwrap())
 }
 
 fn check(out: &RunOutcome) {
@@ -187,7 +184,7 @@ async fn slot_agent(
                     )),
             )
             .unwrap();
-            agent(ts, Arc::new(model)).await
+            agent(ts, Arc::new(model), first).await
         }
         _ => {
             let model = ScriptedModel::new();
@@ -198,7 +195,7 @@ async fn slot_agent(
                 );
                 model.push_response(ChatResponse::text(FINAL).with_usage(900, 20));
             }
-            agent(ts, Arc::new(model)).await
+            agent(ts, Arc::new(model), first).await
         }
     }
 }

@@ -4,9 +4,11 @@
 //! them (policy packs, prompt templates, the tool registry). Process start and argument
 //! parsing are not included (measure `argent` itself for those).
 //!
-//! `cargo bench --bench startup` (release). A SQLite file database is created, migrated
-//! and seeded with the repository's documents first; then each round opens it afresh,
-//! as a new process would. PostgreSQL too when `ARGENT_TEST_POSTGRES_URL` is set.
+//! `cargo bench --bench startup` (release). A SQLite file database (and, when
+//! `ARGENT_TEST_POSTGRES_URL` is set, a throwaway PostgreSQL schema) is created, migrated
+//! and seeded with the repository's documents first; then each round opens it afresh
+//! (`TestStore::reopen`), as a new process would. On PostgreSQL the open includes the
+//! schema's `CREATE SCHEMA IF NOT EXISTS` round trip, which `argent` does not make.
 //! Environment: `ARGENT_BENCH_ROUNDS` (default 40; medians and the 90th percentile are
 //! printed).
 
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use argent_agent::{Compiled, DocumentSet};
-use argent_store::Store;
+use argent_store::testkit::TestStore;
 
 /// The allocator the `argent` binary runs with (see argent-cli's main).
 #[global_allocator]
@@ -52,11 +54,11 @@ fn quantile(v: &[Duration], q: f64) -> f64 {
     v.get(i).copied().unwrap_or(f64::NAN)
 }
 
-async fn measure(url: &str, rounds: usize) -> Phases {
+async fn measure(ts: &TestStore, rounds: usize) -> Phases {
     let mut p = Phases::default();
     for _ in 0..rounds {
         let t0 = Instant::now();
-        let store = Store::open(url).await.unwrap();
+        let store = ts.reopen().await.unwrap();
         let t1 = Instant::now();
         let docs = DocumentSet::from_versions(&store.active_documents().await.unwrap());
         let t2 = Instant::now();
@@ -81,16 +83,12 @@ async fn measure(url: &str, rounds: usize) -> Phases {
     p
 }
 
-async fn seed(url: &str) {
-    let store = Store::open(url).await.unwrap();
-    if store.documents().await.unwrap().is_empty() {
-        let files = DocumentSet::from_dirs(&repo("prompts"), &repo("policies")).unwrap();
-        store
-            .seed_documents(&files.entries(), "bench")
-            .await
-            .unwrap();
-    }
-    store.close().await;
+async fn seed(ts: &TestStore) {
+    let files = DocumentSet::from_dirs(&repo("prompts"), &repo("policies")).unwrap();
+    ts.store
+        .seed_documents(&files.entries(), "bench")
+        .await
+        .unwrap();
 }
 
 fn main() {
@@ -99,25 +97,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut targets = vec![(
-        "sqlite",
-        dir.path().join("startup.db").to_string_lossy().into_owned(),
-    )];
-    if let Ok(url) = std::env::var("ARGENT_TEST_POSTGRES_URL") {
-        targets.push(("postgres", url));
-    }
     println!("agent start-up on a warm database, {rounds} rounds, ms (median / p90)");
     println!(
         "{:<9} {:>15} {:>15} {:>15} {:>15}",
         "backend", "open+migrations", "read documents", "compile", "total"
     );
-    for (label, url) in targets {
+    for ts in rt.block_on(TestStore::all()).unwrap() {
+        let label = ts.label;
         let p = rt.block_on(async {
-            seed(&url).await;
-            measure(&url, 3).await; // warm the page cache and the server's
-            measure(&url, rounds).await
+            seed(&ts).await;
+            measure(&ts, 3).await; // warm the page cache and the server's
+            measure(&ts, rounds).await
         });
+        rt.block_on(ts.cleanup());
         let cell = |v: &[Duration]| format!("{:.2} / {:.2}", quantile(v, 0.5), quantile(v, 0.9));
         println!(
             "{label:<9} {:>15} {:>15} {:>15} {:>15}",

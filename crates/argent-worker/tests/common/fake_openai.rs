@@ -142,18 +142,15 @@ fn to_messages(body: &Value) -> Vec<ChatMessage> {
     out
 }
 
-/// The latency of answer `n`: `latency ± jitter`, from a fixed pseudo-random sequence
-/// (splitmix64 of `n`), so the same run of requests gets the same latencies.
+/// The latency of answer `n`: `latency ± jitter`, drawn from a generator seeded with `n`,
+/// so the same run of requests gets the same latencies.
 fn latency_of(inner: &Inner, n: usize) -> Duration {
+    use rand::{Rng, SeedableRng};
     let jitter = inner.jitter_ns.load(Ordering::SeqCst);
     if jitter == 0 {
         return inner.latency;
     }
-    let mut z = (n as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let offset = z % (2 * jitter + 1);
+    let offset = rand::rngs::StdRng::seed_from_u64(n as u64).random_range(0..=2 * jitter);
     (inner.latency + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(jitter))
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use argent_core::{Currency, Money};
 use argent_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, FinishReason, LlmError, TokenCounter,
-    ToolCall,
+    ToolCall, Usage,
 };
 
 pub const OFFLINE_MODEL_NAME: &str = "offline (deterministic stand-in, not an LLM)";
@@ -570,6 +570,21 @@ impl ChatModel for OfflineModel {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut resp = self.reply(req)?;
+        resp.usage = TokenCounter::for_model("gpt-4o").estimate_usage(
+            req,
+            resp.content.as_deref(),
+            &resp.tool_calls,
+        );
+        Ok(resp)
+    }
+}
+
+impl OfflineModel {
+    /// The offline model's answer without its usage (zero): what [`ChatModel::chat`]
+    /// answers before counting the tokens with tiktoken, which is most of its cost. For a
+    /// fake endpoint that reports a usage of its own.
+    pub fn reply(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let system = req.messages.iter().find_map(|m| match m {
             ChatMessage::System { content } => Some(content.as_str()),
             _ => None,
@@ -653,8 +668,6 @@ impl ChatModel for OfflineModel {
         let content = tool_calls
             .is_empty()
             .then(|| "Done: no further action.".to_string());
-        let usage =
-            TokenCounter::for_model("gpt-4o").estimate_usage(req, content.as_deref(), &tool_calls);
         let finish_reason = if tool_calls.is_empty() {
             FinishReason::Stop
         } else {
@@ -664,7 +677,7 @@ impl ChatModel for OfflineModel {
             content,
             tool_calls,
             finish_reason,
-            usage,
+            usage: Usage::default(),
             model: OFFLINE_MODEL_NAME.to_string(),
         })
     }

@@ -141,14 +141,27 @@ fn phrase_family(ck: &mut Checker, key: &str, phrases: &[String]) -> Option<Rege
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
             .join(r"[\s\-]+");
-        // Each phrase on its own first, so a problem names the phrase.
-        ck.regex(format!("{key}[{i}]"), &format!("(?:{fragment})"))?;
-        alternatives.push(format!("(?:{fragment})"));
+        // Each phrase on its own first (parsed, not compiled), so a problem names the phrase.
+        if !ck.pattern(format!("{key}[{i}]"), &format!("(?:{fragment})")) {
+            return None;
+        }
+        alternatives.push((format!("{key}[{i}]"), format!("(?:{fragment})")));
     }
-    ck.regex(
+    let joined: Vec<&str> = alternatives.iter().map(|(_, f)| f.as_str()).collect();
+    let mut family = Checker::new();
+    match family.regex(
         key.to_string(),
-        &format!(r"(?i)\b(?:{})\b", alternatives.join("|")),
-    )
+        &format!(r"(?i)\b(?:{})\b", joined.join("|")),
+    ) {
+        Some(r) => Some(r),
+        None => {
+            // Too big: name the phrase if one alone is, else the family.
+            if !ck.name_oversized(&alternatives) {
+                ck.problems.append(&mut family.problems);
+            }
+            None
+        }
+    }
 }
 
 pub(crate) fn compile_litigation(ck: &mut Checker, doc: LitigationDoc) -> Option<Litigation> {

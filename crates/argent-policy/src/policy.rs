@@ -716,7 +716,6 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    #[cfg(test)]
     pub(crate) fn new() -> Checker {
         Checker {
             problems: Vec::new(),
@@ -763,6 +762,31 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// Whether `pattern` is a valid regular expression, checked by parsing it (the
+    /// syntax `regex` accepts, with its defaults), not by compiling it: for a pattern
+    /// compiled later with others (the language set, a phrase family), where compiling it
+    /// alone as well cost most of a policy's compile time. A pattern that parses but is too
+    /// big is reported when its set is compiled (see [`Checker::name_oversized`]).
+    pub(crate) fn pattern(&mut self, key: String, pattern: &str) -> bool {
+        match regex_automata::util::syntax::parse(pattern) {
+            Ok(_) => true,
+            Err(e) => {
+                self.problem(key, format!("pattern does not compile: {e}"));
+                false
+            }
+        }
+    }
+
+    /// After a set of parsed patterns failed to compile: compiles each alone, so the ones
+    /// that do not compile (too big) are reported under their own keys; whether any was.
+    pub(crate) fn name_oversized(&mut self, keyed: &[(String, String)]) -> bool {
+        let before = self.problems.len();
+        for (key, pattern) in keyed {
+            self.regex(key.clone(), pattern);
+        }
+        self.problems.len() > before
     }
 
     fn percent(&mut self, key: String, v: f64) -> i64 {
@@ -912,6 +936,8 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     let mut prohibited = Vec::new();
     let mut prohibited_of = Vec::new();
     let mut patterns = Vec::new();
+    // The key of each of `patterns` a document gave (the ones before `litigation_at`).
+    let mut pattern_keys: Vec<String> = Vec::new();
     for (i, p) in doc.prohibited.into_iter().enumerate() {
         let key = format!("prohibited[{i}]");
         ck.meta(&key, &p.meta);
@@ -938,10 +964,11 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
         let index = prohibited.len();
         let mut ok = true;
         for (k, pat) in &family {
-            ok &= ck.regex(k.clone(), pat).is_some();
+            ok &= ck.pattern(k.clone(), pat);
         }
         if ok {
-            for (_, pat) in family {
+            for (k, pat) in family {
+                pattern_keys.push(k);
                 patterns.push(pat);
                 prohibited_of.push(index);
             }
@@ -988,7 +1015,8 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     for (i, r) in doc.required.into_iter().enumerate() {
         let key = format!("required[{i}]");
         ck.meta(&key, &r.meta);
-        if ck.regex(format!("{key}.pattern"), &r.pattern).is_some() {
+        if ck.pattern(format!("{key}.pattern"), &r.pattern) {
+            pattern_keys.push(format!("{key}.pattern"));
             patterns.push(r.pattern);
             required.push(Required {
                 meta: r.meta,
@@ -1218,10 +1246,16 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     let (text_set, families_at) = match SetScan::new(&patterns, 1 << 25) {
         Ok(s) => (s, Some(families_at)),
         Err(e) => {
-            ck.problem(
-                "prohibited".into(),
-                format!("language patterns do not compile together: {e}"),
-            );
+            let keyed: Vec<(String, String)> = pattern_keys
+                .into_iter()
+                .zip(patterns.iter().cloned())
+                .collect();
+            if !ck.name_oversized(&keyed) {
+                ck.problem(
+                    "prohibited".into(),
+                    format!("language patterns do not compile together: {e}"),
+                );
+            }
             (SetScan::empty(), None)
         }
     };

@@ -78,6 +78,30 @@ fn every_invalid_policy_kind_is_rejected_with_file_key_and_reason() {
         "required[2].pattern",
         "does not compile",
     );
+    // A regex that parses but is too big to compile (patterns are parsed one by one and
+    // compiled as a set): the error still names the pattern.
+    assert_problem(
+        &load_err(&us.replace(
+            "pattern = '(?i)from a debt collector'",
+            "pattern = '(?i)from a debt collector\\w{1000}\\w{1000}\\w{1000}'",
+        )),
+        "required[2].pattern",
+        "does not compile",
+    );
+    // So does a too-big phrase of a phrase family, and a broken one.
+    assert_problem(
+        &load_err(&us.replace(
+            "  'sued', 'suing',",
+            "  'sued', 'suing\\w{1000}\\w{1000}\\w{1000}',",
+        )),
+        "litigation.phrases[3]",
+        "does not compile",
+    );
+    assert_problem(
+        &load_err(&us.replace("  'sued', 'suing',", "  'sued', 'suing(',")),
+        "litigation.phrases[3]",
+        "does not compile",
+    );
     // Duplicate rule id.
     assert_problem(
         &load_err(&us.replace(

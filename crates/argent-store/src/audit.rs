@@ -12,14 +12,19 @@
 //! PostgreSQL, the write lock of `BEGIN IMMEDIATE` on SQLite) and lets verification notice
 //! a truncated tail. On PostgreSQL a transaction's events are staged unchained
 //! (`audit_staged`) by one statement sent with its `COMMIT`, so no audited transaction
-//! holds the chain through its durable commit; right after, under the lock, one statement
-//! chains everything staged so far (its own events and every other transaction's) into
-//! `audit_events` and moves the head. One chaining commit covers the transactions that
-//! committed while the previous one flushed, so audited commits are not serialized by the
-//! WAL flush. A transaction's events stay adjacent; the seq order is the chaining order.
-//! Events a process committed and never chained (it died in between) are chained by the
-//! next appender, `audit verify`, the cross-check, or a reader that missed one (the
-//! delivery's binding check, the active documents' check).
+//! holds the chain through its durable commit, and the commit is one round trip. The
+//! store's background task ([`Chainer`]), woken by the commit, then chains everything
+//! staged so far (this transaction's events and every other's) into `audit_events` under
+//! the lock and moves the head; the committer does not wait for it. One chaining commit
+//! covers the transactions that committed while the previous one ran, so audited commits
+//! are serialized neither by the lock nor by its WAL flush. A transaction's events stay
+//! adjacent; the seq order is the chaining order. Every reader of the trail settles first
+//! ([`Store::audit_settle`]: chains whatever is staged), so a read sees every event
+//! committed before it, in this process or another, whether or not a chainer has run; so
+//! do the next appender that needs its events' hashes ([`Store::audit_append`]), `audit
+//! verify`, the cross-check and a reader that missed one (the delivery's binding check,
+//! the active documents' check). Events a process committed and never chained (it died
+//! first, or ended before its chainer ran) are taken the same way.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -428,12 +433,11 @@ impl StoreTx {
     /// fewer round trips.
     ///
     /// On PostgreSQL the events are kept in the transaction, chained on the head as read now
-    /// (a plain read, no lock), and sent with the `COMMIT`, in the same round trip, by a
-    /// statement that locks the head row, chains them on the head as it is then (in the
-    /// database, with `sha256`), inserts them and moves the head; the lock is held while the
-    /// server runs that statement and the commit. If another transaction appended meanwhile, the events stored
-    /// (seq, hashes) differ from those returned here. Reads inside the transaction do not
-    /// see its own appended events. [`Store::audit_append`] returns the stored event.
+    /// (a plain read, no lock), and staged with the `COMMIT`, in the same round trip; they
+    /// are chained on the head as it is then by the store's chainer (see the module docs).
+    /// If another transaction appended meanwhile, the events stored (seq, hashes) differ
+    /// from those returned here. Reads inside the transaction do not see its own appended
+    /// events. [`Store::audit_append`] returns the stored event.
     ///
     /// On a SQLite store's writer the events are queued, chained on the head this writer's
     /// last commit left; if another process has appended since, they are re-chained on
@@ -661,6 +665,7 @@ impl StoreTx {
         let StoreTx {
             inner,
             pending_audit,
+            ..
         } = self;
         let mut t = match inner {
             TxInner::Postgres(t) => t,
@@ -734,22 +739,138 @@ impl StoreTx {
 }
 
 impl Store {
-    /// PostgreSQL: chains every event left staged (by a process that died between its
-    /// commit and the chaining); returns how many. SQLite stages nothing: 0.
+    /// PostgreSQL: chains every event left staged (by a transaction whose chaining has not
+    /// run yet, or by a process that died before it did); returns how many. SQLite stages
+    /// nothing: 0.
     pub async fn audit_chain_staged(&self) -> Result<i64> {
         let crate::Pool::Postgres(pool) = &self.pool else {
             return Ok(0);
         };
-        let mut t = pool.begin().await?;
-        let rows = sqlx::Executor::fetch_all(&mut *t, chain_staged_sql(&[]).as_str()).await?;
-        t.commit().await?;
-        let mut chained = 0;
-        for r in &rows {
-            if let Ok(c) = r.try_get::<i64, _>("count") {
-                chained = c;
+        chain_staged_on(pool).await
+    }
+
+    /// PostgreSQL: makes every committed audit event part of the chain before a read of it,
+    /// so a reader sees what was committed before it asked (read your writes, in this
+    /// process or another): one cheap query when nothing is staged, a chaining when
+    /// something is. SQLite: nothing to do.
+    pub async fn audit_settle(&self) -> Result<()> {
+        let crate::Pool::Postgres(pool) = &self.pool else {
+            return Ok(());
+        };
+        let staged: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_staged)")
+            .fetch_one(pool)
+            .await?;
+        if staged {
+            chain_staged_on(pool).await?;
+        }
+        Ok(())
+    }
+}
+
+/// PostgreSQL: one chaining of everything staged, in a transaction of its own (see
+/// [`chain_staged_sql`]); returns how many events it chained.
+async fn chain_staged_on(pool: &sqlx::PgPool) -> Result<i64> {
+    let mut t = pool.begin().await?;
+    let rows = sqlx::Executor::fetch_all(&mut *t, chain_staged_sql(&[]).as_str()).await?;
+    t.commit().await?;
+    let mut chained = 0;
+    for r in &rows {
+        if let Ok(c) = r.try_get::<i64, _>("count") {
+            chained = c;
+        }
+    }
+    Ok(chained)
+}
+
+/// PostgreSQL: a store's background chainer. A transaction that commits audit events stages
+/// them with its `COMMIT` and wakes this task, which chains everything staged (under the
+/// chain's advisory lock, through its own durable commit) while the committer goes on: no
+/// committer waits for the lock or for a second flush, and one chaining covers every
+/// transaction that committed while the previous one ran. Wakes coalesce (a channel of one):
+/// a wake that finds one pending is covered by it, since that chaining starts after the
+/// waker's commit. The task ends when the last handle (the store's clones and their open
+/// transactions) is dropped. Readers of the chain settle first ([`Store::audit_settle`]),
+/// so a read never misses an event committed before it, whether or not this task has run.
+#[derive(Clone)]
+pub(crate) struct Chainer {
+    wake: tokio::sync::mpsc::Sender<()>,
+    pool: sqlx::PgPool,
+}
+
+impl std::fmt::Debug for Chainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Chainer")
+    }
+}
+
+impl Chainer {
+    /// Spawns the task on the current tokio runtime.
+    pub(crate) fn start(pool: sqlx::PgPool) -> Chainer {
+        let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+        let task_pool = pool.clone();
+        tokio::spawn(async move {
+            while woken.recv().await.is_some() {
+                if task_pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = chain_staged_on(&task_pool).await {
+                    // Left staged: the next chaining or reader takes them.
+                    tracing::warn!(error = %e, "audit: background chaining failed");
+                }
+            }
+        });
+        Chainer { wake, pool }
+    }
+
+    /// Has the staged events chained: by the task, or here and now when the task is gone
+    /// (its runtime shut down), errors logged (the transaction is committed either way).
+    async fn chain_after_commit(&self) {
+        use tokio::sync::mpsc::error::TrySendError;
+        match self.wake.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Closed(())) => {
+                if let Err(e) = chain_staged_on(&self.pool).await {
+                    tracing::warn!(
+                        error = %e,
+                        "audit: committed, but chaining its staged events failed; the next chaining takes them"
+                    );
+                }
             }
         }
-        Ok(chained)
+    }
+}
+
+impl StoreTx {
+    /// Commits; on PostgreSQL, with the events appended in this transaction staged in the
+    /// same round trip (see [`stage_and_commit_sql`]) and handed to the store's
+    /// [`Chainer`] rather than chained before returning. For callers that do not need the
+    /// events' stored seq and hashes (every transaction but [`Store::audit_append`]'s).
+    pub(crate) async fn commit_staging_audit(self) -> Result<()> {
+        let StoreTx {
+            inner,
+            pending_audit,
+            chainer,
+        } = self;
+        let (mut t, chainer) = match (inner, chainer) {
+            (TxInner::Postgres(t), Some(chainer)) if !pending_audit.is_empty() => (t, chainer),
+            (inner, chainer) => {
+                let tx = StoreTx {
+                    inner,
+                    pending_audit,
+                    chainer,
+                };
+                tx.commit_returning_audit().await?;
+                return Ok(());
+            }
+        };
+        let sql = stage_and_commit_sql(&pending_audit)?;
+        // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
+        sqlx::Executor::execute(&mut *t, sql.as_str()).await?;
+        // Committed. The query's `BEGIN` left the connection in an empty transaction, which
+        // dropping `t` rolls back (queued, sent with the connection's next use).
+        drop(t);
+        chainer.chain_after_commit().await;
+        Ok(())
     }
 }
 
@@ -845,6 +966,7 @@ impl Store {
 
     /// Events matching the filter, in seq order.
     pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        self.audit_settle().await?;
         let rule_cond = match self.backend() {
             Backend::Sqlite => "instr(rule_ids, $5) > 0",
             Backend::Postgres => "strpos(rule_ids, $5) > 0",
@@ -906,6 +1028,7 @@ impl Store {
         kinds: &[&str],
         customer_less: bool,
     ) -> Result<Vec<AuditEvent>> {
+        self.audit_settle().await?;
         let placeholders: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {STORED_COLS} FROM audit_events WHERE {}kind IN ({}) ORDER BY seq",

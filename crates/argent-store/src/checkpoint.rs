@@ -222,6 +222,7 @@ impl Store {
             Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
         let wanted: Vec<i64> = seqs.iter().copied().filter(|s| *s > 0).collect();
+        self.audit_settle().await?;
         Ok(dispatch!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let last_seq: i64 =

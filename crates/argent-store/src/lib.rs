@@ -297,6 +297,10 @@ pub struct Store {
     /// SQLite file databases: the one connection every write of this store goes through
     /// (transactions on it, single-statement writes in its lock); see [`tx`](crate::tx).
     pub(crate) writer: Option<tx::SharedWriter>,
+    /// PostgreSQL: the background task that chains what this store's transactions stage
+    /// with their commits (see [`audit`](crate::audit)); `None` on SQLite, which chains
+    /// inside the transaction.
+    pub(crate) chainer: Option<audit::Chainer>,
 }
 
 #[derive(Debug)]
@@ -645,11 +649,14 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(pool),
             writer,
+            chainer: None,
         })
     }
 
     async fn open_postgres(opts: PgConnectOptions) -> Result<Store> {
         let pool = PgPoolOptions::new()
+            // 16: at 100 concurrent worker runs on 2 cores, 8 did as well and 32 worse
+            // (more server processes competing for the same cores; issue #13's bench).
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))
             // A session started while the database was read-only stays so (see [`readonly`]).
@@ -660,9 +667,11 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
+        let chainer = Some(audit::Chainer::start(pool.clone()));
         Ok(Store {
             pool: Pool::Postgres(pool),
             writer: None,
+            chainer,
         })
     }
 
@@ -744,6 +753,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        // PostgreSQL: what this process staged is chained before the pool goes (a reader
+        // would chain it otherwise; see `audit`).
+        if let Err(e) = self.audit_settle().await {
+            tracing::warn!(error = %e, "close: could not chain the staged audit events");
+        }
         if let Some(w) = &self.writer {
             w.lock().await.close().await;
         }

@@ -63,6 +63,7 @@ impl Store {
             }
             out
         });
+        self.audit_settle().await?;
         let refusals = dispatch!(self, |pool| {
             let mut out = Vec::new();
             for r in sqlx::query(

@@ -56,13 +56,37 @@ impl StoreTx {
         first: i64,
         messages: &[(Value, Option<Value>)],
     ) -> Result<()> {
-        for (k, (message, outcome)) in messages.iter().enumerate() {
-            let idx = i64::try_from(k)
+        let index = |k: usize| {
+            i64::try_from(k)
                 .ok()
                 .and_then(|k| first.checked_add(k))
                 .ok_or_else(|| {
                     StoreError::Invalid(format!("run {run_id}: message index overflows"))
-                })?;
+                })
+        };
+        // PostgreSQL: one statement for the step's messages (a round trip each otherwise;
+        // the SQLite writer queues its writes and sends them together anyway).
+        if let crate::tx::TxInner::Postgres(t) = &mut self.inner
+            && messages.len() > 1
+        {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO run_messages (run_id, idx, message, outcome) ",
+            );
+            let mut rows = Vec::with_capacity(messages.len());
+            for (k, (message, outcome)) in messages.iter().enumerate() {
+                rows.push((index(k)?, to_json(message), outcome.as_ref().map(to_json)));
+            }
+            q.push_values(rows, |mut b, (idx, message, outcome)| {
+                b.push_bind(run_id)
+                    .push_bind(idx)
+                    .push_bind(message)
+                    .push_bind(outcome);
+            });
+            q.build().execute(&mut **t).await?;
+            return Ok(());
+        }
+        for (k, (message, outcome)) in messages.iter().enumerate() {
+            let idx = index(k)?;
             tx_write!(
                 self,
                 APPEND_MESSAGE_SQL,

@@ -778,6 +778,9 @@ pub struct StoreTx {
     /// written, chained on the head as it stands then, right before `COMMIT` (see
     /// [`StoreTx::audit_append_many`]).
     pub(crate) pending_audit: Vec<QueuedEvent>,
+    /// PostgreSQL: the store's background chainer, which [`StoreTx::commit`] hands the
+    /// staged events to.
+    pub(crate) chainer: Option<crate::audit::Chainer>,
 }
 
 impl std::fmt::Debug for StoreTx {
@@ -872,6 +875,7 @@ impl Store {
         Ok(StoreTx {
             inner,
             pending_audit: Vec::new(),
+            chainer: self.chainer.clone(),
         })
     }
 }
@@ -886,9 +890,9 @@ impl StoreTx {
 
     pub async fn commit(self) -> Result<()> {
         // PostgreSQL: the audit events are staged with the COMMIT, in one round trip, and
-        // chained right after it, with no lock held through this commit (see `audit`).
-        self.commit_returning_audit().await?;
-        Ok(())
+        // chained by the store's background chainer, with no lock held through this commit
+        // and no wait for the chaining (see `audit`).
+        self.commit_staging_audit().await
     }
 
     /// Rolls back explicitly (dropping the transaction does the same, lazily).

@@ -1904,13 +1904,58 @@ async fn concurrent_leasers_never_lease_a_run_twice() {
     }
 }
 
-/// PostgreSQL stages an audited transaction's events with its commit and chains them
-/// after it (so no transaction holds the chain through its durable commit). Events a
-/// process committed but never chained (it died in between) are chained by the next
-/// appender, before its own, or by verification; several stores appending at once leave
-/// one gapless chain whose events are the ones each appender was told.
+/// PostgreSQL: a transaction's commit stages its events and hands them to the store's
+/// background chainer, which chains them with nobody reading or appending (the committer
+/// does not wait for it); the chain is whole after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
+async fn a_commit_leaves_its_events_to_the_background_chainer() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..3 {
+            tx.audit_append(ev("C1", "R1", "agent", "bg", json!({"i": i})))
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        if store.backend() == Backend::Postgres {
+            // Counted without reading the trail (a reader would chain them itself).
+            let mut staged = u64::MAX;
+            for _ in 0..200 {
+                staged = raw_execute(store, "SELECT 1 FROM audit_staged")
+                    .await
+                    .unwrap();
+                if staged == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            assert_eq!(staged, 0, "{label}: the background chainer chained them");
+        }
+        assert_eq!(
+            store.audit_chain_staged().await.unwrap(),
+            0,
+            "{label}: nothing left to chain"
+        );
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { events: 3, .. }
+            ),
+            "{label}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+/// PostgreSQL stages an audited transaction's events with its commit and chains them
+/// after it (so no transaction holds the chain through its durable commit). Events
+/// committed but not chained yet (the background chainer has not run, or the process died
+/// in between) are chained by the next reader of the trail, the next appender, before its
+/// own, or by verification; several stores appending at once leave one gapless chain whose
+/// events are the ones each appender was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_events_are_chained_by_the_next_reader_appender_or_verification() {
     for ts in TestStore::all().await.unwrap() {
         let (store, label) = (&ts.store, ts.label);
         if store.backend() != Backend::Postgres {
@@ -1935,15 +1980,15 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
                 .is_err(),
             "{label}: a staged event is never changed"
         );
+        let read = store.audit_events(&AuditFilter::default()).await.unwrap();
         assert_eq!(
-            store
-                .audit_events(&AuditFilter::default())
-                .await
-                .unwrap()
-                .len(),
-            2,
-            "{label}: a staged event is not in the trail yet"
+            read.iter()
+                .map(|e| (e.seq, e.kind.as_str()))
+                .collect::<Vec<_>>()[2..],
+            [(3, "orphan.one")],
+            "{label}: a reader of the trail chains what was committed and left staged"
         );
+        raw_execute(store, &orphan("orphan.two")).await.unwrap();
         let mine = store
             .audit_append(ev("C1", "R1", "agent", "after", json!({"x": 1})))
             .await
@@ -1952,20 +1997,27 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
         assert_eq!(
             all.iter()
                 .map(|e| (e.seq, e.kind.as_str()))
-                .collect::<Vec<_>>()[2..],
-            [(3, "orphan.one"), (4, "after")],
+                .collect::<Vec<_>>()[3..],
+            [(4, "orphan.two"), (5, "after")],
             "{label}: the orphan is chained first, then the appender's own event"
         );
         assert_eq!(
-            all[3], mine,
+            all[4], mine,
             "{label}: the appender is told what was stored"
         );
-        raw_execute(store, &orphan("orphan.two")).await.unwrap();
+        raw_execute(store, &orphan("orphan.three")).await.unwrap();
         assert_eq!(
-            store.audit_verify().await.unwrap(),
+            store.audit_chain_staged().await.unwrap(),
+            1,
+            "{label}: the orphan was still staged"
+        );
+        raw_execute(store, &orphan("orphan.four")).await.unwrap();
+        let verified = store.audit_verify().await.unwrap();
+        assert_eq!(
+            verified,
             AuditVerification::Intact {
-                events: 5,
-                head: store.audit_events(&AuditFilter::default()).await.unwrap()[4]
+                events: 7,
+                head: store.audit_events(&AuditFilter::default()).await.unwrap()[6]
                     .hash
                     .clone()
             },
@@ -2010,13 +2062,13 @@ async fn staged_events_are_chained_by_the_next_appender_or_by_verification() {
         );
         assert_eq!(
             stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (6..106).collect::<Vec<_>>(),
+            (8..108).collect::<Vec<_>>(),
             "{label}: gapless"
         );
         assert!(
             matches!(
                 store.audit_verify().await.unwrap(),
-                AuditVerification::Intact { events: 105, .. }
+                AuditVerification::Intact { events: 107, .. }
             ),
             "{label}"
         );

@@ -12,7 +12,8 @@
 //! `ARGENT_BENCH_JITTER_MS` (0: every answer after exactly the latency, so the slots move
 //! in lock step and every run's writes and CPU work arrive at once; otherwise each answer's
 //! latency is spread uniformly over latency ± jitter, with the same mean, as a real
-//! endpoint's vary); PostgreSQL too when `ARGENT_TEST_POSTGRES_URL` is set. Printed with
+//! endpoint's vary); PostgreSQL too when `ARGENT_TEST_POSTGRES_URL` is set
+//! (`ARGENT_BENCH_BACKENDS`, e.g. `postgres`, keeps only the ones named). Printed with
 //! each row: the machine's CPU busy share over the run (every process: the bench, its fake
 //! server, PostgreSQL) and this process's CPU per run (the worker and the fake server).
 
@@ -77,6 +78,12 @@ fn main() {
         for c in &concurrencies {
             for ts in TestStore::all().await.unwrap() {
                 let label = ts.label;
+                if let Ok(only) = std::env::var("ARGENT_BENCH_BACKENDS")
+                    && !only.split(',').any(|b| b.trim() == label)
+                {
+                    ts.cleanup().await;
+                    continue;
+                }
                 let n = (c * per_slot).max(8);
                 let fake = FakeOpenAi::start(latency, 0).await;
                 fake.set_jitter(jitter);

@@ -28,8 +28,10 @@ struct Inner {
     /// Each answer's latency is spread uniformly over `latency ± jitter` (nanoseconds;
     /// 0: every answer after exactly `latency`), by a fixed sequence, so runs repeat.
     jitter_ns: AtomicU64,
-    /// What answers the agent's requests (the offline model unless given).
-    model: Arc<dyn ChatModel>,
+    /// What answers the agent's requests; `None`: the offline model, without its token
+    /// count (this server reports a fixed usage, and counting with tiktoken was an eighth
+    /// of the throughput bench's CPU).
+    model: Option<Arc<dyn ChatModel>>,
     hang_first: usize,
     hits: AtomicUsize,
     tool_requests: AtomicUsize,
@@ -48,7 +50,7 @@ impl FakeOpenAi {
     /// Starts the server: every answer after `latency`; the first `hang_first` agent
     /// requests never answered.
     pub async fn start(latency: Duration, hang_first: usize) -> FakeOpenAi {
-        FakeOpenAi::start_with(latency, hang_first, Arc::new(OfflineModel)).await
+        FakeOpenAi::serve(latency, hang_first, None).await
     }
 
     /// As [`FakeOpenAi::start`], with the agent's requests (the messages as received,
@@ -57,6 +59,14 @@ impl FakeOpenAi {
         latency: Duration,
         hang_first: usize,
         model: Arc<dyn ChatModel>,
+    ) -> FakeOpenAi {
+        FakeOpenAi::serve(latency, hang_first, Some(model)).await
+    }
+
+    async fn serve(
+        latency: Duration,
+        hang_first: usize,
+        model: Option<Arc<dyn ChatModel>>,
     ) -> FakeOpenAi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -174,7 +184,11 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     }
     tokio::time::sleep(latency).await;
     let req = ChatRequest::new(to_messages(&body));
-    match inner.model.chat(&req).await {
+    let answer = match &inner.model {
+        Some(model) => model.chat(&req).await,
+        None => OfflineModel.reply(&req),
+    };
+    match answer {
         Ok(r) => completion(&model, r.content, r.tool_calls),
         Err(e) => (
             StatusCode::BAD_REQUEST,

@@ -43,6 +43,31 @@ pub use testing::{CaseResult, Failures, TestReport, run_policy_tests, run_policy
 
 use argent_core::Jurisdiction;
 
+/// `compile` applied to each of `items`, the results in their order, each document on a
+/// thread of its own: compiling a pack's patterns is CPU work of tens of milliseconds, and
+/// it was most of a process's start-up (issue #16). The first error in order is the one a
+/// caller reports, as when they were compiled one after another.
+fn compile_all<T: Sync, R: Send>(items: &[T], compile: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.iter().map(&compile).collect();
+    }
+    std::thread::scope(|scope| {
+        let compile = &compile;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || compile(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                // A panic while compiling is a bug; it goes on up as it would have.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 /// Every policy document in a directory (`*.toml`, not recursing into `tests/`), by id.
 #[derive(Clone, Debug, Default)]
 pub struct PolicySet {
@@ -63,10 +88,10 @@ impl PolicySet {
             .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
             .collect();
         files.sort();
+        let loaded = compile_all(&files, |file| Policy::load(file));
         let mut set = PolicySet::default();
-        for file in files {
-            let p = Policy::load(&file)?;
-            set.insert(p, file)?;
+        for (file, p) in files.into_iter().zip(loaded) {
+            set.insert(p?, file)?;
         }
         Ok(set)
     }
@@ -83,9 +108,10 @@ impl PolicySet {
             .map(|(name, text)| (Path::new("policies").join(format!("{name}.toml")), text))
             .collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
+        let compiled = compile_all(&files, |(file, text)| Policy::from_toml_str(text, file));
         let mut set = PolicySet::default();
-        for (file, text) in files {
-            set.insert(Policy::from_toml_str(text, &file)?, file)?;
+        for ((file, _), p) in files.into_iter().zip(compiled) {
+            set.insert(p?, file)?;
         }
         Ok(set)
     }

@@ -26,6 +26,8 @@ pub struct RunMessage {
     pub outcome: Option<Value>,
 }
 
+/// Messages per multi-row INSERT on PostgreSQL (4 bind parameters each).
+const MESSAGES_PER_INSERT: usize = 1000;
 const APPEND_MESSAGE_SQL: &str =
     "INSERT INTO run_messages (run_id, idx, message, outcome) VALUES ($1, $2, $3, $4)";
 const RUN_MESSAGES_SQL: &str =
@@ -69,20 +71,23 @@ impl StoreTx {
         if let crate::tx::TxInner::Postgres(t) = &mut self.inner
             && messages.len() > 1
         {
-            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "INSERT INTO run_messages (run_id, idx, message, outcome) ",
-            );
             let mut rows = Vec::with_capacity(messages.len());
             for (k, (message, outcome)) in messages.iter().enumerate() {
                 rows.push((index(k)?, to_json(message), outcome.as_ref().map(to_json)));
             }
-            q.push_values(rows, |mut b, (idx, message, outcome)| {
-                b.push_bind(run_id)
-                    .push_bind(idx)
-                    .push_bind(message)
-                    .push_bind(outcome);
-            });
-            q.build().execute(&mut **t).await?;
+            // A statement binds at most 65,535 parameters, 4 a message.
+            for chunk in rows.chunks(MESSAGES_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                    "INSERT INTO run_messages (run_id, idx, message, outcome) ",
+                );
+                q.push_values(chunk, |mut b, (idx, message, outcome)| {
+                    b.push_bind(run_id)
+                        .push_bind(*idx)
+                        .push_bind(message.as_str())
+                        .push_bind(outcome.as_deref());
+                });
+                q.build().execute(&mut **t).await?;
+            }
             return Ok(());
         }
         for (k, (message, outcome)) in messages.iter().enumerate() {

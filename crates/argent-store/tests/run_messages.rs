@@ -129,6 +129,68 @@ async fn a_runs_messages_are_saved_in_steps_and_read_back_in_order() {
     }
 }
 
+/// A step's messages are written together (one statement on PostgreSQL): however many a
+/// step has (a model's answer can carry any number of tool calls, each with its result),
+/// more than one statement's bind parameters allow, they are all saved, in order; and a
+/// place already taken fails the step as with one message.
+#[tokio::test]
+async fn a_step_with_more_messages_than_one_statement_binds_is_saved_whole() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let mut tx = store.begin().await.unwrap();
+        tx.create_run(&run("R1")).await.unwrap();
+        // PostgreSQL takes at most 65,535 bind parameters a statement, 4 a message.
+        let many: Vec<_> = (0..17_000)
+            .map(|i| {
+                (
+                    json!({"role": "tool", "tool_call_id": format!("c{i}"), "content": "done"}),
+                    Some(json!({"call_id": format!("R1/1/c{i}"), "status": "executed"})),
+                )
+            })
+            .collect();
+        tx.append_run_messages("R1", 0, &many).await.unwrap();
+        tx.commit().await.unwrap();
+        let saved = store.run_messages("R1").await.unwrap();
+        assert_eq!(saved.len(), 17_000, "{label}");
+        assert!(
+            saved
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.idx == i as i64 && m.message["tool_call_id"] == format!("c{i}")),
+            "{label}: in order"
+        );
+
+        let mut tx = store.begin().await.unwrap();
+        let failed = match tx
+            .append_run_messages(
+                "R1",
+                16_999,
+                &[
+                    (json!({"role": "user", "content": "x"}), None),
+                    (json!({"role": "user", "content": "y"}), None),
+                ],
+            )
+            .await
+        {
+            Ok(()) => tx.commit().await,
+            Err(e) => {
+                drop(tx);
+                Err(e)
+            }
+        };
+        assert!(
+            matches!(failed, Err(StoreError::Db(_))),
+            "{label}: {failed:?}"
+        );
+        assert_eq!(
+            store.run_messages("R1").await.unwrap().len(),
+            17_000,
+            "{label}: nothing of the failed step saved"
+        );
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn a_fresh_tool_call_is_recorded_once_with_its_outcome() {
     for ts in TestStore::all().await.unwrap() {

@@ -10,7 +10,7 @@ use argent_core::risk::{RiskAssessment, assess, payment_history};
 use argent_core::{
     Case, CaseStatus, Channel, Customer, Invoice, Money, Payment, PromiseStatus, PromiseToPay,
 };
-use argent_core::{PlanStatus, Role};
+use argent_core::{PaymentPlan, PlanStatus, Role};
 use argent_policy::{Context, PriorContact, RecentAction, RecentKind, RecentStatus};
 use argent_store::Store;
 
@@ -41,7 +41,7 @@ impl Account {
         customer_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Account, AgentError> {
-        let r = store.account_records(customer_id).await?;
+        let mut r = store.account_records(customer_id).await?;
         let contacts = r
             .contacts
             .into_iter()
@@ -56,7 +56,12 @@ impl Account {
         let mut account = Account::assemble(
             r.customer, r.invoices, r.payments, r.cases, r.promises, contacts, r.emailed, now,
         )?;
-        account.recent = recent_actions(store, &account).await?;
+        account.recent = recent_actions(
+            &account,
+            std::mem::take(&mut r.plans),
+            std::mem::take(&mut r.approvals),
+            std::mem::take(&mut r.refused_calls),
+        );
         Ok(account)
     }
 
@@ -198,10 +203,6 @@ impl Account {
     }
 }
 
-/// How many of the account's queued or rejected items, and refused calls, an email is
-/// judged against (the newest).
-const RECENT_LIMIT: i64 = 50;
-
 /// The typed action a stored tool call or approval item holds, if it parses.
 pub(crate) fn stored_action(tool: &str, args: &Value) -> Option<Action> {
     serde_json::from_value(json!({"tool": tool, "args": args})).ok()
@@ -218,9 +219,14 @@ fn roles(required: &str) -> Vec<Role> {
 /// What an email may refer to on this account: its open promises, its plans that are
 /// proposed or active, its open cases and escalations (executed); the items waiting in the
 /// queue (pending approval); the items a person rejected and the calls the policy refused
-/// (refused).
-async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAction>, AgentError> {
-    let id = &account.customer.id;
+/// (refused). The items and calls are the newest [`argent_store::ACCOUNT_RECENT`], as
+/// `Store::account_records` read them with the rest of the account.
+fn recent_actions(
+    account: &Account,
+    plans: Vec<PaymentPlan>,
+    approvals: Vec<argent_store::ApprovalItem>,
+    refused_calls: Vec<argent_store::ToolCallRecord>,
+) -> Vec<RecentAction> {
     let mut out: Vec<RecentAction> = Vec::new();
     for p in account
         .promises
@@ -235,7 +241,7 @@ async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAc
         r.at = Some(p.created_at);
         out.push(r);
     }
-    for p in store.plans(Some(id.as_str())).await? {
+    for p in plans {
         if !matches!(p.status, PlanStatus::Proposed | PlanStatus::Active) {
             continue;
         }
@@ -274,7 +280,7 @@ async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAc
         r.at = Some(c.opened_at);
         out.push(r);
     }
-    for item in store.customer_approvals(id, RECENT_LIMIT).await? {
+    for item in approvals {
         let status = match item.status {
             argent_store::ApprovalStatus::Pending => RecentStatus::PendingApproval,
             argent_store::ApprovalStatus::Rejected => RecentStatus::Refused,
@@ -288,7 +294,7 @@ async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAc
             out.push(r.with_approval(item.id.clone(), roles(&item.required_role)));
         }
     }
-    for call in store.refused_tool_calls(id, RECENT_LIMIT).await? {
+    for call in refused_calls {
         let action = serde_json::from_str::<Value>(&call.arguments)
             .ok()
             .and_then(|args| stored_action(&call.name, &args));
@@ -299,7 +305,7 @@ async fn recent_actions(store: &Store, account: &Account) -> Result<Vec<RecentAc
             out.push(r);
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

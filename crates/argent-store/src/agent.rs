@@ -222,7 +222,7 @@ fn opt_json(what: &'static str, id: &str, v: Option<String>) -> Result<Option<Va
 const TOOL_CALL_SQL: &str = "SELECT call_id, run_id, customer_id, name, arguments, status, result, updated_at \
                              FROM tool_calls WHERE call_id = $1";
 
-type ToolCallRow = (
+pub(crate) type ToolCallRow = (
     String,
     String,
     String,
@@ -247,8 +247,9 @@ macro_rules! tool_call_row {
         )
     };
 }
+pub(crate) use tool_call_row;
 
-fn tool_call_record(r: ToolCallRow) -> Result<ToolCallRecord> {
+pub(crate) fn tool_call_record(r: ToolCallRow) -> Result<ToolCallRecord> {
     let (call_id, run_id, customer_id, name, arguments, status, result, updated_at) = r;
     Ok(ToolCallRecord {
         status: parse_col("tool call status", &call_id, &status)?,
@@ -402,6 +403,7 @@ macro_rules! approval_row {
         }
     };
 }
+pub(crate) use approval_row;
 
 impl ApprovalRow {
     pub(crate) fn into_item(self) -> Result<ApprovalItem> {
@@ -724,7 +726,6 @@ macro_rules! select_contacts {
         out
     }};
 }
-pub(crate) use select_contacts;
 
 impl Store {
     /// A customer's contacts as (at, channel, whether a conversation took place), oldest
@@ -1044,18 +1045,10 @@ impl Store {
         customer_id: &str,
         limit: i64,
     ) -> Result<Vec<ApprovalItem>> {
-        let sql = format!(
-            "SELECT {APPROVAL_COLS} FROM approvals WHERE customer_id = $1 \
-             AND status IN ('pending', 'rejected') ORDER BY created_at DESC, id DESC LIMIT $2"
-        );
+        let sql = customer_approvals_sql(limit);
         let rows: Vec<ApprovalRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(&sql)
-                .bind(customer_id)
-                .bind(limit.max(0))
-                .fetch_all(pool)
-                .await?
-            {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push(approval_row!(r));
             }
             out
@@ -1087,21 +1080,35 @@ impl Store {
         customer_id: &str,
         limit: i64,
     ) -> Result<Vec<ToolCallRecord>> {
-        let sql = "SELECT call_id, run_id, customer_id, name, arguments, status, result, updated_at \
-                   FROM tool_calls WHERE customer_id = $1 AND status = 'refused' \
-                   ORDER BY updated_at DESC, call_id DESC LIMIT $2";
+        let sql = refused_tool_calls_sql(limit);
         let rows: Vec<ToolCallRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(sql)
-                .bind(customer_id)
-                .bind(limit.max(0))
-                .fetch_all(pool)
-                .await?
-            {
+            for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
                 out.push(tool_call_row!(r));
             }
             out
         });
         rows.into_iter().map(tool_call_record).collect()
     }
+}
+
+/// Customer `$1`'s approval items that are pending or were rejected, newest first, at most
+/// `limit` (written into the text: an integer).
+pub(crate) fn customer_approvals_sql(limit: i64) -> String {
+    format!(
+        "SELECT {APPROVAL_COLS} FROM approvals WHERE customer_id = $1 \
+         AND status IN ('pending', 'rejected') ORDER BY created_at DESC, id DESC LIMIT {}",
+        limit.max(0)
+    )
+}
+
+/// Customer `$1`'s refused tool calls, newest first, at most `limit` (written into the
+/// text: an integer).
+pub(crate) fn refused_tool_calls_sql(limit: i64) -> String {
+    format!(
+        "SELECT call_id, run_id, customer_id, name, arguments, status, result, updated_at \
+         FROM tool_calls WHERE customer_id = $1 AND status = 'refused' \
+         ORDER BY updated_at DESC, call_id DESC LIMIT {}",
+        limit.max(0)
+    )
 }

@@ -420,48 +420,48 @@ impl Verifier {
 impl StoreTx {
     /// Appends one event to the chain, inside this transaction: it becomes visible (and
     /// takes its seq for good) when the transaction commits, and vanishes with a rollback.
-    /// See [`StoreTx::audit_append_many`] for when it is written and what is returned.
-    pub async fn audit_append(&mut self, e: NewAuditEvent) -> Result<AuditEvent> {
-        let mut appended = self.audit_append_many(vec![e]).await?;
-        appended
-            .pop()
-            .ok_or_else(|| StoreError::Invalid("appending one audit event appended none".into()))
+    /// See [`StoreTx::audit_append_many`].
+    pub async fn audit_append(&mut self, e: NewAuditEvent) -> Result<()> {
+        self.append_events(vec![e]).await.map(drop)
     }
 
     /// Appends events to the chain in the order given, inside this transaction: the same
     /// chain (and the same serialization of appenders) as appending them one by one, in
-    /// fewer round trips.
+    /// fewer round trips. Nothing is returned: where an event lands in the chain (its seq
+    /// and hashes) is settled only when the transaction commits, after any transaction
+    /// that committed first; read the trail, or use [`Store::audit_append`], to see it.
     ///
-    /// On PostgreSQL the events are kept in the transaction, chained on the head as read now
-    /// (a plain read, no lock), and staged with the `COMMIT`, in the same round trip; they
-    /// are chained on the head as it is then by the store's chainer (see the module docs).
-    /// If another transaction appended meanwhile, the events stored (seq, hashes) differ
-    /// from those returned here. Reads inside the transaction do not see its own appended
-    /// events. [`Store::audit_append`] returns the stored event.
+    /// On PostgreSQL the events are kept in the transaction, with no round trip, and staged
+    /// with the `COMMIT`, in the same round trip; the store's chainer chains them on the
+    /// head as it is then (see the module docs). Reads inside the transaction do not see
+    /// its own appended events.
     ///
     /// On a SQLite store's writer the events are queued, chained on the head this writer's
-    /// last commit left; if another process has appended since, they are re-chained on
-    /// the stored head when they are sent, and the events returned here (seq, hashes)
-    /// differ from those stored. Elsewhere (an in-memory SQLite store) the head is moved
-    /// first, which reserves the seqs, and the events are written at once.
-    pub async fn audit_append_many(
-        &mut self,
-        events: Vec<NewAuditEvent>,
-    ) -> Result<Vec<AuditEvent>> {
+    /// last commit left; if another process has appended since, they are re-chained on the
+    /// stored head when they are sent. Elsewhere (an in-memory SQLite store) the head is
+    /// moved first, which reserves the seqs, and the events are written at once.
+    pub async fn audit_append_many(&mut self, events: Vec<NewAuditEvent>) -> Result<()> {
+        self.append_events(events).await.map(drop)
+    }
+
+    /// [`StoreTx::audit_append_many`], returning the events as chained now. On PostgreSQL
+    /// their seqs and hashes are placeholders (chained after this transaction's earlier
+    /// appends, from seq 0 for its first): the head is not read, as the chainer chains
+    /// them anew. On a SQLite writer they are chained on the remembered head, which
+    /// another process may have moved. Only [`Store::audit_append`] uses them, and it
+    /// corrects them on PostgreSQL from what the commit stored.
+    async fn append_events(&mut self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let n = i64::try_from(events.len())
             .map_err(|_| StoreError::Invalid("too many audit events at once".into()))?;
-        if let TxInner::Postgres(t) = &mut self.inner {
+        if matches!(self.inner, TxInner::Postgres(_)) {
+            // No read of the head: the chainer chains staged events on the head as it is
+            // when it runs, and the placeholders are only ever seen by `Store::audit_append`.
             let after = match self.pending_audit.last() {
                 Some(q) => (q.event.seq, q.event.hash.clone()),
-                None => {
-                    let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                        .fetch_one(&mut **t)
-                        .await?;
-                    (r.try_get("seq")?, r.try_get("hash")?)
-                }
+                None => (0, String::new()),
             };
             let mut queued = queue(events);
             chain_after(&mut queued, after);
@@ -573,11 +573,7 @@ const CHAIN_LOCK: i32 = 0x6172_6765;
 /// event's canonical text up to `"seq":` (`seq` being the canonical object's last key);
 /// the chaining appends the seq and `}`.
 fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
-    fn text(out: &mut String, s: &str) {
-        out.push_str("convert_from(decode('");
-        out.push_str(&hex::encode(s.as_bytes()));
-        out.push_str("', 'hex'), 'UTF8')");
-    }
+    use crate::pg_text_literal as text;
     fn opt_text(out: &mut String, s: Option<&str>) {
         match s {
             Some(s) => text(out, s),
@@ -638,11 +634,7 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
 /// transaction's events stay together, and one that saw another's commit took its group
 /// number after it, so is chained after it.
 fn chain_staged_sql(mine: &[i64]) -> String {
-    let chain = format!(
-        "SELECT count(*) AS locked \
-         FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(coalesce(current_schema(), '')))) l; \
-         SELECT audit_chain_staged_rows() AS count"
-    );
+    let chain = chain_sql();
     if mine.is_empty() {
         return format!("{chain}; COMMIT; BEGIN");
     }
@@ -767,12 +759,32 @@ impl Store {
     }
 }
 
-/// PostgreSQL: one chaining of everything staged, in a transaction of its own (see
-/// [`chain_staged_sql`]); returns how many events it chained.
+/// PostgreSQL: the chain's advisory lock, then the chaining of everything staged (the
+/// count of events chained in column `count`), for a transaction already begun.
+fn chain_sql() -> String {
+    format!(
+        "SELECT count(*) AS locked \
+         FROM (SELECT pg_advisory_xact_lock({CHAIN_LOCK}, hashtext(coalesce(current_schema(), '')))) l; \
+         SELECT audit_chain_staged_rows() AS count"
+    )
+}
+
+/// PostgreSQL: one chaining of everything staged, in a transaction of its own, sent as one
+/// simple query (`BEGIN`, [`chain_sql`], `COMMIT`: one round trip, where a transaction
+/// begun and committed apart took three); returns how many events it chained. A failure
+/// part-way leaves the session in an aborted transaction, so that connection is closed
+/// rather than returned to the pool.
 async fn chain_staged_on(pool: &sqlx::PgPool) -> Result<i64> {
-    let mut t = pool.begin().await?;
-    let rows = sqlx::Executor::fetch_all(&mut *t, chain_staged_sql(&[]).as_str()).await?;
-    t.commit().await?;
+    let mut conn = pool.acquire().await?;
+    let sql = format!("BEGIN; {}; COMMIT", chain_sql());
+    let c: &mut sqlx::PgConnection = &mut conn;
+    let rows = match sqlx::Executor::fetch_all(c, sqlx::raw_sql(&sql)).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+    };
     let mut chained = 0;
     for r in &rows {
         if let Ok(c) = r.try_get::<i64, _>("count") {
@@ -781,6 +793,9 @@ async fn chain_staged_on(pool: &sqlx::PgPool) -> Result<i64> {
     }
     Ok(chained)
 }
+
+/// PostgreSQL: how long the background chainer lets staged events gather after a wake.
+const CHAIN_COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// PostgreSQL: a store's background chainer. A transaction that commits audit events stages
 /// them with its `COMMIT` and wakes this task, which chains everything staged (under the
@@ -810,6 +825,9 @@ impl Chainer {
         let task_pool = pool.clone();
         tokio::spawn(async move {
             while woken.recv().await.is_some() {
+                // Let the commits of the next moments stage too: one chaining (a lock, a
+                // durable commit) then covers them all. Nothing waits for it: readers settle.
+                tokio::time::sleep(CHAIN_COALESCE).await;
                 if task_pool.is_closed() {
                     break;
                 }
@@ -954,7 +972,10 @@ impl Store {
         if let TxInner::SqliteWriter(w) = &mut tx.inner {
             w.check_head().await?;
         }
-        let mut ev = tx.audit_append(e).await?;
+        let mut ev =
+            tx.append_events(vec![e]).await?.pop().ok_or_else(|| {
+                StoreError::Invalid("appending one audit event appended none".into())
+            })?;
         // On PostgreSQL, chained on the head as it was when written.
         if let Some((seq, prev_hash, hash)) = tx.commit_returning_audit().await?.pop() {
             ev.seq = seq;

@@ -280,7 +280,6 @@ macro_rules! select_invoices {
         out
     }};
 }
-pub(crate) use select_invoices;
 
 pub(crate) fn invoices_from(rows: Vec<InvoiceRow>) -> Result<Vec<Invoice>> {
     rows.into_iter()
@@ -335,7 +334,6 @@ macro_rules! select_payments {
         out
     }};
 }
-pub(crate) use select_payments;
 
 pub(crate) fn payments_from(rows: Vec<PaymentRow>) -> Result<Vec<Payment>> {
     rows.into_iter()

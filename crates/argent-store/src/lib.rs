@@ -52,7 +52,7 @@ pub mod timeline;
 mod tx;
 mod work;
 
-pub use account::AccountRecords;
+pub use account::{ACCOUNT_RECENT, AccountRecords};
 pub use agent::{
     ApprovalItem, ApprovalStatus, NewApproval, OutboxEmail, RunRecord, RunStatus, ToolCallRecord,
     ToolCallStatus,
@@ -763,6 +763,14 @@ impl Store {
         }
         dispatch!(self, |p| p.close().await)
     }
+}
+
+/// PostgreSQL: `s` as an SQL text expression in a query sent without parameters, as hex
+/// digits decoded by the server, so no value can end the literal or change the statement.
+pub(crate) fn pg_text_literal(out: &mut String, s: &str) {
+    out.push_str("convert_from(decode('");
+    out.push_str(&hex::encode(s.as_bytes()));
+    out.push_str("', 'hex'), 'UTF8')");
 }
 
 /// The WHERE condition of a listing that is optionally filtered by one column, with the value

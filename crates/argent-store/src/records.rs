@@ -165,7 +165,6 @@ macro_rules! select_promises {
         out
     }};
 }
-pub(crate) use select_promises;
 
 pub(crate) fn promises_from(rows: Vec<PromiseRow>) -> Result<Vec<PromiseToPay>> {
     rows.into_iter()
@@ -233,7 +232,6 @@ macro_rules! select_cases {
         out
     }};
 }
-pub(crate) use select_cases;
 
 pub(crate) fn cases_from(rows: Vec<CaseRow>) -> Result<Vec<Case>> {
     rows.into_iter()
@@ -258,6 +256,65 @@ pub(crate) fn cases_from(rows: Vec<CaseRow>) -> Result<Vec<Case>> {
         .collect()
 }
 
+pub(crate) fn plans_sql(customer_id: Option<&str>) -> String {
+    format!(
+        "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
+               installments, status FROM payment_plans WHERE {} ORDER BY start_date, id",
+        eq_or_all("customer_id", customer_id)
+    )
+}
+
+pub(crate) type PlanRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    NaiveDate,
+    String,
+    String,
+);
+
+/// One row of [`plans_sql`]'s query, as its tuple.
+macro_rules! plan_row {
+    ($r:expr) => {
+        (
+            $r.try_get("id")?,
+            $r.try_get("customer_id")?,
+            $r.try_get("currency")?,
+            $r.try_get("balance_minor")?,
+            $r.try_get("discount_minor")?,
+            $r.try_get("down_payment_minor")?,
+            $r.try_get("start_date")?,
+            $r.try_get("installments")?,
+            $r.try_get("status")?,
+        )
+    };
+}
+pub(crate) use plan_row;
+
+pub(crate) fn plans_from(rows: Vec<PlanRow>) -> Result<Vec<PaymentPlan>> {
+    rows.into_iter()
+        .map(
+            |(id, customer_id, cur, balance, discount, down, start_date, inst, status)| {
+                let installments: Vec<Installment> = from_json("plan installments", &id, &inst)?;
+                Ok(PaymentPlan {
+                    currency: parse_col("plan currency", &id, &cur)?,
+                    status: parse_col("plan status", &id, &status)?,
+                    balance_minor: balance,
+                    discount_minor: discount,
+                    down_payment_minor: down,
+                    customer_id,
+                    start_date,
+                    installments,
+                    id,
+                })
+            },
+        )
+        .collect()
+}
+
 impl Store {
     pub async fn promises(&self, customer_id: Option<&str>) -> Result<Vec<PromiseToPay>> {
         let sql = promises_sql(customer_id);
@@ -272,57 +329,14 @@ impl Store {
     }
 
     pub async fn plans(&self, customer_id: Option<&str>) -> Result<Vec<PaymentPlan>> {
-        let sql = format!(
-            "SELECT id, customer_id, currency, balance_minor, discount_minor, down_payment_minor, start_date, \
-                   installments, status FROM payment_plans WHERE {} ORDER BY start_date, id",
-            eq_or_all("customer_id", customer_id)
-        );
-        type R = (
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            i64,
-            NaiveDate,
-            String,
-            String,
-        );
-        let rows: Vec<R> = dispatch!(self, |pool| {
+        let sql = plans_sql(customer_id);
+        let rows: Vec<PlanRow> = dispatch!(self, |pool| {
             let mut out = Vec::new();
             for r in sqlx::query(&sql).bind(customer_id).fetch_all(pool).await? {
-                out.push((
-                    r.try_get("id")?,
-                    r.try_get("customer_id")?,
-                    r.try_get("currency")?,
-                    r.try_get("balance_minor")?,
-                    r.try_get("discount_minor")?,
-                    r.try_get("down_payment_minor")?,
-                    r.try_get("start_date")?,
-                    r.try_get("installments")?,
-                    r.try_get("status")?,
-                ));
+                out.push(plan_row!(r));
             }
             out
         });
-        rows.into_iter()
-            .map(
-                |(id, customer_id, cur, balance, discount, down, start_date, inst, status)| {
-                    let installments: Vec<Installment> =
-                        from_json("plan installments", &id, &inst)?;
-                    Ok(PaymentPlan {
-                        currency: parse_col("plan currency", &id, &cur)?,
-                        status: parse_col("plan status", &id, &status)?,
-                        balance_minor: balance,
-                        discount_minor: discount,
-                        down_payment_minor: down,
-                        customer_id,
-                        start_date,
-                        installments,
-                        id,
-                    })
-                },
-            )
-            .collect()
+        plans_from(rows)
     }
 }

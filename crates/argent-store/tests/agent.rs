@@ -312,11 +312,9 @@ async fn an_append_committed_after_a_later_one_is_chained_on_it() {
         let other = ts.reopen().await.unwrap();
         append_n(&ts.store, 2).await;
         let mut tx = ts.store.begin().await.unwrap();
-        let provisional = tx
-            .audit_append(ev("C", "R", "agent", "slow", json!({})))
+        tx.audit_append(ev("C", "R", "agent", "slow", json!({})))
             .await
             .unwrap();
-        assert_eq!(provisional.seq, 3, "{label}: chained on the head as read");
         let quick = other
             .audit_append(ev("C", "R", "agent", "quick", json!({})))
             .await
@@ -719,11 +717,9 @@ async fn a_rolled_back_append_leaves_no_gap() {
         append_n(store, 2).await;
         {
             let mut tx = store.begin().await.unwrap();
-            let e = tx
-                .audit_append(ev("C", "R", "agent", "x", json!({})))
+            tx.audit_append(ev("C", "R", "agent", "x", json!({})))
                 .await
                 .unwrap();
-            assert_eq!(e.seq, 3);
             // dropped: rolled back
         }
         let e = store
@@ -748,7 +744,7 @@ async fn appending_many_events_at_once_chains_like_one_by_one() {
         let (store, label) = (&ts.store, ts.label);
         append_n(store, 2).await;
         let mut tx = store.begin().await.unwrap();
-        assert!(tx.audit_append_many(Vec::new()).await.unwrap().is_empty());
+        tx.audit_append_many(Vec::new()).await.unwrap();
         // More than one multi-row INSERT's worth.
         let many: Vec<NewAuditEvent> = (0..1201)
             .map(|i| {
@@ -761,27 +757,39 @@ async fn appending_many_events_at_once_chains_like_one_by_one() {
                 )
             })
             .collect();
-        let written = tx.audit_append_many(many).await.unwrap();
+        tx.audit_append_many(many.clone()).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(
-            written.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (3..=1203).collect::<Vec<_>>(),
-            "{label}"
-        );
-        let last = store
-            .audit_append(ev("C", "R", "agent", "after", json!({})))
-            .await
-            .unwrap();
-        assert_eq!(last.seq, 1204, "{label}");
-        assert_eq!(last.prev_hash, written[1200].hash, "{label}");
-        let got = store
+        let written = store
             .audit_events(&AuditFilter {
                 run_id: Some("R9".into()),
                 ..Default::default()
             })
             .await
             .unwrap();
-        assert_eq!(got, written, "{label}: read back exactly as returned");
+        assert_eq!(
+            written.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (3..=1203).collect::<Vec<_>>(),
+            "{label}"
+        );
+        assert_eq!(
+            written
+                .iter()
+                .map(|e| e.payload["i"].clone())
+                .collect::<Vec<_>>(),
+            many.iter()
+                .map(|e| e.payload["i"].clone())
+                .collect::<Vec<_>>(),
+            "{label}: in the order given"
+        );
+        for w in written.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash, "{label}: chained one by one");
+        }
+        let last = store
+            .audit_append(ev("C", "R", "agent", "after", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(last.seq, 1204, "{label}");
+        assert_eq!(last.prev_hash, written[1200].hash, "{label}");
         let by_rule = store
             .audit_events(&AuditFilter {
                 rule_id: Some("rule.1".into()),
@@ -793,11 +801,9 @@ async fn appending_many_events_at_once_chains_like_one_by_one() {
         // A rolled-back batch leaves no gap.
         {
             let mut tx = store.begin().await.unwrap();
-            let e = tx
-                .audit_append_many(vec![ev("C", "R", "agent", "x", json!({})); 3])
+            tx.audit_append_many(vec![ev("C", "R", "agent", "x", json!({})); 3])
                 .await
                 .unwrap();
-            assert_eq!(e[0].seq, 1205, "{label}");
         }
         assert_eq!(
             store.audit_verify().await.unwrap(),
@@ -914,9 +920,84 @@ async fn account_records_are_the_single_table_reads() {
         tx.enqueue_email(&email("EM-1", "call-1", "C-ANN", "2026-11-18T15:00:00Z"))
             .await
             .unwrap();
+        // The plans, queue items and refused calls an email is judged against; the texts
+        // the model wrote (a quote, a semicolon, a dollar sign) come back as written.
+        let hostile = r#"{"note": "x'); DROP TABLE invoices; -- $1 \u0000"}"#;
+        for (i, cust) in ["C-ANN", "C-BO", "C-ANN"].into_iter().enumerate() {
+            let call = format!("refused-{i}");
+            tx.record_tool_call(
+                &call,
+                "R1",
+                cust,
+                "propose_plan",
+                hostile,
+                ToolCallStatus::Refused,
+            )
+            .await
+            .unwrap();
+        }
+        tx.record_tool_call(
+            "call-2",
+            "R1",
+            "C-ANN",
+            "propose_plan",
+            "{}",
+            ToolCallStatus::Queued,
+        )
+        .await
+        .unwrap();
+        tx.insert_approval(&NewApproval {
+            customer_id: "C-ANN".into(),
+            ..approval("A-ANN", "call-2", 1)
+        })
+        .await
+        .unwrap();
+        tx.insert_plan(&argent_core::PaymentPlan {
+            id: "PLAN-ANN".into(),
+            customer_id: "C-ANN".into(),
+            currency: Currency::USD,
+            balance_minor: 900_00,
+            discount_minor: 0,
+            down_payment_minor: 300_00,
+            start_date: "2026-12-01".parse().unwrap(),
+            installments: vec![argent_core::Installment {
+                due_date: "2027-01-01".parse().unwrap(),
+                amount_minor: 600_00,
+            }],
+            status: argent_core::PlanStatus::Proposed,
+        })
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
 
         let ann = store.account_records("C-ANN").await.unwrap();
+        assert_eq!(
+            ann.plans,
+            store.plans(Some("C-ANN")).await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(ann.plans.len(), 1, "{label}");
+        let approvals = store
+            .customer_approvals("C-ANN", argent_store::ACCOUNT_RECENT)
+            .await
+            .unwrap();
+        assert_eq!(ann.approvals.len(), 1, "{label}");
+        assert_eq!(ann.approvals, approvals, "{label}");
+        let refused = store
+            .refused_tool_calls("C-ANN", argent_store::ACCOUNT_RECENT)
+            .await
+            .unwrap();
+        assert_eq!(
+            ann.refused_calls.len(),
+            2,
+            "{label}: only Ann's refused calls"
+        );
+        assert_eq!(ann.refused_calls, refused, "{label}");
+        assert!(
+            ann.refused_calls.iter().all(|c| c.arguments == hostile),
+            "{label}: {:?}",
+            ann.refused_calls
+        );
         assert_eq!(
             ann.customer,
             store.customer("C-ANN").await.unwrap(),

@@ -1,9 +1,8 @@
 //! One customer's account as the agent reads it before judging an action.
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, Either, Row};
+use sqlx::{Arguments, Row};
 
 use argent_core::{Case, Customer, Invoice, Payment, PaymentPlan, PromiseToPay};
 
@@ -19,7 +18,7 @@ use crate::records::{
     case_row, cases_from, cases_sql, plan_row, plans_from, plans_sql, promise_row, promises_from,
     promises_sql,
 };
-use crate::tx::run_statements;
+use crate::tx::{run_statements, split_by_statement};
 use crate::{ApprovalItem, Pool, Result, Store, StoreError, ToolCallRecord, pg_text_literal};
 
 const EMAILED_SQL: &str = "SELECT COUNT(*) AS n FROM outbox WHERE customer_id = $1";
@@ -44,19 +43,10 @@ async fn rows_by_statement(
     conn: &mut sqlx::PgConnection,
     sql: &str,
 ) -> std::result::Result<Vec<Vec<sqlx::postgres::PgRow>>, sqlx::Error> {
-    let mut parts = vec![Vec::new()];
-    let mut stream = sqlx::raw_sql(sql).fetch_many(conn);
-    while let Some(step) = stream.try_next().await? {
-        match step {
-            Either::Left(_) => parts.push(Vec::new()),
-            Either::Right(row) => {
-                if let Some(rows) = parts.last_mut() {
-                    rows.push(row);
-                }
-            }
-        }
+    match split_by_statement(sqlx::raw_sql(sql).fetch_many(conn), |_| {}).await {
+        (_, Some(e)) => Err(e),
+        (parts, None) => Ok(parts),
     }
-    Ok(parts)
 }
 
 /// How many of a customer's pending or rejected approval items, and of their refused tool

@@ -635,9 +635,6 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
 /// number after it, so is chained after it.
 fn chain_staged_sql(mine: &[i64]) -> String {
     let chain = chain_sql();
-    if mine.is_empty() {
-        return format!("{chain}; COMMIT; BEGIN");
-    }
     let ids: Vec<String> = mine.iter().map(i64::to_string).collect();
     format!(
         "{chain}; SELECT seq, prev_hash, hash FROM audit_events WHERE staged_id IN ({}) \

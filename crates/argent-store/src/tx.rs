@@ -352,31 +352,42 @@ pub(crate) async fn run_statements(
     sql: &str,
     args: SqliteArguments<'static>,
 ) -> Steps {
-    let mut out = Steps {
-        rows: vec![Vec::new()],
-        changes: Vec::new(),
-        error: None,
-    };
-    let mut stream = conn.fetch_many(sqlx::query_with(sql, args));
+    let mut changes = Vec::new();
+    let (rows, error) = split_by_statement(
+        conn.fetch_many(sqlx::query_with(sql, args)),
+        |done: sqlx::sqlite::SqliteQueryResult| changes.push(done.rows_affected()),
+    )
+    .await;
+    Steps {
+        rows,
+        changes,
+        error,
+    }
+}
+
+/// The rows of a multi-statement query's results (either backend), split by statement: a
+/// list per statement that ran or began running, `done` told of each that finished, and
+/// the error that stopped the query, if one did.
+pub(crate) async fn split_by_statement<D, R>(
+    mut stream: impl futures_util::Stream<Item = std::result::Result<Either<D, R>, sqlx::Error>> + Unpin,
+    mut done: impl FnMut(D),
+) -> (Vec<Vec<R>>, Option<sqlx::Error>) {
+    let mut rows = vec![Vec::new()];
     loop {
         match stream.try_next().await {
-            Ok(Some(Either::Left(done))) => {
-                out.changes.push(done.rows_affected());
-                out.rows.push(Vec::new());
+            Ok(Some(Either::Left(d))) => {
+                done(d);
+                rows.push(Vec::new());
             }
             Ok(Some(Either::Right(row))) => {
-                if let Some(rows) = out.rows.last_mut() {
-                    rows.push(row);
+                if let Some(last) = rows.last_mut() {
+                    last.push(row);
                 }
             }
-            Ok(None) => break,
-            Err(e) => {
-                out.error = Some(e);
-                break;
-            }
+            Ok(None) => return (rows, None),
+            Err(e) => return (rows, Some(e)),
         }
     }
-    out
 }
 
 /// A write queued on the writer for the transaction's next round trip.

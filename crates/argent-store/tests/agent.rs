@@ -1019,6 +1019,22 @@ async fn account_records_are_the_single_table_reads() {
             store.account_records("NOBODY").await,
             Err(StoreError::NotFound(_))
         ));
+        // An id that would end a quoted literal is only ever a value: no customer by it,
+        // and every table still there.
+        for hostile in ["x'); DROP TABLE invoices; --", "$1", "\\'"] {
+            assert!(
+                matches!(
+                    store.account_records(hostile).await,
+                    Err(StoreError::NotFound(_))
+                ),
+                "{label}: {hostile:?}"
+            );
+        }
+        assert_eq!(
+            store.account_records("C-ANN").await.unwrap().invoices.len(),
+            7,
+            "{label}"
+        );
         ts.cleanup().await;
     }
 }

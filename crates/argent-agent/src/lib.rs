@@ -57,8 +57,8 @@ pub use prompt::{PromptError, PromptSet};
 pub use rejudge::{RejudgeReport, Rejudged};
 pub use review::{ReviewResult, Reviewer};
 pub use run::{
-    CallOutcome, CallStatus, FORMAL_DEMAND_RULE, MODEL_FAILED, RunOutcome, Trigger, WorkLink,
-    needs_person_task_id, procedure_hold,
+    AtRunEnd, CallOutcome, CallStatus, FORMAL_DEMAND_RULE, MODEL_FAILED, RunOutcome, Trigger,
+    WorkLink, needs_person_task_id, procedure_hold,
 };
 
 /// Operator-facing errors. Errors meant for the model (invalid arguments, refusals) are

@@ -131,6 +131,18 @@ pub struct WorkLink {
     pub lease_until: DateTime<Utc>,
 }
 
+/// What a caller adds to the transaction that ends a run, so the run's end and the
+/// caller's record of it commit together (a worker ends its work item there: one commit
+/// fewer per run, and no moment where the run has ended and its item has not).
+/// Called with the outcome the caller will get back, for every end but `failed` (a failed
+/// run is retried or ended by the caller itself); not called for a run that had already
+/// ended before `resume`. An error rolls the end back: the run stays at its last
+/// checkpoint, as after a crash there, and the error is returned.
+#[async_trait::async_trait]
+pub trait AtRunEnd: Send + Sync {
+    async fn at_end(&self, tx: &mut StoreTx, outcome: &RunOutcome) -> Result<(), AgentError>;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
@@ -572,7 +584,7 @@ impl Agent {
         tx.commit().await?;
         drop(reservation);
         state.mark_saved();
-        self.drive(run, state).await
+        self.drive(run, state, None).await
     }
 
     /// Starts run `run_id` for a worker's work item and drives it to its end. The run
@@ -586,6 +598,7 @@ impl Agent {
         trigger: Trigger,
         run_id: &str,
         link: &WorkLink,
+        end: Option<&dyn AtRunEnd>,
     ) -> Result<RunOutcome, AgentError> {
         let now = self.now();
         let (run, mut state) = self
@@ -596,7 +609,7 @@ impl Agent {
         tx.commit().await?;
         state.mark_saved();
         crash_point("run_started");
-        self.drive(run, state).await
+        self.drive(run, state, end).await
     }
 
     /// A new run's record and state: the account loaded and the prompts rendered for it.
@@ -663,12 +676,22 @@ impl Agent {
     /// Continues a run from its last checkpoint. Tool calls that already took effect are
     /// not repeated: their recorded outcome is reused.
     pub async fn resume(&self, run_id: &str) -> Result<RunOutcome, AgentError> {
+        self.resume_ending(run_id, None).await
+    }
+
+    /// [`Agent::resume`] with `end` added to the transaction that ends the run (see
+    /// [`AtRunEnd`]; not called when the run had already ended).
+    pub async fn resume_ending(
+        &self,
+        run_id: &str,
+        end: Option<&dyn AtRunEnd>,
+    ) -> Result<RunOutcome, AgentError> {
         let run = self.store.run(run_id).await?;
         let state = self.load_state(&run).await?;
         if run.status != RunStatus::Running {
             return Ok(outcome(&run, run.status, &state));
         }
-        self.drive(run, state).await
+        self.drive(run, state, end).await
     }
 
     /// What a run did so far, as its checkpoint has it, without driving it (a run still
@@ -733,6 +756,7 @@ impl Agent {
         &self,
         mut run: RunRecord,
         mut state: RunState,
+        end: Option<&dyn AtRunEnd>,
     ) -> Result<RunOutcome, AgentError> {
         // The model call's event, until it commits with what the answer led to.
         let mut answered: Option<NewAuditEvent> = None;
@@ -785,6 +809,7 @@ impl Agent {
                             RunStatus::Failed,
                             &e.to_string(),
                             model_call.into_iter().chain([failed]).collect(),
+                            None,
                         )
                         .await?;
                         return Err(e.into());
@@ -809,6 +834,7 @@ impl Agent {
                             state,
                             RunStatus::NeedsPerson,
                             "too many turns with only invalid tool calls",
+                            end,
                         )
                         .await;
                 }
@@ -817,12 +843,18 @@ impl Agent {
             // 2. Budgets.
             if run.step >= i64::from(self.config.max_steps) {
                 return self
-                    .finish(run, state, RunStatus::NeedsPerson, "step budget spent")
+                    .finish(run, state, RunStatus::NeedsPerson, "step budget spent", end)
                     .await;
             }
             if run.tokens >= self.config.max_tokens as i64 {
                 return self
-                    .finish(run, state, RunStatus::NeedsPerson, "token budget spent")
+                    .finish(
+                        run,
+                        state,
+                        RunStatus::NeedsPerson,
+                        "token budget spent",
+                        end,
+                    )
                     .await;
             }
             // 3. Ask the model.
@@ -868,13 +900,14 @@ impl Agent {
                             RunStatus::Failed,
                             &e.to_string(),
                             Some(failed),
+                            None,
                         )
                         .await?;
                         return Err(e.into());
                     }
                     let why = format!("{MODEL_FAILED}: {e}");
                     return self
-                        .finish_after(run, state, RunStatus::NeedsPerson, &why, Some(failed))
+                        .finish_after(run, state, RunStatus::NeedsPerson, &why, Some(failed), end)
                         .await;
                 }
             };
@@ -905,6 +938,7 @@ impl Agent {
                         RunStatus::Finished,
                         "model finished",
                         Some(model_call),
+                        end,
                     )
                     .await;
             }
@@ -936,8 +970,9 @@ impl Agent {
         state: RunState,
         status: RunStatus,
         why: &str,
+        end: Option<&dyn AtRunEnd>,
     ) -> Result<RunOutcome, AgentError> {
-        self.finish_after(run, state, status, why, None).await
+        self.finish_after(run, state, status, why, None, end).await
     }
 
     /// Ends the run: its last checkpoint, its status and its `run_finished` event (after
@@ -949,12 +984,14 @@ impl Agent {
         status: RunStatus,
         why: &str,
         event: Option<NewAuditEvent>,
+        end: Option<&dyn AtRunEnd>,
     ) -> Result<RunOutcome, AgentError> {
-        self.finish_with(run, state, status, why, event.into_iter().collect())
+        self.finish_with(run, state, status, why, event.into_iter().collect(), end)
             .await
     }
 
-    /// [`Agent::finish_after`] with any number of events before `run_finished`.
+    /// [`Agent::finish_after`] with any number of events before `run_finished`; `end`
+    /// joins the transaction unless the run failed.
     async fn finish_with(
         &self,
         mut run: RunRecord,
@@ -962,6 +999,7 @@ impl Agent {
         status: RunStatus,
         why: &str,
         events: Vec<NewAuditEvent>,
+        end: Option<&dyn AtRunEnd>,
     ) -> Result<RunOutcome, AgentError> {
         let counts = |s: CallStatus| state.outcomes.iter().filter(|o| o.status == s).count();
         let task =
@@ -985,12 +1023,17 @@ impl Agent {
         }
         tx.audit_append_many(events.into_iter().chain([finished]).collect())
             .await?;
-        tx.commit().await?;
-        state.mark_saved();
         let mut out = outcome(&run, status, &state);
         if status != RunStatus::Finished {
             out.ended_because = Some(why.to_string());
         }
+        if let Some(end) = end
+            && status != RunStatus::Failed
+        {
+            end.at_end(&mut tx, &out).await?;
+        }
+        tx.commit().await?;
+        state.mark_saved();
         Ok(out)
     }
 

@@ -5,7 +5,8 @@
 //!   policy, the compliance check and approvals apply unchanged. The run's id is
 //!   `run-<work id>` (a later run after a failed one: `run-<work id>-<attempt>`); it is
 //!   created with its `run_started` event and the item's link in one transaction
-//!   (`Agent::start_linked`). An item that already has a run resumes it: tool calls that
+//!   (`Agent::start_linked`), and the item ends (done, with its result) in the transaction
+//!   that ends the run (`AtRunEnd`). An item that already has a run resumes it: tool calls that
 //!   took effect are not repeated. A run that failed after a tool call took effect is not
 //!   started again (the item fails, for a person to look at); one that failed before
 //!   anything took effect (e.g. the model was unreachable) is retried with a new run.
@@ -25,7 +26,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use argent_agent::{Agent, AgentError, CallStatus, RunOutcome, Trigger, WorkLink};
+use argent_agent::{Agent, AgentError, AtRunEnd, CallStatus, RunOutcome, Trigger, WorkLink};
 use argent_core::{Role, TaskKind};
 use argent_procedure::{StepKind, StepWork};
 use argent_store::{
@@ -202,6 +203,14 @@ impl StepExecutor {
             reason: work.reason.clone(),
             work_id: item.id.clone(),
         };
+        let end = EndItem {
+            exec: self,
+            agent: &agent,
+            item,
+            work,
+            lease,
+            result: std::sync::Mutex::new(None),
+        };
         let outcome = match &item.run_id {
             None => agent
                 .start_linked(
@@ -209,11 +218,15 @@ impl StepExecutor {
                     trigger,
                     &run_id_for(&item.id, None),
                     &link,
+                    Some(&end),
                 )
                 .await
                 .map_err(agent_error)?,
             Some(run_id) => {
-                let o = agent.resume(run_id).await.map_err(agent_error)?;
+                let o = agent
+                    .resume_ending(run_id, Some(&end))
+                    .await
+                    .map_err(agent_error)?;
                 if o.status == RunStatus::Failed {
                     let acted = o
                         .calls
@@ -230,6 +243,7 @@ impl StepExecutor {
                             trigger,
                             &run_id_for(&item.id, Some(item.attempts)),
                             &link,
+                            Some(&end),
                         )
                         .await
                         .map_err(agent_error)?
@@ -244,15 +258,34 @@ impl StepExecutor {
                 outcome.run_id
             )));
         }
+        if let Some(result) = end.take_result() {
+            return Ok(result);
+        }
+        // The run had ended before this attempt resumed it (its end did not end the item:
+        // a run ended by an earlier version, or by hand): the item ends here.
         let now = agent.now();
-        let mut result = run_result(&outcome);
         let mut tx = agent.store.begin().await?;
+        let result = self.item_result(&mut tx, item, work, &outcome, now).await?;
+        finish_done(tx, item, lease, result, now).await
+    }
+
+    /// What an agent step's item records as its result, with the generic call task made
+    /// in `tx` for a call step whose run made no call request.
+    async fn item_result(
+        &self,
+        tx: &mut StoreTx,
+        item: &WorkItem,
+        work: &StepWork,
+        outcome: &RunOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Value, StoreError> {
+        let mut result = run_result(outcome);
         if work.kind == StepKind::CallTask
             && !outcome.calls.iter().any(|c| c.tool == "request_call")
         {
-            result["generic_call_task"] = self.generic_call_task(&mut tx, item, work, now).await?;
+            result["generic_call_task"] = self.generic_call_task(tx, item, work, now).await?;
         }
-        finish_done(tx, item, lease, result, now).await
+        Ok(result)
     }
 
     /// The call task for a call step whose run made no call request: a generic script
@@ -263,7 +296,7 @@ impl StepExecutor {
         item: &WorkItem,
         work: &StepWork,
         now: DateTime<Utc>,
-    ) -> Result<Value, ExecError> {
+    ) -> Result<Value, StoreError> {
         let customer = tx.customer_for_update(&item.customer_id).await?;
         let f = &customer.flags;
         if f.cease_contact || f.bankrupt || f.attorney_represented {
@@ -379,6 +412,50 @@ impl StepExecutor {
             .await?;
         let result = json!({"referral_id": referral.id, "created": new, "status": referral.status, "package_sha256": referral.package_sha256});
         finish_done(tx, item, lease, result, now).await
+    }
+}
+
+/// Ends an agent step's work item in the transaction that ends its run
+/// ([`AtRunEnd`]): the item's result (and a call step's generic call task) and its end
+/// commit with the run's end, one commit instead of two. If the worker's lease is lost,
+/// the run's end rolls back with the item's and the lease's new holder resumes the run.
+struct EndItem<'a> {
+    exec: &'a StepExecutor,
+    agent: &'a Agent,
+    item: &'a WorkItem,
+    work: &'a StepWork,
+    lease: &'a Lease,
+    /// The result the item was ended with, once its run's end committed it.
+    result: std::sync::Mutex<Option<Value>>,
+}
+
+impl EndItem<'_> {
+    fn take_result(&self) -> Option<Value> {
+        self.result.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+#[async_trait]
+impl AtRunEnd for EndItem<'_> {
+    async fn at_end(&self, tx: &mut StoreTx, outcome: &RunOutcome) -> Result<(), AgentError> {
+        let now = self.agent.now();
+        let result = self
+            .exec
+            .item_result(tx, self.item, self.work, outcome, now)
+            .await?;
+        tx.finish_work(
+            &self.item.id,
+            &self.lease.owner,
+            WorkStatus::Done,
+            Some(&result),
+            None,
+            now,
+        )
+        .await?;
+        if let Ok(mut r) = self.result.lock() {
+            *r = Some(result);
+        }
+        Ok(())
     }
 }
 

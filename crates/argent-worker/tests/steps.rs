@@ -6,6 +6,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use serde_json::json;
 
 use argent_procedure::StepKind;
@@ -63,6 +66,108 @@ async fn an_email_step_runs_the_agent_once_linked_to_its_item() {
         let again = run_once(agent(ts.store.clone()), config("w2", 2)).await;
         assert_eq!(again, Default::default(), "{label}");
         assert_eq!(ts.store.emails(Some("C1")).await.unwrap().len(), 1);
+        assert!(matches!(
+            ts.store.audit_verify().await.unwrap(),
+            argent_store::AuditVerification::Intact { .. }
+        ));
+        ts.cleanup().await;
+    }
+}
+
+/// The offline model, except that just before its closing answer the item's lease is
+/// taken from the worker running it (released and claimed by `thief`, as a worker takes
+/// over an expired lease).
+struct LeaseTakenBeforeTheEnd {
+    store: argent_store::Store,
+    work_id: String,
+    owner: String,
+    taken: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl argent_llm::ChatModel for LeaseTakenBeforeTheEnd {
+    fn name(&self) -> String {
+        "offline model whose worker loses its lease before the end".into()
+    }
+
+    async fn chat(
+        &self,
+        req: &argent_llm::ChatRequest,
+    ) -> Result<argent_llm::ChatResponse, argent_llm::LlmError> {
+        let resp = argent_agent::OfflineModel.chat(req).await?;
+        if resp.tool_calls.is_empty() && !self.taken.swap(true, Ordering::SeqCst) {
+            assert!(
+                self.store
+                    .release_work(&self.work_id, &self.owner, now())
+                    .await
+                    .unwrap()
+            );
+            // Workers read leases on the wall clock (the fixture's `now()` is in the past).
+            let until = chrono::Utc::now() + chrono::Duration::hours(1);
+            let claimed = self
+                .store
+                .claim_work("thief", now(), until, 1, None)
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 1);
+        }
+        Ok(resp)
+    }
+}
+
+#[tokio::test]
+async fn a_run_ends_with_its_item_or_not_at_all() {
+    for ts in TestStore::all().await.unwrap() {
+        let label = ts.label;
+        import(&ts.store, 1).await;
+        let work = step(
+            StepKind::Email,
+            "overdue_notice",
+            Some("step/overdue_notice"),
+            &["I1"],
+        );
+        let new = item("C1", &work);
+        let id = work_id(&new.dedupe_key);
+        ts.store.enqueue_work(&[new], now()).await.unwrap();
+
+        let model = Arc::new(LeaseTakenBeforeTheEnd {
+            store: ts.store.clone(),
+            work_id: id.clone(),
+            owner: "w1".into(),
+            taken: Default::default(),
+        });
+        let report = run_once(agent_with(ts.store.clone(), model), config("w1", 1)).await;
+        assert_eq!((report.lost, report.done), (1, 0), "{label}: {report:?}");
+        // The run's end rolled back with the item's: the run is where its last step left
+        // it, for the lease's new holder to resume.
+        let run_id = run_id_for(&id, None);
+        let run = ts.store.run(&run_id).await.unwrap();
+        assert_eq!(run.status, argent_store::RunStatus::Running, "{label}");
+        assert!(
+            events(&ts.store, "run_finished").await.is_empty(),
+            "{label}"
+        );
+        let held = ts.store.work_item(&id).await.unwrap();
+        assert_eq!(held.status, WorkStatus::Leased, "{label}");
+        assert_eq!(held.lease_owner.as_deref(), Some("thief"), "{label}");
+        assert_eq!(ts.store.emails(Some("C1")).await.unwrap().len(), 1);
+
+        // The thief gives it back; the next worker resumes the run and ends both.
+        assert!(ts.store.release_work(&id, "thief", now()).await.unwrap());
+        let report = run_once(agent(ts.store.clone()), config("w2", 1)).await;
+        assert_eq!(report.done, 1, "{label}: {report:?}");
+        let done = ts.store.work_item(&id).await.unwrap();
+        assert_eq!(done.status, WorkStatus::Done, "{label}");
+        assert_eq!(done.result.as_ref().unwrap()["run_id"], run_id.as_str());
+        assert_eq!(done.result.as_ref().unwrap()["status"], "finished");
+        let run = ts.store.run(&run_id).await.unwrap();
+        assert_eq!(run.status, argent_store::RunStatus::Finished, "{label}");
+        assert_eq!(events(&ts.store, "run_finished").await.len(), 1, "{label}");
+        assert_eq!(
+            ts.store.emails(Some("C1")).await.unwrap().len(),
+            1,
+            "{label}: one email"
+        );
         assert!(matches!(
             ts.store.audit_verify().await.unwrap(),
             argent_store::AuditVerification::Intact { .. }

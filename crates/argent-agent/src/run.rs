@@ -307,6 +307,16 @@ enum Judged {
     },
 }
 
+impl Judged {
+    /// Whether recording this call writes nothing another call's judgment reads: an
+    /// allowed reading of the aging (its row and audit events, no side effect). Such a
+    /// call is recorded with the next call of its turn, in one transaction.
+    fn changes_nothing(&self) -> bool {
+        matches!(self, Judged::Decided { action: Action::ReadAging(_), decision, .. }
+            if decision.outcome == Outcome::Allow)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunOutcome {
     pub run_id: String,
@@ -767,59 +777,80 @@ impl Agent {
                 // saved with the answer, or not at all); a resumed run's may have been.
                 let fresh = answered.is_some();
                 let mut invalid = 0;
-                for (call, duplicate) in &calls {
+                // Judged calls not recorded yet. A call that changes nothing
+                // (`Judged::changes_nothing`) waits for the next call of the turn and is
+                // recorded in its transaction: one commit for both. Nothing the next
+                // judgment reads is written by it, and a crash before that commit leaves
+                // both unrecorded, for a resume to judge again.
+                let mut held: Vec<(&ToolCall, bool, Judged)> = Vec::new();
+                let last = calls.len().saturating_sub(1);
+                for (i, (call, duplicate)) in calls.iter().enumerate() {
                     let judged = if *duplicate {
                         Judged::Duplicate
                     } else {
                         self.judge_call(&run, turn, call, fresh).await?
                     };
-                    let reused = matches!(judged, Judged::Done(_));
+                    let wait = i < last && judged.changes_nothing();
+                    held.push((call, *duplicate, judged));
+                    if wait {
+                        continue;
+                    }
                     let mut tx = self.store.begin().await?;
                     let model_call = answered.take();
                     if let Some(e) = &model_call {
                         tx.audit_append(e.clone()).await?;
                     }
-                    let o = self
-                        .record_call(&mut tx, &run, turn, call, judged, fresh)
-                        .await?;
-                    if o.status == CallStatus::Invalid {
-                        invalid += 1;
+                    let before = state.messages.len();
+                    let mut recorded = Vec::with_capacity(held.len());
+                    for (call, duplicate, judged) in held.drain(..) {
+                        let reused = matches!(judged, Judged::Done(_));
+                        let o = self
+                            .record_call(&mut tx, &run, turn, call, judged, fresh)
+                            .await?;
+                        if o.status == CallStatus::Invalid {
+                            invalid += 1;
+                        }
+                        state.messages.push(ChatMessage::tool_result(
+                            call.id.clone(),
+                            o.model_text.clone(),
+                        ));
+                        // A replay that no longer follows its recording fails here, before
+                        // this call's side effect commits (`tx` is dropped: rolled back). It
+                        // compares what the next request will carry: the wire form.
+                        if let Err(e) = self
+                            .model
+                            .check_continuation(&wire_history(&state.messages))
+                        {
+                            drop(tx);
+                            state.messages.truncate(before);
+                            let failed = self.audit(
+                                &run,
+                                "model_error",
+                                json!({"error": e.to_string(), "kind": e.kind()}),
+                            );
+                            self.finish_with(
+                                run,
+                                state,
+                                RunStatus::Failed,
+                                &e.to_string(),
+                                model_call.into_iter().chain([failed]).collect(),
+                                None,
+                            )
+                            .await?;
+                            return Err(e.into());
+                        }
+                        recorded.push((o, call, !reused && !duplicate));
                     }
-                    state.messages.push(ChatMessage::tool_result(
-                        call.id.clone(),
-                        o.model_text.clone(),
-                    ));
-                    // A replay that no longer follows its recording fails here, before
-                    // this call's side effect commits (`tx` is dropped: rolled back). It
-                    // compares what the next request will carry: the wire form.
-                    if let Err(e) = self
-                        .model
-                        .check_continuation(&wire_history(&state.messages))
-                    {
-                        drop(tx);
-                        state.messages.pop();
-                        let failed = self.audit(
-                            &run,
-                            "model_error",
-                            json!({"error": e.to_string(), "kind": e.kind()}),
-                        );
-                        self.finish_with(
-                            run,
-                            state,
-                            RunStatus::Failed,
-                            &e.to_string(),
-                            model_call.into_iter().chain([failed]).collect(),
-                            None,
-                        )
-                        .await?;
-                        return Err(e.into());
-                    }
-                    state.outcomes.push(o);
+                    state
+                        .outcomes
+                        .extend(recorded.iter().map(|(o, _, _)| o.clone()));
                     self.save(&mut tx, &mut run, &state).await?;
                     tx.commit().await?;
                     state.mark_saved();
-                    if !reused && !*duplicate {
-                        crash_point(&call.name);
+                    for (_, call, ran) in &recorded {
+                        if *ran {
+                            crash_point(&call.name);
+                        }
                     }
                 }
                 state.invalid_turns = if invalid == calls.len() {

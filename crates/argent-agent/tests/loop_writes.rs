@@ -138,6 +138,81 @@ async fn an_episode_is_one_writer_round_trip_per_model_step() {
     ts.cleanup().await;
 }
 
+/// A turn that reads the aging and then acts commits once: the reading (which writes
+/// nothing another call's judgment reads) is recorded in the next call's transaction.
+/// Both calls, their audit events and the checkpoint are there after the commit, in order.
+#[tokio::test]
+async fn a_reading_commits_with_the_next_call_of_its_turn() {
+    let ts = TestStore::sqlite().await.unwrap();
+    import(&ts.store).await;
+    let escalate = || {
+        ToolCall::new(
+            "call_2",
+            "escalate",
+            json!({"customer_id": "C-ANN", "reason": "Customer asked for a person.", "urgency": "normal"})
+                .to_string(),
+        )
+    };
+    let model = ScriptedModel::new();
+    for _ in 0..2 {
+        model.push_tool_calls(vec![aging(), escalate()]);
+        model.push_text("Done.");
+    }
+    let agent = agent(&ts.store, Arc::new(model));
+    agent.start("C-ANN", step()).await.unwrap();
+    let before = ts.store.writer_round_trips().await.unwrap();
+    let out = agent.start("C-ANN", step()).await.unwrap();
+    let trips = ts.store.writer_round_trips().await.unwrap() - before;
+    assert_eq!(out.status, RunStatus::Finished);
+    let calls: Vec<(&str, CallStatus)> = out
+        .calls
+        .iter()
+        .map(|c| (c.tool.as_str(), c.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("read_aging", CallStatus::Executed),
+            ("escalate", CallStatus::Executed)
+        ]
+    );
+    assert_eq!(
+        trips, 3,
+        "run start, the turn's two calls together, the finish"
+    );
+    let saved = ts.store.run_messages(&out.run_id).await.unwrap();
+    let tools: Vec<&str> = saved
+        .iter()
+        .filter_map(|m| m.outcome.as_ref())
+        .map(|o| o["tool"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(tools, ["read_aging", "escalate"]);
+    let events = ts
+        .store
+        .audit_events(&AuditFilter {
+            run_id: Some(out.run_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "executed").count(),
+        2,
+        "{kinds:?}"
+    );
+    let tool_calls: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "tool_call")
+        .map(|e| e.payload["tool"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(tool_calls, ["read_aging", "escalate"], "{kinds:?}");
+    assert!(matches!(
+        ts.store.audit_verify().await.unwrap(),
+        AuditVerification::Intact { .. }
+    ));
+}
+
 /// A run whose process died during its second model call is resumed from its delta
 /// checkpoint: the conversation is rebuilt (the model is shown all four messages), the call
 /// is not carried out again, and the trail is whole.

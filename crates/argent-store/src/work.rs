@@ -11,7 +11,8 @@
 //! - **A claim is exclusive.** An item is claimable when it is `queued` and due, or
 //!   `leased` with a lease that has expired (its worker died). Claiming sets the lease
 //!   owner and expiry and counts the attempt; on PostgreSQL candidates are locked with
-//!   `FOR UPDATE SKIP LOCKED`, on SQLite the claim runs in a `BEGIN IMMEDIATE` transaction,
+//!   `FOR UPDATE SKIP LOCKED` (pick, lease and return in one statement), on SQLite the
+//!   claim runs in a `BEGIN IMMEDIATE` transaction,
 //!   so two claimers never get the same item.
 //! - **Only the lease holder moves an item on.** Heartbeat, finish and release are
 //!   conditional updates on `(id, lease_owner, status = 'leased')`: a worker whose lease
@@ -345,10 +346,17 @@ impl Store {
         };
         // Kinds are matched against a bound JSON-free list: one placeholder per kind.
         let kinds: Vec<&str> = kinds.map(<[&str]>::to_vec).unwrap_or_default();
+        // PostgreSQL binds the owner and the lease's end as $4 and $5 (one statement).
+        let first_kind = match self.backend() {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 6,
+        };
         let kind_clause = if kinds.is_empty() {
             String::new()
         } else {
-            let ph: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
+            let ph: Vec<String> = (0..kinds.len())
+                .map(|i| format!("${}", i + first_kind))
+                .collect();
             format!(" AND kind IN ({})", ph.join(", "))
         };
         let pick = format!(
@@ -356,12 +364,41 @@ impl Store {
              WHERE ((status = 'queued' AND due_at <= $3) OR (status = 'leased' AND lease_until <= $1)){kind_clause} \
              ORDER BY due_at, id LIMIT $2{lock}"
         );
+        let (now, until, due_by) = (micros(now), micros(until), micros(due_by));
+        if let crate::Pool::Postgres(pool) = &self.pool {
+            // One statement, its own transaction: pick (skipping rows other claimers
+            // hold), lease the picked items and the runs they already have, return the
+            // items. One round trip however many items, where the loop below takes three
+            // an item and two for the transaction.
+            let claim_all = format!(
+                "WITH picked AS ({pick}), \
+                 claimed AS (UPDATE work_items SET status = 'leased', lease_owner = $4, lease_until = $5, \
+                     attempts = attempts + 1, updated_at = $1 \
+                     WHERE id IN (SELECT id FROM picked) RETURNING {WORK_COLS}), \
+                 runs_leased AS (UPDATE runs SET lease_owner = $4, lease_until = $5 \
+                     WHERE id IN (SELECT run_id FROM claimed) AND status = 'running') \
+                 SELECT {WORK_COLS} FROM claimed ORDER BY due_at, id"
+            );
+            let mut q = sqlx::query(&claim_all)
+                .bind(now)
+                .bind(limit.max(0))
+                .bind(due_by)
+                .bind(owner)
+                .bind(until);
+            for k in &kinds {
+                q = q.bind(*k);
+            }
+            let mut rows = Vec::new();
+            for r in q.fetch_all(pool).await? {
+                rows.push(work_row!(r));
+            }
+            return items(rows);
+        }
         let run_lease = "UPDATE runs SET lease_owner = $1, lease_until = $2 \
                          WHERE id = (SELECT run_id FROM work_items WHERE id = $3) AND status = 'running'";
         let claim = "UPDATE work_items SET status = 'leased', lease_owner = $1, lease_until = $2, \
                      attempts = attempts + 1, updated_at = $3 WHERE id = $4";
         let read = format!("SELECT {WORK_COLS} FROM work_items WHERE id = $1");
-        let (now, until, due_by) = (micros(now), micros(until), micros(due_by));
         let mut tx = self.begin().await?;
         let rows: Vec<WorkRow> = dispatch_tx!(tx, |conn| {
             let mut q = sqlx::query(&pick).bind(now).bind(limit.max(0)).bind(due_by);

@@ -842,6 +842,46 @@ impl Checker {
     }
 }
 
+/// The language set's compiled size limit (as `regex::RegexSetBuilder::size_limit`).
+const LANGUAGE_SET_BYTES: usize = 1 << 25;
+
+/// After the language set failed to compile (`error`): the problems that name why. Each
+/// pattern a document gave (`keys[i]` for `patterns[i]`; the ones after are the
+/// pack's own and compiled before) is parsed alone, and a syntax error is reported under
+/// its key; the ones that parse are compiled as a set again and, if that fails too, each
+/// alone, so one too big is named (else the set as a whole is). What a policy with one bad
+/// pattern reports is what it reported when every pattern was parsed before the set was
+/// compiled; a policy whose set compiles has parsed no pattern twice.
+fn name_bad_patterns(ck: &mut Checker, keys: &[String], patterns: &[String], error: String) {
+    let mut keyed: Vec<(String, String)> = Vec::with_capacity(patterns.len());
+    let mut rest: Vec<&String> = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        match keys.get(i) {
+            Some(key) => {
+                if ck.pattern(key.clone(), pattern) {
+                    keyed.push((key.clone(), pattern.clone()));
+                }
+            }
+            None => rest.push(pattern),
+        }
+    }
+    let valid: Vec<&String> = keyed.iter().map(|(_, p)| p).chain(rest).collect();
+    let error = if valid.len() == patterns.len() {
+        error
+    } else {
+        match SetScan::new(&valid, LANGUAGE_SET_BYTES) {
+            Ok(_) => return,
+            Err(e) => e,
+        }
+    };
+    if !ck.name_oversized(&keyed) {
+        ck.problem(
+            "prohibited".into(),
+            format!("language patterns do not compile together: {error}"),
+        );
+    }
+}
+
 fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     let mut ck = Checker {
         problems: Vec::new(),
@@ -961,19 +1001,15 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
                 continue;
             }
         };
+        // Not parsed here: the language set below compiles every pattern, and only when it
+        // does not are they parsed one by one to name the bad ones (`name_bad_patterns`).
         let index = prohibited.len();
-        let mut ok = true;
-        for (k, pat) in &family {
-            ok &= ck.pattern(k.clone(), pat);
+        for (k, pat) in family {
+            pattern_keys.push(k);
+            patterns.push(pat);
+            prohibited_of.push(index);
         }
-        if ok {
-            for (k, pat) in family {
-                pattern_keys.push(k);
-                patterns.push(pat);
-                prohibited_of.push(index);
-            }
-            prohibited.push(p.meta);
-        }
+        prohibited.push(p.meta);
     }
 
     let echo = doc.echo.and_then(|e| {
@@ -1015,15 +1051,13 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
     for (i, r) in doc.required.into_iter().enumerate() {
         let key = format!("required[{i}]");
         ck.meta(&key, &r.meta);
-        if ck.pattern(format!("{key}.pattern"), &r.pattern) {
-            pattern_keys.push(format!("{key}.pattern"));
-            patterns.push(r.pattern);
-            required.push(Required {
-                meta: r.meta,
-                kind: r.kind,
-                channels: r.channels,
-            });
-        }
+        pattern_keys.push(format!("{key}.pattern"));
+        patterns.push(r.pattern);
+        required.push(Required {
+            meta: r.meta,
+            kind: r.kind,
+            channels: r.channels,
+        });
     }
 
     let amounts = match doc.amounts {
@@ -1243,19 +1277,10 @@ fn compile(doc: PolicyDoc) -> Result<Policy, Vec<KeyProblem>> {
             .into_iter()
             .map(str::to_string),
     );
-    let (text_set, families_at) = match SetScan::new(&patterns, 1 << 25) {
+    let (text_set, families_at) = match SetScan::new(&patterns, LANGUAGE_SET_BYTES) {
         Ok(s) => (s, Some(families_at)),
         Err(e) => {
-            let keyed: Vec<(String, String)> = pattern_keys
-                .into_iter()
-                .zip(patterns.iter().cloned())
-                .collect();
-            if !ck.name_oversized(&keyed) {
-                ck.problem(
-                    "prohibited".into(),
-                    format!("language patterns do not compile together: {e}"),
-                );
-            }
+            name_bad_patterns(&mut ck, &pattern_keys, &patterns, e);
             (SetScan::empty(), None)
         }
     };

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use argent_agent::{Agent, AgentConfig, CallStatus, Clock, Trigger};
+use argent_agent::{Agent, AgentConfig, CallStatus, Clock, RunOutcome, Trigger};
 use argent_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, ScriptedModel, ToolCall,
 };
@@ -84,6 +84,23 @@ impl ChatModel for HangsOnSecond {
     }
 }
 
+/// Two episodes for C-ANN whose model answers `calls` and then "Done."; the second's
+/// outcome and its writer round trips (the first warms the writer: the first write after
+/// opening reads the audit head).
+async fn second_episode(store: &Store, calls: Vec<ToolCall>) -> (Agent, RunOutcome, u64) {
+    let model = ScriptedModel::new();
+    for _ in 0..2 {
+        model.push_tool_calls(calls.clone());
+        model.push_text("Done.");
+    }
+    let agent = agent(store, Arc::new(model));
+    agent.start("C-ANN", step()).await.unwrap();
+    let before = store.writer_round_trips().await.unwrap();
+    let out = agent.start("C-ANN", step()).await.unwrap();
+    let trips = store.writer_round_trips().await.unwrap() - before;
+    (agent, out, trips)
+}
+
 async fn runs_state(store: &Store, id: &str) -> RunRecord {
     store.run(id).await.unwrap()
 }
@@ -96,17 +113,7 @@ async fn runs_state(store: &Store, id: &str) -> RunRecord {
 async fn an_episode_is_one_writer_round_trip_per_model_step() {
     let ts = TestStore::sqlite().await.unwrap();
     import(&ts.store).await;
-    let model = ScriptedModel::new();
-    for _ in 0..2 {
-        model.push_tool_calls(vec![aging()]);
-        model.push_text("Done.");
-    }
-    let agent = agent(&ts.store, Arc::new(model));
-    // The first write after opening reads the audit head; measure a warm writer.
-    agent.start("C-ANN", step()).await.unwrap();
-    let before = ts.store.writer_round_trips().await.unwrap();
-    let out = agent.start("C-ANN", step()).await.unwrap();
-    let trips = ts.store.writer_round_trips().await.unwrap() - before;
+    let (agent, out, trips) = second_episode(&ts.store, vec![aging()]).await;
     assert_eq!(out.status, RunStatus::Finished);
     assert_eq!(out.steps, 2);
     assert_eq!(out.calls.len(), 1);
@@ -153,16 +160,7 @@ async fn a_reading_commits_with_the_next_call_of_its_turn() {
                 .to_string(),
         )
     };
-    let model = ScriptedModel::new();
-    for _ in 0..2 {
-        model.push_tool_calls(vec![aging(), escalate()]);
-        model.push_text("Done.");
-    }
-    let agent = agent(&ts.store, Arc::new(model));
-    agent.start("C-ANN", step()).await.unwrap();
-    let before = ts.store.writer_round_trips().await.unwrap();
-    let out = agent.start("C-ANN", step()).await.unwrap();
-    let trips = ts.store.writer_round_trips().await.unwrap() - before;
+    let (_, out, trips) = second_episode(&ts.store, vec![aging(), escalate()]).await;
     assert_eq!(out.status, RunStatus::Finished);
     let calls: Vec<(&str, CallStatus)> = out
         .calls

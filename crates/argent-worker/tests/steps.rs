@@ -17,6 +17,28 @@ use argent_store::{AuditFilter, ReferralStatus, StoreError, WorkFilter, WorkStat
 use argent_worker::steps::run_id_for;
 use common::*;
 
+/// The `overdue_notice` email step for `invoice`.
+fn overdue_email(invoice: &str) -> argent_procedure::StepWork {
+    step(
+        StepKind::Email,
+        "overdue_notice",
+        Some("step/overdue_notice"),
+        &[invoice],
+    )
+}
+
+/// Enqueues `work` for `customer`, due now; its item's id.
+async fn enqueue_one(
+    store: &argent_store::Store,
+    customer: &str,
+    work: &argent_procedure::StepWork,
+) -> String {
+    let new = item(customer, work);
+    let id = work_id(&new.dedupe_key);
+    store.enqueue_work(&[new], now()).await.unwrap();
+    id
+}
+
 async fn events(store: &argent_store::Store, kind: &str) -> Vec<argent_store::AuditEvent> {
     store
         .audit_events(&AuditFilter {
@@ -32,15 +54,8 @@ async fn an_email_step_runs_the_agent_once_linked_to_its_item() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 2).await;
-        let work = step(
-            StepKind::Email,
-            "overdue_notice",
-            Some("step/overdue_notice"),
-            &["I1"],
-        );
-        let new = item("C1", &work);
-        let id = work_id(&new.dedupe_key);
-        ts.store.enqueue_work(&[new], now()).await.unwrap();
+        let work = overdue_email("I1");
+        let id = enqueue_one(&ts.store, "C1", &work).await;
 
         let report = run_once(agent(ts.store.clone()), config("w1", 2)).await;
         assert_eq!(report.done, 1, "{label}: {report:?}");
@@ -120,15 +135,8 @@ async fn a_run_ends_with_its_item_or_not_at_all() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 1).await;
-        let work = step(
-            StepKind::Email,
-            "overdue_notice",
-            Some("step/overdue_notice"),
-            &["I1"],
-        );
-        let new = item("C1", &work);
-        let id = work_id(&new.dedupe_key);
-        ts.store.enqueue_work(&[new], now()).await.unwrap();
+        let work = overdue_email("I1");
+        let id = enqueue_one(&ts.store, "C1", &work).await;
 
         let model = Arc::new(LeaseTakenBeforeTheEnd {
             store: ts.store.clone(),
@@ -271,9 +279,7 @@ async fn a_call_step_makes_one_call_task_and_no_email() {
             Some("step/overdue_notice"),
             &["I1"],
         );
-        let new = item("C1", &call);
-        let id = work_id(&new.dedupe_key);
-        ts.store.enqueue_work(&[new], now()).await.unwrap();
+        let id = enqueue_one(&ts.store, "C1", &call).await;
         let report = run_once(agent(ts.store.clone()), config("w1", 1)).await;
         assert_eq!(report.done, 1, "{label}: {report:?}");
         let tasks = ts.store.call_tasks(None, false).await.unwrap();
@@ -310,9 +316,7 @@ async fn a_call_step_whose_model_asked_for_no_call_gets_a_generic_task() {
             Some("step/overdue_notice"),
             &["I1"],
         );
-        let new = item("C1", &call);
-        let id = work_id(&new.dedupe_key);
-        ts.store.enqueue_work(&[new], now()).await.unwrap();
+        let id = enqueue_one(&ts.store, "C1", &call).await;
         let model = std::sync::Arc::new(argent_llm::ScriptedModel::with_responses([
             argent_llm::ChatResponse::text("Nothing to do."),
         ]));
@@ -557,15 +561,8 @@ async fn failing_attempts_are_retried_then_failed() {
     for ts in TestStore::all().await.unwrap() {
         let label = ts.label;
         import(&ts.store, 1).await;
-        let work = step(
-            StepKind::Email,
-            "overdue_notice",
-            Some("step/overdue_notice"),
-            &["I1"],
-        );
-        let new = item("C1", &work);
-        let id = work_id(&new.dedupe_key);
-        ts.store.enqueue_work(&[new], now()).await.unwrap();
+        let work = overdue_email("I1");
+        let id = enqueue_one(&ts.store, "C1", &work).await;
         // A scripted model with no answers errors on every call.
         let model = std::sync::Arc::new(argent_llm::ScriptedModel::new());
         let mut cfg = config("w1", 1);

@@ -656,8 +656,8 @@ impl StoreTx {
             pending_audit,
             ..
         } = self;
-        let mut t = match inner {
-            TxInner::Postgres(t) => t,
+        let mut p = match inner {
+            TxInner::Postgres(p) => p,
             TxInner::SqliteWriter(w) => {
                 w.commit().await?;
                 return Ok(Vec::new());
@@ -668,14 +668,21 @@ impl StoreTx {
             }
         };
         if pending_audit.is_empty() {
-            t.commit().await?;
+            commit_queued(p).await?;
             return Ok(Vec::new());
         }
         let n = pending_audit.len();
-        let sql = stage_and_commit_sql(&pending_audit)?;
+        // The queued writes, then the staging and the COMMIT (the queued writes' guards
+        // return no rows, so the rows are the staging's).
+        let mut sql = p.take_queued()?;
+        sql.push_str(&stage_and_commit_sql(&pending_audit)?);
         // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
         // A query without arguments goes as a simple query: its statements run in order.
-        let staged = sqlx::Executor::fetch_all(&mut *t, sql.as_str()).await?;
+        let staged = match sqlx::Executor::fetch_all(&mut *p.t, sql.as_str()).await {
+            Ok(rows) => rows,
+            Err(e) => return Err(p.failure(e)),
+        };
+        let mut t = p.t;
         let mut ids = Vec::with_capacity(n);
         for r in &staged {
             ids.push(r.try_get::<i64, _>("id")?);
@@ -866,8 +873,8 @@ impl StoreTx {
             pending_audit,
             chainer,
         } = self;
-        let (mut t, chainer) = match (inner, chainer) {
-            (TxInner::Postgres(t), Some(chainer)) if !pending_audit.is_empty() => (t, chainer),
+        let (mut p, chainer) = match (inner, chainer) {
+            (TxInner::Postgres(p), Some(chainer)) if !pending_audit.is_empty() => (p, chainer),
             (inner, chainer) => {
                 let tx = StoreTx {
                     inner,
@@ -878,15 +885,34 @@ impl StoreTx {
                 return Ok(());
             }
         };
-        let sql = stage_and_commit_sql(&pending_audit)?;
-        // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
-        sqlx::Executor::execute(&mut *t, sql.as_str()).await?;
+        let mut sql = p.take_queued()?;
+        sql.push_str(&stage_and_commit_sql(&pending_audit)?);
+        // On an error nothing after it ran (COMMIT included): dropping `p` rolls back.
+        if let Err(e) = sqlx::Executor::execute(&mut *p.t, sql.as_str()).await {
+            return Err(p.failure(e));
+        }
         // Committed. The query's `BEGIN` left the connection in an empty transaction, which
-        // dropping `t` rolls back (queued, sent with the connection's next use).
-        drop(t);
+        // dropping `p` rolls back (queued, sent with the connection's next use).
+        drop(p);
         chainer.chain_after_commit().await;
         Ok(())
     }
+}
+
+/// PostgreSQL: commits a transaction with no audit events staged: its queued writes and
+/// the `COMMIT` in one round trip (the `BEGIN` after it opens an empty transaction that
+/// dropping `p` rolls back, as after the staging); a plain `COMMIT` when nothing is queued.
+async fn commit_queued(mut p: crate::tx::PgTx) -> Result<()> {
+    let mut sql = p.take_queued()?;
+    if sql.is_empty() {
+        p.t.commit().await?;
+        return Ok(());
+    }
+    sql.push_str("COMMIT; BEGIN");
+    if let Err(e) = sqlx::Executor::execute(&mut *p.t, sql.as_str()).await {
+        return Err(p.failure(e));
+    }
+    Ok(())
 }
 
 /// New events as queued, not yet chained (seq 0, no hashes), all at this instant.

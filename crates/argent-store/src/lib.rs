@@ -455,6 +455,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_chain_function",
         include_str!("../../../migrations/sqlite/0032_audit_chain_function.sql"),
     ),
+    (
+        33,
+        "expect_changed",
+        include_str!("../../../migrations/sqlite/0033_expect_changed.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -576,6 +581,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         32,
         "audit_chain_function",
         include_str!("../../../migrations/postgres/0032_audit_chain_function.sql"),
+    ),
+    (
+        33,
+        "expect_changed",
+        include_str!("../../../migrations/postgres/0033_expect_changed.sql"),
     ),
 ];
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::calls::CallTask;
-use crate::tx::tx_write;
+use crate::tx::{Arg, tx_write};
 use crate::{
     NewApproval, OutboxEmail, Result, Store, StoreError, StoreTx, ToolCallStatus, dispatch,
     from_json, micros, now, to_json,
@@ -26,8 +26,6 @@ pub struct RunMessage {
     pub outcome: Option<Value>,
 }
 
-/// Messages per multi-row INSERT on PostgreSQL (4 bind parameters each).
-const MESSAGES_PER_INSERT: usize = 1000;
 const APPEND_MESSAGE_SQL: &str =
     "INSERT INTO run_messages (run_id, idx, message, outcome) VALUES ($1, $2, $3, $4)";
 const RUN_MESSAGES_SQL: &str =
@@ -66,29 +64,26 @@ impl StoreTx {
                     StoreError::Invalid(format!("run {run_id}: message index overflows"))
                 })
         };
-        // PostgreSQL: one statement for the step's messages (a round trip each otherwise;
-        // the SQLite writer queues its writes and sends them together anyway).
-        if let crate::tx::TxInner::Postgres(t) = &mut self.inner
+        // PostgreSQL: one statement for the step's messages (queued like any write; one
+        // statement is less for the server to parse and plan than one a message).
+        if let crate::tx::TxInner::Postgres(p) = &mut self.inner
             && messages.len() > 1
         {
-            let mut rows = Vec::with_capacity(messages.len());
+            let mut sql =
+                String::from("INSERT INTO run_messages (run_id, idx, message, outcome) VALUES ");
+            let mut args = Vec::with_capacity(4 * messages.len());
             for (k, (message, outcome)) in messages.iter().enumerate() {
-                rows.push((index(k)?, to_json(message), outcome.as_ref().map(to_json)));
+                let n = args.len();
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                args.push(Arg::of(run_id)?);
+                args.push(Arg::of(index(k)?)?);
+                args.push(Arg::of(to_json(message))?);
+                args.push(Arg::of(outcome.as_ref().map(to_json))?);
             }
-            // A statement binds at most 65,535 parameters, 4 a message.
-            for chunk in rows.chunks(MESSAGES_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                    "INSERT INTO run_messages (run_id, idx, message, outcome) ",
-                );
-                q.push_values(chunk, |mut b, (idx, message, outcome)| {
-                    b.push_bind(run_id)
-                        .push_bind(*idx)
-                        .push_bind(message.as_str())
-                        .push_bind(outcome.as_deref());
-                });
-                q.build().execute(&mut **t).await?;
-            }
-            return Ok(());
+            return p.queue(&sql, &args, None);
         }
         for (k, (message, outcome)) in messages.iter().enumerate() {
             let idx = index(k)?;

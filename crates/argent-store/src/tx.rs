@@ -41,12 +41,22 @@
 //! was six; [`Store::writer_round_trips`] counts them.
 //!
 //! On PostgreSQL it is an ordinary READ COMMITTED transaction; row locks (the audit head,
-//! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing, and every statement
-//! runs when it is called, except audit appends: they are kept in the `StoreTx` and sent
-//! with the `COMMIT`, in one round trip, by a statement that takes the audit head's row
-//! lock, chains them on the head in the database and moves the head (see `audit`). The
-//! head is then locked while the server runs that statement and the durable commit only,
-//! not for the whole transaction and not across a round trip to the client.
+//! conditional updates, `FOR UPDATE SKIP LOCKED`) do the serializing. Its writes are queued
+//! as on the SQLite writer ([`PgTx`]): a [`tx_write!`] is rendered at once with its values
+//! as literals of the types sqlx would bind them as ([`Arg::pg_literal`]; text as an
+//! escape string, so no value can end its literal) and sent, as one simple query, in front
+//! of the transaction's next statement that needs an answer, or with its `COMMIT`. A
+//! queued write that must change a row goes as `WITH argent_w AS (<write> RETURNING 1)
+//! SELECT … WHERE NOT argent_expect_changed(k, count)`, a function (migration 0033) that
+//! raises SQLSTATE `AR001` with the write's number `k` when it changed nothing; the query
+//! stops there, before its `COMMIT`, and the caller gets the operation's own error for `k`.
+//! As on the writer, such an error comes from a later call of the transaction (`commit` at
+//! the latest), and from then on the transaction can only roll back. Audit appends are
+//! kept in the `StoreTx` and sent with the `COMMIT` too, by a statement that stages them;
+//! the store's chainer chains them afterwards on the head as it stands then (see `audit`),
+//! so no transaction holds the audit head's lock. (The values as literals are parsed and
+//! planned by the server each time, where sqlx's bound statements are prepared once a
+//! connection; what that costs against the round trips it saves is in the README, #13.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,84 +214,194 @@ const HEAD_UPDATE: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, \
      kind, rule_ids, canonical, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// One bind argument of a queued statement, owned, encoded as sqlx encodes the value it
-/// was made from.
+/// One bind argument of a queued statement, owned and typed: encoded for SQLite as sqlx
+/// encodes the value it was made from, and written for PostgreSQL as a literal of the type
+/// sqlx binds that value as (see [`Arg::pg_literal`]).
 #[derive(Clone, Debug)]
-pub(crate) struct Arg(SqliteArgumentValue<'static>);
+pub(crate) enum Arg {
+    Null(PgType),
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Time(chrono::DateTime<chrono::Utc>),
+    Date(chrono::NaiveDate),
+    Float(f64),
+}
+
+/// The PostgreSQL type sqlx binds a Rust value as (a NULL keeps its type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PgType {
+    Text,
+    Int8,
+    Bool,
+    Timestamptz,
+    Date,
+    Float8,
+}
+
+impl PgType {
+    fn name(self) -> &'static str {
+        match self {
+            PgType::Text => "text",
+            PgType::Int8 => "int8",
+            PgType::Bool => "bool",
+            PgType::Timestamptz => "timestamptz",
+            PgType::Date => "date",
+            PgType::Float8 => "float8",
+        }
+    }
+}
 
 impl Arg {
     pub(crate) fn of(value: impl ToArg) -> Result<Arg> {
-        value.to_arg()
+        Ok(value.to_arg())
     }
 
-    /// A value whose encoding borrows nothing (numbers, dates, owned text), encoded as
-    /// sqlx encodes it.
-    fn encoded<T: for<'q> Encode<'q, Sqlite>>(value: T) -> Result<Arg> {
-        let mut buf: Vec<SqliteArgumentValue<'static>> = Vec::with_capacity(1);
-        let encoded = value
-            .encode(&mut buf)
-            .map_err(|e| StoreError::Invalid(format!("encoding a statement argument: {e}")))?;
-        Ok(Arg(match (encoded, buf.pop()) {
-            (IsNull::No, Some(v)) => v,
-            _ => SqliteArgumentValue::Null,
-        }))
-    }
-
-    fn text(s: &str) -> Arg {
-        Arg(SqliteArgumentValue::Text(s.to_owned().into()))
+    /// Appends the value as a PostgreSQL literal of the type sqlx would bind it as (so a
+    /// statement means the same with it as with the bound parameter): text as an escape
+    /// string (`E'…'`, whose meaning does not depend on `standard_conforming_strings`),
+    /// timestamps at microseconds, truncated as sqlx's binary encoding truncates them.
+    /// Text with a NUL character is refused, as PostgreSQL refuses it bound.
+    pub(crate) fn pg_literal(&self, out: &mut String) -> Result<()> {
+        use std::fmt::Write as _;
+        let ty = match self {
+            Arg::Null(t) => {
+                out.push_str("NULL");
+                *t
+            }
+            Arg::Text(s) => {
+                if s.contains('\0') {
+                    return Err(StoreError::Invalid(
+                        "a text value contains a NUL character, which PostgreSQL cannot store"
+                            .into(),
+                    ));
+                }
+                out.reserve(s.len() + 10);
+                out.push_str("E'");
+                for c in s.chars() {
+                    match c {
+                        '\'' => out.push_str("''"),
+                        '\\' => out.push_str("\\\\"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+                PgType::Text
+            }
+            Arg::Int(i) => {
+                let _ = write!(out, "'{i}'");
+                PgType::Int8
+            }
+            Arg::Bool(b) => {
+                out.push_str(if *b { "true" } else { "false" });
+                PgType::Bool
+            }
+            Arg::Time(t) => {
+                let _ = write!(out, "'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
+                PgType::Timestamptz
+            }
+            Arg::Date(d) => {
+                let _ = write!(out, "'{}'", d.format("%Y-%m-%d"));
+                PgType::Date
+            }
+            Arg::Float(f) => {
+                if f.is_nan() {
+                    out.push_str("'NaN'");
+                } else if f.is_infinite() {
+                    out.push_str(if *f > 0.0 {
+                        "'Infinity'"
+                    } else {
+                        "'-Infinity'"
+                    });
+                } else {
+                    let _ = write!(out, "'{f}'");
+                }
+                PgType::Float8
+            }
+        };
+        out.push_str("::");
+        out.push_str(ty.name());
+        Ok(())
     }
 }
 
 /// The argument types queued statements bind. (Borrowed text is copied: a queued
 /// statement outlives the call that queued it.)
 pub(crate) trait ToArg {
-    fn to_arg(self) -> Result<Arg>;
+    /// What a `None` of this type binds as on PostgreSQL.
+    const PG: PgType;
+    fn to_arg(self) -> Arg;
 }
 
 impl ToArg for &str {
-    fn to_arg(self) -> Result<Arg> {
-        Ok(Arg::text(self))
+    const PG: PgType = PgType::Text;
+    fn to_arg(self) -> Arg {
+        Arg::Text(self.to_owned())
     }
 }
 
-impl ToArg for Option<&str> {
-    fn to_arg(self) -> Result<Arg> {
-        Ok(self.map_or(Arg(SqliteArgumentValue::Null), Arg::text))
+impl ToArg for String {
+    const PG: PgType = PgType::Text;
+    fn to_arg(self) -> Arg {
+        Arg::Text(self)
     }
 }
 
-macro_rules! to_arg_by_encoding {
-    ($($t:ty),*) => {
-        $(impl ToArg for $t {
-            fn to_arg(self) -> Result<Arg> {
-                Arg::encoded(self)
-            }
-        })*
-    };
+impl ToArg for i64 {
+    const PG: PgType = PgType::Int8;
+    fn to_arg(self) -> Arg {
+        Arg::Int(self)
+    }
 }
-to_arg_by_encoding!(
-    String,
-    Option<String>,
-    i64,
-    Option<i64>,
-    bool,
-    chrono::DateTime<chrono::Utc>,
-    Option<chrono::DateTime<chrono::Utc>>,
-    chrono::NaiveDate,
-    Option<f64>
-);
+
+impl ToArg for bool {
+    const PG: PgType = PgType::Bool;
+    fn to_arg(self) -> Arg {
+        Arg::Bool(self)
+    }
+}
+
+impl ToArg for chrono::DateTime<chrono::Utc> {
+    const PG: PgType = PgType::Timestamptz;
+    fn to_arg(self) -> Arg {
+        Arg::Time(self)
+    }
+}
+
+impl ToArg for chrono::NaiveDate {
+    const PG: PgType = PgType::Date;
+    fn to_arg(self) -> Arg {
+        Arg::Date(self)
+    }
+}
+
+impl ToArg for f64 {
+    const PG: PgType = PgType::Float8;
+    fn to_arg(self) -> Arg {
+        Arg::Float(self)
+    }
+}
+
+impl<T: ToArg> ToArg for Option<T> {
+    const PG: PgType = T::PG;
+    fn to_arg(self) -> Arg {
+        self.map_or(Arg::Null(T::PG), T::to_arg)
+    }
+}
 
 impl<'q> Encode<'q, Sqlite> for Arg {
     fn encode(
         self,
         buf: &mut Vec<SqliteArgumentValue<'q>>,
     ) -> std::result::Result<IsNull, BoxDynError> {
-        match self.0 {
-            SqliteArgumentValue::Null => Ok(IsNull::Yes),
-            v => {
-                buf.push(v);
-                Ok(IsNull::No)
-            }
+        match self {
+            Arg::Null(_) => Ok(IsNull::Yes),
+            Arg::Text(s) => <String as Encode<Sqlite>>::encode(s, buf),
+            Arg::Int(i) => <i64 as Encode<Sqlite>>::encode(i, buf),
+            Arg::Bool(b) => <bool as Encode<Sqlite>>::encode(b, buf),
+            Arg::Time(t) => <chrono::DateTime<chrono::Utc> as Encode<Sqlite>>::encode(t, buf),
+            Arg::Date(d) => <chrono::NaiveDate as Encode<Sqlite>>::encode(d, buf),
+            Arg::Float(f) => <f64 as Encode<Sqlite>>::encode(f, buf),
         }
     }
 
@@ -773,12 +893,157 @@ impl Drop for WriterTx {
     }
 }
 
+/// The SQLSTATE `argent_expect_changed` (migration 0033) raises for a queued write that
+/// changed no row; its message ends with the write's guard number.
+const EXPECT_CODE: &str = "AR001";
+const EXPECT_PREFIX: &str = "argent: queued write ";
+
+/// A PostgreSQL transaction with its queued writes (see the module docs): a write whose
+/// answer the caller does not need is rendered with its values as literals and sent with
+/// the transaction's next statement that needs an answer, or with its `COMMIT`, as one
+/// simple query: one round trip for all of them.
+pub(crate) struct PgTx {
+    pub(crate) t: Transaction<'static, Postgres>,
+    /// The queued writes, `;`-terminated, ready to go in front of the next statement.
+    queued: String,
+    /// The error of each queued write that must change a row, by the number its guard
+    /// raises (taken when reported).
+    expect: Vec<Option<StoreError>>,
+    /// A round trip with queued writes failed: some writes the caller was told were queued
+    /// did not run, so the transaction refuses everything but rolling back.
+    failed: bool,
+}
+
+impl PgTx {
+    fn new(t: Transaction<'static, Postgres>) -> PgTx {
+        PgTx {
+            t,
+            queued: String::new(),
+            expect: Vec::new(),
+            failed: false,
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.failed {
+            return Err(StoreError::Invalid(
+                "an earlier statement of this transaction failed; it can only be rolled back"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues `sql` with `args` (bound as `$1`, `$2`, …) for the next round trip. With
+    /// `must_change`, the write is wrapped so that changing no row raises
+    /// `argent_expect_changed`'s error, reported as `must_change`.
+    pub(crate) fn queue(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        must_change: Option<StoreError>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let sql = sql.trim_end().trim_end_matches(';');
+        match must_change {
+            None => render_pg(&mut self.queued, sql, args)?,
+            Some(err) => {
+                let k = self.expect.len();
+                self.queued.push_str("WITH argent_w AS (");
+                render_pg(&mut self.queued, sql, args)?;
+                self.queued.push_str(&format!(
+                    " RETURNING 1) SELECT 1 FROM (SELECT count(*) AS n FROM argent_w) c \
+                     WHERE NOT argent_expect_changed({k}, c.n)"
+                ));
+                self.expect.push(Some(err));
+            }
+        }
+        self.queued.push_str(";\n");
+        Ok(())
+    }
+
+    /// The connection, with whatever is queued sent first (a round trip when anything is).
+    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::PgConnection> {
+        self.check_open()?;
+        if !self.queued.is_empty() {
+            let sql = std::mem::take(&mut self.queued);
+            if let Err(e) = (&mut *self.t).execute(sql.as_str()).await {
+                return Err(self.failure(e));
+            }
+        }
+        Ok(&mut *self.t)
+    }
+
+    /// Takes the queued writes, to be sent in front of `COMMIT` by the caller, who reports
+    /// an error of that query through [`PgTx::failure`].
+    pub(crate) fn take_queued(&mut self) -> Result<String> {
+        self.check_open()?;
+        Ok(std::mem::take(&mut self.queued))
+    }
+
+    /// The error to report for a failed round trip that carried queued writes: the
+    /// operation's own error when a write that had to change a row changed none.
+    pub(crate) fn failure(&mut self, e: sqlx::Error) -> StoreError {
+        self.failed = true;
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some(EXPECT_CODE)
+            && let Some(k) = db
+                .message()
+                .strip_prefix(EXPECT_PREFIX)
+                .and_then(|k| k.parse::<usize>().ok())
+            && let Some(err) = self.expect.get_mut(k).and_then(Option::take)
+        {
+            return err;
+        }
+        e.into()
+    }
+}
+
+/// Appends `sql` to `out` with each `$N` parameter outside quotes replaced by `args[N-1]`
+/// as a PostgreSQL literal ([`Arg::pg_literal`]).
+pub(crate) fn render_pg(out: &mut String, sql: &str, args: &[Arg]) -> Result<()> {
+    let mut chars = sql.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    while let Some((_, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+                let mut n = 0usize;
+                while let Some((_, d)) = chars.peek().copied()
+                    && let Some(v) = d.to_digit(10)
+                {
+                    n = n.saturating_mul(10).saturating_add(v as usize);
+                    chars.next();
+                }
+                let arg = n.checked_sub(1).and_then(|i| args.get(i)).ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "statement parameter ${n} has no argument ({} given)",
+                        args.len()
+                    ))
+                })?;
+                arg.pg_literal(out)?;
+            }
+            None => out.push(c),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) enum TxInner {
     /// A SQLite file database: the store's writer connection.
     SqliteWriter(WriterTx),
     /// A SQLite in-memory database: a pooled transaction on its one connection.
     Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
 }
 
 /// A database transaction. [`StoreTx::commit`] makes its writes durable; dropping it
@@ -818,8 +1083,8 @@ macro_rules! dispatch_tx {
                 let $conn: &mut ::sqlx::SqliteConnection = &mut **t;
                 $body
             }
-            $crate::tx::TxInner::Postgres(t) => {
-                let $conn: &mut ::sqlx::PgConnection = &mut **t;
+            $crate::tx::TxInner::Postgres(p) => {
+                let $conn: &mut ::sqlx::PgConnection = p.conn().await?;
                 $body
             }
         }
@@ -848,12 +1113,9 @@ macro_rules! tx_write {
                     .rows_affected();
                 $( if _changed == 0 { return Err($err); } )?
             }
-            $crate::tx::TxInner::Postgres(t) => {
-                let _changed = ::sqlx::query($sql)$(.bind($arg))*
-                    .execute(&mut **t)
-                    .await?
-                    .rows_affected();
-                $( if _changed == 0 { return Err($err); } )?
+            $crate::tx::TxInner::Postgres(p) => {
+                let args = [$($crate::tx::Arg::of($arg)?),*];
+                p.queue($sql, &args, $crate::tx::tx_write!(@must_change $($err)?))?;
             }
         }
     };
@@ -881,7 +1143,7 @@ impl Store {
                 TxInner::SqliteWriter(WriterTx::new(guard, pool.clone()))
             }
             (Pool::Sqlite(p), None) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            (Pool::Postgres(p), _) => TxInner::Postgres(p.begin().await?),
+            (Pool::Postgres(p), _) => TxInner::Postgres(PgTx::new(p.begin().await?)),
         };
         Ok(StoreTx {
             inner,
@@ -911,7 +1173,7 @@ impl StoreTx {
         match self.inner {
             TxInner::SqliteWriter(w) => w.rollback().await?,
             TxInner::Sqlite(t) => t.rollback().await?,
-            TxInner::Postgres(t) => t.rollback().await?,
+            TxInner::Postgres(p) => p.t.rollback().await?,
         }
         Ok(())
     }
@@ -963,6 +1225,7 @@ impl StoreTx {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
+    use super::{Arg, TxInner};
     use sqlx::{Connection, Row, SqliteConnection};
 
     /// Records tool call `id` (run R1, customer C1) in `tx`: a write that answers whether
@@ -993,14 +1256,20 @@ mod tests {
         );
     }
 
-    /// On the writer, a queued write whose guard fails is reported by the next round trip
-    /// as the operation's own error; after that the transaction refuses every statement
-    /// (some writes it was told were queued never ran) and rolls back whole.
+    /// On the SQLite writer and on PostgreSQL, a queued write whose guard fails is reported
+    /// by the next round trip as the operation's own error; after that the transaction
+    /// refuses every statement (some writes it was told were queued never ran) and rolls
+    /// back whole.
     #[tokio::test]
     async fn a_failed_batch_leaves_a_transaction_that_only_rolls_back() {
         use crate::testkit::TestStore;
+        for ts in TestStore::all().await.unwrap() {
+            a_failed_batch_only_rolls_back(ts).await;
+        }
+    }
+
+    async fn a_failed_batch_only_rolls_back(ts: crate::testkit::TestStore) {
         use crate::{StoreError, ToolCallStatus};
-        let ts = TestStore::sqlite().await.unwrap();
         let store = &ts.store;
         let mut tx = store.begin().await.unwrap();
         // Queued: nothing has reached the database yet, so nothing has failed yet.
@@ -1021,14 +1290,189 @@ mod tests {
         assert!(tx.commit().await.is_err());
         assert!(store.tool_call("c1").await.unwrap().is_none());
 
-        // An empty transaction commits without touching the database, and the writer
+        // With nothing after it that needs an answer, the commit reports it, and none of
+        // the transaction's writes stays.
+        let mut tx = store.begin().await.unwrap();
+        tx.record_contact("C1", "email", crate::now(), "k1")
+            .await
+            .unwrap();
+        tx.set_tool_call("missing", ToolCallStatus::Executed, None)
+            .await
+            .unwrap();
+        let err = tx.commit().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(w) if w == "tool call missing"),
+            "{}: {err:?}",
+            ts.label
+        );
+        assert!(
+            store.contacts("C1").await.unwrap().is_empty(),
+            "{}",
+            ts.label
+        );
+
+        // An empty transaction commits without touching the database, and the store
         // goes on working.
         store.begin().await.unwrap().commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
         record(&mut tx, "c1").await.unwrap();
+        tx.record_contact("C1", "email", crate::now(), "k1")
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         assert!(store.tool_call("c1").await.unwrap().is_some());
+        assert_eq!(store.contacts("C1").await.unwrap().len(), 1, "{}", ts.label);
         ts.cleanup().await;
+    }
+
+    /// PostgreSQL: a queued write's values, written into its statement as literals, are
+    /// stored exactly as the same values bound as parameters are: any text (quotes,
+    /// backslashes, `$1`, escapes, any Unicode), integers to the ends of their range,
+    /// booleans, timestamps (at microseconds, truncated as sqlx truncates), dates, floats
+    /// (NaN and the infinities too) and NULLs of each type. Text with a NUL is refused
+    /// with an error that says so. Without `ARGENT_TEST_POSTGRES_URL`: nothing to test.
+    #[test]
+    fn postgres_literals_store_what_binding_stores() {
+        use proptest::prelude::*;
+        let Ok(url) = std::env::var(crate::testkit::POSTGRES_URL_ENV) else {
+            return;
+        };
+        if url.is_empty() {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ts = rt
+            .block_on(crate::testkit::TestStore::postgres(&url))
+            .unwrap();
+        let store = ts.store.clone();
+        rt.block_on(async {
+            let mut tx = store.begin().await.unwrap();
+            dispatch_tx!(tx, |conn| {
+                sqlx::query(
+                    "CREATE TABLE lit (id INT8 PRIMARY KEY, t TEXT, i INT8, b BOOL, \
+                     ts TIMESTAMPTZ, d DATE, f FLOAT8)",
+                )
+                .execute(&mut *conn)
+                .await?;
+            });
+            tx.commit().await
+        })
+        .unwrap();
+        const INSERT: &str =
+            "INSERT INTO lit (id, t, i, b, ts, d, f) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        // Years 1 to 9999, as chrono formats them and PostgreSQL reads them.
+        let micros = -62_135_596_800_000_000i64..253_402_300_799_999_999i64;
+        let text = any::<String>().prop_map(|s| s.replace('\0', ""));
+        let fixed = [
+            "it's",
+            "\\",
+            "\\'",
+            "'; DROP TABLE lit; --",
+            "$1",
+            "$$",
+            "E'x'",
+            "\u{1F600} é ß",
+            "\n\r\t\u{7f}",
+            "",
+        ];
+        let ids = std::sync::atomic::AtomicI64::new(0);
+        let check = |t: Option<String>,
+                     i: Option<i64>,
+                     b: Option<bool>,
+                     us: Option<i64>,
+                     f: Option<f64>| {
+            let ts = us.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_micros);
+            let d = ts.map(|t| t.date_naive());
+            let id = ids.fetch_add(2, std::sync::atomic::Ordering::SeqCst);
+            rt.block_on(async {
+                let mut tx = store.begin().await.unwrap();
+                let TxInner::Postgres(p) = &mut tx.inner else {
+                    unreachable!("a PostgreSQL store")
+                };
+                let args = [
+                    Arg::of(id)?,
+                    Arg::of(t.clone())?,
+                    Arg::of(i)?,
+                    Arg::of(b)?,
+                    Arg::of(ts)?,
+                    Arg::of(d)?,
+                    Arg::of(f)?,
+                ];
+                p.queue(INSERT, &args, None)?;
+                // The same values bound (the queued insert goes first).
+                sqlx::query(INSERT)
+                    .bind(id + 1)
+                    .bind(t.as_deref())
+                    .bind(i)
+                    .bind(b)
+                    .bind(ts)
+                    .bind(d)
+                    .bind(f)
+                    .execute(p.conn().await?)
+                    .await?;
+                tx.commit().await?;
+                let same: bool = sqlx::query_scalar(
+                    "SELECT (a.t, a.i, a.b, a.ts, a.d, a.f) IS NOT DISTINCT FROM \
+                     (b.t, b.i, b.b, b.ts, b.d, b.f) AND a.t IS NOT DISTINCT FROM $3 \
+                     FROM lit a, lit b WHERE a.id = $1 AND b.id = $2",
+                )
+                .bind(id)
+                .bind(id + 1)
+                .bind(t.as_deref())
+                .fetch_one(match &store.pool {
+                    crate::Pool::Postgres(pool) => pool,
+                    crate::Pool::Sqlite(_) => unreachable!("a PostgreSQL store"),
+                })
+                .await?;
+                Ok::<_, crate::StoreError>(same)
+            })
+        };
+        for s in fixed {
+            let same = check(
+                Some(s.into()),
+                Some(i64::MIN),
+                Some(true),
+                Some(0),
+                Some(f64::NAN),
+            );
+            assert!(same.unwrap(), "{s:?}");
+        }
+        assert!(check(None, None, None, None, None).unwrap());
+        for f in [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+        ] {
+            assert!(
+                check(
+                    Some("f".into()),
+                    Some(i64::MAX),
+                    Some(false),
+                    Some(1),
+                    Some(f)
+                )
+                .unwrap(),
+                "{f}"
+            );
+        }
+        proptest!(ProptestConfig::with_cases(128), |(
+            t in proptest::option::of(text),
+            i in proptest::option::of(any::<i64>()),
+            b in proptest::option::of(any::<bool>()),
+            us in proptest::option::of(micros),
+            f in proptest::option::of(any::<f64>()),
+        )| {
+            prop_assert!(check(t.clone(), i, b, us, f).unwrap(), "{:?} {:?} {:?} {:?} {:?}", t, i, b, us, f);
+        });
+        let err = check(Some("a\0b".into()), None, None, None, None).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+        rt.block_on(ts.cleanup());
     }
 
     /// The writer chains a transaction's audit events on the head its last commit left,

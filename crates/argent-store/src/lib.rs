@@ -665,9 +665,11 @@ impl Store {
 
     async fn open_postgres(opts: PgConnectOptions) -> Result<Store> {
         let pool = PgPoolOptions::new()
-            // 16: at 100 concurrent worker runs on 2 cores, 8 did as well and 32 worse
-            // (more server processes competing for the same cores; issue #13's bench).
-            .max_connections(16)
+            // 8: at 100 concurrent worker runs on 2 cores, 32 did worse than 16 (more
+            // server processes competing for the same cores), and since a transaction's
+            // writes go in one round trip (`tx::PgTx`) 8 beats 16 (6 of 6 alternated
+            // pairs, 2–9 points of the latency bound) and 4 is worse (issue #13's bench).
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
             // A session started while the database was read-only stays so (see [`readonly`]).
             .after_connect(|conn, _| Box::pin(readonly::check_session(conn)))

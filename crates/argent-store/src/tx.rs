@@ -425,9 +425,24 @@ impl Type<Sqlite> for Arg {
 /// the query's N-th argument, whichever statement it is in). `$` inside a quoted string or
 /// identifier is left alone.
 pub(crate) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
-    let mut chars = sql.char_indices().peekable();
+    let renumbered: Result<()> = map_params(out, sql, |out, n| {
+        out.push('$');
+        out.push_str(&n.saturating_add(offset).to_string());
+        Ok(())
+    });
+    debug_assert!(renumbered.is_ok());
+}
+
+/// Copies `sql` to `out` with `param(out, N)` called in place of each `$N` parameter;
+/// `$` inside a quoted string or identifier is copied as it is.
+fn map_params(
+    out: &mut String,
+    sql: &str,
+    mut param: impl FnMut(&mut String, usize) -> Result<()>,
+) -> Result<()> {
+    let mut chars = sql.chars().peekable();
     let mut quote: Option<char> = None;
-    while let Some((_, c)) = chars.next() {
+    while let Some(c) = chars.next() {
         match quote {
             Some(q) => {
                 out.push(c);
@@ -439,20 +454,18 @@ pub(crate) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
                 out.push(c);
                 quote = Some(c);
             }
-            None if c == '$' && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
                 let mut n = 0usize;
-                while let Some((_, d)) = chars.peek().copied()
-                    && let Some(v) = d.to_digit(10)
-                {
-                    n = n * 10 + v as usize;
+                while let Some(v) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n.saturating_mul(10).saturating_add(v as usize);
                     chars.next();
                 }
-                out.push('$');
-                out.push_str(&(n + offset).to_string());
+                param(out, n)?;
             }
             None => out.push(c),
         }
     }
+    Ok(())
 }
 
 /// What a multi-statement query did, statement by statement.
@@ -1002,40 +1015,15 @@ impl PgTx {
 /// Appends `sql` to `out` with each `$N` parameter outside quotes replaced by `args[N-1]`
 /// as a PostgreSQL literal ([`Arg::pg_literal`]).
 pub(crate) fn render_pg(out: &mut String, sql: &str, args: &[Arg]) -> Result<()> {
-    let mut chars = sql.char_indices().peekable();
-    let mut quote: Option<char> = None;
-    while let Some((_, c)) = chars.next() {
-        match quote {
-            Some(q) => {
-                out.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None if c == '\'' || c == '"' => {
-                out.push(c);
-                quote = Some(c);
-            }
-            None if c == '$' && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
-                let mut n = 0usize;
-                while let Some((_, d)) = chars.peek().copied()
-                    && let Some(v) = d.to_digit(10)
-                {
-                    n = n.saturating_mul(10).saturating_add(v as usize);
-                    chars.next();
-                }
-                let arg = n.checked_sub(1).and_then(|i| args.get(i)).ok_or_else(|| {
-                    StoreError::Invalid(format!(
-                        "statement parameter ${n} has no argument ({} given)",
-                        args.len()
-                    ))
-                })?;
-                arg.pg_literal(out)?;
-            }
-            None => out.push(c),
-        }
-    }
-    Ok(())
+    map_params(out, sql, |out, n| {
+        let arg = n.checked_sub(1).and_then(|i| args.get(i)).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "statement parameter ${n} has no argument ({} given)",
+                args.len()
+            ))
+        })?;
+        arg.pg_literal(out)
+    })
 }
 
 pub(crate) enum TxInner {

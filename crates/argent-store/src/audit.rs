@@ -676,7 +676,7 @@ impl StoreTx {
         // return no rows, so the rows are the staging's).
         let mut sql = p.take_queued()?;
         sql.push_str(&stage_and_commit_sql(&pending_audit)?);
-        // On an error nothing after it ran (COMMIT included): dropping `t` rolls back.
+        // On an error nothing after it ran (COMMIT included): dropping `p` rolls back.
         // A query without arguments goes as a simple query: its statements run in order.
         let staged = match sqlx::Executor::fetch_all(&mut *p.t, sql.as_str()).await {
             Ok(rows) => rows,

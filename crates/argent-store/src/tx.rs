@@ -618,13 +618,7 @@ impl WriterTx {
     }
 
     fn usable(&self) -> Result<()> {
-        if self.failed {
-            return Err(StoreError::Invalid(
-                "an earlier statement of this transaction failed; it can only be rolled back"
-                    .into(),
-            ));
-        }
-        Ok(())
+        refuse_if_failed(self.failed)
     }
 
     /// Queues a write for the next round trip; with `must_change`, the batch fails with
@@ -906,6 +900,17 @@ impl Drop for WriterTx {
     }
 }
 
+/// A transaction (either backend's) whose round trip with queued writes failed refuses
+/// everything but rolling back: some writes the caller was told were queued never ran.
+fn refuse_if_failed(failed: bool) -> Result<()> {
+    if failed {
+        return Err(StoreError::Invalid(
+            "an earlier statement of this transaction failed; it can only be rolled back".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The SQLSTATE `argent_expect_changed` (migration 0033) raises for a queued write that
 /// changed no row; its message ends with the write's guard number.
 const EXPECT_CODE: &str = "AR001";
@@ -938,13 +943,7 @@ impl PgTx {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.failed {
-            return Err(StoreError::Invalid(
-                "an earlier statement of this transaction failed; it can only be rolled back"
-                    .into(),
-            ));
-        }
-        Ok(())
+        refuse_if_failed(self.failed)
     }
 
     /// Queues `sql` with `args` (bound as `$1`, `$2`, …) for the next round trip. With

@@ -340,46 +340,24 @@ impl ToArg for &str {
     }
 }
 
-impl ToArg for String {
-    const PG: PgType = PgType::Text;
-    fn to_arg(self) -> Arg {
-        Arg::Text(self)
-    }
+/// `ToArg` for owned values: the `Arg` variant that holds the value, and its PostgreSQL type.
+macro_rules! to_arg {
+    ($($t:ty => $variant:ident, $pg:ident;)*) => {
+        $(impl ToArg for $t {
+            const PG: PgType = PgType::$pg;
+            fn to_arg(self) -> Arg {
+                Arg::$variant(self)
+            }
+        })*
+    };
 }
-
-impl ToArg for i64 {
-    const PG: PgType = PgType::Int8;
-    fn to_arg(self) -> Arg {
-        Arg::Int(self)
-    }
-}
-
-impl ToArg for bool {
-    const PG: PgType = PgType::Bool;
-    fn to_arg(self) -> Arg {
-        Arg::Bool(self)
-    }
-}
-
-impl ToArg for chrono::DateTime<chrono::Utc> {
-    const PG: PgType = PgType::Timestamptz;
-    fn to_arg(self) -> Arg {
-        Arg::Time(self)
-    }
-}
-
-impl ToArg for chrono::NaiveDate {
-    const PG: PgType = PgType::Date;
-    fn to_arg(self) -> Arg {
-        Arg::Date(self)
-    }
-}
-
-impl ToArg for f64 {
-    const PG: PgType = PgType::Float8;
-    fn to_arg(self) -> Arg {
-        Arg::Float(self)
-    }
+to_arg! {
+    String => Text, Text;
+    i64 => Int, Int8;
+    bool => Bool, Bool;
+    chrono::DateTime<chrono::Utc> => Time, Timestamptz;
+    chrono::NaiveDate => Date, Date;
+    f64 => Float, Float8;
 }
 
 impl<T: ToArg> ToArg for Option<T> {

@@ -1,14 +1,19 @@
 //! The fixed cost of starting `argent run` (or any command that builds an agent over a
 //! database) on a warm database, phase by phase: opening the store (the pool, SQLite's
 //! writer thread, the migrations check), reading the active documents, and compiling
-//! them (policy packs, prompt templates, the tool registry). Process start and argument
-//! parsing are not included (measure `argent` itself for those).
+//! them (prompt templates, the tool registry; the policy packs' headers only, since a pack
+//! compiles when first needed). Process start and argument parsing are not included
+//! (measure `argent` itself for those). Measured apart in the same round: what the first
+//! judgement of an account then adds (compiling its jurisdiction's pack, US consumer),
+//! what compiling all three packs in parallel costs (what `serve` and `worker` do on a
+//! thread of their own at start), and the full check of every pack (what activation and
+//! `argent docs validate` do, and what start-up did before packs compiled lazily).
 //!
 //! `cargo bench --bench startup` (release). A SQLite file database (and, when
 //! `ARGENT_TEST_POSTGRES_URL` is set, a throwaway PostgreSQL schema) is created, migrated
-//! and seeded with the repository's documents first; then each round opens it afresh
-//! (`TestStore::reopen`), as a new process would. On PostgreSQL the open includes the
-//! schema's `CREATE SCHEMA IF NOT EXISTS` round trip, which `argent` does not make.
+//! and seeded with the repository's documents first; then each round opens it afresh with
+//! `Store::open` and the URL `argent --database` would be given (`TestStore::argent_url`;
+//! on PostgreSQL the schema is the connection's `search_path`), as a new process would.
 //! Environment: `ARGENT_BENCH_ROUNDS` (default 40; medians and the 90th percentile are
 //! printed).
 
@@ -18,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use argent_agent::{Compiled, DocumentSet};
+use argent_core::Jurisdiction;
+use argent_store::Store;
 use argent_store::testkit::TestStore;
 
 /// The allocator the `argent` binary runs with (see argent-cli's main).
@@ -43,6 +50,11 @@ struct Phases {
     total: Vec<Duration>,
     /// The compile phase's parts, measured apart in the same round.
     policies: Vec<Duration>,
+    /// After the fixed start-up: the first judgement's pack compile, all packs in
+    /// parallel, and the full check of every pack (one after another, as before).
+    first_pack: Vec<Duration>,
+    all_packs: Vec<Duration>,
+    full_check: Vec<Duration>,
     prompts: Vec<Duration>,
     registry: Vec<Duration>,
 }
@@ -56,9 +68,10 @@ fn quantile(v: &[Duration], q: f64) -> f64 {
 
 async fn measure(ts: &TestStore, rounds: usize) -> Phases {
     let mut p = Phases::default();
+    let url = ts.argent_url().unwrap();
     for _ in 0..rounds {
         let t0 = Instant::now();
-        let store = ts.reopen().await.unwrap();
+        let store = Store::open(&url).await.unwrap();
         let t1 = Instant::now();
         let docs = DocumentSet::from_versions(&store.active_documents().await.unwrap());
         let t2 = Instant::now();
@@ -70,8 +83,21 @@ async fn measure(ts: &TestStore, rounds: usize) -> Phases {
         p.compile.push(t3 - t2);
         p.total.push(t3 - t0);
         let t = Instant::now();
-        docs.policy_set().unwrap();
+        docs.validated_packs().unwrap();
         p.policies.push(t.elapsed());
+        let t = Instant::now();
+        compiled
+            .policies
+            .for_jurisdiction(Jurisdiction::UsConsumer)
+            .unwrap()
+            .unwrap();
+        p.first_pack.push(t.elapsed());
+        let t = Instant::now();
+        assert!(docs.validated_packs().unwrap().compile_now().is_empty());
+        p.all_packs.push(t.elapsed());
+        let t = Instant::now();
+        docs.policy_set().unwrap();
+        p.full_check.push(t.elapsed());
         let t = Instant::now();
         docs.prompt_set().unwrap();
         p.prompts.push(t.elapsed());
@@ -119,11 +145,18 @@ fn main() {
             cell(&p.total)
         );
         println!(
-            "{:<9} compile's parts: policies {}, prompts {}, tool registry {}",
+            "{:<9} compile's parts: policy packs' headers {}, prompts {}, tool registry {}",
             "",
             cell(&p.policies),
             cell(&p.prompts),
             cell(&p.registry)
+        );
+        println!(
+            "{:<9} then: first judgement's pack {}; all packs in parallel {}; full check of all packs {}",
+            "",
+            cell(&p.first_pack),
+            cell(&p.all_packs),
+            cell(&p.full_check)
         );
     }
 }

@@ -183,6 +183,14 @@ impl DocumentSet {
         PolicySet::from_sources(self.policies.iter().map(|(n, t)| (n.as_str(), t.as_str())))
     }
 
+    /// The policies as packs compiled when first needed ([`argent_policy::Packs`]): only
+    /// for documents validated in full before, as a database's active documents are.
+    pub fn validated_packs(&self) -> Result<argent_policy::Packs, PolicyError> {
+        argent_policy::Packs::from_validated_sources(
+            self.policies.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+        )
+    }
+
     /// The procedures, validated as a set (each document, the assignment naming existing
     /// procedures, every prompt a step names existing among the prompts): errors as
     /// `procedures/<name>.toml:line:column: problem`.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use argent_core::action::Action;
 use argent_core::{Decision, FiredRule, Outcome};
 use argent_policy::gate::{Judgement, ReplaySource, ReplayedItem};
-use argent_policy::{Policy, PolicySet, evaluate};
+use argent_policy::{Packs, Policy, PolicySet, evaluate};
 use argent_store::{ApprovalStatus, AuditFilter};
 
 use crate::compliance::apply_inbound;
@@ -67,14 +67,15 @@ fn query_value(s: &str) -> String {
 
 /// The active and the draft policy for an account's jurisdiction.
 fn both<'p>(
-    active: &'p PolicySet,
+    active: &'p Packs,
     draft: &'p PolicySet,
     account: &Account,
 ) -> Result<(&'p Policy, &'p Policy), String> {
     let j = account.customer.jurisdiction;
     let a = active
         .for_jurisdiction(j)
-        .ok_or_else(|| format!("no active policy for {j}"))?;
+        .ok_or_else(|| format!("no active policy for {j}"))?
+        .map_err(|e| format!("the active policy for {j} does not compile: {e}"))?;
     let d = draft
         .for_jurisdiction(j)
         .ok_or_else(|| format!("no policy for {j} in the draft set"))?;

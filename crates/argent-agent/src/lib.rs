@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use argent_llm::{ChatModel, LlmError};
-use argent_policy::{PolicyError, PolicySet};
+use argent_policy::{Packs, PolicyError, PolicySet};
 use argent_store::{Store, StoreError};
 use argent_tools::{Registry, RegistryError};
 
@@ -233,33 +233,43 @@ pub fn policy_version(policies: &BTreeMap<String, String>) -> String {
 }
 
 /// What an agent is built from that never changes while it works: the tool registry, the
-/// compiled policy packs and prompt templates, and the policy version. Compiled once and
+/// policy packs and compiled prompt templates, and the policy version. Built once and
 /// shared (behind `Arc`s) by every agent over the same documents, e.g. an eval run's
-/// cases, which would otherwise each compile their own (~68 ms in a release build, most of
-/// it the policy packs' regexes; `benches/startup.rs`).
+/// cases, which would otherwise each compile their own. The policy packs compile when
+/// first needed (`argent_policy::Packs`; a pack's regexes are tens of milliseconds of CPU,
+/// `benches/startup.rs`), so building this is cheap and every agent sharing it compiles a
+/// pack once.
 #[derive(Clone)]
 pub struct Compiled {
     pub registry: Arc<Registry>,
-    pub policies: Arc<PolicySet>,
+    pub policies: Arc<Packs>,
     pub policy_version: String,
     pub prompts: Arc<PromptSet>,
 }
 
 impl Compiled {
-    /// Compiles `docs`' policies and prompts and the built-in tool registry.
+    /// Compiles `docs`' prompts and the built-in tool registry; the policy packs compile
+    /// when first needed. Only for documents validated in full before: a database's
+    /// active documents (checked when activated or seeded).
     pub fn from_documents(docs: &DocumentSet) -> Result<Compiled, AgentError> {
+        Compiled::with_packs(docs, docs.validated_packs()?)
+    }
+
+    fn with_packs(docs: &DocumentSet, packs: Packs) -> Result<Compiled, AgentError> {
         Ok(Compiled {
             registry: Arc::new(Registry::builtin()?),
-            policies: Arc::new(docs.policy_set()?),
+            policies: Arc::new(packs),
             policy_version: docs.policy_version(),
             prompts: Arc::new(docs.prompt_set()?),
         })
     }
 
-    /// Reads and compiles a prompts directory and a policies directory (the repository
-    /// layout).
+    /// Reads a prompts directory and a policies directory (the repository layout) and
+    /// compiles them, every policy checked in full now (files someone may have edited).
     pub fn from_dirs(prompts_dir: &Path, policies_dir: &Path) -> Result<Compiled, AgentError> {
-        Compiled::from_documents(&DocumentSet::from_dirs(prompts_dir, policies_dir)?)
+        let docs = DocumentSet::from_dirs(prompts_dir, policies_dir)?;
+        let packs = Packs::compiled(docs.policy_set()?);
+        Compiled::with_packs(&docs, packs)
     }
 }
 
@@ -267,7 +277,7 @@ pub struct Agent {
     pub store: Store,
     pub model: Arc<dyn ChatModel>,
     pub registry: Arc<Registry>,
-    pub policies: Arc<PolicySet>,
+    pub policies: Arc<Packs>,
     pub policy_version: String,
     pub prompts: Arc<PromptSet>,
     pub config: AgentConfig,
@@ -461,12 +471,26 @@ impl Agent {
         account
     }
 
+    /// Starts compiling the pack a new run's judgements will need, if no run needed it
+    /// before, on a blocking thread: the compile (tens of milliseconds) then overlaps the
+    /// run's first model call instead of following it. The first judgement waits for it
+    /// (`Packs` compiles a pack once) and sees its error if it fails.
+    pub(crate) fn prepare_policy(&self, j: argent_core::Jurisdiction) {
+        if self.policies.pending(j) {
+            let packs = self.policies.clone();
+            drop(tokio::task::spawn_blocking(move || {
+                let _ = packs.for_jurisdiction(j);
+            }));
+        }
+    }
+
     pub(crate) fn policy_for(
         &self,
         account: &Account,
     ) -> Result<&argent_policy::Policy, AgentError> {
         self.policies
             .for_jurisdiction(account.customer.jurisdiction)
-            .ok_or_else(|| AgentError::NoPolicy(account.customer.jurisdiction.to_string()))
+            .ok_or_else(|| AgentError::NoPolicy(account.customer.jurisdiction.to_string()))?
+            .map_err(AgentError::Policy)
     }
 }

@@ -632,6 +632,7 @@ impl Agent {
         link: Option<&WorkLink>,
     ) -> Result<(RunRecord, RunState), AgentError> {
         let account = self.load_account(customer_id, now).await?;
+        self.prepare_policy(account.customer.jurisdiction);
         let (system, user) = self.render_prompts(&account, trigger)?;
         self.check_fits(customer_id, &system, &user)?;
         let state = RunState::new(system, user);

@@ -434,6 +434,7 @@ async fn an_out_of_office_with_a_return_date_pauses_contact_until_then() {
         let policy = later
             .policies
             .for_jurisdiction(account.customer.jurisdiction)
+            .unwrap()
             .unwrap();
         let action = later
             .registry

@@ -178,6 +178,25 @@ pub async fn active_documents(store: &Store, m: &ModelArgs) -> Result<DocumentSe
     Ok(docs)
 }
 
+/// For a long-running process (`serve`, `worker`): compiles the agent's policy packs on a
+/// thread of its own now, so that no request waits for a pack's first compile, and says
+/// at start-up, not at the first judgement, which pack does not compile (an account of its
+/// jurisdiction then gets no action: the agent refuses to judge without its policy).
+pub fn compile_policies_in_background(agent: &Agent) {
+    let packs = agent.policies.clone();
+    let spawned = std::thread::Builder::new()
+        .name("argent-policies".into())
+        .spawn(move || {
+            for (id, e) in packs.compile_now() {
+                eprintln!("argent: policy pack '{id}' does not compile; no account it governs will be acted on:\n{e}");
+            }
+        });
+    if let Err(e) = spawned {
+        // The packs then compile at first need, as in `argent run`.
+        eprintln!("argent: could not start compiling the policy packs ahead of need: {e}");
+    }
+}
+
 /// The working agent over a database: its active documents (seeding them first if it
 /// has none) and the chosen model.
 pub async fn build_agent(store: Store, m: &ModelArgs, clock: Clock) -> Result<Agent> {

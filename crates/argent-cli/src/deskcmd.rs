@@ -86,6 +86,7 @@ pub async fn worker(
 ) -> Result<()> {
     let clock = now.map_or(Clock::System, Clock::Fixed);
     let agent = Arc::new(build_agent(store.clone(), models, clock).await?);
+    crate::agentcmd::compile_policies_in_background(&agent);
     let mut config = cmd.worker.config(now);
     config.once = cmd.once;
     let owner = config.owner.clone();

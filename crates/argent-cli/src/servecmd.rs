@@ -154,6 +154,7 @@ pub async fn serve(
 ) -> Result<()> {
     let clock = now.map_or(Clock::System, Clock::Fixed);
     let agent = Arc::new(build_agent(store, models, clock).await?);
+    crate::agentcmd::compile_policies_in_background(&agent);
     let inbound_token = inbound_token()?;
     if inbound_token.is_some() {
         eprintln!("argent: POST /api/inbound is on (ARGENT_INBOUND_TOKEN)");

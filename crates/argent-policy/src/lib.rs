@@ -17,6 +17,7 @@ pub mod gate;
 pub mod grounding;
 pub mod inbound;
 pub mod legal;
+pub mod packs;
 pub mod policy;
 pub mod recent;
 mod scan;
@@ -37,6 +38,7 @@ pub use eval::{
     RULE_JURISDICTION_MISMATCH, RULE_PLAN_BALANCE_MISMATCH, RULE_UNBACKED_CONFIRMATION,
     RULE_UNKNOWN_INVOICE, evaluate, statutory_interest,
 };
+pub use packs::Packs;
 pub use policy::{Effect, MessageKind, POLICY_SCHEMA, Policy, RuleMeta, StopCondition};
 pub use recent::{RecentAction, RecentKind, RecentStatus};
 pub use testing::{CaseResult, Failures, TestReport, run_policy_tests, run_policy_tests_in};
@@ -66,6 +68,17 @@ fn compile_all<T: Sync, R: Send>(items: &[T], compile: impl Fn(&T) -> R + Sync) 
             })
             .collect()
     })
+}
+
+/// A second document with a policy id another document has.
+fn duplicate_id(file: std::path::PathBuf, id: &str) -> PolicyError {
+    PolicyError::Invalid {
+        file,
+        problems: vec![KeyProblem {
+            key: "id".into(),
+            problem: format!("policy id '{id}' is used by another document"),
+        }],
+    }
 }
 
 /// Every policy document in a directory (`*.toml`, not recursing into `tests/`), by id.
@@ -118,13 +131,7 @@ impl PolicySet {
 
     fn insert(&mut self, p: Policy, file: std::path::PathBuf) -> Result<(), PolicyError> {
         if self.policies.contains_key(&p.id) {
-            return Err(PolicyError::Invalid {
-                file,
-                problems: vec![KeyProblem {
-                    key: "id".into(),
-                    problem: format!("policy id '{}' is used by another document", p.id),
-                }],
-            });
+            return Err(duplicate_id(file, &p.id));
         }
         self.policies.insert(p.id.clone(), p);
         Ok(())

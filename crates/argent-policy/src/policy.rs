@@ -477,6 +477,19 @@ pub(crate) struct LatePayment {
 
 /// A validated, compiled policy document. Cheap to share; evaluation never allocates
 /// regexes.
+/// A document that is not TOML (or whose header does not read), named at its line and
+/// column.
+pub(crate) fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> PolicyError {
+    let key = e
+        .span()
+        .map(|s| {
+            let (l, c) = line_col(text, s.start);
+            format!("(line {l}, column {c})")
+        })
+        .unwrap_or_default();
+    PolicyError::invalid(file, key, format!("not valid TOML: {}", e.message()))
+}
+
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub id: String,
@@ -522,16 +535,7 @@ impl Policy {
     /// Parses and validates a policy document. `file` is only used to name the source in
     /// errors.
     pub fn from_toml_str(text: &str, file: &Path) -> Result<Policy, PolicyError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| {
-                    let (l, c) = line_col(text, s.start);
-                    format!("(line {l}, column {c})")
-                })
-                .unwrap_or_default();
-            PolicyError::invalid(file, key, format!("not valid TOML: {}", e.message()))
-        })?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
         let json = serde_json::to_value(&table)
             .map_err(|e| PolicyError::invalid(file, "", format!("cannot convert: {e}")))?;
         let validator = schema_validator().map_err(|e| PolicyError::invalid(file, "", e))?;

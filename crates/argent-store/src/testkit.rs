@@ -98,6 +98,21 @@ impl TestStore {
         }
     }
 
+    /// The URL `argent --database` would be given for this store (PostgreSQL: the schema
+    /// as the connection's `search_path` option), so a caller can open it as `argent`
+    /// does, with [`Store::open`] (no `CREATE SCHEMA` round trip first, as in
+    /// [`TestStore::reopen`]). `None` for an in-memory store.
+    pub fn argent_url(&self) -> Option<String> {
+        match (&self.sqlite_file, &self.pg) {
+            (Some(path), _) => Some(path.to_string_lossy().into_owned()),
+            (None, Some((url, schema))) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+            }
+            (None, None) => None,
+        }
+    }
+
     pub async fn cleanup(mut self) {
         self.store.close().await;
         if let Some((url, schema)) = self.pg.take() {

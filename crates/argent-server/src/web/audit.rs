@@ -252,8 +252,9 @@ pub async fn rule(
 ) -> AppResult<Html<String>> {
     let found: Vec<Value> = agent
         .policies
-        .policies
-        .values()
+        .all()
+        // A pack that does not compile defines no rule anyone can see fire.
+        .filter_map(|(_, p)| p.ok())
         .filter_map(|p| {
             p.rule(&id).map(|r| {
                 json!({

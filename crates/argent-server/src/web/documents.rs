@@ -417,14 +417,22 @@ fn build_agent(like: &Agent, set: &DocumentSet) -> AppResult<Agent> {
         set.procedure_set()
             .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))?;
     }
-    Agent::from_documents(
+    let agent = Agent::from_documents(
         like.store.clone(),
         like.model.clone(),
         set,
         like.config.clone(),
     )
     .map(|a| a.with_compliance_check(like.compliance.clone()))
-    .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))
+    .map_err(|e| AppError::Unprocessable(format!("the document set does not load: {e}")))?;
+    // Every pack is compiled (and so checked in full) before the agent is put to work,
+    // rather than at its first judgement.
+    if let Some((_, e)) = agent.policies.compile_now().into_iter().next() {
+        return Err(AppError::Unprocessable(format!(
+            "the document set does not load: {e}"
+        )));
+    }
+    Ok(agent)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 //! under `migrations/sqlite` and `migrations/postgres`, embedded at compile time.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -728,21 +729,45 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
+        let migrator = Migrator::new(Embedded(match self.backend() {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        }))
+        .await?;
+        if self.migrations_current(&migrator).await {
+            return Ok(());
+        }
         match &self.pool {
-            Pool::Sqlite(p) => {
-                Migrator::new(Embedded(SQLITE_MIGRATIONS))
-                    .await?
-                    .run(p)
-                    .await?
-            }
-            Pool::Postgres(p) => {
-                Migrator::new(Embedded(POSTGRES_MIGRATIONS))
-                    .await?
-                    .run(p)
-                    .await?
-            }
+            Pool::Sqlite(p) => migrator.run(p).await?,
+            Pool::Postgres(p) => migrator.run(p).await?,
         }
         Ok(())
+    }
+
+    /// Whether the database has exactly `migrator`'s migrations applied, each successfully
+    /// and with the checksum it has here: then the migrator would do nothing, and opening
+    /// the store skips it (it takes a lock, creates its table if missing and reads it,
+    /// several round trips of each process's start-up; issue #16). One read. Any other
+    /// answer (no table, a migration not applied or failed, a checksum that differs, one
+    /// applied that this binary does not know) leaves it to the migrator, which applies
+    /// or refuses exactly as before.
+    pub(crate) async fn migrations_current(&self, migrator: &Migrator) -> bool {
+        const SQL: &str = "SELECT version, checksum, success FROM _sqlx_migrations";
+        let rows: std::result::Result<Vec<(i64, Vec<u8>, bool)>, sqlx::Error> =
+            dispatch!(self, |pool| sqlx::query_as(SQL).fetch_all(pool).await);
+        let Ok(rows) = rows else {
+            return false;
+        };
+        let applied: HashMap<i64, (Vec<u8>, bool)> = rows
+            .into_iter()
+            .map(|(version, checksum, ok)| (version, (checksum, ok)))
+            .collect();
+        applied.len() == migrator.iter().count()
+            && migrator.iter().all(|m| {
+                applied
+                    .get(&m.version)
+                    .is_some_and(|(checksum, ok)| *ok && checksum[..] == m.checksum[..])
+            })
     }
 
     pub fn backend(&self) -> Backend {
@@ -838,3 +863,64 @@ pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 pub(crate) use argent_core::str_enum;
+
+#[cfg(test)]
+mod migration_tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+    use crate::testkit::{TestStore, raw_execute};
+
+    async fn current(store: &Store) -> bool {
+        let embedded = match store.backend() {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrator = Migrator::new(Embedded(embedded)).await.unwrap();
+        store.migrations_current(&migrator).await
+    }
+
+    /// Opening skips the migrator only for a database that has exactly this binary's
+    /// migrations, each applied successfully with the same checksum; anything else goes to
+    /// the migrator, which still refuses what it refused before.
+    #[tokio::test]
+    async fn the_migrator_is_skipped_only_for_a_database_with_exactly_these_migrations() {
+        for ts in TestStore::all().await.unwrap() {
+            let (store, label) = (&ts.store, ts.label);
+            assert!(current(store).await, "{label}: a migrated store is current");
+            let last = SQLITE_MIGRATIONS.len().max(POSTGRES_MIGRATIONS.len());
+            raw_execute(
+                store,
+                "CREATE TABLE migrations_kept AS SELECT * FROM _sqlx_migrations",
+            )
+            .await
+            .unwrap();
+            let undo = "DELETE FROM _sqlx_migrations; INSERT INTO _sqlx_migrations SELECT * FROM migrations_kept";
+            let edits = [
+                // A checksum that differs (a migration edited after it was applied).
+                "UPDATE _sqlx_migrations SET checksum = (SELECT checksum FROM migrations_kept WHERE version = 2) WHERE version = 1",
+                // A failed (dirty) migration.
+                "UPDATE _sqlx_migrations SET success = false WHERE version = 2",
+                // A migration this binary does not know (applied by a newer one).
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) SELECT 9999, 'newer', success, checksum, execution_time FROM migrations_kept WHERE version = 1",
+            ];
+            for edit in edits {
+                raw_execute(store, edit).await.unwrap();
+                assert!(!current(store).await, "{label}: after {edit}");
+                raw_execute(store, undo).await.unwrap();
+                assert!(current(store).await, "{label}: after undoing {edit}");
+            }
+            // A migration not applied yet.
+            let row = format!("DELETE FROM _sqlx_migrations WHERE version = {last}");
+            raw_execute(store, &row).await.unwrap();
+            assert!(!current(store).await, "{label}: one not applied");
+
+            // What the migrator refuses is still refused when the store is opened.
+            raw_execute(store, undo).await.unwrap();
+            raw_execute(store, edits[0]).await.unwrap();
+            let err = ts.reopen().await.unwrap_err().to_string();
+            assert!(err.contains("migration 1"), "{label}: {err}");
+            ts.cleanup().await;
+        }
+    }
+}

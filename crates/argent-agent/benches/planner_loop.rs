@@ -22,7 +22,8 @@
 //! `cargo bench --bench planner_loop` (release). Environment: `ARGENT_BENCH_EPISODES`
 //! (per round, default 400), `ARGENT_BENCH_ROUNDS` (default 3; the median round is
 //! printed), `ARGENT_BENCH_CONCURRENCY` (default `1,8`), `ARGENT_BENCH_LATENCY_MS` (the
-//! fake server's latency, default 0).
+//! fake server's latency, default 0), `ARGENT_BENCH_MODELS` (default `scripted,openai`).
+//! Where the time goes by component: `benches/attribute.py` over a `perf record` of it.
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
@@ -241,6 +242,11 @@ fn main() {
         .filter_map(|c| c.trim().parse().ok())
         .filter(|c| *c > 0)
         .collect();
+    let models: Vec<String> = std::env::var("ARGENT_BENCH_MODELS")
+        .unwrap_or_else(|_| "scripted,openai".into())
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -261,6 +267,9 @@ fn main() {
                 .await
                 .unwrap();
             for variant in [Variant::Scripted, Variant::OpenAi] {
+                if !models.iter().any(|m| m == variant.label()) {
+                    continue;
+                }
                 let fake = match variant {
                     Variant::OpenAi => {
                         Some(FakeOpenAi::start_with(latency, 0, Arc::new(AgingThenDone)).await)

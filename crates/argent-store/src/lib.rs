@@ -607,20 +607,29 @@ impl Store {
             } else {
                 SqliteConnectOptions::new().filename(url)
             };
-            Store::open_sqlite(opts).await?
+            Store::open_sqlite(opts, memory_url(url)).await?
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn open_sqlite(opts: SqliteConnectOptions) -> Result<Store> {
+    /// `in_memory`: the URL names a memory database (sqlx names `sqlite::memory:`'s
+    /// `file:sqlx-in-memory-N`, so the file name does not always tell).
+    async fn open_sqlite(opts: SqliteConnectOptions, in_memory: bool) -> Result<Store> {
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let in_memory = opts.get_filename().as_os_str() == ":memory:";
+        let in_memory = in_memory || opts.get_filename().as_os_str() == ":memory:";
+        // An in-memory database (an eval case's) is mostly empty tables and indexes, one
+        // page each: at 1 KiB pages a migrated one holds ~0.4 MiB, at 4 KiB ~0.8 (#16).
+        let opts = if in_memory {
+            opts.page_size(1024)
+        } else {
+            opts
+        };
         // An in-memory database lives in one connection; keep exactly one.
         let max = if in_memory { 1 } else { 8 };
         let pool = SqlitePoolOptions::new()
@@ -802,6 +811,14 @@ impl Store {
     }
 }
 
+/// Whether a SQLite URL names an in-memory database: `sqlite::memory:`,
+/// `sqlite://:memory:`, or `mode=memory` among its parameters.
+fn memory_url(url: &str) -> bool {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    matches!(path, "sqlite::memory:" | "sqlite://:memory:" | ":memory:")
+        || query.split('&').any(|p| p == "mode=memory")
+}
+
 /// PostgreSQL: `s` as an SQL text expression in a query sent without parameters, as hex
 /// digits decoded by the server, so no value can end the literal or change the statement.
 pub(crate) fn pg_text_literal(out: &mut String, s: &str) {
@@ -921,6 +938,43 @@ mod migration_tests {
             let err = ts.reopen().await.unwrap_err().to_string();
             assert!(err.contains("migration 1"), "{label}: {err}");
             ts.cleanup().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod in_memory_tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+
+    /// However an in-memory database is named, it is one connection (the database lives
+    /// in it) with no writer thread and small pages (an eval case's store; #16).
+    #[tokio::test]
+    async fn an_in_memory_database_is_one_connection_without_a_writer() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            ":memory:",
+        ] {
+            let store = Store::open(url).await.unwrap();
+            assert!(store.writer.is_none(), "{url}: no writer thread");
+            let Pool::Sqlite(pool) = &store.pool else {
+                panic!("{url}: not SQLite");
+            };
+            assert_eq!(pool.options().get_max_connections(), 1, "{url}");
+            let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(page, 1024, "{url}");
+            // And it is a working store: what is written is read back.
+            store
+                .import_portfolio(&crate::testkit::two_consumer_portfolio(), "test")
+                .await
+                .unwrap();
+            assert!(store.customer("C-ANN").await.is_ok(), "{url}");
         }
     }
 }

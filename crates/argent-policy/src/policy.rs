@@ -480,14 +480,22 @@ pub(crate) struct LatePayment {
 /// A document that is not TOML (or whose header does not read), named at its line and
 /// column.
 pub(crate) fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> PolicyError {
-    let key = e
-        .span()
+    PolicyError::invalid(
+        file,
+        toml_at(text, e),
+        format!("not valid TOML: {}", e.message()),
+    )
+}
+
+/// Where in `text` a TOML error is, as the key of its problem: `(line L, column C)`, or
+/// empty when the error has no position.
+pub(crate) fn toml_at(text: &str, e: &toml::de::Error) -> String {
+    e.span()
         .map(|s| {
             let (l, c) = line_col(text, s.start);
             format!("(line {l}, column {c})")
         })
-        .unwrap_or_default();
-    PolicyError::invalid(file, key, format!("not valid TOML: {}", e.message()))
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Debug)]

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use argent_core::{Action, Decision, Outcome, Role};
 
 use crate::context::Context;
-use crate::error::{PolicyError, line_col};
+use crate::error::PolicyError;
 use crate::eval::evaluate;
 use crate::policy::Policy;
 
@@ -291,16 +291,8 @@ fn run_file(
 
 /// A policy test file's text, parsed (errors at their line and column).
 pub(crate) fn parse_test_text(file: &Path, text: &str) -> Result<TestFile, PolicyError> {
-    toml::from_str(text).map_err(|e| {
-        let key = e
-            .span()
-            .map(|s| {
-                let (l, c) = line_col(text, s.start);
-                format!("(line {l}, column {c})")
-            })
-            .unwrap_or_default();
-        PolicyError::invalid(file, key, e.message().to_string())
-    })
+    toml::from_str(text)
+        .map_err(|e| PolicyError::invalid(file, crate::policy::toml_at(text, &e), e.message()))
 }
 
 /// Runs every case of `doc` against `policy`; each result with the case's `replaces`.

@@ -948,20 +948,20 @@ pub(crate) struct QueuedEvent {
 
 impl QueuedEvent {
     /// The arguments of `tx::INSERT_EVENT`.
-    pub(crate) fn args(&self) -> Result<Vec<Arg>> {
+    pub(crate) fn args(&self) -> Vec<Arg> {
         let e = &self.event;
-        Ok(vec![
-            Arg::of(e.seq)?,
-            Arg::of(e.at)?,
-            Arg::of(e.run_id.as_deref())?,
-            Arg::of(e.customer_id.as_deref())?,
-            Arg::of(e.actor.as_str())?,
-            Arg::of(e.kind.as_str())?,
-            Arg::of(self.rules.as_str())?,
-            Arg::of(self.canonical.as_str())?,
-            Arg::of(e.prev_hash.as_str())?,
-            Arg::of(e.hash.as_str())?,
-        ])
+        vec![
+            Arg::of(e.seq),
+            Arg::of(e.at),
+            Arg::of(e.run_id.as_deref()),
+            Arg::of(e.customer_id.as_deref()),
+            Arg::of(e.actor.as_str()),
+            Arg::of(e.kind.as_str()),
+            Arg::of(self.rules.as_str()),
+            Arg::of(self.canonical.as_str()),
+            Arg::of(e.prev_hash.as_str()),
+            Arg::of(e.hash.as_str()),
+        ]
     }
 }
 

@@ -78,10 +78,10 @@ impl StoreTx {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
-                args.push(Arg::of(run_id)?);
-                args.push(Arg::of(index(k)?)?);
-                args.push(Arg::of(to_json(message))?);
-                args.push(Arg::of(outcome.as_ref().map(to_json))?);
+                args.push(Arg::of(run_id));
+                args.push(Arg::of(index(k)?));
+                args.push(Arg::of(to_json(message)));
+                args.push(Arg::of(outcome.as_ref().map(to_json)));
             }
             return p.queue(&sql, &args, None);
         }

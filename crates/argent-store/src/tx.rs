@@ -253,8 +253,8 @@ impl PgType {
 }
 
 impl Arg {
-    pub(crate) fn of(value: impl ToArg) -> Result<Arg> {
-        Ok(value.to_arg())
+    pub(crate) fn of(value: impl ToArg) -> Arg {
+        value.to_arg()
     }
 
     /// Appends the value as a PostgreSQL literal of the type sqlx would bind it as (so a
@@ -698,10 +698,7 @@ impl WriterTx {
             b.push("BEGIN IMMEDIATE", Vec::new());
             match (&self.sent_head, checks) {
                 (Some((seq, hash)), true) => {
-                    let args = vec![
-                        Arg::of(*seq).map_err(Failed::Error)?,
-                        Arg::of(hash.as_str()).map_err(Failed::Error)?,
-                    ];
+                    let args = vec![Arg::of(*seq), Arg::of(hash.as_str())];
                     b.push(HEAD_CHECK, args);
                 }
                 _ => {
@@ -730,7 +727,7 @@ impl WriterTx {
                     let after = head.clone().unwrap_or((0, crate::GENESIS_HASH.to_string()));
                     crate::audit::chain_after(events, after);
                     for e in events.iter() {
-                        b.push(INSERT_EVENT, e.args().map_err(Failed::Error)?);
+                        b.push(INSERT_EVENT, e.args());
                     }
                     if let Some(e) = events.last() {
                         head = Some((e.event.seq, e.event.hash.clone()));
@@ -740,10 +737,7 @@ impl WriterTx {
             }
         }
         if appended && let Some((seq, hash)) = &head {
-            let args = vec![
-                Arg::of(*seq).map_err(Failed::Error)?,
-                Arg::of(hash.as_str()).map_err(Failed::Error)?,
-            ];
+            let args = vec![Arg::of(*seq), Arg::of(hash.as_str())];
             b.push(HEAD_UPDATE, args);
         }
         if !b.guards.is_empty() {
@@ -1068,7 +1062,7 @@ macro_rules! tx_write {
     ($tx:expr, $sql:expr, [$($arg:expr),* $(,)?] $(, or: $err:expr)?) => {
         match &mut $tx.inner {
             $crate::tx::TxInner::SqliteWriter(w) => {
-                let args = vec![$($crate::tx::Arg::of($arg)?),*];
+                let args = vec![$($crate::tx::Arg::of($arg)),*];
                 w.queue($sql, args, $crate::tx::tx_write!(@must_change $($err)?))?;
             }
             $crate::tx::TxInner::Sqlite(t) => {
@@ -1079,7 +1073,7 @@ macro_rules! tx_write {
                 $( if _changed == 0 { return Err($err); } )?
             }
             $crate::tx::TxInner::Postgres(p) => {
-                let args = [$($crate::tx::Arg::of($arg)?),*];
+                let args = [$($crate::tx::Arg::of($arg)),*];
                 p.queue($sql, &args, $crate::tx::tx_write!(@must_change $($err)?))?;
             }
         }
@@ -1358,13 +1352,13 @@ mod tests {
                     unreachable!("a PostgreSQL store")
                 };
                 let args = [
-                    Arg::of(id)?,
-                    Arg::of(t.clone())?,
-                    Arg::of(i)?,
-                    Arg::of(b)?,
-                    Arg::of(ts)?,
-                    Arg::of(d)?,
-                    Arg::of(f)?,
+                    Arg::of(id),
+                    Arg::of(t.clone()),
+                    Arg::of(i),
+                    Arg::of(b),
+                    Arg::of(ts),
+                    Arg::of(d),
+                    Arg::of(f),
                 ];
                 p.queue(INSERT, &args, None)?;
                 // The same values bound (the queued insert goes first).

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use crate::tx::{Arg, TxInner, dispatch_tx};
-use crate::{Backend, Result, Store, StoreError, StoreTx, dispatch, now};
+use crate::{Backend, Result, Session, Store, StoreError, StoreTx, dispatch, dispatch_on, now};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -750,12 +750,19 @@ impl Store {
     /// process or another): one cheap query when nothing is staged, a chaining when
     /// something is. SQLite: nothing to do.
     pub async fn audit_settle(&self) -> Result<()> {
+        self.audit_settle_on(&mut Session::none()).await
+    }
+
+    /// [`Store::audit_settle`], its check on `session`'s connection when one is held.
+    pub(crate) async fn audit_settle_on(&self, session: &mut Session) -> Result<()> {
         let crate::Pool::Postgres(pool) = &self.pool else {
             return Ok(());
         };
-        let staged: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_staged)")
-            .fetch_one(pool)
-            .await?;
+        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM audit_staged)";
+        let staged: bool = match session.conn() {
+            Some(conn) => sqlx::query_scalar(SQL).fetch_one(conn).await?,
+            None => sqlx::query_scalar(SQL).fetch_one(pool).await?,
+        };
         if staged {
             chain_staged_on(pool).await?;
         }
@@ -1071,8 +1078,9 @@ impl Store {
         &self,
         kinds: &[&str],
         customer_less: bool,
+        session: &mut Session,
     ) -> Result<Vec<AuditEvent>> {
-        self.audit_settle().await?;
+        self.audit_settle_on(session).await?;
         let placeholders: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {STORED_COLS} FROM audit_events WHERE {}kind IN ({}) ORDER BY seq",
@@ -1083,13 +1091,13 @@ impl Store {
             },
             placeholders.join(", ")
         );
-        let rows: Vec<Stored> = dispatch!(self, |pool| {
+        let rows: Vec<Stored> = dispatch_on!(self, session, |ex| {
             let mut q = sqlx::query(&sql);
             for k in kinds {
                 q = q.bind(*k);
             }
             let mut out = Vec::new();
-            for r in q.fetch_all(pool).await? {
+            for r in q.fetch_all(ex).await? {
                 out.push(stored_row!(r));
             }
             out

@@ -21,7 +21,8 @@ use sqlx::Row;
 
 use crate::tx::dispatch_tx;
 use crate::{
-    Backend, NewAuditEvent, Result, Store, StoreError, StoreTx, dispatch, now, parse_col, str_enum,
+    Backend, NewAuditEvent, Result, Session, Store, StoreError, StoreTx, dispatch, dispatch_on,
+    now, parse_col, str_enum,
 };
 
 /// What a document is: a handlebars prompt template, a TOML policy pack or a TOML dunning
@@ -506,16 +507,18 @@ impl Store {
     pub async fn active_documents(&self) -> Result<Vec<DocumentVersion>> {
         let sql = format!("SELECT {COLS} FROM documents WHERE status = 'active'");
         let mut chained = false;
+        // The documents and their trail are read on one session (see [`Session`]).
+        let mut session = Session::hold(self).await?;
         let (out, problems) = loop {
-            let mut out: Vec<DocumentVersion> = dispatch!(self, |pool| {
+            let mut out: Vec<DocumentVersion> = dispatch_on!(self, session, |ex| {
                 let mut out = Vec::new();
-                for r in sqlx::query(&sql).fetch_all(pool).await? {
+                for r in sqlx::query(&sql).fetch_all(ex).await? {
                     out.push(version_row!(r));
                 }
                 out
             });
             out.sort_by(|a, b| (a.kind.as_str(), &a.name).cmp(&(b.kind.as_str(), &b.name)));
-            let trail = self.document_trail().await?;
+            let trail = self.document_trail(&mut session).await?;
             let mut problems: Vec<(String, String)> = Vec::new();
             for v in &out {
                 for p in trail.version_problems(v) {
@@ -531,6 +534,7 @@ impl Store {
             self.audit_chain_staged().await?;
             chained = true;
         };
+        session.end().await;
         if !problems.is_empty() {
             let text = problems
                 .iter()
@@ -561,9 +565,9 @@ impl Store {
     }
 
     /// The document events of the trail, indexed for [`DocTrail::version_problems`].
-    async fn document_trail(&self) -> Result<DocTrail> {
+    async fn document_trail(&self, session: &mut Session) -> Result<DocTrail> {
         let events = self
-            .audit_events_of_kinds(&[SEED, DRAFT, ACTIVATE, ACTIVATION_APPROVED], true)
+            .audit_events_of_kinds(&[SEED, DRAFT, ACTIVATE, ACTIVATION_APPROVED], true, session)
             .await?;
         let mut trail = DocTrail::default();
         // Approvals by request id: (kind, name, version, requester, approver, intact).
@@ -675,7 +679,7 @@ impl Store {
             }
             out
         });
-        let trail = self.document_trail().await?;
+        let trail = self.document_trail(&mut Session::none()).await?;
         let mut problems = Vec::new();
         for v in &all {
             for p in trail.version_problems(v) {

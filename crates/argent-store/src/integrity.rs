@@ -206,6 +206,7 @@ impl Store {
             .audit_events_of_kinds(
                 &[EXECUTED, EMAIL_DELIVERED, APPROVAL_DECIDED, TOOL_CALL],
                 false,
+                &mut crate::Session::none(),
             )
             .await?;
         let mut executed: HashMap<&str, &AuditEvent> = HashMap::new();

@@ -292,6 +292,55 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// PostgreSQL: one pooled session held for a short sequence of reads, and put back in the
+/// pool before the next one starts ([`Session::end`]). sqlx returns a released connection
+/// to the pool on a task of its own (after a ping), so a read that follows another at once
+/// finds none idle and opens a second session (a server process, its start-up and its
+/// read-only check, every statement parsed afresh): what a short-lived process's start-up
+/// (the migrations check, then the active documents and their trail) paid twice (#16).
+/// On SQLite, and when none is held, reads go to the pool as before.
+pub(crate) struct Session(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl Session {
+    /// No session held: reads through it go to the pool.
+    pub(crate) fn none() -> Session {
+        Session(None)
+    }
+
+    /// Holds one of `store`'s PostgreSQL sessions (none on SQLite).
+    pub(crate) async fn hold(store: &Store) -> Result<Session> {
+        Ok(Session(match &store.pool {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(pool) => Some(pool.acquire().await?),
+        }))
+    }
+
+    pub(crate) fn conn(&mut self) -> Option<&mut sqlx::PgConnection> {
+        self.0.as_deref_mut()
+    }
+
+    /// Puts the session back in the pool now, so the next read finds it idle. (Dropped
+    /// instead, it goes back on a task of its own, as any pooled connection does.)
+    pub(crate) async fn end(mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.return_to_pool().await;
+        }
+    }
+}
+
+/// Like [`dispatch!`], with `$ex` bound to `$session`'s held connection when there is one,
+/// and to the pool otherwise. The body is compiled once per executor.
+macro_rules! dispatch_on {
+    ($store:expr, $session:expr, |$ex:ident| $body:expr) => {
+        match (&$store.pool, $session.conn()) {
+            ($crate::Pool::Sqlite($ex), _) => $body,
+            ($crate::Pool::Postgres(_), Some($ex)) => $body,
+            ($crate::Pool::Postgres($ex), None) => $body,
+        }
+    };
+}
+pub(crate) use dispatch_on;
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
@@ -743,7 +792,10 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS,
         }))
         .await?;
-        if self.migrations_current(&migrator).await {
+        let mut session = Session::hold(self).await?;
+        let current = self.migrations_current(&migrator, &mut session).await;
+        session.end().await;
+        if current {
             return Ok(());
         }
         match &self.pool {
@@ -760,10 +812,14 @@ impl Store {
     /// answer (no table, a migration not applied or failed, a checksum that differs, one
     /// applied that this binary does not know) leaves it to the migrator, which applies
     /// or refuses exactly as before.
-    pub(crate) async fn migrations_current(&self, migrator: &Migrator) -> bool {
+    pub(crate) async fn migrations_current(
+        &self,
+        migrator: &Migrator,
+        session: &mut Session,
+    ) -> bool {
         const SQL: &str = "SELECT version, checksum, success FROM _sqlx_migrations";
         let rows: std::result::Result<Vec<(i64, Vec<u8>, bool)>, sqlx::Error> =
-            dispatch!(self, |pool| sqlx::query_as(SQL).fetch_all(pool).await);
+            dispatch_on!(self, session, |ex| sqlx::query_as(SQL).fetch_all(ex).await);
         let Ok(rows) = rows else {
             return false;
         };
@@ -894,7 +950,9 @@ mod migration_tests {
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         let migrator = Migrator::new(Embedded(embedded)).await.unwrap();
-        store.migrations_current(&migrator).await
+        store
+            .migrations_current(&migrator, &mut Session::none())
+            .await
     }
 
     /// Opening skips the migrator only for a database that has exactly this binary's
@@ -939,6 +997,37 @@ mod migration_tests {
             assert!(err.contains("migration 1"), "{label}: {err}");
             ts.cleanup().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+    use crate::testkit::{POSTGRES_URL_ENV, TestStore};
+
+    /// What a short-lived process does before its work (open, check the migrations, read
+    /// the active documents and their trail) takes one PostgreSQL session, not two: each
+    /// read's connection is back in the pool before the next read starts (#16).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_start_up_reads_on_one_session() {
+        let Ok(url) = std::env::var(POSTGRES_URL_ENV) else {
+            return;
+        };
+        let ts = TestStore::postgres(&url).await.unwrap();
+        let url = ts.argent_url().unwrap();
+        for round in 0..5 {
+            let store = Store::open(&url).await.unwrap();
+            let Pool::Postgres(pool) = &store.pool else {
+                panic!("not PostgreSQL");
+            };
+            assert_eq!(pool.size(), 1, "round {round}: after the migrations check");
+            store.active_documents().await.unwrap();
+            assert_eq!(pool.size(), 1, "round {round}: after the documents");
+            store.close().await;
+        }
+        ts.cleanup().await;
     }
 }
 

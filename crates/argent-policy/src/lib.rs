@@ -87,6 +87,20 @@ pub struct PolicySet {
     pub policies: BTreeMap<String, Policy>,
 }
 
+/// Stored policy documents `(name, text)` as the files they stand for
+/// (`policies/{name}.toml`, so errors name a file as they do for a directory), in file order.
+pub(crate) fn named_sources<'a, I>(sources: I) -> Vec<(std::path::PathBuf, &'a str)>
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    let mut files: Vec<(std::path::PathBuf, &str)> = sources
+        .into_iter()
+        .map(|(name, text)| (Path::new("policies").join(format!("{name}.toml")), text))
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
 impl PolicySet {
     /// Loads and validates every `*.toml` directly under `dir`. Fails on the first invalid
     /// document, or when two documents share an id.
@@ -116,11 +130,7 @@ impl PolicySet {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let mut files: Vec<(std::path::PathBuf, &str)> = sources
-            .into_iter()
-            .map(|(name, text)| (Path::new("policies").join(format!("{name}.toml")), text))
-            .collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let files = named_sources(sources);
         let compiled = compile_all(&files, |(file, text)| Policy::from_toml_str(text, file));
         let mut set = PolicySet::default();
         for ((file, _), p) in files.into_iter().zip(compiled) {

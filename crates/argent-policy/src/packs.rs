@@ -20,7 +20,7 @@
 //!   [`PolicySet::for_jurisdiction`] gives for the same documents (the first by id).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use argent_core::Jurisdiction;
@@ -74,11 +74,7 @@ impl Packs {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let mut files: Vec<(PathBuf, &str)> = sources
-            .into_iter()
-            .map(|(name, text)| (Path::new("policies").join(format!("{name}.toml")), text))
-            .collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let files = crate::named_sources(sources);
         let mut packs = Packs::default();
         for (file, text) in files {
             let header: Header = toml::from_str(text).map_err(|e| toml_error(text, &file, &e))?;
@@ -120,26 +116,18 @@ impl Packs {
     /// The pack that governs a jurisdiction (the first by id, if several do), compiled;
     /// `None` when no document names the jurisdiction.
     pub fn for_jurisdiction(&self, j: Jurisdiction) -> Option<Result<&Policy, PolicyError>> {
-        self.packs
-            .values()
-            .find(|p| p.jurisdiction == j)
-            .map(Pack::policy)
+        self.governing(j).map(Pack::policy)
     }
 
-    /// The pack with this id, compiled.
-    pub fn get(&self, id: &str) -> Option<Result<&Policy, PolicyError>> {
-        self.packs.get(id).map(Pack::policy)
+    /// The pack that governs `j` (the first by id, as [`PolicySet::for_jurisdiction`]).
+    fn governing(&self, j: Jurisdiction) -> Option<&Pack> {
+        self.packs.values().find(|p| p.jurisdiction == j)
     }
 
     /// Every pack in id order, compiled (those not yet compiled are compiled now, one
     /// after another; see [`Packs::compile_now`] to do it in parallel first).
     pub fn all(&self) -> impl Iterator<Item = (&str, Result<&Policy, PolicyError>)> {
         self.packs.iter().map(|(id, p)| (id.as_str(), p.policy()))
-    }
-
-    /// The ids of the packs, in order, without compiling any.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.packs.keys().map(String::as_str)
     }
 
     /// Compiles every pack not compiled yet, each on a thread of its own, and returns the
@@ -163,9 +151,7 @@ impl Packs {
 
     /// Whether the pack that governs `j` exists and has not been compiled yet.
     pub fn pending(&self, j: Jurisdiction) -> bool {
-        self.packs
-            .values()
-            .find(|p| p.jurisdiction == j)
+        self.governing(j)
             .is_some_and(|p| p.compiled.get().is_none())
     }
 
@@ -181,6 +167,7 @@ impl Packs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn shipped() -> Vec<(String, String)> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
@@ -212,13 +199,13 @@ mod tests {
         }
         // Only the two packs asked for were compiled, and asking again compiles nothing.
         assert_eq!(packs.compiled_count(), 2);
-        let first: *const Policy = packs.get("b2b").unwrap().unwrap();
-        let again: *const Policy = packs.get("b2b").unwrap().unwrap();
+        let first: *const Policy = packs.for_jurisdiction(Jurisdiction::B2b).unwrap().unwrap();
+        let again: *const Policy = packs.for_jurisdiction(Jurisdiction::B2b).unwrap().unwrap();
         assert_eq!(first, again);
         assert!(packs.compile_now().is_empty());
         assert_eq!(packs.compiled_count(), 3);
         assert_eq!(
-            packs.ids().collect::<Vec<_>>(),
+            packs.all().map(|(id, _)| id).collect::<Vec<_>>(),
             set.policies.keys().map(String::as_str).collect::<Vec<_>>()
         );
     }

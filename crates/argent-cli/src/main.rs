@@ -17,6 +17,7 @@ use argent_store::Store;
 mod output;
 
 mod agentcmd;
+mod alloc;
 mod args;
 mod auditcmd;
 mod callscmd;
@@ -360,13 +361,37 @@ fn today() -> NaiveDate {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Eval {
+        command: evalcmd::EvalCommand::Run { concurrency, .. },
+    } = &cli.command
+    {
+        // An eval set: many short cases at once, each with its own in-memory store. Set
+        // before the runtime's threads start (glibc fixes its arena limit when a thread
+        // first needs an arena of its own). See `alloc` for what each costs and saves.
+        alloc::purge_at_once();
+        if *concurrency > alloc::MANY_CASES {
+            alloc::one_c_heap();
+        }
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(cli_main(cli)),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn cli_main(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ARGENT_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of standard output stopped early (`argent … | head`): not an error.

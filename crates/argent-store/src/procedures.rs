@@ -482,7 +482,8 @@ impl StoreTx {
                         .push_bind(now)
                         .push_bind(now);
                 });
-                q.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+                // No conflict target: the id is derived from the key (see `enqueue_work`).
+                q.push(" ON CONFLICT DO NOTHING RETURNING id, dedupe_key");
                 let mut out = Vec::new();
                 for r in q.build().fetch_all(&mut *conn).await? {
                     out.push((r.try_get("id")?, r.try_get("dedupe_key")?));

@@ -181,6 +181,10 @@ pub struct WorkFilter<'a> {
 impl StoreTx {
     /// Enqueues every item whose `dedupe_key` is new, as `queued`, in this transaction, and
     /// returns the ids of those inserted (items whose key exists are left as they are).
+    /// `ON CONFLICT DO NOTHING` with no target: the id is derived from the key, so a
+    /// concurrent enqueuer's row for the same key clashes on the id too, and PostgreSQL
+    /// skips a clash only on an index it arbitrates (with `(dedupe_key)` alone, the second
+    /// enqueuer failed on `work_items_pkey`).
     pub async fn enqueue_work(
         &mut self,
         new: &[NewWorkItem],
@@ -189,7 +193,7 @@ impl StoreTx {
         let sql = format!(
             "INSERT INTO work_items ({WORK_COLS}) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, NULL, NULL, NULL, NULL, NULL, $7, $7) \
-             ON CONFLICT (dedupe_key) DO NOTHING"
+             ON CONFLICT DO NOTHING"
         );
         let now = micros(now);
         let mut inserted = Vec::new();

@@ -69,6 +69,20 @@ async fn enqueue_is_idempotent_across_concurrent_enqueuers() {
         assert_eq!(first.customer_id, "C00");
         assert_eq!(first.payload, json!({"step": "C00|std|1|overdue|0"}));
         assert_eq!((first.attempts, first.status), (0, WorkStatus::Queued));
+        // And again, many times over with new keys: an enqueuer that meets the other's
+        // uncommitted row for the same key skips it (the id is derived from the key, so
+        // the two rows clash on the id as well as on the key), never fails.
+        for round in 0..20 {
+            let more: Vec<NewWorkItem> = (0..30)
+                .map(|i| item(&format!("R{round}|C{i:02}"), &format!("C{i:02}"), now))
+                .collect();
+            let (a, b) = tokio::join!(
+                ts.store.enqueue_work(&more, now),
+                other.enqueue_work(&more, now)
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.len() + b.len(), 30, "{label}: round {round}");
+        }
         other.close().await;
         ts.cleanup().await;
     }

@@ -764,6 +764,8 @@ impl Store {
             None => sqlx::query_scalar(SQL).fetch_one(pool).await?,
         };
         if staged {
+            // The chaining takes a connection of its own: never while holding one.
+            session.release().await;
             chain_staged_on(pool).await?;
         }
         Ok(())

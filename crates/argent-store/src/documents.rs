@@ -531,6 +531,7 @@ impl Store {
             if problems.is_empty() || chained || self.backend() == crate::Backend::Sqlite {
                 break (out, problems);
             }
+            session.release().await;
             self.audit_chain_staged().await?;
             chained = true;
         };

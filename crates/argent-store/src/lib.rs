@@ -298,7 +298,10 @@ pub(crate) use dispatch;
 /// finds none idle and opens a second session (a server process, its start-up and its
 /// read-only check, every statement parsed afresh): what a short-lived process's start-up
 /// (the migrations check, then the active documents and their trail) paid twice (#16).
-/// On SQLite, and when none is held, reads go to the pool as before.
+/// On SQLite, and when none is held, reads go to the pool as before. Whatever needs a
+/// connection of its own (the audit chaining) releases the held one first: a task never
+/// holds one connection while waiting for another, so concurrent holders cannot exhaust
+/// the pool waiting on each other.
 pub(crate) struct Session(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
 
 impl Session {
@@ -322,7 +325,12 @@ impl Session {
     /// Puts the session back in the pool now, so the next read finds it idle. (Dropped
     /// instead, it goes back on a task of its own, as any pooled connection does.)
     pub(crate) async fn end(mut self) {
-        if let Some(conn) = self.0.as_mut() {
+        self.release().await;
+    }
+
+    /// [`Session::end`], keeping the value: reads through it go to the pool from now on.
+    pub(crate) async fn release(&mut self) {
+        if let Some(mut conn) = self.0.take() {
             conn.return_to_pool().await;
         }
     }
@@ -1027,6 +1035,60 @@ mod session_tests {
             assert_eq!(pool.size(), 1, "round {round}: after the documents");
             store.close().await;
         }
+        ts.cleanup().await;
+    }
+
+    /// Readers that hold a session and find audit events staged release it before the
+    /// chaining takes a connection: with every connection of the pool held by such a
+    /// reader, none waits for another's (which would stall them all until the pool's
+    /// acquire timeout, and every request behind them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_holding_sessions_do_not_wait_on_each_other_to_chain() {
+        let Ok(url) = std::env::var(POSTGRES_URL_ENV) else {
+            return;
+        };
+        let ts = TestStore::postgres(&url).await.unwrap();
+        let store = ts.store.clone();
+        let Pool::Postgres(pool) = &store.pool else {
+            panic!("not PostgreSQL");
+        };
+        // Every connection of the pool open and idle, so each reader holds one at once.
+        let max = pool.options().get_max_connections() as usize;
+        let mut held = Vec::new();
+        for _ in 0..max {
+            held.push(pool.acquire().await.unwrap());
+        }
+        for mut conn in held {
+            conn.return_to_pool().await;
+        }
+        assert_eq!(pool.num_idle(), max);
+        // An event committed and left staged (its store's chainer gone).
+        crate::testkit::raw_execute(
+            &store,
+            "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
+             VALUES (nextval('audit_staged_group'), 1, '{\"actor\":\"agent\",\"at\":\"2026-12-01T10:00:00.000000Z\",\
+             \"customer_id\":\"C9\",\"kind\":\"orphan\",\"payload\":{},\"run_id\":\"R9\",\"seq\":', \
+             '2026-12-01T10:00:00Z', 'R9', 'C9', 'agent', 'orphan', '')",
+        )
+        .await
+        .unwrap();
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..2 * max {
+            let s = store.clone();
+            readers.spawn(async move { s.active_documents().await.map(|d| d.len()) });
+        }
+        let all = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut done = 0;
+            while let Some(r) = readers.join_next().await {
+                r.unwrap().unwrap();
+                done += 1;
+            }
+            done
+        })
+        .await
+        .expect("the readers finish: none waits for a connection another holds");
+        assert_eq!(all, 2 * max);
+        assert_eq!(store.audit_chain_staged().await.unwrap(), 0, "chained");
         ts.cleanup().await;
     }
 }

@@ -759,10 +759,9 @@ impl Store {
             return Ok(());
         };
         const SQL: &str = "SELECT EXISTS (SELECT 1 FROM audit_staged)";
-        let staged: bool = match session.conn() {
-            Some(conn) => sqlx::query_scalar(SQL).fetch_one(conn).await?,
-            None => sqlx::query_scalar(SQL).fetch_one(pool).await?,
-        };
+        let staged: bool = dispatch_on!(self, session, |ex| sqlx::query_scalar(SQL)
+            .fetch_one(ex)
+            .await?);
         if staged {
             // The chaining takes a connection of its own: never while holding one.
             session.release().await;

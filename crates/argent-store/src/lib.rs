@@ -1063,15 +1063,9 @@ mod session_tests {
         }
         assert_eq!(pool.num_idle(), max);
         // An event committed and left staged (its store's chainer gone).
-        crate::testkit::raw_execute(
-            &store,
-            "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
-             VALUES (nextval('audit_staged_group'), 1, '{\"actor\":\"agent\",\"at\":\"2026-12-01T10:00:00.000000Z\",\
-             \"customer_id\":\"C9\",\"kind\":\"orphan\",\"payload\":{},\"run_id\":\"R9\",\"seq\":', \
-             '2026-12-01T10:00:00Z', 'R9', 'C9', 'agent', 'orphan', '')",
-        )
-        .await
-        .unwrap();
+        crate::testkit::raw_execute(&store, &crate::testkit::staged_orphan_sql("orphan"))
+            .await
+            .unwrap();
         let mut readers = tokio::task::JoinSet::new();
         for _ in 0..2 * max {
             let s = store.clone();

@@ -142,6 +142,18 @@ pub async fn raw_execute(store: &Store, sql: &str) -> Result<u64> {
         .rows_affected()))
 }
 
+/// PostgreSQL: SQL that stages an audit event of `kind` (customer C9, run R9) as a
+/// committed transaction leaves it when its store's chainer is gone before chaining it,
+/// for [`raw_execute`]: an orphan the next reader, appender or chaining must chain.
+pub fn staged_orphan_sql(kind: &str) -> String {
+    format!(
+        "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
+         VALUES (nextval('audit_staged_group'), 1, '{{\"actor\":\"agent\",\"at\":\"2026-12-01T10:00:00.000000Z\",\
+         \"customer_id\":\"C9\",\"kind\":\"{kind}\",\"payload\":{{}},\"run_id\":\"R9\",\"seq\":', \
+         '2026-12-01T10:00:00Z', 'R9', 'C9', 'agent', '{kind}', '')"
+    )
+}
+
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use argent_core::CustomerFlags;
 use argent_core::demo::{DemoConfig, generate};
-use argent_store::testkit::{QueuedCall, TestStore, consumer_portfolio, raw_execute, seed_queue};
+use argent_store::testkit::{
+    QueuedCall, TestStore, consumer_portfolio, raw_execute, seed_queue, staged_orphan_sql,
+};
 use argent_store::{
     ApprovalStatus, AuditFilter, AuditVerification, Backend, GENESIS_HASH, NewApproval,
     NewAuditEvent, OutboxEmail, RunRecord, RunStatus, Store, StoreError, ToolCallStatus,
@@ -2062,15 +2064,9 @@ async fn staged_events_are_chained_by_the_next_reader_appender_or_verification()
             continue;
         }
         append_n(store, 2).await;
-        let orphan = |kind: &str| {
-            format!(
-                "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
-                 VALUES (nextval('audit_staged_group'), 1, '{{\"actor\":\"agent\",\"at\":\"2026-12-01T10:00:00.000000Z\",\
-                 \"customer_id\":\"C9\",\"kind\":\"{kind}\",\"payload\":{{}},\"run_id\":\"R9\",\"seq\":', \
-                 '2026-12-01T10:00:00Z', 'R9', 'C9', 'agent', '{kind}', '')"
-            )
-        };
-        raw_execute(store, &orphan("orphan.one")).await.unwrap();
+        raw_execute(store, &staged_orphan_sql("orphan.one"))
+            .await
+            .unwrap();
         assert!(
             raw_execute(store, "UPDATE audit_staged SET kind = 'changed'")
                 .await
@@ -2085,7 +2081,9 @@ async fn staged_events_are_chained_by_the_next_reader_appender_or_verification()
             [(3, "orphan.one")],
             "{label}: a reader of the trail chains what was committed and left staged"
         );
-        raw_execute(store, &orphan("orphan.two")).await.unwrap();
+        raw_execute(store, &staged_orphan_sql("orphan.two"))
+            .await
+            .unwrap();
         let mine = store
             .audit_append(ev("C1", "R1", "agent", "after", json!({"x": 1})))
             .await
@@ -2102,13 +2100,17 @@ async fn staged_events_are_chained_by_the_next_reader_appender_or_verification()
             all[4], mine,
             "{label}: the appender is told what was stored"
         );
-        raw_execute(store, &orphan("orphan.three")).await.unwrap();
+        raw_execute(store, &staged_orphan_sql("orphan.three"))
+            .await
+            .unwrap();
         assert_eq!(
             store.audit_chain_staged().await.unwrap(),
             1,
             "{label}: the orphan was still staged"
         );
-        raw_execute(store, &orphan("orphan.four")).await.unwrap();
+        raw_execute(store, &staged_orphan_sql("orphan.four"))
+            .await
+            .unwrap();
         let verified = store.audit_verify().await.unwrap();
         assert_eq!(
             verified,

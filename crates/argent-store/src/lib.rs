@@ -165,7 +165,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// next use instead of after a failed write. The note is process-wide
 /// (errors do not know their store): another store's connections are then replaced once
 /// too, which costs a reconnect; a database that stays read-only (a read-only copy being
-/// read) is served by a fresh connection per use.
+/// read) is served by a fresh connection per use. A connection opened during a read-only
+/// spell may nonetheless write: SQLite keeps the descriptor of a connection closed while
+/// another of the process holds a lock on the file (in WAL mode every open connection
+/// does) and hands it to the next connection asking for read-write access, so a
+/// replacement can inherit a read-write descriptor. Its writes succeed, and
+/// [`check_file`] still marks it for replacement.
 pub(crate) mod readonly {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -22,7 +22,9 @@
 //! `cargo bench --bench planner_loop` (release). Environment: `ARGENT_BENCH_EPISODES`
 //! (per round, default 400), `ARGENT_BENCH_ROUNDS` (default 3; the median round is
 //! printed), `ARGENT_BENCH_CONCURRENCY` (default `1,8`), `ARGENT_BENCH_LATENCY_MS` (the
-//! fake server's latency, default 0), `ARGENT_BENCH_MODELS` (default `scripted,openai`).
+//! fake server's latency, default 0), `ARGENT_BENCH_MODELS` (default `scripted,openai`),
+//! `ARGENT_BENCH_TRACE` (when set, sqlx's statement log on stderr: each statement, its rows
+//! and its time, to count an episode's statements).
 //! Where the time goes by component: `benches/attribute.py` over a `perf record` of it.
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
@@ -32,13 +34,16 @@ mod fake_openai;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use argent_agent::{Agent, AgentConfig, CallStatus, Clock, Compiled, RunOutcome, Trigger};
+use argent_agent::{
+    Agent, AgentConfig, CallStatus, Clock, Compiled, ManualClock, RunOutcome, Trigger,
+};
 use argent_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, OpenAiConfig, OpenAiModel,
     RetryPolicy, ScriptedModel, ToolCall,
@@ -124,18 +129,31 @@ impl ChatModel for AgingThenDone {
     }
 }
 
-/// The agent of slot `slot`: the documents compiled once for every slot; each slot's clock
-/// a microsecond apart, as separate processes would be (agents over one store that start
-/// the same trigger at the same instant derive the same run id, and the second fails).
-async fn agent(ts: &TestStore, model: Arc<dyn ChatModel>, slot: usize) -> Arc<Agent> {
+/// Microseconds after [`now`] of the next episode's instant.
+static NEXT_INSTANT: AtomicI64 = AtomicI64::new(0);
+
+/// A slot's agent: the documents compiled once for every slot, and a clock the slot moves
+/// on before each episode ([`next_instant`]). Every episode starts at its own instant, as a
+/// real clock's would: a run's id derives from its customer, trigger and instant, and
+/// with a fixed clock the k-th episode for a customer looked up k taken ids before it
+/// found a free one (up to ~20 reads an episode by the third round; production does one).
+async fn agent(ts: &TestStore, model: Arc<dyn ChatModel>) -> (Arc<Agent>, &'static ManualClock) {
     static COMPILED: std::sync::OnceLock<Compiled> = std::sync::OnceLock::new();
     let compiled =
         COMPILED.get_or_init(|| Compiled::from_dirs(&repo("prompts"), &repo("policies")).unwrap());
+    let clock = ManualClock::leak(now());
     let config = AgentConfig {
-        clock: Clock::Fixed(now() + chrono::Duration::microseconds(slot as i64)),
+        clock: Clock::Manual(clock),
         ..Default::default()
     };
-    Arc::new(Agent::from_compiled(ts.store.clone(), model, compiled, config).unwrap())
+    let agent = Agent::from_compiled(ts.store.clone(), model, compiled, config).unwrap();
+    (Arc::new(agent), clock)
+}
+
+/// Moves `clock` to an instant no episode has started at.
+fn next_instant(clock: &ManualClock) {
+    let us = NEXT_INSTANT.fetch_add(1, Ordering::Relaxed);
+    clock.set(now() + chrono::Duration::microseconds(us));
 }
 
 fn check(out: &RunOutcome) {
@@ -170,7 +188,7 @@ async fn slot_agent(
     first: usize,
     stride: usize,
     episodes: usize,
-) -> Arc<Agent> {
+) -> (Arc<Agent>, &'static ManualClock) {
     match (variant, fake) {
         (Variant::OpenAi, Some(fake)) => {
             let model = OpenAiModel::new(
@@ -185,7 +203,7 @@ async fn slot_agent(
                     )),
             )
             .unwrap();
-            agent(ts, Arc::new(model), first).await
+            agent(ts, Arc::new(model)).await
         }
         _ => {
             let model = ScriptedModel::new();
@@ -196,7 +214,7 @@ async fn slot_agent(
                 );
                 model.push_response(ChatResponse::text(FINAL).with_usage(900, 20));
             }
-            agent(ts, Arc::new(model), first).await
+            agent(ts, Arc::new(model)).await
         }
     }
 }
@@ -217,10 +235,11 @@ async fn round(
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (s, agent) in agents.into_iter().enumerate() {
+    for (s, (agent, clock)) in agents.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             for k in 0..per {
                 let id = customer(offset + s + k * concurrency);
+                next_instant(clock);
                 let out = agent.start(&id, trigger()).await.unwrap();
                 check(&out);
             }
@@ -247,6 +266,13 @@ fn main() {
         .split(',')
         .map(|m| m.trim().to_string())
         .collect();
+    // A bench's own diagnostic, not the product's logging: stderr, sqlx's statements only.
+    if std::env::var("ARGENT_BENCH_TRACE").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("sqlx::query=debug"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -353,6 +353,9 @@ macro_rules! dispatch_on {
     };
 }
 pub(crate) use dispatch_on;
+
+/// How long [`Store::close`] waits for connections checked out elsewhere to come back.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -876,7 +879,26 @@ impl Store {
         if let Some(w) = &self.writer {
             w.lock().await.close().await;
         }
-        dispatch!(self, |p| p.close().await)
+        // sqlx's `Pool::close` can return with connections still open: it waits for the
+        // pool's permits, but each idle connection it closes releases a permit it never
+        // took, so it stops waiting while others are still checked out or being returned
+        // (sqlx returns a released connection on a task of its own: a ping, then the idle
+        // queue); those close later, or stay idle with the pool. On SQLite an open
+        // descriptor matters beyond the store: the VFS hands it to the next connection of
+        // the process that opens the file (see `readonly`). So this waits until the pool
+        // counts none, closing again what was returned meanwhile; bounded, so a connection
+        // held elsewhere cannot keep `close` from returning.
+        dispatch!(self, |p| {
+            p.close().await;
+            let deadline = Instant::now() + CLOSE_WAIT;
+            while p.size() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                p.close().await;
+            }
+            if p.size() > 0 {
+                tracing::warn!(open = p.size(), "close: connections still checked out");
+            }
+        })
     }
 }
 

@@ -121,19 +121,16 @@ async fn a_sqlite_store_opened_while_the_file_is_read_only_writes_once_it_is_wri
         return;
     };
     let late = ts.reopen().await.unwrap();
-    // Its connections mostly open read-only and these writes fail, but not always: SQLite
-    // can hand a connection a read-write descriptor it kept (see above). It happened in
-    // ~15% of runs under CPU load (CI, 2026-12-05 and -06): the first store's `close` had
-    // returned with four descriptors of the file still open (counted in /proc/self/fd;
-    // why is not found yet). So what the spell does to these writes is not asserted; what
-    // follows it is.
-    let during = [
-        audit(&late, "during").await.is_ok(),
-        token(&late, "during-late").await.is_ok(),
-    ];
-    if during.iter().any(|wrote| *wrote) {
-        eprintln!("notice: a write during the read-only spell succeeded: {during:?}");
-    }
+    // Its connections open read-only (the first store's are all closed: `close` waits for
+    // them, so none of their read-write descriptors is kept for these), so its writes fail.
+    assert!(
+        audit(&late, "during").await.is_err(),
+        "a transaction on the late store fails during the spell"
+    );
+    assert!(
+        token(&late, "during-late").await.is_err(),
+        "a single-statement write on the late store fails during the spell"
+    );
     busy_reads(&late).await;
     ro.restore();
     writes_work(&late, "late-after").await;

@@ -18,7 +18,7 @@ use crate::records::{
     case_row, cases_from, cases_sql, plan_row, plans_from, plans_sql, promise_row, promises_from,
     promises_sql,
 };
-use crate::tx::{run_statements, split_by_statement};
+use crate::tx::{ReadConn, run_statements, split_by_statement};
 use crate::{ApprovalItem, Pool, Result, Store, StoreError, ToolCallRecord, pg_text_literal};
 
 const EMAILED_SQL: &str = "SELECT COUNT(*) AS n FROM outbox WHERE customer_id = $1";
@@ -159,12 +159,12 @@ impl Store {
         Ok(match &self.pool {
             Pool::Sqlite(pool) => {
                 let sql = sqls.join(";\n");
-                let mut conn = pool.acquire().await?;
+                let mut read = ReadConn::take(self, pool).await?;
                 let mut args = SqliteArguments::default();
                 args.add(customer_id.to_string()).map_err(|e| {
                     StoreError::Invalid(format!("binding customer id {customer_id}: {e}"))
                 })?;
-                let steps = run_statements(&mut conn, &sql, args).await;
+                let steps = run_statements(read.conn()?, &sql, args).await;
                 if let Some(e) = steps.error {
                     return Err(e.into());
                 }

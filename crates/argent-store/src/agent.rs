@@ -8,9 +8,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::tx::{dispatch_tx, tx_write};
+use crate::tx::{ReadConn, dispatch_tx, tx_write};
 use crate::{
-    Backend, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
+    Backend, Pool, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
     parse_col, str_enum, to_json,
 };
 
@@ -934,12 +934,22 @@ impl Store {
 
     pub async fn run(&self, id: &str) -> Result<RunRecord> {
         let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id = $1");
-        let row: Option<RunRow> = dispatch!(self, |pool| {
-            match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
+        // SQLite: on the writer's connection when it is free (a run's start looks its id
+        // up; see `ReadConn`).
+        let row: Option<RunRow> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut read = ReadConn::take(self, pool).await?;
+                let query = sqlx::query(&sql).bind(id);
+                match query.fetch_optional(read.conn()?).await? {
+                    Some(r) => Some(run_row!(r)),
+                    None => None,
+                }
+            }
+            Pool::Postgres(pool) => match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
                 Some(r) => Some(run_row!(r)),
                 None => None,
-            }
-        });
+            },
+        };
         row.ok_or_else(|| StoreError::NotFound(format!("run {id}")))?
             .into_record()
     }

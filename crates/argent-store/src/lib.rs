@@ -367,6 +367,8 @@ pub struct Store {
     /// with their commits (see [`audit`](crate::audit)); `None` on SQLite, which chains
     /// inside the transaction.
     pub(crate) chainer: Option<audit::Chainer>,
+    /// SQLite: the reads under way that chose their connection by [`tx::ReadConn`].
+    pub(crate) reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -735,6 +737,7 @@ impl Store {
             pool: Pool::Sqlite(pool),
             writer,
             chainer: None,
+            reads: Default::default(),
         })
     }
 
@@ -759,6 +762,7 @@ impl Store {
             pool: Pool::Postgres(pool),
             writer: None,
             chainer,
+            reads: Default::default(),
         })
     }
 

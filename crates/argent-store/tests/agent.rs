@@ -1832,6 +1832,37 @@ fn run(id: &str, created: DateTime<Utc>) -> RunRecord {
     }
 }
 
+/// SQLite reads a run on the writer's connection when nothing holds it (`ReadConn`): a
+/// read while a transaction holds the writer neither waits for it nor sees its writes, and
+/// a read after a commit sees them.
+#[tokio::test]
+async fn reading_a_run_neither_waits_for_an_open_transaction_nor_sees_it() {
+    for ts in TestStore::all().await.unwrap() {
+        let (store, label) = (&ts.store, ts.label);
+        let t = at("2026-03-01T10:00:00Z");
+        store.create_run(&run("R1", t)).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_run(&run("R2", t)).await.unwrap();
+        let state = json!({"messages": [{"role": "user", "content": "hi"}]});
+        tx.checkpoint_run("R1", 4, 100, &state).await.unwrap();
+        let during = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            (store.run("R1").await, store.run("R2").await)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{label}: a read waited for the open transaction"));
+        assert_eq!(during.0.unwrap().step, 0, "{label}: the committed step");
+        assert!(
+            matches!(during.1, Err(StoreError::NotFound(_))),
+            "{label}: an uncommitted run is not read: {:?}",
+            during.1
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(store.run("R1").await.unwrap().step, 4, "{label}");
+        assert_eq!(store.run("R2").await.unwrap(), run("R2", t), "{label}");
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn runs_checkpoint_and_finish() {
     for ts in TestStore::all().await.unwrap() {

@@ -198,8 +198,8 @@ impl Writer {
 /// records) take it this way. A read waits behind no writer (`try_lock`); a writer that
 /// comes meanwhile waits behind the read. When reads overlap, the store is busy and its
 /// writer the bottleneck, so they go to the pool, in parallel, off the writer's path (at 500
-/// concurrent episodes reading on the writer whenever it was free cost ~2.5% of the
-/// throughput; #16).
+/// concurrent episodes, reading on the writer whenever it was free cost 2–3% of the
+/// throughput in two alternated pairs; #16).
 pub(crate) struct ReadConn {
     conn: Taken,
     _reading: Reading,

@@ -1845,6 +1845,9 @@ async fn reading_a_run_neither_waits_for_an_open_transaction_nor_sees_it() {
         tx.create_run(&run("R2", t)).await.unwrap();
         let state = json!({"messages": [{"role": "user", "content": "hi"}]});
         tx.checkpoint_run("R1", 4, 100, &state).await.unwrap();
+        // A read in the transaction sends its queued writes, so they are in the database,
+        // uncommitted, while the store reads.
+        assert!(tx.tool_call("no-such-call").await.unwrap().is_none());
         let during = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             (store.run("R1").await, store.run("R2").await)
         })

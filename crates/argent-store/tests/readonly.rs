@@ -107,8 +107,8 @@ async fn sqlite_writes_work_again_once_the_file_is_writable_again() {
     ts.cleanup().await;
 }
 
-/// A store opened while the file is read-only (its writer's connection included) writes
-/// once the file is writable again.
+/// A store opened while the file is read-only has only read-only connections, its writer's
+/// included, and writes once the file is writable again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_store_opened_while_the_file_is_read_only_writes_once_it_is_writable() {
     let ts = TestStore::sqlite().await.unwrap();

@@ -6,7 +6,7 @@
 //!
 //! Two models, zero model latency:
 //! - `scripted`: an `argent_llm::ScriptedModel` (one per concurrent slot, its answers
-//!   queued up front), so nothing but argent is measured;
+//!   queued up front, keeping no copy of the requests), so nothing but argent is measured;
 //! - `openai`: the real `OpenAiModel` (HTTP, JSON, retries) against the fake
 //!   OpenAI-compatible server of the worker tests, started on 127.0.0.1 and answering the
 //!   same episode.
@@ -206,7 +206,8 @@ async fn slot_agent(
             agent(ts, Arc::new(model)).await
         }
         _ => {
-            let model = ScriptedModel::new();
+            // It keeps no copy of the requests: that would be the test double's cost.
+            let model = ScriptedModel::new().forgetting_requests();
             for k in 0..episodes {
                 let id = customer(first + k * stride);
                 model.push_response(

@@ -14,6 +14,10 @@ use crate::types::{ChatRequest, ChatResponse, ToolCall};
 struct Script {
     queue: VecDeque<Result<ChatResponse, LlmError>>,
     received: Vec<ChatRequest>,
+    /// Requests answered so far (kept or not).
+    count: usize,
+    /// Requests are counted but not kept ([`ScriptedModel::forgetting_requests`]).
+    forget: bool,
 }
 
 /// A test double: answers each request with the next scripted response (or
@@ -55,6 +59,14 @@ impl ScriptedModel {
         model
     }
 
+    /// Counts the requests it answers but keeps none of them ([`ScriptedModel::requests`]
+    /// stays empty): for a benchmark, where copying every request (the whole history and
+    /// the tool schemas) is the test double's cost, not the code under test's.
+    pub fn forgetting_requests(self) -> Self {
+        self.lock().forget = true;
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, Script> {
         // A panic in another test thread must not hide this model's state.
         self.script.lock().unwrap_or_else(PoisonError::into_inner)
@@ -82,7 +94,8 @@ impl ScriptedModel {
         self
     }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order (none if it is
+    /// [`ScriptedModel::forgetting_requests`]).
     pub fn requests(&self) -> Vec<ChatRequest> {
         self.lock().received.clone()
     }
@@ -94,7 +107,7 @@ impl ScriptedModel {
 
     /// How many requests were received.
     pub fn request_count(&self) -> usize {
-        self.lock().received.len()
+        self.lock().count
     }
 
     /// How many scripted responses are still queued.
@@ -111,8 +124,11 @@ impl ChatModel for ScriptedModel {
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let mut script = self.lock();
-        let index = script.received.len();
-        script.received.push(req.clone());
+        let index = script.count;
+        script.count += 1;
+        if !script.forget {
+            script.received.push(req.clone());
+        }
         match script.queue.pop_front() {
             Some(outcome) => outcome,
             None => Err(LlmError::ScriptExhausted { index }),
@@ -167,6 +183,25 @@ mod tests {
         assert_eq!(seen, ["a", "b", "c", "d"]);
         assert_eq!(model.request_count(), 4);
         assert_eq!(model.remaining(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_forgetting_model_answers_and_counts_but_keeps_no_request() {
+        let model =
+            ScriptedModel::with_responses([ChatResponse::text("one")]).forgetting_requests();
+        let r = model
+            .chat(&ChatRequest::new(vec![ChatMessage::user("a")]))
+            .await
+            .unwrap();
+        assert_eq!(r.content.as_deref(), Some("one"));
+        let e = model
+            .chat(&ChatRequest::new(vec![ChatMessage::user("b")]))
+            .await
+            .unwrap_err();
+        assert_eq!(e, LlmError::ScriptExhausted { index: 1 });
+        assert_eq!(model.request_count(), 2);
+        assert!(model.requests().is_empty());
+        assert!(model.last_request().is_none());
     }
 
     #[tokio::test]

@@ -991,20 +991,24 @@ impl PgTx {
     ) -> Result<()> {
         self.check_open()?;
         let sql = sql.trim_end().trim_end_matches(';');
+        // Rendered apart and appended whole, so a value that cannot be written (text with
+        // a NUL) leaves the queue as it was.
+        let mut write = String::with_capacity(sql.len() + 64);
         match must_change {
-            None => render_pg(&mut self.queued, sql, args)?,
+            None => render_pg(&mut write, sql, args)?,
             Some(err) => {
                 let k = self.expect.len();
-                self.queued.push_str("WITH argent_w AS (");
-                render_pg(&mut self.queued, sql, args)?;
-                self.queued.push_str(&format!(
+                write.push_str("WITH argent_w AS (");
+                render_pg(&mut write, sql, args)?;
+                write.push_str(&format!(
                     " RETURNING 1) SELECT 1 FROM (SELECT count(*) AS n FROM argent_w) c \
                      WHERE NOT argent_expect_changed({k}, c.n)"
                 ));
                 self.expect.push(Some(err));
             }
         }
-        self.queued.push_str(";\n");
+        write.push_str(";\n");
+        self.queued.push_str(&write);
         Ok(())
     }
 
@@ -1494,6 +1498,34 @@ mod tests {
         let err = check(Some("a\0b".into()), None, None, None, None).unwrap_err();
         assert!(err.to_string().contains("NUL"), "{err}");
         rt.block_on(ts.cleanup());
+    }
+
+    /// PostgreSQL: a queued write refused as it is queued (text with a NUL, which
+    /// PostgreSQL cannot store) leaves the queue as it was: the transaction's other writes
+    /// still commit. Without `ARGENT_TEST_POSTGRES_URL`: nothing to test.
+    #[tokio::test]
+    async fn postgres_a_write_refused_when_queued_leaves_the_queue_as_it_was() {
+        use crate::testkit::{POSTGRES_URL_ENV, TestStore};
+        let Ok(url) = std::env::var(POSTGRES_URL_ENV) else {
+            return;
+        };
+        let ts = TestStore::postgres(&url).await.unwrap();
+        let store = &ts.store;
+        let mut tx = store.begin().await.unwrap();
+        tx.record_contact("C1", "email", crate::now(), "k1")
+            .await
+            .unwrap();
+        let err = tx
+            .record_contact("C1", "email", crate::now(), "k\0two")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+        tx.record_contact("C1", "email", crate::now(), "k3")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.contacts("C1").await.unwrap().len(), 2);
+        ts.cleanup().await;
     }
 
     /// The writer chains a transaction's audit events on the head its last commit left,

@@ -112,40 +112,54 @@ struct Canonical {
 /// Written by hand so that it does not depend on serde_json's `preserve_order` feature,
 /// which another crate in the build may switch on.
 pub(crate) fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(v, &mut out);
-    out
+    canonical_string(out)
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+/// The bytes written by [`write_canonical`] and `serde_json` as a `String`: always UTF-8,
+/// since both write only whole characters.
+fn canonical_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes `v` as canonical JSON: keys sorted at every depth, strings, numbers and literals
+/// written by `serde_json` straight into `out` (no copy of the value, no string per key).
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, x)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(x) = m.get(k) {
-                    write_canonical(x, out);
-                }
+                write_scalar(&k.as_str(), out);
+                out.push(b':');
+                write_canonical(x, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(x, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+/// A string, number, boolean or null as `serde_json` writes it (the same text as its
+/// `to_string`). Writing into a `Vec` cannot fail, and these serialize without error.
+fn write_scalar(v: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    if let Err(e) = serde_json::to_writer(&mut *out, v) {
+        tracing::error!(error = %e, "audit: writing a JSON scalar");
     }
 }
 
@@ -214,15 +228,26 @@ struct Stored {
 
 /// The canonical text of an event: what its hash covers after the previous hash.
 fn canonical_text(e: &AuditEvent) -> String {
-    canonical_json(&serde_json::json!({
-        "seq": e.seq,
-        "at": format_at(e.at),
-        "run_id": e.run_id,
-        "customer_id": e.customer_id,
-        "actor": e.actor,
-        "kind": e.kind,
-        "payload": e.payload,
-    }))
+    // The canonical JSON of the object {seq, at, run_id, customer_id, actor, kind,
+    // payload}, written field by field in sorted key order (building the object first
+    // copied the payload, a tenth of a planner-loop episode's instructions; #16).
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"actor\":");
+    write_scalar(e.actor.as_str(), &mut out);
+    out.extend_from_slice(b",\"at\":");
+    write_scalar(format_at(e.at).as_str(), &mut out);
+    out.extend_from_slice(b",\"customer_id\":");
+    write_scalar(&e.customer_id, &mut out);
+    out.extend_from_slice(b",\"kind\":");
+    write_scalar(e.kind.as_str(), &mut out);
+    out.extend_from_slice(b",\"payload\":");
+    write_canonical(&e.payload, &mut out);
+    out.extend_from_slice(b",\"run_id\":");
+    write_scalar(&e.run_id, &mut out);
+    out.extend_from_slice(b",\"seq\":");
+    write_scalar(&e.seq, &mut out);
+    out.push(b'}');
+    canonical_string(out)
 }
 
 impl AuditEvent {
@@ -1261,6 +1286,69 @@ fn write_csv(events: &[AuditEvent]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The canonical text as it was first defined: the event as one JSON object, written
+    /// canonically. Every chain stored hashes this text, so the direct writer must match
+    /// it byte for byte.
+    fn canonical_text_as_an_object(e: &AuditEvent) -> String {
+        canonical_json(&serde_json::json!({
+            "seq": e.seq,
+            "at": format_at(e.at),
+            "run_id": e.run_id,
+            "customer_id": e.customer_id,
+            "actor": e.actor,
+            "kind": e.kind,
+            "payload": e.payload,
+        }))
+    }
+
+    /// Any JSON value, to depth 3: strings with quotes, backslashes, control characters
+    /// and any Unicode; integers and floats of every size; keys in any order.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<u64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn canonical_text_is_the_event_object_written_canonically(
+            seq in proptest::prelude::any::<i64>(),
+            micros in 0i64..4_102_444_800_000_000,
+            run_id in proptest::option::of(".*"),
+            customer_id in proptest::option::of(".*"),
+            actor in ".*",
+            kind in ".*",
+            payload in any_json(),
+        ) {
+            let e = AuditEvent {
+                seq,
+                at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
+                run_id,
+                customer_id,
+                actor,
+                kind,
+                payload,
+                prev_hash: String::new(),
+                hash: String::new(),
+            };
+            proptest::prop_assert_eq!(canonical_text(&e), canonical_text_as_an_object(&e));
+        }
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {

@@ -1,8 +1,7 @@
 //! One customer's account as the agent reads it before judging an action.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, Row};
+use sqlx::Row;
 
 use argent_core::{Case, Customer, Invoice, Payment, PaymentPlan, PromiseToPay};
 
@@ -18,8 +17,8 @@ use crate::records::{
     case_row, cases_from, cases_sql, plan_row, plans_from, plans_sql, promise_row, promises_from,
     promises_sql,
 };
-use crate::tx::{ReadConn, run_statements, split_by_statement};
-use crate::{ApprovalItem, Pool, Result, Store, StoreError, ToolCallRecord, pg_text_literal};
+use crate::tx::{Arg, ReadConn, split_by_statement};
+use crate::{ApprovalItem, Pool, Result, Store, ToolCallRecord, pg_text_literal};
 
 const EMAILED_SQL: &str = "SELECT COUNT(*) AS n FROM outbox WHERE customer_id = $1";
 
@@ -158,17 +157,16 @@ impl Store {
         }
         Ok(match &self.pool {
             Pool::Sqlite(pool) => {
-                let sql = sqls.join(";\n");
                 let mut read = ReadConn::take(self, pool).await?;
-                let mut args = SqliteArguments::default();
-                args.add(customer_id.to_string()).map_err(|e| {
-                    StoreError::Invalid(format!("binding customer id {customer_id}: {e}"))
-                })?;
-                let steps = run_statements(read.conn()?, &sql, args).await;
-                if let Some(e) = steps.error {
-                    return Err(e.into());
-                }
-                records!(steps.rows)
+                let args = [Arg::of(customer_id)];
+                let parts = read
+                    .direct(|db| {
+                        sqls.iter()
+                            .map(|sql| crate::direct::query(db, sql, &args))
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .await?;
+                records!(parts)
             }
             Pool::Postgres(pool) => {
                 let mut id = String::new();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::tx::{ReadConn, dispatch_tx, tx_write};
+use crate::tx::{Arg, ReadConn, dispatch_tx, tx_write};
 use crate::{
     Backend, Pool, Result, Store, StoreError, StoreTx, dispatch, eq_or_all, from_json, micros, now,
     parse_col, str_enum, to_json,
@@ -939,8 +939,11 @@ impl Store {
         let row: Option<RunRow> = match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut read = ReadConn::take(self, pool).await?;
-                let query = sqlx::query(&sql).bind(id);
-                match query.fetch_optional(read.conn()?).await? {
+                let args = [Arg::of(id)];
+                let rows = read
+                    .direct(|db| crate::direct::query(db, &sql, &args))
+                    .await?;
+                match rows.first() {
                     Some(r) => Some(run_row!(r)),
                     None => None,
                 }

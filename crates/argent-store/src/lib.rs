@@ -29,6 +29,7 @@ mod calls;
 pub mod checkpoint;
 pub mod contacts;
 mod desk;
+mod direct;
 pub mod doc_requests;
 mod documents;
 mod eval_runs;
@@ -144,6 +145,9 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// How long a SQLite connection waits for another connection's write lock.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connections that could not write, and the end of them.
 ///
 /// SQLite opens a file it may not write (permissions, an immutable file, a read-only
@@ -189,6 +193,9 @@ pub(crate) mod readonly {
         let sqlx::Error::Database(db) = e else {
             return false;
         };
+        if let Some(direct) = db.try_downcast_ref::<crate::direct::DirectError>() {
+            return direct.is_readonly();
+        }
         if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
             // The primary result code is the low byte of the extended one.
             return sqlx::error::DatabaseError::code(sqlite)
@@ -688,7 +695,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let in_memory = in_memory || opts.get_filename().as_os_str() == ":memory:";
         // An in-memory database (an eval case's) is mostly empty tables and indexes, one
         // page each: at 1 KiB pages a migrated one holds ~0.4 MiB, at 4 KiB ~0.8 (#16).

@@ -13,29 +13,32 @@
 //! checkpoint runs on a pooled connection in the background, while writing goes on.
 //! An in-memory database (one connection) uses plain pooled transactions.
 //!
-//! **Round trips on the writer.** Every statement sqlx runs on SQLite is a message to the
-//! connection's own thread and an answer back, and the writer is held across all of them;
-//! on a busy two-core machine each such hand-off costs more than SQLite's work on the
-//! statement. So a transaction's round trips, not its statements, set how many
-//! transactions a second the store commits, and the writer sends a transaction's
-//! statements in as few round trips as the caller's need for answers allows:
+//! **Round trips on the writer.** sqlx runs every SQLite statement on the connection's own
+//! thread and sends each result and row back as a message, and on a busy two-core machine
+//! each such hand-off costs more than SQLite's work on the statement. So the writer sends a
+//! transaction's statements in as few round trips as the caller's need for answers allows,
+//! and a round trip of queued writes is one message: it takes the connection's handle from
+//! its thread and runs the batch on it in the calling thread ([`crate::direct`]: rusqlite
+//! on sqlx's handle, each statement prepared once and cached).
 //! - `begin` only takes the writer. `BEGIN IMMEDIATE` goes with the transaction's first
-//!   round trip, together with either a read of the audit head or, when the writer
-//!   remembers the head its last commit left, a check that it is still the stored one.
+//!   round trip, together with a read of the audit head (the writer remembers the head its
+//!   last commit left, and the read under the write lock confirms or replaces it). If
+//!   another connection holds the write lock, `BEGIN IMMEDIATE` goes through sqlx instead,
+//!   whose thread waits out the busy timeout, so no runtime thread sleeps in SQLite.
 //! - A write whose answer the caller does not need ([`tx_write!`]: inserts, status
 //!   updates, deciding a queue item, audit appends) is queued, and sent in front of the
 //!   next statement that needs an answer, or with `COMMIT`. A queued write that must
 //!   change a row (else the operation's own error, such as `NotFound` or, for a queue
-//!   item that is no longer pending, `Conflict`) is followed by a guard statement that
-//!   fails the batch when the write changed nothing, so a failed expectation stops the
-//!   batch before its `COMMIT` and the caller gets the operation's own error.
+//!   item that is no longer pending, `Conflict`) has its changed rows checked as it runs,
+//!   so a failed expectation stops the batch before its `COMMIT` and the caller gets the
+//!   operation's own error.
 //! - So an error of a queued write is reported by a later call of the same transaction
 //!   (at the latest by `commit`); from then on the transaction refuses every statement
 //!   and can only roll back, because some of the writes it was told were queued never ran.
-//! - Audit events are chained when appended, on the remembered head. If the check finds
-//!   that another process appended since, nothing but `BEGIN` has run: the head is read
-//!   (the lock still held), the queued events are re-chained on it, and the batch goes
-//!   again. The chain stored is always the one `audit_verify` recomputes.
+//! - Audit events are chained when appended, on the remembered head. If the head read as
+//!   the transaction begins shows that another process appended since, the queued events
+//!   are re-chained on it before they are written. The chain stored is always the one
+//!   `audit_verify` recomputes.
 //!
 //! Approving or rejecting a queue item is one round trip this way (the commit), where it
 //! was six; [`Store::writer_round_trips`] counts them.
@@ -66,17 +69,19 @@ use argent_core::CustomerFlags;
 use futures_util::TryStreamExt;
 use sqlx::encode::{Encode, IsNull};
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{
-    SqliteArgumentValue, SqliteArguments, SqliteConnectOptions, SqliteRow, SqliteTypeInfo,
-};
+use sqlx::sqlite::{SqliteArgumentValue, SqliteConnectOptions, SqliteTypeInfo};
 use sqlx::{
-    Arguments, Connection, Either, Executor, Postgres, Row, Sqlite, SqliteConnection, SqlitePool,
-    Transaction, Type,
+    Connection, Either, Executor, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction, Type,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::audit::QueuedEvent;
+use crate::direct::{self, Direct};
 use crate::{Backend, Pool, Result, Store, StoreError, now};
+
+/// Locks of the writer connection's handle between two drains of its command queue (see
+/// `Writer::with_handle`); well under sqlx's default queue of 50.
+const DRAIN_EVERY: u32 = 16;
 
 /// Commits after which the writer starts a background WAL checkpoint.
 pub const CHECKPOINT_EVERY: u32 = 32;
@@ -85,6 +90,9 @@ const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 
 /// The one connection a SQLite file store writes through (see the module docs).
 pub(crate) struct Writer {
+    /// `conn`'s handle as the writer's batches use it directly (see [`crate::direct`]),
+    /// once a batch has run. Declared before `conn`: it must be dropped first (see `Drop`).
+    direct: Option<Direct>,
     /// `None` once the store is closed.
     conn: Option<SqliteConnection>,
     /// How `conn` was opened, to open it again (see [`lock_writer`]).
@@ -102,6 +110,9 @@ pub(crate) struct Writer {
     known_head: Option<(i64, String)>,
     /// Batches sent to the connection's thread (see [`Store::writer_round_trips`]).
     round_trips: u64,
+    /// Times `conn`'s handle was locked since its command queue was last drained (see
+    /// [`Writer::lock_handle`]).
+    locked: u32,
 }
 
 pub(crate) type SharedWriter = Arc<Mutex<Writer>>;
@@ -122,6 +133,7 @@ impl Writer {
         let opened = Instant::now();
         let conn = Writer::connect(&opts).await?;
         Ok(Arc::new(Mutex::new(Writer {
+            direct: None,
             conn: Some(conn),
             opts,
             opened,
@@ -131,13 +143,13 @@ impl Writer {
             checkpointing: Arc::new(AtomicBool::new(false)),
             known_head: None,
             round_trips: 0,
+            locked: 0,
         })))
     }
 
     async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
-        let mut conn = sqlx::ConnectOptions::connect(opts).await?;
+        let conn = sqlx::ConnectOptions::connect(opts).await?;
         crate::readonly::check_file(opts.get_filename());
-        sqlx::query(GUARD_TABLE).execute(&mut conn).await?;
         Ok(conn)
     }
 
@@ -152,6 +164,7 @@ impl Writer {
         }
         let opened = Instant::now();
         let fresh = Writer::connect(&self.opts).await?;
+        self.detach().await;
         if let Some(old) = self.conn.replace(fresh) {
             let _ = old.close().await;
         }
@@ -181,9 +194,82 @@ impl Writer {
         Ok(())
     }
 
+    /// Drops the direct handle (finalizing its cached statements) while holding the
+    /// connection's lock, so the connection's thread is not using the handle meanwhile.
+    async fn detach(&mut self) {
+        let Some(direct) = self.direct.take() else {
+            return;
+        };
+        match self.conn.as_mut() {
+            Some(conn) => match conn.lock_handle().await {
+                Ok(lock) => {
+                    drop(direct);
+                    drop(lock);
+                }
+                // The connection's thread is gone, and with it the handle: finalizing the
+                // statements now would touch freed memory.
+                Err(_) => std::mem::forget(direct),
+            },
+            None => std::mem::forget(direct),
+        }
+    }
+
+    /// Runs `f` on the connection's handle, in this thread ([`crate::direct`]).
+    ///
+    /// sqlx 0.8's `lock_handle` sends the connection's thread a message to let the handle
+    /// go, and takes the handle's lock; when the handle is given back before that thread
+    /// has asked for it again, the next `lock_handle` can take the free lock at once, and
+    /// its message stays queued, unneeded. Such messages pile up (the thread handles one
+    /// per lock), and once they fill the connection's bounded command queue, a
+    /// `lock_handle` holds the lock while it waits for room in the queue, which only the
+    /// thread waiting for that lock could make: both wait for ever (seen after a few
+    /// hundred transactions). A ping every [`DRAIN_EVERY`] locks goes behind whatever is
+    /// queued and returns once the thread has handled it all, so the queue never fills.
+    /// (A pooled connection is pinged by sqlx each time it goes back to the pool.)
+    async fn with_handle<R>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
+        let Writer {
+            direct,
+            conn,
+            locked,
+            ..
+        } = self;
+        let conn = conn
+            .as_mut()
+            .ok_or(StoreError::Db(sqlx::Error::PoolClosed))?;
+        let out = {
+            let mut lock = conn.lock_handle().await?;
+            let db = direct
+                .get_or_insert_with(|| Direct::attach(&mut lock))
+                .on(&mut lock);
+            f(db)
+        };
+        *locked += 1;
+        if *locked >= DRAIN_EVERY {
+            *locked = 0;
+            // `f` has run (a commit may be among it): a failed ping is the next user's error.
+            if let Err(e) = conn.ping().await {
+                tracing::debug!(error = %e, "draining the writer connection's queue");
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn close(&mut self) {
+        self.detach().await;
         if let Some(conn) = self.conn.take() {
             let _ = conn.close().await;
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// sqlx closes the handle with `sqlite3_close`, which fails (and sqlx panics) while a
+    /// statement prepared on it is not finalized: the direct handle's cached statements are
+    /// finalized first, under the connection's lock (waited for on this thread: taking it
+    /// needs only the connection's own thread, never this runtime).
+    fn drop(&mut self) {
+        if self.direct.is_some() {
+            futures_executor::block_on(self.detach());
         }
     }
 }
@@ -242,11 +328,28 @@ impl ReadConn {
         })
     }
 
-    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        match &mut self.conn {
-            Taken::Writer(w) => w.conn(),
-            Taken::Pooled(c) => Ok(c),
-        }
+    /// Runs `read` on the connection's handle in this thread ([`crate::direct`]): one
+    /// message to the connection's thread, where sqlx sends one for every statement's end
+    /// and every row. On the writer's connection its statements stay prepared (the writer's
+    /// [`Direct`]); on a pooled one they are prepared for this read and finalized before the
+    /// connection goes back (a pooled connection may be closed by the pool at any time, and
+    /// sqlx cannot close a handle with statements left on it).
+    pub(crate) async fn direct<R>(
+        &mut self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+    ) -> Result<R> {
+        let out = match &mut self.conn {
+            Taken::Writer(w) => w.with_handle(read).await?,
+            Taken::Pooled(c) => {
+                let mut lock = c.lock_handle().await?;
+                let once = Direct::attach(&mut lock);
+                let out = read(once.on(&mut lock));
+                // Its statements are finalized here, while the handle is still locked.
+                drop(once);
+                out
+            }
+        };
+        out.map_err(|e| direct::to_sqlx(e).into())
     }
 }
 
@@ -258,19 +361,7 @@ pub(crate) async fn lock_writer(w: &SharedWriter) -> Result<OwnedMutexGuard<Writ
     Ok(guard)
 }
 
-/// Creates the table the guards of queued writes insert into (on the writer connection,
-/// once; a TEMP table lives and dies with its connection).
-pub(crate) const GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS argent_expect \
-     (changed INTEGER NOT NULL CHECK (changed > 0))";
-/// Follows a queued write that must change a row: `changes()` is the number of rows the
-/// statement before it changed, and the CHECK fails the batch when that is none.
-const GUARD: &str = "INSERT INTO temp.argent_expect (changed) VALUES (changes())";
-const GUARD_CLEAR: &str = "DELETE FROM temp.argent_expect";
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-/// Fails (through the guard table's CHECK, or NOT NULL if there is no head) unless the
-/// audit head is ($1, $2).
-const HEAD_CHECK: &str = "INSERT INTO temp.argent_expect (changed) \
-     VALUES ((SELECT seq = $1 AND hash = $2 FROM audit_head WHERE id = 1))";
 const HEAD_UPDATE: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
 /// One audit event, as the writer sends it.
 const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, at, run_id, customer_id, actor, \
@@ -460,20 +551,6 @@ impl Type<Sqlite> for Arg {
     }
 }
 
-/// Appends `sql` to `out` with each `$N` parameter renumbered to `$(N + offset)`, so the
-/// statement can run after others in one multi-statement query (sqlx-sqlite binds `$N` to
-/// the query's N-th argument, whichever statement it is in). `$` inside a quoted string or
-/// identifier is left alone.
-pub(crate) fn renumber_into(out: &mut String, sql: &str, offset: usize) {
-    use std::fmt::Write as _;
-    let renumbered: Result<()> = map_params(out, sql, |out, n| {
-        // Writing to a `String` cannot fail.
-        let _ = write!(out, "${}", n.saturating_add(offset));
-        Ok(())
-    });
-    debug_assert!(renumbered.is_ok());
-}
-
 /// Copies `sql` to `out` with `param(out, N)` called in place of each `$N` parameter;
 /// `$` inside a quoted string or identifier is copied as it is. It scans bytes and copies
 /// the text between parameters whole (every byte it stops at is ASCII, so each piece is
@@ -518,36 +595,6 @@ fn map_params(
     Ok(())
 }
 
-/// What a multi-statement query did, statement by statement.
-pub(crate) struct Steps {
-    /// The rows of each statement that ran (or began running), in order.
-    pub(crate) rows: Vec<Vec<SqliteRow>>,
-    /// The rows changed by each statement that finished; its length is how many did.
-    pub(crate) changes: Vec<u64>,
-    /// Why the statement after the last finished one failed, if one did.
-    pub(crate) error: Option<sqlx::Error>,
-}
-
-/// Runs the statements of `sql` (sqlx-sqlite runs every statement of a query, binding
-/// `$N` to the N-th of `args` in each) in one message to the connection's thread.
-pub(crate) async fn run_statements(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    args: SqliteArguments<'static>,
-) -> Steps {
-    let mut changes = Vec::new();
-    let (rows, error) = split_by_statement(
-        conn.fetch_many(sqlx::query_with(sql, args)),
-        |done: sqlx::sqlite::SqliteQueryResult| changes.push(done.rows_affected()),
-    )
-    .await;
-    Steps {
-        rows,
-        changes,
-        error,
-    }
-}
-
 /// The rows of a multi-statement query's results (either backend), split by statement: a
 /// list per statement that ran or began running, `done` told of each that finished, and
 /// the error that stopped the query, if one did.
@@ -586,31 +633,88 @@ enum Op {
     Audit(Vec<QueuedEvent>),
 }
 
-/// The batch a round trip sends, rendered from the queue.
-struct Batch {
-    sql: String,
-    args: Vec<Arg>,
-    /// Statements rendered so far.
-    count: usize,
-    /// Statement index of each guard, with the index of the op it guards.
-    guards: Vec<(usize, usize)>,
+/// What running a batch directly came to.
+enum Ran {
+    /// Everything ran; the audit head after it.
+    Done(Option<(i64, String)>),
+    /// The transaction had not begun and another connection holds the write lock: nothing ran.
+    Busy,
 }
 
-impl Batch {
-    fn push(&mut self, sql: &str, args: Vec<Arg>) -> usize {
-        renumber_into(&mut self.sql, sql, self.args.len());
-        self.sql.push_str(";\n");
-        self.args.extend(args);
-        self.count += 1;
-        self.count - 1
+/// A round trip's batch, run on the writer's handle (see [`WriterTx::round_trip`]).
+struct DirectBatch<'a> {
+    begun: &'a mut bool,
+    sent_head: &'a mut Option<(i64, String)>,
+    head_checked: &'a mut bool,
+    queued: &'a mut Vec<Op>,
+}
+
+impl DirectBatch<'_> {
+    fn run(&mut self, db: &rusqlite::Connection, commit: bool) -> Result<Ran> {
+        let fail = |e: rusqlite::Error| StoreError::from(direct::to_sqlx(e));
+        if !*self.begun {
+            if !direct::try_begin_immediate(db, crate::SQLITE_BUSY_TIMEOUT).map_err(fail)? {
+                return Ok(Ran::Busy);
+            }
+            *self.begun = true;
+        }
+        if !*self.head_checked {
+            // Under the write lock the stored head cannot move: a remembered one is checked
+            // (and replaced, with the queued events re-chained below, if another process
+            // appended since), an unknown one read.
+            let mut stmt = db.prepare_cached(HEAD).map_err(fail)?;
+            let mut rows = stmt.raw_query();
+            let head = match rows.next().map_err(fail)? {
+                Some(r) => Some((
+                    r.get::<_, i64>(0).map_err(fail)?,
+                    r.get::<_, String>(1).map_err(fail)?,
+                )),
+                None => None,
+            };
+            *self.sent_head = head;
+            *self.head_checked = true;
+        }
+        // The audit events chain from the head as of what has been sent; a queued append
+        // chained on another head (a stale remembered one) is re-chained here.
+        let mut head = self.sent_head.clone();
+        let mut appended = false;
+        for op in self.queued.iter_mut() {
+            match op {
+                Op::Statement {
+                    sql,
+                    args,
+                    must_change,
+                } => {
+                    let changed = direct::execute(db, sql, args).map_err(fail)?;
+                    if changed == 0
+                        && let Some(e) = must_change.take()
+                    {
+                        return Err(e);
+                    }
+                }
+                Op::Audit(events) => {
+                    let after = head.clone().unwrap_or((0, crate::GENESIS_HASH.to_string()));
+                    crate::audit::chain_after(events, after);
+                    for e in events.iter() {
+                        direct::execute(db, INSERT_EVENT, &e.args()).map_err(fail)?;
+                    }
+                    if let Some(e) = events.last() {
+                        head = Some((e.event.seq, e.event.hash.clone()));
+                        appended = true;
+                    }
+                }
+            }
+        }
+        if appended && let Some((seq, hash)) = &head {
+            let args = [Arg::of(*seq), Arg::of(hash.as_str())];
+            direct::execute(db, HEAD_UPDATE, &args).map_err(fail)?;
+        }
+        if commit {
+            db.execute_batch("COMMIT").map_err(fail)?;
+        }
+        tracing::debug!(queued = self.queued.len(), commit, "writer batch");
+        Ok(Ran::Done(head))
     }
-}
-
-/// Why a round trip did not answer.
-enum Failed {
-    /// The head the transaction chained its audit events on is not the stored head.
-    StaleHead,
-    Error(StoreError),
 }
 
 /// A transaction on the writer connection. Dropped unfinished, it rolls back on a task of
@@ -716,171 +820,73 @@ impl WriterTx {
         Ok(())
     }
 
-    /// One message to the writer's thread, in the fewest round trips the transaction's
-    /// state allows: `BEGIN IMMEDIATE` if the transaction has not begun, with either a
-    /// check that the remembered audit head is still the stored one or a read of it; the
-    /// queued statements; and `COMMIT` if `commit`.
+    /// One round trip on the writer: the connection's handle is taken from its thread (one
+    /// message) and, in this thread ([`crate::direct`]), `BEGIN IMMEDIATE` runs if the
+    /// transaction has not begun, with a read of the audit head if it was only remembered
+    /// (a head another process moved since is taken, and the queued audit events are
+    /// re-chained on it), then the queued statements, each one's changed rows checked
+    /// against its expectation, and `COMMIT` if `commit`.
     ///
-    /// If the check finds that another process moved the head, nothing but `BEGIN` has run:
-    /// the head is read (one more round trip, the lock still held), the queued audit events
-    /// are re-chained on it, and the batch is sent again.
+    /// If another connection holds the write lock, `BEGIN IMMEDIATE` goes through sqlx
+    /// instead, whose thread waits out the busy timeout, and the batch then runs as above.
     async fn round_trip(&mut self, commit: bool) -> Result<()> {
         self.usable()?;
-        loop {
-            match self.send(commit).await {
-                Ok(()) => return Ok(()),
-                Err(Failed::StaleHead) => {
-                    let head = {
-                        let w = self.writer()?;
-                        w.round_trips += 1;
-                        sqlx::query(HEAD).fetch_optional(w.conn()?).await
-                    };
-                    let head = match head {
-                        Ok(Some(r)) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-                        Ok(None) => None,
-                        Err(e) => {
-                            self.failed = true;
-                            return Err(e.into());
-                        }
-                    };
-                    self.sent_head = head.clone();
-                    self.audit_head = head;
-                    self.head_checked = true;
-                }
-                Err(Failed::Error(e)) => {
-                    self.failed = true;
-                    self.queued.clear();
-                    return Err(e);
-                }
+        match self.send(commit).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.failed = true;
+                self.queued.clear();
+                Err(e)
             }
         }
     }
 
-    async fn send(&mut self, commit: bool) -> std::result::Result<(), Failed> {
-        let begins = !self.begun;
-        // Whether the batch checks a remembered head (else, if it begins, it reads it).
-        let checks = begins && !self.head_checked && self.sent_head.is_some();
-        let mut b = Batch {
-            sql: String::new(),
-            args: Vec::new(),
-            count: 0,
-            guards: Vec::new(),
-        };
-        if begins {
-            b.push("BEGIN IMMEDIATE", Vec::new());
-            match (&self.sent_head, checks) {
-                (Some((seq, hash)), true) => {
-                    let args = vec![Arg::of(*seq), Arg::of(hash.as_str())];
-                    b.push(HEAD_CHECK, args);
-                }
-                _ => {
-                    b.push(HEAD, Vec::new());
-                }
-            }
-        }
-        // The audit events chain from the head as of what has been sent; a queued append
-        // chained on another head (a stale remembered one) is re-chained here.
-        let mut head = self.sent_head.clone();
-        let mut appended = false;
-        for (i, op) in self.queued.iter_mut().enumerate() {
-            match op {
-                Op::Statement {
-                    sql,
-                    args,
-                    must_change,
-                } => {
-                    b.push(sql, args.clone());
-                    if must_change.is_some() {
-                        let at = b.push(GUARD, Vec::new());
-                        b.guards.push((at, i));
-                    }
-                }
-                Op::Audit(events) => {
-                    let after = head.clone().unwrap_or((0, crate::GENESIS_HASH.to_string()));
-                    crate::audit::chain_after(events, after);
-                    for e in events.iter() {
-                        b.push(INSERT_EVENT, e.args());
-                    }
-                    if let Some(e) = events.last() {
-                        head = Some((e.event.seq, e.event.hash.clone()));
-                        appended = true;
-                    }
-                }
-            }
-        }
-        if appended && let Some((seq, hash)) = &head {
-            let args = vec![Arg::of(*seq), Arg::of(hash.as_str())];
-            b.push(HEAD_UPDATE, args);
-        }
-        if !b.guards.is_empty() {
-            b.push(GUARD_CLEAR, Vec::new());
-        }
-        if commit {
-            b.push("COMMIT", Vec::new());
-        }
-        let mut bound = SqliteArguments::default();
-        for a in b.args {
-            bound.add(a).map_err(|e| {
-                Failed::Error(StoreError::Invalid(format!(
-                    "binding a statement argument: {e}"
-                )))
-            })?;
-        }
-        let steps = {
-            let w = self.writer().map_err(Failed::Error)?;
+    async fn send(&mut self, commit: bool) -> Result<()> {
+        let WriterTx {
+            guard,
+            begun,
+            sent_head,
+            head_checked,
+            audit_head,
+            queued,
+            ..
+        } = self;
+        let w = guard
+            .as_mut()
+            .ok_or_else(|| StoreError::Invalid("the transaction has ended".into()))?;
+        let head = loop {
             w.round_trips += 1;
-            let conn = w.conn().map_err(Failed::Error)?;
-            run_statements(conn, &b.sql, bound).await
+            let ran = w
+                .with_handle(|db| {
+                    DirectBatch {
+                        begun: &mut *begun,
+                        sent_head: &mut *sent_head,
+                        head_checked: &mut *head_checked,
+                        queued: &mut *queued,
+                    }
+                    .run(db, commit)
+                })
+                .await?;
+            // A transaction it began is open, whatever happened after.
+            if *begun {
+                w.open = true;
+            }
+            match ran? {
+                Ran::Done(head) => break head,
+                Ran::Busy => {
+                    // Begin through sqlx, whose thread waits for the lock.
+                    sqlx::query("BEGIN IMMEDIATE").execute(w.conn()?).await?;
+                    *begun = true;
+                    w.open = true;
+                }
+            }
         };
-        // Statements finished: each ends with one `Left` in the stream.
-        let done = steps.changes.len();
-        if begins && done >= 1 {
-            self.begun = true;
-            self.writer().map_err(Failed::Error)?.open = true;
-        }
-        if begins && !checks && done >= 2 {
-            let read = match steps.rows.get(1).and_then(|rows| rows.first()) {
-                Some(r) => Some((
-                    r.try_get("seq").map_err(|e| Failed::Error(e.into()))?,
-                    r.try_get("hash").map_err(|e| Failed::Error(e.into()))?,
-                )),
-                None => None,
-            };
-            self.sent_head = read.clone();
-            self.head_checked = true;
-            // Nothing queued was chained (appending needs a known head), so the head as of
-            // this batch is the one read.
-            if !appended {
-                head = read;
-            }
-        }
-        if let Some(e) = steps.error {
-            if checks && done == 1 {
-                return Err(Failed::StaleHead);
-            }
-            // The statement that failed is the one after the last that finished.
-            let guarded = b
-                .guards
-                .iter()
-                .find(|(at, _)| *at == done)
-                .map(|(_, op)| *op);
-            let expected = guarded.and_then(|i| match self.queued.get_mut(i) {
-                Some(Op::Statement { must_change, .. }) => must_change.take(),
-                _ => None,
-            });
-            return Err(Failed::Error(expected.unwrap_or_else(|| e.into())));
-        }
-        if begins {
-            self.head_checked = true;
-        }
-        self.queued.clear();
-        self.sent_head = head.clone();
-        self.audit_head = head;
+        queued.clear();
+        *sent_head = head.clone();
+        *audit_head = head;
         if commit {
-            let known = self.sent_head.clone();
-            let w = self.writer().map_err(Failed::Error)?;
             w.open = false;
-            w.known_head = known;
+            w.known_head = sent_head.clone();
         }
         Ok(())
     }
@@ -1261,7 +1267,6 @@ impl StoreTx {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::{Arg, TxInner};
-    use sqlx::{Connection, Row, SqliteConnection};
 
     /// Records tool call `id` (run R1, customer C1) in `tx`: a write that answers whether
     /// the call is new, so it takes a round trip of its own.
@@ -1310,6 +1315,20 @@ mod tests {
         out
     }
 
+    /// Appends `sql` to `out` with each `$N` parameter renumbered to `$(N + offset)`, so the
+    /// statement can run after others in one multi-statement query (sqlx-sqlite binds `$N` to
+    /// the query's N-th argument, whichever statement it is in). `$` inside a quoted string or
+    /// identifier is left alone.
+    fn renumber_into(out: &mut String, sql: &str, offset: usize) {
+        use std::fmt::Write as _;
+        let renumbered: crate::Result<()> = super::map_params(out, sql, |out, n| {
+            // Writing to a `String` cannot fail.
+            let _ = write!(out, "${}", n.saturating_add(offset));
+            Ok(())
+        });
+        debug_assert!(renumbered.is_ok());
+    }
+
     proptest::proptest! {
         /// Any text (quotes, `$`, digits, any Unicode, numbers too long for a `usize`)
         /// renumbers as character by character.
@@ -1319,7 +1338,7 @@ mod tests {
             offset in 0usize..1000,
         ) {
             let mut out = String::from("x");
-            super::renumber_into(&mut out, &sql, offset);
+            renumber_into(&mut out, &sql, offset);
             proptest::prop_assert_eq!(out, format!("x{}", renumbered_by_chars(&sql, offset)));
         }
     }
@@ -1327,7 +1346,7 @@ mod tests {
     #[test]
     fn renumbering_shifts_parameters_outside_quotes() {
         let mut out = String::from("SELECT $1;\n");
-        super::renumber_into(
+        renumber_into(
             &mut out,
             "UPDATE t SET a = $1, b = '$2', \"c$3\" = $10 WHERE d = $2",
             5,
@@ -1664,40 +1683,68 @@ mod tests {
         ts.cleanup().await;
     }
 
-    /// The SQLite writer saves round trips by sending two statements in one query with
-    /// bind parameters (`BEGIN IMMEDIATE; SELECT … audit_head`, and an audit INSERT with
-    /// the head's UPDATE). sqlx-sqlite runs every statement of such a query, binding `$N`
-    /// by number; sqlx has discussed dropping that (launchbadge/sqlx#3108). If an upgrade
-    /// does, this fails first, by name.
+    /// When another connection holds the database's write lock as a transaction begins,
+    /// the writer waits for it on sqlx's connection thread, not in SQLite's busy handler on
+    /// the runtime's thread: on a one-thread runtime the lock's holder (a task on that same
+    /// thread) gets to commit, and the write then goes through. (Waiting on the runtime's
+    /// thread, the holder could not run until the busy timeout failed the write.)
     #[tokio::test]
-    async fn sqlite_runs_every_statement_of_a_query_with_bind_parameters() {
-        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::raw_sql("CREATE TABLE t (a INTEGER NOT NULL, b TEXT NOT NULL)")
-            .execute(&mut c)
+    async fn a_write_waits_for_another_connections_lock_without_blocking_the_runtime() {
+        use crate::testkit::TestStore;
+        let ts = TestStore::sqlite().await.unwrap();
+        let other = ts.reopen().await.unwrap();
+        let mut held = other.begin().await.unwrap();
+        // Answered, so sent at once: `BEGIN IMMEDIATE` has run and `other` holds the lock.
+        assert!(record(&mut held, "held").await.unwrap());
+        let store = ts.store.clone();
+        let waiting = tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            let new = record(&mut tx, "waited").await?;
+            tx.commit().await?;
+            Ok::<bool, crate::StoreError>(new)
+        });
+        // The runtime's one thread is free while the write waits: this task wakes from its
+        // sleep long before the busy timeout (10 s) would have let the thread go.
+        let slept = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            slept.elapsed() < crate::SQLITE_BUSY_TIMEOUT / 2,
+            "the runtime's thread was held for {:?}",
+            slept.elapsed()
+        );
+        assert!(!waiting.is_finished(), "the write waits for the lock");
+        held.commit().await.unwrap();
+        assert!(waiting.await.unwrap().unwrap(), "the write went through");
+        for id in ["held", "waited"] {
+            assert!(
+                ts.store.tool_call(id).await.unwrap().is_some(),
+                "{id} is stored"
+            );
+        }
+        other.close().await;
+        ts.cleanup().await;
+    }
+
+    /// Thousands of short uses of the writer's handle in a row, on a one-thread runtime,
+    /// all finish: sqlx's unneeded release messages (see `Writer::with_handle`) are drained
+    /// before they fill the connection's command queue, which used to leave a use waiting
+    /// for ever after a few hundred.
+    #[tokio::test]
+    async fn the_writer_handle_can_be_taken_again_and_again() {
+        use crate::testkit::TestStore;
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = ts.store.clone();
+        let uses = async move {
+            for i in 0..3_000 {
+                match store.run(&format!("R{i}")).await {
+                    Err(crate::StoreError::NotFound(_)) => {}
+                    other => panic!("run R{i}: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), uses)
             .await
-            .unwrap();
-        sqlx::query("INSERT INTO t (a, b) VALUES ($1, 'x'), ($1 + 1, 'x'); UPDATE t SET b = $2 WHERE a = $1")
-            .bind(7_i64)
-            .bind("y")
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let row =
-            sqlx::query("BEGIN IMMEDIATE; SELECT count(*) AS n, min(b) AS b FROM t WHERE a >= $1")
-                .bind(7_i64)
-                .fetch_optional(&mut c)
-                .await
-                .unwrap()
-                .unwrap();
-        assert_eq!(row.get::<i64, _>("n"), 2);
-        assert_eq!(row.get::<String, _>("b"), "x");
-        let b: String = sqlx::query("SELECT b FROM t WHERE a = 7")
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-            .get("b");
-        assert_eq!(b, "y", "the second statement ran");
-        // And the first one began a transaction.
-        sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+            .expect("every use of the writer's handle finished");
+        ts.cleanup().await;
     }
 }

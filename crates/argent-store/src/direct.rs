@@ -1,0 +1,587 @@
+//! Statements run on a SQLite connection's own handle, in the calling thread (#16).
+//!
+//! sqlx runs every SQLite statement on the connection's thread and sends each result and
+//! each row back as a message of its own, waking the awaiting task for every one; a
+//! planner-loop step's write batch (some fifteen statements) cost that many thread hand-offs,
+//! more than SQLite's own work on them. The writer's batches ([`crate::tx`]) run here
+//! instead: one message takes the connection's handle from its thread
+//! ([`sqlx::sqlite::SqliteConnection::lock_handle`]), the statements run through rusqlite
+//! on that handle, each prepared once and cached, and dropping the lock gives the handle
+//! back.
+//!
+//! Invariants:
+//! - [`Direct`] wraps the handle of a connection sqlx owns; it never closes it (rusqlite's
+//!   `from_handle`), and it is dropped before the connection is (its cached statements
+//!   must be finalized while the handle is open).
+//! - It is used only while the connection's [`LockedSqliteHandle`] is held: [`Direct::on`]
+//!   takes the lock to hand out the connection, so the connection's thread is parked on its
+//!   mutex and no two threads use the handle at once.
+//! - A value is bound exactly as sqlx binds the Rust value an [`Arg`] was made from (the same
+//!   storage class and text), so a row reads back the same whichever path wrote it.
+//! - Errors come back as sqlx errors ([`DirectError`] is a `sqlx::error::DatabaseError` with
+//!   the extended result code and message sqlx would give), so callers and
+//!   [`crate::readonly`] see one kind of error.
+#![allow(unsafe_code)]
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::LockedSqliteHandle;
+
+use crate::tx::Arg;
+
+/// The connection's handle, wrapped by rusqlite (see the module docs).
+pub(crate) struct Direct {
+    conn: rusqlite::Connection,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Direct")
+    }
+}
+
+impl Direct {
+    /// Wraps the handle `lock` holds.
+    pub(crate) fn attach(lock: &mut LockedSqliteHandle<'_>) -> Direct {
+        let db = lock.as_raw_handle().as_ptr();
+        // SAFETY: `db` is an open connection that sqlx owns and keeps open for as long as
+        // its `SqliteConnection` lives; `from_handle` never closes it. The `Direct` is only
+        // used through `on`, which requires the connection's lock, and the writer drops it
+        // before the connection (see `Writer`). rusqlite's `libsqlite3-sys` is sqlx's (one
+        // crate in the build), so the pointer's type and the library are the same.
+        let conn = unsafe { rusqlite::Connection::from_handle(db) };
+        match conn {
+            Ok(conn) => Direct { conn },
+            // `from_handle` only wraps the pointer; it has no failing path.
+            Err(e) => unreachable!("wrapping an open SQLite handle failed: {e}"),
+        }
+    }
+
+    /// The connection, for as long as the handle's lock is held.
+    pub(crate) fn on<'a>(
+        &'a self,
+        _lock: &'a mut LockedSqliteHandle<'_>,
+    ) -> &'a rusqlite::Connection {
+        &self.conn
+    }
+}
+
+/// Binds `args` to `stmt` as sqlx-sqlite binds a query's arguments: a `$N` (or `?N`)
+/// parameter takes the N-th argument, an anonymous `?` the next one; a parameter past the
+/// last argument stays NULL.
+fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    let mut next = 0usize;
+    for i in 1..=stmt.parameter_count() {
+        let n = match stmt.parameter_name(i) {
+            Some(name) => {
+                let digits = name
+                    .strip_prefix('$')
+                    .or_else(|| name.strip_prefix('?'))
+                    .unwrap_or(name);
+                match digits.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        return Err(rusqlite::Error::InvalidParameterName(name.to_string()));
+                    }
+                }
+            }
+            None => {
+                next += 1;
+                next
+            }
+        };
+        let Some(arg) = n.checked_sub(1).and_then(|k| args.get(k)) else {
+            break;
+        };
+        stmt.raw_bind_parameter(i, value(arg))?;
+    }
+    Ok(())
+}
+
+/// `arg` as sqlx binds the value it was made from: text, dates and instants as text
+/// (instants as `to_rfc3339_opts(AutoSi, false)`, dates as `%F`), booleans as 0 or 1.
+pub(crate) fn value(arg: &Arg) -> ToSqlOutput<'_> {
+    match arg {
+        Arg::Null(_) => ToSqlOutput::Borrowed(ValueRef::Null),
+        Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        Arg::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+        Arg::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+        Arg::Time(t) => ToSqlOutput::Owned(Value::Text(
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+        )),
+        Arg::Date(d) => ToSqlOutput::Owned(Value::Text(d.format("%F").to_string())),
+        Arg::Float(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
+    }
+}
+
+/// Runs `sql` (one statement, cached once prepared) with `args`, reading any rows it returns
+/// to the end; the rows it changed.
+pub(crate) fn execute(db: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<u64> {
+    let mut stmt = db.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    drop(rows);
+    Ok(db.changes())
+}
+
+/// `BEGIN IMMEDIATE` without waiting: `Ok(false)` if another connection holds the write
+/// lock (the caller then begins through sqlx, whose thread waits out the busy timeout, so
+/// no runtime thread sleeps in SQLite's busy handler). `busy_timeout` is the connection's,
+/// restored afterwards.
+pub(crate) fn try_begin_immediate(
+    db: &rusqlite::Connection,
+    busy_timeout: Duration,
+) -> rusqlite::Result<bool> {
+    db.busy_timeout(Duration::ZERO)?;
+    let begun = db.execute_batch("BEGIN IMMEDIATE");
+    db.busy_timeout(busy_timeout)?;
+    match begun {
+        Ok(()) => Ok(true),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A SQLite error from a statement run directly, as the `sqlx::Error::Database` sqlx would
+/// have returned for it.
+#[derive(Debug)]
+pub(crate) struct DirectError {
+    /// The extended result code.
+    code: i32,
+    message: String,
+}
+
+impl DirectError {
+    /// Whether the error says the connection cannot write (`SQLITE_READONLY` and its
+    /// extended codes).
+    pub(crate) fn is_readonly(&self) -> bool {
+        self.code & 0xff == rusqlite::ffi::SQLITE_READONLY
+    }
+}
+
+impl std::fmt::Display for DirectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(code: {}) {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for DirectError {}
+
+impl sqlx::error::DatabaseError for DirectError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// `e` as the sqlx error sqlx would have returned for it.
+pub(crate) fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, message) => {
+            sqlx::Error::Database(Box::new(DirectError {
+                code: f.extended_code,
+                message: message.unwrap_or_else(|| f.to_string()),
+            }))
+        }
+        other => sqlx::Error::Protocol(format!("running a statement on the writer: {other}")),
+    }
+}
+
+/// A row read directly: its statement's column names and its values. Read through the same
+/// row macros as sqlx's rows (`try_get` by column name, decoding as sqlx decodes SQLite
+/// values).
+pub(crate) struct DirectRow {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl DirectRow {
+    /// The column `name` as `T`, or the error sqlx gives for a missing column or a value
+    /// it cannot decode as `T`.
+    pub(crate) fn try_get<T: FromDirect>(&self, name: &str) -> Result<T, sqlx::Error> {
+        let value = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(name.to_string()))?;
+        T::from_direct(value).map_err(|why| sqlx::Error::ColumnDecode {
+            index: format!("{name:?}"),
+            source: why.into(),
+        })
+    }
+}
+
+/// A Rust value from a SQLite value, as sqlx-sqlite decodes it.
+pub(crate) trait FromDirect: Sized {
+    fn from_direct(value: &Value) -> Result<Self, String>;
+}
+
+fn mismatch(want: &str, value: &Value) -> String {
+    let got = match value {
+        Value::Null => "NULL",
+        Value::Integer(_) => "INTEGER",
+        Value::Real(_) => "REAL",
+        Value::Text(_) => "TEXT",
+        Value::Blob(_) => "BLOB",
+    };
+    format!("mismatched types; Rust type `{want}` is not compatible with SQL type `{got}`")
+}
+
+// Like sqlx-sqlite: a non-NULL value must be of a storage class the Rust type is
+// compatible with (checked on the value, not the column's declared type), and a NULL read
+// as a type that is not an `Option` decodes as SQLite converts NULL (`""`, 0, false, 0.0;
+// a date fails to parse).
+
+impl FromDirect for String {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s.clone()),
+            Value::Null => Ok(String::new()),
+            other => Err(mismatch("String", other)),
+        }
+    }
+}
+
+impl FromDirect for i64 {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Integer(i) => Ok(*i),
+            Value::Null => Ok(0),
+            other => Err(mismatch("i64", other)),
+        }
+    }
+}
+
+impl FromDirect for bool {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Integer(i) => Ok(*i != 0),
+            Value::Null => Ok(false),
+            other => Err(mismatch("bool", other)),
+        }
+    }
+}
+
+impl FromDirect for f64 {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Real(f) => Ok(*f),
+            Value::Null => Ok(0.0),
+            other => Err(mismatch("f64", other)),
+        }
+    }
+}
+
+impl FromDirect for chrono::NaiveDate {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        let text = match value {
+            Value::Text(s) => s.as_str(),
+            Value::Null => "",
+            other => return Err(mismatch("NaiveDate", other)),
+        };
+        chrono::NaiveDate::parse_from_str(text, "%F").map_err(|e| e.to_string())
+    }
+}
+
+impl FromDirect for chrono::DateTime<chrono::Utc> {
+    /// Text in the formats sqlx-sqlite reads, tried in its order (RFC 3339 first); an
+    /// integer as Unix seconds; a real as a Julian day.
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+        let at = match value {
+            Value::Text(s) => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+                .or_else(|| {
+                    SQLITE_DATETIME_FORMATS.iter().find_map(|f| {
+                        DateTime::parse_from_str(s, f)
+                            .map(|d| d.with_timezone(&Utc))
+                            .ok()
+                            .or_else(|| {
+                                NaiveDateTime::parse_from_str(s, f)
+                                    .ok()
+                                    .map(|n| Utc.from_utc_datetime(&n))
+                            })
+                    })
+                }),
+            Value::Integer(i) => Utc.timestamp_opt(*i, 0).single(),
+            Value::Real(f) => {
+                let secs = (f - 2_440_587.5) * 86_400.0;
+                if secs.is_finite() {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let (s, n) = (secs.trunc() as i64, (secs.fract() * 1e9).abs() as u32);
+                    Utc.timestamp_opt(s, n).single()
+                } else {
+                    None
+                }
+            }
+            other => return Err(mismatch("DateTime<Utc>", other)),
+        };
+        at.ok_or_else(|| match value {
+            Value::Text(s) => format!("invalid datetime: {s}"),
+            _ => "invalid datetime".to_string(),
+        })
+    }
+}
+
+/// sqlx-sqlite's date-time text formats after RFC 3339, in its order.
+const SQLITE_DATETIME_FORMATS: [&str; 12] = [
+    "%F %T%.f",
+    "%F %R",
+    "%F %RZ",
+    "%F %R%:z",
+    "%F %T%.fZ",
+    "%F %T%.f%:z",
+    "%FT%R",
+    "%FT%RZ",
+    "%FT%R%:z",
+    "%FT%T%.f",
+    "%FT%T%.fZ",
+    "%FT%T%.f%:z",
+];
+
+impl<T: FromDirect> FromDirect for Option<T> {
+    fn from_direct(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            v => T::from_direct(v).map(Some),
+        }
+    }
+}
+
+/// The rows `sql` (one statement, cached once prepared) returns with `args`.
+pub(crate) fn query(
+    db: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg],
+) -> rusqlite::Result<Vec<DirectRow>> {
+    let mut stmt = db.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let columns: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+    let width = columns.len();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(match r.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::Integer(v),
+                ValueRef::Real(v) => Value::Real(v),
+                // Text that is not UTF-8 (which argent never writes) is kept as bytes, and
+                // fails to decode as text, as it does through sqlx.
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(t) => Value::Text(t.to_owned()),
+                    Err(_) => Value::Blob(t.to_vec()),
+                },
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
+        }
+        out.push(DirectRow {
+            columns: columns.clone(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Direct, DirectRow, FromDirect, execute, query};
+    use crate::tx::{Arg, PgType};
+    use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+    use proptest::prelude::*;
+    use sqlx::{Connection, Row, SqliteConnection};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => panic!("a test runtime: {e}"),
+        }
+    }
+
+    fn any_arg() -> impl Strategy<Value = Arg> {
+        let instant = (-62_000_000_000i64..250_000_000_000, 0u32..2_000_000_000)
+            .prop_filter_map("a representable instant", |(s, n)| {
+                Utc.timestamp_opt(s, n % 1_000_000_000).single()
+            });
+        prop_oneof![
+            Just(Arg::Null(PgType::Text)),
+            "\\PC*".prop_map(Arg::Text),
+            ".*".prop_map(Arg::Text),
+            any::<i64>().prop_map(Arg::Int),
+            any::<bool>().prop_map(Arg::Bool),
+            instant.prop_map(Arg::Time),
+            (-300_000i32..300_000).prop_filter_map("a date", |d| {
+                NaiveDate::from_num_days_from_ce_opt(d).map(Arg::Date)
+            }),
+            any::<f64>().prop_map(Arg::Float),
+        ]
+    }
+
+    /// Stores `args` in rows 1.. of `t` through sqlx's binding, and again in rows 1001..
+    /// through the direct one; returns both as (typeof, quote) per row.
+    async fn stored_both_ways(args: &[Arg]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (k INTEGER PRIMARY KEY, v)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for (k, a) in args.iter().enumerate() {
+            sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                .bind(k as i64 + 1)
+                .bind(a.clone())
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        {
+            let mut lock = c.lock_handle().await.unwrap();
+            let direct = Direct::attach(&mut lock);
+            for (k, a) in args.iter().enumerate() {
+                let changed = execute(
+                    direct.on(&mut lock),
+                    "INSERT INTO t (k, v) VALUES ($1, $2)",
+                    &[Arg::Int(k as i64 + 1001), a.clone()],
+                )
+                .unwrap();
+                assert_eq!(changed, 1);
+            }
+        }
+        let read = |lo: i64, hi: i64| {
+            sqlx::query(
+                "SELECT typeof(v) AS t, quote(v) AS q FROM t WHERE k BETWEEN $1 AND $2 ORDER BY k",
+            )
+            .bind(lo)
+            .bind(hi)
+        };
+        let rows = |rs: Vec<sqlx::sqlite::SqliteRow>| {
+            rs.iter()
+                .map(|r| (r.get::<String, _>("t"), r.get::<String, _>("q")))
+                .collect::<Vec<_>>()
+        };
+        let a = rows(read(1, 1000).fetch_all(&mut c).await.unwrap());
+        let b = rows(read(1001, 2000).fetch_all(&mut c).await.unwrap());
+        (a, b)
+    }
+
+    /// What sqlx and the direct path read from column `v` of every row of `t`, as `T`.
+    async fn read_both_ways<T>(c: &mut SqliteConnection) -> (Vec<String>, Vec<String>)
+    where
+        T: FromDirect
+            + std::fmt::Debug
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>,
+    {
+        let show = |r: Result<T, sqlx::Error>| match r {
+            Ok(v) => format!("{v:?}"),
+            Err(_) => "error".to_string(),
+        };
+        let sql = "SELECT v FROM t ORDER BY k";
+        let by_sqlx: Vec<String> = sqlx::query(sql)
+            .fetch_all(&mut *c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| show(r.try_get::<T, _>("v")))
+            .collect();
+        let mut lock = c.lock_handle().await.unwrap();
+        let direct = Direct::attach(&mut lock);
+        let rows: Vec<DirectRow> = query(direct.on(&mut lock), sql, &[]).unwrap();
+        let by_direct = rows.iter().map(|r| show(r.try_get::<T>("v"))).collect();
+        (by_sqlx, by_direct)
+    }
+
+    /// A stored value: what argent writes (through either path), and text in the other
+    /// date-time forms sqlx reads.
+    fn any_stored() -> impl Strategy<Value = Arg> {
+        let formats = prop_oneof![
+            Just("%F %T%.f"),
+            Just("%F %R"),
+            Just("%FT%T%.fZ"),
+            Just("%FT%T%.f%:z"),
+            Just("%FT%R"),
+            Just("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        ];
+        prop_oneof![
+            any_arg(),
+            (any_arg(), formats).prop_map(|(a, f)| match a {
+                Arg::Time(t) => Arg::Text(t.format(f).to_string()),
+                other => other,
+            }),
+            (-1_000_000.0f64..5_000_000.0).prop_map(Arg::Float),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every kind of argument is stored with the storage class and the value sqlx's
+        /// binding gives it, so a row reads the same whichever path wrote it.
+        #[test]
+        fn the_direct_path_binds_what_sqlx_binds(args in proptest::collection::vec(any_arg(), 1..12)) {
+            let (by_sqlx, by_direct) = runtime().block_on(stored_both_ways(&args));
+            prop_assert_eq!(by_sqlx, by_direct);
+        }
+
+        /// Every Rust type the row macros read decodes a stored value as sqlx decodes it,
+        /// or fails where sqlx fails.
+        #[test]
+        fn the_direct_path_reads_what_sqlx_reads(values in proptest::collection::vec(any_stored(), 1..12)) {
+            runtime().block_on(async {
+                let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+                sqlx::raw_sql("CREATE TABLE t (k INTEGER PRIMARY KEY, v)").execute(&mut c).await.unwrap();
+                for v in &values {
+                    sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(v.clone()).execute(&mut c).await.unwrap();
+                }
+                macro_rules! same {
+                    ($($t:ty),*) => {$(
+                        let (a, b) = read_both_ways::<$t>(&mut c).await;
+                        assert_eq!(a, b, "{}", stringify!($t));
+                    )*};
+                }
+                same!(String, i64, bool, f64, NaiveDate, DateTime<Utc>, Option<String>,
+                    Option<i64>, Option<bool>, Option<f64>, Option<NaiveDate>,
+                    Option<DateTime<Utc>>);
+            });
+        }
+    }
+}

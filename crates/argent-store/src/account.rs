@@ -1,7 +1,8 @@
 //! One customer's account as the agent reads it before judging an action.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Row};
 
 use argent_core::{Case, Customer, Invoice, Payment, PaymentPlan, PromiseToPay};
 
@@ -17,8 +18,8 @@ use crate::records::{
     case_row, cases_from, cases_sql, plan_row, plans_from, plans_sql, promise_row, promises_from,
     promises_sql,
 };
-use crate::tx::{Arg, ReadConn, split_by_statement};
-use crate::{ApprovalItem, Pool, Result, Store, ToolCallRecord, pg_text_literal};
+use crate::tx::{Arg, ReadConn, rows_of_statements, split_by_statement};
+use crate::{ApprovalItem, Pool, Result, Store, StoreError, ToolCallRecord, pg_text_literal};
 
 const EMAILED_SQL: &str = "SELECT COUNT(*) AS n FROM outbox WHERE customer_id = $1";
 
@@ -159,14 +160,24 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut read = ReadConn::take(self, pool).await?;
                 let args = [Arg::of(customer_id)];
-                let parts = read
-                    .direct(|db| {
+                let on_writer = read
+                    .on_writer(|db| {
                         sqls.iter()
                             .map(|sql| crate::direct::query(db, sql, &args))
                             .collect::<rusqlite::Result<Vec<_>>>()
                     })
                     .await?;
-                records!(parts)
+                match on_writer {
+                    Some(parts) => records!(parts),
+                    None => {
+                        let mut bound = SqliteArguments::default();
+                        bound.add(customer_id.to_string()).map_err(|e| {
+                            StoreError::Invalid(format!("binding customer id {customer_id}: {e}"))
+                        })?;
+                        let sql = sqls.join(";\n");
+                        records!(rows_of_statements(read.conn()?, &sql, bound).await?)
+                    }
+                }
             }
             Pool::Postgres(pool) => {
                 let mut id = String::new();

@@ -940,12 +940,21 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut read = ReadConn::take(self, pool).await?;
                 let args = [Arg::of(id)];
-                let rows = read
-                    .direct(|db| crate::direct::query(db, &sql, &args))
+                let on_writer = read
+                    .on_writer(|db| crate::direct::query(db, &sql, &args))
                     .await?;
-                match rows.first() {
-                    Some(r) => Some(run_row!(r)),
-                    None => None,
+                match on_writer {
+                    Some(rows) => match rows.first() {
+                        Some(r) => Some(run_row!(r)),
+                        None => None,
+                    },
+                    None => {
+                        let query = sqlx::query(&sql).bind(id);
+                        match query.fetch_optional(read.conn()?).await? {
+                            Some(r) => Some(run_row!(r)),
+                            None => None,
+                        }
+                    }
                 }
             }
             Pool::Postgres(pool) => match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {

@@ -33,6 +33,10 @@ use sqlx::sqlite::LockedSqliteHandle;
 
 use crate::tx::Arg;
 
+/// How many prepared statements a [`Direct`] keeps (the writer's: every statement the
+/// store's writes and its direct reads use, with room to spare).
+const STATEMENT_CACHE: usize = 128;
+
 /// The connection's handle, wrapped by rusqlite (see the module docs).
 pub(crate) struct Direct {
     conn: rusqlite::Connection,
@@ -55,7 +59,12 @@ impl Direct {
         // crate in the build), so the pointer's type and the library are the same.
         let conn = unsafe { rusqlite::Connection::from_handle(db) };
         match conn {
-            Ok(conn) => Direct { conn },
+            Ok(conn) => {
+                // A planner-loop step alone uses some thirty distinct statements; rusqlite
+                // keeps 16 by default, and a cache that small re-prepared most of them.
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Direct { conn }
+            }
             // `from_handle` only wraps the pointer; it has no failing path.
             Err(e) => unreachable!("wrapping an open SQLite handle failed: {e}"),
         }
@@ -138,7 +147,7 @@ pub(crate) fn try_begin_immediate(
     busy_timeout: Duration,
 ) -> rusqlite::Result<bool> {
     db.busy_timeout(Duration::ZERO)?;
-    let begun = db.execute_batch("BEGIN IMMEDIATE");
+    let begun = execute(db, "BEGIN IMMEDIATE", &[]).map(drop);
     db.busy_timeout(busy_timeout)?;
     match begun {
         Ok(()) => Ok(true),
@@ -270,44 +279,26 @@ fn mismatch(want: &str, value: &Value) -> String {
 // as a type that is not an `Option` decodes as SQLite converts NULL (`""`, 0, false, 0.0;
 // a date fails to parse).
 
-impl FromDirect for String {
-    fn from_direct(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Text(s) => Ok(s.clone()),
-            Value::Null => Ok(String::new()),
-            other => Err(mismatch("String", other)),
+/// `FromDirect` for a type read from one storage class: the value it takes from that
+/// class, and what a NULL reads as.
+macro_rules! from_direct {
+    ($($t:ty: $class:ident($v:ident) => $ok:expr, null => $null:expr;)*) => {$(
+        impl FromDirect for $t {
+            fn from_direct(value: &Value) -> Result<Self, String> {
+                match value {
+                    Value::$class($v) => Ok($ok),
+                    Value::Null => Ok($null),
+                    other => Err(mismatch(stringify!($t), other)),
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl FromDirect for i64 {
-    fn from_direct(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Integer(i) => Ok(*i),
-            Value::Null => Ok(0),
-            other => Err(mismatch("i64", other)),
-        }
-    }
-}
-
-impl FromDirect for bool {
-    fn from_direct(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Integer(i) => Ok(*i != 0),
-            Value::Null => Ok(false),
-            other => Err(mismatch("bool", other)),
-        }
-    }
-}
-
-impl FromDirect for f64 {
-    fn from_direct(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Real(f) => Ok(*f),
-            Value::Null => Ok(0.0),
-            other => Err(mismatch("f64", other)),
-        }
-    }
+from_direct! {
+    String: Text(s) => s.clone(), null => String::new();
+    i64: Integer(i) => *i, null => 0;
+    bool: Integer(i) => *i != 0, null => false;
+    f64: Real(f) => *f, null => 0.0;
 }
 
 impl FromDirect for chrono::NaiveDate {

@@ -69,7 +69,9 @@ use argent_core::CustomerFlags;
 use futures_util::TryStreamExt;
 use sqlx::encode::{Encode, IsNull};
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{SqliteArgumentValue, SqliteConnectOptions, SqliteTypeInfo};
+use sqlx::sqlite::{
+    SqliteArgumentValue, SqliteArguments, SqliteConnectOptions, SqliteRow, SqliteTypeInfo,
+};
 use sqlx::{
     Connection, Either, Executor, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction, Type,
 };
@@ -225,7 +227,6 @@ impl Writer {
     /// thread waiting for that lock could make: both wait for ever (seen after a few
     /// hundred transactions). A ping every [`DRAIN_EVERY`] locks goes behind whatever is
     /// queued and returns once the thread has handled it all, so the queue never fills.
-    /// (A pooled connection is pinged by sqlx each time it goes back to the pool.)
     async fn with_handle<R>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
         let Writer {
             direct,
@@ -328,28 +329,33 @@ impl ReadConn {
         })
     }
 
-    /// Runs `read` on the connection's handle in this thread ([`crate::direct`]): one
-    /// message to the connection's thread, where sqlx sends one for every statement's end
-    /// and every row. On the writer's connection its statements stay prepared (the writer's
-    /// [`Direct`]); on a pooled one they are prepared for this read and finalized before the
-    /// connection goes back (a pooled connection may be closed by the pool at any time, and
-    /// sqlx cannot close a handle with statements left on it).
-    pub(crate) async fn direct<R>(
+    /// On the writer's connection, runs `read` on its handle in this thread
+    /// ([`crate::direct`]): one message to the connection's thread, where sqlx sends one
+    /// for every statement's end and every row, and the statements stay prepared. `None`
+    /// on a pooled connection (then read through sqlx, [`ReadConn::conn`]): its handle
+    /// could only be used with statements prepared for one read and finalized before the
+    /// connection goes back (the pool may close it at any time, and sqlx cannot close a
+    /// handle with statements left on it), and preparing the account's ten reads every
+    /// time cost more than sqlx's hand-offs (at 500 concurrent episodes, where reads
+    /// overlap and go to the pool: 399–437 episodes/s against 505–514; #16).
+    pub(crate) async fn on_writer<R>(
         &mut self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
-    ) -> Result<R> {
-        let out = match &mut self.conn {
-            Taken::Writer(w) => w.with_handle(read).await?,
-            Taken::Pooled(c) => {
-                let mut lock = c.lock_handle().await?;
-                let once = Direct::attach(&mut lock);
-                let out = read(once.on(&mut lock));
-                // Its statements are finalized here, while the handle is still locked.
-                drop(once);
-                out
-            }
-        };
-        out.map_err(|e| direct::to_sqlx(e).into())
+    ) -> Result<Option<R>> {
+        match &mut self.conn {
+            Taken::Writer(w) => match w.with_handle(read).await? {
+                Ok(out) => Ok(Some(out)),
+                Err(e) => Err(direct::to_sqlx(e).into()),
+            },
+            Taken::Pooled(_) => Ok(None),
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        match &mut self.conn {
+            Taken::Writer(w) => w.conn(),
+            Taken::Pooled(c) => Ok(c),
+        }
     }
 }
 
@@ -595,6 +601,19 @@ fn map_params(
     Ok(())
 }
 
+/// The rows of each statement of `sql` (sqlx-sqlite runs every statement of a query,
+/// binding `$N` to the N-th of `args` in each), in one message to the connection's thread.
+pub(crate) async fn rows_of_statements(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    args: SqliteArguments<'static>,
+) -> std::result::Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
+    match split_by_statement(conn.fetch_many(sqlx::query_with(sql, args)), |_| {}).await {
+        (_, Some(e)) => Err(e),
+        (rows, None) => Ok(rows),
+    }
+}
+
 /// The rows of a multi-statement query's results (either backend), split by statement: a
 /// list per statement that ran or began running, `done` told of each that finished, and
 /// the error that stopped the query, if one did.
@@ -710,7 +729,7 @@ impl DirectBatch<'_> {
             direct::execute(db, HEAD_UPDATE, &args).map_err(fail)?;
         }
         if commit {
-            db.execute_batch("COMMIT").map_err(fail)?;
+            direct::execute(db, "COMMIT", &[]).map_err(fail)?;
         }
         tracing::debug!(queued = self.queued.len(), commit, "writer batch");
         Ok(Ran::Done(head))

@@ -113,7 +113,7 @@ pub(crate) struct Writer {
     /// Batches sent to the connection's thread (see [`Store::writer_round_trips`]).
     round_trips: u64,
     /// Times `conn`'s handle was locked since its command queue was last drained (see
-    /// [`Writer::lock_handle`]).
+    /// [`Writer::with_handle`]).
     locked: u32,
 }
 
@@ -681,16 +681,10 @@ impl DirectBatch<'_> {
             // Under the write lock the stored head cannot move: a remembered one is checked
             // (and replaced, with the queued events re-chained below, if another process
             // appended since), an unknown one read.
-            let mut stmt = db.prepare_cached(HEAD).map_err(fail)?;
-            let mut rows = stmt.raw_query();
-            let head = match rows.next().map_err(fail)? {
-                Some(r) => Some((
-                    r.get::<_, i64>(0).map_err(fail)?,
-                    r.get::<_, String>(1).map_err(fail)?,
-                )),
+            *self.sent_head = match direct::query(db, HEAD, &[]).map_err(fail)?.first() {
+                Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
                 None => None,
             };
-            *self.sent_head = head;
             *self.head_checked = true;
         }
         // The audit events chain from the head as of what has been sent; a queued append
@@ -1334,10 +1328,8 @@ mod tests {
         out
     }
 
-    /// Appends `sql` to `out` with each `$N` parameter renumbered to `$(N + offset)`, so the
-    /// statement can run after others in one multi-statement query (sqlx-sqlite binds `$N` to
-    /// the query's N-th argument, whichever statement it is in). `$` inside a quoted string or
-    /// identifier is left alone.
+    /// `map_params` (which renders PostgreSQL's queued writes) with each `$N` written as
+    /// `$(N + offset)`: the byte scan under test, against the character-by-character one.
     fn renumber_into(out: &mut String, sql: &str, offset: usize) {
         use std::fmt::Write as _;
         let renumbered: crate::Result<()> = super::map_params(out, sql, |out, n| {

@@ -589,7 +589,7 @@ impl Agent {
         let (run, mut state) = self
             .new_run(customer_id, &trigger, run_id, now, None)
             .await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_deferred().await?;
         self.create(&mut tx, &run, &state, None).await?;
         tx.commit().await?;
         drop(reservation);
@@ -614,7 +614,7 @@ impl Agent {
         let (run, mut state) = self
             .new_run(customer_id, &trigger, run_id.to_string(), now, Some(link))
             .await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_deferred().await?;
         self.create(&mut tx, &run, &state, Some(link)).await?;
         tx.commit().await?;
         state.mark_saved();
@@ -796,7 +796,7 @@ impl Agent {
                     if wait {
                         continue;
                     }
-                    let mut tx = self.store.begin().await?;
+                    let mut tx = self.store.begin_deferred().await?;
                     let model_call = answered.take();
                     if let Some(e) = &model_call {
                         tx.audit_append(e.clone()).await?;
@@ -910,7 +910,7 @@ impl Agent {
                         json!({"repair": state.repairs, "max_repairs": self.config.max_repairs, "error": e.to_string(), "kind": e.kind()}),
                     );
                     state.messages.push(ChatMessage::user(repair_note(&e)));
-                    let mut tx = self.store.begin().await?;
+                    let mut tx = self.store.begin_deferred().await?;
                     tx.audit_append(repair).await?;
                     self.save(&mut tx, &mut run, &state).await?;
                     tx.commit().await?;
@@ -1045,7 +1045,7 @@ impl Agent {
             payload["task_id"] = json!(t.id);
         }
         let finished = self.audit(&run, "run_finished", payload);
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_deferred().await?;
         self.save(&mut tx, &mut run, &state).await?;
         tx.finish_run(&run.id, status).await?;
         // A run that could not finish is handed to a collector in the transaction that
@@ -1214,7 +1214,7 @@ impl Agent {
         if let Judged::Done(prev) = judged {
             return Ok(prev);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_deferred().await?;
         let o = self
             .record_call(&mut tx, run, turn, call, judged, false)
             .await?;

@@ -79,6 +79,158 @@ impl Direct {
     }
 }
 
+/// Locks of a [`Held`] connection's handle between two drains of its command queue; well
+/// under sqlx's default queue of 50 (see [`Held::with`]).
+const DRAIN_EVERY: u32 = 16;
+
+/// sqlx's connection with its handle kept locked between uses, and the handle wrapped for
+/// direct statements ([`Direct`]): the writer's (see [`crate::tx`]).
+///
+/// Taking the handle from the connection's thread is a message to that thread, which must
+/// be scheduled to let the lock go, and giving it back wakes the thread again. The writer
+/// runs nearly all its statements on the handle, so it keeps the lock from one batch to the
+/// next (the connection's thread stays parked on it, using no CPU) and lets it go only when
+/// a statement is to run through sqlx ([`Held::sqlx`]); the next direct batch takes it
+/// again. A batch on a held handle involves no other thread.
+///
+/// Invariants (on top of the module's):
+/// - While `guard` is `Some`, the handle is this value's alone: the connection's thread is
+///   parked on its mutex. [`Held::sqlx`] lets the lock go before it hands out the
+///   connection, so sqlx never waits on a lock its own caller holds.
+/// - `guard` borrows from `conn`, which is boxed (it does not move while borrowed) and is
+///   only reached through [`Held::sqlx`] (which ends the borrow first) or dropped after it.
+/// - `direct` is dropped while the lock is held (its cached statements are finalized
+///   while no other thread uses the handle), before `conn`.
+pub(crate) struct Held {
+    // Field order is drop order: `direct` under `guard`, then `guard`, then `conn`.
+    direct: Option<Direct>,
+    guard: Option<LockedSqliteHandle<'static>>,
+    /// `None` once closed.
+    conn: Option<Box<sqlx::SqliteConnection>>,
+    /// Times the handle was locked since the connection's command queue was last drained.
+    locked: u32,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("locked", &self.guard.is_some())
+            .field("closed", &self.conn.is_none())
+            .finish()
+    }
+}
+
+impl Held {
+    pub(crate) fn new(conn: sqlx::SqliteConnection) -> Held {
+        Held {
+            direct: None,
+            guard: None,
+            conn: Some(Box::new(conn)),
+            locked: 0,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.conn.is_none()
+    }
+
+    /// Takes the handle's lock unless it is held already.
+    ///
+    /// sqlx 0.8's `lock_handle` sends the connection's thread a message to let the handle
+    /// go, and takes the handle's lock; when the lock is free before that thread has
+    /// handled the message, the message stays queued, unneeded. Such messages pile up, and
+    /// once they fill the connection's bounded command queue, a `lock_handle` holds the
+    /// lock while it waits for room in the queue, which only the thread waiting for that
+    /// lock could make: both wait for ever (seen after a few hundred transactions when the
+    /// lock was taken for every batch). A ping every [`DRAIN_EVERY`] locks goes behind
+    /// whatever is queued and returns once the thread has handled it all, so the queue
+    /// never fills.
+    async fn lock(&mut self) -> Result<(), sqlx::Error> {
+        if self.guard.is_some() {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        if self.locked >= DRAIN_EVERY {
+            self.locked = 0;
+            sqlx::Connection::ping(&mut *conn).await?;
+        }
+        let lock = conn.lock_handle().await?;
+        // SAFETY: the guard borrows the boxed connection, which does not move while boxed
+        // and is dropped or taken out of `conn` only after `guard` is `None` (field order,
+        // `close`); it is reached elsewhere only through `sqlx`, which drops the guard
+        // first, so the extended borrow never overlaps another use of the connection.
+        let lock: LockedSqliteHandle<'static> = unsafe { std::mem::transmute(lock) };
+        self.guard = Some(lock);
+        self.locked += 1;
+        Ok(())
+    }
+
+    /// Runs `f` on the handle, in this thread, taking the handle's lock first unless it is
+    /// held; the lock is kept afterwards.
+    pub(crate) async fn with<R>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> R,
+    ) -> Result<R, sqlx::Error> {
+        self.lock().await?;
+        let Held { direct, guard, .. } = self;
+        let Some(lock) = guard.as_mut() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        let db = direct.get_or_insert_with(|| Direct::attach(lock)).on(lock);
+        Ok(f(db))
+    }
+
+    /// The connection, for statements sqlx runs: the handle's lock goes back to the
+    /// connection's thread first.
+    pub(crate) fn sqlx(&mut self) -> Result<&mut sqlx::SqliteConnection, sqlx::Error> {
+        self.guard = None;
+        self.conn.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Finalizes the direct statements under the handle's lock and gives the lock back.
+    async fn detach(&mut self) {
+        if self.direct.is_some() && self.lock().await.is_err() {
+            // The connection's thread is gone, and with it the handle: finalizing the
+            // statements now would touch freed memory.
+            if let Some(direct) = self.direct.take() {
+                std::mem::forget(direct);
+            }
+        }
+        self.direct = None;
+        self.guard = None;
+    }
+
+    /// Closes the connection (the direct statements finalized first); `self` is closed
+    /// afterwards.
+    pub(crate) async fn close(&mut self) {
+        self.detach().await;
+        if let Some(conn) = self.conn.take() {
+            let _ = sqlx::Connection::close(*conn).await;
+        }
+    }
+
+    /// Puts `fresh` in the place of the connection, closing the old one.
+    pub(crate) async fn replace(&mut self, fresh: sqlx::SqliteConnection) {
+        self.close().await;
+        self.conn = Some(Box::new(fresh));
+        self.locked = 0;
+    }
+}
+
+impl Drop for Held {
+    /// sqlx closes the handle with `sqlite3_close`, which fails (and sqlx panics) while a
+    /// statement prepared on it is not finalized: the direct statements are finalized
+    /// first, under the handle's lock (waited for on this thread if it is not held: taking
+    /// it needs only the connection's own thread, never a runtime's).
+    fn drop(&mut self) {
+        if self.direct.is_some() {
+            futures_executor::block_on(self.detach());
+        }
+    }
+}
+
 /// Binds `args` to `stmt` as sqlx-sqlite binds a query's arguments: a `$N` (or `?N`)
 /// parameter takes the N-th argument, an anonymous `?` the next one; a parameter past the
 /// last argument stays NULL.

@@ -376,6 +376,9 @@ pub struct Store {
     pub(crate) chainer: Option<audit::Chainer>,
     /// SQLite: the reads under way that chose their connection by [`tx::ReadConn`].
     pub(crate) reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// SQLite file databases: the connections reads that overlap take before the pool's
+    /// (see [`tx::ReadConn`]).
+    pub(crate) readers: Option<std::sync::Arc<tx::Readers>>,
 }
 
 #[derive(Debug)]
@@ -735,16 +738,18 @@ impl Store {
             .await?;
         // The writer checkpoints nothing itself (see `tx`); an in-memory database has no
         // WAL and only the one pooled connection.
-        let writer = if in_memory {
-            None
+        let (writer, readers) = if in_memory {
+            (None, None)
         } else {
-            Some(tx::Writer::open(opts).await?)
+            let readers = std::sync::Arc::new(tx::Readers::new(opts.clone()));
+            (Some(tx::Writer::open(opts).await?), Some(readers))
         };
         Ok(Store {
             pool: Pool::Sqlite(pool),
             writer,
             chainer: None,
             reads: Default::default(),
+            readers,
         })
     }
 
@@ -770,6 +775,7 @@ impl Store {
             writer: None,
             chainer,
             reads: Default::default(),
+            readers: None,
         })
     }
 
@@ -888,7 +894,10 @@ impl Store {
             tracing::warn!(error = %e, "close: could not chain the staged audit events");
         }
         if let Some(w) = &self.writer {
-            w.lock().await.close().await;
+            w.writer.lock().await.close().await;
+        }
+        if let Some(r) = &self.readers {
+            r.close().await;
         }
         // sqlx's `Pool::close` can return with connections still open: it waits for the
         // pool's permits, but each idle connection it closes releases a permit it never

@@ -10,16 +10,25 @@
 //! writer's page cache stays valid from one transaction to the next because no other
 //! connection of the store writes. The writer does not checkpoint the WAL inside the
 //! transaction's commit; every [`CHECKPOINT_EVERY`] commits (or after a second) a PASSIVE
-//! checkpoint runs on a pooled connection in the background, while writing goes on.
-//! An in-memory database (one connection) uses plain pooled transactions.
+//! checkpoint runs on a pooled connection in the background, while writing goes on, and
+//! the writer's first commit after it copies what was committed meanwhile, so the
+//! checkpoint is complete and the WAL is written from its beginning again (a background
+//! pass alone always left the latest frames behind, and the WAL grew for as long as
+//! writing went on). An in-memory database (one connection) uses plain pooled
+//! transactions.
+//!
+//! [`Store::begin_deferred`] (the planner loop's transactions) takes the writer only at the
+//! transaction's first round trip, so the work between its statements holds nobody up.
 //!
 //! **Round trips on the writer.** sqlx runs every SQLite statement on the connection's own
 //! thread and sends each result and row back as a message, and on a busy two-core machine
 //! each such hand-off costs more than SQLite's work on the statement. So the writer sends a
 //! transaction's statements in as few round trips as the caller's need for answers allows,
-//! and a round trip of queued writes is one message: it takes the connection's handle from
-//! its thread and runs the batch on it in the calling thread ([`crate::direct`]: rusqlite
-//! on sqlx's handle, each statement prepared once and cached).
+//! and a round trip of queued writes runs on the connection's handle in the calling thread
+//! ([`crate::direct`]: rusqlite on sqlx's handle, each statement prepared once and cached).
+//! The writer keeps the handle locked from one batch to the next ([`direct::Held`]): a
+//! batch takes no message to the connection's thread unless sqlx ran a statement on it
+//! since.
 //! - `begin` only takes the writer. `BEGIN IMMEDIATE` goes with the transaction's first
 //!   round trip, together with a read of the audit head (the writer remembers the head its
 //!   last commit left, and the read under the write lock confirms or replaces it). If
@@ -72,31 +81,23 @@ use sqlx::error::BoxDynError;
 use sqlx::sqlite::{
     SqliteArgumentValue, SqliteArguments, SqliteConnectOptions, SqliteRow, SqliteTypeInfo,
 };
-use sqlx::{
-    Connection, Either, Executor, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction, Type,
-};
+use sqlx::{Either, Executor, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction, Type};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::audit::QueuedEvent;
-use crate::direct::{self, Direct};
+use crate::direct::{self, Held};
 use crate::{Backend, Pool, Result, Store, StoreError, now};
 
-/// Locks of the writer connection's handle between two drains of its command queue (see
-/// `Writer::with_handle`); well under sqlx's default queue of 50.
-const DRAIN_EVERY: u32 = 16;
-
 /// Commits after which the writer starts a background WAL checkpoint.
-pub const CHECKPOINT_EVERY: u32 = 32;
+pub const CHECKPOINT_EVERY: u32 = 512;
 /// …or the time since the last one after which any commit starts one.
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 
 /// The one connection a SQLite file store writes through (see the module docs).
 pub(crate) struct Writer {
-    /// `conn`'s handle as the writer's batches use it directly (see [`crate::direct`]),
-    /// once a batch has run. Declared before `conn`: it must be dropped first (see `Drop`).
-    direct: Option<Direct>,
-    /// `None` once the store is closed.
-    conn: Option<SqliteConnection>,
+    /// The connection, its handle kept locked between direct batches ([`Held`]); closed
+    /// once the store is.
+    conn: Held,
     /// How `conn` was opened, to open it again (see [`lock_writer`]).
     opts: SqliteConnectOptions,
     /// When `conn` was opened.
@@ -106,24 +107,48 @@ pub(crate) struct Writer {
     commits: u32,
     last_checkpoint: Instant,
     checkpointing: Arc<AtomicBool>,
+    /// A background checkpoint finished since the writer last finished one: the writer
+    /// copies what was committed meanwhile (see `WriterTx::commit`).
+    tail_due: Arc<AtomicBool>,
     /// The audit head (seq, hash) as this writer's last commit left it. Another process
     /// may have moved it since, so a transaction that chains on it checks it first (see
     /// `WriterTx::round_trip`).
-    known_head: Option<(i64, String)>,
+    known_head: Head,
     /// Batches sent to the connection's thread (see [`Store::writer_round_trips`]).
     round_trips: u64,
-    /// Times `conn`'s handle was locked since its command queue was last drained (see
-    /// [`Writer::with_handle`]).
-    locked: u32,
 }
 
-pub(crate) type SharedWriter = Arc<Mutex<Writer>>;
+/// The audit head a writer's last commit left, readable without taking the writer (a
+/// deferred transaction chains its events on it before it takes the writer).
+type Head = Arc<std::sync::Mutex<Option<(i64, String)>>>;
+
+fn head_of(head: &Head) -> Option<(i64, String)> {
+    match head.lock() {
+        Ok(h) => h.clone(),
+        // Only ever replaced whole: a poisoned value is still a whole one.
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn set_head(head: &Head, value: Option<(i64, String)>) {
+    match head.lock() {
+        Ok(mut h) => *h = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
+}
+
+/// The store's writer, and the audit head its last commit left.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedWriter {
+    pub(crate) writer: Arc<Mutex<Writer>>,
+    head: Head,
+}
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("open", &self.open)
-            .field("closed", &self.conn.is_none())
+            .field("closed", &self.conn.is_closed())
             .finish()
     }
 }
@@ -134,19 +159,20 @@ impl Writer {
         let opts = opts.pragma("wal_autocheckpoint", "0");
         let opened = Instant::now();
         let conn = Writer::connect(&opts).await?;
-        Ok(Arc::new(Mutex::new(Writer {
-            direct: None,
-            conn: Some(conn),
+        let head = Head::default();
+        let writer = Arc::new(Mutex::new(Writer {
+            conn: Held::new(conn),
             opts,
             opened,
             open: false,
             commits: 0,
             last_checkpoint: Instant::now(),
             checkpointing: Arc::new(AtomicBool::new(false)),
-            known_head: None,
+            tail_due: Arc::new(AtomicBool::new(false)),
+            known_head: head.clone(),
             round_trips: 0,
-            locked: 0,
-        })))
+        }));
+        Ok(SharedWriter { writer, head })
     }
 
     async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
@@ -161,26 +187,23 @@ impl Writer {
     /// connection is opened first; if that fails, the old one stays and the next taker
     /// tries again. Whatever the old connection had open is rolled back by closing it.
     async fn reopen_if_stale(&mut self) -> Result<()> {
-        if self.conn.is_none() || !crate::readonly::stale(self.opened) {
+        if self.conn.is_closed() || !crate::readonly::stale(self.opened) {
             return Ok(());
         }
         let opened = Instant::now();
         let fresh = Writer::connect(&self.opts).await?;
-        self.detach().await;
-        if let Some(old) = self.conn.replace(fresh) {
-            let _ = old.close().await;
-        }
+        self.conn.replace(fresh).await;
         self.opened = opened;
         self.open = false;
-        self.known_head = None;
+        set_head(&self.known_head, None);
         tracing::info!("reopened the database writer connection after a read-only error");
         Ok(())
     }
 
+    /// The connection, for a statement sqlx runs (the handle's lock goes back to the
+    /// connection's thread first).
     fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        self.conn
-            .as_mut()
-            .ok_or(StoreError::Db(sqlx::Error::PoolClosed))
+        Ok(self.conn.sqlx()?)
     }
 
     /// Rolls back a transaction a dropped `StoreTx` left open, if any. A batch that failed
@@ -196,87 +219,22 @@ impl Writer {
         Ok(())
     }
 
-    /// Drops the direct handle (finalizing its cached statements) while holding the
-    /// connection's lock, so the connection's thread is not using the handle meanwhile.
-    async fn detach(&mut self) {
-        let Some(direct) = self.direct.take() else {
-            return;
-        };
-        match self.conn.as_mut() {
-            Some(conn) => match conn.lock_handle().await {
-                Ok(lock) => {
-                    drop(direct);
-                    drop(lock);
-                }
-                // The connection's thread is gone, and with it the handle: finalizing the
-                // statements now would touch freed memory.
-                Err(_) => std::mem::forget(direct),
-            },
-            None => std::mem::forget(direct),
-        }
-    }
-
-    /// Runs `f` on the connection's handle, in this thread ([`crate::direct`]).
-    ///
-    /// sqlx 0.8's `lock_handle` sends the connection's thread a message to let the handle
-    /// go, and takes the handle's lock; when the handle is given back before that thread
-    /// has asked for it again, the next `lock_handle` can take the free lock at once, and
-    /// its message stays queued, unneeded. Such messages pile up (the thread handles one
-    /// per lock), and once they fill the connection's bounded command queue, a
-    /// `lock_handle` holds the lock while it waits for room in the queue, which only the
-    /// thread waiting for that lock could make: both wait for ever (seen after a few
-    /// hundred transactions). A ping every [`DRAIN_EVERY`] locks goes behind whatever is
-    /// queued and returns once the thread has handled it all, so the queue never fills.
+    /// Runs `f` on the connection's handle, in this thread ([`crate::direct`]); the handle
+    /// stays locked afterwards, so the next batch takes no message to the connection's
+    /// thread unless sqlx ran a statement meanwhile ([`Held`]).
     async fn with_handle<R>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
-        let Writer {
-            direct,
-            conn,
-            locked,
-            ..
-        } = self;
-        let conn = conn
-            .as_mut()
-            .ok_or(StoreError::Db(sqlx::Error::PoolClosed))?;
-        let out = {
-            let mut lock = conn.lock_handle().await?;
-            let db = direct
-                .get_or_insert_with(|| Direct::attach(&mut lock))
-                .on(&mut lock);
-            f(db)
-        };
-        *locked += 1;
-        if *locked >= DRAIN_EVERY {
-            *locked = 0;
-            // `f` has run (a commit may be among it): a failed ping is the next user's error.
-            if let Err(e) = conn.ping().await {
-                tracing::debug!(error = %e, "draining the writer connection's queue");
-            }
-        }
-        Ok(out)
+        Ok(self.conn.with(f).await?)
     }
 
     pub(crate) async fn close(&mut self) {
-        self.detach().await;
-        if let Some(conn) = self.conn.take() {
-            let _ = conn.close().await;
-        }
-    }
-}
-
-impl Drop for Writer {
-    /// sqlx closes the handle with `sqlite3_close`, which fails (and sqlx panics) while a
-    /// statement prepared on it is not finalized: the direct handle's cached statements are
-    /// finalized first, under the connection's lock (waited for on this thread: taking it
-    /// needs only the connection's own thread, never this runtime).
-    fn drop(&mut self) {
-        if self.direct.is_some() {
-            futures_executor::block_on(self.detach());
-        }
+        self.conn.close().await;
     }
 }
 
 /// A SQLite file store's connection for one short read: the writer's when nothing holds
-/// it and no other read is under way, else a pooled one. The writer's is cheaper in two
+/// it and no other read is under way, else one of the store's [`Readers`] that is free,
+/// else a pooled one. The writer's and the readers' run the read on the handle in this
+/// thread, with statements kept prepared ([`ReadConn::on_writer`]). The writer's is cheaper in two
 /// ways: giving it back is unlocking a mutex, where sqlx returns a pooled connection on a
 /// task of its own after a ping (a round trip to the connection's thread), and its page
 /// cache is current, where a pooled connection drops its cache whenever another connection
@@ -284,9 +242,9 @@ impl Drop for Writer {
 /// pages again. The reads a planner-loop step makes (the run-id lookup, the account's
 /// records) take it this way. A read waits behind no writer (`try_lock`); a writer that
 /// comes meanwhile waits behind the read. When reads overlap, the store is busy and its
-/// writer the bottleneck, so they go to the pool, in parallel, off the writer's path (at 500
+/// writer the bottleneck, so they go to a reader, in parallel, off the writer's path (at 500
 /// concurrent episodes, reading on the writer whenever it was free cost 2–3% of the
-/// throughput in two alternated pairs; #16).
+/// throughput in two alternated pairs; #16), or to the pool when every reader is busy.
 pub(crate) struct ReadConn {
     conn: Taken,
     _reading: Reading,
@@ -294,7 +252,53 @@ pub(crate) struct ReadConn {
 
 enum Taken {
     Writer(OwnedMutexGuard<Writer>),
+    Reader(OwnedMutexGuard<Option<Held>>),
     Pooled(sqlx::pool::PoolConnection<Sqlite>),
+}
+
+/// A SQLite file store's connections for reads that overlap (see [`ReadConn`]): owned by
+/// the store rather than its pool, so each keeps its handle locked and its statements
+/// prepared from one read to the next ([`Held`]), as the writer does. Each is opened when
+/// first needed, and closed with the store.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    opts: SqliteConnectOptions,
+    slots: Vec<Arc<Mutex<Option<Held>>>>,
+}
+
+impl Readers {
+    /// One per thread the machine runs at once (a read on one runs without awaiting
+    /// anything, so more could not be busy at a time), at most 8.
+    pub(crate) fn new(opts: SqliteConnectOptions) -> Readers {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        Readers {
+            opts,
+            slots: (0..n).map(|_| Arc::default()).collect(),
+        }
+    }
+
+    /// A free reader, opening it if it is not open yet; `None` if all are busy.
+    async fn take(&self) -> Result<Option<OwnedMutexGuard<Option<Held>>>> {
+        for slot in &self.slots {
+            if let Ok(mut guard) = slot.clone().try_lock_owned() {
+                if guard.is_none() {
+                    let conn = sqlx::ConnectOptions::connect(&self.opts).await?;
+                    crate::readonly::check_file(self.opts.get_filename());
+                    *guard = Some(Held::new(conn));
+                }
+                return Ok(Some(guard));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(crate) async fn close(&self) {
+        for slot in &self.slots {
+            if let Some(mut held) = slot.lock().await.take() {
+                held.close().await;
+            }
+        }
+    }
 }
 
 /// One read under way: counted in the store's reads until dropped.
@@ -311,17 +315,25 @@ impl ReadConn {
         let others = store.reads.fetch_add(1, Ordering::AcqRel);
         let reading = Reading(store.reads.clone());
         let writer = match &store.writer {
-            Some(w) if others == 0 => w.clone().try_lock_owned().ok(),
+            Some(w) if others == 0 => w.writer.clone().try_lock_owned().ok(),
             _ => None,
         };
         let conn = match writer {
             // Not one a dropped transaction left open, nor one to be reopened.
             Some(guard)
-                if guard.conn.is_some() && !guard.open && !crate::readonly::stale(guard.opened) =>
+                if !guard.conn.is_closed()
+                    && !guard.open
+                    && !crate::readonly::stale(guard.opened) =>
             {
                 Taken::Writer(guard)
             }
-            _ => Taken::Pooled(pool.acquire().await?),
+            _ => match &store.readers {
+                Some(readers) => match readers.take().await? {
+                    Some(reader) => Taken::Reader(reader),
+                    None => Taken::Pooled(pool.acquire().await?),
+                },
+                None => Taken::Pooled(pool.acquire().await?),
+            },
         };
         Ok(ReadConn {
             conn,
@@ -329,10 +341,10 @@ impl ReadConn {
         })
     }
 
-    /// On the writer's connection, runs `read` on its handle in this thread
-    /// ([`crate::direct`]): one message to the connection's thread, where sqlx sends one
-    /// for every statement's end and every row, and the statements stay prepared. `None`
-    /// on a pooled connection (then read through sqlx, [`ReadConn::conn`]): its handle
+    /// On the writer's connection or a reader's, runs `read` on its handle in this thread
+    /// ([`crate::direct`]): no message to the connection's thread while the handle is held
+    /// ([`Held`]), where sqlx sends one for every statement's end and every row, and the
+    /// statements stay prepared. `None` on a pooled connection (then read through sqlx, [`ReadConn::conn`]): its handle
     /// could only be used with statements prepared for one read and finalized before the
     /// connection goes back (the pool may close it at any time, and sqlx cannot close a
     /// handle with statements left on it), and preparing the account's ten reads every
@@ -347,6 +359,13 @@ impl ReadConn {
                 Ok(out) => Ok(Some(out)),
                 Err(e) => Err(direct::to_sqlx(e).into()),
             },
+            Taken::Reader(r) => match r.as_mut() {
+                Some(held) => match held.with(read).await? {
+                    Ok(out) => Ok(Some(out)),
+                    Err(e) => Err(direct::to_sqlx(e).into()),
+                },
+                None => Err(StoreError::Db(sqlx::Error::PoolClosed)),
+            },
             Taken::Pooled(_) => Ok(None),
         }
     }
@@ -354,6 +373,10 @@ impl ReadConn {
     pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
         match &mut self.conn {
             Taken::Writer(w) => w.conn(),
+            Taken::Reader(r) => match r.as_mut() {
+                Some(held) => Ok(held.sqlx()?),
+                None => Err(StoreError::Db(sqlx::Error::PoolClosed)),
+            },
             Taken::Pooled(c) => Ok(c),
         }
     }
@@ -361,7 +384,7 @@ impl ReadConn {
 
 /// Takes the writer, with any transaction a dropped `StoreTx` left open rolled back.
 pub(crate) async fn lock_writer(w: &SharedWriter) -> Result<OwnedMutexGuard<Writer>> {
-    let mut guard = w.clone().lock_owned().await;
+    let mut guard = w.writer.clone().lock_owned().await;
     guard.settle().await?;
     guard.reopen_if_stale().await?;
     Ok(guard)
@@ -734,7 +757,7 @@ impl DirectBatch<'_> {
 /// its own that holds the writer until done (or, outside a runtime, the next user of the
 /// writer rolls back first).
 pub(crate) struct WriterTx {
-    guard: Option<OwnedMutexGuard<Writer>>,
+    hold: Hold,
     /// For the background checkpoint.
     pool: SqlitePool,
     /// `BEGIN IMMEDIATE` has run (it goes with the transaction's first round trip).
@@ -753,11 +776,30 @@ pub(crate) struct WriterTx {
     failed: bool,
 }
 
+/// A writer transaction's hold on the writer.
+enum Hold {
+    /// Deferred: the writer is taken at the first round trip (see `Store::begin_deferred`).
+    Waiting(SharedWriter),
+    Taken(OwnedMutexGuard<Writer>),
+    /// Committed or rolled back.
+    Ended,
+}
+
 impl WriterTx {
     pub(crate) fn new(guard: OwnedMutexGuard<Writer>, pool: SqlitePool) -> WriterTx {
-        let head = guard.known_head.clone();
+        let head = head_of(&guard.known_head);
+        WriterTx::with(Hold::Taken(guard), head, pool)
+    }
+
+    /// A transaction that takes the writer at its first round trip.
+    pub(crate) fn deferred(writer: SharedWriter, pool: SqlitePool) -> WriterTx {
+        let head = head_of(&writer.head);
+        WriterTx::with(Hold::Waiting(writer), head, pool)
+    }
+
+    fn with(hold: Hold, head: Option<(i64, String)>, pool: SqlitePool) -> WriterTx {
         WriterTx {
-            guard: Some(guard),
+            hold,
             pool,
             begun: false,
             head_checked: false,
@@ -778,10 +820,22 @@ impl WriterTx {
     }
 
     fn writer(&mut self) -> Result<&mut Writer> {
-        match self.guard.as_mut() {
-            Some(w) => Ok(w),
-            None => Err(StoreError::Invalid("the transaction has ended".into())),
+        match &mut self.hold {
+            Hold::Taken(w) => Ok(w),
+            Hold::Waiting(_) => Err(StoreError::Invalid(
+                "the transaction has not taken the writer yet".into(),
+            )),
+            Hold::Ended => Err(StoreError::Invalid("the transaction has ended".into())),
         }
+    }
+
+    /// Takes the writer if this transaction was deferred and has not taken it yet.
+    async fn take_writer(&mut self) -> Result<&mut Writer> {
+        if let Hold::Waiting(shared) = &self.hold {
+            let guard = lock_writer(shared).await?;
+            self.hold = Hold::Taken(guard);
+        }
+        self.writer()
     }
 
     fn usable(&self) -> Result<()> {
@@ -855,8 +909,9 @@ impl WriterTx {
     }
 
     async fn send(&mut self, commit: bool) -> Result<()> {
+        self.take_writer().await?;
         let WriterTx {
-            guard,
+            hold,
             begun,
             sent_head,
             head_checked,
@@ -864,9 +919,9 @@ impl WriterTx {
             queued,
             ..
         } = self;
-        let w = guard
-            .as_mut()
-            .ok_or_else(|| StoreError::Invalid("the transaction has ended".into()))?;
+        let Hold::Taken(w) = hold else {
+            return Err(StoreError::Invalid("the transaction has ended".into()));
+        };
         let head = loop {
             w.round_trips += 1;
             let ran = w
@@ -899,40 +954,55 @@ impl WriterTx {
         *audit_head = head;
         if commit {
             w.open = false;
-            w.known_head = sent_head.clone();
+            set_head(&w.known_head, sent_head.clone());
         }
         Ok(())
     }
 
     pub(crate) async fn commit(mut self) -> Result<()> {
-        if self.guard.is_none() {
+        if matches!(self.hold, Hold::Ended) {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         }
         if !self.begun && self.queued.is_empty() {
             // Nothing was written: there is nothing to commit.
-            self.guard = None;
+            self.hold = Hold::Ended;
             return Ok(());
         }
         self.round_trip(true).await?;
-        let Some(mut w) = self.guard.take() else {
+        let Hold::Taken(mut w) = std::mem::replace(&mut self.hold, Hold::Ended) else {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         };
         w.commits += 1;
+        if w.tail_due.swap(false, Ordering::AcqRel) {
+            // The background pass copied the WAL as it was when it began; what was
+            // committed since is copied now, with no write of this store in between, so
+            // the checkpoint is complete and the next transaction writes the WAL from its
+            // beginning again (with only the background pass, every pass left the writer's
+            // latest frames behind, and the WAL grew for as long as writing went on). On
+            // sqlx's thread: the checkpoint syncs the files, which no runtime thread should
+            // wait for.
+            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
+            if let Err(e) = checkpoint.execute(w.conn()?).await {
+                tracing::debug!(error = %e, "completing the WAL checkpoint");
+            }
+        }
         let due = w.commits >= CHECKPOINT_EVERY || w.last_checkpoint.elapsed() >= CHECKPOINT_AFTER;
         let checkpointing = w.checkpointing.clone();
         if due && !checkpointing.swap(true, Ordering::AcqRel) {
             w.commits = 0;
             w.last_checkpoint = Instant::now();
+            let tail_due = w.tail_due.clone();
             drop(w);
             let pool = self.pool.clone();
             tokio::spawn(async move {
                 // PASSIVE: copies what it can without waiting for readers or the writer;
                 // it never invokes the busy handler.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .execute(&pool)
                     .await
                 {
-                    tracing::debug!(error = %e, "background WAL checkpoint");
+                    Ok(_) => tail_due.store(true, Ordering::Release),
+                    Err(e) => tracing::debug!(error = %e, "background WAL checkpoint"),
                 }
                 checkpointing.store(false, Ordering::Release);
             });
@@ -941,7 +1011,7 @@ impl WriterTx {
     }
 
     async fn rollback(mut self) -> Result<()> {
-        let Some(mut w) = self.guard.take() else {
+        let Hold::Taken(mut w) = std::mem::replace(&mut self.hold, Hold::Ended) else {
             return Ok(());
         };
         w.settle().await
@@ -950,7 +1020,7 @@ impl WriterTx {
 
 impl Drop for WriterTx {
     fn drop(&mut self) {
-        if let Some(mut w) = self.guard.take()
+        if let Hold::Taken(mut w) = std::mem::replace(&mut self.hold, Hold::Ended)
             && w.open
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
@@ -1183,7 +1253,7 @@ impl Store {
     /// connection itself are not counted).
     pub async fn writer_round_trips(&self) -> Option<u64> {
         match &self.writer {
-            Some(w) => Some(w.lock().await.round_trips),
+            Some(w) => Some(w.writer.lock().await.round_trips),
             None => None,
         }
     }
@@ -1204,6 +1274,27 @@ impl Store {
             pending_audit: Vec::new(),
             chainer: self.chainer.clone(),
         })
+    }
+
+    /// [`Store::begin`] for a transaction whose body reads nothing outside it (no read
+    /// through the store, only through the transaction). On a SQLite file store it takes
+    /// the writer at its first round trip (the first statement that needs an answer, or
+    /// its commit) rather than at once: writes queued before then hold nobody up, so
+    /// concurrent transactions do the work between their statements in parallel. Its
+    /// audit events are chained on the head the writer's last commit left, and chained
+    /// again on the stored head when they are sent if another transaction committed
+    /// meanwhile (as for another process's, see the module docs). Such a transaction is
+    /// the same as one begun when it takes the writer: what it read before came from
+    /// outside it either way. Elsewhere it is [`Store::begin`].
+    pub async fn begin_deferred(&self) -> Result<StoreTx> {
+        match (&self.pool, &self.writer) {
+            (Pool::Sqlite(pool), Some(writer)) => Ok(StoreTx {
+                inner: TxInner::SqliteWriter(WriterTx::deferred(writer.clone(), pool.clone())),
+                pending_audit: Vec::new(),
+                chainer: self.chainer.clone(),
+            }),
+            _ => self.begin().await,
+        }
     }
 }
 
@@ -1736,10 +1827,53 @@ mod tests {
         ts.cleanup().await;
     }
 
-    /// Thousands of short uses of the writer's handle in a row, on a one-thread runtime,
-    /// all finish: sqlx's unneeded release messages (see `Writer::with_handle`) are drained
-    /// before they fill the connection's command queue, which used to leave a use waiting
-    /// for ever after a few hundred.
+    /// Under writes that never pause, the WAL still restarts from its beginning now and
+    /// then: the checkpoints catch up with the writer, so the file stays bounded (it grew
+    /// by every commit's pages for as long as writing went on, hundreds of megabytes in a
+    /// minute of the planner-loop bench; #16).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_continuous_writes() {
+        use crate::testkit::TestStore;
+        let ts = TestStore::sqlite().await.unwrap();
+        let wal = {
+            let mut p = ts.sqlite_path().unwrap().as_os_str().to_owned();
+            p.push("-wal");
+            std::path::PathBuf::from(p)
+        };
+        let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let (mut at_4, mut per_commit) = (0, 0);
+        let commits = 40 * super::CHECKPOINT_EVERY;
+        for i in 1..=commits {
+            let mut tx = ts.store.begin().await.unwrap();
+            assert!(record(&mut tx, &format!("call-{i}")).await.unwrap());
+            tx.commit().await.unwrap();
+            // Before any checkpoint (the migrations' pages are in the WAL before the first
+            // commit): what a commit adds to the WAL.
+            if i == 4 {
+                at_4 = size();
+            }
+            if i == super::CHECKPOINT_EVERY / 2 {
+                per_commit = size().saturating_sub(at_4) / u64::from(i - 4);
+            }
+        }
+        assert!(per_commit > 0, "the WAL was written");
+        // The migrations' pages, and four checkpoint periods of commits (a background
+        // pass runs while the writer goes on).
+        let bound = at_4 + per_commit * u64::from(4 * super::CHECKPOINT_EVERY);
+        assert!(
+            size() <= bound,
+            "after {commits} commits the WAL is {} bytes, above {bound} ({at_4} after 4 \
+             commits, {per_commit} a commit)",
+            size()
+        );
+        ts.cleanup().await;
+    }
+
+    /// The writer's handle, locked for a direct read and let go for a statement through
+    /// sqlx, three thousand times over, on a one-thread runtime: every use finishes (a
+    /// handle kept locked when sqlx needs it would leave sqlx's statement waiting for ever;
+    /// when the handle was locked for every batch, sqlx's unneeded release messages filled
+    /// the connection's command queue after a few hundred uses, see `Held::lock`).
     #[tokio::test]
     async fn the_writer_handle_can_be_taken_again_and_again() {
         use crate::testkit::TestStore;
@@ -1751,6 +1885,12 @@ mod tests {
                     Err(crate::StoreError::NotFound(_)) => {}
                     other => panic!("run R{i}: {other:?}"),
                 }
+                let mut w = store.write_lock().await.unwrap().unwrap();
+                let one: i64 = sqlx::query_scalar("SELECT 1")
+                    .fetch_one(w.conn().unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(one, 1);
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(120), uses)

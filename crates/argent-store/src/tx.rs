@@ -137,11 +137,208 @@ fn set_head(head: &Head, value: Option<(i64, String)>) {
     }
 }
 
-/// The store's writer, and the audit head its last commit left.
+/// The store's writer, the audit head its last commit left, and the deferred transactions
+/// waiting to commit.
 #[derive(Clone, Debug)]
 pub(crate) struct SharedWriter {
     pub(crate) writer: Arc<Mutex<Writer>>,
     head: Head,
+    pending: Arc<std::sync::Mutex<Vec<Job>>>,
+}
+
+/// A deferred transaction's queued writes, waiting for a group commit.
+struct Job {
+    /// Which job (unique in the store), to take it back if its committer goes away.
+    id: u64,
+    queued: Vec<Op>,
+    done: tokio::sync::oneshot::Sender<Grouped>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("queued", &self.queued.len())
+            .finish()
+    }
+}
+
+/// How a job's group commit went.
+enum Grouped {
+    /// Its writes committed (`Ok`), or failed with its own error and nothing of it was
+    /// written.
+    Ran(Result<()>),
+    /// The group failed as a whole and nothing of it was written: the job commits alone.
+    Alone(Vec<Op>),
+}
+
+impl SharedWriter {
+    /// Commits `queued` (a deferred transaction's writes) together with those of the other deferred transactions committing now:
+    /// whichever of them takes the writer first runs all that are waiting, in one SQLite
+    /// transaction, each in a savepoint of its own ([`Writer::run_group`]), and the others
+    /// are told the outcome without taking the writer themselves. Each job's events are
+    /// chained on the head as the jobs before it left it, so the chain is the one a
+    /// sequence of separate commits would have stored; a job whose writes fail is rolled
+    /// back to its savepoint alone. Under load this turns many commits (each with its
+    /// frames of the same pages: the audit head, the tables' last leaves) into one, and the
+    /// writer goes from one job to the next without waiting for the next committer's
+    /// thread to be scheduled.
+    ///
+    /// If the committing future is dropped before a runner took its job, the job is taken
+    /// back: a transaction never commits after its committer stopped waiting unless its
+    /// commit had started (as with a commit that is not grouped).
+    async fn group_commit(&self, queued: Vec<Op>, pool: &SqlitePool) -> Grouped {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (done, mut rx) = tokio::sync::oneshot::channel();
+        with_pending(&self.pending, |p| p.push(Job { id, queued, done }));
+        let _waiting = Waiting {
+            pending: &self.pending,
+            id,
+        };
+        let lock = self.writer.clone().lock_owned();
+        tokio::pin!(lock);
+        tokio::select! {
+            biased;
+            out = &mut rx => return out.unwrap_or_else(|_| Grouped::Ran(Err(lost()))),
+            mut w = &mut lock => {
+                let jobs = with_pending(&self.pending, std::mem::take);
+                if !jobs.is_empty() {
+                    match w.settle().await.and(w.reopen_if_stale().await) {
+                        Ok(()) => w.run_group(jobs, pool).await,
+                        Err(e) => {
+                            // Each commits alone and meets the error itself.
+                            tracing::debug!(error = %e, "taking the writer for a group commit");
+                            for job in jobs {
+                                let _ = job.done.send(Grouped::Alone(job.queued));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The writer was held until every job taken was told (ours among them, or told
+        // by an earlier holder).
+        rx.await.unwrap_or_else(|_| Grouped::Ran(Err(lost())))
+    }
+}
+
+fn with_pending<R>(pending: &std::sync::Mutex<Vec<Job>>, f: impl FnOnce(&mut Vec<Job>) -> R) -> R {
+    match pending.lock() {
+        Ok(mut p) => f(&mut p),
+        // A panic cannot leave the list half-changed: pushes, takes and removals only.
+        Err(poisoned) => f(&mut poisoned.into_inner()),
+    }
+}
+
+/// A committer waiting for its job's group commit: dropped, it takes the job back if no
+/// runner has taken it yet.
+struct Waiting<'a> {
+    pending: &'a std::sync::Mutex<Vec<Job>>,
+    id: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        with_pending(self.pending, |p| p.retain(|j| j.id != self.id));
+    }
+}
+
+/// A group commit's runner dropped a job untold (it panicked): whether it committed is
+/// unknown.
+fn lost() -> StoreError {
+    StoreError::Invalid(
+        "the group commit of this transaction was lost; its outcome is unknown".into(),
+    )
+}
+
+/// What running a group's batch came to.
+enum GroupRan {
+    /// Committed; each job's own error, by position (`None`: it committed).
+    Done(Vec<Option<StoreError>>),
+    /// Nothing ran: another connection holds the write lock.
+    Busy,
+}
+
+/// A group commit's batch, on the writer's handle: `BEGIN IMMEDIATE`, the head read, each
+/// job in a savepoint (unless `alone`), `COMMIT`. On a failure of the whole (with each
+/// job's own errors so far).
+#[allow(clippy::type_complexity)]
+fn group_batch(
+    db: &rusqlite::Connection,
+    jobs: &mut [Job],
+    alone: bool,
+    begun: &mut bool,
+    head_checked: &mut bool,
+    head: &mut Option<(i64, String)>,
+) -> std::result::Result<GroupRan, (Vec<Option<StoreError>>, StoreError)> {
+    let fail = |e: rusqlite::Error| StoreError::from(direct::to_sqlx(e));
+    let mut errors: Vec<Option<StoreError>> = Vec::with_capacity(jobs.len());
+    if !*begun {
+        match direct::try_begin_immediate(db, crate::SQLITE_BUSY_TIMEOUT) {
+            Ok(true) => *begun = true,
+            Ok(false) => return Ok(GroupRan::Busy),
+            Err(e) => return Err((errors, fail(e))),
+        }
+    }
+    if !*head_checked {
+        // Under the write lock: the head the jobs chain on (another process may have
+        // moved it since this writer's last commit).
+        let read = direct::query(db, HEAD, &[]).map_err(fail).and_then(|rows| {
+            rows.first()
+                .map(|r| Ok::<_, StoreError>((r.try_get("seq")?, r.try_get("hash")?)))
+                .transpose()
+        });
+        match read {
+            Ok(h) => *head = h,
+            Err(e) => return Err((errors, e)),
+        }
+        *head_checked = true;
+    }
+    for job in jobs.iter_mut() {
+        if !alone && let Err(e) = direct::execute(db, "SAVEPOINT argent_job", &[]) {
+            return Err((errors, fail(e)));
+        }
+        let mut sent_head = head.clone();
+        let ran = DirectBatch {
+            begun: &mut *begun,
+            sent_head: &mut sent_head,
+            head_checked: &mut *head_checked,
+            queued: &mut job.queued,
+        }
+        .run(db, false);
+        match ran {
+            Ok(Ran::Done(h)) => {
+                if !alone && let Err(e) = direct::execute(db, "RELEASE argent_job", &[]) {
+                    return Err((errors, fail(e)));
+                }
+                *head = h;
+                errors.push(None);
+            }
+            Ok(Ran::Busy) => {
+                return Err((
+                    errors,
+                    StoreError::Invalid("the writer's transaction ended".into()),
+                ));
+            }
+            Err(e) if alone => {
+                errors.push(Some(e));
+                // Nothing else runs: the caller rolls the transaction back.
+                return Err((errors, StoreError::Invalid("the transaction failed".into())));
+            }
+            Err(e) => {
+                let undone = direct::execute(db, "ROLLBACK TO argent_job", &[])
+                    .and_then(|_| direct::execute(db, "RELEASE argent_job", &[]));
+                errors.push(Some(e));
+                if let Err(e) = undone {
+                    return Err((errors, fail(e)));
+                }
+            }
+        }
+    }
+    if let Err(e) = direct::execute(db, "COMMIT", &[]) {
+        return Err((errors, fail(e)));
+    }
+    Ok(GroupRan::Done(errors))
 }
 
 impl std::fmt::Debug for Writer {
@@ -160,6 +357,7 @@ impl Writer {
         let opened = Instant::now();
         let conn = Writer::connect(&opts).await?;
         let head = Head::default();
+        let pending = Arc::default();
         let writer = Arc::new(Mutex::new(Writer {
             conn: Held::new(conn),
             opts,
@@ -172,7 +370,11 @@ impl Writer {
             known_head: head.clone(),
             round_trips: 0,
         }));
-        Ok(SharedWriter { writer, head })
+        Ok(SharedWriter {
+            writer,
+            head,
+            pending,
+        })
     }
 
     async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection> {
@@ -228,6 +430,146 @@ impl Writer {
 
     pub(crate) async fn close(&mut self) {
         self.conn.close().await;
+    }
+
+    /// After a commit: the checkpoint's bookkeeping (see the module docs).
+    async fn after_commit(&mut self, pool: &SqlitePool) {
+        self.commits += 1;
+        if self.tail_due.swap(false, Ordering::AcqRel) {
+            // The background pass copied the WAL as it was when it began; what was
+            // committed since is copied now, with no write of this store in between, so
+            // the checkpoint is complete and the next transaction writes the WAL from its
+            // beginning again (with only the background pass, every pass left the writer's
+            // latest frames behind, and the WAL grew for as long as writing went on). On
+            // sqlx's thread: the checkpoint syncs the files, which no runtime thread should
+            // wait for.
+            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
+            match self.conn() {
+                Ok(conn) => {
+                    if let Err(e) = checkpoint.execute(conn).await {
+                        tracing::debug!(error = %e, "completing the WAL checkpoint");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "completing the WAL checkpoint"),
+            }
+        }
+        let due =
+            self.commits >= CHECKPOINT_EVERY || self.last_checkpoint.elapsed() >= CHECKPOINT_AFTER;
+        let checkpointing = self.checkpointing.clone();
+        if due && !checkpointing.swap(true, Ordering::AcqRel) {
+            self.commits = 0;
+            self.last_checkpoint = Instant::now();
+            let tail_due = self.tail_due.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                // PASSIVE: copies what it can without waiting for readers or the writer;
+                // it never invokes the busy handler.
+                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    Ok(_) => tail_due.store(true, Ordering::Release),
+                    Err(e) => tracing::debug!(error = %e, "background WAL checkpoint"),
+                }
+                checkpointing.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// Commits `jobs` (deferred transactions' queued writes) in one SQLite transaction, each
+    /// in a savepoint of its own (unless it is alone), and tells each how it went: a job
+    /// whose writes fail (a must-change write that changed nothing, an error) is rolled
+    /// back to its savepoint and gets its error, and the others commit; if the transaction
+    /// as a whole fails (its `BEGIN` or `COMMIT`), nothing was written and each job whose
+    /// own writes had run is told to commit alone.
+    async fn run_group(&mut self, mut jobs: Vec<Job>, pool: &SqlitePool) {
+        let alone = jobs.len() == 1;
+        let mut begun = false;
+        let mut head_checked = false;
+        let mut head = head_of(&self.known_head);
+        let mut outcomes: Vec<Option<StoreError>> = Vec::new();
+        let ran: Result<()> = loop {
+            self.round_trips += 1;
+            let ran = self
+                .with_handle(|db| {
+                    group_batch(
+                        db,
+                        &mut jobs,
+                        alone,
+                        &mut begun,
+                        &mut head_checked,
+                        &mut head,
+                    )
+                })
+                .await;
+            if begun {
+                self.open = true;
+            }
+            match ran {
+                Ok(Ok(GroupRan::Done(errors))) => {
+                    outcomes = errors;
+                    break Ok(());
+                }
+                Ok(Ok(GroupRan::Busy)) => {
+                    // Begin through sqlx, whose thread waits for the lock.
+                    let begin = match self.conn() {
+                        Ok(conn) => sqlx::query("BEGIN IMMEDIATE").execute(conn).await,
+                        Err(e) => break Err(e),
+                    };
+                    match begin {
+                        Ok(_) => {
+                            begun = true;
+                            self.open = true;
+                        }
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+                Ok(Err((errors, e))) => {
+                    outcomes = errors;
+                    break Err(e);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match ran {
+            Ok(()) => {
+                self.open = false;
+                set_head(&self.known_head, head);
+                self.after_commit(pool).await;
+                for (job, error) in jobs.into_iter().zip(
+                    outcomes
+                        .into_iter()
+                        .map(Some)
+                        .chain(std::iter::repeat_with(|| None)),
+                ) {
+                    let r = match error.flatten() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    };
+                    let _ = job.done.send(Grouped::Ran(r));
+                }
+            }
+            Err(e) => {
+                // Nothing of the group was written.
+                if let Err(e) = self.settle().await {
+                    tracing::debug!(error = %e, "rolling back a failed group commit");
+                }
+                let mut e = Some(e);
+                let mut errors = outcomes.into_iter();
+                for job in jobs {
+                    let out = match errors.next().flatten() {
+                        // Its own writes failed: that is its error, as it would be alone.
+                        Some(own) => Grouped::Ran(Err(own)),
+                        None if alone => match e.take() {
+                            Some(e) => Grouped::Ran(Err(e)),
+                            None => Grouped::Alone(job.queued),
+                        },
+                        None => Grouped::Alone(job.queued),
+                    };
+                    let _ = job.done.send(out);
+                }
+            }
+        }
     }
 }
 
@@ -968,45 +1310,30 @@ impl WriterTx {
             self.hold = Hold::Ended;
             return Ok(());
         }
+        self.usable()?;
+        if let Hold::Waiting(shared) = &self.hold {
+            // All its writes are queued: they commit with whatever other deferred
+            // transactions are committing now (see `SharedWriter::group_commit`).
+            let shared = shared.clone();
+            let queued = std::mem::take(&mut self.queued);
+            match shared.group_commit(queued, &self.pool).await {
+                Grouped::Ran(r) => {
+                    self.hold = Hold::Ended;
+                    if r.is_err() {
+                        self.failed = true;
+                    }
+                    return r;
+                }
+                // The group failed as a whole: nothing of it was written; this
+                // transaction commits alone, taking the writer itself.
+                Grouped::Alone(queued) => self.queued = queued,
+            }
+        }
         self.round_trip(true).await?;
         let Hold::Taken(mut w) = std::mem::replace(&mut self.hold, Hold::Ended) else {
             return Err(StoreError::Invalid("the transaction has ended".into()));
         };
-        w.commits += 1;
-        if w.tail_due.swap(false, Ordering::AcqRel) {
-            // The background pass copied the WAL as it was when it began; what was
-            // committed since is copied now, with no write of this store in between, so
-            // the checkpoint is complete and the next transaction writes the WAL from its
-            // beginning again (with only the background pass, every pass left the writer's
-            // latest frames behind, and the WAL grew for as long as writing went on). On
-            // sqlx's thread: the checkpoint syncs the files, which no runtime thread should
-            // wait for.
-            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-            if let Err(e) = checkpoint.execute(w.conn()?).await {
-                tracing::debug!(error = %e, "completing the WAL checkpoint");
-            }
-        }
-        let due = w.commits >= CHECKPOINT_EVERY || w.last_checkpoint.elapsed() >= CHECKPOINT_AFTER;
-        let checkpointing = w.checkpointing.clone();
-        if due && !checkpointing.swap(true, Ordering::AcqRel) {
-            w.commits = 0;
-            w.last_checkpoint = Instant::now();
-            let tail_due = w.tail_due.clone();
-            drop(w);
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                // PASSIVE: copies what it can without waiting for readers or the writer;
-                // it never invokes the busy handler.
-                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    Ok(_) => tail_due.store(true, Ordering::Release),
-                    Err(e) => tracing::debug!(error = %e, "background WAL checkpoint"),
-                }
-                checkpointing.store(false, Ordering::Release);
-            });
-        }
+        w.after_commit(&self.pool).await;
         Ok(())
     }
 
@@ -1824,6 +2151,152 @@ mod tests {
             );
         }
         other.close().await;
+        ts.cleanup().await;
+    }
+
+    fn event(i: usize) -> crate::NewAuditEvent {
+        crate::NewAuditEvent {
+            run_id: None,
+            customer_id: Some("C1".into()),
+            actor: "test".into(),
+            kind: "grouped".into(),
+            payload: serde_json::json!({ "i": i }),
+        }
+    }
+
+    /// A commit, so the writer knows the audit head (until it does, an append reads it,
+    /// taking the writer).
+    async fn head_known(store: &crate::Store) {
+        let mut tx = store.begin_deferred().await.unwrap();
+        tx.audit_append(crate::NewAuditEvent {
+            kind: "setup".into(),
+            ..event(0)
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Deferred transactions whose commits wait for the writer together commit in one
+    /// SQLite transaction (one batch on the writer), each in its own savepoint: the one
+    /// whose must-change write changed nothing gets its own error and leaves nothing, the
+    /// others commit, and the audit chain is the one separate commits would have stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_commits_waiting_together_commit_as_one_group() {
+        use crate::testkit::TestStore;
+        use crate::{AuditFilter, AuditVerification, StoreError, ToolCallStatus};
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = ts.store.clone();
+        let shared = store.writer.clone().unwrap();
+        head_known(&store).await;
+        let before = store.writer_round_trips().await.unwrap();
+        let hold = store.write_lock().await.unwrap().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin_deferred().await.unwrap();
+                tx.record_contact("C1", "email", crate::now(), &format!("k{i}"))
+                    .await
+                    .unwrap();
+                tx.audit_append(event(i)).await.unwrap();
+                if i == 3 {
+                    tx.set_tool_call("missing", ToolCallStatus::Executed, None)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await
+            }));
+        }
+        while super::with_pending(&shared.pending, |p| p.len()) < 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        drop(hold);
+        for (i, t) in tasks.into_iter().enumerate() {
+            let r = t.await.unwrap();
+            if i == 3 {
+                assert!(
+                    matches!(&r, Err(StoreError::NotFound(w)) if w == "tool call missing"),
+                    "{r:?}"
+                );
+            } else {
+                assert!(r.is_ok(), "job {i}: {r:?}");
+            }
+        }
+        assert_eq!(
+            store.writer_round_trips().await.unwrap() - before,
+            1,
+            "six commits, one batch"
+        );
+        let events = store
+            .audit_events(&AuditFilter {
+                kind: Some("grouped".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut seen: Vec<i64> = events
+            .iter()
+            .map(|e| e.payload["i"].as_i64().unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![0, 1, 2, 4, 5]);
+        let contacts = store.contacts("C1").await.unwrap();
+        assert_eq!(contacts.len(), 5, "{contacts:?}");
+        assert!(
+            matches!(
+                store.audit_verify().await.unwrap(),
+                AuditVerification::Intact { .. }
+            ),
+            "the chain holds"
+        );
+        // The writer goes on as before: a transaction alone, and another group.
+        let mut tx = store.begin_deferred().await.unwrap();
+        tx.audit_append(event(6)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(matches!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact { .. }
+        ));
+        ts.cleanup().await;
+    }
+
+    /// A deferred commit whose caller stops waiting before any runner took its job leaves
+    /// nothing: the job is taken back, not committed later by another transaction's group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grouped_commit_given_up_before_it_ran_writes_nothing() {
+        use crate::testkit::TestStore;
+        use crate::{AuditFilter, AuditVerification};
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = ts.store.clone();
+        let shared = store.writer.clone().unwrap();
+        head_known(&store).await;
+        let hold = store.write_lock().await.unwrap().unwrap();
+        let mut tx = store.begin_deferred().await.unwrap();
+        tx.audit_append(event(0)).await.unwrap();
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), tx.commit()).await;
+        assert!(gave_up.is_err(), "the commit waited for the writer");
+        assert_eq!(super::with_pending(&shared.pending, |p| p.len()), 0);
+        drop(hold);
+        let mut tx = store.begin_deferred().await.unwrap();
+        tx.audit_append(event(1)).await.unwrap();
+        tx.commit().await.unwrap();
+        let events = store
+            .audit_events(&AuditFilter {
+                kind: Some("grouped".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let seen: Vec<i64> = events
+            .iter()
+            .map(|e| e.payload["i"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seen, vec![1]);
+        assert!(matches!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact { .. }
+        ));
         ts.cleanup().await;
     }
 

@@ -146,6 +146,11 @@ pub(crate) struct SharedWriter {
     pending: Arc<std::sync::Mutex<Vec<Job>>>,
 }
 
+/// The most jobs one group commit runs (a runner whose own job is further back runs the
+/// next group too): a group without bound, at 500 concurrent episodes, peaked 7–14 MiB
+/// higher than groups of 16, at the same throughput.
+const GROUP_MAX: usize = 16;
+
 /// A deferred transaction's queued writes, waiting for a group commit.
 struct Job {
     /// Which job (unique in the store), to take it back if its committer goes away.
@@ -201,8 +206,15 @@ impl SharedWriter {
             biased;
             out = &mut rx => return out.unwrap_or_else(|_| Grouped::Ran(Err(lost()))),
             mut w = &mut lock => {
-                let jobs = with_pending(&self.pending, std::mem::take);
-                if !jobs.is_empty() {
+                // Oldest first, at most `GROUP_MAX` a group, until this job has run.
+                loop {
+                    let jobs = with_pending(&self.pending, |p| {
+                        let n = p.len().min(GROUP_MAX);
+                        p.drain(..n).collect::<Vec<_>>()
+                    });
+                    if jobs.is_empty() {
+                        break;
+                    }
                     match w.settle().await.and(w.reopen_if_stale().await) {
                         Ok(()) => w.run_group(jobs, pool).await,
                         Err(e) => {
@@ -212,6 +224,9 @@ impl SharedWriter {
                                 let _ = job.done.send(Grouped::Alone(job.queued));
                             }
                         }
+                    }
+                    if !rx.is_empty() {
+                        break;
                     }
                 }
             }
@@ -2254,6 +2269,52 @@ mod tests {
         let mut tx = store.begin_deferred().await.unwrap();
         tx.audit_append(event(6)).await.unwrap();
         tx.commit().await.unwrap();
+        assert!(matches!(
+            store.audit_verify().await.unwrap(),
+            AuditVerification::Intact { .. }
+        ));
+        ts.cleanup().await;
+    }
+
+    /// More jobs waiting than a group takes: they run oldest first, [`super::GROUP_MAX`]
+    /// at a time, each group by a committer whose job is in it or further back, until
+    /// none waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_beyond_a_group_run_in_the_groups_after_it() {
+        use crate::testkit::TestStore;
+        use crate::{AuditFilter, AuditVerification};
+        let ts = TestStore::sqlite().await.unwrap();
+        let store = ts.store.clone();
+        let shared = store.writer.clone().unwrap();
+        head_known(&store).await;
+        let before = store.writer_round_trips().await.unwrap();
+        let hold = store.write_lock().await.unwrap().unwrap();
+        let n = 2 * super::GROUP_MAX + 3;
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin_deferred().await.unwrap();
+                tx.audit_append(event(i)).await.unwrap();
+                tx.commit().await
+            }));
+        }
+        while super::with_pending(&shared.pending, |p| p.len()) < n {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        drop(hold);
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.writer_round_trips().await.unwrap() - before, 3);
+        let events = store
+            .audit_events(&AuditFilter {
+                kind: Some("grouped".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), n);
         assert!(matches!(
             store.audit_verify().await.unwrap(),
             AuditVerification::Intact { .. }

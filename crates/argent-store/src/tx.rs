@@ -2192,6 +2192,34 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
+    /// The payload numbers of the `grouped` events stored, in order.
+    async fn grouped(store: &crate::Store) -> Vec<i64> {
+        let filter = crate::AuditFilter {
+            kind: Some("grouped".into()),
+            ..crate::AuditFilter::default()
+        };
+        let events = store.audit_events(&filter).await.unwrap();
+        events
+            .iter()
+            .map(|e| e.payload["i"].as_i64().unwrap())
+            .collect()
+    }
+
+    async fn chain_intact(store: &crate::Store) -> bool {
+        matches!(
+            store.audit_verify().await.unwrap(),
+            crate::AuditVerification::Intact { .. }
+        )
+    }
+
+    /// Waits until `n` jobs wait for a group commit.
+    async fn pending(store: &crate::Store, n: usize) {
+        let shared = store.writer.clone().unwrap();
+        while super::with_pending(&shared.pending, |p| p.len()) < n {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     /// Deferred transactions whose commits wait for the writer together commit in one
     /// SQLite transaction (one batch on the writer), each in its own savepoint: the one
     /// whose must-change write changed nothing gets its own error and leaves nothing, the
@@ -2199,10 +2227,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deferred_commits_waiting_together_commit_as_one_group() {
         use crate::testkit::TestStore;
-        use crate::{AuditFilter, AuditVerification, StoreError, ToolCallStatus};
+        use crate::{StoreError, ToolCallStatus};
         let ts = TestStore::sqlite().await.unwrap();
         let store = ts.store.clone();
-        let shared = store.writer.clone().unwrap();
         head_known(&store).await;
         let before = store.writer_round_trips().await.unwrap();
         let hold = store.write_lock().await.unwrap().unwrap();
@@ -2223,9 +2250,7 @@ mod tests {
                 tx.commit().await
             }));
         }
-        while super::with_pending(&shared.pending, |p| p.len()) < 6 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        pending(&store, 6).await;
         drop(hold);
         for (i, t) in tasks.into_iter().enumerate() {
             let r = t.await.unwrap();
@@ -2243,36 +2268,17 @@ mod tests {
             1,
             "six commits, one batch"
         );
-        let events = store
-            .audit_events(&AuditFilter {
-                kind: Some("grouped".into()),
-                ..AuditFilter::default()
-            })
-            .await
-            .unwrap();
-        let mut seen: Vec<i64> = events
-            .iter()
-            .map(|e| e.payload["i"].as_i64().unwrap())
-            .collect();
+        let mut seen = grouped(&store).await;
         seen.sort_unstable();
         assert_eq!(seen, vec![0, 1, 2, 4, 5]);
         let contacts = store.contacts("C1").await.unwrap();
         assert_eq!(contacts.len(), 5, "{contacts:?}");
-        assert!(
-            matches!(
-                store.audit_verify().await.unwrap(),
-                AuditVerification::Intact { .. }
-            ),
-            "the chain holds"
-        );
+        assert!(chain_intact(&store).await, "the chain holds");
         // The writer goes on as before: a transaction alone, and another group.
         let mut tx = store.begin_deferred().await.unwrap();
         tx.audit_append(event(6)).await.unwrap();
         tx.commit().await.unwrap();
-        assert!(matches!(
-            store.audit_verify().await.unwrap(),
-            AuditVerification::Intact { .. }
-        ));
+        assert!(chain_intact(&store).await);
         ts.cleanup().await;
     }
 
@@ -2282,10 +2288,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_beyond_a_group_run_in_the_groups_after_it() {
         use crate::testkit::TestStore;
-        use crate::{AuditFilter, AuditVerification};
         let ts = TestStore::sqlite().await.unwrap();
         let store = ts.store.clone();
-        let shared = store.writer.clone().unwrap();
         head_known(&store).await;
         let before = store.writer_round_trips().await.unwrap();
         let hold = store.write_lock().await.unwrap().unwrap();
@@ -2299,26 +2303,14 @@ mod tests {
                 tx.commit().await
             }));
         }
-        while super::with_pending(&shared.pending, |p| p.len()) < n {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        pending(&store, n).await;
         drop(hold);
         for t in tasks {
             t.await.unwrap().unwrap();
         }
         assert_eq!(store.writer_round_trips().await.unwrap() - before, 3);
-        let events = store
-            .audit_events(&AuditFilter {
-                kind: Some("grouped".into()),
-                ..AuditFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(events.len(), n);
-        assert!(matches!(
-            store.audit_verify().await.unwrap(),
-            AuditVerification::Intact { .. }
-        ));
+        assert_eq!(grouped(&store).await.len(), n);
+        assert!(chain_intact(&store).await);
         ts.cleanup().await;
     }
 
@@ -2327,7 +2319,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grouped_commit_given_up_before_it_ran_writes_nothing() {
         use crate::testkit::TestStore;
-        use crate::{AuditFilter, AuditVerification};
         let ts = TestStore::sqlite().await.unwrap();
         let store = ts.store.clone();
         let shared = store.writer.clone().unwrap();
@@ -2342,22 +2333,8 @@ mod tests {
         let mut tx = store.begin_deferred().await.unwrap();
         tx.audit_append(event(1)).await.unwrap();
         tx.commit().await.unwrap();
-        let events = store
-            .audit_events(&AuditFilter {
-                kind: Some("grouped".into()),
-                ..AuditFilter::default()
-            })
-            .await
-            .unwrap();
-        let seen: Vec<i64> = events
-            .iter()
-            .map(|e| e.payload["i"].as_i64().unwrap())
-            .collect();
-        assert_eq!(seen, vec![1]);
-        assert!(matches!(
-            store.audit_verify().await.unwrap(),
-            AuditVerification::Intact { .. }
-        ));
+        assert_eq!(grouped(&store).await, vec![1]);
+        assert!(chain_intact(&store).await);
         ts.cleanup().await;
     }
 

@@ -298,12 +298,7 @@ fn group_batch(
     if !*head_checked {
         // Under the write lock: the head the jobs chain on (another process may have
         // moved it since this writer's last commit).
-        let read = direct::query(db, HEAD, &[]).map_err(fail).and_then(|rows| {
-            rows.first()
-                .map(|r| Ok::<_, StoreError>((r.try_get("seq")?, r.try_get("hash")?)))
-                .transpose()
-        });
-        match read {
+        match stored_head(db) {
             Ok(h) => *head = h,
             Err(e) => return Err((errors, e)),
         }
@@ -1040,6 +1035,15 @@ enum Ran {
     Busy,
 }
 
+/// The audit head as stored (read under the write lock, it cannot move meanwhile).
+fn stored_head(db: &rusqlite::Connection) -> Result<Option<(i64, String)>> {
+    let rows = direct::query(db, HEAD, &[]).map_err(|e| StoreError::from(direct::to_sqlx(e)))?;
+    match rows.first() {
+        Some(r) => Ok(Some((r.try_get("seq")?, r.try_get("hash")?))),
+        None => Ok(None),
+    }
+}
+
 /// A round trip's batch, run on the writer's handle (see [`WriterTx::round_trip`]).
 struct DirectBatch<'a> {
     begun: &'a mut bool,
@@ -1061,10 +1065,7 @@ impl DirectBatch<'_> {
             // Under the write lock the stored head cannot move: a remembered one is checked
             // (and replaced, with the queued events re-chained below, if another process
             // appended since), an unknown one read.
-            *self.sent_head = match direct::query(db, HEAD, &[]).map_err(fail)?.first() {
-                Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-                None => None,
-            };
+            *self.sent_head = stored_head(db)?;
             *self.head_checked = true;
         }
         // The audit events chain from the head as of what has been sent; a queued append

@@ -22,7 +22,9 @@
 //! `cargo bench --bench planner_loop` (release). Environment: `ARGENT_BENCH_EPISODES`
 //! (per round, default 400), `ARGENT_BENCH_ROUNDS` (default 3; the median round is
 //! printed), `ARGENT_BENCH_CONCURRENCY` (default `1,8`), `ARGENT_BENCH_LATENCY_MS` (the
-//! fake server's latency, default 0), `ARGENT_BENCH_MODELS` (default `scripted,openai`),
+//! fake server's latency, default 0), `ARGENT_BENCH_JITTER_MS` (each answer's latency
+//! spread uniformly over latency ± jitter, same mean; default 0: every answer after
+//! exactly the latency, so concurrent episodes move in lock step), `ARGENT_BENCH_MODELS` (default `scripted,openai`),
 //! `ARGENT_BENCH_TRACE` (when set, sqlx's statement log on stderr: each statement, its rows
 //! and its time, to count an episode's statements).
 //! Where the time goes by component: `benches/attribute.py` over a `perf record` of it.
@@ -180,31 +182,52 @@ impl Variant {
     }
 }
 
+/// The `openai` variant's endpoint: the fake server and the one client every slot's agent
+/// shares, as in production, where a process builds its model once (`build_agent`) and
+/// its workers share it. A client per slot loaded the system's root certificates 500
+/// times over (a fifth of the 500-concurrent case's CPU and most of its memory).
+struct Endpoint {
+    // Kept alive for the client's sake; dropped (the server stopped) with the endpoint.
+    _fake: FakeOpenAi,
+    model: Arc<dyn ChatModel>,
+}
+
+impl Endpoint {
+    async fn start(latency: Duration, jitter: Duration) -> Endpoint {
+        let fake = FakeOpenAi::start_with(latency, 0, Arc::new(AgingThenDone))
+            .await
+            .forgetting_bodies();
+        fake.set_jitter(jitter);
+        let model = OpenAiModel::new(
+            OpenAiConfig::new("fake-model")
+                .with_base_url(fake.base_url.clone())
+                .with_api_key("bench")
+                .with_timeout(Duration::from_secs(60))
+                .with_retry(RetryPolicy::new(
+                    0,
+                    Duration::from_millis(10),
+                    Duration::from_millis(10),
+                )),
+        )
+        .unwrap();
+        Endpoint {
+            _fake: fake,
+            model: Arc::new(model),
+        }
+    }
+}
+
 /// One slot's agent and the episodes it runs (customer index `first`, `first + stride`…).
 async fn slot_agent(
     ts: &TestStore,
     variant: Variant,
-    fake: &Option<FakeOpenAi>,
+    endpoint: &Option<Endpoint>,
     first: usize,
     stride: usize,
     episodes: usize,
 ) -> (Arc<Agent>, &'static ManualClock) {
-    match (variant, fake) {
-        (Variant::OpenAi, Some(fake)) => {
-            let model = OpenAiModel::new(
-                OpenAiConfig::new("fake-model")
-                    .with_base_url(fake.base_url.clone())
-                    .with_api_key("bench")
-                    .with_timeout(Duration::from_secs(60))
-                    .with_retry(RetryPolicy::new(
-                        0,
-                        Duration::from_millis(10),
-                        Duration::from_millis(10),
-                    )),
-            )
-            .unwrap();
-            agent(ts, Arc::new(model)).await
-        }
+    match (variant, endpoint) {
+        (Variant::OpenAi, Some(endpoint)) => agent(ts, endpoint.model.clone()).await,
         _ => {
             // It keeps no copy of the requests: that would be the test double's cost.
             let model = ScriptedModel::new().forgetting_requests();
@@ -224,7 +247,7 @@ async fn slot_agent(
 async fn round(
     ts: &TestStore,
     variant: Variant,
-    fake: &Option<FakeOpenAi>,
+    endpoint: &Option<Endpoint>,
     concurrency: usize,
     episodes: usize,
     offset: usize,
@@ -232,7 +255,7 @@ async fn round(
     let per = episodes / concurrency;
     let mut agents = Vec::new();
     for s in 0..concurrency {
-        agents.push(slot_agent(ts, variant, fake, offset + s, concurrency, per).await);
+        agents.push(slot_agent(ts, variant, endpoint, offset + s, concurrency, per).await);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -256,6 +279,7 @@ fn main() {
     let episodes: usize = env_or("ARGENT_BENCH_EPISODES", 400);
     let rounds: usize = env_or("ARGENT_BENCH_ROUNDS", 3).max(1);
     let latency = Duration::from_millis(env_or("ARGENT_BENCH_LATENCY_MS", 0));
+    let jitter = Duration::from_millis(env_or("ARGENT_BENCH_JITTER_MS", 0));
     let concurrencies: Vec<usize> = std::env::var("ARGENT_BENCH_CONCURRENCY")
         .unwrap_or_else(|_| "1,8".into())
         .split(',')
@@ -281,8 +305,9 @@ fn main() {
     rt.block_on(async {
         println!(
             "planner loop: model call -> read_aging -> model call -> final ({STEPS} steps), \
-             {episodes} episodes a round, median of {rounds} rounds, model latency {} ms",
-            latency.as_millis()
+             {episodes} episodes a round, median of {rounds} rounds, model latency {} ms ± {} ms",
+            latency.as_millis(),
+            jitter.as_millis()
         );
         println!(
             "{:<9} {:<9} {:>5} {:>11} {:>12} {:>10} {:>9}",
@@ -297,21 +322,19 @@ fn main() {
                 if !models.iter().any(|m| m == variant.label()) {
                     continue;
                 }
-                let fake = match variant {
-                    Variant::OpenAi => {
-                        Some(FakeOpenAi::start_with(latency, 0, Arc::new(AgingThenDone)).await)
-                    }
+                let endpoint = match variant {
+                    Variant::OpenAi => Some(Endpoint::start(latency, jitter).await),
                     Variant::Scripted => None,
                 };
                 // Warm up: connections, page cache, the HTTP client's pool.
-                round(&ts, variant, &fake, 1, 20, 0).await;
+                round(&ts, variant, &endpoint, 1, 20, 0).await;
                 for &c in &concurrencies {
                     let n = (episodes / c).max(1) * c;
                     let mut walls = Vec::new();
                     let mut trips = Vec::new();
                     for r in 0..rounds {
                         let before = ts.store.writer_round_trips().await;
-                        walls.push(round(&ts, variant, &fake, c, n, r * 7).await);
+                        walls.push(round(&ts, variant, &endpoint, c, n, r * 7).await);
                         let after = ts.store.writer_round_trips().await;
                         if let (Some(b), Some(a)) = (before, after) {
                             trips.push((a - b) as f64 / n as f64);

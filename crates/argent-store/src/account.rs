@@ -162,9 +162,11 @@ impl Store {
                 let args = [Arg::of(customer_id)];
                 let on_writer = read
                     .on_writer(|db| {
-                        sqls.iter()
-                            .map(|sql| crate::direct::query(db, sql, &args))
-                            .collect::<rusqlite::Result<Vec<_>>>()
+                        crate::direct::snapshot(db, |db| {
+                            sqls.iter()
+                                .map(|sql| crate::direct::query(db, sql, &args))
+                                .collect::<rusqlite::Result<Vec<_>>>()
+                        })
                     })
                     .await?;
                 match on_writer {

@@ -290,6 +290,33 @@ pub(crate) fn execute(db: &rusqlite::Connection, sql: &str, args: &[Arg]) -> rus
     Ok(db.changes())
 }
 
+/// Runs `read` (statements that only read) in one read transaction: every statement sees
+/// the same snapshot, and the WAL's read lock is taken, and the page cache checked against
+/// the WAL, once rather than at each statement (ten times for an account). Inside a
+/// transaction already open on `db`, `read` just runs in it.
+pub(crate) fn snapshot<R>(
+    db: &rusqlite::Connection,
+    read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+) -> rusqlite::Result<R> {
+    if !db.is_autocommit() {
+        return read(db);
+    }
+    execute(db, "BEGIN", &[])?;
+    let out = read(db);
+    let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match (out, execute(db, end, &[])) {
+        (Ok(out), Ok(_)) => Ok(out),
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            if !db.is_autocommit() {
+                // A failed COMMIT of a read cannot have lost anything; the connection
+                // must not be left inside it.
+                let _ = execute(db, "ROLLBACK", &[]);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// `BEGIN IMMEDIATE` without waiting: `Ok(false)` if another connection holds the write
 /// lock (the caller then begins through sqlx, whose thread waits out the busy timeout, so
 /// no runtime thread sleeps in SQLite's busy handler). `busy_timeout` is the connection's,
@@ -568,7 +595,7 @@ pub(crate) fn query(
 
 #[cfg(test)]
 mod tests {
-    use super::{Direct, DirectRow, FromDirect, execute, query};
+    use super::{Direct, DirectRow, FromDirect, execute, query, snapshot};
     use crate::tx::{Arg, PgType};
     use chrono::{DateTime, NaiveDate, TimeZone, Utc};
     use proptest::prelude::*;
@@ -692,6 +719,66 @@ mod tests {
             }),
             (-1_000_000.0f64..5_000_000.0).prop_map(Arg::Float),
         ]
+    }
+
+    /// The count of `t`'s rows, read on `db`.
+    fn count(db: &rusqlite::Connection) -> rusqlite::Result<i64> {
+        let rows = query(db, "SELECT count(*) AS n FROM t", &[])?;
+        rows.first().map_or(Ok(-1), |r| {
+            r.try_get::<i64>("n")
+                .map_err(|_| rusqlite::Error::InvalidQuery)
+        })
+    }
+
+    /// Statements read in a snapshot see the database as it was at the first of them, though
+    /// another connection commits between them; outside one each statement sees the latest
+    /// commit (the same reads, the control). A failed read leaves the connection outside any
+    /// transaction.
+    #[test]
+    fn reads_in_a_snapshot_see_one_state_of_the_database() {
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("snap.db");
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+            let mut c = sqlx::ConnectOptions::connect(&opts).await.unwrap();
+            sqlx::raw_sql("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let other = rusqlite::Connection::open(&path).unwrap();
+            let mut k = 0;
+            let mut commit_other = || {
+                k += 1;
+                other.execute("INSERT INTO t (k) VALUES (?1)", [k]).unwrap();
+            };
+            let mut lock = c.lock_handle().await.unwrap();
+            let direct = Direct::attach(&mut lock);
+            let db = direct.on(&mut lock);
+
+            let (before, after) = snapshot(db, |db| {
+                let before = count(db)?;
+                commit_other();
+                Ok((before, count(db)?))
+            })
+            .unwrap();
+            assert_eq!((before, after), (0, 0), "one snapshot");
+            assert!(db.is_autocommit(), "the read transaction is ended");
+            assert_eq!(count(db).unwrap(), 1, "a later read sees the commit");
+
+            let before = count(db).unwrap();
+            commit_other();
+            assert_eq!((before, count(db).unwrap()), (1, 2), "without a snapshot");
+
+            let failed = snapshot(db, |db| query(db, "SELECT nothing FROM nowhere", &[]));
+            assert!(failed.is_err());
+            assert!(
+                db.is_autocommit(),
+                "a failed read leaves no transaction open"
+            );
+        });
     }
 
     proptest! {

@@ -35,6 +35,8 @@ struct Inner {
     hang_first: usize,
     hits: AtomicUsize,
     tool_requests: AtomicUsize,
+    /// Whether the agent's requests are kept (see [`FakeOpenAi::forgetting_bodies`]).
+    keep_bodies: std::sync::atomic::AtomicBool,
     /// The agent's requests as received, byte for byte.
     bodies: std::sync::Mutex<Vec<Vec<u8>>>,
 }
@@ -77,6 +79,7 @@ impl FakeOpenAi {
             hang_first,
             hits: AtomicUsize::new(0),
             tool_requests: AtomicUsize::new(0),
+            keep_bodies: std::sync::atomic::AtomicBool::new(true),
             bodies: std::sync::Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -96,6 +99,14 @@ impl FakeOpenAi {
     pub fn set_jitter(&self, jitter: Duration) {
         let ns = u64::try_from(jitter.min(self.inner.latency).as_nanos()).unwrap_or(u64::MAX);
         self.inner.jitter_ns.store(ns, Ordering::SeqCst);
+    }
+
+    /// Keeps no copy of the agent's requests ([`FakeOpenAi::agent_bodies`] is then
+    /// empty): a benchmark's process would otherwise hold every request it sent, the
+    /// test double's memory, not the client's.
+    pub fn forgetting_bodies(self) -> FakeOpenAi {
+        self.inner.keep_bodies.store(false, Ordering::SeqCst);
+        self
     }
 
     /// Requests received.
@@ -167,12 +178,12 @@ fn latency_of(inner: &Inner, n: usize) -> Duration {
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let n = inner.hits.fetch_add(1, Ordering::SeqCst);
     let latency = latency_of(&inner, n);
-    let raw = body.to_vec();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
-    if has_tools {
-        inner.bodies.lock().unwrap().push(raw);
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let has_tools = parsed["tools"].as_array().is_some_and(|t| !t.is_empty());
+    if has_tools && inner.keep_bodies.load(Ordering::SeqCst) {
+        inner.bodies.lock().unwrap().push(body.to_vec());
     }
+    let body = parsed;
     let model = body["model"].as_str().unwrap_or("fake").to_string();
     if !has_tools {
         tokio::time::sleep(latency).await;

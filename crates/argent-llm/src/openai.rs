@@ -720,9 +720,12 @@ impl ChatModel for OpenAiModel {
                 None => None,
             };
             let started = Instant::now();
-            let outcome =
-                tokio::time::timeout(self.config.timeout, self.client.chat().create(body.clone()))
-                    .await;
+            // Serialized from a reference (`create_byot`): `create` takes the request by
+            // value, and a copy of it (every message, every tool schema) per attempt was a
+            // fifth of the client's CPU at 500 concurrent episodes.
+            let chat = self.client.chat();
+            let call = chat.create_byot::<_, CreateChatCompletionResponse>(&body);
+            let outcome = tokio::time::timeout(self.config.timeout, call).await;
             let failure = match outcome {
                 Ok(Ok(resp)) => {
                     tracing::debug!(

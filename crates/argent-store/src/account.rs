@@ -160,8 +160,8 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut read = ReadConn::take(self, pool).await?;
                 let args = [Arg::of(customer_id)];
-                let on_writer = read
-                    .on_writer(|db| {
+                let on_handle = read
+                    .on_handle(|db| {
                         crate::direct::snapshot(db, |db| {
                             sqls.iter()
                                 .map(|sql| crate::direct::query(db, sql, &args))
@@ -169,7 +169,7 @@ impl Store {
                         })
                     })
                     .await?;
-                match on_writer {
+                match on_handle {
                     Some(parts) => records!(parts),
                     None => {
                         let mut bound = SqliteArguments::default();

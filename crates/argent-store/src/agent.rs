@@ -934,16 +934,16 @@ impl Store {
 
     pub async fn run(&self, id: &str) -> Result<RunRecord> {
         let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id = $1");
-        // SQLite: on the writer's connection when it is free (a run's start looks its id
-        // up; see `ReadConn`).
+        // SQLite: on one of the store's reader connections (a run's start looks its id up;
+        // see `ReadConn`).
         let row: Option<RunRow> = match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut read = ReadConn::take(self, pool).await?;
                 let args = [Arg::of(id)];
-                let on_writer = read
-                    .on_writer(|db| crate::direct::query(db, &sql, &args))
+                let on_handle = read
+                    .on_handle(|db| crate::direct::query(db, &sql, &args))
                     .await?;
-                match on_writer {
+                match on_handle {
                     Some(rows) => match rows.first() {
                         Some(r) => Some(run_row!(r)),
                         None => None,

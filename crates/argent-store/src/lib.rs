@@ -374,8 +374,6 @@ pub struct Store {
     /// with their commits (see [`audit`](crate::audit)); `None` on SQLite, which chains
     /// inside the transaction.
     pub(crate) chainer: Option<audit::Chainer>,
-    /// SQLite: the reads under way that chose their connection by [`tx::ReadConn`].
-    pub(crate) reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// SQLite file databases: the connections reads that overlap take before the pool's
     /// (see [`tx::ReadConn`]).
     pub(crate) readers: Option<std::sync::Arc<tx::Readers>>,
@@ -748,7 +746,6 @@ impl Store {
             pool: Pool::Sqlite(pool),
             writer,
             chainer: None,
-            reads: Default::default(),
             readers,
         })
     }
@@ -774,7 +771,6 @@ impl Store {
             pool: Pool::Postgres(pool),
             writer: None,
             chainer,
-            reads: Default::default(),
             readers: None,
         })
     }

@@ -71,7 +71,7 @@
 //! connection; what that costs against the round trips it saves is in the README, #13.)
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use argent_core::CustomerFlags;
@@ -583,27 +583,24 @@ impl Writer {
     }
 }
 
-/// A SQLite file store's connection for one short read: the writer's when nothing holds
-/// it and no other read is under way, else one of the store's [`Readers`] that is free,
-/// else a pooled one. The writer's and the readers' run the read on the handle in this
-/// thread, with statements kept prepared ([`ReadConn::on_writer`]). The writer's is cheaper in two
-/// ways: giving it back is unlocking a mutex, where sqlx returns a pooled connection on a
-/// task of its own after a ping (a round trip to the connection's thread), and its page
-/// cache is current, where a pooled connection drops its cache whenever another connection
-/// wrote since its last read (in WAL mode every commit of the writer does) and reads the
-/// pages again. The reads a planner-loop step makes (the run-id lookup, the account's
-/// records) take it this way. A read waits behind no writer (`try_lock`); a writer that
-/// comes meanwhile waits behind the read. When reads overlap, the store is busy and its
-/// writer the bottleneck, so they go to a reader, in parallel, off the writer's path (at 500
-/// concurrent episodes, reading on the writer whenever it was free cost 2–3% of the
-/// throughput in two alternated pairs; #16), or to the pool when every reader is busy.
+/// A SQLite file store's connection for one short read: one of the store's [`Readers`] that
+/// is free, else a pooled one. A reader runs the read on its handle in this thread, with
+/// statements kept prepared ([`ReadConn::on_handle`]); giving it back is unlocking a mutex,
+/// where sqlx returns a pooled connection on a task of its own after a ping (a round trip
+/// to the connection's thread). The reads a planner-loop step makes (the run-id lookup,
+/// the account's records) take it this way. A read waits behind no writer.
+///
+/// Reads used to take the writer's connection when it was free and no other read was under
+/// way (its page cache is current, where a reader's is dropped after every commit of the
+/// writer). Under concurrency that stole the bottleneck: a committer arriving during the
+/// read waited for it. With reads always on the readers, 8 concurrent episodes ran 3–8%
+/// faster (nine alternated pairs: 0.88–1.03× sequential before, 0.88–1.10× after, means
+/// 0.94× and 1.01×), and sequential episodes did not move beyond the noise (#16).
 pub(crate) struct ReadConn {
     conn: Taken,
-    _reading: Reading,
 }
 
 enum Taken {
-    Writer(OwnedMutexGuard<Writer>),
     Reader(OwnedMutexGuard<Option<Held>>),
     Pooled(sqlx::pool::PoolConnection<Sqlite>),
 }
@@ -653,64 +650,33 @@ impl Readers {
     }
 }
 
-/// One read under way: counted in the store's reads until dropped.
-struct Reading(Arc<AtomicUsize>);
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl ReadConn {
     pub(crate) async fn take(store: &Store, pool: &SqlitePool) -> Result<Self> {
-        let others = store.reads.fetch_add(1, Ordering::AcqRel);
-        let reading = Reading(store.reads.clone());
-        let writer = match &store.writer {
-            Some(w) if others == 0 => w.writer.clone().try_lock_owned().ok(),
-            _ => None,
-        };
-        let conn = match writer {
-            // Not one a dropped transaction left open, nor one to be reopened.
-            Some(guard)
-                if !guard.conn.is_closed()
-                    && !guard.open
-                    && !crate::readonly::stale(guard.opened) =>
-            {
-                Taken::Writer(guard)
-            }
-            _ => match &store.readers {
-                Some(readers) => match readers.take().await? {
-                    Some(reader) => Taken::Reader(reader),
-                    None => Taken::Pooled(pool.acquire().await?),
-                },
+        let conn = match &store.readers {
+            Some(readers) => match readers.take().await? {
+                Some(reader) => Taken::Reader(reader),
                 None => Taken::Pooled(pool.acquire().await?),
             },
+            None => Taken::Pooled(pool.acquire().await?),
         };
-        Ok(ReadConn {
-            conn,
-            _reading: reading,
-        })
+        Ok(ReadConn { conn })
     }
 
-    /// On the writer's connection or a reader's, runs `read` on its handle in this thread
+    /// On a reader's connection, runs `read` on its handle in this thread
     /// ([`crate::direct`]): no message to the connection's thread while the handle is held
     /// ([`Held`]), where sqlx sends one for every statement's end and every row, and the
-    /// statements stay prepared. `None` on a pooled connection (then read through sqlx, [`ReadConn::conn`]): its handle
-    /// could only be used with statements prepared for one read and finalized before the
-    /// connection goes back (the pool may close it at any time, and sqlx cannot close a
-    /// handle with statements left on it), and preparing the account's ten reads every
-    /// time cost more than sqlx's hand-offs (at 500 concurrent episodes, where reads
-    /// overlap and go to the pool: 399–437 episodes/s against 505–514; #16).
-    pub(crate) async fn on_writer<R>(
+    /// statements stay prepared. `None` on a pooled connection (then read through sqlx,
+    /// [`ReadConn::conn`]): its handle could only be used with statements prepared for one
+    /// read and finalized before the connection goes back (the pool may close it at any
+    /// time, and sqlx cannot close a handle with statements left on it), and preparing the
+    /// account's ten reads every time cost more than sqlx's hand-offs (at 500 concurrent
+    /// episodes, where reads overlap and went to the pool: 399–437 episodes/s against
+    /// 505–514; #16).
+    pub(crate) async fn on_handle<R>(
         &mut self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
     ) -> Result<Option<R>> {
         match &mut self.conn {
-            Taken::Writer(w) => match w.with_handle(read).await? {
-                Ok(out) => Ok(Some(out)),
-                Err(e) => Err(direct::to_sqlx(e).into()),
-            },
             Taken::Reader(r) => match r.as_mut() {
                 Some(held) => match held.with(read).await? {
                     Ok(out) => Ok(Some(out)),
@@ -724,7 +690,6 @@ impl ReadConn {
 
     pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection> {
         match &mut self.conn {
-            Taken::Writer(w) => w.conn(),
             Taken::Reader(r) => match r.as_mut() {
                 Some(held) => Ok(held.sqlx()?),
                 None => Err(StoreError::Db(sqlx::Error::PoolClosed)),

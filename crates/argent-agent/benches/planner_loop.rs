@@ -47,8 +47,7 @@ use argent_agent::{
     Agent, AgentConfig, CallStatus, Clock, Compiled, ManualClock, RunOutcome, Trigger,
 };
 use argent_llm::{
-    ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, OpenAiConfig, OpenAiModel,
-    RetryPolicy, ScriptedModel, ToolCall,
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, ScriptedModel, ToolCall,
 };
 use argent_store::RunStatus;
 use argent_store::testkit::{TestStore, consumer_portfolio};
@@ -198,18 +197,7 @@ impl Endpoint {
             .await
             .forgetting_bodies();
         fake.set_jitter(jitter);
-        let model = OpenAiModel::new(
-            OpenAiConfig::new("fake-model")
-                .with_base_url(fake.base_url.clone())
-                .with_api_key("bench")
-                .with_timeout(Duration::from_secs(60))
-                .with_retry(RetryPolicy::new(
-                    0,
-                    Duration::from_millis(10),
-                    Duration::from_millis(10),
-                )),
-        )
-        .unwrap();
+        let model = fake.bench_model();
         Endpoint {
             _fake: fake,
             model: Arc::new(model),

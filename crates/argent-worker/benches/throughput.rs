@@ -25,7 +25,6 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argent_llm::{OpenAiConfig, OpenAiModel, RetryPolicy};
 use argent_procedure::StepKind;
 use argent_store::testkit::TestStore;
 use argent_store::{WorkFilter, WorkStatus};
@@ -185,18 +184,7 @@ async fn measure(
         })
         .collect();
     ts.store.enqueue_work(&items, now()).await.unwrap();
-    let model = OpenAiModel::new(
-        OpenAiConfig::new("fake-model")
-            .with_base_url(fake.base_url.clone())
-            .with_api_key("bench")
-            .with_timeout(Duration::from_secs(60))
-            .with_retry(RetryPolicy::new(
-                0,
-                Duration::from_millis(10),
-                Duration::from_millis(10),
-            )),
-    )
-    .unwrap();
+    let model = fake.bench_model();
     let agent = agent_with(ts.store.clone(), Arc::new(model));
     let mut cfg = config("bench", concurrency);
     cfg.sweep_every = None;

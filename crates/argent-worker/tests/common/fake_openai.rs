@@ -21,7 +21,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use argent_agent::OfflineModel;
-use argent_llm::{ChatMessage, ChatModel, ChatRequest, ToolCall};
+use argent_llm::{
+    ChatMessage, ChatModel, ChatRequest, OpenAiConfig, OpenAiModel, RetryPolicy, ToolCall,
+};
 
 struct Inner {
     latency: Duration,
@@ -107,6 +109,23 @@ impl FakeOpenAi {
     pub fn forgetting_bodies(self) -> FakeOpenAi {
         self.inner.keep_bodies.store(false, Ordering::SeqCst);
         self
+    }
+
+    /// A benchmark's client of this server: the real `OpenAiModel`, no retries (a failed
+    /// call should fail the benchmark), a timeout far above any latency it sets.
+    pub fn bench_model(&self) -> OpenAiModel {
+        OpenAiModel::new(
+            OpenAiConfig::new("fake-model")
+                .with_base_url(self.base_url.clone())
+                .with_api_key("bench")
+                .with_timeout(Duration::from_secs(60))
+                .with_retry(RetryPolicy::new(
+                    0,
+                    Duration::from_millis(10),
+                    Duration::from_millis(10),
+                )),
+        )
+        .unwrap()
     }
 
     /// Requests received.

@@ -24,7 +24,8 @@
 //! printed), `ARGENT_BENCH_CONCURRENCY` (default `1,8`), `ARGENT_BENCH_LATENCY_MS` (the
 //! fake server's latency, default 0), `ARGENT_BENCH_JITTER_MS` (each answer's latency
 //! spread uniformly over latency ± jitter, same mean; default 0: every answer after
-//! exactly the latency, so concurrent episodes move in lock step), `ARGENT_BENCH_MODELS` (default `scripted,openai`),
+//! exactly the latency, so concurrent episodes move in lock step), `ARGENT_BENCH_MODELS`
+//! (default `scripted,openai`),
 //! `ARGENT_BENCH_TRACE` (when set, sqlx's statement log on stderr: each statement, its rows
 //! and its time, to count an episode's statements).
 //! Where the time goes by component: `benches/attribute.py` over a `perf record` of it.
@@ -184,7 +185,8 @@ impl Variant {
 /// The `openai` variant's endpoint: the fake server and the one client every slot's agent
 /// shares, as in production, where a process builds its model once (`build_agent`) and
 /// its workers share it. A client per slot loaded the system's root certificates 500
-/// times over (a fifth of the 500-concurrent case's CPU and most of its memory).
+/// times over (23% of the 500-concurrent case's CPU samples, in set-up, and ~95 of its
+/// ~296 MiB peak).
 struct Endpoint {
     // Kept alive for the client's sake; dropped (the server stopped) with the endpoint.
     _fake: FakeOpenAi,

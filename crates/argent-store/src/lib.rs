@@ -374,8 +374,8 @@ pub struct Store {
     /// with their commits (see [`audit`](crate::audit)); `None` on SQLite, which chains
     /// inside the transaction.
     pub(crate) chainer: Option<audit::Chainer>,
-    /// SQLite file databases: the connections reads that overlap take before the pool's
-    /// (see [`tx::ReadConn`]).
+    /// SQLite file databases: the connections short reads take before the pool's (see
+    /// [`tx::ReadConn`]).
     pub(crate) readers: Option<std::sync::Arc<tx::Readers>>,
 }
 

@@ -605,7 +605,7 @@ enum Taken {
     Pooled(sqlx::pool::PoolConnection<Sqlite>),
 }
 
-/// A SQLite file store's connections for reads that overlap (see [`ReadConn`]): owned by
+/// A SQLite file store's connections for short reads (see [`ReadConn`]): owned by
 /// the store rather than its pool, so each keeps its handle locked and its statements
 /// prepared from one read to the next ([`Held`]), as the writer does. Each is opened when
 /// first needed, and closed with the store.

@@ -801,9 +801,9 @@ impl RunRow {
     }
 }
 
-const CHECKPOINT_SQL: &str =
+pub(crate) const CHECKPOINT_SQL: &str =
     "UPDATE runs SET step = $1, tokens = $2, state = $3, updated_at = $4 WHERE id = $5";
-const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, \
+pub(crate) const FINISH_RUN_SQL: &str = "UPDATE runs SET status = $1, updated_at = $2, lease_owner = NULL, \
      lease_until = NULL WHERE id = $3";
 
 impl StoreTx {
@@ -869,7 +869,7 @@ impl StoreTx {
     }
 }
 
-const CREATE_RUN_SQL: &str = "INSERT INTO runs (id, customer_id, run_trigger, status, step, \
+pub(crate) const CREATE_RUN_SQL: &str = "INSERT INTO runs (id, customer_id, run_trigger, status, step, \
      tokens, state, model, prompt_version, policy_version, created_at, updated_at, lease_owner, \
      lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 

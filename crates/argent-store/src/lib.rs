@@ -40,6 +40,7 @@ mod ledger;
 pub mod mail_in;
 pub mod ops;
 pub mod outbox_delivery;
+mod prepared;
 mod procedures;
 mod queue;
 mod records;
@@ -673,7 +674,7 @@ impl Store {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?;
-            Store::open_postgres(opts).await?
+            return Store::open_postgres_migrated(opts).await;
         } else {
             let opts = if url.starts_with("sqlite:") {
                 SqliteConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.into()))?
@@ -750,7 +751,24 @@ impl Store {
         })
     }
 
-    async fn open_postgres(opts: PgConnectOptions) -> Result<Store> {
+    /// Opens and migrates a PostgreSQL store whose every session has prepared the queued
+    /// writes ([`prepared`]): sessions opened before the schema was known to be current
+    /// may lack them, so if one could not prepare them the pool is opened again.
+    async fn open_postgres_migrated(opts: PgConnectOptions) -> Result<Store> {
+        let sessions = std::sync::Arc::new(prepared::Sessions::tolerant());
+        let store = Store::open_postgres(opts.clone(), sessions.clone()).await?;
+        store.migrate().await?;
+        if sessions.make_strict() {
+            return Ok(store);
+        }
+        store.close().await;
+        Store::open_postgres(opts, std::sync::Arc::new(prepared::Sessions::strict())).await
+    }
+
+    async fn open_postgres(
+        opts: PgConnectOptions,
+        sessions: std::sync::Arc<prepared::Sessions>,
+    ) -> Result<Store> {
         let pool = PgPoolOptions::new()
             // 8: at 100 concurrent worker runs on 2 cores, 32 did worse than 16 (more
             // server processes competing for the same cores), and since a transaction's
@@ -759,7 +777,13 @@ impl Store {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
             // A session started while the database was read-only stays so (see [`readonly`]).
-            .after_connect(|conn, _| Box::pin(readonly::check_session(conn)))
+            .after_connect(move |conn, _| {
+                let sessions = sessions.clone();
+                Box::pin(async move {
+                    readonly::check_session(conn).await?;
+                    prepared::prepare_session(conn, &sessions).await
+                })
+            })
             .before_acquire(|_, meta| {
                 let keep = !readonly::stale_age(meta.age);
                 Box::pin(async move { Ok(keep) })
@@ -796,9 +820,7 @@ impl Store {
                 .await?;
             admin.close().await;
         }
-        let store = Store::open_postgres(base.options([("search_path", schema)])).await?;
-        store.migrate().await?;
-        Ok(store)
+        Store::open_postgres_migrated(base.options([("search_path", schema)])).await
     }
 
     /// Drops a schema made by [`Store::open_postgres_schema`].

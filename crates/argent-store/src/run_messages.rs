@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::calls::CallTask;
-use crate::tx::{Arg, tx_write};
+use crate::tx::tx_write;
 use crate::{
     NewApproval, OutboxEmail, Result, Store, StoreError, StoreTx, ToolCallStatus, dispatch,
     from_json, micros, now, to_json,
@@ -26,11 +26,11 @@ pub struct RunMessage {
     pub outcome: Option<Value>,
 }
 
-const APPEND_MESSAGE_SQL: &str =
+pub(crate) const APPEND_MESSAGE_SQL: &str =
     "INSERT INTO run_messages (run_id, idx, message, outcome) VALUES ($1, $2, $3, $4)";
 const RUN_MESSAGES_SQL: &str =
     "SELECT idx, message, outcome FROM run_messages WHERE run_id = $1 ORDER BY idx";
-const INSERT_CALL_SQL: &str = "INSERT INTO tool_calls (call_id, run_id, customer_id, name, \
+pub(crate) const INSERT_CALL_SQL: &str = "INSERT INTO tool_calls (call_id, run_id, customer_id, name, \
      arguments, status, result, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
      ON CONFLICT (call_id) DO NOTHING";
 const ADD_EMAIL_SQL: &str = "INSERT INTO outbox (id, call_id, customer_id, to_addr, subject, \
@@ -64,27 +64,6 @@ impl StoreTx {
                     StoreError::Invalid(format!("run {run_id}: message index overflows"))
                 })
         };
-        // PostgreSQL: one statement for the step's messages (queued like any write; one
-        // statement is less for the server to parse and plan than one a message).
-        if let crate::tx::TxInner::Postgres(p) = &mut self.inner
-            && messages.len() > 1
-        {
-            let mut sql =
-                String::from("INSERT INTO run_messages (run_id, idx, message, outcome) VALUES ");
-            let mut args = Vec::with_capacity(4 * messages.len());
-            for (k, (message, outcome)) in messages.iter().enumerate() {
-                let n = args.len();
-                if k > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
-                args.push(Arg::of(run_id));
-                args.push(Arg::of(index(k)?));
-                args.push(Arg::of(to_json(message)));
-                args.push(Arg::of(outcome.as_ref().map(to_json)));
-            }
-            return p.queue(&sql, &args, None);
-        }
         for (k, (message, outcome)) in messages.iter().enumerate() {
             let idx = index(k)?;
             tx_write!(

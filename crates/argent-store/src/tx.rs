@@ -1401,18 +1401,19 @@ impl PgTx {
         // Rendered apart and appended whole, so a value that cannot be written (text with
         // a NUL) leaves the queue as it was.
         let mut write = String::with_capacity(sql.len() + 64);
-        match must_change {
-            None => render_pg(&mut write, sql, args)?,
-            Some(err) => {
-                let k = self.expect.len();
-                write.push_str("WITH argent_w AS (");
-                render_pg(&mut write, sql, args)?;
-                write.push_str(&format!(
-                    " RETURNING 1) SELECT 1 FROM (SELECT count(*) AS n FROM argent_w) c \
-                     WHERE NOT argent_expect_changed({k}, c.n)"
-                ));
-                self.expect.push(Some(err));
+        let k = must_change.as_ref().map(|_| self.expect.len());
+        match (crate::prepared::index(sql), k) {
+            // One the session prepared when it connected (see `prepared`).
+            (Some(i), k) => crate::prepared::render_execute(&mut write, i, args, k)?,
+            (None, None) => render_pg(&mut write, sql, args)?,
+            (None, Some(k)) => {
+                let mut rendered = String::with_capacity(sql.len() + 64);
+                render_pg(&mut rendered, sql, args)?;
+                crate::prepared::guarded(&mut write, &rendered, &k.to_string());
             }
+        }
+        if let Some(err) = must_change {
+            self.expect.push(Some(err));
         }
         write.push_str(";\n");
         self.queued.push_str(&write);

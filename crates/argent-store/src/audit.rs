@@ -599,13 +599,8 @@ const CHAIN_LOCK: i32 = 0x6172_6765;
 /// the chaining appends the seq and `}`.
 fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
     use crate::pg_text_literal as text;
-    fn opt_text(out: &mut String, s: Option<&str>) {
-        match s {
-            Some(s) => text(out, s),
-            None => out.push_str("NULL::text"),
-        }
-    }
-    let mut values = String::new();
+    // One array a column, in the events' order (see `prepared::STAGE_SQL`).
+    let mut columns: [String; 7] = Default::default();
     for (i, q) in pending.iter().enumerate() {
         let e = &q.event;
         let prefix = q
@@ -619,29 +614,43 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
                 ))
             })?;
         if i > 0 {
-            values.push_str(", ");
+            for c in &mut columns {
+                c.push_str(", ");
+            }
         }
-        values.push_str(&format!("({}, ", i + 1));
-        text(&mut values, prefix);
-        values.push_str(&format!(", '{}'::timestamptz, ", format_at(e.at)));
-        opt_text(&mut values, e.run_id.as_deref());
-        values.push_str(", ");
-        opt_text(&mut values, e.customer_id.as_deref());
-        values.push_str(", ");
-        text(&mut values, &e.actor);
-        values.push_str(", ");
-        text(&mut values, &e.kind);
-        values.push_str(", ");
-        text(&mut values, &q.rules);
-        values.push(')');
+        let [c_prefix, c_at, c_run, c_customer, c_actor, c_kind, c_rules] = &mut columns;
+        text(c_prefix, prefix);
+        c_at.push_str(&format!("'{}'", format_at(e.at)));
+        match e.run_id.as_deref() {
+            Some(s) => text(c_run, s),
+            None => c_run.push_str("NULL"),
+        }
+        match e.customer_id.as_deref() {
+            Some(s) => text(c_customer, s),
+            None => c_customer.push_str("NULL"),
+        }
+        text(c_actor, &e.actor);
+        text(c_kind, &e.kind);
+        text(c_rules, &q.rules);
     }
+    let types = [
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+    ];
+    let arrays: Vec<String> = columns
+        .iter()
+        .zip(types)
+        .map(|(c, t)| format!("ARRAY[{c}]::{t}[]"))
+        .collect();
     Ok(format!(
-        "INSERT INTO audit_staged (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
-         SELECT g.g, e.i, e.prefix, e.at, e.run_id, e.customer_id, e.actor, e.kind, e.rule_ids \
-         FROM (VALUES {values}) AS e(i, prefix, at, run_id, customer_id, actor, kind, rule_ids), \
-              (SELECT nextval('audit_staged_group') AS g) g \
-         RETURNING id; \
-         COMMIT; BEGIN"
+        "EXECUTE {}({}); COMMIT; BEGIN",
+        crate::prepared::STAGE,
+        arrays.join(", ")
     ))
 }
 

@@ -34,6 +34,21 @@ pub(crate) const WRITES: &[&str] = &[
     crate::run_messages::INSERT_CALL_SQL,
 ];
 
+/// The name under which a session prepares [`STAGE_SQL`].
+pub(crate) const STAGE: &str = "argent_stage";
+
+/// Stages a transaction's audit events (`audit`'s `stage_and_commit_sql`): one array a
+/// column, in the events' order; one group number for all of them, taken as they are
+/// staged; their ids back.
+const STAGE_SQL: &str = "INSERT INTO audit_staged \
+     (grp, ord, prefix, at, run_id, customer_id, actor, kind, rule_ids) \
+     SELECT g.g, e.i, e.prefix, e.at, e.run_id, e.customer_id, e.actor, e.kind, e.rule_ids \
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[]) WITH ORDINALITY \
+     AS e(prefix, at, run_id, customer_id, actor, kind, rule_ids, i), \
+     (SELECT nextval('audit_staged_group') AS g) g \
+     RETURNING id";
+
 /// `write` wrapped so that changing no row raises `argent_expect_changed`'s error
 /// (migration 0033) with write number `k` (a literal, or `$n` of a prepared statement).
 pub(crate) fn guarded(out: &mut String, write: &str, k: &str) {
@@ -83,6 +98,7 @@ pub(crate) fn prepare_sql() -> String {
         guarded(&mut out, w, &format!("${}::integer", params(w) + 1));
         out.push_str(";\n");
     }
+    out.push_str(&format!("PREPARE {STAGE} AS {STAGE_SQL};\n"));
     out
 }
 
@@ -227,7 +243,8 @@ mod tests {
     /// How many of the prepared writes `conn`'s session has.
     async fn prepared_in(conn: &mut sqlx::PgConnection) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'argent\\_w%'",
+            "SELECT count(*) FROM pg_prepared_statements \
+             WHERE name LIKE 'argent\\_w%' OR name = 'argent_stage'",
         )
         .fetch_one(conn)
         .await
@@ -254,7 +271,7 @@ mod tests {
                 held.push(pool.acquire().await.unwrap());
             }
             for conn in &mut held {
-                assert_eq!(prepared_in(conn).await, 2 * WRITES.len() as i64);
+                assert_eq!(prepared_in(conn).await, 2 * WRITES.len() as i64 + 1);
             }
         }
         again.close().await;

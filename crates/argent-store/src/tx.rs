@@ -2335,9 +2335,11 @@ mod tests {
             }
         }
         assert!(per_commit > 0, "the WAL was written");
-        // The migrations' pages, and four checkpoint periods of commits (a background
-        // pass runs while the writer goes on).
-        let bound = at_4 + per_commit * u64::from(4 * super::CHECKPOINT_EVERY);
+        // The migrations' pages, and a quarter of the run's commits: a WAL that never
+        // restarts holds all of them. (Four checkpoint periods held on an idle machine; with
+        // the rest of the suite running on both cores the background pass lags further:
+        // 4.6 to 7.4 periods' worth was seen, 2026-12-06; this bound is 10 of the run's 40.)
+        let bound = at_4 + per_commit * u64::from(commits / 4);
         assert!(
             size() <= bound,
             "after {commits} commits the WAL is {} bytes, above {bound} ({at_4} after 4 \

@@ -194,6 +194,14 @@ fn latency_of(inner: &Inner, n: usize) -> Duration {
     (inner.latency + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(jitter))
 }
 
+/// Waits `latency`; none at all for zero (tokio's timer would still wait for its next
+/// millisecond tick, a millisecond an answer the client never caused).
+async fn wait(latency: Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let n = inner.hits.fetch_add(1, Ordering::SeqCst);
     let latency = latency_of(&inner, n);
@@ -205,14 +213,14 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let body = parsed;
     let model = body["model"].as_str().unwrap_or("fake").to_string();
     if !has_tools {
-        tokio::time::sleep(latency).await;
+        wait(latency).await;
         return completion(&model, Some("{\"compliant\": true}".into()), Vec::new());
     }
     let k = inner.tool_requests.fetch_add(1, Ordering::SeqCst);
     if k < inner.hang_first {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    tokio::time::sleep(latency).await;
+    wait(latency).await;
     let req = ChatRequest::new(to_messages(&body));
     let answer = match &inner.model {
         Some(model) => model.chat(&req).await,

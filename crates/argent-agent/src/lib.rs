@@ -289,7 +289,13 @@ pub struct Agent {
     /// only if it is neither stored nor reserved here, so starts of the same trigger at
     /// the same instant from concurrent tasks get `-2`, `-3`, … instead of a conflict.
     reserved_runs: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The tool definitions sent with every model request, full and compact, each made
+    /// once from the registry it names (see [`Agent::tool_definitions`]).
+    tool_defs: [std::sync::OnceLock<SharedTools>; 2],
 }
+
+/// Tool definitions made from a registry, shared by every request that sends them.
+type SharedTools = (Arc<Registry>, Arc<Vec<argent_llm::ToolDefinition>>);
 
 /// A run id reserved by [`Agent::run_id_for`] until the run's record commits (or the
 /// start fails); dropping it releases the id.
@@ -439,6 +445,7 @@ impl Agent {
             compliance: Arc::new(OfflineComplianceCheck),
             ids: std::sync::atomic::AtomicU64::new(0),
             reserved_runs: Arc::default(),
+            tool_defs: Default::default(),
         })
     }
 

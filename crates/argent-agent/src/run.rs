@@ -1,5 +1,6 @@
 //! The run: prompt → model → gate → execute / enqueue / refuse, checkpointed every step.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -523,8 +524,21 @@ impl Agent {
         )?)
     }
 
-    fn tool_definitions(&self) -> Vec<ToolDefinition> {
-        crate::budget::tool_definitions(&self.registry, self.config.model_settings.compact_prompts)
+    /// The definitions of this agent's tools as its requests send them (compact or not, by
+    /// its settings): made once and shared, since each holds its tool's JSON Schema (a
+    /// copy a request, and its drop, were ~4% of the 500-concurrent bench's CPU; #16).
+    /// Made again, and not kept, if `registry` was replaced after they were made.
+    pub(crate) fn tool_definitions(&self) -> Arc<Vec<ToolDefinition>> {
+        let compact = self.config.model_settings.compact_prompts;
+        let made = self.tool_defs[usize::from(compact)].get_or_init(|| {
+            let defs = crate::budget::tool_definitions(&self.registry, compact);
+            (self.registry.clone(), Arc::new(defs))
+        });
+        if Arc::ptr_eq(&made.0, &self.registry) {
+            made.1.clone()
+        } else {
+            Arc::new(crate::budget::tool_definitions(&self.registry, compact))
+        }
     }
 
     /// Refuses a run whose first request (`system`, `user` and the tools) cannot fit the
@@ -891,7 +905,8 @@ impl Agent {
             }
             // 3. Ask the model.
             let mut req = self.config.model_settings.apply(
-                ChatRequest::new(wire_history(&state.messages)).with_tools(self.tool_definitions()),
+                ChatRequest::new(wire_history(&state.messages))
+                    .with_shared_tools(self.tool_definitions()),
             );
             if state.repairs > 0 {
                 // After a repair turn, one call at a time: fewer arguments to get wrong.

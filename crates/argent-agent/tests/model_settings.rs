@@ -273,7 +273,7 @@ async fn the_compact_variant_is_smaller_and_needs_its_template() {
     );
     // The same tools, names and required arguments; no parameter descriptions.
     assert_eq!(std_req.tool_names(), cmp_req.tool_names());
-    for (full, small) in std_req.tools.iter().zip(&cmp_req.tools) {
+    for (full, small) in std_req.tools.iter().zip(cmp_req.tools.iter()) {
         assert_eq!(full.parameters["required"], small.parameters["required"]);
         assert!(!small.parameters.to_string().contains("\"description\""));
         assert!(small.description.len() <= full.description.len());

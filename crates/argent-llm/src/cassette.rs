@@ -491,7 +491,7 @@ pub fn diff_requests(recorded: &ChatRequest, now: &ChatRequest) -> Vec<String> {
             nn.join(", ")
         ));
     } else {
-        for (r, n) in recorded.tools.iter().zip(&now.tools) {
+        for (r, n) in recorded.tools.iter().zip(now.tools.iter()) {
             if r.description != n.description {
                 out.push(format!(
                     "tool `{}` description: {}",
@@ -677,7 +677,7 @@ mod tests {
     fn count_tools_and_settings_differences_are_listed() {
         let mut now = req("hi");
         now.messages.push(ChatMessage::tool_result("c1", "ok"));
-        now.tools[0].name = "read_balance".into();
+        std::sync::Arc::make_mut(&mut now.tools)[0].name = "read_balance".into();
         now.temperature = None;
         let d = diff_requests(&req("hi"), &now);
         assert!(
@@ -699,7 +699,7 @@ mod tests {
         );
 
         let mut schema = req("hi");
-        schema.tools[0].parameters = json!({"type": "object"});
+        std::sync::Arc::make_mut(&mut schema.tools)[0].parameters = json!({"type": "object"});
         let d = diff_requests(&req("hi"), &schema);
         assert!(d[0].starts_with("tool `read_aging` parameters"), "{d:?}");
 
@@ -735,7 +735,8 @@ mod tests {
     fn canonical_json_sorts_keys_and_keeps_short_floats() {
         let mut c = Cassette::new("m");
         let mut r = req("hi");
-        r.tools[0].parameters = json!({"z": 1, "a": {"y": 2, "b": 3}});
+        std::sync::Arc::make_mut(&mut r.tools)[0].parameters =
+            json!({"z": 1, "a": {"y": 2, "b": 3}});
         c.exchanges.push(Exchange {
             index: 0,
             request: r,

@@ -28,9 +28,8 @@ use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, ChatCompletionToolChoiceOption, ChatCompletionTools,
-    CreateChatCompletionRequest, CreateChatCompletionResponse, FunctionCall, FunctionName,
-    FunctionObject, ToolChoiceOptions,
+    ChatCompletionRequestUserMessageContent, ChatCompletionToolChoiceOption,
+    CreateChatCompletionResponse, FunctionCall, FunctionName, ToolChoiceOptions,
 };
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
@@ -1054,68 +1053,91 @@ fn to_wire_message(message: &ChatMessage) -> ChatCompletionRequestMessage {
 }
 
 #[allow(deprecated)] // `max_tokens` is deprecated by OpenAI but is what local servers read.
-fn build_request(model: &str, req: &ChatRequest, quirks: &Quirks) -> CreateChatCompletionRequest {
-    let mut out = CreateChatCompletionRequest {
-        model: model.to_string(),
+/// The chat-completion request as sent: the fields of async-openai's
+/// `CreateChatCompletionRequest` that argent sets, in that type's order and with its
+/// rules for leaving a field out, so the body is byte for byte what that type would
+/// serialize (`tests::the_wire_request_is_byte_for_byte_async_openais`; recorded
+/// exchanges are replayed by their bodies), but with the tool definitions borrowed: that
+/// type owns each tool's JSON Schema, and copying and dropping every schema for every
+/// request was a tenth of the 500-concurrent bench's CPU (#16).
+#[derive(serde::Serialize)]
+struct WireRequest<'a> {
+    messages: Vec<ChatCompletionRequestMessage>,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<WireTool<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ChatCompletionToolChoiceOption>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+}
+
+/// async-openai's `ChatCompletionTools::Function`, borrowed.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireTool<'a> {
+    Function { function: WireFunction<'a> },
+}
+
+/// async-openai's `FunctionObject`, borrowed.
+#[derive(serde::Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+fn build_request<'a>(model: &'a str, req: &'a ChatRequest, quirks: &Quirks) -> WireRequest<'a> {
+    let mut out = WireRequest {
         messages: req.messages.iter().map(to_wire_message).collect(),
+        model,
+        max_completion_tokens: None,
+        max_tokens: None,
+        seed: req.seed,
         temperature: req.temperature,
         top_p: req.top_p,
-        seed: req.seed,
-        ..Default::default()
+        tools: None,
+        tool_choice: None,
+        parallel_tool_calls: None,
     };
     if !req.tools.is_empty() {
         out.tools = Some(
             req.tools
                 .iter()
-                .map(|t| {
-                    ChatCompletionTools::Function(async_openai::types::chat::ChatCompletionTool {
-                        function: FunctionObject {
-                            name: t.name.clone(),
-                            description: (!t.description.is_empty()).then(|| t.description.clone()),
-                            parameters: (!t.parameters.is_null()).then(|| t.parameters.clone()),
-                            strict: (quirks.strict_tools
-                                && !t.parameters.is_null()
-                                && strict_compatible(&t.parameters))
-                            .then_some(true),
-                        },
-                    })
+                .map(|t| WireTool::Function {
+                    function: WireFunction {
+                        name: &t.name,
+                        description: (!t.description.is_empty()).then_some(t.description.as_str()),
+                        parameters: (!t.parameters.is_null()).then_some(&t.parameters),
+                        strict: (quirks.strict_tools
+                            && !t.parameters.is_null()
+                            && strict_compatible(&t.parameters))
+                        .then_some(true),
+                    },
                 })
                 .collect(),
         );
-        out.tool_choice = match quirks.tool_choice {
-            ToolChoiceForms::Omit => None,
-            forms => req.tool_choice.as_ref().and_then(|c| match c {
-                ToolChoice::Auto => Some(ChatCompletionToolChoiceOption::Mode(
-                    ToolChoiceOptions::Auto,
-                )),
-                ToolChoice::None => Some(ChatCompletionToolChoiceOption::Mode(
-                    ToolChoiceOptions::None,
-                )),
-                ToolChoice::Required => Some(ChatCompletionToolChoiceOption::Mode(
-                    ToolChoiceOptions::Required,
-                )),
-                ToolChoice::Function { name } if forms == ToolChoiceForms::All => Some(
-                    ChatCompletionToolChoiceOption::Function(ChatCompletionNamedToolChoice {
-                        function: FunctionName { name: name.clone() },
-                    }),
-                ),
-                ToolChoice::Function { name } => {
-                    tracing::warn!(tool = %name, "the server takes no named tool_choice; not sent");
-                    None
-                }
-            }),
-        };
+        out.tool_choice = wire_tool_choice(req, quirks);
         if quirks.send_parallel_tool_calls {
             out.parallel_tool_calls = req.parallel_tool_calls;
         }
     }
     if let Some(max) = req.max_tokens {
-        let completion_field = match quirks.max_tokens_field {
-            MaxTokensField::Auto => uses_max_completion_tokens(model),
-            MaxTokensField::MaxTokens => false,
-            MaxTokensField::MaxCompletionTokens => true,
-        };
-        if completion_field {
+        if uses_completion_field(model, quirks) {
             out.max_completion_tokens = Some(max);
         } else {
             out.max_tokens = Some(max);
@@ -1124,11 +1146,195 @@ fn build_request(model: &str, req: &ChatRequest, quirks: &Quirks) -> CreateChatC
     out
 }
 
+/// The request's `tool_choice` in the forms the server takes.
+fn wire_tool_choice(req: &ChatRequest, quirks: &Quirks) -> Option<ChatCompletionToolChoiceOption> {
+    match quirks.tool_choice {
+        ToolChoiceForms::Omit => None,
+        forms => req.tool_choice.as_ref().and_then(|c| match c {
+            ToolChoice::Auto => Some(ChatCompletionToolChoiceOption::Mode(
+                ToolChoiceOptions::Auto,
+            )),
+            ToolChoice::None => Some(ChatCompletionToolChoiceOption::Mode(
+                ToolChoiceOptions::None,
+            )),
+            ToolChoice::Required => Some(ChatCompletionToolChoiceOption::Mode(
+                ToolChoiceOptions::Required,
+            )),
+            ToolChoice::Function { name } if forms == ToolChoiceForms::All => Some(
+                ChatCompletionToolChoiceOption::Function(ChatCompletionNamedToolChoice {
+                    function: FunctionName { name: name.clone() },
+                }),
+            ),
+            ToolChoice::Function { name } => {
+                tracing::warn!(tool = %name, "the server takes no named tool_choice; not sent");
+                None
+            }
+        }),
+    }
+}
+
+/// Whether the token bound goes as `max_completion_tokens` (else `max_tokens`).
+fn uses_completion_field(model: &str, quirks: &Quirks) -> bool {
+    match quirks.max_tokens_field {
+        MaxTokensField::Auto => uses_max_completion_tokens(model),
+        MaxTokensField::MaxTokens => false,
+        MaxTokensField::MaxCompletionTokens => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::ToolDefinition;
+    use async_openai::types::chat::{
+        ChatCompletionTools, CreateChatCompletionRequest, FunctionObject,
+    };
     use serde_json::json;
+
+    /// The request as async-openai's own type holds it (the builder before the borrowed
+    /// [`WireRequest`]): the reference the wire form must serialize exactly as.
+    #[allow(deprecated)] // `max_tokens` and `seed`, set as argent always set them
+    fn reference_request(
+        model: &str,
+        req: &ChatRequest,
+        quirks: &Quirks,
+    ) -> CreateChatCompletionRequest {
+        let mut out = CreateChatCompletionRequest {
+            model: model.to_string(),
+            messages: req.messages.iter().map(to_wire_message).collect(),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            seed: req.seed,
+            ..Default::default()
+        };
+        if !req.tools.is_empty() {
+            out.tools = Some(
+                req.tools
+                    .iter()
+                    .map(|t| {
+                        ChatCompletionTools::Function(
+                            async_openai::types::chat::ChatCompletionTool {
+                                function: FunctionObject {
+                                    name: t.name.clone(),
+                                    description: (!t.description.is_empty())
+                                        .then(|| t.description.clone()),
+                                    parameters: (!t.parameters.is_null())
+                                        .then(|| t.parameters.clone()),
+                                    strict: (quirks.strict_tools
+                                        && !t.parameters.is_null()
+                                        && strict_compatible(&t.parameters))
+                                    .then_some(true),
+                                },
+                            },
+                        )
+                    })
+                    .collect(),
+            );
+            out.tool_choice = wire_tool_choice(req, quirks);
+            if quirks.send_parallel_tool_calls {
+                out.parallel_tool_calls = req.parallel_tool_calls;
+            }
+        }
+        if let Some(max) = req.max_tokens {
+            if uses_completion_field(model, quirks) {
+                out.max_completion_tokens = Some(max);
+            } else {
+                out.max_tokens = Some(max);
+            }
+        }
+        out
+    }
+
+    /// Every shape of request argent sends (tools or none, each tool choice, each token
+    /// field, strict schemas, the optional numbers set and not, a schema-less tool and one
+    /// without a description): the borrowed wire form's body is async-openai's, byte for
+    /// byte.
+    #[test]
+    fn the_wire_request_is_byte_for_byte_async_openais() {
+        let messages = vec![
+            ChatMessage::system("sys \"quoted\" \u{e9}\n"),
+            ChatMessage::user("hi"),
+            ChatMessage::assistant_tool_calls(
+                Some("let me look".into()),
+                vec![ToolCall::new(
+                    "c1",
+                    "read_aging",
+                    "{\"customer_id\":\"C-1\"}",
+                )],
+            ),
+            ChatMessage::tool_result("c1", "{\"ok\":true}"),
+            ChatMessage::assistant_tool_calls(None, vec![ToolCall::new("c2", "x", "{}")]),
+        ];
+        let tools = vec![
+            ToolDefinition::new(
+                "read_aging",
+                "Read aging",
+                json!({"type": "object", "properties": {"customer_id": {"type": "string"}},
+                       "required": ["customer_id"], "additionalProperties": false}),
+            ),
+            ToolDefinition::new("bare", "", serde_json::Value::Null),
+        ];
+        let choices = [
+            None,
+            Some(ToolChoice::Auto),
+            Some(ToolChoice::None),
+            Some(ToolChoice::Required),
+            Some(ToolChoice::Function {
+                name: "read_aging".into(),
+            }),
+        ];
+        let mut quirk_sets = Vec::new();
+        for strict_tools in [false, true] {
+            for tool_choice in [ToolChoiceForms::All, ToolChoiceForms::Omit] {
+                for field in [
+                    MaxTokensField::Auto,
+                    MaxTokensField::MaxTokens,
+                    MaxTokensField::MaxCompletionTokens,
+                ] {
+                    for send_parallel_tool_calls in [false, true] {
+                        quirk_sets.push(Quirks {
+                            strict_tools,
+                            tool_choice,
+                            max_tokens_field: field,
+                            send_parallel_tool_calls,
+                        });
+                    }
+                }
+            }
+        }
+        let mut checked = 0;
+        for with_tools in [false, true] {
+            for choice in &choices {
+                for numbers in [false, true] {
+                    let mut req = ChatRequest::new(messages.clone());
+                    if with_tools {
+                        req = req.with_tools(tools.clone());
+                    }
+                    req.tool_choice = choice.clone();
+                    if numbers {
+                        req = req
+                            .with_temperature(0.25)
+                            .with_max_tokens(300)
+                            .with_seed(7)
+                            .with_parallel_tool_calls(false);
+                        req.top_p = Some(0.5);
+                    }
+                    for quirks in &quirk_sets {
+                        for model in ["gpt-4o-mini", "o3-mini"] {
+                            let wire =
+                                serde_json::to_string(&build_request(model, &req, quirks)).unwrap();
+                            let reference =
+                                serde_json::to_string(&reference_request(model, &req, quirks))
+                                    .unwrap();
+                            assert_eq!(wire, reference);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 5 * 2 * 24 * 2);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: std::collections::HashMap<String, String> = pairs

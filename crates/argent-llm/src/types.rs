@@ -5,6 +5,7 @@
 //! that is also the shape stored in cassettes (see the crate docs).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -196,13 +197,41 @@ pub enum ToolChoice {
     Function { name: String },
 }
 
+fn no_tools(tools: &Arc<Vec<ToolDefinition>>) -> bool {
+    tools.is_empty()
+}
+
+/// `ChatRequest::tools` as a plain list (serde's `Arc` support is behind a feature).
+mod shared_tools {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ToolDefinition;
+
+    pub fn serialize<S: Serializer>(
+        tools: &Arc<Vec<ToolDefinition>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        tools.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<Vec<ToolDefinition>>, D::Error> {
+        Vec::<ToolDefinition>::deserialize(d).map(Arc::new)
+    }
+}
+
 /// A request to a chat model. The model name is not part of the request: it
 /// belongs to the configured [`ChatModel`](crate::ChatModel).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolDefinition>,
+    /// Shared, not copied: an agent sends the same definitions (each with its JSON Schema)
+    /// with every request.
+    #[serde(default, skip_serializing_if = "no_tools", with = "shared_tools")]
+    pub tools: Arc<Vec<ToolDefinition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +259,12 @@ impl ChatRequest {
     }
 
     pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
+        self.tools = Arc::new(tools);
+        self
+    }
+
+    /// As [`ChatRequest::with_tools`], with definitions the caller keeps and shares.
+    pub fn with_shared_tools(mut self, tools: Arc<Vec<ToolDefinition>>) -> Self {
         self.tools = tools;
         self
     }

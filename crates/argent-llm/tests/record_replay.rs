@@ -227,7 +227,7 @@ async fn a_changed_tool_set_or_history_is_reported() {
     // Tool dropped from the request.
     let replayer = Replayer::open(&path).unwrap();
     let mut req = collections_request(INBOUND);
-    req.tools.truncate(1);
+    std::sync::Arc::make_mut(&mut req.tools).truncate(1);
     let err = replayer.chat(&req).await.unwrap_err();
     assert!(
         err.to_string()

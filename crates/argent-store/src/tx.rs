@@ -66,9 +66,10 @@
 //! the latest), and from then on the transaction can only roll back. Audit appends are
 //! kept in the `StoreTx` and sent with the `COMMIT` too, by a statement that stages them;
 //! the store's chainer chains them afterwards on the head as it stands then (see `audit`),
-//! so no transaction holds the audit head's lock. (The values as literals are parsed and
-//! planned by the server each time, where sqlx's bound statements are prepared once a
-//! connection; what that costs against the round trips it saves is in the README, #13.)
+//! so no transaction holds the audit head's lock. The writes every model step queues, and
+//! the audit staging, are prepared by each session when it connects and queued as
+//! `EXECUTE` with the same literals (`prepared`), so the server does not parse and plan
+//! them each time; any other queued write is parsed and planned with its literals.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -599,6 +599,12 @@ const CHAIN_LOCK: i32 = 0x6172_6765;
 /// the chaining appends the seq and `}`.
 fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
     use crate::pg_text_literal as text;
+    fn opt_text(out: &mut String, s: Option<&str>) {
+        match s {
+            Some(s) => text(out, s),
+            None => out.push_str("NULL"),
+        }
+    }
     // One array a column, in the events' order (see `prepared::STAGE_SQL`).
     let mut columns: [String; 7] = Default::default();
     for (i, q) in pending.iter().enumerate() {
@@ -621,14 +627,8 @@ fn stage_and_commit_sql(pending: &[QueuedEvent]) -> Result<String> {
         let [c_prefix, c_at, c_run, c_customer, c_actor, c_kind, c_rules] = &mut columns;
         text(c_prefix, prefix);
         c_at.push_str(&format!("'{}'", format_at(e.at)));
-        match e.run_id.as_deref() {
-            Some(s) => text(c_run, s),
-            None => c_run.push_str("NULL"),
-        }
-        match e.customer_id.as_deref() {
-            Some(s) => text(c_customer, s),
-            None => c_customer.push_str("NULL"),
-        }
+        opt_text(c_run, e.run_id.as_deref());
+        opt_text(c_customer, e.customer_id.as_deref());
         text(c_actor, &e.actor);
         text(c_kind, &e.kind);
         text(c_rules, &q.rules);

@@ -902,7 +902,7 @@ impl Type<Sqlite> for Arg {
 /// `$` inside a quoted string or identifier is copied as it is. It scans bytes and copies
 /// the text between parameters whole (every byte it stops at is ASCII, so each piece is
 /// whole characters): a step's batch renumbers some 35 statements (#16).
-fn map_params(
+pub(crate) fn map_params(
     out: &mut String,
     sql: &str,
     mut param: impl FnMut(&mut String, usize) -> Result<()>,
